@@ -1,0 +1,158 @@
+"""The storage contract: what the executor asks of every backend.
+
+A storage opens transactions; a transaction inserts, selects and updates task-execution records
+filtered by one of three ``where`` variants. Everything here is a frozen dataclass, tagged with a
+``Literal`` ``type`` where it is one arm of a union, so ``match``/``isinstance`` narrow it.
+
+Semantics every backend honours (the contract tests check them):
+
+* ``limit=None`` means unlimited, ``limit=0`` means no rows.
+* Results are ordered: ``WhereByStartAtLessThan`` by ``start_at``, ``WhereByStatuses`` by
+  ``updated_at``, ``WhereByExecutionIds`` by insertion; ties are broken by insertion order.
+* Every optional filter that is not ``None`` is an equality filter (``False`` included).
+* ``version`` in a ``where`` is an optimistic-locking guard; ``version`` in an update writes it.
+* In an update, ``None`` means "leave unchanged"; ``unset_error``/``unset_expires_at`` clear.
+* ``skip_locked_for_update`` locks the selected rows until the transaction ends and skips rows
+  that other transactions hold; backends that serialise write transactions may ignore it.
+* Inserting an ``execution_id`` that exists raises :class:`DuplicateExecutionIdError` and the
+  transaction stores nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal, Protocol, TypeAlias
+
+from durable_execution.model import (
+    ChildTaskError,
+    ExecutionErrorInfo,
+    ParentTaskRef,
+    RetryOptions,
+    TaskExecutionStatus,
+    TaskRef,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskExecutionRecord:
+    """One stored execution: a top-level, child or finalize execution are all one row."""
+
+    task_id: str
+    execution_id: str
+    retry_options: RetryOptions
+    sleep_ms_before_run: int
+    timeout_ms: int
+    run_input: str
+    status: TaskExecutionStatus
+    start_at: datetime
+    created_at: datetime
+    updated_at: datetime
+    root_task: TaskRef | None = None
+    parent_task: ParentTaskRef | None = None
+    run_output: str | None = None
+    output: str | None = None
+    children_tasks_completed_count: int = 0
+    children_tasks: tuple[TaskRef, ...] | None = None
+    children_tasks_errors: tuple[ChildTaskError, ...] | None = None
+    finalize_task: TaskRef | None = None
+    finalize_task_error: ExecutionErrorInfo | None = None
+    error: ExecutionErrorInfo | None = None
+    is_closed: bool = False
+    needs_promise_cancellation: bool = False
+    retry_attempts: int = 0
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    expires_at: datetime | None = None
+    version: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class WhereByExecutionIds:
+    execution_ids: Sequence[str]
+    statuses: Sequence[TaskExecutionStatus] | None = None
+    needs_promise_cancellation: bool | None = None
+    version: int | None = None
+    type: Literal["by_execution_ids"] = "by_execution_ids"
+
+
+@dataclass(frozen=True, slots=True)
+class WhereByStatuses:
+    statuses: Sequence[TaskExecutionStatus]
+    is_closed: bool | None = None
+    expires_at_less_than: datetime | None = None
+    type: Literal["by_statuses"] = "by_statuses"
+
+
+@dataclass(frozen=True, slots=True)
+class WhereByStartAtLessThan:
+    statuses: Sequence[TaskExecutionStatus]
+    start_at_less_than: datetime
+    type: Literal["by_start_at_less_than"] = "by_start_at_less_than"
+
+
+TaskExecutionWhere: TypeAlias = WhereByExecutionIds | WhereByStatuses | WhereByStartAtLessThan
+
+
+@dataclass(frozen=True, slots=True)
+class TaskExecutionUpdate:
+    """A partial update: ``None`` leaves a field as it is."""
+
+    updated_at: datetime
+    run_output: str | None = None
+    output: str | None = None
+    children_tasks_completed_count: int | None = None
+    children_tasks: tuple[TaskRef, ...] | None = None
+    children_tasks_errors: tuple[ChildTaskError, ...] | None = None
+    finalize_task: TaskRef | None = None
+    finalize_task_error: ExecutionErrorInfo | None = None
+    error: ExecutionErrorInfo | None = None
+    unset_error: bool = False
+    status: TaskExecutionStatus | None = None
+    is_closed: bool | None = None
+    needs_promise_cancellation: bool | None = None
+    retry_attempts: int | None = None
+    start_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    expires_at: datetime | None = None
+    unset_expires_at: bool = False
+    version: int | None = None
+
+
+class DurableStorageTx(Protocol):
+    """One open transaction. Never shared between tasks; never nested."""
+
+    async def insert_task_executions(self, executions: Sequence[TaskExecutionRecord]) -> None: ...
+
+    async def get_task_execution_ids(
+        self,
+        where: TaskExecutionWhere,
+        *,
+        limit: int | None = None,
+        skip_locked_for_update: bool = False,
+    ) -> list[str]: ...
+
+    async def get_task_executions(
+        self,
+        where: TaskExecutionWhere,
+        *,
+        limit: int | None = None,
+        skip_locked_for_update: bool = False,
+    ) -> list[TaskExecutionRecord]: ...
+
+    async def update_task_executions(
+        self, where: TaskExecutionWhere, update: TaskExecutionUpdate
+    ) -> int: ...
+
+
+class DurableStorage(Protocol):
+    """A place executions live. ``transaction()`` commits on normal exit, rolls back on error.
+
+    Several transactions may be open at once (from concurrent asyncio tasks); a backend that
+    cannot run them in parallel must queue them, never fail them.
+    """
+
+    def transaction(self) -> AbstractAsyncContextManager[DurableStorageTx]: ...
