@@ -1,0 +1,102 @@
+"""Durable tasks for Python: executions stored in a database that survive crashes, retry, time
+out, can be cancelled and fan out into children. Everything a user needs is importable from here.
+"""
+
+from durable_execution.builders import InputValidatedTaskBuilder
+from durable_execution.errors import (
+    DurableExecutionCancelledError,
+    DurableExecutionError,
+    DurableExecutionNotFoundError,
+    DurableExecutionTimedOutError,
+)
+from durable_execution.executions import (
+    ActiveTaskExecution,
+    CancelledExecution,
+    ChildrenTasksFailedExecution,
+    CompletedExecution,
+    FailedExecution,
+    FinalizeTaskFailedExecution,
+    FinishedTaskExecution,
+    ReadyExecution,
+    RunningExecution,
+    TaskExecution,
+    TimedOutExecution,
+    WaitingForChildrenTasksExecution,
+    WaitingForFinalizeTaskExecution,
+)
+from durable_execution.executor import DurableExecutor, TaskDecorator
+from durable_execution.handle import TaskHandle
+from durable_execution.model import (
+    ChildTaskError,
+    ErrorType,
+    ExecutionErrorInfo,
+    ParentTaskRef,
+    RetryOptions,
+    TaskExecutionStatus,
+    TaskRef,
+)
+from durable_execution.payloads import ChildTaskOutput, FinalizeTaskInput, ParentTaskOutput
+from durable_execution.serializer import CheckedSerializer, JsonSerializer, Serializer
+from durable_execution.storage import (
+    DuplicateExecutionIdError,
+    DurableStorage,
+    DurableStorageTx,
+    InMemoryStorage,
+    StorageError,
+)
+from durable_execution.tasks import (
+    ChildTask,
+    FinalizeTask,
+    ParentTaskResult,
+    Task,
+    TaskContext,
+    TaskEnqueueOptions,
+)
+
+__all__ = [
+    "ActiveTaskExecution",
+    "CancelledExecution",
+    "CheckedSerializer",
+    "ChildTask",
+    "ChildTaskError",
+    "ChildTaskOutput",
+    "ChildrenTasksFailedExecution",
+    "CompletedExecution",
+    "DuplicateExecutionIdError",
+    "DurableExecutionCancelledError",
+    "DurableExecutionError",
+    "DurableExecutionNotFoundError",
+    "DurableExecutionTimedOutError",
+    "DurableExecutor",
+    "DurableStorage",
+    "DurableStorageTx",
+    "ErrorType",
+    "ExecutionErrorInfo",
+    "FailedExecution",
+    "FinalizeTask",
+    "FinalizeTaskFailedExecution",
+    "FinalizeTaskInput",
+    "FinishedTaskExecution",
+    "InMemoryStorage",
+    "InputValidatedTaskBuilder",
+    "JsonSerializer",
+    "ParentTaskOutput",
+    "ParentTaskRef",
+    "ParentTaskResult",
+    "ReadyExecution",
+    "RetryOptions",
+    "RunningExecution",
+    "Serializer",
+    "StorageError",
+    "Task",
+    "TaskContext",
+    "TaskDecorator",
+    "TaskEnqueueOptions",
+    "TaskExecution",
+    "TaskExecutionStatus",
+    "TaskHandle",
+    "TaskRef",
+    "TimedOutExecution",
+    "WaitingForChildrenTasksExecution",
+    "WaitingForFinalizeTaskExecution",
+]

@@ -1,0 +1,91 @@
+"""Cancelling executions: by a user's handle, and runs cancelled from another process.
+
+A cancel writes the finished status ``cancelled`` (guarded by the status and version it read).
+If the execution runs in this process its attempt is cancelled at once and the row's
+``needs_promise_cancellation`` flag is left false; otherwise the flag asks whichever executor runs
+it to stop it, which :class:`RemoteCancellationWatcher` does for this executor's runs.
+"""
+
+from __future__ import annotations
+
+from durable_execution import clock
+from durable_execution._runtime import Runtime
+from durable_execution.errors import DurableExecutionCancelledError, DurableExecutionError
+from durable_execution.model import ACTIVE_STATUSES
+from durable_execution.storage.types import (
+    DurableStorageTx,
+    TaskExecutionUpdate,
+    WhereByExecutionIds,
+)
+
+_MAX_CONFLICTS = 5
+
+
+async def cancel_execution(runtime: Runtime, execution_id: str) -> None:
+    """Cancel ``execution_id`` if it is still active; a no-op for finished or unknown ones."""
+    error = DurableExecutionCancelledError().to_info()
+
+    async def cancel(tx: DurableStorageTx) -> bool:
+        for _ in range(_MAX_CONFLICTS):
+            rows = await tx.get_task_executions(WhereByExecutionIds([execution_id]))
+            if not rows or rows[0].status not in ACTIVE_STATUSES:
+                return False
+            row = rows[0]
+            now = clock.now()
+            local = row.status == "running" and execution_id in runtime.running
+            matched = await tx.update_task_executions(
+                WhereByExecutionIds([execution_id], statuses=[row.status], version=row.version),
+                TaskExecutionUpdate(
+                    updated_at=now,
+                    status="cancelled",
+                    error=error,
+                    needs_promise_cancellation=not local,
+                    finished_at=now,
+                    version=row.version + 1,
+                ),
+            )
+            if matched:
+                return True
+        raise DurableExecutionError(
+            f"Could not cancel execution {execution_id}: it kept changing", is_retryable=True
+        )
+
+    if not await runtime.transactions.run(cancel):
+        return
+    runtime.executions_finished([execution_id])
+    local_run = runtime.running.get(execution_id)
+    if local_run is not None:
+        local_run.request_cancel()
+
+
+class RemoteCancellationWatcher:
+    """Stops local runs whose rows another process cancelled (``needs_promise_cancellation``)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._rt = runtime
+
+    async def batch(self) -> bool:
+        rt = self._rt
+        local_ids = list(rt.running)
+        if not local_ids:
+            return False
+
+        async def claim(tx: DurableStorageTx) -> list[str]:
+            found = await tx.get_task_execution_ids(
+                WhereByExecutionIds(local_ids, needs_promise_cancellation=True),
+                limit=rt.config.batch_size,
+                skip_locked_for_update=True,
+            )
+            if found:
+                await tx.update_task_executions(
+                    WhereByExecutionIds(found),
+                    TaskExecutionUpdate(updated_at=clock.now(), needs_promise_cancellation=False),
+                )
+            return found
+
+        found = await rt.transactions.run(claim)
+        for execution_id in found:
+            local_run = rt.running.get(execution_id)
+            if local_run is not None:
+                local_run.request_cancel()
+        return bool(found)

@@ -1,0 +1,334 @@
+"""Running one claimed attempt and storing what it produced.
+
+Each attempt is one asyncio task. The user's function runs under ``asyncio.timeout(timeout_ms)``;
+when the timeout fires or the execution is cancelled, the asyncio task is really cancelled, so an
+async run function stops at its next ``await``. A sync run function runs in a worker thread
+(``asyncio.to_thread``) so it cannot block the event loop; a thread cannot be interrupted, so a
+timed-out or cancelled sync function keeps running in its thread until it returns (it can poll
+``ctx.is_cancelled()``), and whatever it returns is discarded.
+
+Every result write is guarded by ``status = running`` and the version the claim wrote, and
+children or the finalize execution are inserted in the same transaction only if that guard
+matched: a cancelled or re-claimed execution never gets a stale result or orphan children.
+
+A run that succeeded but whose result cannot be stored (the storage is down beyond the
+transaction retries) is not turned into a task failure: the row stays ``running`` and the lease
+expiry re-runs it, as it would after a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+from durable_execution import clock
+from durable_execution._local_runs import LocalRun
+from durable_execution._options import (
+    resolve_enqueue_options,
+    retry_delay_ms,
+    should_retry,
+)
+from durable_execution._records import descendant_links, new_record
+from durable_execution._registry import loaded_input, storable_input, validated_input
+from durable_execution._runtime import Runtime
+from durable_execution.errors import (
+    DurableExecutionError,
+    DurableExecutionNotFoundError,
+    DurableExecutionTimedOutError,
+    error_info_from_exception,
+    terminal_status_for,
+)
+from durable_execution.ids import generate_execution_id
+from durable_execution.model import TaskRef
+from durable_execution.payloads import FinalizeTaskInput, ParentTaskOutput
+from durable_execution.storage.types import (
+    DurableStorageTx,
+    TaskExecutionRecord,
+    TaskExecutionUpdate,
+    WhereByExecutionIds,
+)
+from durable_execution.tasks import (
+    ChildTask,
+    ParentTaskResult,
+    TaskContext,
+    TaskDefinition,
+)
+
+
+@dataclass(slots=True)
+class _Outcome:
+    """The write an attempt ends with, and what to do once it is committed."""
+
+    update: TaskExecutionUpdate
+    inserts: list[TaskExecutionRecord] = field(default_factory=list)
+    finished: bool = False
+    wake_at: list[datetime] = field(default_factory=list)
+
+
+class Runner:
+    def __init__(self, runtime: Runtime) -> None:
+        self._rt = runtime
+
+    def start(self, record: TaskExecutionRecord, definition: TaskDefinition) -> None:
+        """Start the attempt ``record`` (already claimed, version = the claimed version)."""
+        running = self._rt.running
+        stale = running.get(record.execution_id)
+        if stale is not None:
+            # Our own earlier attempt whose lease expired: its result would be refused anyway.
+            stale.request_cancel()
+        local = LocalRun(record.execution_id, record.version)
+        local.task = asyncio.create_task(
+            self._run(local, record, definition), name=f"durable-execution:{record.execution_id}"
+        )
+        running[record.execution_id] = local
+
+    async def _run(
+        self, local: LocalRun, record: TaskExecutionRecord, definition: TaskDefinition
+    ) -> None:
+        try:
+            outcome = await self._attempt(local, record, definition)
+            if outcome is not None:
+                await self._store(local, record, outcome)
+        except Exception:
+            self._rt.logger.exception("Unexpected error running execution %s", record.execution_id)
+        finally:
+            local.cancel_event.set()
+            if self._rt.running.get(record.execution_id) is local:
+                del self._rt.running[record.execution_id]
+            self._rt.ready_wakeup.set()  # a slot is free
+
+    async def _attempt(
+        self, local: LocalRun, record: TaskExecutionRecord, definition: TaskDefinition
+    ) -> _Outcome | None:
+        """Run the user's function once; the outcome to store, or None if nothing may be."""
+        rt = self._rt
+        ctx = TaskContext(
+            task_id=record.task_id,
+            execution_id=record.execution_id,
+            attempt=record.retry_attempts,
+            prev_error=record.error,
+            cancelled=local.cancel_event,
+            shutdown=rt.shutdown_event,
+        )
+        try:
+            stored_input = rt.serializer.deserialize(record.run_input)
+            run_input = loaded_input(definition, stored_input)
+            if local.cancel_requested:
+                return None
+            timeout = asyncio.timeout(record.timeout_ms / 1000)
+            local.in_user_code = True
+            try:
+                async with timeout:
+                    result = await self._invoke(definition, ctx, run_input)
+            except TimeoutError:
+                if not timeout.expired():
+                    raise  # the user's own TimeoutError: an ordinary failure
+                local.cancel_event.set()
+                raise DurableExecutionTimedOutError() from None
+            finally:
+                local.in_user_code = False
+            return await self._success(record, definition, stored_input, result)
+        except asyncio.CancelledError:
+            if not local.cancel_requested:
+                raise
+            # We cancelled it: the row is cancelled (or re-claimed) already; nothing to store.
+            current = asyncio.current_task()
+            if current is not None:
+                current.uncancel()
+            return None
+        except Exception as error:
+            return self._failure(record, error)
+
+    @staticmethod
+    async def _invoke(definition: TaskDefinition, ctx: TaskContext, run_input: object) -> object:
+        if definition.is_async:
+            result: object = await definition.run(ctx, run_input)
+            return result
+        result = await asyncio.to_thread(definition.run, ctx, run_input)
+        if inspect.isawaitable(result):  # a sync callable that returned a coroutine
+            result = await result
+        return result
+
+    async def _success(
+        self,
+        record: TaskExecutionRecord,
+        definition: TaskDefinition,
+        stored_input: object,
+        result: object,
+    ) -> _Outcome:
+        """Prepare the write of a successful attempt (still part of it: errors fail it).
+
+        ``stored_input`` is the run input as stored (before ``load_input``): the finalize input
+        carries that form, so that it serializes whatever the run input's type.
+        """
+        rt = self._rt
+        serializer = rt.serializer
+        if definition.shape == "parent":
+            if not isinstance(result, ParentTaskResult):
+                raise DurableExecutionError(
+                    f"run_parent of task {definition.id} must return a ParentTaskResult, got"
+                    f" {type(result).__name__}",
+                    is_retryable=False,
+                )
+            output, children = result.output, tuple(result.children_tasks)
+        else:
+            output, children = result, ()
+        run_output = serializer.serialize_limited(output)
+        now = clock.now()
+
+        if children:
+            inserts = [
+                await self._child_record(record, index, child, now)
+                for index, child in enumerate(children)
+            ]
+            return _Outcome(
+                update=TaskExecutionUpdate(
+                    updated_at=now,
+                    status="waiting_for_children_tasks",
+                    run_output=run_output,
+                    children_tasks=tuple(
+                        TaskRef(task_id=child.task_id, execution_id=child.execution_id)
+                        for child in inserts
+                    ),
+                    unset_error=True,
+                ),
+                inserts=inserts,
+                wake_at=[child.start_at for child in inserts],
+            )
+
+        finalize = definition.finalize
+        if finalize is not None:
+            finalize_input = FinalizeTaskInput(input=stored_input, output=output)
+            root, parent = descendant_links(record, finalize=True)
+            finalize_record = new_record(
+                task_id=finalize.id,
+                execution_id=generate_execution_id(),
+                options=resolve_enqueue_options(finalize, None),
+                run_input=serializer.serialize(finalize_input),
+                now=now,
+                root_task=root,
+                parent_task=parent,
+            )
+            return _Outcome(
+                update=TaskExecutionUpdate(
+                    updated_at=now,
+                    status="waiting_for_finalize_task",
+                    run_output=run_output,
+                    children_tasks=(),
+                    finalize_task=TaskRef(
+                        task_id=finalize.id, execution_id=finalize_record.execution_id
+                    ),
+                    unset_error=True,
+                ),
+                inserts=[finalize_record],
+                wake_at=[finalize_record.start_at],
+            )
+
+        final_output = (
+            run_output
+            if definition.shape == "simple"
+            else serializer.serialize(ParentTaskOutput(output=output))
+        )
+        return _Outcome(
+            update=TaskExecutionUpdate(
+                updated_at=now,
+                status="completed",
+                run_output=run_output,
+                output=final_output,
+                children_tasks=(),
+                unset_error=True,
+                finished_at=now,
+            ),
+            finished=True,
+        )
+
+    async def _child_record(
+        self, parent: TaskExecutionRecord, index: int, child: object, now: datetime
+    ) -> TaskExecutionRecord:
+        if not isinstance(child, ChildTask):
+            raise DurableExecutionError(
+                f"Child {index} of task {parent.task_id} must be a ChildTask, got"
+                f" {type(child).__name__}",
+                is_retryable=False,
+            )
+        child_id = child.task.id
+        definition = self._rt.registry.get(child_id)
+        if definition is None:
+            raise DurableExecutionNotFoundError(
+                f"Child task {child_id} not found. Register it with this executor first"
+            )
+        options = resolve_enqueue_options(definition, child.options)
+        validated = await validated_input(definition, child.input)
+        run_input = self._rt.serializer.serialize_limited(storable_input(definition, validated))
+        root, parent_ref = descendant_links(parent, finalize=False)
+        return new_record(
+            task_id=child_id,
+            execution_id=generate_execution_id(),
+            options=options,
+            run_input=run_input,
+            now=now,
+            root_task=root,
+            parent_task=parent_ref,
+        )
+
+    def _failure(self, record: TaskExecutionRecord, error: Exception) -> _Outcome:
+        info = error_info_from_exception(error)
+        now = clock.now()
+        if should_retry(record.retry_options, record.retry_attempts, info.is_retryable):
+            delay = retry_delay_ms(record.retry_options, record.retry_attempts)
+            start_at = clock.truncate_to_ms(now + timedelta(milliseconds=delay))
+            return _Outcome(
+                update=TaskExecutionUpdate(
+                    updated_at=now,
+                    status="ready",
+                    error=info,
+                    retry_attempts=record.retry_attempts + 1,
+                    start_at=start_at,
+                    unset_expires_at=True,
+                ),
+                wake_at=[start_at],
+            )
+        return _Outcome(
+            update=TaskExecutionUpdate(
+                updated_at=now, status=terminal_status_for(info), error=info, finished_at=now
+            ),
+            finished=True,
+        )
+
+    async def _store(self, local: LocalRun, record: TaskExecutionRecord, outcome: _Outcome) -> None:
+        execution_id = record.execution_id
+        version = local.claimed_version
+        update = _with_version(outcome.update, version + 1)
+
+        async def write(tx: DurableStorageTx) -> bool:
+            matched = await tx.update_task_executions(
+                WhereByExecutionIds([execution_id], statuses=["running"], version=version), update
+            )
+            if matched and outcome.inserts:
+                await tx.insert_task_executions(outcome.inserts)
+            return matched > 0
+
+        try:
+            stored = await self._rt.transactions.run(write)
+        except Exception:
+            self._rt.logger.exception(
+                "Could not store the result of execution %s; it stays running until its lease"
+                " expires and is then retried",
+                execution_id,
+            )
+            return
+        if not stored:
+            self._rt.logger.debug(
+                "Result of execution %s dropped: it is no longer this attempt's", execution_id
+            )
+            return
+        if outcome.finished:
+            self._rt.executions_finished([execution_id])
+        if outcome.wake_at:
+            self._rt.wake_ready_at(outcome.wake_at)
+
+
+def _with_version(update: TaskExecutionUpdate, version: int) -> TaskExecutionUpdate:
+    return replace(update, version=version)

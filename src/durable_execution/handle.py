@@ -1,0 +1,114 @@
+"""A handle on one execution: read it, wait for it to finish, cancel it.
+
+Waiting is event-driven: the executor that created the handle wakes it whenever it commits a
+finished status for this execution, and the handle polls storage every ``polling_interval_ms``
+(default 1000) only to see changes made by other processes. Handles keep working after the
+executor shut down (then they only poll).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Final, Generic, TypeVar, cast
+
+from durable_execution._cancellation import cancel_execution
+from durable_execution._runtime import Runtime
+from durable_execution.errors import DurableExecutionNotFoundError, DurableExecutionTimedOutError
+from durable_execution.executions import (
+    FinishedTaskExecution,
+    TaskExecution,
+    execution_from_record,
+)
+from durable_execution.model import FINISHED_STATUSES
+from durable_execution.storage.types import (
+    DurableStorageTx,
+    TaskExecutionRecord,
+    WhereByExecutionIds,
+)
+
+OutputT_co = TypeVar("OutputT_co", covariant=True)
+
+DEFAULT_POLLING_INTERVAL_MS: Final = 1000
+
+
+async def read_record(runtime: Runtime, execution_id: str) -> TaskExecutionRecord:
+    async def read(tx: DurableStorageTx) -> list[TaskExecutionRecord]:
+        return await tx.get_task_executions(WhereByExecutionIds([execution_id]))
+
+    rows = await runtime.transactions.run(read)
+    if not rows:
+        raise DurableExecutionNotFoundError(f"Execution {execution_id} not found")
+    return rows[0]
+
+
+class TaskHandle(Generic[OutputT_co]):
+    __slots__ = ("_execution_id", "_rt", "_task_id")
+
+    def __init__(self, runtime: Runtime, task_id: str, execution_id: str) -> None:
+        self._rt = runtime
+        self._task_id = task_id
+        self._execution_id = execution_id
+
+    @property
+    def task_id(self) -> str:
+        return self._task_id
+
+    @property
+    def execution_id(self) -> str:
+        return self._execution_id
+
+    def _public(self, record: TaskExecutionRecord) -> TaskExecution[OutputT_co]:
+        # The output was produced by this handle's task, whose output type is OutputT.
+        return cast("TaskExecution[OutputT_co]", execution_from_record(record, self._rt.serializer))
+
+    async def get_execution(self) -> TaskExecution[OutputT_co]:
+        return self._public(await read_record(self._rt, self._execution_id))
+
+    async def wait_and_get_finished_execution(
+        self, *, polling_interval_ms: int | None = None, timeout_ms: int | None = None
+    ) -> FinishedTaskExecution[OutputT_co]:
+        """The execution once it finished.
+
+        Raises :class:`DurableExecutionTimedOutError` if ``timeout_ms`` passes first. Cancelling
+        the awaiting coroutine only stops the wait, never the execution.
+        """
+        interval_s = (
+            polling_interval_ms
+            if polling_interval_ms is not None and polling_interval_ms > 0
+            else DEFAULT_POLLING_INTERVAL_MS
+        ) / 1000
+        deadline = asyncio.timeout(None if timeout_ms is None else max(timeout_ms, 0) / 1000)
+        try:
+            async with deadline:
+                return await self._wait_finished(interval_s)
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            raise DurableExecutionTimedOutError(
+                f"Timed out waiting for execution {self._execution_id} to finish"
+            ) from None
+
+    async def _wait_finished(self, interval_s: float) -> FinishedTaskExecution[OutputT_co]:
+        notifier = self._rt.notifier
+        # Subscribed before the first read, so a finish committed in between is not missed.
+        finished = notifier.subscribe(self._execution_id)
+        try:
+            while True:
+                finished.clear()
+                record = await read_record(self._rt, self._execution_id)
+                if record.status in FINISHED_STATUSES:
+                    return cast("FinishedTaskExecution[OutputT_co]", self._public(record))
+                try:
+                    async with asyncio.timeout(interval_s):
+                        await finished.wait()
+                except TimeoutError:
+                    pass
+        finally:
+            notifier.unsubscribe(self._execution_id, finished)
+
+    async def cancel(self) -> None:
+        """Cancel the execution if it is still active; harmless if it already finished."""
+        await cancel_execution(self._rt, self._execution_id)
+
+    def __repr__(self) -> str:
+        return f"TaskHandle(task_id={self._task_id!r}, execution_id={self._execution_id!r})"

@@ -1,0 +1,252 @@
+"""A storage that keeps executions in this process's memory: for tests, demos and single runs.
+
+Transactions are serialised with one lock, so every transaction sees a consistent snapshot and
+``skip_locked_for_update`` has nothing to skip. Records are frozen dataclasses, so a write replaces
+a record instead of changing it; each transaction keeps an undo log of the records it replaced and
+restores them if it fails, so a rolled-back transaction leaves nothing behind and a committed one
+costs O(rows written), not O(table).
+
+Secondary indexes keep the executor's hot queries from scanning the whole table: rows are grouped
+by ``(status, is_closed)``, and each row remembers its insertion sequence for ordering.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import heapq
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
+from typing import Final
+
+from durable_execution.model import TaskExecutionStatus
+from durable_execution.storage.errors import DuplicateExecutionIdError, StorageError
+from durable_execution.storage.types import (
+    DurableStorageTx,
+    TaskExecutionRecord,
+    TaskExecutionUpdate,
+    TaskExecutionWhere,
+    WhereByExecutionIds,
+    WhereByStartAtLessThan,
+    WhereByStatuses,
+)
+
+_IndexKey = tuple[TaskExecutionStatus, bool]
+
+# Update fields copied as they are when not None; the unset flags and version are handled apart.
+_PLAIN_UPDATE_FIELDS: Final = tuple(
+    f.name
+    for f in dataclasses.fields(TaskExecutionUpdate)
+    if f.name not in ("unset_error", "unset_expires_at")
+)
+
+
+def apply_update(record: TaskExecutionRecord, update: TaskExecutionUpdate) -> TaskExecutionRecord:
+    """The record after ``update``: ``None`` leaves a field, ``unset_*`` clears one (and wins)."""
+    changes: dict[str, object] = {}
+    for name in _PLAIN_UPDATE_FIELDS:
+        value = getattr(update, name)
+        if value is not None:
+            changes[name] = value
+    if update.unset_error:
+        changes["error"] = None
+    if update.unset_expires_at:
+        changes["expires_at"] = None
+    return dataclasses.replace(record, **changes)  # type: ignore[arg-type]
+
+
+class _Table:
+    """The committed rows plus the indexes derived from them."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, TaskExecutionRecord] = {}
+        self.sequence: dict[str, int] = {}
+        self.by_status: dict[_IndexKey, dict[str, None]] = {}
+        self.next_sequence = 0
+
+    def put(self, record: TaskExecutionRecord) -> None:
+        execution_id = record.execution_id
+        old = self.rows.get(execution_id)
+        if old is not None:
+            self._unindex(old)
+        else:
+            self.sequence[execution_id] = self.next_sequence
+            self.next_sequence += 1
+        self.rows[execution_id] = record
+        self.by_status.setdefault((record.status, record.is_closed), {})[execution_id] = None
+
+    def delete(self, execution_id: str) -> None:
+        old = self.rows.pop(execution_id)
+        self._unindex(old)
+        del self.sequence[execution_id]
+
+    def _unindex(self, record: TaskExecutionRecord) -> None:
+        bucket = self.by_status[(record.status, record.is_closed)]
+        del bucket[record.execution_id]
+
+    def with_statuses(
+        self, statuses: Iterable[TaskExecutionStatus], is_closed: bool | None
+    ) -> Iterable[TaskExecutionRecord]:
+        closed_values = (False, True) if is_closed is None else (is_closed,)
+        for status in dict.fromkeys(statuses):
+            for closed in closed_values:
+                for execution_id in self.by_status.get((status, closed), ()):
+                    yield self.rows[execution_id]
+
+
+def _matches_ids_filters(record: TaskExecutionRecord, where: WhereByExecutionIds) -> bool:
+    if where.statuses is not None and record.status not in where.statuses:
+        return False
+    if (
+        where.needs_promise_cancellation is not None
+        and record.needs_promise_cancellation != where.needs_promise_cancellation
+    ):
+        return False
+    return where.version is None or record.version == where.version
+
+
+class InMemoryStorageTx:
+    """One transaction over an :class:`InMemoryStorage`; valid only inside its ``async with``."""
+
+    def __init__(self, table: _Table) -> None:
+        self._table = table
+        # execution_id -> the committed record it replaced (None: the row was inserted).
+        self._undo: dict[str, TaskExecutionRecord | None] = {}
+        self._open = True
+
+    def _check_open(self) -> None:
+        if not self._open:
+            raise StorageError("The transaction is over; open a new one")
+
+    def _write(self, record: TaskExecutionRecord) -> None:
+        execution_id = record.execution_id
+        if execution_id not in self._undo:
+            self._undo[execution_id] = self._table.rows.get(execution_id)
+        self._table.put(record)
+
+    def _finish(self, *, commit: bool) -> None:
+        self._open = False
+        if commit:
+            return
+        for execution_id, old in self._undo.items():
+            if old is None:
+                self._table.delete(execution_id)
+            else:
+                self._table.put(old)
+
+    def _select(self, where: TaskExecutionWhere, limit: int | None) -> list[TaskExecutionRecord]:
+        if limit is not None and limit < 0:
+            raise StorageError(f"limit must be None or >= 0, got {limit}")
+        if limit == 0:
+            return []
+        table = self._table
+        candidates: Iterable[TaskExecutionRecord]
+        order: Callable[[TaskExecutionRecord], tuple[object, ...]]
+        match where:
+            case WhereByExecutionIds():
+                candidates = (
+                    record
+                    for execution_id in dict.fromkeys(where.execution_ids)
+                    if (record := table.rows.get(execution_id)) is not None
+                    and _matches_ids_filters(record, where)
+                )
+
+                def order(r: TaskExecutionRecord) -> tuple[object, ...]:
+                    return (table.sequence[r.execution_id],)
+
+            case WhereByStatuses():
+                bound = where.expires_at_less_than
+                candidates = (
+                    record
+                    for record in table.with_statuses(where.statuses, where.is_closed)
+                    if bound is None
+                    or (record.expires_at is not None and record.expires_at < bound)
+                )
+
+                def order(r: TaskExecutionRecord) -> tuple[object, ...]:
+                    return (r.updated_at, table.sequence[r.execution_id])
+
+            case WhereByStartAtLessThan():
+                start_bound = where.start_at_less_than
+                candidates = (
+                    record
+                    for record in table.with_statuses(where.statuses, None)
+                    if record.start_at < start_bound
+                )
+
+                def order(r: TaskExecutionRecord) -> tuple[object, ...]:
+                    return (r.start_at, table.sequence[r.execution_id])
+
+        if limit is None:
+            return sorted(candidates, key=order)
+        return heapq.nsmallest(limit, candidates, key=order)
+
+    async def insert_task_executions(self, executions: Sequence[TaskExecutionRecord]) -> None:
+        self._check_open()
+        seen: set[str] = set()
+        duplicates: list[str] = []
+        for record in executions:
+            execution_id = record.execution_id
+            if execution_id in seen or execution_id in self._table.rows:
+                duplicates.append(execution_id)
+            seen.add(execution_id)
+        if duplicates:
+            raise DuplicateExecutionIdError(duplicates)
+        for record in executions:
+            self._write(record)
+
+    async def get_task_execution_ids(
+        self,
+        where: TaskExecutionWhere,
+        *,
+        limit: int | None = None,
+        skip_locked_for_update: bool = False,
+    ) -> list[str]:
+        self._check_open()
+        return [record.execution_id for record in self._select(where, limit)]
+
+    async def get_task_executions(
+        self,
+        where: TaskExecutionWhere,
+        *,
+        limit: int | None = None,
+        skip_locked_for_update: bool = False,
+    ) -> list[TaskExecutionRecord]:
+        self._check_open()
+        return self._select(where, limit)
+
+    async def update_task_executions(
+        self, where: TaskExecutionWhere, update: TaskExecutionUpdate
+    ) -> int:
+        self._check_open()
+        matched = self._select(where, None)
+        for record in matched:
+            self._write(apply_update(record, update))
+        return len(matched)
+
+
+class InMemoryStorage:
+    """Executions in a dict, transactions serialised by an ``asyncio.Lock``.
+
+    Usable from one event loop at a time. Nothing survives the process.
+    """
+
+    def __init__(self) -> None:
+        self._table = _Table()
+        self._lock = asyncio.Lock()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[DurableStorageTx]:
+        async with self._lock:
+            tx = InMemoryStorageTx(self._table)
+            try:
+                yield tx
+            except BaseException:
+                # Cancellation included: an interrupted transaction must not half-commit.
+                tx._finish(commit=False)
+                raise
+            tx._finish(commit=True)
+
+    def snapshot(self) -> list[TaskExecutionRecord]:
+        """Every committed record in insertion order (for tests and debugging)."""
+        return sorted(self._table.rows.values(), key=lambda r: self._table.sequence[r.execution_id])

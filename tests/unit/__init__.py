@@ -1,0 +1,1 @@
+"""Unit tests of the executor's internals: serializer, ids, options, in-memory storage, helpers."""

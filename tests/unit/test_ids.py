@@ -1,0 +1,65 @@
+"""Execution ids and task id rules."""
+
+from __future__ import annotations
+
+import pytest
+
+from durable_execution.errors import DurableExecutionError
+from durable_execution.ids import (
+    ALPHABET,
+    generate_execution_id,
+    generate_sequential_task_id,
+    random_id,
+    validate_id,
+)
+
+
+def test_alphabet_has_56_unambiguous_characters() -> None:
+    assert len(ALPHABET) == len(set(ALPHABET)) == 56
+    assert not set("ILOilo") & set(ALPHABET)
+
+
+def test_execution_ids_have_the_prefix_and_24_alphabet_characters() -> None:
+    ids = {generate_execution_id() for _ in range(2000)}
+    assert len(ids) == 2000
+    for execution_id in ids:
+        assert execution_id.startswith("te_")
+        assert len(execution_id) == 27
+        assert set(execution_id[3:]) <= set(ALPHABET)
+
+
+def test_sequential_task_ids() -> None:
+    task_id = generate_sequential_task_id()
+    assert task_id.startswith("st_")
+    assert len(task_id) == 19
+    validate_id(task_id)
+
+
+def test_random_ids_use_the_whole_alphabet() -> None:
+    seen = set(random_id(20_000))
+    assert seen == set(ALPHABET)
+
+
+@pytest.mark.parametrize("value", ["valid_id", "A", "x" * 255, "a1_B2"])
+def test_valid_ids(value: str) -> None:
+    validate_id(value)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("", "Id cannot be empty"),
+        ("x" * 256, "Id cannot be longer than 255 characters"),
+        ("invalid-id", "Id can only contain alphanumeric characters and underscores"),
+        ("invalid id", "Id can only contain alphanumeric characters and underscores"),
+        ("$invalid_id", "Id can only contain alphanumeric characters and underscores"),
+        ("invalid_id ", "Id can only contain alphanumeric characters and underscores"),
+        ("ünïcode", "Id can only contain alphanumeric characters and underscores"),
+        ("line\n", "Id can only contain alphanumeric characters and underscores"),
+    ],
+)
+def test_invalid_ids(value: str, message: str) -> None:
+    with pytest.raises(DurableExecutionError) as raised:
+        validate_id(value)
+    assert str(raised.value) == message
+    assert raised.value.is_retryable is False
