@@ -1,0 +1,308 @@
+"""Turn a decoded request into a plan of what to emit: row classes, typed arguments, SQL texts.
+
+Every refusal happens here, with a message that names the query, so the emitters only print.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from codegen import naming
+from codegen.errors import CodegenError
+from codegen.request import Column, Query, Request, Table
+from codegen.sqltext import SqliteText, postgresql_numbers, rewrite_sqlite, template_sql
+from codegen.tokenizer import POSTGRESQL, SQLITE, Kind, tokenize
+from codegen.typemap import PyType, UnsupportedType, postgresql_type, sqlite_type
+
+# The rule the generated validate_table_name() enforces at run time, checked here for the default.
+TABLE_NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+TABLE_NAME_MAX_LENGTH = 40  # leaves room for derived index names under PostgreSQL's 63 bytes
+TABLE_NAME_RULE = (
+    f"a table name must match ^[A-Za-z_][A-Za-z0-9_]*$ and be at most {TABLE_NAME_MAX_LENGTH} "
+    "characters (derived index names must fit PostgreSQL's 63-byte identifier limit)"
+)
+SUPPORTED_COMMANDS = (":one", ":many", ":exec", ":execrows")
+# Names the generated method bodies use for themselves; an argument never takes one.
+RESERVED_ARGUMENT_NAMES = frozenset(
+    {"self", "conn", "args", "sql", "cur", "rows", "row"}
+    # ... and the names those bodies call, which an argument of that name would shadow.
+    | {"list", "psycopg", "tuple_row", "Json", "Jsonb", "closing", "sqlite3", "_expand_slices"}
+)
+# A field named like a type would shadow it for the annotations of the fields after it.
+RESERVED_FIELD_NAMES = frozenset(
+    {"int", "float", "str", "bool", "bytes", "list", "datetime", "Decimal", "UUID", "JsonValue"}
+)
+RESERVED_METHOD_NAMES = frozenset({"table"})  # the attribute holding the table name
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    name: str
+    type: PyType
+    nullable: bool
+    is_array: bool
+
+    @property
+    def annotation(self) -> str:
+        base = f"list[{self.type.annotation}]" if self.is_array else self.type.annotation
+        return f"{base} | None" if self.nullable else base
+
+
+@dataclass(frozen=True, slots=True)
+class RowClass:
+    name: str
+    doc: str
+    fields: tuple[Field, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Arg:
+    name: str
+    number: int
+    type: PyType
+    nullable: bool
+    is_array: bool  # a PostgreSQL array parameter
+    is_slice: bool  # an SQLite sqlc.slice parameter
+
+    @property
+    def annotation(self) -> str:
+        if self.is_slice:
+            return f"Sequence[{self.type.annotation}]"
+        base = f"Sequence[{self.type.annotation}]" if self.is_array else self.type.annotation
+        return f"{base} | None" if self.nullable else base
+
+
+@dataclass(frozen=True, slots=True)
+class QueryPlan:
+    name: str  # as written in `-- name:`
+    cmd: str
+    filename: str
+    method: str
+    constant: str
+    doc: tuple[str, ...]
+    args: tuple[Arg, ...]  # ordered by parameter number
+    row: RowClass | None  # None for :exec and :execrows
+    postgresql_text: str  # the templated text, `$N` untouched (PostgreSQL only)
+    sqlite_text: SqliteText | None  # the rewritten, templated text (SQLite only)
+
+
+@dataclass(frozen=True, slots=True)
+class Package:
+    dialect: str
+    target: str
+    table: str
+    sqlc_version: str
+    schema_paths: tuple[str, ...]
+    query_paths: tuple[str, ...]
+    table_rows: tuple[RowClass, ...]
+    query_rows: tuple[RowClass, ...]  # the `<Query>Row` classes, in query order
+    queries: tuple[QueryPlan, ...]
+
+
+def _map_type(request: Request, column: Column) -> PyType:
+    if request.engine == POSTGRESQL:
+        return postgresql_type(column.type, request.catalog.enums)
+    return sqlite_type(column.type)
+
+
+def _fields(request: Request, columns: tuple[Column, ...], owner: str) -> tuple[Field, ...]:
+    taken = set(RESERVED_FIELD_NAMES)
+    fields = []
+    for index, column in enumerate(columns, start=1):
+        where = f"{owner}: column {column.name!r}" if column.name else f"{owner}: column #{index}"
+        if column.embed_table is not None:
+            raise CodegenError(f"{where}: sqlc.embed() is not supported; list the columns")
+        if column.array_dims > 1:
+            raise CodegenError(f"{where}: multi-dimensional arrays are not supported")
+        try:
+            type_ = _map_type(request, column)
+        except UnsupportedType as error:
+            raise CodegenError(f"{where}: {error}") from None
+        name = naming.snake_case(column.name) or f"column_{index}"
+        fields.append(
+            Field(
+                name=naming.unique(name, taken),
+                type=type_,
+                nullable=not column.not_null,
+                is_array=column.is_array,
+            )
+        )
+    return tuple(fields)
+
+
+def _table_row(request: Request, table: Table) -> RowClass:
+    default = request.catalog.default_schema
+    schema = "" if table.rel.schema in ("", default) else table.rel.schema
+    qualified = f"{schema}.{table.rel.name}" if schema else table.rel.name
+    return RowClass(
+        name=naming.table_class_name(table.rel.name, schema),
+        doc=f"A row of the {qualified} table.",
+        fields=_fields(request, table.columns, f"table {qualified}"),
+    )
+
+
+def _args(request: Request, query: Query) -> tuple[Arg, ...]:
+    taken = set(RESERVED_ARGUMENT_NAMES)
+    args = []
+    for param in sorted(query.params, key=lambda p: p.number):
+        column = param.column
+        label = repr(column.name) if column.name else f"${param.number}"
+        where = f"query {query.name}: parameter {label}"
+        if column.is_sqlc_slice and request.engine == POSTGRESQL:
+            raise CodegenError(
+                f"{where}: sqlc.slice() is not supported on PostgreSQL; use = ANY(@ids::T[])"
+            )
+        if column.array_dims > 1:
+            raise CodegenError(f"{where}: multi-dimensional arrays are not supported")
+        try:
+            type_ = _map_type(request, column)
+        except UnsupportedType as error:
+            raise CodegenError(f"{where}: {error}") from None
+        name = naming.snake_case(column.name) or f"p{param.number}"
+        args.append(
+            Arg(
+                name=naming.unique(name, taken),
+                number=param.number,
+                type=type_,
+                nullable=not column.not_null,
+                is_array=column.is_array,
+                is_slice=column.is_sqlc_slice,
+            )
+        )
+    return tuple(args)
+
+
+def _same_columns(a: tuple[Field, ...], b: tuple[Field, ...]) -> bool:
+    return len(a) == len(b) and all(
+        (x.name, x.annotation, x.type.to_bool) == (y.name, y.annotation, y.type.to_bool)
+        for x, y in zip(a, b, strict=True)
+    )
+
+
+def _row(request: Request, query: Query, tables: dict[str, RowClass]) -> RowClass:
+    if not query.columns:
+        raise CodegenError(f"query {query.name}: {query.cmd} needs a query that returns columns")
+    fields = _fields(request, query.columns, f"query {query.name}")
+    sources = {column.table.name if column.table else "" for column in query.columns}
+    if len(sources) == 1:
+        table = tables.get(sources.pop())
+        if table is not None and _same_columns(fields, table.fields):
+            return table
+    return RowClass(
+        name=naming.camel_case(query.name) + "Row",
+        doc=f"The columns {query.name} returns.",
+        fields=fields,
+    )
+
+
+def _postgresql_text(query: Query, table: str) -> str:
+    """The templated text; its ``$N`` stay as they are, so they are only checked."""
+    # strip(): the whitespace around sqlc's text is left over from the lines it removed.
+    tokens = tokenize(query.text.strip(), POSTGRESQL)
+    numbers = sorted(p.number for p in query.params)
+    if numbers != list(range(1, len(numbers) + 1)):
+        # RawCursor binds a sequence by position: $N must be element N-1.
+        raise CodegenError(f"parameter numbers {numbers} have gaps")
+    _check_placeholders(postgresql_numbers(tokens), query)
+    return template_sql(tokens, table)
+
+
+def _sqlite_text(query: Query, table: str) -> SqliteText:
+    """The templated text with named placeholders, split around its slices."""
+    tokens = tokenize(query.text.strip(), SQLITE)
+    bare = any(t.kind is Kind.PARAM and t.number is None for t in tokens)
+    if bare and any(p.column.is_named_param and not p.column.is_sqlc_slice for p in query.params):
+        # sqlc then writes the named parameter as a bare `?` but numbers it after the
+        # positional ones, so the text and the parameter list disagree.
+        raise CodegenError("mixes @named parameters with bare `?`, which sqlc numbers wrongly")
+    slices = {p.column.name: p.number for p in query.params if p.column.is_sqlc_slice}
+    text = rewrite_sqlite(tokens, table, slices)
+    _check_placeholders(text.numbers, query)
+    return text
+
+
+def _check_placeholders(used: frozenset[int], query: Query) -> None:
+    wanted = {p.number for p in query.params}
+    if used != wanted:
+        raise CodegenError(
+            f"placeholders {sorted(used)} do not match the parameters {sorted(wanted)} "
+            "sqlc reported"
+        )
+
+
+def _query_plan(request: Request, query: Query, tables: dict[str, RowClass]) -> QueryPlan:
+    if query.cmd not in SUPPORTED_COMMANDS:
+        raise CodegenError(
+            f"query {query.name}: {query.cmd} is not supported; "
+            f"use one of {', '.join(SUPPORTED_COMMANDS)}"
+        )
+    method = naming.snake_case(query.name)
+    if not method or method in RESERVED_METHOD_NAMES:
+        raise CodegenError(f"query {query.name}: gives the method name {method!r}; rename it")
+    args = _args(request, query)
+    row = _row(request, query, tables) if query.cmd in (":one", ":many") else None
+    text, sqlite_text = "", None
+    try:
+        if request.engine == POSTGRESQL:
+            text = _postgresql_text(query, request.options.table)
+        else:
+            sqlite_text = _sqlite_text(query, request.options.table)
+    except CodegenError as error:
+        raise CodegenError(f"query {query.name}: {error}") from None
+    doc = tuple(line.strip() for line in query.comments)
+    return QueryPlan(
+        name=query.name,
+        cmd=query.cmd,
+        filename=query.filename,
+        method=method,
+        constant=naming.upper_snake_case(query.name) + "_SQL",
+        doc=doc,
+        args=args,
+        row=row,
+        postgresql_text=text,
+        sqlite_text=sqlite_text,
+    )
+
+
+def plan_package(request: Request) -> Package:
+    if request.engine not in (POSTGRESQL, SQLITE):
+        raise CodegenError(f"engine {request.engine!r} is not supported")
+    default_table = request.options.table
+    if (
+        not TABLE_NAME_PATTERN.fullmatch(default_table)
+        or len(default_table) > TABLE_NAME_MAX_LENGTH
+    ):
+        raise CodegenError(f"plugin option table {default_table!r}: {TABLE_NAME_RULE}")
+    table_rows = tuple(_table_row(request, table) for table in request.catalog.tables)
+    tables = {
+        table.rel.name: row
+        for table, row in zip(request.catalog.tables, table_rows, strict=True)
+        if table.rel.schema in ("", request.catalog.default_schema)
+    }
+    queries = tuple(_query_plan(request, query, tables) for query in request.queries)
+    query_rows: list[RowClass] = []
+    for plan in queries:
+        if plan.row is not None and plan.row not in table_rows and plan.row not in query_rows:
+            query_rows.append(plan.row)
+    _check_unique("classes", [row.name for row in (*table_rows, *query_rows)] + ["JsonValue"])
+    _check_unique("methods", [plan.method for plan in queries])
+    return Package(
+        dialect=request.engine,
+        target=request.options.target,
+        table=request.options.table,
+        sqlc_version=request.sqlc_version,
+        schema_paths=request.schema_paths,
+        query_paths=request.query_paths,
+        table_rows=table_rows,
+        query_rows=tuple(query_rows),
+        queries=queries,
+    )
+
+
+def _check_unique(kinds: str, names: list[str]) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise CodegenError(f"two generated {kinds} would both be named {name!r}; rename one")
+        seen.add(name)

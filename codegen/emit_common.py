@@ -1,0 +1,217 @@
+"""The modules every target emits: ``__init__``, ``_table``, ``models`` and ``migrations``,
+plus the pieces of ``queries`` that do not depend on the driver."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from codegen.analyze import TABLE_NAME_MAX_LENGTH, Package, QueryPlan, RowClass
+from codegen.naming import snake_case
+from codegen.pysource import (
+    HEADER,
+    INDENT,
+    Imports,
+    bracketed,
+    docstring,
+    source,
+    string_assignment,
+    string_literal,
+    string_tuple,
+)
+from codegen.schema_files import MigrationFile
+from codegen.typemap import Import
+
+DIALECT_TITLES = {"postgresql": "PostgreSQL", "sqlite": "SQLite"}
+
+JSON_VALUE = [
+    "# A JSON document as psycopg decodes it (json.loads), recursively.",
+    'JsonValue: TypeAlias = dict[str, "JsonValue"] | list["JsonValue"] | str | int | float | bool'
+    " | None",
+]
+
+
+_VALIDATE_TABLE_NAME = '''\
+def validate_table_name(table: str) -> str:
+    """Return `table` if it is safe to paste into SQL, else raise ValueError saying why.
+
+    Only plain identifiers are accepted (so nothing can be injected), and the length
+    leaves room for derived names such as `ix_<table>_status` under PostgreSQL's
+    63-byte identifier limit.
+    """
+    if (
+        not isinstance(table, str)
+        or _TABLE_NAME.fullmatch(table) is None
+        or len(table) > TABLE_NAME_MAX_LENGTH
+    ):
+        raise ValueError(
+            f"invalid table name {table!r}: a table name must match "
+            f"^[A-Za-z_][A-Za-z0-9_]*$ and be at most {TABLE_NAME_MAX_LENGTH} characters "
+            "(derived index names must fit PostgreSQL's 63-byte identifier limit)"
+        )
+    return table
+'''
+
+_MIGRATION_CLASS = '''\
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One schema file: its statements in order, comments removed."""
+
+    version: int
+    name: str
+    statements: tuple[str, ...]
+'''
+
+_MIGRATIONS_FOR_TABLE = '''\
+def migrations_for_table(table: str) -> tuple[Migration, ...]:
+    """MIGRATIONS with the (validated) table name filled in."""
+    validate_table_name(table)
+    return tuple(
+        Migration(m.version, m.name, tuple(s.format(table=table) for s in m.statements))
+        for m in MIGRATIONS
+    )
+'''
+
+
+def head(package: Package, doc: Sequence[str], imports: Imports) -> list[str]:
+    """Header comment, module docstring and imports: the first block of every module."""
+    lines = [HEADER, f"# sqlc {package.sqlc_version}", *docstring(doc, "")]
+    import_lines = imports.lines()
+    if import_lines:
+        lines += ["", *import_lines]
+    return lines
+
+
+def table_module(package: Package) -> str:
+    imports = Imports()
+    imports.add(Import("re"))
+    doc = ["The table name that fills the `{table}` placeholder of every SQL text, and its check."]
+    constants = [
+        f"DEFAULT_TABLE = {string_literal(package.table)}",
+        f"TABLE_NAME_MAX_LENGTH = {TABLE_NAME_MAX_LENGTH}",
+        '_TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")',
+    ]
+    function = _VALIDATE_TABLE_NAME.splitlines()
+    return source([head(package, doc, imports), constants, function], "_table.py")
+
+
+def models_module(package: Package) -> str:
+    rows = [*package.table_rows, *package.query_rows]
+    imports = Imports()
+    imports.add_from("dataclasses", "dataclass")
+    for row in rows:
+        for field in row.fields:
+            imports.add(*field.type.imports)
+    uses_json = uses_json_value(package)
+    if uses_json:
+        imports.add_from("typing", "TypeAlias")
+    title = DIALECT_TITLES[package.dialect]
+    doc = [f"{title} row types: one per table, and one per query whose columns are not a table's."]
+    blocks = [head(package, doc, imports)]
+    if uses_json:
+        blocks.append(JSON_VALUE)
+    blocks += [_row_class(row) for row in rows]
+    return source(blocks, "models.py")
+
+
+def uses_json_value(package: Package) -> bool:
+    fields = [f.type for row in (*package.table_rows, *package.query_rows) for f in row.fields]
+    args = [arg.type for plan in package.queries for arg in plan.args]
+    return any(t.from_models for t in (*fields, *args))
+
+
+def _row_class(row: RowClass) -> list[str]:
+    lines = ["@dataclass(frozen=True, slots=True)", f"class {row.name}:"]
+    lines += docstring([row.doc], INDENT)
+    lines.append("")
+    lines += [f"{INDENT}{field.name}: {field.annotation}" for field in row.fields]
+    return lines
+
+
+def migrations_module(package: Package, migrations: Sequence[MigrationFile]) -> str:
+    imports = Imports()
+    imports.add_from("dataclasses", "dataclass")
+    imports.add_from("._table", "validate_table_name")
+    sources = ", ".join(package.schema_paths)
+    doc = [
+        f"{DIALECT_TITLES[package.dialect]} schema migrations, generated from {sources}.",
+        "",
+        "Each file `NNNN_name.sql` is one migration, applied in version order and recorded.",
+        "Version 0 is the bootstrap: it runs on every migrate, so it must be idempotent.",
+        "Statements are templates in which `{table}` stands for the table name (other braces",
+        "are doubled); `migrations_for_table()` fills them in.",
+    ]
+    dataclass_block = _MIGRATION_CLASS.splitlines()
+    entries: list[str] = ["MIGRATIONS: tuple[Migration, ...] = ("]
+    for migration in migrations:
+        entries += [
+            f"{INDENT}Migration(",
+            f"{INDENT * 2}version={migration.version},",
+            f"{INDENT * 2}name={string_literal(migration.name)},",
+        ]
+        statements = migration.statements
+        entries += string_tuple(INDENT * 2, "statements=(", statements, "),")
+        entries.append(f"{INDENT}),")
+    entries.append(")")
+    if not migrations:
+        entries = ["MIGRATIONS: tuple[Migration, ...] = ()"]
+    function = _MIGRATIONS_FOR_TABLE.splitlines()
+    blocks = [head(package, doc, imports), dataclass_block, entries, function]
+    return source(blocks, "migrations.py")
+
+
+def init_module(package: Package, query_classes: Sequence[str]) -> str:
+    imports = Imports()
+    imports.add_from("._table", "DEFAULT_TABLE", "validate_table_name")
+    imports.add_from(".migrations", "MIGRATIONS", "Migration", "migrations_for_table")
+    imports.add_from(".queries", *query_classes)
+    title = DIALECT_TITLES[package.dialect]
+    doc = [
+        f"Generated {title} access ({package.target}); edit the SQL and regenerate instead.",
+        "",
+        f"Queries: {', '.join(package.query_paths)}. Schema: {', '.join(package.schema_paths)}.",
+        "Row types are in the `models` module.",
+    ]
+    names = ["DEFAULT_TABLE", "MIGRATIONS", *query_classes, "Migration"]
+    names += ["migrations_for_table", "validate_table_name"]
+    names.sort(key=_all_key)
+    all_block = bracketed("", "__all__ = [", [string_literal(n) for n in names], "]")
+    return source([head(package, doc, imports), all_block], "__init__.py")
+
+
+def _all_key(name: str) -> tuple[int, str]:
+    # RUF022's "isort-style" order: SCREAMING_CASE, then CamelCase, then the rest.
+    if name.isupper():
+        return (0, name)
+    return (1, name) if name[0].isupper() else (2, name)
+
+
+def sql_constant(plan: QueryPlan, text: str | Sequence[str]) -> list[str]:
+    """The SQL template of one query as a module constant, under a comment naming it."""
+    comment = f"# {plan.name} {plan.cmd} ({plan.filename})"
+    if isinstance(text, str):
+        return [comment, *string_assignment(plan.constant, text)]
+    return [comment, *string_tuple("", f"{plan.constant} = (", text, ")")]
+
+
+def converter_name(row: RowClass) -> str:
+    return f"_as_{snake_case(row.name)}"
+
+
+def converter(row: RowClass, *, convert_bools: bool) -> list[str]:
+    """A function building ``row`` from a driver's positional tuple."""
+    signature = bracketed(
+        "", f"def {converter_name(row)}(", ["row: tuple[Any, ...]"], f") -> {row.name}:"
+    )
+    values = []
+    for index, field in enumerate(row.fields):
+        value = f"row[{index}]"
+        if convert_bools and field.type.to_bool:
+            # SQLite has no boolean storage class: a BOOLEAN column holds 0 or 1.
+            value = (
+                f"None if {value} is None else bool({value})"
+                if field.nullable
+                else f"bool({value})"
+            )
+        values.append(f"{field.name}={value}")
+    body = [f"{INDENT}return {row.name}(", *(f"{INDENT * 2}{v}," for v in values), f"{INDENT})"]
+    return [*signature, *body]
