@@ -1,0 +1,71 @@
+-- Inserting executions, one row per call: the storage runs it once per record inside its
+-- transaction (SQLite statements are in-process calls, so a batch costs no round trips).
+-- Parameters are named after the columns they fill; their types and nullability come from them.
+--
+-- There is no OR IGNORE / ON CONFLICT: a duplicate execution_id must raise (IntegrityError) so
+-- the caller can roll back the transaction and report it.
+
+-- name: InsertTaskExecution :exec
+INSERT INTO durable_task_executions (
+    root_task_id,
+    root_execution_id,
+    parent_task_id,
+    parent_execution_id,
+    is_finalize_task,
+    task_id,
+    execution_id,
+    retry_options,
+    sleep_ms_before_run,
+    timeout_ms,
+    run_input,
+    run_output,
+    output,
+    children_tasks_completed_count,
+    children_tasks,
+    children_tasks_errors,
+    finalize_task,
+    finalize_task_error,
+    error,
+    status,
+    is_closed,
+    needs_promise_cancellation,
+    retry_attempts,
+    start_at,
+    started_at,
+    finished_at,
+    expires_at,
+    version,
+    created_at,
+    updated_at
+) VALUES (
+    @root_task_id,
+    @root_execution_id,
+    @parent_task_id,
+    @parent_execution_id,
+    @is_finalize_task,
+    @task_id,
+    @execution_id,
+    @retry_options,
+    @sleep_ms_before_run,
+    @timeout_ms,
+    @run_input,
+    @run_output,
+    @output,
+    @children_tasks_completed_count,
+    @children_tasks,
+    @children_tasks_errors,
+    @finalize_task,
+    @finalize_task_error,
+    @error,
+    @status,
+    @is_closed,
+    @needs_promise_cancellation,
+    @retry_attempts,
+    @start_at,
+    @started_at,
+    @finished_at,
+    @expires_at,
+    @version,
+    @created_at,
+    @updated_at
+);

@@ -1,0 +1,962 @@
+"""Every generated PostgreSQL query, run against the real server, results checked.
+
+Most tests use the synchronous ``Queries`` on an autocommit connection; the concurrency tests
+(SKIP LOCKED claims, the version guard under READ COMMITTED, the migration lock) and one sweep
+over every method use ``AsyncQueries`` with explicit transactions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import errors
+
+from durable_execution.generated import postgresql as pg
+from durable_execution.generated.postgresql._table import TABLE_NAME_MAX_LENGTH
+
+from ._support import (
+    ASKED,
+    BY_IDS,
+    BY_START_AT,
+    BY_STATUSES,
+    EVERY_CHANGE,
+    EXPIRY,
+    INDEXES,
+    T0,
+    Change,
+    Execution,
+    at,
+    expected_after,
+    from_postgres,
+    fully_populated,
+    migration_lock_key,
+    postgres_changes,
+    postgres_insert,
+    postgres_insert_args,
+    postgres_migrate,
+)
+
+Q = pg.Queries()
+AQ = pg.AsyncQueries()
+
+Conn = psycopg.Connection[Any]
+AsyncConn = psycopg.AsyncConnection[Any]
+
+
+@pytest.fixture
+def conn(postgres_url: str) -> Iterator[Conn]:
+    """A migrated schema, through an autocommit connection."""
+    with psycopg.connect(postgres_url, autocommit=True) as connection:
+        postgres_migrate(connection)
+        yield connection
+
+
+@asynccontextmanager
+async def transaction_connection(url: str) -> AsyncIterator[AsyncConn]:
+    """A connection whose statements run in one open transaction until commit/rollback."""
+    connection = await psycopg.AsyncConnection.connect(url)
+    try:
+        yield connection
+    finally:
+        await connection.close()
+
+
+def read(conn: Conn, *execution_ids: str) -> list[Execution]:
+    rows = Q.get_task_executions_by_execution_ids(
+        conn,
+        execution_ids=execution_ids,
+        statuses=None,
+        needs_promise_cancellation=None,
+        version=None,
+        row_limit=None,
+    )
+    return [from_postgres(row) for row in rows]
+
+
+def agree(*results: list[str]) -> list[str]:
+    """The ids/rows and plain/locking variants of a query must return the same ids."""
+    first = results[0]
+    for other in results[1:]:
+        assert other == first
+    return first
+
+
+def select_by_execution_ids(
+    conn: Conn,
+    execution_ids: list[str],
+    *,
+    statuses: list[str] | None = None,
+    needs_promise_cancellation: bool | None = None,
+    version: int | None = None,
+    row_limit: int | None = None,
+) -> list[str]:
+    """Runs the four by_execution_ids selects with the same filters; they must agree."""
+    args: dict[str, Any] = {
+        "execution_ids": execution_ids,
+        "statuses": statuses,
+        "needs_promise_cancellation": needs_promise_cancellation,
+        "version": version,
+        "row_limit": row_limit,
+    }
+    return agree(
+        [r.execution_id for r in Q.get_task_execution_ids_by_execution_ids(conn, **args)],
+        [r.execution_id for r in Q.get_task_executions_by_execution_ids(conn, **args)],
+        [
+            r.execution_id
+            for r in Q.get_task_execution_ids_by_execution_ids_for_update_skip_locked(conn, **args)
+        ],
+        [
+            r.execution_id
+            for r in Q.get_task_executions_by_execution_ids_for_update_skip_locked(conn, **args)
+        ],
+    )
+
+
+def select_by_statuses(
+    conn: Conn,
+    statuses: list[str],
+    *,
+    is_closed: bool | None = None,
+    expires_at_less_than: datetime | None = None,
+    row_limit: int | None = None,
+) -> list[str]:
+    args: dict[str, Any] = {
+        "statuses": statuses,
+        "is_closed": is_closed,
+        "expires_at_less_than": expires_at_less_than,
+        "row_limit": row_limit,
+    }
+    return agree(
+        [r.execution_id for r in Q.get_task_execution_ids_by_statuses(conn, **args)],
+        [r.execution_id for r in Q.get_task_executions_by_statuses(conn, **args)],
+        [
+            r.execution_id
+            for r in Q.get_task_execution_ids_by_statuses_for_update_skip_locked(conn, **args)
+        ],
+        [
+            r.execution_id
+            for r in Q.get_task_executions_by_statuses_for_update_skip_locked(conn, **args)
+        ],
+    )
+
+
+def select_by_start_at_less_than(
+    conn: Conn,
+    statuses: list[str],
+    start_at_less_than: datetime,
+    *,
+    row_limit: int | None = None,
+) -> list[str]:
+    args: dict[str, Any] = {
+        "statuses": statuses,
+        "start_at_less_than": start_at_less_than,
+        "row_limit": row_limit,
+    }
+    return agree(
+        [r.execution_id for r in Q.get_task_execution_ids_by_start_at_less_than(conn, **args)],
+        [r.execution_id for r in Q.get_task_executions_by_start_at_less_than(conn, **args)],
+        [
+            r.execution_id
+            for r in Q.get_task_execution_ids_by_start_at_less_than_for_update_skip_locked(
+                conn, **args
+            )
+        ],
+        [
+            r.execution_id
+            for r in Q.get_task_executions_by_start_at_less_than_for_update_skip_locked(
+                conn, **args
+            )
+        ],
+    )
+
+
+def update_by_ids(
+    conn: Conn,
+    execution_ids: list[str],
+    change: Change,
+    *,
+    statuses: list[str] | None = None,
+    needs_promise_cancellation: bool | None = None,
+    version: int | None = None,
+) -> int:
+    return Q.update_task_executions_by_execution_ids(
+        conn,
+        **postgres_changes(change),
+        execution_ids=execution_ids,
+        statuses=statuses,
+        needs_promise_cancellation=needs_promise_cancellation,
+        version=version,
+    )
+
+
+EVERY_QUERY = {
+    "insert_task_executions",
+    "lock_migrations",
+    "get_applied_migration_versions",
+    "insert_applied_migration",
+    "get_task_execution_ids_by_execution_ids",
+    "get_task_executions_by_execution_ids",
+    "get_task_execution_ids_by_statuses",
+    "get_task_executions_by_statuses",
+    "get_task_execution_ids_by_start_at_less_than",
+    "get_task_executions_by_start_at_less_than",
+    "get_task_execution_ids_by_execution_ids_for_update_skip_locked",
+    "get_task_executions_by_execution_ids_for_update_skip_locked",
+    "get_task_execution_ids_by_statuses_for_update_skip_locked",
+    "get_task_executions_by_statuses_for_update_skip_locked",
+    "get_task_execution_ids_by_start_at_less_than_for_update_skip_locked",
+    "get_task_executions_by_start_at_less_than_for_update_skip_locked",
+    "update_task_executions_by_execution_ids",
+    "update_task_executions_by_statuses",
+    "update_task_executions_by_start_at_less_than",
+}
+
+
+@pytest.mark.parametrize("queries_class", [pg.Queries, pg.AsyncQueries])
+def test_every_generated_query_is_exercised_here(queries_class: type[object]) -> None:
+    # A new named query must come with tests: extend this file, then EVERY_QUERY.
+    public = {name for name in dir(queries_class) if not name.startswith("_")} - {"table"}
+    assert public == EVERY_QUERY
+
+
+# --- migrations ---------------------------------------------------------------------------------
+
+
+def tables_of(conn: Conn) -> set[str]:
+    rows = conn.execute(
+        "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+    ).fetchall()
+    return {row[0] for row in rows}
+
+
+def indexes_of(conn: Conn, table: str) -> dict[str, tuple[list[str], bool]]:
+    """Index name -> (columns, unique), primary key excluded."""
+    rows = conn.execute(
+        "SELECT i.relname, ix.indisunique, "
+        "       array_agg(a.attname ORDER BY k.ordinality) "
+        "FROM pg_index ix "
+        "JOIN pg_class i ON i.oid = ix.indexrelid "
+        "JOIN pg_class t ON t.oid = ix.indrelid "
+        "JOIN pg_namespace n ON n.oid = t.relnamespace "
+        "CROSS JOIN LATERAL unnest(ix.indkey) WITH ORDINALITY AS k(attnum, ordinality) "
+        "JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.attnum "
+        "WHERE n.nspname = current_schema() AND t.relname = %s AND NOT ix.indisprimary "
+        "GROUP BY i.relname, ix.indisunique",
+        [table],
+    ).fetchall()
+    return {name: (list(columns), unique) for name, unique, columns in rows}
+
+
+def expected_indexes(table: str) -> dict[str, tuple[list[str], bool]]:
+    return {name.format(t=table): spec for name, spec in INDEXES.items()}
+
+
+def test_migrations_create_the_tables_and_indexes_and_record_versions(conn: Conn) -> None:
+    assert tables_of(conn) == {"durable_task_executions", "durable_task_executions_migrations"}
+    assert indexes_of(conn, "durable_task_executions") == expected_indexes(
+        "durable_task_executions"
+    )
+    numbered = [m.version for m in pg.MIGRATIONS if m.version > 0]
+    assert numbered
+    assert [row.version for row in Q.get_applied_migration_versions(conn)] == numbered
+
+
+def test_migrating_again_applies_nothing_and_keeps_the_data(conn: Conn) -> None:
+    postgres_insert(Q, conn, [Execution("te_1")])
+    assert postgres_migrate(conn) == []
+    numbered = [m.version for m in pg.MIGRATIONS if m.version > 0]
+    assert [row.version for row in Q.get_applied_migration_versions(conn)] == numbered
+    assert [e.execution_id for e in read(conn, "te_1")] == ["te_1"]
+
+
+def test_insert_applied_migration_records_name_and_time(postgres_url: str) -> None:
+    with psycopg.connect(postgres_url, autocommit=True) as connection:
+        bootstrap = next(m for m in pg.migrations_for_table("x") if m.version == 0)
+        for statement in bootstrap.statements:
+            connection.execute(statement)
+        queries = pg.Queries("x")
+        assert queries.get_applied_migration_versions(connection) == []
+        queries.insert_applied_migration(connection, version=7, name="seven", applied_at=at(1))
+        queries.insert_applied_migration(connection, version=3, name="three", applied_at=at(2))
+        assert [r.version for r in queries.get_applied_migration_versions(connection)] == [3, 7]
+        stored = connection.execute("SELECT version, name, applied_at FROM x_migrations").fetchall()
+        assert sorted(stored) == [(3, "three", at(2)), (7, "seven", at(1))]
+        with pytest.raises(errors.UniqueViolation):
+            queries.insert_applied_migration(connection, version=7, name="again", applied_at=T0)
+
+
+async def test_the_migration_lock_serialises_migrators(postgres_url: str) -> None:
+    key = migration_lock_key("durable_task_executions")
+    async with (
+        transaction_connection(postgres_url) as first,
+        transaction_connection(postgres_url) as second,
+    ):
+        await AQ.lock_migrations(first, lock_key=key)
+        await second.execute("SET lock_timeout = '200ms'")
+        with pytest.raises(errors.LockNotAvailable):
+            await AQ.lock_migrations(second, lock_key=key)
+        await second.rollback()
+        # Another table's key is independent.
+        await AQ.lock_migrations(second, lock_key=migration_lock_key("other_table"))
+        await second.rollback()
+        # Committing releases the transaction-scoped lock.
+        await first.commit()
+        await second.execute("SET lock_timeout = '200ms'")
+        await AQ.lock_migrations(second, lock_key=key)
+        await second.commit()
+
+
+# --- insert and round trips ---------------------------------------------------------------------
+
+
+def test_every_column_round_trips(conn: Conn) -> None:
+    full = fully_populated("te_full")
+    minimal = Execution("te_minimal")
+    assert postgres_insert(Q, conn, [full, minimal]) == 2
+    assert read(conn, "te_full", "te_minimal") == [full, minimal]
+
+
+def test_timestamps_keep_milliseconds_and_come_back_aware(conn: Conn) -> None:
+    postgres_insert(Q, conn, [fully_populated("te_full")])
+    (row,) = Q.get_task_executions_by_execution_ids(
+        conn,
+        execution_ids=["te_full"],
+        statuses=None,
+        needs_promise_cancellation=None,
+        version=None,
+        row_limit=None,
+    )
+    assert row.start_at == at(1)
+    assert row.start_at.microsecond == 892_000
+    assert all(
+        moment is not None and moment.utcoffset() is not None
+        for moment in (row.start_at, row.started_at, row.expires_at, row.created_at)
+    )
+
+
+def test_json_columns_are_jsonb_and_json_null_is_stored_as_sql_null(conn: Conn) -> None:
+    postgres_insert(Q, conn, [fully_populated("te_full"), Execution("te_minimal")])
+    rows = conn.execute(
+        "SELECT execution_id, jsonb_typeof(retry_options), jsonb_typeof(children_tasks), "
+        "children_tasks IS NULL, pg_typeof(children_tasks)::text "
+        "FROM durable_task_executions ORDER BY id"
+    ).fetchall()
+    assert rows == [
+        ("te_full", "object", "array", False, "jsonb"),
+        ("te_minimal", "object", None, True, "jsonb"),
+    ]
+
+
+def test_insert_keeps_array_order_and_an_empty_batch_inserts_nothing(conn: Conn) -> None:
+    assert postgres_insert(Q, conn, []) == 0
+    batch = [Execution("te_c"), Execution("te_a"), Execution("te_b")]
+    assert postgres_insert(Q, conn, batch) == 3
+    # by_execution_ids returns insertion (id) order: the order of the arrays.
+    assert select_by_execution_ids(conn, ["te_a", "te_b", "te_c"]) == ["te_c", "te_a", "te_b"]
+
+
+def test_a_large_batch_is_one_statement(conn: Conn) -> None:
+    batch = [Execution(f"te_{i:04}", start_at=at(i)) for i in range(1000)]
+    assert postgres_insert(Q, conn, batch) == 1000
+    assert select_by_start_at_less_than(conn, ["ready"], at(3)) == ["te_0000", "te_0001", "te_0002"]
+
+
+def test_duplicate_execution_id_raises_and_stores_nothing(conn: Conn) -> None:
+    postgres_insert(Q, conn, [Execution("te_1")])
+    with pytest.raises(errors.UniqueViolation):
+        postgres_insert(Q, conn, [Execution("te_2"), Execution("te_1", task_id="other")])
+    with pytest.raises(errors.UniqueViolation):  # a duplicate inside one batch
+        postgres_insert(Q, conn, [Execution("te_3"), Execution("te_3")])
+    assert read(conn, "te_1", "te_2", "te_3") == [Execution("te_1")]
+
+
+@pytest.mark.parametrize(
+    "execution",
+    [
+        Execution("te_x", parent_task_id="p", parent_execution_id="te_p"),  # no is_finalize_task
+        Execution("te_x", parent_task_id="p", is_finalize_task=False),  # half a parent
+        Execution("te_x", root_task_id="r"),  # half a root
+        Execution("te_x", status="paused"),
+    ],
+)
+def test_schema_rejects_inconsistent_records(conn: Conn, execution: Execution) -> None:
+    with pytest.raises(errors.CheckViolation):
+        postgres_insert(Q, conn, [execution])
+
+
+# --- by_execution_ids ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("statuses", "needs_promise_cancellation", "version", "expected"),
+    [
+        (None, None, None, ["te_1", "te_2", "te_3", "te_4"]),  # id order, not the asked order
+        (["ready"], None, None, ["te_1", "te_4"]),
+        (["running", "completed"], None, None, ["te_2", "te_3"]),
+        ([], None, None, []),  # an empty list of statuses matches nothing
+        (["cancelled"], None, None, []),
+        (None, True, None, ["te_2", "te_4"]),
+        (None, False, None, ["te_1", "te_3"]),  # False is a filter, not "no filter"
+        (None, None, 0, ["te_1", "te_4"]),
+        (None, None, 2, ["te_3"]),
+        (None, None, 9, []),
+        (["ready", "running"], True, None, ["te_2", "te_4"]),
+        (["ready", "running"], True, 0, ["te_4"]),
+        (["ready"], False, 1, []),
+    ],
+)
+def test_by_execution_ids_filters(
+    conn: Conn,
+    statuses: list[str] | None,
+    needs_promise_cancellation: bool | None,
+    version: int | None,
+    expected: list[str],
+) -> None:
+    postgres_insert(Q, conn, BY_IDS)
+    found = select_by_execution_ids(
+        conn,
+        ASKED,
+        statuses=statuses,
+        needs_promise_cancellation=needs_promise_cancellation,
+        version=version,
+    )
+    assert found == expected
+
+
+def test_by_execution_ids_with_no_ids_matches_nothing(conn: Conn) -> None:
+    postgres_insert(Q, conn, BY_IDS)
+    assert select_by_execution_ids(conn, []) == []
+
+
+# --- by_statuses --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("statuses", "is_closed", "expires_at_less_than", "expected"),
+    [
+        # updated_at order; te_2 and te_4 tie on updated_at and keep insertion order.
+        (["running", "completed"], None, None, ["te_2", "te_4", "te_3", "te_1", "te_5"]),
+        (["running"], None, None, ["te_2", "te_1", "te_5"]),
+        (["cancelled"], None, None, []),
+        ([], None, None, []),
+        (["running", "completed"], True, None, ["te_3"]),
+        (["running", "completed"], False, None, ["te_2", "te_4", "te_1", "te_5"]),
+        # Strictly less, and a NULL expires_at never matches.
+        (["running", "completed"], None, EXPIRY, ["te_3", "te_1", "te_5"]),
+        (["running"], False, EXPIRY, ["te_1", "te_5"]),
+        (["completed"], False, EXPIRY, []),
+        (["completed"], None, at(201), ["te_4", "te_3"]),
+    ],
+)
+def test_by_statuses_filters_and_order(
+    conn: Conn,
+    statuses: list[str],
+    is_closed: bool | None,
+    expires_at_less_than: datetime | None,
+    expected: list[str],
+) -> None:
+    postgres_insert(Q, conn, BY_STATUSES)
+    found = select_by_statuses(
+        conn, statuses, is_closed=is_closed, expires_at_less_than=expires_at_less_than
+    )
+    assert found == expected
+
+
+# --- by_start_at_less_than ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("statuses", "start_at_less_than", "expected"),
+    [
+        # FIFO by start_at; te_2 and te_5 tie and keep insertion order; at(0) itself is excluded.
+        (["ready"], at(0), ["te_6", "te_2", "te_5"]),
+        (["ready"], at(1), ["te_6", "te_2", "te_5", "te_4"]),  # one millisecond later
+        (["ready", "running"], at(0), ["te_6", "te_3", "te_2", "te_5"]),
+        (["running"], at(100), ["te_3"]),
+        (["ready"], at(-1000), []),
+        ([], at(100), []),
+    ],
+)
+def test_by_start_at_less_than_filters_and_order(
+    conn: Conn, statuses: list[str], start_at_less_than: datetime, expected: list[str]
+) -> None:
+    postgres_insert(Q, conn, BY_START_AT)
+    assert select_by_start_at_less_than(conn, statuses, start_at_less_than) == expected
+
+
+# --- limits -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("row_limit", [None, 0, 1, 2, 3, 100])
+def test_limit_none_is_unlimited_and_zero_is_nothing(conn: Conn, row_limit: int | None) -> None:
+    postgres_insert(Q, conn, BY_START_AT)
+
+    def cut(ids: list[str]) -> list[str]:
+        return ids if row_limit is None else ids[:row_limit]
+
+    everything = ["te_1", "te_2", "te_3", "te_4", "te_5", "te_6"]
+    assert select_by_execution_ids(conn, everything, row_limit=row_limit) == cut(everything)
+    by_updated = ["te_1", "te_2", "te_3", "te_4", "te_5", "te_6"]  # all updated_at are equal
+    assert select_by_statuses(conn, ["ready", "running"], row_limit=row_limit) == cut(by_updated)
+    fifo = ["te_6", "te_3", "te_2", "te_5", "te_4", "te_1"]
+    found = select_by_start_at_less_than(conn, ["ready", "running"], at(100), row_limit=row_limit)
+    assert found == cut(fifo)
+
+
+# --- updates ------------------------------------------------------------------------------------
+
+
+def test_update_writes_every_given_column_and_nothing_else(conn: Conn) -> None:
+    full, other = fully_populated("te_full"), fully_populated("te_other")
+    postgres_insert(Q, conn, [full, other])
+    assert update_by_ids(conn, ["te_full"], EVERY_CHANGE) == 1
+    assert read(conn, "te_full", "te_other") == [expected_after(full, EVERY_CHANGE), other]
+
+
+def test_update_with_no_values_only_writes_updated_at(conn: Conn) -> None:
+    full = fully_populated("te_full")
+    postgres_insert(Q, conn, [full])
+    assert update_by_ids(conn, ["te_full"], Change(updated_at=at(77))) == 1
+    assert read(conn, "te_full") == [replace(full, updated_at=at(77))]
+
+
+def test_update_can_write_false_zero_and_empty_json(conn: Conn) -> None:
+    full = fully_populated("te_full")  # is_closed and needs_promise_cancellation are True
+    postgres_insert(Q, conn, [full])
+    change = Change(
+        updated_at=at(5),
+        is_closed=False,
+        needs_promise_cancellation=False,
+        retry_attempts=0,
+        children_tasks=[],
+        finalize_task={},
+    )
+    assert update_by_ids(conn, ["te_full"], change) == 1
+    assert read(conn, "te_full") == [expected_after(full, change)]
+
+
+@pytest.mark.parametrize("also_given", [False, True])
+def test_unset_error_and_expires_at(conn: Conn, also_given: bool) -> None:
+    full = fully_populated("te_full")
+    postgres_insert(Q, conn, [full])
+    change = Change(
+        updated_at=at(9),
+        unset_error=True,
+        unset_expires_at=True,
+        # When a new value is given too, unsetting still wins.
+        error={"error_type": "generic", "message": "x"} if also_given else None,
+        expires_at=at(10) if also_given else None,
+    )
+    assert update_by_ids(conn, ["te_full"], change) == 1
+    assert read(conn, "te_full") == [replace(full, error=None, expires_at=None, updated_at=at(9))]
+
+
+def test_version_guard(conn: Conn) -> None:
+    postgres_insert(Q, conn, [Execution("te_1", version=3)])
+    stale = Change(updated_at=at(1), status="running", version=3)
+    assert update_by_ids(conn, ["te_1"], stale, version=2) == 0
+    assert read(conn, "te_1") == [Execution("te_1", version=3)]
+
+    current = Change(updated_at=at(2), status="running", version=4)
+    assert update_by_ids(conn, ["te_1"], current, version=3) == 1
+    assert read(conn, "te_1") == [Execution("te_1", version=4, status="running", updated_at=at(2))]
+    assert update_by_ids(conn, ["te_1"], Change(updated_at=at(3), version=5), version=3) == 0
+
+
+def test_update_by_execution_ids_filters(conn: Conn) -> None:
+    postgres_insert(Q, conn, BY_IDS)
+    cancel = Change(updated_at=at(50), status="cancelled", needs_promise_cancellation=True)
+    assert update_by_ids(conn, ASKED, cancel, statuses=["ready", "running"]) == 3
+    assert update_by_ids(conn, ASKED, cancel, statuses=[]) == 0
+    assert update_by_ids(conn, ASKED, Change(updated_at=at(60)), statuses=["completed"]) == 1
+    not_flagged = update_by_ids(
+        conn, ASKED, Change(updated_at=at(70)), needs_promise_cancellation=False
+    )
+    assert not_flagged == 1
+    assert update_by_ids(conn, [], Change(updated_at=at(80))) == 0
+    after = {e.execution_id: (e.status, e.updated_at) for e in read(conn, *ASKED, "te_5")}
+    assert after == {
+        "te_1": ("cancelled", at(50)),
+        "te_2": ("cancelled", at(50)),
+        "te_3": ("completed", at(70)),
+        "te_4": ("cancelled", at(50)),
+        "te_5": ("ready", BY_IDS[4].updated_at),
+    }
+
+
+def test_update_by_statuses(conn: Conn) -> None:
+    postgres_insert(Q, conn, BY_STATUSES)
+    expire = Change(updated_at=at(500), status="ready", unset_expires_at=True, retry_attempts=1)
+    count = Q.update_task_executions_by_statuses(
+        conn,
+        **postgres_changes(expire),
+        statuses=["running"],
+        is_closed=False,
+        expires_at_less_than=EXPIRY,
+    )
+    assert count == 2
+    assert read(conn, "te_1", "te_2", "te_3", "te_4", "te_5") == [
+        expected_after(BY_STATUSES[0], expire),
+        BY_STATUSES[1],
+        BY_STATUSES[2],
+        BY_STATUSES[3],
+        expected_after(BY_STATUSES[4], expire),
+    ]
+    close = Change(updated_at=at(600), is_closed=True)
+    count = Q.update_task_executions_by_statuses(
+        conn,
+        **postgres_changes(close),
+        statuses=["completed"],
+        is_closed=None,
+        expires_at_less_than=None,
+    )
+    assert count == 2
+    assert [e.is_closed for e in read(conn, "te_3", "te_4")] == [True, True]
+    none = Q.update_task_executions_by_statuses(
+        conn, **postgres_changes(close), statuses=[], is_closed=None, expires_at_less_than=None
+    )
+    assert none == 0
+
+
+def test_update_by_start_at_less_than(conn: Conn) -> None:
+    postgres_insert(Q, conn, BY_START_AT)
+    claim = Change(updated_at=at(10), status="running", started_at=at(10), expires_at=at(2000))
+    count = Q.update_task_executions_by_start_at_less_than(
+        conn, **postgres_changes(claim), statuses=["ready"], start_at_less_than=at(0)
+    )
+    assert count == 3
+    after = {e.execution_id: e for e in read(conn, *[e.execution_id for e in BY_START_AT])}
+    for before in BY_START_AT:
+        claimed = before.execution_id in ("te_2", "te_5", "te_6")
+        assert after[before.execution_id] == (expected_after(before, claim) if claimed else before)
+
+
+# --- concurrency: SKIP LOCKED and the version guard under READ COMMITTED ------------------------
+
+
+async def claim_ids(conn: AsyncConn, variant: str, row_limit: int | None) -> list[str]:
+    """One locking select of ``variant``: alternately the ids query and the rows query."""
+    if variant == "by_start_at_less_than":
+        ids = await AQ.get_task_execution_ids_by_start_at_less_than_for_update_skip_locked(
+            conn, statuses=["ready"], start_at_less_than=at(100), row_limit=row_limit
+        )
+        return [r.execution_id for r in ids]
+    if variant == "by_statuses":
+        rows = await AQ.get_task_executions_by_statuses_for_update_skip_locked(
+            conn,
+            statuses=["ready"],
+            is_closed=False,
+            expires_at_less_than=None,
+            row_limit=row_limit,
+        )
+        return [r.execution_id for r in rows]
+    assert variant == "by_execution_ids"
+    id_rows = await AQ.get_task_execution_ids_by_execution_ids_for_update_skip_locked(
+        conn,
+        execution_ids=[f"te_{i}" for i in range(6)],
+        statuses=["ready"],
+        needs_promise_cancellation=None,
+        version=None,
+        row_limit=row_limit,
+    )
+    return [r.execution_id for r in id_rows]
+
+
+@pytest.mark.parametrize("variant", ["by_start_at_less_than", "by_statuses", "by_execution_ids"])
+async def test_concurrent_claims_with_skip_locked_are_disjoint(
+    conn: Conn, postgres_url: str, variant: str
+) -> None:
+    # Start order differs from insertion order so that FIFO claims are visible.
+    executions = [Execution(f"te_{i}", start_at=at(10 - i), updated_at=at(i)) for i in range(6)]
+    postgres_insert(Q, conn, executions)
+    fifo = {
+        "by_start_at_less_than": ["te_5", "te_4", "te_3", "te_2", "te_1", "te_0"],
+        "by_statuses": ["te_0", "te_1", "te_2", "te_3", "te_4", "te_5"],
+        "by_execution_ids": ["te_0", "te_1", "te_2", "te_3", "te_4", "te_5"],
+    }[variant]
+    async with (
+        transaction_connection(postgres_url) as first,
+        transaction_connection(postgres_url) as second,
+    ):
+        # Waiting for a lock would be a bug here: fail fast instead of hanging.
+        await second.execute("SET lock_timeout = '2s'")
+        claimed_first = await claim_ids(first, variant, 2)
+        claimed_second = await claim_ids(second, variant, 2)
+        assert claimed_first == fifo[:2]
+        assert claimed_second == fifo[2:4]
+        # While both hold their locks, an unlimited claim gets only the rest...
+        async with transaction_connection(postgres_url) as third:
+            assert await claim_ids(third, variant, None) == fifo[4:]
+            # ...although a plain select sees every row.
+            plain = await AQ.get_task_execution_ids_by_statuses(
+                third, statuses=["ready"], is_closed=None, expires_at_less_than=None, row_limit=None
+            )
+            assert len(plain) == 6
+        # Locks end with the transaction: after a rollback the rows can be claimed again.
+        await first.rollback()
+        # (A transaction's own locks never make it skip a row.)
+        assert await claim_ids(second, variant, None) == fifo
+        await second.rollback()
+
+
+async def wait_until_waiting_for_a_lock(conn: Conn, pid: int) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        row = conn.execute(
+            "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", [pid]
+        ).fetchone()
+        if row is not None and row[0] == "Lock":
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"backend {pid} never waited for a lock")
+
+
+@pytest.mark.parametrize("guarded", [True, False])
+async def test_version_guard_is_rechecked_after_a_concurrent_update_commits(
+    conn: Conn, postgres_url: str, guarded: bool
+) -> None:
+    """Two read-modify-write updates of the same row version race under READ COMMITTED.
+
+    The second waits for the first's row lock; once the first commits, PostgreSQL re-evaluates
+    the second's WHERE clause against the new row. With the version in the WHERE clause the
+    second update matches nothing; without it (the reference's bug), it overwrites the first.
+    """
+    postgres_insert(Q, conn, [Execution("te_1", version=0, children_tasks_completed_count=0)])
+
+    async def increment(connection: AsyncConn) -> int:
+        return await AQ.update_task_executions_by_execution_ids(
+            connection,
+            **postgres_changes(
+                Change(updated_at=at(1), children_tasks_completed_count=1, version=1)
+            ),
+            execution_ids=["te_1"],
+            statuses=None,
+            needs_promise_cancellation=None,
+            version=0 if guarded else None,
+        )
+
+    async with (
+        transaction_connection(postgres_url) as first,
+        transaction_connection(postgres_url) as second,
+    ):
+        assert await increment(first) == 1
+        racing = asyncio.create_task(increment(second))
+        await wait_until_waiting_for_a_lock(conn, second.info.backend_pid)
+        await first.commit()
+        assert await racing == (0 if guarded else 1)
+        await second.commit()
+    assert read(conn, "te_1")[0].version == 1
+
+
+# --- custom table name --------------------------------------------------------------------------
+
+
+def test_custom_table_has_its_own_indexes_and_leaves_the_default_alone(conn: Conn) -> None:
+    table = "custom_executions"
+    assert postgres_migrate(conn, table) == [m.version for m in pg.MIGRATIONS if m.version > 0]
+    assert tables_of(conn) == {
+        "durable_task_executions",
+        "durable_task_executions_migrations",
+        table,
+        f"{table}_migrations",
+    }
+    assert indexes_of(conn, table) == expected_indexes(table)
+    assert indexes_of(conn, "durable_task_executions") == expected_indexes(
+        "durable_task_executions"
+    )
+    custom = pg.Queries(table)
+    postgres_insert(custom, conn, [Execution("te_custom")])
+    found = custom.get_task_execution_ids_by_statuses(
+        conn, statuses=["ready"], is_closed=None, expires_at_less_than=None, row_limit=None
+    )
+    assert [r.execution_id for r in found] == ["te_custom"]
+    assert select_by_statuses(conn, ["ready"]) == []
+    # The same execution id may exist once per table.
+    postgres_insert(Q, conn, [Execution("te_custom")])
+
+
+# Every name the schema derives from the table name ({t}); PostgreSQL keeps 63 bytes of each.
+DERIVED_NAMES = [
+    *INDEXES,
+    "{t}_pkey",
+    "{t}_status_check",
+    "{t}_root_task_check",
+    "{t}_parent_task_check",
+    "{t}_id_seq",
+    "{t}_migrations_pkey",
+]
+LONGEST_TABLE_NAME_THAT_FITS = 63 - max(len(name.format(t="")) for name in DERIVED_NAMES)
+
+
+@pytest.mark.xfail(
+    TABLE_NAME_MAX_LENGTH > LONGEST_TABLE_NAME_THAT_FITS,
+    strict=True,
+    reason=(
+        f"the generator accepts table names of up to {TABLE_NAME_MAX_LENGTH} characters, but "
+        f"ix_<table>_status_is_closed_expires_at only fits 63 bytes for "
+        f"{LONGEST_TABLE_NAME_THAT_FITS}: PostgreSQL truncates the index name"
+    ),
+)
+def test_the_longest_table_name_keeps_every_derived_name_intact(conn: Conn) -> None:
+    table = "t" * TABLE_NAME_MAX_LENGTH
+    postgres_migrate(conn, table)
+    # PostgreSQL silently truncates identifiers longer than 63 bytes (a NOTICE, not an error).
+    assert indexes_of(conn, table) == expected_indexes(table)
+    constraints = conn.execute(
+        "SELECT conname FROM pg_constraint WHERE conrelid = %s::regclass", [table]
+    ).fetchall()
+    assert sorted(c[0] for c in constraints) == sorted(
+        name.format(t=table)
+        for name in DERIVED_NAMES
+        if name.endswith(("_check", "_pkey")) and "migrations" not in name
+    )
+    sequences = conn.execute(
+        "SELECT sequencename FROM pg_sequences WHERE schemaname = current_schema()"
+    ).fetchall()
+    assert {f"{table}_id_seq", "durable_task_executions_id_seq"} == {s[0] for s in sequences}
+
+
+def test_a_table_name_that_fits_keeps_every_derived_name_intact(conn: Conn) -> None:
+    table = "t" * min(TABLE_NAME_MAX_LENGTH, LONGEST_TABLE_NAME_THAT_FITS)
+    postgres_migrate(conn, table)
+    assert indexes_of(conn, table) == expected_indexes(table)
+    assert (table + "_migrations") in tables_of(conn)
+
+
+@pytest.mark.parametrize("bad", ["", "1table", "t-x", 't"; DROP TABLE x; --', "a" * 41])
+def test_invalid_table_names_are_refused(bad: str) -> None:
+    with pytest.raises(ValueError, match="invalid table name"):
+        pg.Queries(bad)
+    with pytest.raises(ValueError, match="invalid table name"):
+        pg.AsyncQueries(bad)
+    with pytest.raises(ValueError, match="invalid table name"):
+        pg.migrations_for_table(bad)
+
+
+# --- the async twin -----------------------------------------------------------------------------
+
+
+async def test_every_async_query(conn: Conn, postgres_url: str) -> None:
+    """Each AsyncQueries method once, against the same data as the sync tests."""
+    async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as a:
+        await AQ.lock_migrations(a, lock_key=1)
+        versions = [r.version for r in await AQ.get_applied_migration_versions(a)]
+        assert versions == [m.version for m in pg.MIGRATIONS if m.version > 0]
+        await AQ.insert_applied_migration(a, version=999, name="extra", applied_at=at(0))
+        assert [r.version for r in await AQ.get_applied_migration_versions(a)][-1] == 999
+
+        full = fully_populated("te_full")
+        assert await AQ.insert_task_executions(a, **postgres_insert_args([full, *BY_START_AT])) == 7
+
+        by_ids: dict[str, Any] = {
+            "execution_ids": ["te_full", "te_2", "te_1"],
+            "statuses": ["ready", "running"],
+            "needs_promise_cancellation": None,
+            "version": 0,
+            "row_limit": None,
+        }
+        assert [
+            r.execution_id for r in await AQ.get_task_execution_ids_by_execution_ids(a, **by_ids)
+        ] == ["te_1", "te_2"]
+        rows = await AQ.get_task_executions_by_execution_ids(a, **{**by_ids, "version": None})
+        assert [from_postgres(r) for r in rows] == [full, BY_START_AT[0], BY_START_AT[1]]
+        locked = await AQ.get_task_executions_by_execution_ids_for_update_skip_locked(
+            a, **{**by_ids, "row_limit": 1}
+        )
+        assert [r.execution_id for r in locked] == ["te_1"]
+
+        by_statuses: dict[str, Any] = {
+            "statuses": ["running"],
+            "is_closed": True,
+            "expires_at_less_than": at(5),
+            "row_limit": None,
+        }
+        assert [
+            r.execution_id for r in await AQ.get_task_execution_ids_by_statuses(a, **by_statuses)
+        ] == ["te_full"]
+        assert [
+            r.execution_id for r in await AQ.get_task_executions_by_statuses(a, **by_statuses)
+        ] == ["te_full"]
+        assert [
+            r.execution_id
+            for r in await AQ.get_task_execution_ids_by_statuses_for_update_skip_locked(
+                a, **{**by_statuses, "is_closed": False}
+            )
+        ] == []
+
+        by_start: dict[str, Any] = {
+            "statuses": ["ready"],
+            "start_at_less_than": at(0),
+            "row_limit": 2,
+        }
+        assert [
+            r.execution_id
+            for r in await AQ.get_task_execution_ids_by_start_at_less_than(a, **by_start)
+        ] == ["te_6", "te_2"]
+        assert [
+            r.execution_id
+            for r in await AQ.get_task_executions_by_start_at_less_than(a, **by_start)
+        ] == ["te_6", "te_2"]
+        assert [
+            r.execution_id
+            for r in await AQ.get_task_execution_ids_by_start_at_less_than_for_update_skip_locked(
+                a, **by_start
+            )
+        ] == ["te_6", "te_2"]
+        assert [
+            r.execution_id
+            for r in await AQ.get_task_executions_by_start_at_less_than_for_update_skip_locked(
+                a, **{**by_start, "row_limit": 0}
+            )
+        ] == []
+        assert [
+            r.execution_id
+            for r in await AQ.get_task_executions_by_statuses_for_update_skip_locked(
+                a, **by_statuses
+            )
+        ] == ["te_full"]
+        assert [
+            r.execution_id
+            for r in await AQ.get_task_execution_ids_by_execution_ids_for_update_skip_locked(
+                a, **by_ids
+            )
+        ] == ["te_1", "te_2"]
+
+        change = postgres_changes(Change(updated_at=at(50), status="cancelled", version=1))
+        updated = await AQ.update_task_executions_by_execution_ids(
+            a,
+            **change,
+            execution_ids=["te_1", "te_full"],
+            statuses=None,
+            needs_promise_cancellation=None,
+            version=0,
+        )
+        assert updated == 1
+        updated = await AQ.update_task_executions_by_statuses(
+            a, **change, statuses=["running"], is_closed=True, expires_at_less_than=at(5)
+        )
+        assert updated == 1
+        updated = await AQ.update_task_executions_by_start_at_less_than(
+            a, **change, statuses=["ready"], start_at_less_than=at(0)
+        )
+        assert updated == 3  # te_6, te_2, te_5
+    statuses = {
+        e.execution_id: e.status for e in read(conn, "te_full", *[f"te_{i}" for i in range(1, 7)])
+    }
+    assert statuses == {
+        "te_full": "cancelled",
+        "te_1": "cancelled",
+        "te_2": "cancelled",
+        "te_3": "running",
+        "te_4": "ready",
+        "te_5": "cancelled",
+        "te_6": "cancelled",
+    }

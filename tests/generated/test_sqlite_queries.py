@@ -1,0 +1,678 @@
+"""Every generated SQLite query, run against a real database file, results checked."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+import sqlite_utils
+
+from durable_execution.clock import to_epoch_ms
+from durable_execution.generated import sqlite as lite
+
+from ._support import (
+    ASKED,
+    BY_IDS,
+    BY_START_AT,
+    BY_STATUSES,
+    EVERY_CHANGE,
+    EXPIRY,
+    INDEXES,
+    Change,
+    Execution,
+    at,
+    expected_after,
+    from_sqlite,
+    fully_populated,
+    sqlite_changes,
+    sqlite_insert,
+    sqlite_migrate,
+)
+
+Q = lite.Queries()
+
+
+@pytest.fixture
+def conn(sqlite_path: Path) -> Iterator[sqlite3.Connection]:
+    """A migrated database in autocommit mode (transactions are explicit, as in the storage)."""
+    connection = sqlite3.connect(sqlite_path, isolation_level=None)
+    try:
+        sqlite_migrate(connection)
+        yield connection
+    finally:
+        connection.close()
+
+
+def read(conn: sqlite3.Connection, *execution_ids: str) -> list[Execution]:
+    rows = Q.get_task_executions_by_execution_ids(
+        conn,
+        execution_ids=execution_ids,
+        filter_statuses=False,
+        statuses=[],
+        needs_promise_cancellation=None,
+        version=None,
+        row_limit=None,
+    )
+    return [from_sqlite(row) for row in rows]
+
+
+def select_by_execution_ids(
+    conn: sqlite3.Connection,
+    execution_ids: list[str],
+    *,
+    statuses: list[str] | None = None,
+    needs_promise_cancellation: bool | None = None,
+    version: int | None = None,
+    row_limit: int | None = None,
+) -> list[str]:
+    """Runs the ids query and the rows query with the same filters; they must agree."""
+    ids = Q.get_task_execution_ids_by_execution_ids(
+        conn,
+        execution_ids=execution_ids,
+        filter_statuses=statuses is not None,
+        statuses=statuses or [],
+        needs_promise_cancellation=needs_promise_cancellation,
+        version=version,
+        row_limit=row_limit,
+    )
+    rows = Q.get_task_executions_by_execution_ids(
+        conn,
+        execution_ids=execution_ids,
+        filter_statuses=statuses is not None,
+        statuses=statuses or [],
+        needs_promise_cancellation=needs_promise_cancellation,
+        version=version,
+        row_limit=row_limit,
+    )
+    assert [r.execution_id for r in ids] == [r.execution_id for r in rows]
+    return [r.execution_id for r in ids]
+
+
+def select_by_statuses(
+    conn: sqlite3.Connection,
+    statuses: list[str],
+    *,
+    is_closed: bool | None = None,
+    expires_at_less_than: int | None = None,
+    row_limit: int | None = None,
+) -> list[str]:
+    ids = Q.get_task_execution_ids_by_statuses(
+        conn,
+        statuses=statuses,
+        is_closed=is_closed,
+        expires_at_less_than=expires_at_less_than,
+        row_limit=row_limit,
+    )
+    rows = Q.get_task_executions_by_statuses(
+        conn,
+        statuses=statuses,
+        is_closed=is_closed,
+        expires_at_less_than=expires_at_less_than,
+        row_limit=row_limit,
+    )
+    assert [r.execution_id for r in ids] == [r.execution_id for r in rows]
+    return [r.execution_id for r in ids]
+
+
+def select_by_start_at_less_than(
+    conn: sqlite3.Connection,
+    statuses: list[str],
+    start_at_less_than: int,
+    *,
+    row_limit: int | None = None,
+) -> list[str]:
+    ids = Q.get_task_execution_ids_by_start_at_less_than(
+        conn, statuses=statuses, start_at_less_than=start_at_less_than, row_limit=row_limit
+    )
+    rows = Q.get_task_executions_by_start_at_less_than(
+        conn, statuses=statuses, start_at_less_than=start_at_less_than, row_limit=row_limit
+    )
+    assert [r.execution_id for r in ids] == [r.execution_id for r in rows]
+    return [r.execution_id for r in ids]
+
+
+def test_every_generated_query_is_exercised_here() -> None:
+    # A new named query must come with tests: extend this file, then this list.
+    public = {name for name in dir(lite.Queries) if not name.startswith("_")}
+    assert public == {
+        "insert_task_execution",
+        "get_applied_migration_versions",
+        "insert_applied_migration",
+        "get_task_execution_ids_by_execution_ids",
+        "get_task_executions_by_execution_ids",
+        "get_task_execution_ids_by_statuses",
+        "get_task_executions_by_statuses",
+        "get_task_execution_ids_by_start_at_less_than",
+        "get_task_executions_by_start_at_less_than",
+        "update_task_executions_by_execution_ids",
+        "update_task_executions_by_statuses",
+        "update_task_executions_by_start_at_less_than",
+    }
+
+
+# --- migrations ---------------------------------------------------------------------------------
+
+
+def expected_indexes(table: str) -> dict[str, tuple[list[str], bool]]:
+    return {name.format(t=table): spec for name, spec in INDEXES.items()}
+
+
+def indexes_of(conn: sqlite3.Connection, table: str) -> dict[str, tuple[list[str], bool]]:
+    db = sqlite_utils.Database(conn)
+    return {
+        index.name: (index.columns, bool(index.unique))
+        for index in db.table(table).indexes
+        if not index.name.startswith("sqlite_autoindex")
+    }
+
+
+def test_migrations_create_the_tables_and_indexes_and_record_versions(
+    conn: sqlite3.Connection,
+) -> None:
+    db = sqlite_utils.Database(conn)
+    assert set(db.table_names()) == {
+        "durable_task_executions",
+        "durable_task_executions_migrations",
+    }
+    assert indexes_of(conn, "durable_task_executions") == expected_indexes(
+        "durable_task_executions"
+    )
+    numbered = [m.version for m in lite.MIGRATIONS if m.version > 0]
+    assert numbered == sorted(numbered)
+    assert numbered
+    assert [row.version for row in Q.get_applied_migration_versions(conn)] == numbered
+
+
+def test_migrating_again_applies_nothing_and_keeps_the_data(conn: sqlite3.Connection) -> None:
+    sqlite_insert(Q, conn, [Execution("te_1")])
+    assert sqlite_migrate(conn) == []
+    numbered = [m.version for m in lite.MIGRATIONS if m.version > 0]
+    assert [row.version for row in Q.get_applied_migration_versions(conn)] == numbered
+    assert [e.execution_id for e in read(conn, "te_1")] == ["te_1"]
+
+
+def test_insert_applied_migration_records_name_and_time(sqlite_path: Path) -> None:
+    connection = sqlite3.connect(sqlite_path, isolation_level=None)
+    try:
+        bootstrap = next(m for m in lite.migrations_for_table("x") if m.version == 0)
+        for statement in bootstrap.statements:
+            connection.execute(statement)
+        queries = lite.Queries("x")
+        assert queries.get_applied_migration_versions(connection) == []
+        queries.insert_applied_migration(connection, version=7, name="seven", applied_at=1234)
+        queries.insert_applied_migration(connection, version=3, name="three", applied_at=1235)
+        assert [r.version for r in queries.get_applied_migration_versions(connection)] == [3, 7]
+        stored = connection.execute("SELECT version, name, applied_at FROM x_migrations").fetchall()
+        assert sorted(stored) == [(3, "three", 1235), (7, "seven", 1234)]
+        with pytest.raises(sqlite3.IntegrityError):
+            queries.insert_applied_migration(connection, version=7, name="again", applied_at=1)
+    finally:
+        connection.close()
+
+
+# --- insert and round trips ---------------------------------------------------------------------
+
+
+def test_every_column_round_trips(conn: sqlite3.Connection) -> None:
+    full = fully_populated("te_full")
+    minimal = Execution("te_minimal")
+    sqlite_insert(Q, conn, [full, minimal])
+    assert read(conn, "te_full", "te_minimal") == [full, minimal]
+
+
+def test_columns_are_stored_as_epoch_ms_json_text_and_0_1(conn: sqlite3.Connection) -> None:
+    full = fully_populated("te_full")
+    sqlite_insert(Q, conn, [full])
+    (row,) = Q.get_task_executions_by_execution_ids(
+        conn,
+        execution_ids=["te_full"],
+        filter_statuses=False,
+        statuses=[],
+        needs_promise_cancellation=None,
+        version=None,
+        row_limit=None,
+    )
+    # Milliseconds, not seconds: the 891 ms of T0 survive.
+    assert row.start_at == to_epoch_ms(at(1)) == 1_741_064_767_892
+    assert row.expires_at == to_epoch_ms(at(4))
+    assert row.is_closed is True
+    assert row.needs_promise_cancellation is True
+    assert row.is_finalize_task is True
+    raw = conn.execute(
+        "SELECT typeof(start_at), is_closed, typeof(is_closed), children_tasks, output "
+        "FROM durable_task_executions"
+    ).fetchone()
+    assert raw == (
+        "integer",
+        1,
+        "integer",
+        '[{"task_id": "a", "execution_id": "te_a"}, {"task_id": "b", "execution_id": "te_b"}]',
+        "ünïcödé output ✓",
+    )
+
+
+def test_false_booleans_come_back_as_bool(conn: sqlite3.Connection) -> None:
+    child = Execution(
+        "te_1", parent_task_id="p", parent_execution_id="te_p", is_finalize_task=False
+    )
+    sqlite_insert(Q, conn, [child])
+    (row,) = Q.get_task_executions_by_execution_ids(
+        conn,
+        execution_ids=["te_1"],
+        filter_statuses=False,
+        statuses=[],
+        needs_promise_cancellation=None,
+        version=None,
+        row_limit=None,
+    )
+    assert (row.is_finalize_task, row.is_closed, row.needs_promise_cancellation) == (
+        False,
+        False,
+        False,
+    )
+    assert {type(row.is_finalize_task), type(row.is_closed)} == {bool}
+
+
+@pytest.mark.parametrize(
+    "execution",
+    [
+        Execution("te_x", parent_task_id="p", parent_execution_id="te_p"),  # no is_finalize_task
+        Execution("te_x", parent_task_id="p", is_finalize_task=False),  # half a parent
+        Execution("te_x", root_task_id="r"),  # half a root
+        Execution("te_x", status="paused"),
+    ],
+)
+def test_schema_rejects_inconsistent_records(
+    conn: sqlite3.Connection, execution: Execution
+) -> None:
+    with pytest.raises(sqlite3.IntegrityError, match="CHECK constraint failed"):
+        sqlite_insert(Q, conn, [execution])
+
+
+INSERT_RAW = (
+    "INSERT INTO durable_task_executions (task_id, execution_id, retry_options, "
+    "sleep_ms_before_run, timeout_ms, run_input, children_tasks_completed_count, status, "
+    "is_closed, needs_promise_cancellation, retry_attempts, start_at, version, created_at, "
+    "updated_at) VALUES ('t', 'te_x', {retry}, 0, 1, 'i', 0, 'ready', {closed}, 0, 0, "
+    "{start}, 0, 0, 0)"
+)
+VALID_RAW = {"retry": "'{}'", "closed": "0", "start": "0"}
+
+
+def test_schema_accepts_the_valid_raw_insert(conn: sqlite3.Connection) -> None:
+    conn.execute(INSERT_RAW.format(**VALID_RAW))
+    assert conn.execute("SELECT retry_options FROM durable_task_executions").fetchone() == ("{}",)
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("retry", "'not json'"),
+        ("closed", "2"),
+        ("start", "'soon'"),  # text in a timestamp column would sort after every number
+        ("start", "1.5"),
+    ],
+)
+def test_schema_rejects_malformed_values(conn: sqlite3.Connection, column: str, value: str) -> None:
+    with pytest.raises(sqlite3.IntegrityError, match="CHECK constraint failed"):
+        conn.execute(INSERT_RAW.format(**{**VALID_RAW, column: value}))
+
+
+def test_duplicate_execution_id_raises_and_the_transaction_can_roll_back(
+    conn: sqlite3.Connection,
+) -> None:
+    sqlite_insert(Q, conn, [Execution("te_1")])
+    conn.execute("BEGIN IMMEDIATE")
+    sqlite_insert(Q, conn, [Execution("te_2")])
+    with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
+        sqlite_insert(Q, conn, [Execution("te_1", task_id="other")])
+    conn.execute("ROLLBACK")
+    assert read(conn, "te_1", "te_2") == [Execution("te_1")]
+
+
+# --- by_execution_ids ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("statuses", "needs_promise_cancellation", "version", "expected"),
+    [
+        (None, None, None, ["te_1", "te_2", "te_3", "te_4"]),  # id order, not the asked order
+        (["ready"], None, None, ["te_1", "te_4"]),
+        (["running", "completed"], None, None, ["te_2", "te_3"]),
+        ([], None, None, []),  # an empty list of statuses matches nothing
+        (["cancelled"], None, None, []),
+        (None, True, None, ["te_2", "te_4"]),
+        (None, False, None, ["te_1", "te_3"]),  # False is a filter, not "no filter"
+        (None, None, 0, ["te_1", "te_4"]),
+        (None, None, 2, ["te_3"]),
+        (None, None, 9, []),
+        (["ready", "running"], True, None, ["te_2", "te_4"]),
+        (["ready", "running"], True, 0, ["te_4"]),
+        (["ready"], False, 1, []),
+    ],
+)
+def test_by_execution_ids_filters(
+    conn: sqlite3.Connection,
+    statuses: list[str] | None,
+    needs_promise_cancellation: bool | None,
+    version: int | None,
+    expected: list[str],
+) -> None:
+    sqlite_insert(Q, conn, BY_IDS)
+    found = select_by_execution_ids(
+        conn,
+        ASKED,
+        statuses=statuses,
+        needs_promise_cancellation=needs_promise_cancellation,
+        version=version,
+    )
+    assert found == expected
+
+
+def test_by_execution_ids_with_no_ids_matches_nothing(conn: sqlite3.Connection) -> None:
+    sqlite_insert(Q, conn, BY_IDS)
+    assert select_by_execution_ids(conn, []) == []
+
+
+def test_by_execution_ids_statuses_are_ignored_unless_flagged(conn: sqlite3.Connection) -> None:
+    sqlite_insert(Q, conn, BY_IDS)
+    ignored = Q.get_task_execution_ids_by_execution_ids(
+        conn,
+        execution_ids=ASKED,
+        filter_statuses=False,
+        statuses=["cancelled"],
+        needs_promise_cancellation=None,
+        version=None,
+        row_limit=None,
+    )
+    assert [r.execution_id for r in ignored] == ["te_1", "te_2", "te_3", "te_4"]
+
+
+def test_by_execution_ids_accepts_many_ids(conn: sqlite3.Connection) -> None:
+    many = [Execution(f"te_{i:04}") for i in range(600)]
+    sqlite_insert(Q, conn, many)
+    asked = [e.execution_id for e in reversed(many)]
+    assert select_by_execution_ids(conn, asked) == [e.execution_id for e in many]
+
+
+# --- by_statuses --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("statuses", "is_closed", "expires_at_less_than", "expected"),
+    [
+        # updated_at order; te_2 and te_4 tie on updated_at and keep insertion order.
+        (["running", "completed"], None, None, ["te_2", "te_4", "te_3", "te_1", "te_5"]),
+        (["running"], None, None, ["te_2", "te_1", "te_5"]),
+        (["cancelled"], None, None, []),
+        ([], None, None, []),
+        (["running", "completed"], True, None, ["te_3"]),
+        (["running", "completed"], False, None, ["te_2", "te_4", "te_1", "te_5"]),
+        # Strictly less, and a NULL expires_at never matches.
+        (["running", "completed"], None, to_epoch_ms(EXPIRY), ["te_3", "te_1", "te_5"]),
+        (["running"], False, to_epoch_ms(EXPIRY), ["te_1", "te_5"]),
+        (["completed"], False, to_epoch_ms(EXPIRY), []),
+        (["completed"], None, to_epoch_ms(EXPIRY) + 1, ["te_4", "te_3"]),
+    ],
+)
+def test_by_statuses_filters_and_order(
+    conn: sqlite3.Connection,
+    statuses: list[str],
+    is_closed: bool | None,
+    expires_at_less_than: int | None,
+    expected: list[str],
+) -> None:
+    sqlite_insert(Q, conn, BY_STATUSES)
+    found = select_by_statuses(
+        conn, statuses, is_closed=is_closed, expires_at_less_than=expires_at_less_than
+    )
+    assert found == expected
+
+
+# --- by_start_at_less_than ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("statuses", "start_at_less_than", "expected"),
+    [
+        # FIFO by start_at; te_2 and te_5 tie and keep insertion order; at(0) itself is excluded.
+        (["ready"], at(0), ["te_6", "te_2", "te_5"]),
+        (["ready"], at(1), ["te_6", "te_2", "te_5", "te_4"]),  # one millisecond later
+        (["ready", "running"], at(0), ["te_6", "te_3", "te_2", "te_5"]),
+        (["running"], at(100), ["te_3"]),
+        (["ready"], at(-1000), []),
+        ([], at(100), []),
+    ],
+)
+def test_by_start_at_less_than_filters_and_order(
+    conn: sqlite3.Connection,
+    statuses: list[str],
+    start_at_less_than: datetime,
+    expected: list[str],
+) -> None:
+    sqlite_insert(Q, conn, BY_START_AT)
+    found = select_by_start_at_less_than(conn, statuses, to_epoch_ms(start_at_less_than))
+    assert found == expected
+
+
+# --- limits -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("row_limit", [None, 0, 1, 2, 3, 100])
+def test_limit_none_is_unlimited_and_zero_is_nothing(
+    conn: sqlite3.Connection, row_limit: int | None
+) -> None:
+    sqlite_insert(Q, conn, BY_START_AT)
+
+    def cut(ids: list[str]) -> list[str]:
+        return ids if row_limit is None else ids[:row_limit]
+
+    everything = ["te_1", "te_2", "te_3", "te_4", "te_5", "te_6"]
+    assert select_by_execution_ids(conn, everything, row_limit=row_limit) == cut(everything)
+    by_updated = ["te_1", "te_2", "te_3", "te_4", "te_5", "te_6"]  # all updated_at are equal
+    assert select_by_statuses(conn, ["ready", "running"], row_limit=row_limit) == cut(by_updated)
+    fifo = ["te_6", "te_3", "te_2", "te_5", "te_4", "te_1"]
+    found = select_by_start_at_less_than(
+        conn, ["ready", "running"], to_epoch_ms(at(100)), row_limit=row_limit
+    )
+    assert found == cut(fifo)
+
+
+# --- updates ------------------------------------------------------------------------------------
+
+
+def update_by_ids(
+    conn: sqlite3.Connection,
+    execution_ids: list[str],
+    change: Change,
+    *,
+    statuses: list[str] | None = None,
+    needs_promise_cancellation: bool | None = None,
+    version: int | None = None,
+) -> int:
+    return Q.update_task_executions_by_execution_ids(
+        conn,
+        **sqlite_changes(change),
+        execution_ids=execution_ids,
+        filter_statuses=statuses is not None,
+        statuses=statuses or [],
+        needs_promise_cancellation=needs_promise_cancellation,
+        version=version,
+    )
+
+
+def test_update_writes_every_given_column_and_nothing_else(conn: sqlite3.Connection) -> None:
+    full, other = fully_populated("te_full"), fully_populated("te_other")
+    sqlite_insert(Q, conn, [full, other])
+    assert update_by_ids(conn, ["te_full"], EVERY_CHANGE) == 1
+    assert read(conn, "te_full", "te_other") == [expected_after(full, EVERY_CHANGE), other]
+    # The root/parent columns and the enqueue-time options have no update parameter at all.
+    changed = read(conn, "te_full")[0]
+    assert (changed.root_task_id, changed.parent_execution_id, changed.timeout_ms) == (
+        "root-task",
+        "te_parent",
+        full.timeout_ms,
+    )
+
+
+def test_update_with_no_values_only_writes_updated_at(conn: sqlite3.Connection) -> None:
+    full = fully_populated("te_full")
+    sqlite_insert(Q, conn, [full])
+    assert update_by_ids(conn, ["te_full"], Change(updated_at=at(77))) == 1
+    assert read(conn, "te_full") == [replace(full, updated_at=at(77))]
+
+
+def test_update_can_write_false_and_zero(conn: sqlite3.Connection) -> None:
+    full = fully_populated("te_full")  # is_closed and needs_promise_cancellation are True
+    sqlite_insert(Q, conn, [full])
+    change = Change(
+        updated_at=at(5), is_closed=False, needs_promise_cancellation=False, retry_attempts=0
+    )
+    assert update_by_ids(conn, ["te_full"], change) == 1
+    assert read(conn, "te_full") == [expected_after(full, change)]
+    assert read(conn, "te_full")[0].is_closed is False
+
+
+@pytest.mark.parametrize("also_given", [False, True])
+def test_unset_error_and_expires_at(conn: sqlite3.Connection, also_given: bool) -> None:
+    full = fully_populated("te_full")
+    sqlite_insert(Q, conn, [full])
+    change = Change(
+        updated_at=at(9),
+        unset_error=True,
+        unset_expires_at=True,
+        # When a new value is given too, unsetting still wins.
+        error={"error_type": "generic", "message": "x", "is_retryable": True}
+        if also_given
+        else None,
+        expires_at=at(10) if also_given else None,
+    )
+    assert update_by_ids(conn, ["te_full"], change) == 1
+    after = read(conn, "te_full")[0]
+    assert (after.error, after.expires_at) == (None, None)
+    assert after == replace(full, error=None, expires_at=None, updated_at=at(9))
+
+
+def test_version_guard(conn: sqlite3.Connection) -> None:
+    sqlite_insert(Q, conn, [Execution("te_1", version=3)])
+    stale = Change(updated_at=at(1), status="running", version=3)
+    assert update_by_ids(conn, ["te_1"], stale, version=2) == 0
+    assert read(conn, "te_1") == [Execution("te_1", version=3)]
+
+    current = Change(updated_at=at(2), status="running", version=4)
+    assert update_by_ids(conn, ["te_1"], current, version=3) == 1
+    assert read(conn, "te_1") == [Execution("te_1", version=4, status="running", updated_at=at(2))]
+    # The version read before is stale now.
+    assert update_by_ids(conn, ["te_1"], Change(updated_at=at(3), version=5), version=3) == 0
+
+
+def test_update_by_execution_ids_filters(conn: sqlite3.Connection) -> None:
+    sqlite_insert(Q, conn, BY_IDS)
+    cancel = Change(updated_at=at(50), status="cancelled", needs_promise_cancellation=True)
+    assert update_by_ids(conn, ASKED, cancel, statuses=["ready", "running"]) == 3
+    assert update_by_ids(conn, ASKED, cancel, statuses=[]) == 0
+    assert update_by_ids(conn, ASKED, Change(updated_at=at(60)), statuses=["completed"]) == 1
+    assert (
+        update_by_ids(conn, ASKED, Change(updated_at=at(70)), needs_promise_cancellation=False) == 1
+    )
+    assert update_by_ids(conn, [], Change(updated_at=at(80))) == 0
+    after = {e.execution_id: (e.status, e.updated_at) for e in read(conn, *ASKED, "te_5")}
+    assert after == {
+        "te_1": ("cancelled", at(50)),
+        "te_2": ("cancelled", at(50)),
+        "te_3": ("completed", at(70)),  # needs_promise_cancellation stayed False
+        "te_4": ("cancelled", at(50)),
+        "te_5": ("ready", BY_IDS[4].updated_at),  # not asked for
+    }
+
+
+def test_update_by_statuses(conn: sqlite3.Connection) -> None:
+    sqlite_insert(Q, conn, BY_STATUSES)
+    expire = Change(updated_at=at(500), status="ready", unset_expires_at=True, retry_attempts=1)
+    count = Q.update_task_executions_by_statuses(
+        conn,
+        **sqlite_changes(expire),
+        statuses=["running"],
+        is_closed=False,
+        expires_at_less_than=to_epoch_ms(EXPIRY),
+    )
+    assert count == 2
+    after = read(conn, "te_1", "te_2", "te_3", "te_4", "te_5")
+    assert after == [
+        expected_after(BY_STATUSES[0], expire),
+        BY_STATUSES[1],
+        BY_STATUSES[2],
+        BY_STATUSES[3],
+        expected_after(BY_STATUSES[4], expire),
+    ]
+    close = Change(updated_at=at(600), is_closed=True)
+    count = Q.update_task_executions_by_statuses(
+        conn,
+        **sqlite_changes(close),
+        statuses=["completed"],
+        is_closed=None,
+        expires_at_less_than=None,
+    )
+    assert count == 2
+    assert [e.is_closed for e in read(conn, "te_3", "te_4")] == [True, True]
+    none = Q.update_task_executions_by_statuses(
+        conn, **sqlite_changes(close), statuses=[], is_closed=None, expires_at_less_than=None
+    )
+    assert none == 0
+
+
+def test_update_by_start_at_less_than(conn: sqlite3.Connection) -> None:
+    sqlite_insert(Q, conn, BY_START_AT)
+    claim = Change(updated_at=at(10), status="running", started_at=at(10), expires_at=at(2000))
+    count = Q.update_task_executions_by_start_at_less_than(
+        conn, **sqlite_changes(claim), statuses=["ready"], start_at_less_than=to_epoch_ms(at(0))
+    )
+    assert count == 3
+    after = {e.execution_id: e for e in read(conn, *[e.execution_id for e in BY_START_AT])}
+    for before in BY_START_AT:
+        claimed = before.execution_id in ("te_2", "te_5", "te_6")
+        assert after[before.execution_id] == (expected_after(before, claim) if claimed else before)
+
+
+# --- custom table name --------------------------------------------------------------------------
+
+
+def test_custom_table_has_its_own_indexes_and_leaves_the_default_alone(
+    conn: sqlite3.Connection,
+) -> None:
+    table = "custom_executions"
+    assert sqlite_migrate(conn, table) == [m.version for m in lite.MIGRATIONS if m.version > 0]
+    db = sqlite_utils.Database(conn)
+    assert set(db.table_names()) == {
+        "durable_task_executions",
+        "durable_task_executions_migrations",
+        table,
+        f"{table}_migrations",
+    }
+    assert indexes_of(conn, table) == expected_indexes(table)
+    assert indexes_of(conn, "durable_task_executions") == expected_indexes(
+        "durable_task_executions"
+    )
+
+    custom = lite.Queries(table)
+    sqlite_insert(custom, conn, [Execution("te_custom")])
+    found = custom.get_task_execution_ids_by_statuses(
+        conn, statuses=["ready"], is_closed=None, expires_at_less_than=None, row_limit=None
+    )
+    assert [r.execution_id for r in found] == ["te_custom"]
+    assert select_by_statuses(conn, ["ready"]) == []  # the default table is untouched
+    assert conn.execute(f"SELECT count(*) FROM {table}").fetchone() == (1,)
+    # The same execution id may exist once per table.
+    sqlite_insert(Q, conn, [Execution("te_custom")])
+
+
+@pytest.mark.parametrize("bad", ["", "1table", "t-x", "t; DROP TABLE x", "a" * 41, "tä"])
+def test_invalid_table_names_are_refused(bad: str) -> None:
+    with pytest.raises(ValueError, match="invalid table name"):
+        lite.Queries(bad)
+    with pytest.raises(ValueError, match="invalid table name"):
+        lite.migrations_for_table(bad)
