@@ -5,23 +5,22 @@ Every refusal happens here, with a message that names the query, so the emitters
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from codegen import naming
 from codegen.errors import CodegenError
 from codegen.request import Column, Query, Request, Table
-from codegen.sqltext import SqliteText, postgresql_numbers, rewrite_sqlite, template_sql
+from codegen.sqltext import (
+    SqliteText,
+    postgresql_numbers,
+    rewrite_sqlite,
+    table_identifiers,
+    template_sql,
+)
+from codegen.table_name import PATTERN_RULE, TABLE_NAME_PATTERN
 from codegen.tokenizer import POSTGRESQL, SQLITE, Kind, tokenize
 from codegen.typemap import PyType, UnsupportedType, postgresql_type, sqlite_type
 
-# The rule the generated validate_table_name() enforces at run time, checked here for the default.
-TABLE_NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-TABLE_NAME_MAX_LENGTH = 40  # leaves room for derived index names under PostgreSQL's 63 bytes
-TABLE_NAME_RULE = (
-    f"a table name must match ^[A-Za-z_][A-Za-z0-9_]*$ and be at most {TABLE_NAME_MAX_LENGTH} "
-    "characters (derived index names must fit PostgreSQL's 63-byte identifier limit)"
-)
 SUPPORTED_COMMANDS = (":one", ":many", ":exec", ":execrows")
 # Names the generated method bodies use for themselves; an argument never takes one.
 RESERVED_ARGUMENT_NAMES = frozenset(
@@ -69,8 +68,15 @@ class Arg:
     def annotation(self) -> str:
         if self.is_slice:
             return f"Sequence[{self.type.annotation}]"
-        base = f"Sequence[{self.type.annotation}]" if self.is_array else self.type.annotation
-        return f"{base} | None" if self.nullable else base
+        if not self.is_array:
+            return f"{self.type.annotation} | None" if self.nullable else self.type.annotation
+        # sqlc does not say whether array elements may be NULL, and a bulk insert through
+        # unnest(@col::T[]) into a nullable column needs them to be; so every element may be
+        # None (bound as SQL NULL). Sequence is covariant: a list[str] is still accepted.
+        element = self.type.annotation
+        if not self.type.includes_none:  # JsonValue already has None: the JSON null
+            element += " | None"
+        return f"Sequence[{element}] | None" if self.nullable else f"Sequence[{element}]"
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +91,7 @@ class QueryPlan:
     row: RowClass | None  # None for :exec and :execrows
     postgresql_text: str  # the templated text, `$N` untouched (PostgreSQL only)
     sqlite_text: SqliteText | None  # the rewritten, templated text (SQLite only)
+    table_identifiers: frozenset[str]  # the names in the text derived from the table name
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,7 +257,11 @@ def _query_plan(request: Request, query: Query, tables: dict[str, RowClass]) -> 
             sqlite_text = _sqlite_text(query, request.options.table)
     except CodegenError as error:
         raise CodegenError(f"query {query.name}: {error}") from None
+    # sqlc hands over every `--` line between the previous statement and this one, so a
+    # file's opening comment arrives here too, merged into its first query's comments (the
+    # blank line that separated them is not in the request).
     doc = tuple(line.strip() for line in query.comments)
+    identifiers = table_identifiers(tokenize(query.text, request.engine), request.options.table)
     return QueryPlan(
         name=query.name,
         cmd=query.cmd,
@@ -262,6 +273,7 @@ def _query_plan(request: Request, query: Query, tables: dict[str, RowClass]) -> 
         row=row,
         postgresql_text=text,
         sqlite_text=sqlite_text,
+        table_identifiers=identifiers,
     )
 
 
@@ -269,11 +281,9 @@ def plan_package(request: Request) -> Package:
     if request.engine not in (POSTGRESQL, SQLITE):
         raise CodegenError(f"engine {request.engine!r} is not supported")
     default_table = request.options.table
-    if (
-        not TABLE_NAME_PATTERN.fullmatch(default_table)
-        or len(default_table) > TABLE_NAME_MAX_LENGTH
-    ):
-        raise CodegenError(f"plugin option table {default_table!r}: {TABLE_NAME_RULE}")
+    # Its length is checked against the limit the schema allows: table_name.table_name_limit().
+    if not TABLE_NAME_PATTERN.fullmatch(default_table):
+        raise CodegenError(f"plugin option table {default_table!r}: {PATTERN_RULE}")
     table_rows = tuple(_table_row(request, table) for table in request.catalog.tables)
     tables = {
         table.rel.name: row

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from codegen.analyze import TABLE_NAME_MAX_LENGTH, Package, QueryPlan, RowClass
+from codegen.analyze import Package, QueryPlan, RowClass
 from codegen.naming import snake_case
 from codegen.pysource import (
     HEADER,
@@ -19,6 +19,7 @@ from codegen.pysource import (
     string_tuple,
 )
 from codegen.schema_files import MigrationFile
+from codegen.table_name import IDENTIFIER_MAX_BYTES, TableNameLimit
 from codegen.typemap import Import
 
 DIALECT_TITLES = {"postgresql": "PostgreSQL", "sqlite": "SQLite"}
@@ -35,8 +36,9 @@ def validate_table_name(table: str) -> str:
     """Return `table` if it is safe to paste into SQL, else raise ValueError saying why.
 
     Only plain identifiers are accepted (so nothing can be injected), and the length
-    leaves room for derived names such as `ix_<table>_status` under PostgreSQL's
-    63-byte identifier limit.
+    leaves room for every name the schema derives from the table name (indexes,
+    constraints, the migrations table) under PostgreSQL's 63-byte identifier limit,
+    which would otherwise silently truncate them.
     """
     if (
         not isinstance(table, str)
@@ -46,7 +48,8 @@ def validate_table_name(table: str) -> str:
         raise ValueError(
             f"invalid table name {table!r}: a table name must match "
             f"^[A-Za-z_][A-Za-z0-9_]*$ and be at most {TABLE_NAME_MAX_LENGTH} characters "
-            "(derived index names must fit PostgreSQL's 63-byte identifier limit)"
+            f"(the longest name derived from it, {_LONGEST_DERIVED_NAME}, must fit "
+            "PostgreSQL's 63-byte identifier limit)"
         )
     return table
 '''
@@ -81,13 +84,17 @@ def head(package: Package, doc: Sequence[str], imports: Imports) -> list[str]:
     return lines
 
 
-def table_module(package: Package) -> str:
+def table_module(package: Package, limit: TableNameLimit) -> str:
     imports = Imports()
     imports.add(Import("re"))
     doc = ["The table name that fills the `{table}` placeholder of every SQL text, and its check."]
     constants = [
         f"DEFAULT_TABLE = {string_literal(package.table)}",
-        f"TABLE_NAME_MAX_LENGTH = {TABLE_NAME_MAX_LENGTH}",
+        "# The longest name the schema and queries derive from the table name (found by codegen),",
+        "# and so the longest table name for which every derived name fits PostgreSQL's",
+        f"# {IDENTIFIER_MAX_BYTES}-byte identifier limit (longer names are silently truncated).",
+        *string_assignment("_LONGEST_DERIVED_NAME", limit.longest_name),
+        f"TABLE_NAME_MAX_LENGTH = {limit.max_length}",
         '_TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")',
     ]
     function = _VALIDATE_TABLE_NAME.splitlines()

@@ -16,6 +16,7 @@ from codegen.emit_common import init_module, migrations_module, models_module, t
 from codegen.errors import CodegenError
 from codegen.request import decode_request, encode_response
 from codegen.schema_files import read_migrations
+from codegen.table_name import table_name_limit
 
 
 def generate(data: bytes) -> dict[str, str]:
@@ -23,6 +24,10 @@ def generate(data: bytes) -> dict[str, str]:
     request = decode_request(data)
     package = plan_package(request)
     migrations = read_migrations(request.schema_paths, request.engine, request.options.table)
+    # Every name derived from the table name, in the schema or in a query, must fit.
+    derived = [m.table_identifiers for m in migrations]
+    derived += [plan.table_identifiers for plan in package.queries]
+    limit = table_name_limit(frozenset().union(*derived), request.options.table)
     if request.options.target == "psycopg":
         queries = emit_psycopg.queries_module(package)
         classes = ["AsyncQueries", "Queries"]
@@ -31,7 +36,7 @@ def generate(data: bytes) -> dict[str, str]:
         classes = ["Queries"]
     return {
         "__init__.py": init_module(package, classes),
-        "_table.py": table_module(package),
+        "_table.py": table_module(package, limit),
         "models.py": models_module(package),
         "queries.py": queries,
         "migrations.py": migrations_module(package, migrations),

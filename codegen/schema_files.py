@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from codegen.errors import CodegenError
-from codegen.sqltext import split_statements
+from codegen.sqltext import split_statements, table_identifiers
 from codegen.tokenizer import tokenize
 
 _FILE_NAME = re.compile(r"([0-9]{4})_([A-Za-z0-9_]+)\.sql")
@@ -26,6 +26,7 @@ class MigrationFile:
     name: str
     path: str
     statements: tuple[str, ...]  # templated for str.format, comments removed
+    table_identifiers: frozenset[str]  # the names derived from the table name, as templates
 
 
 def _sql_files(schema_path: str) -> list[Path]:
@@ -57,6 +58,7 @@ def read_migrations(schema_paths: tuple[str, ...], dialect: str, table: str) -> 
                     name=match.group(2),
                     path=path.as_posix(),
                     statements=tuple(split_statements(tokens, table, dialect)),
+                    table_identifiers=table_identifiers(tokens, table),
                 )
             )
     migrations.sort(key=lambda m: m.version)

@@ -69,6 +69,26 @@ def template_sql(tokens: Iterable[Token], table: str) -> str:
     return "".join(template_token(token, table) for token in tokens)
 
 
+def table_identifiers(tokens: Iterable[Token], table: str) -> frozenset[str]:
+    """The identifiers derived from the table name, as templates (``ix_{table}_status``).
+
+    These are the names whose length grows with the configured table name: the table name
+    limit is computed from them (see ``codegen/table_name.py``). Quoted identifiers count
+    without their quotes, because the limit applies to the name itself.
+    """
+    found: set[str] = set()
+    for token in tokens:
+        if token.kind is Kind.IDENT:
+            templated = _template_name(token.text, table, fold_case=True)
+        elif token.kind is Kind.QUOTED_IDENT:
+            templated = _template_name(token.name, table, fold_case=False)
+        else:
+            continue
+        if templated is not None:
+            found.add(templated)
+    return frozenset(found)
+
+
 @dataclass(frozen=True, slots=True)
 class SliceHole:
     """Where a ``sqlc.slice`` list goes: bound as ``:p<number>_0, :p<number>_1, …``."""

@@ -30,6 +30,7 @@ class PyType:
     json_adapter: str = ""  # psycopg: "Json" or "Jsonb" wraps a parameter of this type
     from_models: bool = False  # the annotation is defined in the generated models module
     to_bool: bool = False  # SQLite: results come back as 0/1 and are converted with bool()
+    includes_none: bool = False  # None is a value of the type itself (JSON null), not SQL NULL
 
 
 _INT = PyType("int")
@@ -57,8 +58,8 @@ _POSTGRESQL: dict[str, PyType] = {
         ["time", "time without time zone"], PyType("datetime.time", (Import("datetime"),))
     ),
     "interval": PyType("datetime.timedelta", (Import("datetime"),)),
-    "json": PyType("JsonValue", json_adapter="Json", from_models=True),
-    "jsonb": PyType("JsonValue", json_adapter="Jsonb", from_models=True),
+    "json": PyType("JsonValue", json_adapter="Json", from_models=True, includes_none=True),
+    "jsonb": PyType("JsonValue", json_adapter="Jsonb", from_models=True, includes_none=True),
 }
 
 

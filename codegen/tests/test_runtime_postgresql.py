@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from decimal import Decimal
 
 import psycopg
@@ -131,9 +131,14 @@ async def test_array_parameters_and_optional_array_filter(
         execution_ids=["a", "b", "c"],
         statuses=("ready", "done", "ready"),
         inputs=[{"n": 1}, [2], "three"],
+        labels=["first", None, None],  # None elements: array elements are typed `T | None`
         created_at=T0,
     )
-    assert [r.execution_id for r in rows] == ["a", "b", "c"]
+    assert [(r.execution_id, r.label) for r in rows] == [("a", "first"), ("b", None), ("c", None)]
+    cur = await conn.execute(
+        "SELECT execution_id FROM durable_task_executions WHERE label IS NULL ORDER BY id"
+    )
+    assert await cur.fetchall() == [("b",), ("c",)]  # SQL NULL, not the text 'None'
     found = await q.get_by_execution_ids(conn, execution_ids=("c", "a", "b"), statuses=None)
     assert [(r.execution_id, r.input) for r in found] == [
         ("a", {"n": 1}),
@@ -143,6 +148,35 @@ async def test_array_parameters_and_optional_array_filter(
     ready = await q.get_by_execution_ids(conn, execution_ids=["a", "b", "c"], statuses=["ready"])
     assert [r.execution_id for r in ready] == ["a", "c"]
     assert await q.get_by_execution_ids(conn, execution_ids=[], statuses=None) == []
+
+
+async def test_array_elements_may_be_null(conn: Conn) -> None:
+    # All-None arrays still carry their element type (the cast in the SQL) to PostgreSQL.
+    rows = await q.insert_many(
+        conn, execution_ids=["n"], statuses=["ready"], inputs=[None], labels=[None], created_at=T0
+    )
+    assert [(r.execution_id, r.label) for r in rows] == [("n", None)]
+    # A JSON array element None is the JSON document `null` (JsonValue includes None), which is
+    # how a NOT NULL jsonb column can receive it.
+    cur = await conn.execute("SELECT jsonb_typeof(input) FROM durable_task_executions")
+    assert await cur.fetchall() == [("null",)]
+    # A NULL element in an id list matches nothing, and breaks nothing.
+    found = await q.get_by_execution_ids(conn, execution_ids=[None, "n"], statuses=[None])
+    assert found == []
+    found = await q.get_by_execution_ids(conn, execution_ids=[None, "n"], statuses=None)
+    assert [r.execution_id for r in found] == ["n"]
+
+
+def test_array_parameters_admit_null_elements() -> None:
+    # Sequence[T | None] for every array parameter (sqlc does not say whether elements may be
+    # NULL); JsonValue already includes None. The SQLite slices are not arrays.
+    # The annotations as written (get_type_hints would resolve JsonValue's forward references).
+    hints = AsyncQueries.insert_many.__annotations__
+    assert hints["labels"] == Sequence[str | None]
+    assert hints["execution_ids"] == Sequence[str | None]
+    assert hints["inputs"] == Sequence[JsonValue]
+    optional = Queries.get_by_execution_ids.__annotations__["statuses"]
+    assert optional == Sequence[str | None] | None
 
 
 async def test_unnamed_parameter_and_untouched_literal(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -234,17 +235,29 @@ def test_custom_table_name_is_a_separate_table(q: Queries, conn: sqlite3.Connect
     assert {"tenant_b", "tenant_b_migrations", "ix_tenant_b_status", "tenant_b_label"} <= names
 
 
+# The fixture's longest derived name is <table>_migrations: 63 - len("_migrations").
+LIMIT = 52
+
+
 @pytest.mark.parametrize(
-    "bad", ["bad-name", "1abc", "x" * 41, "t; DROP TABLE t", "", "tâble", "a b"]
+    "bad", ["bad-name", "1abc", "x" * (LIMIT + 1), "t; DROP TABLE t", "", "tâble", "a b"]
 )
 def test_invalid_table_names_are_rejected(bad: str) -> None:
     with pytest.raises(ValueError, match=r"invalid table name .*must match \^\[A-Za-z_\]"):
         validate_table_name(bad)
-    with pytest.raises(ValueError, match="at most 40 characters"):
+    message = (
+        f"at most {LIMIT} characters (the longest name derived from it, <table>_migrations, "
+        "must fit PostgreSQL's 63-byte identifier limit)"
+    )
+    with pytest.raises(ValueError, match=re.escape(message)):
         Queries(bad)
     with pytest.raises(ValueError, match="invalid table name"):
         migrations_for_table(bad)
 
 
-def test_longest_valid_table_name() -> None:
-    assert validate_table_name("t" * 40) == "t" * 40
+def test_longest_valid_table_name(conn: sqlite3.Connection) -> None:
+    table = "t" * LIMIT
+    assert validate_table_name(table) == table
+    migrate(conn, table)
+    names = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
+    assert {table, f"{table}_migrations", f"ix_{table}_status", f"{table}_label"} <= names

@@ -5,7 +5,11 @@
 import re
 
 DEFAULT_TABLE = "durable_task_executions"
-TABLE_NAME_MAX_LENGTH = 40
+# The longest name the schema and queries derive from the table name (found by codegen),
+# and so the longest table name for which every derived name fits PostgreSQL's
+# 63-byte identifier limit (longer names are silently truncated).
+_LONGEST_DERIVED_NAME = "ix_<table>_status_is_closed_expires_at"
+TABLE_NAME_MAX_LENGTH = 32
 _TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -13,8 +17,9 @@ def validate_table_name(table: str) -> str:
     """Return `table` if it is safe to paste into SQL, else raise ValueError saying why.
 
     Only plain identifiers are accepted (so nothing can be injected), and the length
-    leaves room for derived names such as `ix_<table>_status` under PostgreSQL's
-    63-byte identifier limit.
+    leaves room for every name the schema derives from the table name (indexes,
+    constraints, the migrations table) under PostgreSQL's 63-byte identifier limit,
+    which would otherwise silently truncate them.
     """
     if (
         not isinstance(table, str)
@@ -24,6 +29,7 @@ def validate_table_name(table: str) -> str:
         raise ValueError(
             f"invalid table name {table!r}: a table name must match "
             f"^[A-Za-z_][A-Za-z0-9_]*$ and be at most {TABLE_NAME_MAX_LENGTH} characters "
-            "(derived index names must fit PostgreSQL's 63-byte identifier limit)"
+            f"(the longest name derived from it, {_LONGEST_DERIVED_NAME}, must fit "
+            "PostgreSQL's 63-byte identifier limit)"
         )
     return table
