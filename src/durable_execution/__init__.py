@@ -2,6 +2,8 @@
 out, can be cancelled and fan out into children. Everything a user needs is importable from here.
 """
 
+from typing import TYPE_CHECKING
+
 from durable_execution.builders import InputValidatedTaskBuilder
 from durable_execution.errors import (
     DurableExecutionCancelledError,
@@ -25,7 +27,7 @@ from durable_execution.executions import (
     WaitingForFinalizeTaskExecution,
 )
 from durable_execution.executor import DurableExecutor, TaskDecorator
-from durable_execution.handle import TaskHandle
+from durable_execution.handle import TaskHandle, cancel_execution
 from durable_execution.model import (
     ChildTaskError,
     ErrorType,
@@ -42,7 +44,9 @@ from durable_execution.storage import (
     DurableStorage,
     DurableStorageTx,
     InMemoryStorage,
+    SQLiteDurableStorage,
     StorageError,
+    open_storage,
 )
 from durable_execution.tasks import (
     ChildTask,
@@ -52,6 +56,19 @@ from durable_execution.tasks import (
     TaskContext,
     TaskEnqueueOptions,
 )
+
+if TYPE_CHECKING:
+    from durable_execution.storage.postgres import PostgresDurableStorage
+
+
+def __getattr__(name: str) -> object:
+    # Imported on first use: psycopg is an optional extra (SQLite-only users need not have it).
+    if name == "PostgresDurableStorage":
+        from durable_execution.storage.postgres import PostgresDurableStorage
+
+        return PostgresDurableStorage
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "ActiveTaskExecution",
@@ -83,9 +100,11 @@ __all__ = [
     "ParentTaskOutput",
     "ParentTaskRef",
     "ParentTaskResult",
+    "PostgresDurableStorage",
     "ReadyExecution",
     "RetryOptions",
     "RunningExecution",
+    "SQLiteDurableStorage",
     "Serializer",
     "StorageError",
     "Task",
@@ -99,4 +118,6 @@ __all__ = [
     "TimedOutExecution",
     "WaitingForChildrenTasksExecution",
     "WaitingForFinalizeTaskExecution",
+    "cancel_execution",
+    "open_storage",
 ]

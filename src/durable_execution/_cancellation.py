@@ -8,8 +8,12 @@ it to stop it, which :class:`RemoteCancellationWatcher` does for this executor's
 
 from __future__ import annotations
 
+from collections.abc import Container
+from typing import Literal, TypeAlias
+
 from durable_execution import clock
 from durable_execution._runtime import Runtime
+from durable_execution._transactions import TransactionRunner
 from durable_execution.errors import DurableExecutionCancelledError, DurableExecutionError
 from durable_execution.model import ACTIVE_STATUSES
 from durable_execution.storage.types import (
@@ -20,19 +24,30 @@ from durable_execution.storage.types import (
 
 _MAX_CONFLICTS = 5
 
+CancelOutcome: TypeAlias = Literal["cancelled", "already_finished", "not_found"]
 
-async def cancel_execution(runtime: Runtime, execution_id: str) -> None:
-    """Cancel ``execution_id`` if it is still active; a no-op for finished or unknown ones."""
+
+async def write_cancellation(
+    transactions: TransactionRunner, execution_id: str, *, running_here: Container[str] = ()
+) -> CancelOutcome:
+    """The guarded write that cancels ``execution_id`` if it is still active.
+
+    ``running_here`` holds the ids whose attempts run in the calling process: those are stopped
+    by the caller, every other running attempt is flagged for its own executor to stop. Used by
+    handles (through :func:`cancel_execution`) and by code that has no executor at all.
+    """
     error = DurableExecutionCancelledError().to_info()
 
-    async def cancel(tx: DurableStorageTx) -> bool:
+    async def cancel(tx: DurableStorageTx) -> CancelOutcome:
         for _ in range(_MAX_CONFLICTS):
             rows = await tx.get_task_executions(WhereByExecutionIds([execution_id]))
-            if not rows or rows[0].status not in ACTIVE_STATUSES:
-                return False
+            if not rows:
+                return "not_found"
             row = rows[0]
+            if row.status not in ACTIVE_STATUSES:
+                return "already_finished"
             now = clock.now()
-            local = row.status == "running" and execution_id in runtime.running
+            local = row.status == "running" and execution_id in running_here
             matched = await tx.update_task_executions(
                 WhereByExecutionIds([execution_id], statuses=[row.status], version=row.version),
                 TaskExecutionUpdate(
@@ -45,12 +60,20 @@ async def cancel_execution(runtime: Runtime, execution_id: str) -> None:
                 ),
             )
             if matched:
-                return True
+                return "cancelled"
         raise DurableExecutionError(
             f"Could not cancel execution {execution_id}: it kept changing", is_retryable=True
         )
 
-    if not await runtime.transactions.run(cancel):
+    return await transactions.run(cancel)
+
+
+async def cancel_execution(runtime: Runtime, execution_id: str) -> None:
+    """Cancel ``execution_id`` if it is still active; a no-op for finished or unknown ones."""
+    outcome = await write_cancellation(
+        runtime.transactions, execution_id, running_here=runtime.running
+    )
+    if outcome != "cancelled":
         return
     runtime.executions_finished([execution_id])
     local_run = runtime.running.get(execution_id)

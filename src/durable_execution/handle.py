@@ -9,10 +9,13 @@ executor shut down (then they only poll).
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Final, Generic, TypeVar, cast
 
-from durable_execution._cancellation import cancel_execution
+from durable_execution._cancellation import cancel_execution as cancel_in_runtime
+from durable_execution._cancellation import write_cancellation
 from durable_execution._runtime import Runtime
+from durable_execution._transactions import TransactionRunner
 from durable_execution.errors import DurableExecutionNotFoundError, DurableExecutionTimedOutError
 from durable_execution.executions import (
     FinishedTaskExecution,
@@ -21,6 +24,7 @@ from durable_execution.executions import (
 )
 from durable_execution.model import FINISHED_STATUSES
 from durable_execution.storage.types import (
+    DurableStorage,
     DurableStorageTx,
     TaskExecutionRecord,
     WhereByExecutionIds,
@@ -108,7 +112,25 @@ class TaskHandle(Generic[OutputT_co]):
 
     async def cancel(self) -> None:
         """Cancel the execution if it is still active; harmless if it already finished."""
-        await cancel_execution(self._rt, self._execution_id)
+        await cancel_in_runtime(self._rt, self._execution_id)
 
     def __repr__(self) -> str:
         return f"TaskHandle(task_id={self._task_id!r}, execution_id={self._execution_id!r})"
+
+
+async def cancel_execution(
+    storage: DurableStorage, execution_id: str, *, logger: logging.Logger | None = None
+) -> bool:
+    """Cancel an execution by id, from any process, without registering its task.
+
+    The same guarded write as :meth:`TaskHandle.cancel`: an active execution becomes
+    ``cancelled``; if it is running, the executor running it stops the attempt, and executors
+    close its children as with any cancelled parent. Returns ``True`` if this call cancelled it,
+    ``False`` if it had already finished; raises :class:`DurableExecutionNotFoundError` if no
+    execution has that id (a handle's ``cancel()`` stays silent there, as in the reference).
+    """
+    transactions = TransactionRunner(storage, logger or logging.getLogger("durable_execution"))
+    outcome = await write_cancellation(transactions, execution_id)
+    if outcome == "not_found":
+        raise DurableExecutionNotFoundError(f"Execution {execution_id} not found")
+    return outcome == "cancelled"

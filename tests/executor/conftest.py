@@ -4,14 +4,8 @@ Every scenario runs once per storage backend. A backend is one entry of ``STORAG
 a name mapped to a function that, given the pytest request, opens a fresh, empty storage as an
 async context manager and closes it afterwards. The factory receives the request so that a
 backend that needs a database can pull it from a fixture lazily (``request.getfixturevalue``),
-and only when that backend is the one under test. Adding SQLite and PostgreSQL later is adding
-two entries here, for example::
-
-    @asynccontextmanager
-    async def _sqlite_storage(request: pytest.FixtureRequest) -> AsyncIterator[DurableStorage]:
-        path = request.getfixturevalue("sqlite_path")
-        async with open_storage(f"sqlite:///{path}") as storage:
-            yield storage
+and only when that backend is the one under test: memory, SQLite (a fresh file per test) and
+PostgreSQL (a fresh schema per test), the SQL ones opened and migrated by ``open_storage``.
 """
 
 from __future__ import annotations
@@ -23,7 +17,7 @@ from typing import Unpack
 import pytest
 
 from durable_execution import DurableExecutor
-from durable_execution.storage import DurableStorage, InMemoryStorage
+from durable_execution.storage import DurableStorage, InMemoryStorage, open_storage
 
 from ._support import ExecutorOptions, MakeExecutor
 
@@ -36,8 +30,24 @@ async def _memory_storage(request: pytest.FixtureRequest) -> AsyncIterator[Durab
     yield InMemoryStorage()
 
 
+@asynccontextmanager
+async def _sqlite_storage(request: pytest.FixtureRequest) -> AsyncIterator[DurableStorage]:
+    path = request.getfixturevalue("sqlite_path")  # a fresh file per test
+    async with open_storage(f"sqlite:///{path}") as storage:
+        yield storage
+
+
+@asynccontextmanager
+async def _postgres_storage(request: pytest.FixtureRequest) -> AsyncIterator[DurableStorage]:
+    url: str = request.getfixturevalue("postgres_url")  # a fresh schema per test
+    async with open_storage(url) as storage:
+        yield storage
+
+
 STORAGE_FACTORIES: dict[str, StorageFactory] = {
     "memory": _memory_storage,
+    "sqlite": _sqlite_storage,
+    "postgresql": _postgres_storage,
 }
 
 # Most scenarios use a short idle sleep so that polling implementations still finish quickly;

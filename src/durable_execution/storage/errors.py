@@ -13,3 +13,17 @@ class DuplicateExecutionIdError(StorageError):
     def __init__(self, execution_ids: list[str]) -> None:
         self.execution_ids = execution_ids
         super().__init__(f"Execution ids already exist: {', '.join(execution_ids)}")
+
+
+class MalformedRowError(StorageError):
+    """A stored row cannot be turned back into a record (bad JSON, unknown status, …).
+
+    Names the execution and the column so that an operator can find and repair the row, and so
+    that callers can set that one row aside instead of failing every read that touches it.
+    """
+
+    def __init__(self, execution_id: str, column: str, problem: str) -> None:
+        self.execution_id = execution_id
+        self.column = column
+        self.problem = problem
+        super().__init__(f"Stored execution {execution_id} has a malformed {column}: {problem}")

@@ -1,0 +1,383 @@
+"""The PostgreSQL storage: executions in one table, shared by many executor processes.
+
+How it works:
+
+* A ``psycopg_pool.AsyncConnectionPool``; each transaction borrows one connection for its whole
+  life (``async with pool.connection() as conn, conn.transaction()``), so transactions of one
+  process run truly in parallel, up to the pool size.
+* READ COMMITTED (set on every pooled connection, whatever the server's default): claims use
+  ``FOR UPDATE SKIP LOCKED`` so concurrent executors take disjoint rows without waiting, and the
+  version guard of an update is re-checked by PostgreSQL against the latest committed row.
+* Every statement is a generated query (``generated/postgresql``, psycopg raw cursors); records
+  become rows through the shared :mod:`.conversion` layer (``jsonb`` and ``timestamptz``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Final, Self
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg_pool import AsyncConnectionPool
+
+from durable_execution.generated import postgresql as pg
+from durable_execution.storage import conversion, migrate
+from durable_execution.storage.conversion import Columns
+from durable_execution.storage.errors import DuplicateExecutionIdError, StorageError
+from durable_execution.storage.types import (
+    DurableStorageTx,
+    TaskExecutionRecord,
+    TaskExecutionUpdate,
+    TaskExecutionWhere,
+    WhereByExecutionIds,
+    WhereByStartAtLessThan,
+    WhereByStatuses,
+)
+
+# Any: the pool's connections keep psycopg's default row factory; the generated queries open
+# their own tuple cursors, so the row type never matters here.
+_Connection = psycopg.AsyncConnection[Any]
+
+DEFAULT_POOL_MIN_SIZE: Final = 4  # psycopg_pool's own default: the executor's loops start at once
+DEFAULT_POOL_MAX_SIZE: Final = 10
+DEFAULT_CONNECT_TIMEOUT_S: Final = 30.0
+
+# PostgreSQL's detail line of a unique violation (lc_messages=C/English); when it does not
+# match, every id of the batch is reported instead.
+_DUPLICATE_KEY = re.compile(r"Key \(execution_id\)=\((?P<id>.*)\) already exists")
+
+
+def _aware(moment: datetime, name: str) -> datetime:
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"{name} is a naive datetime ({moment!r}); timestamps must be aware")
+    return moment
+
+
+def _check_limit(limit: int | None) -> None:
+    if limit is not None and limit < 0:
+        raise StorageError(f"limit must be None or >= 0, got {limit}")
+
+
+def _matches_nothing(where: TaskExecutionWhere) -> bool:
+    """A where that cannot match a row, answered without a round trip."""
+    match where:
+        case WhereByExecutionIds():
+            return not where.execution_ids or (where.statuses is not None and not where.statuses)
+        case WhereByStatuses() | WhereByStartAtLessThan():
+            return not where.statuses
+
+
+class PostgresStorageTx:
+    """One transaction of a :class:`PostgresDurableStorage`, on one pooled connection."""
+
+    def __init__(self, conn: _Connection, queries: pg.AsyncQueries) -> None:
+        self._conn = conn
+        self._queries = queries
+
+    async def insert_task_executions(self, executions: Sequence[TaskExecutionRecord]) -> None:
+        if not executions:
+            return
+        rows = [conversion.columns_from_record(record) for record in executions]
+        ids = [row.execution_id for row in rows]
+        repeated = [execution_id for execution_id, n in Counter(ids).items() if n > 1]
+        if repeated:
+            # Caught before the statement, so the transaction stays usable.
+            raise DuplicateExecutionIdError(repeated)
+        try:
+            await self._insert(rows)
+        except pg_errors.UniqueViolation as error:
+            # The transaction is now aborted: nothing it did will be stored.
+            raise DuplicateExecutionIdError(_duplicate_ids(error, ids)) from error
+
+    async def _insert(self, rows: Sequence[Columns]) -> None:
+        await self._queries.insert_task_executions(
+            self._conn,
+            root_task_id=[r.root_task_id for r in rows],
+            root_execution_id=[r.root_execution_id for r in rows],
+            parent_task_id=[r.parent_task_id for r in rows],
+            parent_execution_id=[r.parent_execution_id for r in rows],
+            is_finalize_task=[r.is_finalize_task for r in rows],
+            task_id=[r.task_id for r in rows],
+            execution_id=[r.execution_id for r in rows],
+            retry_options=[r.retry_options for r in rows],
+            sleep_ms_before_run=[r.sleep_ms_before_run for r in rows],
+            timeout_ms=[r.timeout_ms for r in rows],
+            run_input=[r.run_input for r in rows],
+            run_output=[r.run_output for r in rows],
+            output=[r.output for r in rows],
+            children_tasks_completed_count=[r.children_tasks_completed_count for r in rows],
+            children_tasks=[r.children_tasks for r in rows],
+            children_tasks_errors=[r.children_tasks_errors for r in rows],
+            finalize_task=[r.finalize_task for r in rows],
+            finalize_task_error=[r.finalize_task_error for r in rows],
+            error=[r.error for r in rows],
+            status=[r.status for r in rows],
+            is_closed=[r.is_closed for r in rows],
+            needs_promise_cancellation=[r.needs_promise_cancellation for r in rows],
+            retry_attempts=[r.retry_attempts for r in rows],
+            start_at=[r.start_at for r in rows],
+            started_at=[r.started_at for r in rows],
+            finished_at=[r.finished_at for r in rows],
+            expires_at=[r.expires_at for r in rows],
+            version=[r.version for r in rows],
+            created_at=[r.created_at for r in rows],
+            updated_at=[r.updated_at for r in rows],
+        )
+
+    async def get_task_execution_ids(
+        self,
+        where: TaskExecutionWhere,
+        *,
+        limit: int | None = None,
+        skip_locked_for_update: bool = False,
+    ) -> list[str]:
+        _check_limit(limit)
+        if limit == 0 or _matches_nothing(where):
+            return []
+        q, conn, lock = self._queries, self._conn, skip_locked_for_update
+        match where:
+            case WhereByExecutionIds():
+                by_id = (
+                    q.get_task_execution_ids_by_execution_ids_for_update_skip_locked
+                    if lock
+                    else q.get_task_execution_ids_by_execution_ids
+                )
+                id_rows = await by_id(
+                    conn,
+                    execution_ids=where.execution_ids,
+                    statuses=where.statuses,
+                    needs_promise_cancellation=where.needs_promise_cancellation,
+                    version=where.version,
+                    row_limit=limit,
+                )
+                return [row.execution_id for row in id_rows]
+            case WhereByStatuses():
+                by_status = (
+                    q.get_task_execution_ids_by_statuses_for_update_skip_locked
+                    if lock
+                    else q.get_task_execution_ids_by_statuses
+                )
+                status_rows = await by_status(
+                    conn,
+                    statuses=where.statuses,
+                    is_closed=where.is_closed,
+                    expires_at_less_than=_optional_aware(where.expires_at_less_than),
+                    row_limit=limit,
+                )
+                return [row.execution_id for row in status_rows]
+            case WhereByStartAtLessThan():
+                by_start = (
+                    q.get_task_execution_ids_by_start_at_less_than_for_update_skip_locked
+                    if lock
+                    else q.get_task_execution_ids_by_start_at_less_than
+                )
+                start_rows = await by_start(
+                    conn,
+                    statuses=where.statuses,
+                    start_at_less_than=_aware(where.start_at_less_than, "start_at_less_than"),
+                    row_limit=limit,
+                )
+                return [row.execution_id for row in start_rows]
+
+    async def get_task_executions(
+        self,
+        where: TaskExecutionWhere,
+        *,
+        limit: int | None = None,
+        skip_locked_for_update: bool = False,
+    ) -> list[TaskExecutionRecord]:
+        _check_limit(limit)
+        if limit == 0 or _matches_nothing(where):
+            return []
+        q, conn, lock = self._queries, self._conn, skip_locked_for_update
+        match where:
+            case WhereByExecutionIds():
+                by_id = (
+                    q.get_task_executions_by_execution_ids_for_update_skip_locked
+                    if lock
+                    else q.get_task_executions_by_execution_ids
+                )
+                rows = await by_id(
+                    conn,
+                    execution_ids=where.execution_ids,
+                    statuses=where.statuses,
+                    needs_promise_cancellation=where.needs_promise_cancellation,
+                    version=where.version,
+                    row_limit=limit,
+                )
+            case WhereByStatuses():
+                by_status = (
+                    q.get_task_executions_by_statuses_for_update_skip_locked
+                    if lock
+                    else q.get_task_executions_by_statuses
+                )
+                rows = await by_status(
+                    conn,
+                    statuses=where.statuses,
+                    is_closed=where.is_closed,
+                    expires_at_less_than=_optional_aware(where.expires_at_less_than),
+                    row_limit=limit,
+                )
+            case WhereByStartAtLessThan():
+                by_start = (
+                    q.get_task_executions_by_start_at_less_than_for_update_skip_locked
+                    if lock
+                    else q.get_task_executions_by_start_at_less_than
+                )
+                rows = await by_start(
+                    conn,
+                    statuses=where.statuses,
+                    start_at_less_than=_aware(where.start_at_less_than, "start_at_less_than"),
+                    row_limit=limit,
+                )
+        return [conversion.record_from_columns(row) for row in rows]
+
+    async def update_task_executions(
+        self, where: TaskExecutionWhere, update: TaskExecutionUpdate
+    ) -> int:
+        if _matches_nothing(where):
+            return 0
+        changes = conversion.changes_from_update(update)
+        q, conn = self._queries, self._conn
+        match where:
+            case WhereByExecutionIds():
+                return await q.update_task_executions_by_execution_ids(
+                    conn,
+                    **changes,
+                    execution_ids=where.execution_ids,
+                    statuses=where.statuses,
+                    needs_promise_cancellation=where.needs_promise_cancellation,
+                    version=where.version,
+                )
+            case WhereByStatuses():
+                return await q.update_task_executions_by_statuses(
+                    conn,
+                    **changes,
+                    statuses=where.statuses,
+                    is_closed=where.is_closed,
+                    expires_at_less_than=_optional_aware(where.expires_at_less_than),
+                )
+            case WhereByStartAtLessThan():
+                return await q.update_task_executions_by_start_at_less_than(
+                    conn,
+                    **changes,
+                    statuses=where.statuses,
+                    start_at_less_than=_aware(where.start_at_less_than, "start_at_less_than"),
+                )
+
+
+def _optional_aware(moment: datetime | None) -> datetime | None:
+    return None if moment is None else _aware(moment, "expires_at_less_than")
+
+
+def _duplicate_ids(error: pg_errors.UniqueViolation, batch_ids: list[str]) -> list[str]:
+    match = _DUPLICATE_KEY.search(error.diag.message_detail or "")
+    if match is not None and match.group("id") in batch_ids:
+        return [match.group("id")]
+    return batch_ids
+
+
+async def _configure(conn: _Connection) -> None:
+    """Every pooled connection: explicit transactions only, READ COMMITTED whatever the default."""
+    await conn.set_autocommit(True)
+    await conn.set_isolation_level(psycopg.IsolationLevel.READ_COMMITTED)
+
+
+class PostgresDurableStorage:
+    """Executions in a PostgreSQL table. Call :meth:`open` (or use ``async with``) before use.
+
+    ``conninfo`` is a libpq URL or key/value string. ``pool_min_size``/``pool_max_size`` bound the
+    connection pool, and so the number of transactions that run at once. ``table_name`` selects
+    the table (validated; its indexes and migrations table are named after it). The schema is
+    created or upgraded by :meth:`migrate` (``open_storage`` calls it unless told not to).
+    """
+
+    def __init__(
+        self,
+        conninfo: str,
+        *,
+        table_name: str = pg.DEFAULT_TABLE,
+        pool_min_size: int = DEFAULT_POOL_MIN_SIZE,
+        pool_max_size: int = DEFAULT_POOL_MAX_SIZE,
+        connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
+        display_url: str | None = None,
+    ) -> None:
+        if pool_min_size < 0:
+            raise ValueError(f"pool_min_size must be >= 0, got {pool_min_size}")
+        if pool_max_size < max(pool_min_size, 1):
+            raise ValueError(
+                f"pool_max_size must be >= max(pool_min_size, 1), got {pool_max_size} "
+                f"(pool_min_size {pool_min_size})"
+            )
+        self.table_name = pg.validate_table_name(table_name)
+        self.pool_min_size = pool_min_size
+        self.pool_max_size = pool_max_size
+        self.queries = pg.AsyncQueries(table_name)
+        # How errors name the database: never with its password (open_storage passes a masked
+        # URL; a caller constructing the storage directly may too).
+        self._display = display_url if display_url is not None else "the PostgreSQL server"
+        self._connect_timeout_s = connect_timeout_s
+        self._conninfo = conninfo
+        self._pool: AsyncConnectionPool[_Connection] = AsyncConnectionPool(
+            conninfo,
+            min_size=pool_min_size,
+            max_size=pool_max_size,
+            open=False,
+            configure=_configure,
+            timeout=connect_timeout_s,
+            name="durable-execution",
+        )
+
+    async def open(self) -> None:
+        """Check that the server answers, then open the pool (a clear error if it does not)."""
+        try:
+            probe = await psycopg.AsyncConnection.connect(
+                self._conninfo, connect_timeout=max(1, round(self._connect_timeout_s))
+            )
+        except psycopg.OperationalError as error:
+            raise StorageError(f"Cannot connect to {self._display}: {error}") from None
+        await probe.close()
+        await self._pool.open(wait=True, timeout=self._connect_timeout_s)
+
+    async def close(self) -> None:
+        """Close every pooled connection (idempotent)."""
+        await self._pool.close()
+
+    async def __aenter__(self) -> Self:
+        try:
+            await self.open()
+        except BaseException:
+            await self.close()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[DurableStorageTx]:
+        try:
+            async with self._pool.connection() as conn, conn.transaction():
+                yield PostgresStorageTx(conn, self.queries)
+        except pg_errors.UndefinedTable as error:
+            raise StorageError(
+                f"Table {self.table_name} does not exist in the connection's schema: create it "
+                f"with migrate() (open_storage does unless migrate=False): {error}"
+            ) from None
+
+    async def migrate(self) -> list[int]:
+        """Create or upgrade the schema; returns the migration versions applied now."""
+        migrations = pg.migrations_for_table(self.table_name)
+        async with self._pool.connection() as conn:
+            return await migrate.migrate_postgres(conn, self.queries, migrations)
