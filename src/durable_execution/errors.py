@@ -26,7 +26,7 @@ class DurableExecutionError(Exception):
     def to_info(self) -> ExecutionErrorInfo:
         return ExecutionErrorInfo(
             error_type=self.error_type,
-            message=self.message,
+            message=storable_message(self.message),
             is_retryable=self.is_retryable,
             is_internal=self.is_internal,
         )
@@ -69,9 +69,18 @@ def error_info_from_exception(error: BaseException) -> ExecutionErrorInfo:
         return error.to_info()
     return ExecutionErrorInfo(
         error_type="generic",
-        message=str(error) or type(error).__name__,
+        message=storable_message(str(error) or type(error).__name__),
         is_retryable=True,
     )
+
+
+def storable_message(message: str) -> str:
+    """``message`` with what no backend can store escaped: NUL (PostgreSQL text and jsonb refuse
+    it) and lone surrogates (not valid UTF-8). Otherwise a task whose exception text holds one
+    could never record its failure and would be re-run at every lease expiry."""
+    if "\x00" in message:
+        message = message.replace("\x00", "\\x00")
+    return message.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def terminal_status_for(error: ExecutionErrorInfo) -> TaskExecutionStatus:

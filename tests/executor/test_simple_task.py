@@ -209,6 +209,22 @@ async def test_plain_error_fails_the_execution(executor: DurableExecutor) -> Non
     assert runs["test"] == 1
 
 
+async def test_error_text_no_backend_can_store_is_escaped(executor: DurableExecutor) -> None:
+    # PostgreSQL refuses NUL in text/jsonb and no backend stores a lone surrogate; unescaped, the
+    # failure could never be written and the execution would be re-run at every lease expiry.
+    runs = RunCounter()
+
+    def run(ctx: TaskContext, _: None) -> None:
+        runs.hit("test")
+        raise ValueError("bad\x00byte \udc80 end")
+
+    task = executor.task(id="test", timeout_ms=1000, run=run)
+    execution = await wait_finished(await executor.enqueue_task(task))
+    assert execution.status == "failed"
+    assert execution.error.message == "bad\\x00byte \\udc80 end"
+    assert runs["test"] == 1
+
+
 async def test_retry_then_complete(executor: DurableExecutor) -> None:
     runs = RunCounter()
 
