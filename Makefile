@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck check-generated generate pytest clean
+.PHONY: demo test test-slow lint typecheck check-generated generate pytest clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -13,7 +13,7 @@ $(INSTALLED): pyproject.toml
 	touch $(INSTALLED)
 
 demo: $(INSTALLED)
-	$(BIN)/python -m durable_execution.demo
+	$(BIN)/durable-execution demo
 
 test: lint typecheck check-generated pytest
 
@@ -22,7 +22,7 @@ lint: $(INSTALLED)
 	$(BIN)/ruff format --check .
 
 typecheck: $(INSTALLED)
-	$(BIN)/mypy --strict src codegen tests
+	$(BIN)/mypy --strict src codegen tests examples bench
 
 generate: $(INSTALLED)
 	$(BIN)/python -m codegen.regenerate
@@ -32,6 +32,10 @@ check-generated: $(INSTALLED)
 
 pytest: $(INSTALLED)
 	$(BIN)/pytest
+
+# The full-size soak variants of the reliability tests (minutes; not part of `make test`).
+test-slow: $(INSTALLED)
+	$(BIN)/pytest -m slow
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -130,6 +130,9 @@ class TaskRegistry:
     def get(self, task_id: str) -> TaskDefinition | None:
         return self._tasks.get(task_id)
 
+    def ids(self) -> frozenset[str]:
+        return frozenset(self._tasks)
+
     def register(self, definition: TaskDefinition) -> None:
         """Register ``definition`` and its finalize chain, or nothing if any id is taken."""
         chain = list(_with_finalize_chain(definition))

@@ -8,6 +8,9 @@ The workload: a 16-execution tree (``root`` with children ``a`` — itself a par
 with a finalize — and a 3-step sequential chain ``b1 → b2 → b3``, plus ``root``'s finalize), 100
 concurrent tasks ``t0..t99``, a task that succeeds on its third attempt, a failing task, a parent
 with a failing child, a parent with a failing finalize task, and a parent with 250 children.
+
+A caller that wants to show the run live passes a :class:`WorkloadProgress`; the steps it hears
+about are :data:`STEPS`, in that order.
 """
 
 from __future__ import annotations
@@ -18,15 +21,23 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypedDict
+from typing import Any, Final, Protocol, TypedDict, TypeVar
 
 from durable_execution.errors import DurableExecutionError
 from durable_execution.executions import FinishedTaskExecution
 from durable_execution.executor import DurableExecutor
+from durable_execution.handle import TaskHandle
 from durable_execution.model import ALL_STATUSES, RetryOptions
 from durable_execution.payloads import FinalizeTaskInput, ParentTaskOutput
-from durable_execution.storage.types import DurableStorage, DurableStorageTx, WhereByStatuses
-from durable_execution.tasks import ChildTask, FinalizeTask, ParentTaskResult, TaskContext
+from durable_execution.storage.types import (
+    DurableStorage,
+    DurableStorageTx,
+    TaskExecutionRecord,
+    WhereByStatuses,
+)
+from durable_execution.tasks import ChildTask, FinalizeTask, ParentTaskResult, Task, TaskContext
+
+OutputT = TypeVar("OutputT")
 
 TIMEOUT_MS = 1000
 CONCURRENT_TASKS = 100
@@ -35,6 +46,40 @@ CONCURRENT_CHILDREN = 250
 
 class Named(TypedDict):
     name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    key: str
+    description: str
+    total: int  # how many times the step advances before it is done
+
+
+STEPS: Final = (
+    Step("tree", "task tree (16 executions)", 1),
+    Step("concurrent", f"{CONCURRENT_TASKS} concurrent tasks", CONCURRENT_TASKS),
+    Step("retry", "retried task (3 attempts)", 1),
+    Step("failing", "failing task", 1),
+    Step("failing_child", "parent with a failing child", 1),
+    Step("failing_finalize", "parent with a failing finalize", 1),
+    Step("children", f"parent with {CONCURRENT_CHILDREN} children", CONCURRENT_CHILDREN),
+)
+
+
+class WorkloadProgress(Protocol):
+    """Hears how far the workload got; called on the event loop, so it must not block."""
+
+    def step_started(self, key: str) -> None: ...
+
+    def advance(self, key: str) -> None: ...
+
+
+class _NoProgress:
+    def step_started(self, key: str) -> None:
+        pass
+
+    def advance(self, key: str) -> None:
+        pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +95,8 @@ class WorkloadReport:
     statuses: Counter[str] = field(default_factory=Counter)
     executions: int = 0
     wall_time_s: float = 0.0
+    # The top-level executions the workload enqueued, in order: (task id, execution id).
+    enqueued: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -88,27 +135,35 @@ def _completed_output(
 
 
 async def run_seed_workload(
-    storage: DurableStorage, **executor_options: Any
+    storage: DurableStorage, *, progress: WorkloadProgress | None = None, **executor_options: Any
 ) -> WorkloadReport:  # Any: forwarded verbatim to DurableExecutor's keyword options
     """Run the whole workload on ``storage`` with a fresh executor; never raises on mismatches."""
     report = WorkloadReport()
     started = time.perf_counter()
     executor = DurableExecutor(storage, **executor_options)
+    steps = progress or _NoProgress()
     async with executor:
-        await _tree_and_concurrent(executor, storage, report)
-        await _retries_and_failures(executor, report)
-        await _many_children(executor, report)
+        await _tree_and_concurrent(executor, storage, report, steps)
+        await _retries_and_failures(executor, report, steps)
+        await _many_children(executor, report, steps)
     report.wall_time_s = time.perf_counter() - started
 
-    async def all_statuses(tx: DurableStorageTx) -> list[str]:
+    # Only this run's executions: a storage may hold earlier runs' too.
+    roots = {execution_id for _, execution_id in report.enqueued}
+
+    async def own_statuses(tx: DurableStorageTx) -> list[str]:
         rows = await tx.get_task_executions(WhereByStatuses(statuses=ALL_STATUSES))
-        return [row.status for row in rows]
+        return [row.status for row in rows if _root_id(row) in roots]
 
     async with storage.transaction() as tx:
-        statuses = await all_statuses(tx)
+        statuses = await own_statuses(tx)
     report.statuses.update(statuses)
     report.executions = len(statuses)
     return report
+
+
+def _root_id(row: TaskExecutionRecord) -> str:
+    return row.execution_id if row.root_task is None else row.root_task.execution_id
 
 
 def _greeting(who: str) -> Callable[[TaskContext, Named], str]:
@@ -119,7 +174,10 @@ def _greeting(who: str) -> Callable[[TaskContext, Named], str]:
 
 
 async def _tree_and_concurrent(
-    executor: DurableExecutor, storage: DurableStorage, report: WorkloadReport
+    executor: DurableExecutor,
+    storage: DurableStorage,
+    report: WorkloadReport,
+    progress: WorkloadProgress,
 ) -> None:
     async def b1(ctx: TaskContext, value: Named) -> dict[str, str]:
         return {"name": value["name"], "taskB1Output": f"Hello from task B1, {value['name']}!"}
@@ -203,10 +261,22 @@ async def _tree_and_concurrent(
 
     # Annotated: mypy cannot infer a TypedDict from a dict literal passed for a type variable.
     world: Named = {"name": "world"}
+    progress.step_started("tree")
     root_handle = await executor.enqueue_task(root, world)
+    report.enqueued.append((root_handle.task_id, root_handle.execution_id))
+    progress.step_started("concurrent")
     t_handles = await asyncio.gather(*(executor.enqueue_task(task, "world") for task in t_tasks))
+    report.enqueued += [(handle.task_id, handle.execution_id) for handle in t_handles]
 
+    async def finished(handle: TaskHandle[str]) -> FinishedTaskExecution[str]:
+        execution = await handle.wait_and_get_finished_execution()
+        progress.advance("concurrent")
+        return execution
+
+    # Waited for all at once so that progress is reported in finishing order.
+    t_waits = asyncio.gather(*(finished(handle) for handle in t_handles))
     root_execution = await root_handle.wait_and_get_finished_execution()
+    progress.advance("tree")
     output = _completed_output(report, "root", root_execution)
     report.expect("root: task_id", root_execution.task_id, "root")
     report.expect_true(
@@ -232,8 +302,7 @@ async def _tree_and_concurrent(
         "root: executions in its tree", await _tree_size(storage, root_handle.execution_id), 16
     )
 
-    for index, handle in enumerate(t_handles):
-        execution = await handle.wait_and_get_finished_execution()
+    for index, execution in enumerate(await t_waits):
         output = _completed_output(report, f"t{index}", execution)
         report.expect(f"t{index}: task_id", execution.task_id, f"t{index}")
         report.expect(f"t{index}: output", output, f"Hello from task T{index}, world!")
@@ -242,15 +311,28 @@ async def _tree_and_concurrent(
 async def _tree_size(storage: DurableStorage, root_execution_id: str) -> int:
     async with storage.transaction() as tx:
         rows = await tx.get_task_executions(WhereByStatuses(statuses=ALL_STATUSES))
-    return sum(
-        1
-        for row in rows
-        if row.execution_id == root_execution_id
-        or (row.root_task is not None and row.root_task.execution_id == root_execution_id)
-    )
+    return sum(1 for row in rows if _root_id(row) == root_execution_id)
 
 
-async def _retries_and_failures(executor: DurableExecutor, report: WorkloadReport) -> None:
+async def _run_step(
+    executor: DurableExecutor,
+    report: WorkloadReport,
+    progress: WorkloadProgress,
+    key: str,
+    task: Task[None, OutputT],
+) -> FinishedTaskExecution[OutputT]:
+    """Enqueue ``task`` as the whole of step ``key`` and wait for it to finish."""
+    progress.step_started(key)
+    handle = await executor.enqueue_task(task)
+    report.enqueued.append((handle.task_id, handle.execution_id))
+    execution = await handle.wait_and_get_finished_execution()
+    progress.advance(key)
+    return execution
+
+
+async def _retries_and_failures(
+    executor: DurableExecutor, report: WorkloadReport, progress: WorkloadProgress
+) -> None:
     def retry(ctx: TaskContext, value: None) -> str:
         if ctx.attempt < 2:
             raise DurableExecutionError("Failed")
@@ -264,11 +346,11 @@ async def _retries_and_failures(executor: DurableExecutor, report: WorkloadRepor
     )
     failing_task = executor.task(id="failing", timeout_ms=TIMEOUT_MS, run=failing)
 
-    execution = await (await executor.enqueue_task(retry_task)).wait_and_get_finished_execution()
+    execution = await _run_step(executor, report, progress, "retry", retry_task)
     report.expect("retry: output", _completed_output(report, "retry", execution), "Success")
     report.expect("retry: retry_attempts", execution.retry_attempts, 2)
 
-    failed = await (await executor.enqueue_task(failing_task)).wait_and_get_finished_execution()
+    failed = await _run_step(executor, report, progress, "failing", failing_task)
     report.expect("failing: status", failed.status, "failed")
     _check_times(report, "failing", failed)
     report.expect(
@@ -283,9 +365,7 @@ async def _retries_and_failures(executor: DurableExecutor, report: WorkloadRepor
     parent_failing_child = executor.parent_task(
         id="parentWithFailingChild", timeout_ms=TIMEOUT_MS, run_parent=run_with_failing_child
     )
-    execution_c = await (
-        await executor.enqueue_task(parent_failing_child)
-    ).wait_and_get_finished_execution()
+    execution_c = await _run_step(executor, report, progress, "failing_child", parent_failing_child)
     report.expect("parentWithFailingChild: status", execution_c.status, "children_tasks_failed")
     _check_times(report, "parentWithFailingChild", execution_c)
     report.expect(
@@ -312,9 +392,9 @@ async def _retries_and_failures(executor: DurableExecutor, report: WorkloadRepor
             id="parentWithFailingFinalizeTask_finalize", timeout_ms=TIMEOUT_MS, run=failing_finalize
         ),
     )
-    execution_f = await (
-        await executor.enqueue_task(parent_failing_finalize)
-    ).wait_and_get_finished_execution()
+    execution_f = await _run_step(
+        executor, report, progress, "failing_finalize", parent_failing_finalize
+    )
     report.expect(
         "parentWithFailingFinalizeTask: status", execution_f.status, "finalize_task_failed"
     )
@@ -328,9 +408,12 @@ async def _retries_and_failures(executor: DurableExecutor, report: WorkloadRepor
     )
 
 
-async def _many_children(executor: DurableExecutor, report: WorkloadReport) -> None:
+async def _many_children(
+    executor: DurableExecutor, report: WorkloadReport, progress: WorkloadProgress
+) -> None:
     async def child(ctx: TaskContext, value: int) -> int:
         await asyncio.sleep(0.001)
+        progress.advance("children")  # a child runs once: it never fails, so it never retries
         return value
 
     child_task = executor.task(id="concurrent_child", timeout_ms=TIMEOUT_MS, run=child)
@@ -345,7 +428,10 @@ async def _many_children(executor: DurableExecutor, report: WorkloadReport) -> N
     parent_task = executor.parent_task(
         id="concurrent_parent", timeout_ms=TIMEOUT_MS, run_parent=parent
     )
-    execution = await (await executor.enqueue_task(parent_task)).wait_and_get_finished_execution()
+    progress.step_started("children")
+    handle = await executor.enqueue_task(parent_task)
+    report.enqueued.append((handle.task_id, handle.execution_id))
+    execution = await handle.wait_and_get_finished_execution()
     output = _completed_output(report, "concurrent_parent", execution)
     outputs = output.children_tasks_outputs if isinstance(output, ParentTaskOutput) else ()
     report.expect("concurrent_parent: children outputs", len(outputs), CONCURRENT_CHILDREN)

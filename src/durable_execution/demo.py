@@ -1,17 +1,15 @@
-"""``python -m durable_execution.demo`` (what ``make demo`` runs): the seed workload, checked.
+"""The demo: ``durable-execution demo`` (what ``make demo`` runs) and its one-paragraph summary.
 
-Runs the behaviour doc's §5.2 workload on the in-memory storage (the SQLite storage comes in a
-later issue), prints a short summary and exits 0 only if every expected value matched.
+``python -m durable_execution.demo [--db URL]`` is the same command. The demo itself lives in
+:mod:`durable_execution.cli._demo`; this module keeps the plain-text summary, which needs no
+terminal and is what tests and logs read.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import sys
 
-from durable_execution._workload import WorkloadReport, run_seed_workload
-from durable_execution.storage.memory import InMemoryStorage
+from durable_execution._workload import WorkloadReport
 
 
 def summarize(report: WorkloadReport, backend: str) -> str:
@@ -28,15 +26,11 @@ def summarize(report: WorkloadReport, backend: str) -> str:
     return "\n".join(lines)
 
 
-async def _main() -> int:
-    report = await run_seed_workload(InMemoryStorage())
-    print(summarize(report, "in-memory storage"))
-    return 0 if report.ok else 1
-
-
 def main() -> None:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    sys.exit(asyncio.run(_main()))
+    # Imported here: the CLI imports this module for summarize().
+    from durable_execution.cli import main as cli_main
+
+    cli_main(["demo", *sys.argv[1:]])
 
 
 if __name__ == "__main__":

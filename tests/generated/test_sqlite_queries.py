@@ -151,6 +151,9 @@ def test_every_generated_query_is_exercised_here() -> None:
         "update_task_executions_by_execution_ids",
         "update_task_executions_by_statuses",
         "update_task_executions_by_start_at_less_than",
+        "list_task_executions",
+        "count_task_executions_by_status",
+        "get_oldest_ready_task_execution",
     }
 
 
@@ -676,3 +679,98 @@ def test_invalid_table_names_are_refused(bad: str) -> None:
         lite.Queries(bad)
     with pytest.raises(ValueError, match="invalid table name"):
         lite.migrations_for_table(bad)
+
+
+# --- inspection (inspect.sql: the CLI's list and stats) -----------------------------------------
+
+# Insertion order is "newest last"; created_at and start_at deliberately disagree with it.
+INSPECTED = [
+    Execution("te_1", task_id="a", status="completed", created_at=at(50), start_at=at(50)),
+    Execution("te_2", task_id="b", status="ready", created_at=at(10), start_at=at(10)),
+    Execution(
+        "te_3",
+        task_id="a",
+        status="ready",
+        parent_task_id="b",
+        parent_execution_id="te_2",
+        is_finalize_task=False,
+        root_task_id="b",
+        root_execution_id="te_2",
+        start_at=at(-5),
+    ),
+    Execution("te_4", task_id="a", status="failed", created_at=at(30)),
+    Execution("te_5", task_id="a", status="ready", start_at=at(-5)),  # ties te_3: later insert
+]
+
+
+def listed(
+    conn: sqlite3.Connection,
+    *,
+    statuses: list[str] | None = None,
+    task_id: str | None = None,
+    top_level_only: bool = False,
+    row_limit: int = 100,
+    row_offset: int = 0,
+) -> list[str]:
+    rows = Q.list_task_executions(
+        conn,
+        filter_statuses=statuses is not None,
+        statuses=statuses or [],
+        task_id=task_id,
+        top_level_only=top_level_only,
+        row_limit=row_limit,
+        row_offset=row_offset,
+    )
+    return [row.execution_id for row in rows]
+
+
+def test_list_task_executions_newest_first_filtered_and_paged(conn: sqlite3.Connection) -> None:
+    sqlite_insert(Q, conn, INSPECTED)
+    assert listed(conn) == ["te_5", "te_4", "te_3", "te_2", "te_1"]
+    assert listed(conn, statuses=["ready"]) == ["te_5", "te_3", "te_2"]
+    assert listed(conn, statuses=[]) == []  # an empty slice matches nothing
+    assert listed(conn, task_id="a") == ["te_5", "te_4", "te_3", "te_1"]
+    assert listed(conn, top_level_only=True) == ["te_5", "te_4", "te_2", "te_1"]
+    assert listed(conn, statuses=["ready"], task_id="a", top_level_only=True) == ["te_5"]
+    assert listed(conn, row_limit=2) == ["te_5", "te_4"]
+    assert listed(conn, row_limit=2, row_offset=3) == ["te_2", "te_1"]
+    assert listed(conn, row_limit=0) == []
+    rows = Q.list_task_executions(
+        conn,
+        filter_statuses=False,
+        statuses=[],
+        task_id="b",
+        top_level_only=False,
+        row_limit=1,
+        row_offset=0,
+    )
+    assert [from_sqlite(row) for row in rows] == [INSPECTED[1]]
+
+
+def test_count_task_executions_by_status(conn: sqlite3.Connection) -> None:
+    assert Q.count_task_executions_by_status(conn, task_id=None, top_level_only=False) == []
+    sqlite_insert(Q, conn, INSPECTED)
+    counts = Q.count_task_executions_by_status(conn, task_id=None, top_level_only=False)
+    assert [(r.status, r.execution_count) for r in counts] == [
+        ("completed", 1),
+        ("failed", 1),
+        ("ready", 3),
+    ]
+    counts = Q.count_task_executions_by_status(conn, task_id="a", top_level_only=True)
+    assert [(r.status, r.execution_count) for r in counts] == [
+        ("completed", 1),
+        ("failed", 1),
+        ("ready", 1),
+    ]
+
+
+def test_get_oldest_ready_task_execution(conn: sqlite3.Connection) -> None:
+    assert Q.get_oldest_ready_task_execution(conn, task_id=None) is None
+    sqlite_insert(Q, conn, INSPECTED)
+    oldest = Q.get_oldest_ready_task_execution(conn, task_id=None)
+    assert oldest is not None
+    assert from_sqlite(oldest) == INSPECTED[2]  # earliest start_at; the tie goes to te_3
+    of_b = Q.get_oldest_ready_task_execution(conn, task_id="b")
+    assert of_b is not None
+    assert of_b.execution_id == "te_2"
+    assert Q.get_oldest_ready_task_execution(conn, task_id="c") is None

@@ -1,0 +1,253 @@
+"""``list`` and ``stats``: operators' views that need the optional inspection queries.
+
+They use :class:`~durable_execution.storage.types.InspectableStorage` (every bundled SQL backend
+implements it), because the storage contract itself has no "newest first" or "count" reads.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final
+
+import click
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from durable_execution import DurableStorage, TaskExecutionStatus, clock
+from durable_execution.cli._common import CliError, Target, opened, run, storage_options
+from durable_execution.cli._json import dumps, record_json
+from durable_execution.cli._render import format_duration, status_text, timing
+from durable_execution.model import ACTIVE_STATUSES, ALL_STATUSES, FINISHED_STATUSES
+from durable_execution.storage import InspectableStorage, TaskExecutionRecord
+
+STATUS_GROUPS: Final[dict[str, tuple[TaskExecutionStatus, ...]]] = {
+    "active": ACTIVE_STATUSES,
+    "finished": FINISHED_STATUSES,
+    **{status: (status,) for status in ALL_STATUSES},
+}
+MAX_LIMIT: Final = 1000
+ERROR_PREVIEW_CHARS: Final = 60
+EXAMPLE_ID: Final = "te_" + "x" * 24
+
+
+def _inspectable(storage: DurableStorage, target: Target) -> InspectableStorage:
+    if not isinstance(storage, InspectableStorage):
+        raise CliError(f"{target.shown} does not support listing executions")
+    return storage
+
+
+def _statuses(chosen: Sequence[str]) -> list[TaskExecutionStatus] | None:
+    """The statuses ``--status`` names (groups expanded, order kept), or ``None`` for all."""
+    if not chosen:
+        return None
+    expanded: dict[TaskExecutionStatus, None] = {}
+    for name in chosen:
+        expanded.update(dict.fromkeys(STATUS_GROUPS[name]))
+    return list(expanded)
+
+
+@dataclass(frozen=True, slots=True)
+class _Page:
+    records: list[TaskExecutionRecord]
+    total: int
+
+
+def _short_error(record: TaskExecutionRecord) -> str:
+    error = record.error or record.finalize_task_error
+    if error is None and record.children_tasks_errors:
+        error = record.children_tasks_errors[0].error
+    if error is None:
+        return ""
+    message = " ".join(error.message.split())
+    if len(message) > ERROR_PREVIEW_CHARS:
+        message = message[: ERROR_PREVIEW_CHARS - 1] + "…"
+    return message
+
+
+def _task(record: TaskExecutionRecord) -> Text:
+    text = Text(record.task_id)
+    if record.parent_task is not None:
+        role = "finalize" if record.parent_task.is_finalize_task else "child"
+        text.append(f" ({role})", style="bright_black")
+    return text
+
+
+def _created(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _table(records: Sequence[TaskExecutionRecord]) -> Table:
+    """One line per execution; long cells are cut, never wrapped (``--json`` has everything)."""
+    now = clock.now()
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    # Ids are what users copy into `show` and `cancel`: never cut them.
+    table.add_column("execution", no_wrap=True, min_width=len(EXAMPLE_ID))
+    table.add_column("task", no_wrap=True, overflow="ellipsis", max_width=32)
+    table.add_column("status", no_wrap=True, overflow="ellipsis", min_width=9)
+    for name in ("created (UTC)", "time"):
+        table.add_column(name, no_wrap=True, overflow="ellipsis")
+    table.add_column("error", no_wrap=True, overflow="ellipsis", style="red")
+    for record in records:
+        table.add_row(
+            record.execution_id,
+            _task(record),
+            status_text(record.status),
+            _created(record.created_at),
+            timing(record, now),
+            _short_error(record),
+        )
+    return table
+
+
+@click.command(name="list")
+@storage_options()
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice(list(STATUS_GROUPS)),
+    help="Only executions with this status (repeatable); 'active' and 'finished' are groups.",
+)
+@click.option("--task", "task_id", metavar="TASK_ID", help="Only executions of this task.")
+@click.option("--top-level", is_flag=True, help="Only executions that were enqueued (no children).")
+@click.option(
+    "--limit",
+    type=click.IntRange(1, MAX_LIMIT),
+    default=20,
+    show_default=True,
+    help="Executions per page.",
+)
+@click.option("--page", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the page as JSON, every field.")
+def list_command(
+    db: str,
+    table: str,
+    statuses: tuple[str, ...],
+    task_id: str | None,
+    top_level: bool,
+    limit: int,
+    page: int,
+    as_json: bool,
+) -> None:
+    """List executions, newest first, a page at a time.
+
+    Children and finalize executions are listed too (marked as such) unless --top-level is
+    given; `durable-execution show ID` shows one with its whole subtree, and --json gives every
+    stored field.
+    """
+    target = Target(db, table)
+    wanted = _statuses(statuses)
+
+    async def work() -> _Page:
+        async with opened(target, migrate=False, must_exist=True) as storage:
+            inspectable = _inspectable(storage, target)
+            records = await inspectable.list_task_executions(
+                statuses=wanted,
+                task_id=task_id,
+                top_level_only=top_level,
+                limit=limit,
+                offset=(page - 1) * limit,
+            )
+            counts = await inspectable.count_task_executions_by_status(
+                task_id=task_id, top_level_only=top_level
+            )
+        total = sum(counts.get(status, 0) for status in wanted or ALL_STATUSES)
+        return _Page(records, total)
+
+    result = run(target, "listing", work())
+    if as_json:
+        click.echo(
+            dumps(
+                {
+                    "page": page,
+                    "limit": limit,
+                    "total": result.total,
+                    "executions": [record_json(record) for record in result.records],
+                }
+            )
+        )
+        return
+    console = Console(highlight=False)
+    pages = max(1, math.ceil(result.total / limit))
+    if not result.records:
+        if result.total and page > pages:
+            raise CliError(f"page {page} is past the last page ({pages})")
+        console.print(f"No executions match in {target.shown}.")
+        return
+    console.print(_table(result.records))
+    first = (page - 1) * limit + 1
+    last = first + len(result.records) - 1
+    footer = f"\n{first} to {last} of {result.total} (page {page} of {pages})"
+    if page < pages:
+        footer += f"; next page: add --page {page + 1}"
+    console.print(footer, soft_wrap=True)
+
+
+@dataclass(frozen=True, slots=True)
+class _Stats:
+    counts: dict[TaskExecutionStatus, int]
+    oldest_ready: TaskExecutionRecord | None
+
+
+def _oldest_ready_line(record: TaskExecutionRecord | None) -> str:
+    if record is None:
+        return "No execution is ready."
+    waited = (clock.now() - record.start_at).total_seconds()
+    what = f"{record.task_id} {record.execution_id}"
+    if waited < 0:
+        starts = format_duration(-waited)
+        return f"No ready execution is due yet; the next, {what}, starts in {starts}."
+    return f"Oldest ready execution: {what}, waiting {format_duration(waited)}."
+
+
+@click.command()
+@storage_options()
+@click.option("--task", "task_id", metavar="TASK_ID", help="Only executions of this task.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def stats(db: str, table: str, task_id: str | None, as_json: bool) -> None:
+    """Count executions by status and say how long the oldest ready one has waited.
+
+    A ready execution that waits long means the workers cannot keep up (or none is running for
+    its task).
+    """
+    target = Target(db, table)
+
+    async def work() -> _Stats:
+        async with opened(target, migrate=False, must_exist=True) as storage:
+            inspectable = _inspectable(storage, target)
+            counts = await inspectable.count_task_executions_by_status(task_id=task_id)
+            oldest = await inspectable.get_oldest_ready_task_execution(task_id=task_id)
+        return _Stats(counts, oldest)
+
+    result = run(target, "counting", work())
+    counts = {status: result.counts.get(status, 0) for status in ALL_STATUSES}
+    oldest = result.oldest_ready
+    if as_json:
+        click.echo(
+            dumps(
+                {
+                    "counts": counts,
+                    "total": sum(counts.values()),
+                    "oldest_ready": None if oldest is None else record_json(oldest),
+                    "oldest_ready_age_s": None
+                    if oldest is None
+                    else (clock.now() - oldest.start_at).total_seconds(),
+                }
+            )
+        )
+        return
+    console = Console(highlight=False)
+    scope = f" of task {task_id}" if task_id else ""
+    console.print(f"Executions{scope} in {target.shown}:", soft_wrap=True)
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column()
+    grid.add_column(justify="right")
+    for status in ALL_STATUSES:
+        grid.add_row(status_text(status), str(counts[status]))
+    grid.add_row(Text("total", style="bold"), Text(str(sum(counts.values())), style="bold"))
+    console.print(grid)
+    console.print(_oldest_ready_line(oldest), soft_wrap=True)

@@ -1,0 +1,80 @@
+"""Shared pieces of the optional inspection queries (:class:`.types.InspectableStorage`).
+
+The SQL backends run generated queries (``queries/<dialect>/inspect.sql``); the in-memory storage
+filters its records here with the same rules, so all three answer alike.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from typing import TypeGuard
+
+from durable_execution.model import ALL_STATUSES, TaskExecutionStatus
+from durable_execution.storage.errors import StorageError
+from durable_execution.storage.types import TaskExecutionRecord
+
+
+def check_page(limit: int, offset: int) -> None:
+    if limit < 0:
+        raise StorageError(f"limit must be >= 0, got {limit}")
+    if offset < 0:
+        raise StorageError(f"offset must be >= 0, got {offset}")
+
+
+def _is_status(value: str) -> TypeGuard[TaskExecutionStatus]:
+    return value in ALL_STATUSES
+
+
+def counted_status(value: str) -> TaskExecutionStatus:
+    """A status column value from a count query, checked like every decoded row."""
+    if not _is_status(value):
+        raise StorageError(f"the executions table holds an unknown status {value!r}")
+    return value
+
+
+def _selected(record: TaskExecutionRecord, task_id: str | None, top_level_only: bool) -> bool:
+    if task_id is not None and record.task_id != task_id:
+        return False
+    return not (top_level_only and record.parent_task is not None)
+
+
+def list_records(
+    oldest_first: Sequence[TaskExecutionRecord],
+    *,
+    statuses: Sequence[TaskExecutionStatus] | None,
+    task_id: str | None,
+    top_level_only: bool,
+    limit: int,
+    offset: int,
+) -> list[TaskExecutionRecord]:
+    """A page of ``oldest_first`` (records in insertion order), newest first."""
+    check_page(limit, offset)
+    wanted = None if statuses is None else frozenset(statuses)
+    matching = [
+        record
+        for record in reversed(oldest_first)
+        if (wanted is None or record.status in wanted)
+        and _selected(record, task_id, top_level_only)
+    ]
+    return matching[offset : offset + limit]
+
+
+def count_by_status(
+    records: Iterable[TaskExecutionRecord], *, task_id: str | None, top_level_only: bool
+) -> dict[TaskExecutionStatus, int]:
+    return dict(
+        Counter(record.status for record in records if _selected(record, task_id, top_level_only))
+    )
+
+
+def oldest_ready(
+    oldest_first: Sequence[TaskExecutionRecord], *, task_id: str | None
+) -> TaskExecutionRecord | None:
+    ready = [
+        record
+        for record in oldest_first
+        if record.status == "ready" and _selected(record, task_id, top_level_only=False)
+    ]
+    # min() keeps the first of equal keys: ties go to the earlier insertion, as in SQL.
+    return min(ready, key=lambda record: record.start_at, default=None)

@@ -1,0 +1,122 @@
+"""``show``, ``cancel`` and ``migrate`` print what the database holds and change only that."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from durable_execution import open_storage
+from durable_execution.storage import WhereByExecutionIds
+
+from ._data import CHILDREN, make_finished, make_ready
+from ._support import cli
+
+
+async def status_of(db: str, execution_id: str) -> str:
+    async with open_storage(db, migrate=False) as storage, storage.transaction() as tx:
+        [row] = await tx.get_task_executions(WhereByExecutionIds([execution_id]))
+    return row.status
+
+
+async def test_show_prints_the_tree_with_statuses_timings_and_errors(db_url: str) -> None:
+    ids = await make_finished(db_url)
+    result = cli("show", ids["mixed"], "--db", db_url)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert re.search(rf"execution\s+{ids['mixed']}", out)
+    assert re.search(r"task\s+mixed", out)
+    assert re.search(r"status\s+children_tasks_failed", out)
+    assert re.search(r"run output\s+\"started two\"", out)
+    assert re.search(r"children\s+2 \(1 completed\)", out)
+    assert re.search(r"child 1 \(explode te_\w{24}\): boom 7 \(generic, retryable\)", out)
+    # The tree: the parent, then each child with its status, time and error.
+    assert re.search(rf"mixed {ids['mixed']} children_tasks_failed  \d+ ms", out)
+    assert re.search(r"\[0\] double te_\w{24} completed  \d+ ms", out)
+    assert re.search(r"\[1\] explode te_\w{24} failed  \d+ ms\n.*error: boom 7", out)
+
+
+async def test_show_summarises_many_children_unless_asked_for_all(db_url: str) -> None:
+    ids = await make_finished(db_url)
+    short = cli("show", ids["many"], "--db", db_url)
+    assert short.returncode == 0, short.stderr
+    assert short.stdout.count(" double te_") == 20
+    assert f"… {CHILDREN - 20} more children: {CHILDREN - 20} completed" in short.stdout
+    full = cli("show", ids["many"], "--db", db_url, "--all")
+    assert full.returncode == 0, full.stderr
+    assert full.stdout.count(" double te_") == CHILDREN
+    assert "more children" not in full.stdout
+
+
+async def test_show_json_gives_every_stored_field(db_url: str) -> None:
+    ids = await make_finished(db_url)
+    result = cli("show", ids["mixed"], "--db", db_url, "--json")
+    assert result.returncode == 0, result.stderr
+    tree = json.loads(result.stdout)
+    assert tree["execution_id"] == ids["mixed"]
+    assert tree["status"] == "children_tasks_failed"
+    assert tree["run_output"] == "started two"
+    assert [child["task_id"] for child in tree["children"]] == ["double", "explode"]
+    double, explode = tree["children"]
+    assert (double["status"], double["output"], double["run_input"]) == ("completed", 42, 21)
+    assert explode["error"] == {
+        "error_type": "generic",
+        "message": "boom 7",
+        "is_retryable": True,
+        "is_internal": False,
+    }
+    assert explode["parent_task"]["execution_id"] == ids["mixed"]
+    assert tree["children_tasks_errors"][0]["error"]["message"] == "boom 7"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00", tree["finished_at"])
+
+
+async def test_cancel_a_ready_execution_then_again(db_url: str) -> None:
+    execution_id = await make_ready(db_url)
+    assert await status_of(db_url, execution_id) == "ready"
+    first = cli("cancel", execution_id, "--db", db_url)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == f"Cancelled waits {execution_id} (it was ready).\n"
+    assert await status_of(db_url, execution_id) == "cancelled"
+    again = cli("cancel", execution_id, "--db", db_url)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == (
+        f"waits {execution_id} had already finished (cancelled); nothing changed.\n"
+    )
+
+
+async def test_cancel_and_show_refuse_unknown_and_malformed_ids(db_url: str) -> None:
+    await make_ready(db_url)  # the schema exists, the id does not
+    unknown = "te_" + "A" * 24
+    for command in ("show", "cancel"):
+        result = cli(command, unknown, "--db", db_url)
+        assert result.returncode == 1
+        assert f"Error: execution {unknown} not found in " in result.stderr
+        malformed = cli(command, "12345", "--db", db_url)
+        assert malformed.returncode == 1
+        assert "Error: '12345' is not an execution id" in malformed.stderr
+
+
+async def test_migrate_creates_the_schema_once(db_url: str) -> None:
+    first = cli("migrate", "--db", db_url)
+    assert first.returncode == 0, first.stderr
+    assert re.fullmatch(r"Applied migration\(s\) 1(, \d+)* to .+\.\n", first.stdout)
+    again = cli("migrate", "--db", db_url)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.startswith("The schema of ")
+    assert again.stdout.endswith(" is up to date.\n")
+    # The schema is usable: an execution can be stored and read back through the CLI.
+    execution_id = await make_ready(db_url)
+    shown = cli("show", execution_id, "--db", db_url)
+    assert shown.returncode == 0, shown.stderr
+    assert re.search(r"status\s+ready", shown.stdout)
+
+
+async def test_a_custom_table_is_separate(db_url: str) -> None:
+    ids = await make_finished(db_url)
+    other = cli("migrate", "--db", db_url, "--table", "other_executions")
+    assert other.returncode == 0, other.stderr
+    result = cli("show", ids["mixed"], "--db", db_url, "--table", "other_executions")
+    assert result.returncode == 1
+    assert "(table other_executions)" in result.stderr
+    # The environment variables stand in for the options.
+    via_env = cli("show", ids["mixed"], DURABLE_EXECUTION_DB=db_url)
+    assert via_env.returncode == 0, via_env.stderr
