@@ -34,6 +34,7 @@ SET
         sqlc.narg('new_needs_promise_cancellation')::boolean, needs_promise_cancellation
     ),
     retry_attempts = COALESCE(sqlc.narg('new_retry_attempts')::integer, retry_attempts),
+    lease_expiries = COALESCE(sqlc.narg('new_lease_expiries')::integer, lease_expiries),
     start_at = COALESCE(sqlc.narg('new_start_at')::timestamptz, start_at),
     started_at = COALESCE(sqlc.narg('new_started_at')::timestamptz, started_at),
     finished_at = COALESCE(sqlc.narg('new_finished_at')::timestamptz, finished_at),
@@ -75,6 +76,7 @@ SET
         sqlc.narg('new_needs_promise_cancellation')::boolean, needs_promise_cancellation
     ),
     retry_attempts = COALESCE(sqlc.narg('new_retry_attempts')::integer, retry_attempts),
+    lease_expiries = COALESCE(sqlc.narg('new_lease_expiries')::integer, lease_expiries),
     start_at = COALESCE(sqlc.narg('new_start_at')::timestamptz, start_at),
     started_at = COALESCE(sqlc.narg('new_started_at')::timestamptz, started_at),
     finished_at = COALESCE(sqlc.narg('new_finished_at')::timestamptz, finished_at),
@@ -115,6 +117,7 @@ SET
         sqlc.narg('new_needs_promise_cancellation')::boolean, needs_promise_cancellation
     ),
     retry_attempts = COALESCE(sqlc.narg('new_retry_attempts')::integer, retry_attempts),
+    lease_expiries = COALESCE(sqlc.narg('new_lease_expiries')::integer, lease_expiries),
     start_at = COALESCE(sqlc.narg('new_start_at')::timestamptz, start_at),
     started_at = COALESCE(sqlc.narg('new_started_at')::timestamptz, started_at),
     finished_at = COALESCE(sqlc.narg('new_finished_at')::timestamptz, finished_at),

@@ -36,6 +36,7 @@ SET
         CAST(sqlc.narg('new_needs_promise_cancellation') AS BOOLEAN), needs_promise_cancellation
     ),
     retry_attempts = COALESCE(CAST(sqlc.narg('new_retry_attempts') AS INTEGER), retry_attempts),
+    lease_expiries = COALESCE(CAST(sqlc.narg('new_lease_expiries') AS INTEGER), lease_expiries),
     start_at = COALESCE(CAST(sqlc.narg('new_start_at') AS INTEGER), start_at),
     started_at = COALESCE(CAST(sqlc.narg('new_started_at') AS INTEGER), started_at),
     finished_at = COALESCE(CAST(sqlc.narg('new_finished_at') AS INTEGER), finished_at),
@@ -83,6 +84,7 @@ SET
         CAST(sqlc.narg('new_needs_promise_cancellation') AS BOOLEAN), needs_promise_cancellation
     ),
     retry_attempts = COALESCE(CAST(sqlc.narg('new_retry_attempts') AS INTEGER), retry_attempts),
+    lease_expiries = COALESCE(CAST(sqlc.narg('new_lease_expiries') AS INTEGER), lease_expiries),
     start_at = COALESCE(CAST(sqlc.narg('new_start_at') AS INTEGER), start_at),
     started_at = COALESCE(CAST(sqlc.narg('new_started_at') AS INTEGER), started_at),
     finished_at = COALESCE(CAST(sqlc.narg('new_finished_at') AS INTEGER), finished_at),
@@ -129,6 +131,7 @@ SET
         CAST(sqlc.narg('new_needs_promise_cancellation') AS BOOLEAN), needs_promise_cancellation
     ),
     retry_attempts = COALESCE(CAST(sqlc.narg('new_retry_attempts') AS INTEGER), retry_attempts),
+    lease_expiries = COALESCE(CAST(sqlc.narg('new_lease_expiries') AS INTEGER), lease_expiries),
     start_at = COALESCE(CAST(sqlc.narg('new_start_at') AS INTEGER), start_at),
     started_at = COALESCE(CAST(sqlc.narg('new_started_at') AS INTEGER), started_at),
     finished_at = COALESCE(CAST(sqlc.narg('new_finished_at') AS INTEGER), finished_at),

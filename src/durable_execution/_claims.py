@@ -6,6 +6,9 @@ write guarded by ``status = ready`` and the version just read, which bumps the v
 version is the attempt's fencing token. The claim transaction *is* the pre-run check: a run starts
 only after its guarded claim matched and committed, so a row cancelled in the meantime never
 runs. The lease (``expires_at = now + timeout_ms + expire_ms``) is written in the same statement.
+
+Both loops read whole records; a poison row among them is quarantined (see ``_quarantine``) so
+that it cannot block the rows behind it.
 """
 
 from __future__ import annotations
@@ -14,10 +17,12 @@ from dataclasses import replace
 from datetime import timedelta
 
 from durable_execution import clock
-from durable_execution._records import TASK_EXPIRED_ERROR
+from durable_execution._quarantine import read_quarantining
+from durable_execution._records import TASK_EXPIRED_ERROR, lease_expiries_exceeded_error
 from durable_execution._runner import Runner
 from durable_execution._runtime import Runtime
 from durable_execution.errors import DurableExecutionNotFoundError
+from durable_execution.storage.errors import MalformedRowError
 from durable_execution.storage.types import (
     DurableStorageTx,
     TaskExecutionRecord,
@@ -46,14 +51,20 @@ class ReadyClaimer:
 
         async def claim(
             tx: DurableStorageTx,
-        ) -> tuple[list[tuple[TaskExecutionRecord, TaskDefinition]], list[str]]:
+        ) -> tuple[
+            list[tuple[TaskExecutionRecord, TaskDefinition]], list[str], list[MalformedRowError]
+        ]:
             claimed: list[tuple[TaskExecutionRecord, TaskDefinition]] = []
             unknown: list[str] = []
             # start_at <= now: the contract's bound is strict, and both are whole milliseconds.
-            rows = await tx.get_task_executions(
-                WhereByStartAtLessThan(statuses=["ready"], start_at_less_than=now + _ONE_MS),
-                limit=limit,
-                skip_locked_for_update=True,
+            rows, poison = await read_quarantining(
+                tx,
+                lambda: tx.get_task_executions(
+                    WhereByStartAtLessThan(statuses=["ready"], start_at_less_than=now + _ONE_MS),
+                    limit=limit,
+                    skip_locked_for_update=True,
+                ),
+                now,
             )
             for row in rows:
                 guard = WhereByExecutionIds(
@@ -94,9 +105,9 @@ class ReadyClaimer:
                         version=row.version + 1,
                     )
                     claimed.append((running, definition))
-            return claimed, unknown
+            return claimed, unknown, poison
 
-        claimed, unknown = await rt.transactions.run(claim)
+        claimed, unknown, poison = await rt.transactions.run(claim)
         # Started synchronously after the commit: shutdown, which awaits this loop first, then
         # sees every claimed run in the running map.
         for record, definition in claimed:
@@ -104,7 +115,21 @@ class ReadyClaimer:
         if unknown:
             rt.logger.error("Executions of unregistered tasks failed: %s", ", ".join(unknown))
             rt.executions_finished(unknown)
-        return bool(claimed or unknown)
+        report_quarantined(rt, poison)
+        return bool(claimed or unknown or poison)
+
+
+def report_quarantined(rt: Runtime, poison: list[MalformedRowError]) -> None:
+    """After the commit that failed them: say why, and stop any local attempt of theirs."""
+    for error in poison:
+        rt.logger.error(
+            "Poison row quarantined: execution %s failed: %s", error.execution_id, error
+        )
+        local_run = rt.running.get(error.execution_id)
+        if local_run is not None:
+            local_run.request_cancel()
+    if poison:
+        rt.executions_finished([error.execution_id for error in poison])
 
 
 class LeaseExpirer:
@@ -112,6 +137,9 @@ class LeaseExpirer:
 
     The write bumps the version, so if the original attempt is in fact still alive its result is
     refused; ``retry_attempts`` is unchanged and the error ``Task expired`` becomes ``prev_error``.
+    Each expiry is counted in the row (``lease_expiries``); the one that reaches the executor's
+    ``max_lease_expiries`` fails the execution instead, so a task that crashes its process every
+    time is not re-run forever. A failed row is closed (and its parent told) like any other.
     """
 
     def __init__(self, runtime: Runtime) -> None:
@@ -121,36 +149,75 @@ class LeaseExpirer:
         rt = self._rt
         now = clock.now()
 
-        async def expire(tx: DurableStorageTx) -> list[str]:
+        bound = rt.config.max_lease_expiries
+
+        report_poison: list[MalformedRowError] = []
+
+        async def expire(tx: DurableStorageTx) -> tuple[list[str], list[str]]:
+            report_poison.clear()  # a retried transaction starts over
             expired: list[str] = []
-            rows = await tx.get_task_executions(
-                WhereByStatuses(statuses=["running"], is_closed=False, expires_at_less_than=now),
-                limit=rt.config.batch_size,
-                skip_locked_for_update=True,
+            failed: list[str] = []
+            # A poison row is failed and reported here; it counts as neither list.
+            rows, poison = await read_quarantining(
+                tx,
+                lambda: tx.get_task_executions(
+                    WhereByStatuses(
+                        statuses=["running"], is_closed=False, expires_at_less_than=now
+                    ),
+                    limit=rt.config.batch_size,
+                    skip_locked_for_update=True,
+                ),
+                now,
             )
+            report_poison.extend(poison)
             for row in rows:
+                lease_expiries = row.lease_expiries + 1
+                if bound is not None and lease_expiries >= bound:
+                    update = TaskExecutionUpdate(
+                        updated_at=now,
+                        status="failed",
+                        error=lease_expiries_exceeded_error(lease_expiries),
+                        lease_expiries=lease_expiries,
+                        finished_at=now,
+                        unset_expires_at=True,
+                        version=row.version + 1,
+                    )
+                    bucket = failed
+                else:
+                    update = TaskExecutionUpdate(
+                        updated_at=now,
+                        status="ready",
+                        error=TASK_EXPIRED_ERROR,
+                        lease_expiries=lease_expiries,
+                        start_at=now,
+                        unset_expires_at=True,
+                        version=row.version + 1,
+                    )
+                    bucket = expired
                 matched = await tx.update_task_executions(
                     WhereByExecutionIds(
                         [row.execution_id], statuses=["running"], version=row.version
                     ),
-                    TaskExecutionUpdate(
-                        updated_at=now,
-                        status="ready",
-                        error=TASK_EXPIRED_ERROR,
-                        start_at=now,
-                        unset_expires_at=True,
-                        version=row.version + 1,
-                    ),
+                    update,
                 )
                 if matched:
-                    expired.append(row.execution_id)
-            return expired
+                    bucket.append(row.execution_id)
+            return expired, failed
 
-        expired = await rt.transactions.run(expire)
-        if not expired:
-            return False
-        rt.logger.warning("Leases expired, executions made ready again: %s", ", ".join(expired))
-        for execution_id in expired:
+        expired, failed = await rt.transactions.run(expire)
+        report_quarantined(rt, report_poison)
+        if not expired and not failed:
+            return bool(report_poison)
+        if expired:
+            rt.logger.warning("Leases expired, executions made ready again: %s", ", ".join(expired))
+        if failed:
+            rt.logger.error(
+                "Leases expired max_lease_expiries=%s times, executions failed: %s",
+                bound,
+                ", ".join(failed),
+            )
+            rt.executions_finished(failed)
+        for execution_id in expired + failed:
             stale = rt.running.get(execution_id)
             if stale is not None:
                 stale.request_cancel()

@@ -18,9 +18,10 @@ so that an executor that knows the task can close it and the oldest-first order 
 
 If a batch fails with a non-transient error (a poison row, e.g. one that cannot be
 deserialized), the rows are retried one per transaction, and a row that still fails that way is
-marked closed without its effects and logged, so one bad row cannot stall the pipeline. Transient
-errors (see ``_transactions``) are left to the loop's backoff instead: closing a row without its
-effects is only acceptable when retrying cannot help.
+marked closed without its effects and logged, so one bad row cannot stall the pipeline; if the
+row that cannot be read is its parent, that parent is quarantined (failed, see ``_quarantine``).
+Transient errors (see ``_transactions``) are left to the loop's backoff instead: closing a row
+without its effects is only acceptable when retrying cannot help.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from functools import partial
 
 from durable_execution import clock
 from durable_execution._options import resolve_enqueue_options
+from durable_execution._quarantine import quarantine, quarantine_error
 from durable_execution._records import (
     descendant_links,
     new_record,
@@ -51,6 +53,7 @@ from durable_execution.model import (
     TaskRef,
 )
 from durable_execution.payloads import ChildTaskOutput, FinalizeTaskInput, ParentTaskOutput
+from durable_execution.storage.errors import MalformedRowError
 from durable_execution.storage.types import (
     DurableStorageTx,
     TaskExecutionRecord,
@@ -134,6 +137,14 @@ class Closer:
                     "Cannot close execution %s; marking it closed without applying its effects",
                     execution_id,
                 )
+                if isinstance(error, MalformedRowError) and error.execution_id != execution_id:
+                    # A poison relative (its parent): fail that one too, or it would wait forever.
+                    poison = error
+                    if await rt.transactions.run(
+                        partial(quarantine, error=poison, now=clock.now())
+                    ):
+                        rt.logger.error("Poison row quarantined: %s", quarantine_error(poison))
+                        total.finished.append(poison.execution_id)
                 await rt.transactions.run(partial(_mark_closed, execution_ids=[execution_id]))
                 total.closed += 1
                 continue

@@ -11,17 +11,20 @@ Every result write is guarded by ``status = running`` and the version the claim 
 children or the finalize execution are inserted in the same transaction only if that guard
 matched: a cancelled or re-claimed execution never gets a stale result or orphan children.
 
-A run that succeeded but whose result cannot be stored (the storage is down beyond the
-transaction retries) is not turned into a task failure: the row stays ``running`` and the lease
-expiry re-runs it, as it would after a crash.
+A run whose result cannot be stored because the storage is down keeps retrying the write with
+backoff while its lease lasts (a database restart does not lose a finished run). If the write
+never gets through, that is not turned into a task failure: the row stays ``running`` and the
+lease expiry re-runs it, as it would after a crash.
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import Final
 
 from durable_execution import clock
 from durable_execution._local_runs import LocalRun
@@ -33,6 +36,7 @@ from durable_execution._options import (
 from durable_execution._records import descendant_links, new_record
 from durable_execution._registry import loaded_input, storable_input, validated_input
 from durable_execution._runtime import Runtime
+from durable_execution._transactions import is_transient, jittered
 from durable_execution.errors import (
     DurableExecutionError,
     DurableExecutionNotFoundError,
@@ -55,6 +59,10 @@ from durable_execution.tasks import (
     TaskContext,
     TaskDefinition,
 )
+
+# Backoff of a result write that fails during a storage outage (see _write_persistently).
+_STORE_RETRY_INITIAL_S: Final = 0.25
+_STORE_RETRY_MAX_S: Final = 5.0
 
 
 @dataclass(slots=True)
@@ -310,14 +318,8 @@ class Runner:
                 await tx.insert_task_executions(outcome.inserts)
             return matched > 0
 
-        try:
-            stored = await self._rt.transactions.run(write)
-        except Exception:
-            self._rt.logger.exception(
-                "Could not store the result of execution %s; it stays running until its lease"
-                " expires and is then retried",
-                execution_id,
-            )
+        stored = await self._write_persistently(local, record, write)
+        if stored is None:
             return
         if not stored:
             self._rt.logger.debug(
@@ -328,6 +330,53 @@ class Runner:
             self._rt.executions_finished([execution_id])
         if outcome.wake_at:
             self._rt.wake_ready_at(outcome.wake_at)
+
+    async def _write_persistently(
+        self,
+        local: LocalRun,
+        record: TaskExecutionRecord,
+        write: Callable[[DurableStorageTx], Awaitable[bool]],
+    ) -> bool | None:
+        """Run the result ``write``, riding out a storage outage; None if it never got through.
+
+        A result is the one thing a run produces that cannot be produced again for free, so
+        transient failures are retried with backoff for as long as the write can still matter:
+        until the lease passes (another executor may then re-run the execution and the guard
+        would refuse us), this attempt is cancelled, or shutdown is requested (shutdown cuts the
+        pause short for one last try). Giving up leaves the row running; its lease expiry re-runs
+        it, as after a crash.
+        """
+        rt = self._rt
+        backoff_s = _STORE_RETRY_INITIAL_S
+        while True:
+            try:
+                return await rt.transactions.run(write)
+            except Exception as error:
+                lease_end = record.expires_at
+                hopeless = (
+                    not is_transient(error)
+                    or local.cancel_requested
+                    or rt.shutdown_requested
+                    or (
+                        lease_end is not None
+                        and clock.now() + timedelta(seconds=backoff_s) >= lease_end
+                    )
+                )
+                if hopeless:
+                    rt.logger.exception(
+                        "Could not store the result of execution %s; it stays running until its"
+                        " lease expires and is then retried",
+                        record.execution_id,
+                    )
+                    return None
+                rt.logger.warning(
+                    "Could not store the result of execution %s yet (%r); retrying in about %.1f s",
+                    record.execution_id,
+                    error,
+                    backoff_s,
+                )
+                await rt.sleep(jittered(backoff_s), rt.shutdown_event)
+                backoff_s = min(backoff_s * 2, _STORE_RETRY_MAX_S)
 
 
 def _with_version(update: TaskExecutionUpdate, version: int) -> TaskExecutionUpdate:

@@ -36,6 +36,9 @@ class ExecutorConfig:
     intra_batch_sleep_ms: int
     max_concurrent_task_executions: int
     batch_size: int = BATCH_SIZE
+    # The lease expiry that reaches this count fails the execution instead of re-running it;
+    # None re-runs forever (the reference's behaviour).
+    max_lease_expiries: int | None = None
 
 
 class Runtime:

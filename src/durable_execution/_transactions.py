@@ -1,10 +1,14 @@
 """Every storage access of the executor goes through :class:`TransactionRunner`.
 
-A transaction that fails with a transient error (anything that is not a
-:class:`DurableExecutionError` and not a :class:`DuplicateExecutionIdError`) is retried from the
-start after a short jittered pause: lost connections, serialization failures and deadlocks of the
-SQL backends resolve that way. Two retries, not the reference's one, because a PostgreSQL deadlock
-victim and a dropped pooled connection can coincide.
+A transaction that fails with a transient error is retried from the start after a short
+jittered pause: lost connections, serialization failures and deadlocks of the SQL backends
+resolve that way. Not transient: a non-retryable :class:`DurableExecutionError`, and the storage
+errors that name a fact about the data rather than a passing condition — a duplicate id, a
+malformed stored row (a poison row: reading it again will not fix it), a schema newer than the
+code. Retrying those only delays the clear error and, in a background loop, stalls it.
+
+Two retries, not the reference's one, because a PostgreSQL deadlock victim and a dropped pooled
+connection can coincide.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ from collections.abc import Awaitable, Callable
 from typing import Final, TypeVar
 
 from durable_execution.errors import DurableExecutionError
-from durable_execution.storage.errors import DuplicateExecutionIdError
+from durable_execution.storage.errors import DuplicateExecutionIdError, MalformedRowError
+from durable_execution.storage.migrate import SchemaTooNewError
 from durable_execution.storage.types import DurableStorage, DurableStorageTx
 
 _T = TypeVar("_T")
@@ -33,7 +38,7 @@ def jittered(seconds: float) -> float:
 def is_transient(error: Exception) -> bool:
     if isinstance(error, DurableExecutionError):
         return error.is_retryable
-    return not isinstance(error, DuplicateExecutionIdError)
+    return not isinstance(error, DuplicateExecutionIdError | MalformedRowError | SchemaTooNewError)
 
 
 class TransactionRunner:

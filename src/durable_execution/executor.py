@@ -83,6 +83,7 @@ T4 = TypeVar("T4")
 T5 = TypeVar("T5")
 
 DEFAULT_EXPIRE_MS: Final = 300_000
+DEFAULT_MAX_LEASE_EXPIRIES: Final = 3
 DEFAULT_INTRA_BATCH_SLEEP_MS: Final = 500
 SEQUENTIAL_STEP_TIMEOUT_MS: Final = 1000
 
@@ -112,15 +113,24 @@ class DurableExecutor:
         background_process_intra_batch_sleep_ms: int = DEFAULT_INTRA_BATCH_SLEEP_MS,
         max_concurrent_task_executions: int = 1000,
         max_serialized_size_bytes: int = 1_048_576,
+        max_lease_expiries: int | None = DEFAULT_MAX_LEASE_EXPIRIES,
     ) -> None:
         """``expire_ms`` is the grace period after an attempt's timeout before another executor
         may assume its process died; ``background_process_intra_batch_sleep_ms`` is how long idle
         loops wait before looking for work created by other processes. Non-positive values of
-        those two fall back to the defaults (as in the reference)."""
+        those two fall back to the defaults (as in the reference).
+
+        ``max_lease_expiries`` bounds crash recovery: every time a running attempt's lease
+        expires the row counts it (durably, ``lease_expiries``) and is run again, except that the
+        expiry reaching this bound fails the execution with a non-retryable error "Task lease
+        expired N times …" (its parent then sees a failed child). ``None`` re-runs forever, as
+        the reference does."""
         if max_concurrent_task_executions < 1:
             raise ValueError("max_concurrent_task_executions must be >= 1")
         if max_serialized_size_bytes < 1:
             raise ValueError("max_serialized_size_bytes must be >= 1")
+        if max_lease_expiries is not None and max_lease_expiries < 1:
+            raise ValueError("max_lease_expiries must be >= 1 or None")
         self._logger = logger or logging.getLogger("durable_execution")
         self._rt = Runtime(
             transactions=TransactionRunner(storage, self._logger),
@@ -132,6 +142,7 @@ class DurableExecutor:
                 if background_process_intra_batch_sleep_ms > 0
                 else DEFAULT_INTRA_BATCH_SLEEP_MS,
                 max_concurrent_task_executions=max_concurrent_task_executions,
+                max_lease_expiries=max_lease_expiries,
             ),
         )
         self._loops: list[asyncio.Task[None]] = []
@@ -536,6 +547,11 @@ class DurableExecutor:
                 f"Execution {execution_id} belongs to task {record.task_id}, not {task.id}"
             )
         return TaskHandle(self._rt, task.id, execution_id)
+
+    @property
+    def registered_task_ids(self) -> frozenset[str]:
+        """Ids of every task registered here, finalize and sequential wrapper tasks included."""
+        return self._rt.registry.ids()
 
     def get_running_task_execution_ids(self) -> frozenset[str]:
         """Ids of the executions whose attempts run in this executor right now."""

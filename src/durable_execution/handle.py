@@ -3,7 +3,8 @@
 Waiting is event-driven: the executor that created the handle wakes it whenever it commits a
 finished status for this execution, and the handle polls storage every ``polling_interval_ms``
 (default 1000) only to see changes made by other processes. Handles keep working after the
-executor shut down (then they only poll).
+executor shut down (then they only poll). A wait also outlives a storage outage: transient read
+errors are logged and the wait polls on (its ``timeout_ms`` still bounds it).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Final, Generic, TypeVar, cast
 from durable_execution._cancellation import cancel_execution as cancel_in_runtime
 from durable_execution._cancellation import write_cancellation
 from durable_execution._runtime import Runtime
-from durable_execution._transactions import TransactionRunner
+from durable_execution._transactions import TransactionRunner, is_transient
 from durable_execution.errors import DurableExecutionNotFoundError, DurableExecutionTimedOutError
 from durable_execution.executions import (
     FinishedTaskExecution,
@@ -99,7 +100,19 @@ class TaskHandle(Generic[OutputT_co]):
         try:
             while True:
                 finished.clear()
-                record = await read_record(self._rt, self._execution_id)
+                try:
+                    record = await read_record(self._rt, self._execution_id)
+                except Exception as error:
+                    if not is_transient(error):
+                        raise
+                    # The storage is down (say, restarting): a wait outlives that; keep polling.
+                    self._rt.logger.warning(
+                        "Waiting for execution %s: cannot read it yet (%r); will retry",
+                        self._execution_id,
+                        error,
+                    )
+                    await asyncio.sleep(interval_s)
+                    continue
                 if record.status in FINISHED_STATUSES:
                     return cast("FinishedTaskExecution[OutputT_co]", self._public(record))
                 try:

@@ -118,6 +118,7 @@ class ExecutorOptions(TypedDict, total=False):
     background_process_intra_batch_sleep_ms: int
     max_concurrent_task_executions: int
     max_serialized_size_bytes: int
+    max_lease_expiries: int | None
 
 
 class MakeExecutor(Protocol):

@@ -65,6 +65,7 @@ class Execution:
     is_closed: bool = False
     needs_promise_cancellation: bool = False
     retry_attempts: int = 0
+    lease_expiries: int = 0
     start_at: datetime = T0
     started_at: datetime | None = None
     finished_at: datetime | None = None
@@ -115,6 +116,7 @@ def fully_populated(execution_id: str) -> Execution:
         is_closed=True,
         needs_promise_cancellation=True,
         retry_attempts=4,
+        lease_expiries=2,
         start_at=at(1),
         started_at=at(2),
         finished_at=at(3),
@@ -143,6 +145,7 @@ class Change:
     is_closed: bool | None = None
     needs_promise_cancellation: bool | None = None
     retry_attempts: int | None = None
+    lease_expiries: int | None = None
     start_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
@@ -220,6 +223,7 @@ EVERY_CHANGE = Change(
     is_closed=False,
     needs_promise_cancellation=False,
     retry_attempts=5,
+    lease_expiries=3,
     start_at=at(1001),
     started_at=at(1002),
     finished_at=at(1003),
@@ -276,6 +280,7 @@ def sqlite_insert(
             is_closed=e.is_closed,
             needs_promise_cancellation=e.needs_promise_cancellation,
             retry_attempts=e.retry_attempts,
+            lease_expiries=e.lease_expiries,
             start_at=to_epoch_ms(e.start_at),
             started_at=_ms(e.started_at),
             finished_at=_ms(e.finished_at),
@@ -311,6 +316,7 @@ def from_sqlite(row: SqliteRow) -> Execution:
         is_closed=row.is_closed,
         needs_promise_cancellation=row.needs_promise_cancellation,
         retry_attempts=row.retry_attempts,
+        lease_expiries=row.lease_expiries,
         start_at=from_epoch_ms(row.start_at),
         started_at=_from_ms(row.started_at),
         finished_at=_from_ms(row.finished_at),
@@ -337,6 +343,7 @@ class SqliteChanges(TypedDict):
     new_is_closed: bool | None
     new_needs_promise_cancellation: bool | None
     new_retry_attempts: int | None
+    new_lease_expiries: int | None
     new_start_at: int | None
     new_started_at: int | None
     new_finished_at: int | None
@@ -362,6 +369,7 @@ def sqlite_changes(change: Change) -> SqliteChanges:
         new_is_closed=c.is_closed,
         new_needs_promise_cancellation=c.needs_promise_cancellation,
         new_retry_attempts=c.retry_attempts,
+        new_lease_expiries=c.lease_expiries,
         new_start_at=_ms(c.start_at),
         new_started_at=_ms(c.started_at),
         new_finished_at=_ms(c.finished_at),
@@ -449,6 +457,7 @@ class PostgresInsertArgs(TypedDict):
     is_closed: Sequence[bool]
     needs_promise_cancellation: Sequence[bool]
     retry_attempts: Sequence[int]
+    lease_expiries: Sequence[int]
     start_at: Sequence[datetime]
     started_at: Sequence[datetime]
     finished_at: Sequence[datetime]
@@ -491,6 +500,7 @@ def postgres_insert_args(executions: Sequence[Execution]) -> PostgresInsertArgs:
         is_closed=[e.is_closed for e in es],
         needs_promise_cancellation=[e.needs_promise_cancellation for e in es],
         retry_attempts=[e.retry_attempts for e in es],
+        lease_expiries=[e.lease_expiries for e in es],
         start_at=[e.start_at for e in es],
         started_at=_nullable([e.started_at for e in es]),
         finished_at=_nullable([e.finished_at for e in es]),
@@ -533,6 +543,7 @@ def from_postgres(row: PgRow) -> Execution:
         is_closed=row.is_closed,
         needs_promise_cancellation=row.needs_promise_cancellation,
         retry_attempts=row.retry_attempts,
+        lease_expiries=row.lease_expiries,
         start_at=row.start_at,
         started_at=row.started_at,
         finished_at=row.finished_at,
@@ -559,6 +570,7 @@ class PostgresChanges(TypedDict):
     new_is_closed: bool | None
     new_needs_promise_cancellation: bool | None
     new_retry_attempts: int | None
+    new_lease_expiries: int | None
     new_start_at: datetime | None
     new_started_at: datetime | None
     new_finished_at: datetime | None
@@ -584,6 +596,7 @@ def postgres_changes(change: Change) -> PostgresChanges:
         new_is_closed=c.is_closed,
         new_needs_promise_cancellation=c.needs_promise_cancellation,
         new_retry_attempts=c.retry_attempts,
+        new_lease_expiries=c.lease_expiries,
         new_start_at=c.start_at,
         new_started_at=c.started_at,
         new_finished_at=c.finished_at,

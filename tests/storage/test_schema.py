@@ -32,6 +32,8 @@ DEFAULT = "durable_task_executions"
 CUSTOM = "custom_task_runs"
 LONGEST = "t" * TABLE_NAME_MAX_LENGTH  # every derived name must still fit, untruncated
 LATEST = max(m.version for m in lite.MIGRATIONS)
+# Every numbered migration (version 0, the bootstrap, is run but never recorded).
+APPLIED = [m.version for m in lite.MIGRATIONS if m.version > 0]
 
 
 def expected_indexes(table: str) -> dict[str, tuple[bool, list[str]]]:
@@ -139,23 +141,23 @@ def postgres_recorded_versions(url: str, table: str = DEFAULT) -> list[int]:
 
 async def test_sqlite_migrate_is_idempotent(sqlite_path: Path) -> None:
     async with SQLiteDurableStorage(sqlite_path) as storage:
-        assert await storage.migrate() == [LATEST]
+        assert await storage.migrate() == APPLIED
         await insert(storage, record("te_kept"))
         assert await storage.migrate() == []
         assert await storage.migrate() == []
     async with open_storage(f"sqlite:///{sqlite_path}") as reopened:
         assert await ids(reopened, WhereByExecutionIds(["te_kept"])) == ["te_kept"]
-    assert sqlite_recorded_versions(sqlite_path) == [LATEST]
+    assert sqlite_recorded_versions(sqlite_path) == APPLIED
 
 
 async def test_postgres_migrate_is_idempotent(postgres_url: str) -> None:
     async with PostgresDurableStorage(postgres_url) as storage:
-        assert await storage.migrate() == [LATEST]
+        assert await storage.migrate() == APPLIED
         await insert(storage, record("te_kept"))
         assert await storage.migrate() == []
     async with open_storage(postgres_url) as reopened:
         assert await ids(reopened, WhereByExecutionIds(["te_kept"])) == ["te_kept"]
-    assert postgres_recorded_versions(postgres_url) == [LATEST]
+    assert postgres_recorded_versions(postgres_url) == APPLIED
 
 
 async def test_open_storage_without_migrate_leaves_the_database_alone(sqlite_path: Path) -> None:
@@ -176,8 +178,8 @@ async def test_concurrent_sqlite_migrators_apply_each_migration_once(sqlite_path
     finally:
         for storage in storages:
             await storage.close()
-    assert sorted(results) == [[]] * 5 + [[LATEST]]
-    assert sqlite_recorded_versions(sqlite_path) == [LATEST]
+    assert sorted(results) == [[]] * 5 + [APPLIED]
+    assert sqlite_recorded_versions(sqlite_path) == APPLIED
 
 
 async def test_concurrent_postgres_migrators_apply_each_migration_once(postgres_url: str) -> None:
@@ -189,8 +191,8 @@ async def test_concurrent_postgres_migrators_apply_each_migration_once(postgres_
     finally:
         for storage in storages:
             await storage.close()
-    assert sorted(results) == [[]] * 5 + [[LATEST]]
-    assert postgres_recorded_versions(postgres_url) == [LATEST]
+    assert sorted(results) == [[]] * 5 + [APPLIED]
+    assert postgres_recorded_versions(postgres_url) == APPLIED
 
 
 NEWER = LATEST + 41
@@ -213,7 +215,7 @@ async def test_sqlite_refuses_a_newer_schema(sqlite_path: Path) -> None:
         async with open_storage(f"sqlite:///{sqlite_path}"):
             pass
     assert (raised.value.database_version, raised.value.code_version) == (NEWER, LATEST)
-    assert sqlite_recorded_versions(sqlite_path) == [LATEST, NEWER]  # nothing changed
+    assert sqlite_recorded_versions(sqlite_path) == [*APPLIED, NEWER]  # nothing changed
 
 
 async def test_postgres_refuses_a_newer_schema(postgres_url: str) -> None:
@@ -225,4 +227,4 @@ async def test_postgres_refuses_a_newer_schema(postgres_url: str) -> None:
     with pytest.raises(SchemaTooNewError, match=REFUSAL):
         async with open_storage(postgres_url):
             pass
-    assert postgres_recorded_versions(postgres_url) == [LATEST, NEWER]
+    assert postgres_recorded_versions(postgres_url) == [*APPLIED, NEWER]

@@ -88,12 +88,18 @@ async def test_empty_insert_is_a_no_op() -> None:
 async def test_duplicate_ids_insert_nothing() -> None:
     storage = InMemoryStorage()
     await insert(storage, record("a"))
-    async with storage.transaction() as tx:
-        with pytest.raises(DuplicateExecutionIdError) as raised:
-            await tx.insert_task_executions([record("new"), record("a")])
-        assert raised.value.execution_ids == ["a"]
-        with pytest.raises(DuplicateExecutionIdError):
-            await tx.insert_task_executions([record("x"), record("x")])
+
+    async def refused_transaction() -> None:
+        async with storage.transaction() as tx:
+            with pytest.raises(DuplicateExecutionIdError) as raised:
+                await tx.insert_task_executions([record("new"), record("a")])
+            assert raised.value.execution_ids == ["a"]
+            with pytest.raises(DuplicateExecutionIdError):
+                await tx.insert_task_executions([record("x"), record("x")])
+
+    # A refused transaction stays refused: later calls and leaving the block raise again.
+    with pytest.raises(DuplicateExecutionIdError):
+        await refused_transaction()
     assert [row.execution_id for row in storage.snapshot()] == ["a"]
 
 

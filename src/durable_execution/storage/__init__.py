@@ -18,6 +18,7 @@ from durable_execution.storage.sqlite import SQLiteDurableStorage, SQLiteStorage
 from durable_execution.storage.types import (
     DurableStorage,
     DurableStorageTx,
+    InspectableStorage,
     TaskExecutionRecord,
     TaskExecutionUpdate,
     TaskExecutionWhere,
@@ -46,6 +47,7 @@ __all__ = [
     "DurableStorageTx",
     "InMemoryStorage",
     "InMemoryStorageTx",
+    "InspectableStorage",
     "MalformedRowError",
     "PostgresDurableStorage",
     "PostgresStorageTx",

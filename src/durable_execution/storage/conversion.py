@@ -46,6 +46,15 @@ JsonValue: TypeAlias = dict[str, "JsonValue"] | list["JsonValue"] | str | int | 
 _STATUSES: Final = frozenset(ALL_STATUSES)
 _ERROR_TYPES: Final = frozenset(ERROR_TYPES)
 
+# The largest row limit the SQL queries can bind (PostgreSQL casts it to `integer`; SQLite's
+# parameters stop at 2**63 - 1). No query returns that many rows, so anything above is "all".
+MAX_ROW_LIMIT: Final = 2**31 - 1
+
+
+def row_limit(limit: int | None) -> int | None:
+    """``limit`` as the SQL queries bind it: one beyond :data:`MAX_ROW_LIMIT` means unlimited."""
+    return None if limit is None or limit > MAX_ROW_LIMIT else limit
+
 
 # --- timestamps -----------------------------------------------------------------------------
 
@@ -122,6 +131,8 @@ class RowColumns(Protocol):
     @property
     def retry_attempts(self) -> int: ...
     @property
+    def lease_expiries(self) -> int: ...
+    @property
     def start_at(self) -> datetime: ...
     @property
     def started_at(self) -> datetime | None: ...
@@ -164,6 +175,7 @@ class Columns:
     is_closed: bool
     needs_promise_cancellation: bool
     retry_attempts: int
+    lease_expiries: int
     start_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -252,6 +264,7 @@ def columns_from_record(record: TaskExecutionRecord) -> Columns:
         is_closed=record.is_closed,
         needs_promise_cancellation=record.needs_promise_cancellation,
         retry_attempts=record.retry_attempts,
+        lease_expiries=record.lease_expiries,
         start_at=utc_ms(record.start_at, "start_at"),
         started_at=_utc_ms_or_none(record.started_at, "started_at"),
         finished_at=_utc_ms_or_none(record.finished_at, "finished_at"),
@@ -283,6 +296,7 @@ class ColumnChanges(TypedDict):
     new_is_closed: bool | None
     new_needs_promise_cancellation: bool | None
     new_retry_attempts: int | None
+    new_lease_expiries: int | None
     new_start_at: datetime | None
     new_started_at: datetime | None
     new_finished_at: datetime | None
@@ -309,6 +323,7 @@ def changes_from_update(update: TaskExecutionUpdate) -> ColumnChanges:
         new_is_closed=u.is_closed,
         new_needs_promise_cancellation=u.needs_promise_cancellation,
         new_retry_attempts=u.retry_attempts,
+        new_lease_expiries=u.lease_expiries,
         new_start_at=_utc_ms_or_none(u.start_at, "start_at"),
         new_started_at=_utc_ms_or_none(u.started_at, "started_at"),
         new_finished_at=_utc_ms_or_none(u.finished_at, "finished_at"),
@@ -510,6 +525,7 @@ def record_from_columns(row: RowColumns) -> TaskExecutionRecord:
         is_closed=row.is_closed,
         needs_promise_cancellation=row.needs_promise_cancellation,
         retry_attempts=row.retry_attempts,
+        lease_expiries=row.lease_expiries,
         started_at=d.optional_timestamp(row.started_at, "started_at"),
         finished_at=d.optional_timestamp(row.finished_at, "finished_at"),
         expires_at=d.optional_timestamp(row.expires_at, "expires_at"),

@@ -20,6 +20,7 @@ from contextlib import asynccontextmanager
 from typing import Final
 
 from durable_execution.model import TaskExecutionStatus
+from durable_execution.storage import inspection
 from durable_execution.storage.errors import DuplicateExecutionIdError, StorageError
 from durable_execution.storage.types import (
     DurableStorageTx,
@@ -113,10 +114,19 @@ class InMemoryStorageTx:
         # execution_id -> the committed record it replaced (None: the row was inserted).
         self._undo: dict[str, TaskExecutionRecord | None] = {}
         self._open = True
+        self._refused_ids: list[str] | None = None  # set by an insert refused as duplicate
 
     def _check_open(self) -> None:
         if not self._open:
             raise StorageError("The transaction is over; open a new one")
+        self.raise_if_refused()
+
+    def raise_if_refused(self) -> None:
+        """A refused insert dooms the transaction (the contract: it stores nothing), as it does
+        on PostgreSQL: later calls and the end of the block raise the refusal again, so a caller
+        that caught it cannot commit the transaction's other writes by accident."""
+        if self._refused_ids is not None:
+            raise DuplicateExecutionIdError(self._refused_ids)
 
     def _write(self, record: TaskExecutionRecord) -> None:
         execution_id = record.execution_id
@@ -191,6 +201,7 @@ class InMemoryStorageTx:
                 duplicates.append(execution_id)
             seen.add(execution_id)
         if duplicates:
+            self._refused_ids = duplicates
             raise DuplicateExecutionIdError(duplicates)
         for record in executions:
             self._write(record)
@@ -241,6 +252,7 @@ class InMemoryStorage:
             tx = InMemoryStorageTx(self._table)
             try:
                 yield tx
+                tx.raise_if_refused()
             except BaseException:
                 # Cancellation included: an interrupted transaction must not half-commit.
                 tx._finish(commit=False)
@@ -250,3 +262,38 @@ class InMemoryStorage:
     def snapshot(self) -> list[TaskExecutionRecord]:
         """Every committed record in insertion order (for tests and debugging)."""
         return sorted(self._table.rows.values(), key=lambda r: self._table.sequence[r.execution_id])
+
+    # Inspection (the optional InspectableStorage queries): scans, fine for in-memory sizes.
+
+    async def list_task_executions(
+        self,
+        *,
+        statuses: Sequence[TaskExecutionStatus] | None = None,
+        task_id: str | None = None,
+        top_level_only: bool = False,
+        limit: int,
+        offset: int = 0,
+    ) -> list[TaskExecutionRecord]:
+        async with self._lock:
+            return inspection.list_records(
+                self.snapshot(),
+                statuses=statuses,
+                task_id=task_id,
+                top_level_only=top_level_only,
+                limit=limit,
+                offset=offset,
+            )
+
+    async def count_task_executions_by_status(
+        self, *, task_id: str | None = None, top_level_only: bool = False
+    ) -> dict[TaskExecutionStatus, int]:
+        async with self._lock:
+            return inspection.count_by_status(
+                self._table.rows.values(), task_id=task_id, top_level_only=top_level_only
+            )
+
+    async def get_oldest_ready_task_execution(
+        self, *, task_id: str | None = None
+    ) -> TaskExecutionRecord | None:
+        async with self._lock:
+            return inspection.oldest_ready(self.snapshot(), task_id=task_id)

@@ -27,7 +27,8 @@ from psycopg import errors as pg_errors
 from psycopg_pool import AsyncConnectionPool
 
 from durable_execution.generated import postgresql as pg
-from durable_execution.storage import conversion, migrate
+from durable_execution.model import TaskExecutionStatus
+from durable_execution.storage import conversion, inspection, migrate
 from durable_execution.storage.conversion import Columns
 from durable_execution.storage.errors import DuplicateExecutionIdError, StorageError
 from durable_execution.storage.types import (
@@ -47,6 +48,11 @@ _Connection = psycopg.AsyncConnection[Any]
 DEFAULT_POOL_MIN_SIZE: Final = 4  # psycopg_pool's own default: the executor's loops start at once
 DEFAULT_POOL_MAX_SIZE: Final = 10
 DEFAULT_CONNECT_TIMEOUT_S: Final = 30.0
+# psycopg_pool retries a lost connection with an *uncapped* doubling backoff (1, 2, 4 … s) until
+# its reconnect_timeout (default 300 s) — so after a 35 s server restart the pool could wait
+# another half minute before trying again. Giving up early bounds that lag: the next checkout
+# that finds the pool short starts a fresh attempt, whose first try is immediate.
+RECONNECT_TIMEOUT_S: Final = 5.0
 
 # PostgreSQL's detail line of a unique violation (lc_messages=C/English); when it does not
 # match, every id of the batch is reported instead.
@@ -79,21 +85,32 @@ class PostgresStorageTx:
     def __init__(self, conn: _Connection, queries: pg.AsyncQueries) -> None:
         self._conn = conn
         self._queries = queries
+        self._refused_ids: list[str] | None = None  # set by an insert refused as duplicate
+
+    def raise_if_refused(self) -> None:
+        """A refused insert dooms the transaction (the contract: it stores nothing; a unique
+        violation aborts it anyway): later calls and the end of the block raise the refusal again
+        instead of failing obscurely or letting COMMIT turn silently into a rollback."""
+        if self._refused_ids is not None:
+            raise DuplicateExecutionIdError(self._refused_ids)
 
     async def insert_task_executions(self, executions: Sequence[TaskExecutionRecord]) -> None:
+        self.raise_if_refused()
         if not executions:
             return
         rows = [conversion.columns_from_record(record) for record in executions]
         ids = [row.execution_id for row in rows]
         repeated = [execution_id for execution_id, n in Counter(ids).items() if n > 1]
         if repeated:
-            # Caught before the statement, so the transaction stays usable.
+            # Caught before the statement, but refused all the same (see raise_if_refused).
+            self._refused_ids = repeated
             raise DuplicateExecutionIdError(repeated)
         try:
             await self._insert(rows)
         except pg_errors.UniqueViolation as error:
             # The transaction is now aborted: nothing it did will be stored.
-            raise DuplicateExecutionIdError(_duplicate_ids(error, ids)) from error
+            self._refused_ids = _duplicate_ids(error, ids)
+            raise DuplicateExecutionIdError(self._refused_ids) from error
 
     async def _insert(self, rows: Sequence[Columns]) -> None:
         await self._queries.insert_task_executions(
@@ -121,6 +138,7 @@ class PostgresStorageTx:
             is_closed=[r.is_closed for r in rows],
             needs_promise_cancellation=[r.needs_promise_cancellation for r in rows],
             retry_attempts=[r.retry_attempts for r in rows],
+            lease_expiries=[r.lease_expiries for r in rows],
             start_at=[r.start_at for r in rows],
             started_at=[r.started_at for r in rows],
             finished_at=[r.finished_at for r in rows],
@@ -137,9 +155,11 @@ class PostgresStorageTx:
         limit: int | None = None,
         skip_locked_for_update: bool = False,
     ) -> list[str]:
+        self.raise_if_refused()
         _check_limit(limit)
         if limit == 0 or _matches_nothing(where):
             return []
+        limit = conversion.row_limit(limit)
         q, conn, lock = self._queries, self._conn, skip_locked_for_update
         match where:
             case WhereByExecutionIds():
@@ -192,9 +212,11 @@ class PostgresStorageTx:
         limit: int | None = None,
         skip_locked_for_update: bool = False,
     ) -> list[TaskExecutionRecord]:
+        self.raise_if_refused()
         _check_limit(limit)
         if limit == 0 or _matches_nothing(where):
             return []
+        limit = conversion.row_limit(limit)
         q, conn, lock = self._queries, self._conn, skip_locked_for_update
         match where:
             case WhereByExecutionIds():
@@ -241,6 +263,7 @@ class PostgresStorageTx:
     async def update_task_executions(
         self, where: TaskExecutionWhere, update: TaskExecutionUpdate
     ) -> int:
+        self.raise_if_refused()
         if _matches_nothing(where):
             return 0
         changes = conversion.changes_from_update(update)
@@ -331,6 +354,7 @@ class PostgresDurableStorage:
             open=False,
             configure=_configure,
             timeout=connect_timeout_s,
+            reconnect_timeout=RECONNECT_TIMEOUT_S,
             name="durable-execution",
         )
 
@@ -369,7 +393,9 @@ class PostgresDurableStorage:
     async def transaction(self) -> AsyncIterator[DurableStorageTx]:
         try:
             async with self._pool.connection() as conn, conn.transaction():
-                yield PostgresStorageTx(conn, self.queries)
+                tx = PostgresStorageTx(conn, self.queries)
+                yield tx
+                tx.raise_if_refused()  # inside the block: psycopg rolls back
         except pg_errors.UndefinedTable as error:
             raise StorageError(
                 f"Table {self.table_name} does not exist in the connection's schema: create it "
@@ -381,3 +407,45 @@ class PostgresDurableStorage:
         migrations = pg.migrations_for_table(self.table_name)
         async with self._pool.connection() as conn:
             return await migrate.migrate_postgres(conn, self.queries, migrations)
+
+    # Inspection (the optional InspectableStorage queries); each borrows a pooled connection
+    # and reads in autocommit, so no transaction is held open.
+
+    async def list_task_executions(
+        self,
+        *,
+        statuses: Sequence[TaskExecutionStatus] | None = None,
+        task_id: str | None = None,
+        top_level_only: bool = False,
+        limit: int,
+        offset: int = 0,
+    ) -> list[TaskExecutionRecord]:
+        inspection.check_page(limit, offset)
+        if limit == 0 or offset > conversion.MAX_ROW_LIMIT:
+            return []
+        async with self._pool.connection() as conn:
+            rows = await self.queries.list_task_executions(
+                conn,
+                statuses=statuses,
+                task_id=task_id,
+                top_level_only=top_level_only,
+                row_limit=min(limit, conversion.MAX_ROW_LIMIT),
+                row_offset=offset,
+            )
+        return [conversion.record_from_columns(row) for row in rows]
+
+    async def count_task_executions_by_status(
+        self, *, task_id: str | None = None, top_level_only: bool = False
+    ) -> dict[TaskExecutionStatus, int]:
+        async with self._pool.connection() as conn:
+            rows = await self.queries.count_task_executions_by_status(
+                conn, task_id=task_id, top_level_only=top_level_only
+            )
+        return {inspection.counted_status(row.status): row.execution_count for row in rows}
+
+    async def get_oldest_ready_task_execution(
+        self, *, task_id: str | None = None
+    ) -> TaskExecutionRecord | None:
+        async with self._pool.connection() as conn:
+            row = await self.queries.get_oldest_ready_task_execution(conn, task_id=task_id)
+        return None if row is None else conversion.record_from_columns(row)

@@ -30,7 +30,8 @@ from typing import Final, Self, TypedDict, TypeVar
 from durable_execution.clock import from_epoch_ms, to_epoch_ms
 from durable_execution.generated import sqlite as lite
 from durable_execution.generated.sqlite.models import DurableTaskExecution as SqliteRow
-from durable_execution.storage import _sqlite_session, conversion, migrate
+from durable_execution.model import TaskExecutionStatus
+from durable_execution.storage import _sqlite_session, conversion, inspection, migrate
 from durable_execution.storage.conversion import Columns, JsonValue
 from durable_execution.storage.errors import DuplicateExecutionIdError, StorageError
 from durable_execution.storage.types import (
@@ -105,6 +106,7 @@ def _columns(row: SqliteRow) -> Columns:
         is_closed=row.is_closed,
         needs_promise_cancellation=row.needs_promise_cancellation,
         retry_attempts=row.retry_attempts,
+        lease_expiries=row.lease_expiries,
         start_at=from_epoch_ms(row.start_at),
         started_at=_from_ms(row.started_at),
         finished_at=_from_ms(row.finished_at),
@@ -141,6 +143,14 @@ class SQLiteStorageTx:
         self._queries = storage.queries
         self._open = True
         self.begun = False  # whether BEGIN IMMEDIATE was sent (so COMMIT/ROLLBACK are due)
+        self._refused_ids: list[str] | None = None  # set by an insert refused as duplicate
+
+    def raise_if_refused(self) -> None:
+        """A refused insert dooms the transaction (the contract: it stores nothing), as it does
+        on PostgreSQL: later calls and the end of the block raise the refusal again, so a caller
+        that caught it cannot commit the transaction's other writes by accident."""
+        if self._refused_ids is not None:
+            raise DuplicateExecutionIdError(self._refused_ids)
 
     async def _run(self, step: Callable[[sqlite3.Connection], _T]) -> _T:
         if not self._open:
@@ -161,15 +171,20 @@ class SQLiteStorageTx:
         )
 
     async def insert_task_executions(self, executions: Sequence[TaskExecutionRecord]) -> None:
+        self.raise_if_refused()
         if not executions:
             return
         columns = [conversion.columns_from_record(record) for record in executions]
-        await self._run(lambda conn: self._insert(conn, columns))
+        try:
+            await self._run(lambda conn: self._insert(conn, columns))
+        except DuplicateExecutionIdError as error:
+            self._refused_ids = error.execution_ids
+            raise
 
     def _insert(self, conn: sqlite3.Connection, rows: Sequence[Columns]) -> None:
-        # Duplicates are found before anything is written, so a refused insert leaves the
-        # transaction as it was (as the in-memory storage does). Nobody else can insert between
-        # this check and the inserts: the transaction holds the database's write lock.
+        # Duplicates are found before anything is written, so a refused insert writes nothing
+        # (and the transaction then refuses everything: see raise_if_refused). Nobody else can
+        # insert between this check and the inserts: the transaction holds the write lock.
         ids = [row.execution_id for row in rows]
         repeated = [execution_id for execution_id, n in Counter(ids).items() if n > 1]
         existing = self._queries.get_task_execution_ids_by_execution_ids(
@@ -218,6 +233,7 @@ class SQLiteStorageTx:
             is_closed=c.is_closed,
             needs_promise_cancellation=c.needs_promise_cancellation,
             retry_attempts=c.retry_attempts,
+            lease_expiries=c.lease_expiries,
             start_at=to_epoch_ms(c.start_at),
             started_at=_ms(c.started_at),
             finished_at=_ms(c.finished_at),
@@ -235,9 +251,11 @@ class SQLiteStorageTx:
         skip_locked_for_update: bool = False,
     ) -> list[str]:
         # skip_locked_for_update needs no query of its own: see the module docstring.
+        self.raise_if_refused()
         _check_limit(limit)
         if limit == 0 or _matches_nothing(where):
             return []
+        limit = conversion.row_limit(limit)
         return await self._run(lambda conn: self._select_ids(conn, where, limit))
 
     def _select_ids(
@@ -281,9 +299,11 @@ class SQLiteStorageTx:
         limit: int | None = None,
         skip_locked_for_update: bool = False,
     ) -> list[TaskExecutionRecord]:
+        self.raise_if_refused()
         _check_limit(limit)
         if limit == 0 or _matches_nothing(where):
             return []
+        limit = conversion.row_limit(limit)
         return await self._run(lambda conn: self._select_records(conn, where, limit))
 
     def _select_records(
@@ -321,6 +341,7 @@ class SQLiteStorageTx:
     async def update_task_executions(
         self, where: TaskExecutionWhere, update: TaskExecutionUpdate
     ) -> int:
+        self.raise_if_refused()
         if _matches_nothing(where):
             return 0
         changes = _sqlite_changes(conversion.changes_from_update(update))
@@ -420,6 +441,7 @@ class _SqliteChanges(TypedDict):
     new_is_closed: bool | None
     new_needs_promise_cancellation: bool | None
     new_retry_attempts: int | None
+    new_lease_expiries: int | None
     new_start_at: int | None
     new_started_at: int | None
     new_finished_at: int | None
@@ -444,6 +466,7 @@ def _sqlite_changes(c: conversion.ColumnChanges) -> _SqliteChanges:
         new_is_closed=c["new_is_closed"],
         new_needs_promise_cancellation=c["new_needs_promise_cancellation"],
         new_retry_attempts=c["new_retry_attempts"],
+        new_lease_expiries=c["new_lease_expiries"],
         new_start_at=_ms(c["new_start_at"]),
         new_started_at=_ms(c["new_started_at"]),
         new_finished_at=_ms(c["new_finished_at"]),
@@ -526,6 +549,7 @@ class SQLiteDurableStorage:
             tx = SQLiteStorageTx(self)
             try:
                 yield tx
+                tx.raise_if_refused()
             except BaseException:
                 # Cancellation included: an interrupted transaction must not half-commit.
                 tx.close()
@@ -550,6 +574,59 @@ class SQLiteDurableStorage:
                     conn, self.queries, migrations, self.busy_timeout_ms
                 )
             )
+
+    # Inspection (the optional InspectableStorage queries) ---------------------------------
+
+    async def _read(self, step: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run read-only ``step`` between this process's transactions (autocommit: one
+        consistent snapshot per statement, no write lock taken)."""
+        async with self._lock:
+            return await self.run_on_worker(_translated(step, self.table_name))
+
+    async def list_task_executions(
+        self,
+        *,
+        statuses: Sequence[TaskExecutionStatus] | None = None,
+        task_id: str | None = None,
+        top_level_only: bool = False,
+        limit: int,
+        offset: int = 0,
+    ) -> list[TaskExecutionRecord]:
+        inspection.check_page(limit, offset)
+        if limit == 0 or (statuses is not None and not statuses):
+            return []
+
+        def select(conn: sqlite3.Connection) -> list[TaskExecutionRecord]:
+            rows = self.queries.list_task_executions(
+                conn,
+                filter_statuses=statuses is not None,
+                statuses=statuses or (),
+                task_id=task_id,
+                top_level_only=top_level_only,
+                row_limit=limit,
+                row_offset=offset,
+            )
+            return [_record(row) for row in rows]
+
+        return await self._read(select)
+
+    async def count_task_executions_by_status(
+        self, *, task_id: str | None = None, top_level_only: bool = False
+    ) -> dict[TaskExecutionStatus, int]:
+        rows = await self._read(
+            lambda conn: self.queries.count_task_executions_by_status(
+                conn, task_id=task_id, top_level_only=top_level_only
+            )
+        )
+        return {inspection.counted_status(row.status): row.execution_count for row in rows}
+
+    async def get_oldest_ready_task_execution(
+        self, *, task_id: str | None = None
+    ) -> TaskExecutionRecord | None:
+        row = await self._read(
+            lambda conn: self.queries.get_oldest_ready_task_execution(conn, task_id=task_id)
+        )
+        return None if row is None else _record(row)
 
     # Lifetime ------------------------------------------------------------------------------
 

@@ -15,7 +15,8 @@ Semantics every backend honours (the contract tests check them):
 * ``skip_locked_for_update`` locks the selected rows until the transaction ends and skips rows
   that other transactions hold; backends that serialise write transactions may ignore it.
 * Inserting an ``execution_id`` that exists raises :class:`DuplicateExecutionIdError` and the
-  transaction stores nothing.
+  transaction stores nothing: a caller that catches the error finds every later call in the
+  transaction, and the end of its block, raising it again (never a silent commit or rollback).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, Protocol, TypeAlias
+from typing import Literal, Protocol, TypeAlias, runtime_checkable
 
 from durable_execution.model import (
     ChildTaskError,
@@ -63,6 +64,8 @@ class TaskExecutionRecord:
     is_closed: bool = False
     needs_promise_cancellation: bool = False
     retry_attempts: int = 0
+    # Times the lease of a running attempt expired and the row was made ready again.
+    lease_expiries: int = 0
     started_at: datetime | None = None
     finished_at: datetime | None = None
     expires_at: datetime | None = None
@@ -114,6 +117,7 @@ class TaskExecutionUpdate:
     is_closed: bool | None = None
     needs_promise_cancellation: bool | None = None
     retry_attempts: int | None = None
+    lease_expiries: int | None = None
     start_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
@@ -156,3 +160,38 @@ class DurableStorage(Protocol):
     """
 
     def transaction(self) -> AbstractAsyncContextManager[DurableStorageTx]: ...
+
+
+@runtime_checkable
+class InspectableStorage(Protocol):
+    """Optional read-only queries for operators: what ``durable-execution list``/``stats`` use.
+
+    Not part of the contract the executor needs (a storage without them still runs
+    everything); the bundled backends implement them. Each call reads committed data in a
+    transaction of its own.
+
+    * ``list_task_executions``: newest first (insertion order, backwards), ``offset`` rows
+      skipped, at most ``limit`` (>= 0) returned. ``statuses=None`` means any status;
+      ``top_level_only`` keeps executions without a parent.
+    * ``count_task_executions_by_status``: only statuses with at least one execution appear.
+    * ``get_oldest_ready_task_execution``: the ``ready`` execution with the earliest
+      ``start_at`` (ties by insertion), due or not; ``None`` if none is ready.
+    """
+
+    async def list_task_executions(
+        self,
+        *,
+        statuses: Sequence[TaskExecutionStatus] | None = None,
+        task_id: str | None = None,
+        top_level_only: bool = False,
+        limit: int,
+        offset: int = 0,
+    ) -> list[TaskExecutionRecord]: ...
+
+    async def count_task_executions_by_status(
+        self, *, task_id: str | None = None, top_level_only: bool = False
+    ) -> dict[TaskExecutionStatus, int]: ...
+
+    async def get_oldest_ready_task_execution(
+        self, *, task_id: str | None = None
+    ) -> TaskExecutionRecord | None: ...

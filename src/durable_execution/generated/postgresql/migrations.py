@@ -99,6 +99,13 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX ix_{table}_parent_execution_id\n    ON {table} (parent_execution_id)",
         ),
     ),
+    Migration(
+        version=2,
+        name="lease_expiries",
+        statements=(
+            "ALTER TABLE {table}\n    ADD COLUMN lease_expiries integer NOT NULL DEFAULT 0",
+        ),
+    ),
 )
 
 

@@ -54,6 +54,15 @@ class DurableTaskExecution:
     version: int
     created_at: datetime.datetime
     updated_at: datetime.datetime
+    lease_expiries: int
+
+
+@dataclass(frozen=True, slots=True)
+class CountTaskExecutionsByStatusRow:
+    """The columns CountTaskExecutionsByStatus returns."""
+
+    status: str
+    execution_count: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from psycopg.types.json import Jsonb
 
 from ._table import DEFAULT_TABLE, validate_table_name
 from .models import (
+    CountTaskExecutionsByStatusRow,
     DurableTaskExecution,
     GetAppliedMigrationVersionsRow,
     GetTaskExecutionIdsByExecutionIdsForUpdateSkipLockedRow,
@@ -53,6 +54,7 @@ INSERT_TASK_EXECUTIONS_SQL = (
     "    is_closed,\n"
     "    needs_promise_cancellation,\n"
     "    retry_attempts,\n"
+    "    lease_expiries,\n"
     "    start_at,\n"
     "    started_at,\n"
     "    finished_at,\n"
@@ -85,13 +87,59 @@ INSERT_TASK_EXECUTIONS_SQL = (
     "    unnest($21::boolean[]),\n"
     "    unnest($22::boolean[]),\n"
     "    unnest($23::integer[]),\n"
-    "    unnest($24::timestamptz[]),\n"
+    "    unnest($24::integer[]),\n"
     "    unnest($25::timestamptz[]),\n"
     "    unnest($26::timestamptz[]),\n"
     "    unnest($27::timestamptz[]),\n"
-    "    unnest($28::bigint[]),\n"
-    "    unnest($29::timestamptz[]),\n"
-    "    unnest($30::timestamptz[])"
+    "    unnest($28::timestamptz[]),\n"
+    "    unnest($29::bigint[]),\n"
+    "    unnest($30::timestamptz[]),\n"
+    "    unnest($31::timestamptz[])"
+)
+
+
+# ListTaskExecutions :many (inspect.sql)
+LIST_TASK_EXECUTIONS_SQL = (
+    "SELECT id, root_task_id, root_execution_id, parent_task_id, parent_execution_id, "
+    "is_finalize_task, task_id, execution_id, retry_options, sleep_ms_before_run, timeout_ms, "
+    "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
+    "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
+    "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
+    "version, created_at, updated_at, lease_expiries\n"
+    "FROM {table}\n"
+    "WHERE ($1::text[] IS NULL OR status = ANY($1::text[]))\n"
+    "    AND ($2::text IS NULL OR task_id = $2)\n"
+    "    AND (NOT $3::boolean OR parent_execution_id IS NULL)\n"
+    "ORDER BY id DESC\n"
+    "LIMIT $5::integer\n"
+    "OFFSET $4::integer"
+)
+
+
+# CountTaskExecutionsByStatus :many (inspect.sql)
+COUNT_TASK_EXECUTIONS_BY_STATUS_SQL = (
+    "SELECT status, count(*)::bigint AS execution_count\n"
+    "FROM {table}\n"
+    "WHERE ($1::text IS NULL OR task_id = $1)\n"
+    "    AND (NOT $2::boolean OR parent_execution_id IS NULL)\n"
+    "GROUP BY status\n"
+    "ORDER BY status"
+)
+
+
+# GetOldestReadyTaskExecution :one (inspect.sql)
+GET_OLDEST_READY_TASK_EXECUTION_SQL = (
+    "SELECT id, root_task_id, root_execution_id, parent_task_id, parent_execution_id, "
+    "is_finalize_task, task_id, execution_id, retry_options, sleep_ms_before_run, timeout_ms, "
+    "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
+    "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
+    "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
+    "version, created_at, updated_at, lease_expiries\n"
+    "FROM {table}\n"
+    "WHERE status = 'ready'\n"
+    "    AND ($1::text IS NULL OR task_id = $1)\n"
+    "ORDER BY start_at, id\n"
+    "LIMIT 1"
 )
 
 
@@ -132,7 +180,7 @@ GET_TASK_EXECUTIONS_BY_EXECUTION_IDS_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at\n"
+    "version, created_at, updated_at, lease_expiries\n"
     "FROM {table}\n"
     "WHERE execution_id = ANY($1::text[])\n"
     "    AND ($2::text[] IS NULL OR status = ANY($2::text[]))\n"
@@ -168,7 +216,7 @@ GET_TASK_EXECUTIONS_BY_STATUSES_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at\n"
+    "version, created_at, updated_at, lease_expiries\n"
     "FROM {table}\n"
     "WHERE status = ANY($1::text[])\n"
     "    AND ($2::boolean IS NULL OR is_closed = $2)\n"
@@ -199,7 +247,7 @@ GET_TASK_EXECUTIONS_BY_START_AT_LESS_THAN_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at\n"
+    "version, created_at, updated_at, lease_expiries\n"
     "FROM {table}\n"
     "WHERE status = ANY($1::text[])\n"
     "    AND start_at < $2::timestamptz\n"
@@ -232,7 +280,7 @@ GET_TASK_EXECUTIONS_BY_EXECUTION_IDS_FOR_UPDATE_SKIP_LOCKED_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at\n"
+    "version, created_at, updated_at, lease_expiries\n"
     "FROM {table}\n"
     "WHERE execution_id = ANY($1::text[])\n"
     "    AND ($2::text[] IS NULL OR status = ANY($2::text[]))\n"
@@ -270,7 +318,7 @@ GET_TASK_EXECUTIONS_BY_STATUSES_FOR_UPDATE_SKIP_LOCKED_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at\n"
+    "version, created_at, updated_at, lease_expiries\n"
     "FROM {table}\n"
     "WHERE status = ANY($1::text[])\n"
     "    AND ($2::boolean IS NULL OR is_closed = $2)\n"
@@ -303,7 +351,7 @@ GET_TASK_EXECUTIONS_BY_START_AT_LESS_THAN_FOR_UPDATE_SKIP_LOCKED_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at\n"
+    "version, created_at, updated_at, lease_expiries\n"
     "FROM {table}\n"
     "WHERE status = ANY($1::text[])\n"
     "    AND start_at < $2::timestamptz\n"
@@ -338,22 +386,23 @@ UPDATE_TASK_EXECUTIONS_BY_EXECUTION_IDS_SQL = (
     "        $12::boolean, needs_promise_cancellation\n"
     "    ),\n"
     "    retry_attempts = COALESCE($13::integer, retry_attempts),\n"
-    "    start_at = COALESCE($14::timestamptz, start_at),\n"
-    "    started_at = COALESCE($15::timestamptz, started_at),\n"
-    "    finished_at = COALESCE($16::timestamptz, finished_at),\n"
+    "    lease_expiries = COALESCE($14::integer, lease_expiries),\n"
+    "    start_at = COALESCE($15::timestamptz, start_at),\n"
+    "    started_at = COALESCE($16::timestamptz, started_at),\n"
+    "    finished_at = COALESCE($17::timestamptz, finished_at),\n"
     "    expires_at = CASE\n"
-    "        WHEN $17::boolean THEN NULL\n"
-    "        ELSE COALESCE($18::timestamptz, expires_at)\n"
+    "        WHEN $18::boolean THEN NULL\n"
+    "        ELSE COALESCE($19::timestamptz, expires_at)\n"
     "    END,\n"
-    "    version = COALESCE($19::bigint, version),\n"
-    "    updated_at = $20::timestamptz\n"
-    "WHERE execution_id = ANY($21::text[])\n"
-    "    AND ($22::text[] IS NULL OR status = ANY($22::text[]))\n"
+    "    version = COALESCE($20::bigint, version),\n"
+    "    updated_at = $21::timestamptz\n"
+    "WHERE execution_id = ANY($22::text[])\n"
+    "    AND ($23::text[] IS NULL OR status = ANY($23::text[]))\n"
     "    AND (\n"
-    "        $23::boolean IS NULL\n"
-    "        OR needs_promise_cancellation = $23\n"
+    "        $24::boolean IS NULL\n"
+    "        OR needs_promise_cancellation = $24\n"
     "    )\n"
-    "    AND ($24::bigint IS NULL OR version = $24)"
+    "    AND ($25::bigint IS NULL OR version = $25)"
 )
 
 
@@ -382,20 +431,21 @@ UPDATE_TASK_EXECUTIONS_BY_STATUSES_SQL = (
     "        $12::boolean, needs_promise_cancellation\n"
     "    ),\n"
     "    retry_attempts = COALESCE($13::integer, retry_attempts),\n"
-    "    start_at = COALESCE($14::timestamptz, start_at),\n"
-    "    started_at = COALESCE($15::timestamptz, started_at),\n"
-    "    finished_at = COALESCE($16::timestamptz, finished_at),\n"
+    "    lease_expiries = COALESCE($14::integer, lease_expiries),\n"
+    "    start_at = COALESCE($15::timestamptz, start_at),\n"
+    "    started_at = COALESCE($16::timestamptz, started_at),\n"
+    "    finished_at = COALESCE($17::timestamptz, finished_at),\n"
     "    expires_at = CASE\n"
-    "        WHEN $17::boolean THEN NULL\n"
-    "        ELSE COALESCE($18::timestamptz, expires_at)\n"
+    "        WHEN $18::boolean THEN NULL\n"
+    "        ELSE COALESCE($19::timestamptz, expires_at)\n"
     "    END,\n"
-    "    version = COALESCE($19::bigint, version),\n"
-    "    updated_at = $20::timestamptz\n"
-    "WHERE status = ANY($21::text[])\n"
-    "    AND ($22::boolean IS NULL OR is_closed = $22)\n"
+    "    version = COALESCE($20::bigint, version),\n"
+    "    updated_at = $21::timestamptz\n"
+    "WHERE status = ANY($22::text[])\n"
+    "    AND ($23::boolean IS NULL OR is_closed = $23)\n"
     "    AND (\n"
-    "        $23::timestamptz IS NULL\n"
-    "        OR expires_at < $23\n"
+    "        $24::timestamptz IS NULL\n"
+    "        OR expires_at < $24\n"
     "    )"
 )
 
@@ -425,35 +475,22 @@ UPDATE_TASK_EXECUTIONS_BY_START_AT_LESS_THAN_SQL = (
     "        $12::boolean, needs_promise_cancellation\n"
     "    ),\n"
     "    retry_attempts = COALESCE($13::integer, retry_attempts),\n"
-    "    start_at = COALESCE($14::timestamptz, start_at),\n"
-    "    started_at = COALESCE($15::timestamptz, started_at),\n"
-    "    finished_at = COALESCE($16::timestamptz, finished_at),\n"
+    "    lease_expiries = COALESCE($14::integer, lease_expiries),\n"
+    "    start_at = COALESCE($15::timestamptz, start_at),\n"
+    "    started_at = COALESCE($16::timestamptz, started_at),\n"
+    "    finished_at = COALESCE($17::timestamptz, finished_at),\n"
     "    expires_at = CASE\n"
-    "        WHEN $17::boolean THEN NULL\n"
-    "        ELSE COALESCE($18::timestamptz, expires_at)\n"
+    "        WHEN $18::boolean THEN NULL\n"
+    "        ELSE COALESCE($19::timestamptz, expires_at)\n"
     "    END,\n"
-    "    version = COALESCE($19::bigint, version),\n"
-    "    updated_at = $20::timestamptz\n"
-    "WHERE status = ANY($21::text[])\n"
-    "    AND start_at < $22::timestamptz"
+    "    version = COALESCE($20::bigint, version),\n"
+    "    updated_at = $21::timestamptz\n"
+    "WHERE status = ANY($22::text[])\n"
+    "    AND start_at < $23::timestamptz"
 )
 
 
 # Rows arrive as plain tuples (tuple_row) of Any.
-def _as_get_applied_migration_versions_row(row: tuple[Any, ...]) -> GetAppliedMigrationVersionsRow:
-    return GetAppliedMigrationVersionsRow(
-        version=row[0],
-    )
-
-
-def _as_get_task_execution_ids_by_execution_ids_row(
-    row: tuple[Any, ...],
-) -> GetTaskExecutionIdsByExecutionIdsRow:
-    return GetTaskExecutionIdsByExecutionIdsRow(
-        execution_id=row[0],
-    )
-
-
 def _as_durable_task_execution(row: tuple[Any, ...]) -> DurableTaskExecution:
     return DurableTaskExecution(
         id=row[0],
@@ -487,6 +524,28 @@ def _as_durable_task_execution(row: tuple[Any, ...]) -> DurableTaskExecution:
         version=row[28],
         created_at=row[29],
         updated_at=row[30],
+        lease_expiries=row[31],
+    )
+
+
+def _as_count_task_executions_by_status_row(row: tuple[Any, ...]) -> CountTaskExecutionsByStatusRow:
+    return CountTaskExecutionsByStatusRow(
+        status=row[0],
+        execution_count=row[1],
+    )
+
+
+def _as_get_applied_migration_versions_row(row: tuple[Any, ...]) -> GetAppliedMigrationVersionsRow:
+    return GetAppliedMigrationVersionsRow(
+        version=row[0],
+    )
+
+
+def _as_get_task_execution_ids_by_execution_ids_row(
+    row: tuple[Any, ...],
+) -> GetTaskExecutionIdsByExecutionIdsRow:
+    return GetTaskExecutionIdsByExecutionIdsRow(
+        execution_id=row[0],
     )
 
 
@@ -542,6 +601,9 @@ class _SqlTexts:
         # Filled once: byte-identical texts keep psycopg's automatic prepared statements
         # effective.
         self._insert_task_executions = fill(INSERT_TASK_EXECUTIONS_SQL)
+        self._list_task_executions = fill(LIST_TASK_EXECUTIONS_SQL)
+        self._count_task_executions_by_status = fill(COUNT_TASK_EXECUTIONS_BY_STATUS_SQL)
+        self._get_oldest_ready_task_execution = fill(GET_OLDEST_READY_TASK_EXECUTION_SQL)
         self._lock_migrations = fill(LOCK_MIGRATIONS_SQL)
         self._get_applied_migration_versions = fill(GET_APPLIED_MIGRATION_VERSIONS_SQL)
         self._insert_applied_migration = fill(INSERT_APPLIED_MIGRATION_SQL)
@@ -616,6 +678,7 @@ class AsyncQueries(_SqlTexts):
         is_closed: Sequence[bool | None],
         needs_promise_cancellation: Sequence[bool | None],
         retry_attempts: Sequence[int | None],
+        lease_expiries: Sequence[int | None],
         start_at: Sequence[datetime.datetime | None],
         started_at: Sequence[datetime.datetime | None],
         finished_at: Sequence[datetime.datetime | None],
@@ -663,6 +726,7 @@ class AsyncQueries(_SqlTexts):
             list(is_closed),
             list(needs_promise_cancellation),
             list(retry_attempts),
+            list(lease_expiries),
             list(start_at),
             list(started_at),
             list(finished_at),
@@ -674,6 +738,66 @@ class AsyncQueries(_SqlTexts):
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
             await cur.execute(self._insert_task_executions, args)
             return cur.rowcount
+
+    async def list_task_executions(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        *,
+        statuses: Sequence[str | None] | None,
+        task_id: str | None,
+        top_level_only: bool,
+        row_offset: int,
+        row_limit: int,
+    ) -> list[DurableTaskExecution]:
+        """Read-only queries for operators (the CLI's `list` and `stats`): the optional inspection
+        protocol of storage/types.py (InspectableStorage). The executor never runs them.
+
+        * Newest first is insertion order, backwards: ORDER BY id DESC walks the primary key, so
+        a page needs no sort however large the table is.
+        * Optional filters (sqlc.narg) are ignored when NULL; top_level_only keeps executions
+        that were enqueued (no parent).
+        """
+        args = (
+            None if statuses is None else list(statuses),
+            task_id,
+            top_level_only,
+            row_offset,
+            row_limit,
+        )
+        async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
+            await cur.execute(self._list_task_executions, args)
+            rows = await cur.fetchall()
+        return [_as_durable_task_execution(row) for row in rows]
+
+    async def count_task_executions_by_status(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        *,
+        task_id: str | None,
+        top_level_only: bool,
+    ) -> list[CountTaskExecutionsByStatusRow]:
+        args = (task_id, top_level_only)
+        async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
+            await cur.execute(self._count_task_executions_by_status, args)
+            rows = await cur.fetchall()
+        return [_as_count_task_executions_by_status_row(row) for row in rows]
+
+    async def get_oldest_ready_task_execution(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        *,
+        task_id: str | None,
+    ) -> DurableTaskExecution | None:
+        """The ready execution that has waited longest (or, if none is due yet, the next one due):
+        the status/start_at/id index gives it without a sort.
+        """
+        args = (task_id,)
+        async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
+            await cur.execute(self._get_oldest_ready_task_execution, args)
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        return _as_durable_task_execution(row)
 
     async def lock_migrations(
         self,
@@ -971,6 +1095,7 @@ class AsyncQueries(_SqlTexts):
         new_is_closed: bool | None,
         new_needs_promise_cancellation: bool | None,
         new_retry_attempts: int | None,
+        new_lease_expiries: int | None,
         new_start_at: datetime.datetime | None,
         new_started_at: datetime.datetime | None,
         new_finished_at: datetime.datetime | None,
@@ -1009,6 +1134,7 @@ class AsyncQueries(_SqlTexts):
             new_is_closed,
             new_needs_promise_cancellation,
             new_retry_attempts,
+            new_lease_expiries,
             new_start_at,
             new_started_at,
             new_finished_at,
@@ -1042,6 +1168,7 @@ class AsyncQueries(_SqlTexts):
         new_is_closed: bool | None,
         new_needs_promise_cancellation: bool | None,
         new_retry_attempts: int | None,
+        new_lease_expiries: int | None,
         new_start_at: datetime.datetime | None,
         new_started_at: datetime.datetime | None,
         new_finished_at: datetime.datetime | None,
@@ -1067,6 +1194,7 @@ class AsyncQueries(_SqlTexts):
             new_is_closed,
             new_needs_promise_cancellation,
             new_retry_attempts,
+            new_lease_expiries,
             new_start_at,
             new_started_at,
             new_finished_at,
@@ -1099,6 +1227,7 @@ class AsyncQueries(_SqlTexts):
         new_is_closed: bool | None,
         new_needs_promise_cancellation: bool | None,
         new_retry_attempts: int | None,
+        new_lease_expiries: int | None,
         new_start_at: datetime.datetime | None,
         new_started_at: datetime.datetime | None,
         new_finished_at: datetime.datetime | None,
@@ -1123,6 +1252,7 @@ class AsyncQueries(_SqlTexts):
             new_is_closed,
             new_needs_promise_cancellation,
             new_retry_attempts,
+            new_lease_expiries,
             new_start_at,
             new_started_at,
             new_finished_at,
@@ -1168,6 +1298,7 @@ class Queries(_SqlTexts):
         is_closed: Sequence[bool | None],
         needs_promise_cancellation: Sequence[bool | None],
         retry_attempts: Sequence[int | None],
+        lease_expiries: Sequence[int | None],
         start_at: Sequence[datetime.datetime | None],
         started_at: Sequence[datetime.datetime | None],
         finished_at: Sequence[datetime.datetime | None],
@@ -1215,6 +1346,7 @@ class Queries(_SqlTexts):
             list(is_closed),
             list(needs_promise_cancellation),
             list(retry_attempts),
+            list(lease_expiries),
             list(start_at),
             list(started_at),
             list(finished_at),
@@ -1226,6 +1358,66 @@ class Queries(_SqlTexts):
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
             cur.execute(self._insert_task_executions, args)
             return cur.rowcount
+
+    def list_task_executions(
+        self,
+        conn: psycopg.Connection[Any],
+        *,
+        statuses: Sequence[str | None] | None,
+        task_id: str | None,
+        top_level_only: bool,
+        row_offset: int,
+        row_limit: int,
+    ) -> list[DurableTaskExecution]:
+        """Read-only queries for operators (the CLI's `list` and `stats`): the optional inspection
+        protocol of storage/types.py (InspectableStorage). The executor never runs them.
+
+        * Newest first is insertion order, backwards: ORDER BY id DESC walks the primary key, so
+        a page needs no sort however large the table is.
+        * Optional filters (sqlc.narg) are ignored when NULL; top_level_only keeps executions
+        that were enqueued (no parent).
+        """
+        args = (
+            None if statuses is None else list(statuses),
+            task_id,
+            top_level_only,
+            row_offset,
+            row_limit,
+        )
+        with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
+            cur.execute(self._list_task_executions, args)
+            rows = cur.fetchall()
+        return [_as_durable_task_execution(row) for row in rows]
+
+    def count_task_executions_by_status(
+        self,
+        conn: psycopg.Connection[Any],
+        *,
+        task_id: str | None,
+        top_level_only: bool,
+    ) -> list[CountTaskExecutionsByStatusRow]:
+        args = (task_id, top_level_only)
+        with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
+            cur.execute(self._count_task_executions_by_status, args)
+            rows = cur.fetchall()
+        return [_as_count_task_executions_by_status_row(row) for row in rows]
+
+    def get_oldest_ready_task_execution(
+        self,
+        conn: psycopg.Connection[Any],
+        *,
+        task_id: str | None,
+    ) -> DurableTaskExecution | None:
+        """The ready execution that has waited longest (or, if none is due yet, the next one due):
+        the status/start_at/id index gives it without a sort.
+        """
+        args = (task_id,)
+        with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
+            cur.execute(self._get_oldest_ready_task_execution, args)
+            row = cur.fetchone()
+        if row is None:
+            return None
+        return _as_durable_task_execution(row)
 
     def lock_migrations(
         self,
@@ -1517,6 +1709,7 @@ class Queries(_SqlTexts):
         new_is_closed: bool | None,
         new_needs_promise_cancellation: bool | None,
         new_retry_attempts: int | None,
+        new_lease_expiries: int | None,
         new_start_at: datetime.datetime | None,
         new_started_at: datetime.datetime | None,
         new_finished_at: datetime.datetime | None,
@@ -1555,6 +1748,7 @@ class Queries(_SqlTexts):
             new_is_closed,
             new_needs_promise_cancellation,
             new_retry_attempts,
+            new_lease_expiries,
             new_start_at,
             new_started_at,
             new_finished_at,
@@ -1588,6 +1782,7 @@ class Queries(_SqlTexts):
         new_is_closed: bool | None,
         new_needs_promise_cancellation: bool | None,
         new_retry_attempts: int | None,
+        new_lease_expiries: int | None,
         new_start_at: datetime.datetime | None,
         new_started_at: datetime.datetime | None,
         new_finished_at: datetime.datetime | None,
@@ -1613,6 +1808,7 @@ class Queries(_SqlTexts):
             new_is_closed,
             new_needs_promise_cancellation,
             new_retry_attempts,
+            new_lease_expiries,
             new_start_at,
             new_started_at,
             new_finished_at,
@@ -1645,6 +1841,7 @@ class Queries(_SqlTexts):
         new_is_closed: bool | None,
         new_needs_promise_cancellation: bool | None,
         new_retry_attempts: int | None,
+        new_lease_expiries: int | None,
         new_start_at: datetime.datetime | None,
         new_started_at: datetime.datetime | None,
         new_finished_at: datetime.datetime | None,
@@ -1669,6 +1866,7 @@ class Queries(_SqlTexts):
             new_is_closed,
             new_needs_promise_cancellation,
             new_retry_attempts,
+            new_lease_expiries,
             new_start_at,
             new_started_at,
             new_finished_at,

@@ -102,6 +102,15 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX ix_{table}_parent_execution_id\n    ON {table} (parent_execution_id)",
         ),
     ),
+    Migration(
+        version=2,
+        name="lease_expiries",
+        statements=(
+            "ALTER TABLE {table}\n"
+            "    ADD COLUMN lease_expiries INTEGER NOT NULL DEFAULT 0\n"
+            "        CHECK (typeof(lease_expiries) = 'integer')",
+        ),
+    ),
 )
 
 

@@ -49,6 +49,15 @@ class DurableTaskExecution:
     version: int
     created_at: int
     updated_at: int
+    lease_expiries: int
+
+
+@dataclass(frozen=True, slots=True)
+class CountTaskExecutionsByStatusRow:
+    """The columns CountTaskExecutionsByStatus returns."""
+
+    status: str
+    execution_count: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from typing import Any
 
 from ._table import DEFAULT_TABLE, validate_table_name
 from .models import (
+    CountTaskExecutionsByStatusRow,
     DurableTaskExecution,
     GetAppliedMigrationVersionsRow,
     GetTaskExecutionIdsByExecutionIdsRow,
@@ -46,6 +47,7 @@ INSERT_TASK_EXECUTION_SQL = (
     "    is_closed,\n"
     "    needs_promise_cancellation,\n"
     "    retry_attempts,\n"
+    "    lease_expiries,\n"
     "    start_at,\n"
     "    started_at,\n"
     "    finished_at,\n"
@@ -83,8 +85,55 @@ INSERT_TASK_EXECUTION_SQL = (
     "    :p27,\n"
     "    :p28,\n"
     "    :p29,\n"
-    "    :p30\n"
+    "    :p30,\n"
+    "    :p31\n"
     ")"
+)
+
+
+# ListTaskExecutions :many (inspect.sql)
+LIST_TASK_EXECUTIONS_SQL = (
+    "SELECT id, root_task_id, root_execution_id, parent_task_id, parent_execution_id, "
+    "is_finalize_task, task_id, execution_id, retry_options, sleep_ms_before_run, timeout_ms, "
+    "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
+    "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
+    "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
+    "version, created_at, updated_at, lease_expiries\n"
+    "FROM {table}\n"
+    "WHERE (NOT CAST(:p1 AS BOOLEAN) OR status IN (",
+    "))\n"
+    "    AND (CAST(:p3 AS TEXT) IS NULL OR task_id = :p3)\n"
+    "    AND (NOT CAST(:p4 AS BOOLEAN) OR parent_execution_id IS NULL)\n"
+    "ORDER BY id DESC\n"
+    "LIMIT CAST(:p6 AS INTEGER)\n"
+    "OFFSET CAST(:p5 AS INTEGER)",
+)
+
+
+# CountTaskExecutionsByStatus :many (inspect.sql)
+COUNT_TASK_EXECUTIONS_BY_STATUS_SQL = (
+    "SELECT status, CAST(count(*) AS INTEGER) AS execution_count\n"
+    "FROM {table}\n"
+    "WHERE (CAST(:p1 AS TEXT) IS NULL OR task_id = :p1)\n"
+    "    AND (NOT CAST(:p2 AS BOOLEAN) OR parent_execution_id IS NULL)\n"
+    "GROUP BY status\n"
+    "ORDER BY status"
+)
+
+
+# GetOldestReadyTaskExecution :one (inspect.sql)
+GET_OLDEST_READY_TASK_EXECUTION_SQL = (
+    "SELECT id, root_task_id, root_execution_id, parent_task_id, parent_execution_id, "
+    "is_finalize_task, task_id, execution_id, retry_options, sleep_ms_before_run, timeout_ms, "
+    "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
+    "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
+    "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
+    "version, created_at, updated_at, lease_expiries\n"
+    "FROM {table}\n"
+    "WHERE status = 'ready'\n"
+    "    AND (CAST(:p1 AS TEXT) IS NULL OR task_id = :p1)\n"
+    "ORDER BY start_at, id\n"
+    "LIMIT 1"
 )
 
 
@@ -123,7 +172,7 @@ GET_TASK_EXECUTIONS_BY_EXECUTION_IDS_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at\n"
+    "version, created_at, updated_at, lease_expiries\n"
     "FROM {table}\n"
     "WHERE execution_id IN (",
     ")\n    AND (NOT CAST(:p2 AS BOOLEAN) OR status IN (",
@@ -165,7 +214,7 @@ GET_TASK_EXECUTIONS_BY_STATUSES_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at\n"
+    "version, created_at, updated_at, lease_expiries\n"
     "FROM {table}\n"
     "WHERE status IN (",
     ")\n"
@@ -199,7 +248,7 @@ GET_TASK_EXECUTIONS_BY_START_AT_LESS_THAN_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at\n"
+    "version, created_at, updated_at, lease_expiries\n"
     "FROM {table}\n"
     "WHERE status IN (",
     ")\n"
@@ -237,25 +286,26 @@ UPDATE_TASK_EXECUTIONS_BY_EXECUTION_IDS_SQL = (
     "        CAST(:p12 AS BOOLEAN), needs_promise_cancellation\n"
     "    ),\n"
     "    retry_attempts = COALESCE(CAST(:p13 AS INTEGER), retry_attempts),\n"
-    "    start_at = COALESCE(CAST(:p14 AS INTEGER), start_at),\n"
-    "    started_at = COALESCE(CAST(:p15 AS INTEGER), started_at),\n"
-    "    finished_at = COALESCE(CAST(:p16 AS INTEGER), finished_at),\n"
+    "    lease_expiries = COALESCE(CAST(:p14 AS INTEGER), lease_expiries),\n"
+    "    start_at = COALESCE(CAST(:p15 AS INTEGER), start_at),\n"
+    "    started_at = COALESCE(CAST(:p16 AS INTEGER), started_at),\n"
+    "    finished_at = COALESCE(CAST(:p17 AS INTEGER), finished_at),\n"
     "    expires_at = CASE\n"
-    "        WHEN CAST(:p17 AS BOOLEAN) THEN NULL\n"
-    "        ELSE COALESCE(CAST(:p18 AS INTEGER), expires_at)\n"
+    "        WHEN CAST(:p18 AS BOOLEAN) THEN NULL\n"
+    "        ELSE COALESCE(CAST(:p19 AS INTEGER), expires_at)\n"
     "    END,\n"
-    "    version = COALESCE(CAST(:p19 AS INTEGER), version),\n"
-    "    updated_at = CAST(:p20 AS INTEGER)\n"
+    "    version = COALESCE(CAST(:p20 AS INTEGER), version),\n"
+    "    updated_at = CAST(:p21 AS INTEGER)\n"
     "WHERE execution_id IN (",
-    ")\n    AND (NOT CAST(:p22 AS BOOLEAN) OR status IN (",
+    ")\n    AND (NOT CAST(:p23 AS BOOLEAN) OR status IN (",
     "))\n"
     "    AND (\n"
-    "        CAST(:p24 AS BOOLEAN) IS NULL\n"
-    "        OR needs_promise_cancellation = :p24\n"
+    "        CAST(:p25 AS BOOLEAN) IS NULL\n"
+    "        OR needs_promise_cancellation = :p25\n"
     "    )\n"
     "    AND (\n"
-    "        CAST(:p25 AS INTEGER) IS NULL\n"
-    "        OR version = :p25\n"
+    "        CAST(:p26 AS INTEGER) IS NULL\n"
+    "        OR version = :p26\n"
     "    )",
 )
 
@@ -288,24 +338,25 @@ UPDATE_TASK_EXECUTIONS_BY_STATUSES_SQL = (
     "        CAST(:p12 AS BOOLEAN), needs_promise_cancellation\n"
     "    ),\n"
     "    retry_attempts = COALESCE(CAST(:p13 AS INTEGER), retry_attempts),\n"
-    "    start_at = COALESCE(CAST(:p14 AS INTEGER), start_at),\n"
-    "    started_at = COALESCE(CAST(:p15 AS INTEGER), started_at),\n"
-    "    finished_at = COALESCE(CAST(:p16 AS INTEGER), finished_at),\n"
+    "    lease_expiries = COALESCE(CAST(:p14 AS INTEGER), lease_expiries),\n"
+    "    start_at = COALESCE(CAST(:p15 AS INTEGER), start_at),\n"
+    "    started_at = COALESCE(CAST(:p16 AS INTEGER), started_at),\n"
+    "    finished_at = COALESCE(CAST(:p17 AS INTEGER), finished_at),\n"
     "    expires_at = CASE\n"
-    "        WHEN CAST(:p17 AS BOOLEAN) THEN NULL\n"
-    "        ELSE COALESCE(CAST(:p18 AS INTEGER), expires_at)\n"
+    "        WHEN CAST(:p18 AS BOOLEAN) THEN NULL\n"
+    "        ELSE COALESCE(CAST(:p19 AS INTEGER), expires_at)\n"
     "    END,\n"
-    "    version = COALESCE(CAST(:p19 AS INTEGER), version),\n"
-    "    updated_at = CAST(:p20 AS INTEGER)\n"
+    "    version = COALESCE(CAST(:p20 AS INTEGER), version),\n"
+    "    updated_at = CAST(:p21 AS INTEGER)\n"
     "WHERE status IN (",
     ")\n"
     "    AND (\n"
-    "        CAST(:p22 AS BOOLEAN) IS NULL\n"
-    "        OR is_closed = :p22\n"
+    "        CAST(:p23 AS BOOLEAN) IS NULL\n"
+    "        OR is_closed = :p23\n"
     "    )\n"
     "    AND (\n"
-    "        CAST(:p23 AS INTEGER) IS NULL\n"
-    "        OR expires_at < :p23\n"
+    "        CAST(:p24 AS INTEGER) IS NULL\n"
+    "        OR expires_at < :p24\n"
     "    )",
 )
 
@@ -338,17 +389,18 @@ UPDATE_TASK_EXECUTIONS_BY_START_AT_LESS_THAN_SQL = (
     "        CAST(:p12 AS BOOLEAN), needs_promise_cancellation\n"
     "    ),\n"
     "    retry_attempts = COALESCE(CAST(:p13 AS INTEGER), retry_attempts),\n"
-    "    start_at = COALESCE(CAST(:p14 AS INTEGER), start_at),\n"
-    "    started_at = COALESCE(CAST(:p15 AS INTEGER), started_at),\n"
-    "    finished_at = COALESCE(CAST(:p16 AS INTEGER), finished_at),\n"
+    "    lease_expiries = COALESCE(CAST(:p14 AS INTEGER), lease_expiries),\n"
+    "    start_at = COALESCE(CAST(:p15 AS INTEGER), start_at),\n"
+    "    started_at = COALESCE(CAST(:p16 AS INTEGER), started_at),\n"
+    "    finished_at = COALESCE(CAST(:p17 AS INTEGER), finished_at),\n"
     "    expires_at = CASE\n"
-    "        WHEN CAST(:p17 AS BOOLEAN) THEN NULL\n"
-    "        ELSE COALESCE(CAST(:p18 AS INTEGER), expires_at)\n"
+    "        WHEN CAST(:p18 AS BOOLEAN) THEN NULL\n"
+    "        ELSE COALESCE(CAST(:p19 AS INTEGER), expires_at)\n"
     "    END,\n"
-    "    version = COALESCE(CAST(:p19 AS INTEGER), version),\n"
-    "    updated_at = CAST(:p20 AS INTEGER)\n"
+    "    version = COALESCE(CAST(:p20 AS INTEGER), version),\n"
+    "    updated_at = CAST(:p21 AS INTEGER)\n"
     "WHERE status IN (",
-    ")\n    AND start_at < CAST(:p22 AS INTEGER)",
+    ")\n    AND start_at < CAST(:p23 AS INTEGER)",
 )
 
 
@@ -374,20 +426,6 @@ def _expand_slices(
 
 
 # sqlite3 rows are plain tuples of Any.
-def _as_get_applied_migration_versions_row(row: tuple[Any, ...]) -> GetAppliedMigrationVersionsRow:
-    return GetAppliedMigrationVersionsRow(
-        version=row[0],
-    )
-
-
-def _as_get_task_execution_ids_by_execution_ids_row(
-    row: tuple[Any, ...],
-) -> GetTaskExecutionIdsByExecutionIdsRow:
-    return GetTaskExecutionIdsByExecutionIdsRow(
-        execution_id=row[0],
-    )
-
-
 def _as_durable_task_execution(row: tuple[Any, ...]) -> DurableTaskExecution:
     return DurableTaskExecution(
         id=row[0],
@@ -421,6 +459,28 @@ def _as_durable_task_execution(row: tuple[Any, ...]) -> DurableTaskExecution:
         version=row[28],
         created_at=row[29],
         updated_at=row[30],
+        lease_expiries=row[31],
+    )
+
+
+def _as_count_task_executions_by_status_row(row: tuple[Any, ...]) -> CountTaskExecutionsByStatusRow:
+    return CountTaskExecutionsByStatusRow(
+        status=row[0],
+        execution_count=row[1],
+    )
+
+
+def _as_get_applied_migration_versions_row(row: tuple[Any, ...]) -> GetAppliedMigrationVersionsRow:
+    return GetAppliedMigrationVersionsRow(
+        version=row[0],
+    )
+
+
+def _as_get_task_execution_ids_by_execution_ids_row(
+    row: tuple[Any, ...],
+) -> GetTaskExecutionIdsByExecutionIdsRow:
+    return GetTaskExecutionIdsByExecutionIdsRow(
+        execution_id=row[0],
     )
 
 
@@ -453,6 +513,9 @@ class Queries:
             return tuple(map(fill, parts))
 
         self._insert_task_execution = fill(INSERT_TASK_EXECUTION_SQL)
+        self._list_task_executions = fill_parts(LIST_TASK_EXECUTIONS_SQL)
+        self._count_task_executions_by_status = fill(COUNT_TASK_EXECUTIONS_BY_STATUS_SQL)
+        self._get_oldest_ready_task_execution = fill(GET_OLDEST_READY_TASK_EXECUTION_SQL)
         self._get_applied_migration_versions = fill(GET_APPLIED_MIGRATION_VERSIONS_SQL)
         self._insert_applied_migration = fill(INSERT_APPLIED_MIGRATION_SQL)
         self._get_task_execution_ids_by_execution_ids = fill_parts(
@@ -508,6 +571,7 @@ class Queries:
         is_closed: bool,
         needs_promise_cancellation: bool,
         retry_attempts: int,
+        lease_expiries: int,
         start_at: int,
         started_at: int | None,
         finished_at: int | None,
@@ -548,16 +612,80 @@ class Queries:
             "p21": is_closed,
             "p22": needs_promise_cancellation,
             "p23": retry_attempts,
-            "p24": start_at,
-            "p25": started_at,
-            "p26": finished_at,
-            "p27": expires_at,
-            "p28": version,
-            "p29": created_at,
-            "p30": updated_at,
+            "p24": lease_expiries,
+            "p25": start_at,
+            "p26": started_at,
+            "p27": finished_at,
+            "p28": expires_at,
+            "p29": version,
+            "p30": created_at,
+            "p31": updated_at,
         }
         with closing(conn.cursor()) as cur:
             cur.execute(self._insert_task_execution, args)
+
+    def list_task_executions(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        filter_statuses: bool,
+        statuses: Sequence[str],
+        task_id: str | None,
+        top_level_only: bool,
+        row_offset: int,
+        row_limit: int,
+    ) -> list[DurableTaskExecution]:
+        """Read-only queries for operators (the CLI's `list` and `stats`): the optional inspection
+        protocol of storage/types.py (InspectableStorage). The executor never runs them.
+
+        * Newest first is insertion order, backwards: ORDER BY id DESC walks the primary key, so
+        a page needs no sort however large the table is.
+        * Optional filters (sqlc.narg) are ignored when NULL; top_level_only keeps executions
+        that were enqueued (no parent). The statuses filter is a slice plus a flag, as in
+        select.sql.
+        """
+        args: dict[str, object] = {
+            "p1": filter_statuses,
+            "p3": task_id,
+            "p4": top_level_only,
+            "p5": row_offset,
+            "p6": row_limit,
+        }
+        sql = _expand_slices(self._list_task_executions, args, [("p2", statuses)])
+        with closing(conn.cursor()) as cur:
+            cur.execute(sql, args)
+            rows = cur.fetchall()
+        return [_as_durable_task_execution(row) for row in rows]
+
+    def count_task_executions_by_status(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        task_id: str | None,
+        top_level_only: bool,
+    ) -> list[CountTaskExecutionsByStatusRow]:
+        args: dict[str, object] = {"p1": task_id, "p2": top_level_only}
+        with closing(conn.cursor()) as cur:
+            cur.execute(self._count_task_executions_by_status, args)
+            rows = cur.fetchall()
+        return [_as_count_task_executions_by_status_row(row) for row in rows]
+
+    def get_oldest_ready_task_execution(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        task_id: str | None,
+    ) -> DurableTaskExecution | None:
+        """The ready execution that has waited longest (or, if none is due yet, the next one due):
+        the status/start_at/id index gives it without a sort.
+        """
+        args: dict[str, object] = {"p1": task_id}
+        with closing(conn.cursor()) as cur:
+            cur.execute(self._get_oldest_ready_task_execution, args)
+            row = cur.fetchone()
+        if row is None:
+            return None
+        return _as_durable_task_execution(row)
 
     def get_applied_migration_versions(
         self,
@@ -747,6 +875,7 @@ class Queries:
         new_is_closed: bool | None,
         new_needs_promise_cancellation: bool | None,
         new_retry_attempts: int | None,
+        new_lease_expiries: int | None,
         new_start_at: int | None,
         new_started_at: int | None,
         new_finished_at: int | None,
@@ -785,21 +914,22 @@ class Queries:
             "p11": new_is_closed,
             "p12": new_needs_promise_cancellation,
             "p13": new_retry_attempts,
-            "p14": new_start_at,
-            "p15": new_started_at,
-            "p16": new_finished_at,
-            "p17": unset_expires_at,
-            "p18": new_expires_at,
-            "p19": new_version,
-            "p20": new_updated_at,
-            "p22": filter_statuses,
-            "p24": needs_promise_cancellation,
-            "p25": version,
+            "p14": new_lease_expiries,
+            "p15": new_start_at,
+            "p16": new_started_at,
+            "p17": new_finished_at,
+            "p18": unset_expires_at,
+            "p19": new_expires_at,
+            "p20": new_version,
+            "p21": new_updated_at,
+            "p23": filter_statuses,
+            "p25": needs_promise_cancellation,
+            "p26": version,
         }
         sql = _expand_slices(
             self._update_task_executions_by_execution_ids,
             args,
-            [("p21", execution_ids), ("p23", statuses)],
+            [("p22", execution_ids), ("p24", statuses)],
         )
         with closing(conn.cursor()) as cur:
             cur.execute(sql, args)
@@ -822,6 +952,7 @@ class Queries:
         new_is_closed: bool | None,
         new_needs_promise_cancellation: bool | None,
         new_retry_attempts: int | None,
+        new_lease_expiries: int | None,
         new_start_at: int | None,
         new_started_at: int | None,
         new_finished_at: int | None,
@@ -847,17 +978,18 @@ class Queries:
             "p11": new_is_closed,
             "p12": new_needs_promise_cancellation,
             "p13": new_retry_attempts,
-            "p14": new_start_at,
-            "p15": new_started_at,
-            "p16": new_finished_at,
-            "p17": unset_expires_at,
-            "p18": new_expires_at,
-            "p19": new_version,
-            "p20": new_updated_at,
-            "p22": is_closed,
-            "p23": expires_at_less_than,
+            "p14": new_lease_expiries,
+            "p15": new_start_at,
+            "p16": new_started_at,
+            "p17": new_finished_at,
+            "p18": unset_expires_at,
+            "p19": new_expires_at,
+            "p20": new_version,
+            "p21": new_updated_at,
+            "p23": is_closed,
+            "p24": expires_at_less_than,
         }
-        sql = _expand_slices(self._update_task_executions_by_statuses, args, [("p21", statuses)])
+        sql = _expand_slices(self._update_task_executions_by_statuses, args, [("p22", statuses)])
         with closing(conn.cursor()) as cur:
             cur.execute(sql, args)
             return cur.rowcount
@@ -879,6 +1011,7 @@ class Queries:
         new_is_closed: bool | None,
         new_needs_promise_cancellation: bool | None,
         new_retry_attempts: int | None,
+        new_lease_expiries: int | None,
         new_start_at: int | None,
         new_started_at: int | None,
         new_finished_at: int | None,
@@ -903,19 +1036,20 @@ class Queries:
             "p11": new_is_closed,
             "p12": new_needs_promise_cancellation,
             "p13": new_retry_attempts,
-            "p14": new_start_at,
-            "p15": new_started_at,
-            "p16": new_finished_at,
-            "p17": unset_expires_at,
-            "p18": new_expires_at,
-            "p19": new_version,
-            "p20": new_updated_at,
-            "p22": start_at_less_than,
+            "p14": new_lease_expiries,
+            "p15": new_start_at,
+            "p16": new_started_at,
+            "p17": new_finished_at,
+            "p18": unset_expires_at,
+            "p19": new_expires_at,
+            "p20": new_version,
+            "p21": new_updated_at,
+            "p23": start_at_less_than,
         }
         sql = _expand_slices(
             self._update_task_executions_by_start_at_less_than,
             args,
-            [("p21", statuses)],
+            [("p22", statuses)],
         )
         with closing(conn.cursor()) as cur:
             cur.execute(sql, args)

@@ -1,0 +1,278 @@
+"""Guarantee 8: passwords never leak, the default serializer never runs code, SQL is parameterised.
+
+* A password in a database URL shows in no error (malformed URL, refused connection, missing
+  database), no log record, no ``repr`` of a storage, and no CLI output (the CLI is run as a
+  subprocess, as users run it, on failing and on working databases).
+* The default serializer only builds the types it lists: a pickle, a tag naming a callable, or a
+  library tag with extra fields does nothing but raise (a sentinel file proves nothing ran).
+* Every SQL text in the generated modules is a constant; the only formatting applied to it is the
+  ``{table}`` templating with a validated identifier, and every value travels as a parameter.
+"""
+
+from __future__ import annotations
+
+import ast
+import base64
+import logging
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+from durable_execution import JsonSerializer
+from durable_execution.storage import StorageError, open_storage
+from durable_execution.storage.postgres import PostgresDurableStorage
+
+SECRET = "Sup3rSecret-b8"
+REPO = Path(__file__).resolve().parents[2]
+GENERATED = REPO / "src" / "durable_execution" / "generated"
+STORAGE = REPO / "src" / "durable_execution" / "storage"
+
+
+def _with_password(url: str, password: str = SECRET) -> str:
+    parts = urlsplit(url)
+    user = parts.username or "postgres"
+    host = parts.hostname or "127.0.0.1"
+    port = f":{parts.port}" if parts.port else ""
+    return urlunsplit(parts._replace(netloc=f"{user}:{password}@{host}{port}"))
+
+
+# --- errors, logs and repr --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"postgresql://user:{SECRET}@127.0.0.1:1/x",  # nothing listens on port 1
+        f"postgresql://postgres:{SECRET}@127.0.0.1:5432/no_such_database_b8",
+        f"postgresql://user:{SECRET}@127.0.0.1:notaport/x",  # does not parse
+        f"postgresql://user:{SECRET}@/x?host=127.0.0.1&port=1&password={SECRET}",
+        f"postgres://user:{SECRET}@[::1/x",  # an unbalanced bracket
+    ],
+)
+async def test_no_password_in_connection_errors_or_logs(
+    url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises((StorageError, ValueError)) as raised:
+        async with open_storage(url):
+            pass
+    shown = f"{raised.value}\n{raised.value!r}\n{raised.value.__cause__!r}"
+    assert SECRET not in shown
+    assert "***" in str(raised.value) or "Cannot connect" in str(raised.value)
+    assert SECRET not in caplog.text
+
+
+async def test_no_password_in_storage_repr_or_errors_when_built_directly() -> None:
+    storage = PostgresDurableStorage(f"postgresql://user:{SECRET}@127.0.0.1:1/x")
+    assert SECRET not in repr(storage)
+    assert SECRET not in str(storage)
+    with pytest.raises(StorageError) as raised:
+        await storage.open()
+    assert SECRET not in str(raised.value)
+    assert str(raised.value).startswith("Cannot connect to the PostgreSQL server: ")
+    await storage.close()
+
+
+async def test_no_password_in_repr_or_logs_of_a_working_storage(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    async with open_storage(_with_password(postgres_url)) as storage:  # trust auth: unused
+        assert SECRET not in repr(storage)
+        async with storage.transaction() as tx:
+            assert SECRET not in repr(tx)
+    assert SECRET not in caplog.text
+
+
+# --- the CLI, as a subprocess -----------------------------------------------------------------
+
+
+def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    executable = shutil.which("durable-execution", path=str(Path(sys.executable).parent))
+    command = [executable] if executable else [sys.executable, "-m", "durable_execution.cli"]
+    return subprocess.run(
+        [*command, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        # The worker imports its app (tests.cli.cli_app) from the repository.
+        env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
+        cwd=REPO,
+    )
+
+
+CLI_COMMANDS = [
+    ["migrate"],
+    ["list"],
+    ["stats"],
+    ["show", "te_000000000000000000000000"],
+    ["cancel", "te_000000000000000000000000"],
+]
+
+
+@pytest.mark.parametrize(
+    "command", [*CLI_COMMANDS, ["worker", "tests.cli.cli_app:register"]], ids=lambda c: c[0]
+)
+def test_cli_never_prints_the_password_of_an_unreachable_database(command: list[str]) -> None:
+    url = f"postgresql://user:{SECRET}@127.0.0.1:1/x"
+    for result in (
+        _cli(*command, "--db", url),
+        _cli(*command, env={"DURABLE_EXECUTION_DB": url}),
+    ):
+        assert result.returncode != 0
+        assert "Cannot connect to postgresql://user:***@127.0.0.1:1/x" in result.stderr
+        assert SECRET not in result.stdout + result.stderr
+
+
+def test_cli_never_prints_the_password_of_a_working_database(postgres_url: str) -> None:
+    url = _with_password(postgres_url)
+    outputs = [_cli(*command, "--db", url) for command in CLI_COMMANDS]
+    for result in outputs[:3]:  # migrate, list and stats work
+        assert result.returncode == 0, result.stderr
+    for result in outputs:
+        assert SECRET not in result.stdout + result.stderr
+
+
+# --- the default serializer runs no code ------------------------------------------------------
+
+
+class _Boom:
+    """Unpickling this would create the sentinel file."""
+
+    def __init__(self, sentinel: Path) -> None:
+        self.sentinel = sentinel
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (os.system, (f"touch {self.sentinel}",))
+
+
+def test_the_default_serializer_never_executes_code(tmp_path: Path) -> None:
+    sentinel = tmp_path / "pwned"
+    pickled = pickle.dumps(_Boom(sentinel))
+    serializer = JsonSerializer()
+    hostile = [
+        pickled.decode("latin-1"),  # a raw pickle, as text
+        base64.b64encode(pickled).decode(),  # a base64 pickle is just a string
+        '{"$de": "pickle", "v": "' + base64.b64encode(pickled).decode() + '"}',
+        '{"$de": "os.system", "v": "touch ' + str(sentinel) + '"}',
+        '{"$de": "_Boom", "v": {}}',
+        '{"$de": "TaskRef", "v": {"task_id": "a", "execution_id": "b", "__class__": "x"}}',
+        '{"$de": "eval", "v": "__import__(\'os\').system(\'touch ' + str(sentinel) + "')\"}",
+        '{"py/object": "os.system", "py/reduce": [{"py/function": "os.system"}]}',
+        '{"__reduce__": ["os.system", ["touch ' + str(sentinel) + '"]]}',
+    ]
+    outcomes = []
+    for text in hostile:
+        try:
+            outcomes.append(type(serializer.deserialize(text)).__name__)
+        except (ValueError, TypeError) as error:
+            outcomes.append(type(error).__name__)
+    assert not sentinel.exists()
+    # Plain data (strings, dicts) or a refusal; never an object of a type outside the list.
+    assert set(outcomes) <= {"str", "dict", "ValueError", "TypeError", "JSONDecodeError"}, outcomes
+    tagged_bytes = serializer.deserialize(serializer.serialize(pickled))
+    assert tagged_bytes == pickled  # bytes come back as bytes, never unpickled
+    assert not sentinel.exists()
+
+
+def test_the_serializer_imports_nothing_that_can_run_code() -> None:
+    source = (REPO / "src" / "durable_execution" / "serializer.py").read_text()
+    tree = ast.parse(source)
+    imported = {
+        alias.name.split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in (
+            node.names if isinstance(node, ast.Import) else [ast.alias(name=node.module or "")]
+        )
+    }
+    assert not imported & {"pickle", "marshal", "shelve", "dill", "cloudpickle", "importlib"}
+    called = {
+        node.func.id
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+    }
+    assert not called & {"eval", "exec", "compile", "__import__"}
+
+
+# --- all SQL is parameterised -----------------------------------------------------------------
+
+# Formatting the generated code may do, by function: placeholder *names* for an expanded list
+# (values are bound), the {table} templating, and the table-name check's error message.
+_ALLOWED_FSTRINGS = {"_expand_slices", "validate_table_name"}
+
+
+def _enclosing_functions(tree: ast.AST) -> dict[ast.AST, str]:
+    owner: dict[ast.AST, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            # ast.walk is breadth-first: a nested function overwrites its outer one's name.
+            for inner in ast.walk(node):
+                if inner is not node:
+                    owner[inner] = node.name
+    return owner
+
+
+def _problems(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text())
+    owner = _enclosing_functions(tree)
+    problems: list[str] = []
+    for node in ast.walk(tree):
+        where = f"{path.relative_to(REPO)}:{getattr(node, 'lineno', '?')}"
+        if isinstance(node, ast.JoinedStr) and owner.get(node) not in _ALLOWED_FSTRINGS:
+            problems.append(f"{where}: f-string in {owner.get(node, 'module scope')}")
+        if (
+            isinstance(node, ast.BinOp)
+            and isinstance(node.op, ast.Mod)
+            and isinstance(node.left, ast.Constant)
+            and isinstance(node.left.value, str)
+        ):
+            problems.append(f"{where}: %-formatting")
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "format"
+        ):
+            keywords = [keyword.arg for keyword in node.keywords]
+            if node.args or keywords != ["table"]:
+                problems.append(f"{where}: .format() other than format(table=...)")
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            text = node.value
+            if ("SELECT" in text or "UPDATE" in text or "INSERT" in text) and "{" in text:
+                stripped = text.replace("{table}", "")
+                if "{" in stripped or "}" in stripped:
+                    problems.append(f"{where}: a placeholder other than {{table}} in SQL")
+    return problems
+
+
+def test_generated_sql_is_parameterised() -> None:
+    modules = sorted(GENERATED.rglob("*.py"))
+    assert len(modules) >= 8
+    problems = [problem for module in modules for problem in _problems(module)]
+    assert problems == []
+
+
+def test_hand_written_storage_executes_only_constant_or_generated_sql() -> None:
+    problems: list[str] = []
+    for path in sorted(STORAGE.glob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if not (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in ("execute", "executemany", "executescript")
+                and node.args
+            ):
+                continue
+            statement = node.args[0]
+            # A literal, or a name bound to a generated statement: never built from values.
+            if isinstance(statement, ast.Constant | ast.Name | ast.Attribute):
+                continue
+            problems.append(f"{path.name}:{node.lineno}: {ast.unparse(statement)}")
+    assert problems == []
