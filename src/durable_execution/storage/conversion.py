@@ -36,8 +36,15 @@ from durable_execution.model import (
     TaskExecutionStatus,
     TaskRef,
 )
-from durable_execution.storage.errors import MalformedRowError
-from durable_execution.storage.types import TaskExecutionRecord, TaskExecutionUpdate
+from durable_execution.storage.errors import MalformedRowError, StorageError
+from durable_execution.storage.types import (
+    TaskExecutionRecord,
+    TaskExecutionUpdate,
+    TaskExecutionWhere,
+    WhereByExecutionIds,
+    WhereByStartAtLessThan,
+    WhereByStatuses,
+)
 
 # A JSON document as ``json.loads`` (and psycopg's jsonb loader) returns it. Structurally the same
 # alias as the generated PostgreSQL code's, so values flow between them without casts.
@@ -54,6 +61,20 @@ MAX_ROW_LIMIT: Final = 2**31 - 1
 def row_limit(limit: int | None) -> int | None:
     """``limit`` as the SQL queries bind it: one beyond :data:`MAX_ROW_LIMIT` means unlimited."""
     return None if limit is None or limit > MAX_ROW_LIMIT else limit
+
+
+def check_limit(limit: int | None) -> None:
+    if limit is not None and limit < 0:
+        raise StorageError(f"limit must be None or >= 0, got {limit}")
+
+
+def matches_nothing(where: TaskExecutionWhere) -> bool:
+    """A where that cannot match a row, answered without a round trip to the database."""
+    match where:
+        case WhereByExecutionIds():
+            return not where.execution_ids or (where.statuses is not None and not where.statuses)
+        case WhereByStatuses() | WhereByStartAtLessThan():
+            return not where.statuses
 
 
 # --- timestamps -----------------------------------------------------------------------------

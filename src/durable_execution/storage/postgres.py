@@ -65,20 +65,6 @@ def _aware(moment: datetime, name: str) -> datetime:
     return moment
 
 
-def _check_limit(limit: int | None) -> None:
-    if limit is not None and limit < 0:
-        raise StorageError(f"limit must be None or >= 0, got {limit}")
-
-
-def _matches_nothing(where: TaskExecutionWhere) -> bool:
-    """A where that cannot match a row, answered without a round trip."""
-    match where:
-        case WhereByExecutionIds():
-            return not where.execution_ids or (where.statuses is not None and not where.statuses)
-        case WhereByStatuses() | WhereByStartAtLessThan():
-            return not where.statuses
-
-
 class PostgresStorageTx:
     """One transaction of a :class:`PostgresDurableStorage`, on one pooled connection."""
 
@@ -156,8 +142,8 @@ class PostgresStorageTx:
         skip_locked_for_update: bool = False,
     ) -> list[str]:
         self.raise_if_refused()
-        _check_limit(limit)
-        if limit == 0 or _matches_nothing(where):
+        conversion.check_limit(limit)
+        if limit == 0 or conversion.matches_nothing(where):
             return []
         limit = conversion.row_limit(limit)
         q, conn, lock = self._queries, self._conn, skip_locked_for_update
@@ -213,8 +199,8 @@ class PostgresStorageTx:
         skip_locked_for_update: bool = False,
     ) -> list[TaskExecutionRecord]:
         self.raise_if_refused()
-        _check_limit(limit)
-        if limit == 0 or _matches_nothing(where):
+        conversion.check_limit(limit)
+        if limit == 0 or conversion.matches_nothing(where):
             return []
         limit = conversion.row_limit(limit)
         q, conn, lock = self._queries, self._conn, skip_locked_for_update
@@ -264,7 +250,7 @@ class PostgresStorageTx:
         self, where: TaskExecutionWhere, update: TaskExecutionUpdate
     ) -> int:
         self.raise_if_refused()
-        if _matches_nothing(where):
+        if conversion.matches_nothing(where):
             return 0
         changes = conversion.changes_from_update(update)
         q, conn = self._queries, self._conn

@@ -121,11 +121,6 @@ def _record(row: SqliteRow) -> TaskExecutionRecord:
     return conversion.record_from_columns(_columns(row))
 
 
-def _check_limit(limit: int | None) -> None:
-    if limit is not None and limit < 0:
-        raise StorageError(f"limit must be None or >= 0, got {limit}")
-
-
 # --- the transaction ------------------------------------------------------------------------
 
 
@@ -252,8 +247,8 @@ class SQLiteStorageTx:
     ) -> list[str]:
         # skip_locked_for_update needs no query of its own: see the module docstring.
         self.raise_if_refused()
-        _check_limit(limit)
-        if limit == 0 or _matches_nothing(where):
+        conversion.check_limit(limit)
+        if limit == 0 or conversion.matches_nothing(where):
             return []
         limit = conversion.row_limit(limit)
         return await self._run(lambda conn: self._select_ids(conn, where, limit))
@@ -300,8 +295,8 @@ class SQLiteStorageTx:
         skip_locked_for_update: bool = False,
     ) -> list[TaskExecutionRecord]:
         self.raise_if_refused()
-        _check_limit(limit)
-        if limit == 0 or _matches_nothing(where):
+        conversion.check_limit(limit)
+        if limit == 0 or conversion.matches_nothing(where):
             return []
         limit = conversion.row_limit(limit)
         return await self._run(lambda conn: self._select_records(conn, where, limit))
@@ -342,7 +337,7 @@ class SQLiteStorageTx:
         self, where: TaskExecutionWhere, update: TaskExecutionUpdate
     ) -> int:
         self.raise_if_refused()
-        if _matches_nothing(where):
+        if conversion.matches_nothing(where):
             return 0
         changes = _sqlite_changes(conversion.changes_from_update(update))
         return await self._run(lambda conn: self._update(conn, where, changes))
@@ -414,15 +409,6 @@ def _translated(
 
 def _optional_bound(moment: datetime | None) -> int | None:
     return None if moment is None else _bound_ms(moment, "expires_at_less_than")
-
-
-def _matches_nothing(where: TaskExecutionWhere) -> bool:
-    """A where that cannot match a row, answered without a round trip to the worker thread."""
-    match where:
-        case WhereByExecutionIds():
-            return not where.execution_ids or (where.statuses is not None and not where.statuses)
-        case WhereByStatuses() | WhereByStartAtLessThan():
-            return not where.statuses
 
 
 class _SqliteChanges(TypedDict):
