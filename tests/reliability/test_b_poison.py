@@ -39,8 +39,16 @@ async def storage(db_url: str) -> AsyncIterator[DurableStorage]:
         yield opened
 
 
-def _set(db_url: str, execution_id: str, column: str, value: str) -> None:
-    """Overwrite one column of one row with ``value`` (JSON text, or any text on SQLite)."""
+async def _set(db_url: str, execution_id: str, column: str, value: str) -> None:
+    """Overwrite one column of one row with ``value`` (JSON text, or any text on SQLite).
+
+    In a thread: the write may wait for a row lock that an executor transaction holds, and that
+    transaction can only finish if the event loop keeps running.
+    """
+    await asyncio.to_thread(_set_blocking, db_url, execution_id, column, value)
+
+
+def _set_blocking(db_url: str, execution_id: str, column: str, value: str) -> None:
     postgres = db_url.startswith("postgresql")
     placeholder = "%s" if postgres else "?"
     cast = "::jsonb" if postgres and column not in ("run_input", "output", "run_output") else ""
@@ -81,14 +89,14 @@ async def test_poison_rows_fail_alone_and_everything_else_completes(
     repairable = await executor.enqueue_task(echo_task, 3)
     bad_input = await executor.enqueue_task(echo_task, 4)
     pickle_input = await executor.enqueue_task(echo_task, 5)
-    _set(db_url, wrong_shape.execution_id, "children_tasks", '{"not": "an array"}')
-    _set(db_url, repairable.execution_id, "error", '{"error_type": "no such type"}')
-    _set(db_url, bad_input.execution_id, "run_input", "{not json")
-    _set(db_url, pickle_input.execution_id, "run_input", '{"$de": "pickle", "v": "gASVAAAA"}')
+    await _set(db_url, wrong_shape.execution_id, "children_tasks", '{"not": "an array"}')
+    await _set(db_url, repairable.execution_id, "error", '{"error_type": "no such type"}')
+    await _set(db_url, bad_input.execution_id, "run_input", "{not json")
+    await _set(db_url, pickle_input.execution_id, "run_input", '{"$de": "pickle", "v": "gASVAAAA"}')
     if sqlite:  # PostgreSQL's jsonb cannot even hold invalid JSON
-        _set(db_url, bad_json.execution_id, "retry_options", "{truncated")
+        await _set(db_url, bad_json.execution_id, "retry_options", "{truncated")
     else:
-        _set(db_url, bad_json.execution_id, "retry_options", "[1, 2]")
+        await _set(db_url, bad_json.execution_id, "retry_options", "[1, 2]")
 
     async with executor:
         waiting_parent = await executor.enqueue_task(parent_task, 6)
@@ -131,7 +139,7 @@ async def test_poison_rows_fail_alone_and_everything_else_completes(
         # A parent corrupted while it waits for its child is failed once the child finishes,
         # instead of waiting forever.
         await _eventually_status(db_url, waiting_parent.execution_id, "waiting_for_children_tasks")
-        _set(db_url, waiting_parent.execution_id, "finalize_task_error", "[1]")
+        await _set(db_url, waiting_parent.execution_id, "finalize_task_error", "[1]")
         release.set()
         status, message = await _eventually_finished(db_url, waiting_parent.execution_id)
         assert status == "failed"
@@ -141,7 +149,7 @@ async def test_poison_rows_fail_alone_and_everything_else_completes(
         # Output that does not deserialize: the reader gets a clear error.
         done = await executor.enqueue_task(echo_task, 7)
         await _completed_output(done)
-        _set(db_url, done.execution_id, "output", '{"$de": "no-such-tag", "v": 1}')
+        await _set(db_url, done.execution_id, "output", '{"$de": "no-such-tag", "v": 1}')
         with pytest.raises(DurableExecutionError, match="Error deserializing value: unknown tag"):
             await done.get_execution()
 
