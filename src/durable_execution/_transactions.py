@@ -20,7 +20,11 @@ from collections.abc import Awaitable, Callable
 from typing import Final, TypeVar
 
 from durable_execution.errors import DurableExecutionError
-from durable_execution.storage.errors import DuplicateExecutionIdError, MalformedRowError
+from durable_execution.storage.errors import (
+    DuplicateExecutionIdError,
+    MalformedRowError,
+    StorageClosedError,
+)
 from durable_execution.storage.migrate import SchemaTooNewError
 from durable_execution.storage.types import DurableStorage, DurableStorageTx
 
@@ -38,7 +42,10 @@ def jittered(seconds: float) -> float:
 def is_transient(error: Exception) -> bool:
     if isinstance(error, DurableExecutionError):
         return error.is_retryable
-    return not isinstance(error, DuplicateExecutionIdError | MalformedRowError | SchemaTooNewError)
+    return not isinstance(
+        error,
+        DuplicateExecutionIdError | MalformedRowError | SchemaTooNewError | StorageClosedError,
+    )
 
 
 class TransactionRunner:

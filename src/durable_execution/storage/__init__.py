@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from durable_execution.storage.errors import (
     DuplicateExecutionIdError,
     MalformedRowError,
+    StorageClosedError,
     StorageError,
 )
 from durable_execution.storage.memory import InMemoryStorage, InMemoryStorageTx
@@ -54,6 +55,7 @@ __all__ = [
     "SQLiteDurableStorage",
     "SQLiteStorageTx",
     "SchemaTooNewError",
+    "StorageClosedError",
     "StorageError",
     "TaskExecutionRecord",
     "TaskExecutionUpdate",

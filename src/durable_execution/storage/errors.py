@@ -7,6 +7,13 @@ class StorageError(Exception):
     """Base class of errors raised by a storage backend."""
 
 
+class StorageClosedError(StorageError):
+    """The storage was closed: nothing more can be read or written through it.
+
+    Never retried: a retry cannot succeed, and a waiting handle would otherwise spin forever.
+    """
+
+
 class DuplicateExecutionIdError(StorageError):
     """An insert used an ``execution_id`` that is already stored; nothing was inserted."""
 

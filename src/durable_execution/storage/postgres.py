@@ -24,13 +24,17 @@ from typing import Any, Final, Self
 
 import psycopg
 from psycopg import errors as pg_errors
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolClosed
 
 from durable_execution.generated import postgresql as pg
 from durable_execution.model import TaskExecutionStatus
 from durable_execution.storage import conversion, inspection, migrate
 from durable_execution.storage.conversion import Columns
-from durable_execution.storage.errors import DuplicateExecutionIdError, StorageError
+from durable_execution.storage.errors import (
+    DuplicateExecutionIdError,
+    StorageClosedError,
+    StorageError,
+)
 from durable_execution.storage.types import (
     DurableStorageTx,
     TaskExecutionRecord,
@@ -382,6 +386,8 @@ class PostgresDurableStorage:
                 tx = PostgresStorageTx(conn, self.queries)
                 yield tx
                 tx.raise_if_refused()  # inside the block: psycopg rolls back
+        except PoolClosed:
+            raise StorageClosedError("The PostgreSQL storage is closed") from None
         except pg_errors.UndefinedTable as error:
             raise StorageError(
                 f"Table {self.table_name} does not exist in the connection's schema: create it "

@@ -33,7 +33,11 @@ from durable_execution.generated.sqlite.models import DurableTaskExecution as Sq
 from durable_execution.model import TaskExecutionStatus
 from durable_execution.storage import _sqlite_session, conversion, inspection, migrate
 from durable_execution.storage.conversion import Columns, JsonValue
-from durable_execution.storage.errors import DuplicateExecutionIdError, StorageError
+from durable_execution.storage.errors import (
+    DuplicateExecutionIdError,
+    StorageClosedError,
+    StorageError,
+)
 from durable_execution.storage.types import (
     DurableStorageTx,
     TaskExecutionRecord,
@@ -512,7 +516,7 @@ class SQLiteDurableStorage:
         thread; one that had not started is dropped.
         """
         if self._closed:
-            raise StorageError("The SQLite storage is closed")
+            raise StorageClosedError("The SQLite storage is closed")
         future = self._worker.submit(lambda: step(self._connection()))
         return await asyncio.wrap_future(future)
 
@@ -531,7 +535,7 @@ class SQLiteDurableStorage:
         timeout = self.busy_timeout_ms
         async with self._lock:
             if self._closed:
-                raise StorageError("The SQLite storage is closed")
+                raise StorageClosedError("The SQLite storage is closed")
             tx = SQLiteStorageTx(self)
             try:
                 yield tx
