@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Final
 
 from durable_execution import clock
+from durable_execution._finished_poller import FinishedPoller
 from durable_execution._notifier import FinishedNotifier
 from durable_execution._registry import TaskRegistry
 from durable_execution._transactions import TransactionRunner
@@ -56,6 +57,7 @@ class Runtime:
         self.config = config
         self.registry = TaskRegistry()
         self.notifier = FinishedNotifier()
+        self.finished_poller = FinishedPoller(transactions)
         # execution_id -> the attempt running in this process.
         self.running: dict[str, LocalRun] = {}
         self.shutdown_event = asyncio.Event()

@@ -97,11 +97,15 @@ class TaskHandle(Generic[OutputT_co]):
         notifier = self._rt.notifier
         # Subscribed before the first read, so a finish committed in between is not missed.
         finished = notifier.subscribe(self._execution_id)
+        woken = True  # the first check reads the row, so an unknown id raises NotFound
         try:
             while True:
                 finished.clear()
                 try:
-                    record = await read_record(self._rt, self._execution_id)
+                    if woken or await self._rt.finished_poller.is_finished(self._execution_id):
+                        record = await read_record(self._rt, self._execution_id)
+                    else:
+                        record = None  # a fallback poll found it still active: no row read
                 except Exception as error:
                     if not is_transient(error):
                         raise
@@ -113,13 +117,14 @@ class TaskHandle(Generic[OutputT_co]):
                     )
                     await asyncio.sleep(interval_s)
                     continue
-                if record.status in FINISHED_STATUSES:
+                if record is not None and record.status in FINISHED_STATUSES:
                     return cast("FinishedTaskExecution[OutputT_co]", self._public(record))
                 try:
                     async with asyncio.timeout(interval_s):
                         await finished.wait()
+                    woken = True
                 except TimeoutError:
-                    pass
+                    woken = False
         finally:
             notifier.unsubscribe(self._execution_id, finished)
 
