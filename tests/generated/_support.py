@@ -434,19 +434,19 @@ def sqlite_migrate(conn: sqlite3.Connection, table: str = lite.DEFAULT_TABLE) ->
 class PostgresInsertArgs(TypedDict):
     """The parameters of ``insert_task_executions``: one array per column."""
 
-    root_task_id: Sequence[str]
-    root_execution_id: Sequence[str]
-    parent_task_id: Sequence[str]
-    parent_execution_id: Sequence[str]
-    is_finalize_task: Sequence[bool]
+    root_task_id: Sequence[str | None]
+    root_execution_id: Sequence[str | None]
+    parent_task_id: Sequence[str | None]
+    parent_execution_id: Sequence[str | None]
+    is_finalize_task: Sequence[bool | None]
     task_id: Sequence[str]
     execution_id: Sequence[str]
     retry_options: Sequence[JsonValue]
     sleep_ms_before_run: Sequence[int]
     timeout_ms: Sequence[int]
     run_input: Sequence[str]
-    run_output: Sequence[str]
-    output: Sequence[str]
+    run_output: Sequence[str | None]
+    output: Sequence[str | None]
     children_tasks_completed_count: Sequence[int]
     children_tasks: Sequence[JsonValue]
     children_tasks_errors: Sequence[JsonValue]
@@ -459,37 +459,30 @@ class PostgresInsertArgs(TypedDict):
     retry_attempts: Sequence[int]
     lease_expiries: Sequence[int]
     start_at: Sequence[datetime]
-    started_at: Sequence[datetime]
-    finished_at: Sequence[datetime]
-    expires_at: Sequence[datetime]
+    started_at: Sequence[datetime | None]
+    finished_at: Sequence[datetime | None]
+    expires_at: Sequence[datetime | None]
     version: Sequence[int]
     created_at: Sequence[datetime]
     updated_at: Sequence[datetime]
 
 
-def _nullable(values: list[Any]) -> Sequence[Any]:
-    # Nullable columns need None elements in their arrays, but the generated parameter types
-    # are `Sequence[T]` (sqlc does not report whether array elements may be NULL). Until the
-    # generator types array elements `T | None`, this is the one place that bypasses the check.
-    return values
-
-
 def postgres_insert_args(executions: Sequence[Execution]) -> PostgresInsertArgs:
     es = executions
     return PostgresInsertArgs(
-        root_task_id=_nullable([e.root_task_id for e in es]),
-        root_execution_id=_nullable([e.root_execution_id for e in es]),
-        parent_task_id=_nullable([e.parent_task_id for e in es]),
-        parent_execution_id=_nullable([e.parent_execution_id for e in es]),
-        is_finalize_task=_nullable([e.is_finalize_task for e in es]),
+        root_task_id=[e.root_task_id for e in es],
+        root_execution_id=[e.root_execution_id for e in es],
+        parent_task_id=[e.parent_task_id for e in es],
+        parent_execution_id=[e.parent_execution_id for e in es],
+        is_finalize_task=[e.is_finalize_task for e in es],
         task_id=[e.task_id for e in es],
         execution_id=[e.execution_id for e in es],
         retry_options=[e.retry_options for e in es],
         sleep_ms_before_run=[e.sleep_ms_before_run for e in es],
         timeout_ms=[e.timeout_ms for e in es],
         run_input=[e.run_input for e in es],
-        run_output=_nullable([e.run_output for e in es]),
-        output=_nullable([e.output for e in es]),
+        run_output=[e.run_output for e in es],
+        output=[e.output for e in es],
         children_tasks_completed_count=[e.children_tasks_completed_count for e in es],
         children_tasks=[e.children_tasks for e in es],
         children_tasks_errors=[e.children_tasks_errors for e in es],
@@ -502,9 +495,9 @@ def postgres_insert_args(executions: Sequence[Execution]) -> PostgresInsertArgs:
         retry_attempts=[e.retry_attempts for e in es],
         lease_expiries=[e.lease_expiries for e in es],
         start_at=[e.start_at for e in es],
-        started_at=_nullable([e.started_at for e in es]),
-        finished_at=_nullable([e.finished_at for e in es]),
-        expires_at=_nullable([e.expires_at for e in es]),
+        started_at=[e.started_at for e in es],
+        finished_at=[e.finished_at for e in es],
+        expires_at=[e.expires_at for e in es],
         version=[e.version for e in es],
         created_at=[e.created_at for e in es],
         updated_at=[e.updated_at for e in es],
