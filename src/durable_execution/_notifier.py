@@ -1,36 +1,57 @@
 """In-process wake-ups for handles waiting for an execution to finish.
 
 Whenever this executor commits a finished status it calls :meth:`FinishedNotifier.notify`, so a
-waiting handle re-reads at once instead of sleeping out its polling interval. Changes made by
-other processes are still found by the handle's fallback polling.
+waiting handle wakes at once instead of sleeping out its polling interval. Where the writer knows
+the row it just committed (a run's result), it hands the record over too, and the handle returns
+it without reading the row back. Changes made by other processes are still found by the handle's
+fallback polling.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+
+from durable_execution.storage.types import TaskExecutionRecord
+
+
+class FinishedSubscription:
+    """One waiter's mailbox: ``event`` is set on a finish; ``record`` is the row if known."""
+
+    __slots__ = ("event", "record")
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+        self.record: TaskExecutionRecord | None = None
 
 
 class FinishedNotifier:
     def __init__(self) -> None:
-        self._waiters: dict[str, set[asyncio.Event]] = {}
+        self._waiters: dict[str, set[FinishedSubscription]] = {}
 
-    def subscribe(self, execution_id: str) -> asyncio.Event:
-        event = asyncio.Event()
-        self._waiters.setdefault(execution_id, set()).add(event)
-        return event
+    def subscribe(self, execution_id: str) -> FinishedSubscription:
+        subscription = FinishedSubscription()
+        self._waiters.setdefault(execution_id, set()).add(subscription)
+        return subscription
 
-    def unsubscribe(self, execution_id: str, event: asyncio.Event) -> None:
+    def unsubscribe(self, execution_id: str, subscription: FinishedSubscription) -> None:
         waiters = self._waiters.get(execution_id)
         if waiters is None:
             return
-        waiters.discard(event)
+        waiters.discard(subscription)
         if not waiters:
             del self._waiters[execution_id]
 
-    def notify(self, execution_ids: Iterable[str]) -> None:
+    def notify(
+        self,
+        execution_ids: Iterable[str],
+        records: Mapping[str, TaskExecutionRecord] | None = None,
+    ) -> None:
+        """Wake the waiters of ``execution_ids``; ``records`` holds the committed rows known."""
         if not self._waiters:
             return
         for execution_id in execution_ids:
-            for event in self._waiters.get(execution_id, ()):
-                event.set()
+            for subscription in self._waiters.get(execution_id, ()):
+                if records is not None:
+                    subscription.record = records.get(execution_id)
+                subscription.event.set()

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Final
 
 from durable_execution import clock
+from durable_execution._coalescing import Coalescer
 from durable_execution._local_runs import LocalRun
 from durable_execution._options import (
     resolve_enqueue_options,
@@ -47,11 +48,13 @@ from durable_execution.errors import (
 from durable_execution.ids import generate_execution_id
 from durable_execution.model import TaskRef
 from durable_execution.payloads import FinalizeTaskInput, ParentTaskOutput
+from durable_execution.storage.batch import update_each
 from durable_execution.storage.types import (
     DurableStorageTx,
     TaskExecutionRecord,
     TaskExecutionUpdate,
     WhereByExecutionIds,
+    apply_update,
 )
 from durable_execution.tasks import (
     ChildTask,
@@ -75,9 +78,43 @@ class _Outcome:
     wake_at: list[datetime] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class _ResultWrite:
+    """An attempt's write, guarded by ``running`` and the version its claim wrote."""
+
+    execution_id: str
+    claimed_version: int
+    update: TaskExecutionUpdate
+    inserts: list[TaskExecutionRecord]
+
+
+async def _write_results(tx: DurableStorageTx, writes: Sequence[_ResultWrite]) -> list[bool]:
+    """Each write whose guard matches; children or a finalize are inserted only for those."""
+    matched = await update_each(
+        tx,
+        [
+            (
+                WhereByExecutionIds(
+                    [write.execution_id], statuses=["running"], version=write.claimed_version
+                ),
+                write.update,
+            )
+            for write in writes
+        ],
+    )
+    inserts = [row for write, n in zip(writes, matched, strict=True) if n for row in write.inserts]
+    if inserts:
+        await tx.insert_task_executions(inserts)
+    return [n > 0 for n in matched]
+
+
 class Runner:
     def __init__(self, runtime: Runtime) -> None:
         self._rt = runtime
+        # Results of runs that finish together share a transaction.
+        self._results: Coalescer[_ResultWrite, bool] = Coalescer(
+            runtime.transactions, _write_results, max_batch=runtime.config.batch_size
+        )
 
     def start(self, record: TaskExecutionRecord, definition: TaskDefinition) -> None:
         """Start the attempt ``record`` (already claimed, version = the claimed version)."""
@@ -307,17 +344,12 @@ class Runner:
 
     async def _store(self, local: LocalRun, record: TaskExecutionRecord, outcome: _Outcome) -> None:
         execution_id = record.execution_id
-        version = local.claimed_version
-        update = _with_version(outcome.update, version + 1)
-
-        async def write(tx: DurableStorageTx) -> bool:
-            matched = await tx.update_task_executions(
-                WhereByExecutionIds([execution_id], statuses=["running"], version=version), update
-            )
-            if matched and outcome.inserts:
-                await tx.insert_task_executions(outcome.inserts)
-            return matched > 0
-
+        write = _ResultWrite(
+            execution_id=execution_id,
+            claimed_version=local.claimed_version,
+            update=_with_version(outcome.update, local.claimed_version + 1),
+            inserts=outcome.inserts,
+        )
         stored = await self._write_persistently(local, record, write)
         if stored is None:
             return
@@ -327,7 +359,9 @@ class Runner:
             )
             return
         if outcome.finished:
-            self._rt.executions_finished([execution_id])
+            # The guarded write matched, so the row is now exactly the claimed one plus it.
+            committed = apply_update(record, write.update)
+            self._rt.executions_finished([execution_id], {execution_id: committed})
         if outcome.wake_at:
             self._rt.wake_ready_at(outcome.wake_at)
 
@@ -335,7 +369,7 @@ class Runner:
         self,
         local: LocalRun,
         record: TaskExecutionRecord,
-        write: Callable[[DurableStorageTx], Awaitable[bool]],
+        write: _ResultWrite,
     ) -> bool | None:
         """Run the result ``write``, riding out a storage outage; None if it never got through.
 
@@ -350,7 +384,7 @@ class Runner:
         backoff_s = _STORE_RETRY_INITIAL_S
         while True:
             try:
-                return await rt.transactions.run(write)
+                return await self._results.submit(write)
             except Exception as error:
                 lease_end = record.expires_at
                 hopeless = (

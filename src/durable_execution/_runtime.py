@@ -11,22 +11,29 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Final
 
 from durable_execution import clock
+from durable_execution._coalescing import Coalescer
 from durable_execution._finished_poller import FinishedPoller
 from durable_execution._notifier import FinishedNotifier
 from durable_execution._registry import TaskRegistry
 from durable_execution._transactions import TransactionRunner
 from durable_execution.serializer import CheckedSerializer
+from durable_execution.storage.types import (
+    DurableStorageTx,
+    TaskExecutionRecord,
+    WhereByExecutionIds,
+)
 
 if TYPE_CHECKING:
     from durable_execution._local_runs import LocalRun
 
 BATCH_SIZE: Final = 100
+RECORD_READ_BATCH: Final = 500
 # Timers fire a little after start_at so that the claim query (start_at <= now) already matches.
 _TIMER_SLACK_S: Final = 0.002
 
@@ -58,6 +65,10 @@ class Runtime:
         self.registry = TaskRegistry()
         self.notifier = FinishedNotifier()
         self.finished_poller = FinishedPoller(transactions)
+        # Concurrent reads of single executions (handles) share a transaction.
+        self.record_reader: Coalescer[str, TaskExecutionRecord | None] = Coalescer(
+            transactions, _read_records, max_batch=RECORD_READ_BATCH
+        )
         # execution_id -> the attempt running in this process.
         self.running: dict[str, LocalRun] = {}
         self.shutdown_event = asyncio.Event()
@@ -94,9 +105,14 @@ class Runtime:
         self._timers.pop(key, None)
         self.ready_wakeup.set()
 
-    def executions_finished(self, execution_ids: Iterable[str]) -> None:
-        """Called after a commit that wrote finished statuses for ``execution_ids``."""
-        self.notifier.notify(execution_ids)
+    def executions_finished(
+        self,
+        execution_ids: Iterable[str],
+        records: Mapping[str, TaskExecutionRecord] | None = None,
+    ) -> None:
+        """Called after a commit that wrote finished statuses for ``execution_ids``; ``records``
+        are the rows as committed, where the writer knows them (handles then skip a read)."""
+        self.notifier.notify(execution_ids, records)
         self.close_wakeup.set()
 
     def request_shutdown(self) -> None:
@@ -116,3 +132,12 @@ class Runtime:
                 await wakeup.wait()
         except TimeoutError:
             pass
+
+
+async def _read_records(
+    tx: DurableStorageTx, execution_ids: Sequence[str]
+) -> list[TaskExecutionRecord | None]:
+    """The record of each id, in order; None for an id that has no execution."""
+    rows = await tx.get_task_executions(WhereByExecutionIds(list(dict.fromkeys(execution_ids))))
+    by_id = {row.execution_id: row for row in rows}
+    return [by_id.get(execution_id) for execution_id in execution_ids]

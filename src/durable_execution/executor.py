@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, Final, NoReturn, Protocol, TypeVar, overload
 
 from durable_execution import clock
 from durable_execution._cancellation import RemoteCancellationWatcher
 from durable_execution._claims import LeaseExpirer, ReadyClaimer
 from durable_execution._closing import Closer
+from durable_execution._coalescing import Coalescer
 from durable_execution._loops import run_loop
 from durable_execution._options import resolve_enqueue_options
 from durable_execution._records import new_record
@@ -59,7 +60,7 @@ from durable_execution.ids import generate_execution_id, generate_sequential_tas
 from durable_execution.model import RetryOptions
 from durable_execution.payloads import FinalizeTaskInput, ParentTaskOutput
 from durable_execution.serializer import CheckedSerializer, JsonSerializer, Serializer
-from durable_execution.storage.types import DurableStorage, DurableStorageTx
+from durable_execution.storage.types import DurableStorage, DurableStorageTx, TaskExecutionRecord
 from durable_execution.tasks import (
     ChildTask,
     FinalizeTask,
@@ -86,6 +87,8 @@ DEFAULT_EXPIRE_MS: Final = 300_000
 DEFAULT_MAX_LEASE_EXPIRIES: Final = 3
 DEFAULT_INTRA_BATCH_SLEEP_MS: Final = 500
 SEQUENTIAL_STEP_TIMEOUT_MS: Final = 1000
+# Most executions one insert statement carries (SQLite binds each id of its duplicate check).
+_ENQUEUE_CHUNK: Final = 500
 
 
 class TaskDecorator(Protocol):
@@ -145,6 +148,10 @@ class DurableExecutor:
                 max_lease_expiries=max_lease_expiries,
             ),
         )
+        # Concurrent enqueue_task calls share a transaction (see _coalescing).
+        self._enqueues: Coalescer[TaskExecutionRecord, None] = Coalescer(
+            self._rt.transactions, _insert_records, max_batch=_ENQUEUE_CHUNK
+        )
         self._loops: list[asyncio.Task[None]] = []
         self._shutdown_done: asyncio.Event | None = None
 
@@ -184,6 +191,7 @@ class DurableExecutor:
             rt = self._rt
             rt.request_shutdown()
             await asyncio.gather(*self._loops, return_exceptions=True)
+            await self._enqueues.wait_idle()
             while rt.running:
                 runs = [run.task for run in rt.running.values() if run.task is not None]
                 await asyncio.gather(*runs, return_exceptions=True)
@@ -503,31 +511,62 @@ class DurableExecutor:
         ``start()`` too: the execution waits for an executor to run it.
         """
         self._check_open()
-        rt = self._rt
-        definition = rt.registry.get(task.id)
+        definition = self._registered(task)
+        record = await self._new_record(definition, input, options)
+        await self._enqueues.submit(record)
+        self._rt.wake_ready_at([record.start_at])
+        self._logger.debug("Enqueued %s as %s", definition.id, record.execution_id)
+        return TaskHandle(self._rt, definition.id, record.execution_id)
+
+    async def enqueue_tasks(
+        self,
+        task: Task[InputT, OutputT],
+        inputs: Iterable[InputT],
+        options: TaskEnqueueOptions | None = None,
+    ) -> list[TaskHandle[OutputT]]:
+        """Store one new execution of ``task`` per input, all in one transaction; their handles,
+        in the order of ``inputs``.
+
+        All or nothing: if any input fails validation or serialization, or the options are
+        invalid, this raises and nothing is stored. The fast way to enqueue many executions.
+        """
+        self._check_open()
+        definition = self._registered(task)
+        records = [await self._new_record(definition, value, options) for value in inputs]
+
+        async def insert(tx: DurableStorageTx) -> None:
+            # Chunks keep each statement's id list under SQLite's bound-variable limit.
+            for start in range(0, len(records), _ENQUEUE_CHUNK):
+                await tx.insert_task_executions(records[start : start + _ENQUEUE_CHUNK])
+
+        if records:
+            await self._rt.transactions.run(insert)
+            self._rt.wake_ready_at([records[0].start_at])
+        self._logger.debug("Enqueued %d executions of %s", len(records), definition.id)
+        return [TaskHandle(self._rt, definition.id, record.execution_id) for record in records]
+
+    def _registered(self, task: Task[Any, Any]) -> TaskDefinition:
+        definition = self._rt.registry.get(task.id)
         if definition is None:
             raise DurableExecutionNotFoundError(
                 f"Task {task.id} not found. Register it with executor.task(...) or"
                 " executor.parent_task(...) before enqueueing it"
             )
+        return definition
+
+    async def _new_record(
+        self, definition: TaskDefinition, input: object, options: TaskEnqueueOptions | None
+    ) -> TaskExecutionRecord:
         resolved = resolve_enqueue_options(definition, options)
         validated = await validated_input(definition, input)
-        run_input = rt.serializer.serialize_limited(storable_input(definition, validated))
-        record = new_record(
+        run_input = self._rt.serializer.serialize_limited(storable_input(definition, validated))
+        return new_record(
             task_id=definition.id,
             execution_id=generate_execution_id(),
             options=resolved,
             run_input=run_input,
             now=clock.now(),
         )
-
-        async def insert(tx: DurableStorageTx) -> None:
-            await tx.insert_task_executions([record])
-
-        await rt.transactions.run(insert)
-        rt.wake_ready_at([record.start_at])
-        self._logger.debug("Enqueued %s as %s", definition.id, record.execution_id)
-        return TaskHandle(rt, definition.id, record.execution_id)
 
     async def get_task_handle(
         self, task: Task[Any, OutputT], execution_id: str
@@ -556,3 +595,10 @@ class DurableExecutor:
     def get_running_task_execution_ids(self) -> frozenset[str]:
         """Ids of the executions whose attempts run in this executor right now."""
         return frozenset(self._rt.running)
+
+
+async def _insert_records(
+    tx: DurableStorageTx, records: Sequence[TaskExecutionRecord]
+) -> list[None]:
+    await tx.insert_task_executions(records)
+    return [None] * len(records)

@@ -26,9 +26,7 @@ from durable_execution.executions import (
 from durable_execution.model import FINISHED_STATUSES
 from durable_execution.storage.types import (
     DurableStorage,
-    DurableStorageTx,
     TaskExecutionRecord,
-    WhereByExecutionIds,
 )
 
 OutputT_co = TypeVar("OutputT_co", covariant=True)
@@ -37,13 +35,10 @@ DEFAULT_POLLING_INTERVAL_MS: Final = 1000
 
 
 async def read_record(runtime: Runtime, execution_id: str) -> TaskExecutionRecord:
-    async def read(tx: DurableStorageTx) -> list[TaskExecutionRecord]:
-        return await tx.get_task_executions(WhereByExecutionIds([execution_id]))
-
-    rows = await runtime.transactions.run(read)
-    if not rows:
+    record = await runtime.record_reader.submit(execution_id)
+    if record is None:
         raise DurableExecutionNotFoundError(f"Execution {execution_id} not found")
-    return rows[0]
+    return record
 
 
 class TaskHandle(Generic[OutputT_co]):
@@ -96,16 +91,18 @@ class TaskHandle(Generic[OutputT_co]):
     async def _wait_finished(self, interval_s: float) -> FinishedTaskExecution[OutputT_co]:
         notifier = self._rt.notifier
         # Subscribed before the first read, so a finish committed in between is not missed.
-        finished = notifier.subscribe(self._execution_id)
+        subscription = notifier.subscribe(self._execution_id)
         woken = True  # the first check reads the row, so an unknown id raises NotFound
         try:
             while True:
-                finished.clear()
+                subscription.event.clear()
                 try:
-                    if woken or await self._rt.finished_poller.is_finished(self._execution_id):
+                    record = subscription.record
+                    if record is None and (
+                        woken or await self._rt.finished_poller.is_finished(self._execution_id)
+                    ):
                         record = await read_record(self._rt, self._execution_id)
-                    else:
-                        record = None  # a fallback poll found it still active: no row read
+                    # else: a fallback poll found it still active, so no row was read
                 except Exception as error:
                     if not is_transient(error):
                         raise
@@ -121,12 +118,12 @@ class TaskHandle(Generic[OutputT_co]):
                     return cast("FinishedTaskExecution[OutputT_co]", self._public(record))
                 try:
                     async with asyncio.timeout(interval_s):
-                        await finished.wait()
+                        await subscription.event.wait()
                     woken = True
                 except TimeoutError:
                     woken = False
         finally:
-            notifier.unsubscribe(self._execution_id, finished)
+            notifier.unsubscribe(self._execution_id, subscription)
 
     async def cancel(self) -> None:
         """Cancel the execution if it is still active; harmless if it already finished."""

@@ -13,11 +13,9 @@ by ``(status, is_closed)``, and each row remembers its insertion sequence for or
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import heapq
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
-from typing import Final
 
 from durable_execution.model import TaskExecutionStatus
 from durable_execution.storage import inspection
@@ -30,30 +28,10 @@ from durable_execution.storage.types import (
     WhereByExecutionIds,
     WhereByStartAtLessThan,
     WhereByStatuses,
+    apply_update,
 )
 
 _IndexKey = tuple[TaskExecutionStatus, bool]
-
-# Update fields copied as they are when not None; the unset flags and version are handled apart.
-_PLAIN_UPDATE_FIELDS: Final = tuple(
-    f.name
-    for f in dataclasses.fields(TaskExecutionUpdate)
-    if f.name not in ("unset_error", "unset_expires_at")
-)
-
-
-def apply_update(record: TaskExecutionRecord, update: TaskExecutionUpdate) -> TaskExecutionRecord:
-    """The record after ``update``: ``None`` leaves a field, ``unset_*`` clears one (and wins)."""
-    changes: dict[str, object] = {}
-    for name in _PLAIN_UPDATE_FIELDS:
-        value = getattr(update, name)
-        if value is not None:
-            changes[name] = value
-    if update.unset_error:
-        changes["error"] = None
-    if update.unset_expires_at:
-        changes["expires_at"] = None
-    return dataclasses.replace(record, **changes)  # type: ignore[arg-type]
 
 
 class _Table:

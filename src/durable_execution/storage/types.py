@@ -21,11 +21,12 @@ Semantics every backend honours (the contract tests check them):
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, Protocol, TypeAlias, runtime_checkable
+from typing import Final, Literal, Protocol, TypeAlias, runtime_checkable
 
 from durable_execution.model import (
     ChildTaskError,
@@ -35,6 +36,7 @@ from durable_execution.model import (
     TaskExecutionStatus,
     TaskRef,
 )
+from durable_execution.storage.errors import MalformedRowError
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +128,28 @@ class TaskExecutionUpdate:
     version: int | None = None
 
 
+# Update fields copied as they are when not None; the unset flags and version are handled apart.
+_PLAIN_UPDATE_FIELDS: Final = tuple(
+    f.name
+    for f in dataclasses.fields(TaskExecutionUpdate)
+    if f.name not in ("unset_error", "unset_expires_at")
+)
+
+
+def apply_update(record: TaskExecutionRecord, update: TaskExecutionUpdate) -> TaskExecutionRecord:
+    """The record after ``update``: ``None`` leaves a field, ``unset_*`` clears one (and wins)."""
+    changes: dict[str, object] = {}
+    for name in _PLAIN_UPDATE_FIELDS:
+        value = getattr(update, name)
+        if value is not None:
+            changes[name] = value
+    if update.unset_error:
+        changes["error"] = None
+    if update.unset_expires_at:
+        changes["expires_at"] = None
+    return dataclasses.replace(record, **changes)  # type: ignore[arg-type]
+
+
 class DurableStorageTx(Protocol):
     """One open transaction. Never shared between tasks; never nested."""
 
@@ -160,6 +184,47 @@ class DurableStorage(Protocol):
     """
 
     def transaction(self) -> AbstractAsyncContextManager[DurableStorageTx]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedTaskExecutions:
+    """What one set-based claim moved from ``ready`` to ``running``.
+
+    ``records`` are the claimed rows as they now are, oldest ``start_at`` first (ties by
+    insertion). ``malformed`` are rows the claim also moved to ``running`` but that cannot be
+    decoded (poison rows): the caller must set them aside (fail them) in the same transaction.
+    """
+
+    records: list[TaskExecutionRecord]
+    malformed: list[MalformedRowError]
+
+
+@runtime_checkable
+class ClaimingStorageTx(Protocol):
+    """Optional fast path: claim ready executions in one statement instead of read-then-write.
+
+    A transaction that offers it must do what the generic claim does (``_claims`` in the
+    executor), in one set-based step: take up to ``limit`` (>= 1) rows with ``status = ready``
+    and ``start_at <= now``, oldest ``start_at`` first (ties by insertion), skipping rows that
+    other transactions hold; set ``status = running``, ``started_at = updated_at = now``,
+    ``expires_at = now + timeout_ms + lease_margin_ms`` (each row's own ``timeout_ms``) and
+    ``version = version + 1``; return them. ``now`` is an aware datetime with whole milliseconds.
+    """
+
+    async def claim_ready_task_executions(
+        self, *, now: datetime, limit: int, lease_margin_ms: int
+    ) -> ClaimedTaskExecutions: ...
+
+
+@runtime_checkable
+class BatchUpdatingStorageTx(Protocol):
+    """Optional fast path: many independent guarded updates in one call (one round trip where
+    the backend can). The result is the rows each update matched, in the order given — exactly
+    what calling ``update_task_executions`` once per item, in order, would return."""
+
+    async def update_task_executions_each(
+        self, updates: Sequence[tuple[WhereByExecutionIds, TaskExecutionUpdate]]
+    ) -> list[int]: ...
 
 
 @runtime_checkable
