@@ -13,23 +13,26 @@ that it cannot block the rows behind it.
 
 from __future__ import annotations
 
-from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import TypeAlias
 
 from durable_execution import clock
-from durable_execution._quarantine import read_quarantining
+from durable_execution._quarantine import quarantine, read_quarantining
 from durable_execution._records import TASK_EXPIRED_ERROR, lease_expiries_exceeded_error
 from durable_execution._runner import Runner
 from durable_execution._runtime import Runtime
 from durable_execution.errors import DurableExecutionNotFoundError
+from durable_execution.storage.batch import update_each
 from durable_execution.storage.errors import MalformedRowError
 from durable_execution.storage.types import (
+    ClaimingStorageTx,
     DurableStorageTx,
     TaskExecutionRecord,
     TaskExecutionUpdate,
     WhereByExecutionIds,
     WhereByStartAtLessThan,
     WhereByStatuses,
+    apply_update,
 )
 from durable_execution.tasks import TaskDefinition
 
@@ -47,65 +50,11 @@ class ReadyClaimer:
         if limit <= 0:
             return False  # a finishing run sets ready_wakeup
         now = clock.now()
-        expire = timedelta(milliseconds=rt.config.expire_ms)
 
-        async def claim(
-            tx: DurableStorageTx,
-        ) -> tuple[
-            list[tuple[TaskExecutionRecord, TaskDefinition]], list[str], list[MalformedRowError]
-        ]:
-            claimed: list[tuple[TaskExecutionRecord, TaskDefinition]] = []
-            unknown: list[str] = []
-            # start_at <= now: the contract's bound is strict, and both are whole milliseconds.
-            rows, poison = await read_quarantining(
-                tx,
-                lambda: tx.get_task_executions(
-                    WhereByStartAtLessThan(statuses=["ready"], start_at_less_than=now + _ONE_MS),
-                    limit=limit,
-                    skip_locked_for_update=True,
-                ),
-                now,
-            )
-            for row in rows:
-                guard = WhereByExecutionIds(
-                    [row.execution_id], statuses=["ready"], version=row.version
-                )
-                definition = rt.registry.get(row.task_id)
-                if definition is None:
-                    error = DurableExecutionNotFoundError(
-                        f"Task {row.task_id} not found. Register it with every executor that"
-                        " shares this storage"
-                    )
-                    update = TaskExecutionUpdate(
-                        updated_at=now,
-                        status="failed",
-                        error=error.to_info(),
-                        started_at=now,
-                        finished_at=now,
-                        version=row.version + 1,
-                    )
-                    if await tx.update_task_executions(guard, update):
-                        unknown.append(row.execution_id)
-                    continue
-                expires_at = now + timedelta(milliseconds=row.timeout_ms) + expire
-                update = TaskExecutionUpdate(
-                    updated_at=now,
-                    status="running",
-                    started_at=now,
-                    expires_at=expires_at,
-                    version=row.version + 1,
-                )
-                if await tx.update_task_executions(guard, update):
-                    running = replace(
-                        row,
-                        status="running",
-                        started_at=now,
-                        expires_at=expires_at,
-                        updated_at=now,
-                        version=row.version + 1,
-                    )
-                    claimed.append((running, definition))
-            return claimed, unknown, poison
+        async def claim(tx: DurableStorageTx) -> _Claim:
+            if isinstance(tx, ClaimingStorageTx):
+                return await self._claim_in_one_step(tx, now, limit)
+            return await self._claim_row_by_row(tx, now, limit)
 
         claimed, unknown, poison = await rt.transactions.run(claim)
         # Started synchronously after the commit: shutdown, which awaits this loop first, then
@@ -117,6 +66,93 @@ class ReadyClaimer:
             rt.executions_finished(unknown)
         report_quarantined(rt, poison)
         return bool(claimed or unknown or poison)
+
+    async def _claim_in_one_step(self, tx: ClaimingStorageTx, now: datetime, limit: int) -> _Claim:
+        """The storage's set-based claim; then fail what this executor cannot run."""
+        rt = self._rt
+        result = await tx.claim_ready_task_executions(
+            now=now, limit=limit, lease_margin_ms=rt.config.expire_ms
+        )
+        poison = [error for error in result.malformed if await quarantine(tx, error, now)]
+        claimed: list[tuple[TaskExecutionRecord, TaskDefinition]] = []
+        strays: list[TaskExecutionRecord] = []
+        for row in result.records:
+            definition = rt.registry.get(row.task_id)
+            if definition is None:
+                strays.append(row)
+            else:
+                claimed.append((row, definition))
+        unknown: list[str] = []
+        if strays:
+            failures = [
+                (
+                    WhereByExecutionIds(
+                        [row.execution_id], statuses=["running"], version=row.version
+                    ),
+                    _unknown_task_failure(row, now),
+                )
+                for row in strays
+            ]
+            matched = await update_each(tx, failures)
+            unknown = [row.execution_id for row, n in zip(strays, matched, strict=True) if n]
+        return claimed, unknown, poison
+
+    async def _claim_row_by_row(self, tx: DurableStorageTx, now: datetime, limit: int) -> _Claim:
+        """The generic claim: read the oldest ready rows, then move each one by a guarded write."""
+        rt = self._rt
+        claimed: list[tuple[TaskExecutionRecord, TaskDefinition]] = []
+        unknown: list[str] = []
+        # start_at <= now: the contract's bound is strict, and both are whole milliseconds.
+        rows, poison = await read_quarantining(
+            tx,
+            lambda: tx.get_task_executions(
+                WhereByStartAtLessThan(statuses=["ready"], start_at_less_than=now + _ONE_MS),
+                limit=limit,
+                skip_locked_for_update=True,
+            ),
+            now,
+        )
+        expire = timedelta(milliseconds=rt.config.expire_ms)
+        for row in rows:
+            guard = WhereByExecutionIds([row.execution_id], statuses=["ready"], version=row.version)
+            definition = rt.registry.get(row.task_id)
+            if definition is None:
+                if await tx.update_task_executions(guard, _unknown_task_failure(row, now)):
+                    unknown.append(row.execution_id)
+                continue
+            expires_at = now + timedelta(milliseconds=row.timeout_ms) + expire
+            update = TaskExecutionUpdate(
+                updated_at=now,
+                status="running",
+                started_at=now,
+                expires_at=expires_at,
+                version=row.version + 1,
+            )
+            if await tx.update_task_executions(guard, update):
+                claimed.append((apply_update(row, update), definition))
+        return claimed, unknown, poison
+
+
+# What one claim transaction produced: runs to start, executions of unregistered tasks that were
+# failed, poison rows that were quarantined.
+_Claim: TypeAlias = tuple[
+    list[tuple[TaskExecutionRecord, TaskDefinition]], list[str], list[MalformedRowError]
+]
+
+
+def _unknown_task_failure(row: TaskExecutionRecord, now: datetime) -> TaskExecutionUpdate:
+    error = DurableExecutionNotFoundError(
+        f"Task {row.task_id} not found. Register it with every executor that shares this storage"
+    )
+    return TaskExecutionUpdate(
+        updated_at=now,
+        status="failed",
+        error=error.to_info(),
+        started_at=now,
+        finished_at=now,
+        unset_expires_at=True,
+        version=row.version + 1,
+    )
 
 
 def report_quarantined(rt: Runtime, poison: list[MalformedRowError]) -> None:

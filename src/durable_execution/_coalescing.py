@@ -7,9 +7,12 @@ starts at once, and every request queued while it runs goes into the next one (u
 ``max_batch``). A lone request therefore waits for nothing (latency is unchanged when idle), and
 under load the batch size grows by itself with the transaction time.
 
-A batch that fails is not allowed to fail its neighbours: each of its requests is then tried
-again alone, so one that cannot succeed (a duplicate id, a row that cannot be decoded) fails only
-its own caller, and the error a caller sees is the one its own request produced.
+A batch that fails for a reason in its data (a non-transient error) is not allowed to fail its
+neighbours: each of its requests is then tried again alone, so one that cannot succeed (a
+duplicate id, a row that cannot be decoded) fails only its own caller, and the error a caller
+sees is the one its own request produced. A transient failure (the storage is down) fails the
+whole batch at once: retrying its requests one by one would only stretch the outage, and each
+caller has its own retry policy.
 
 A caller that is cancelled before its batch starts is dropped from it; once the batch has started
 its write may still commit (as a commit racing a cancellation always could).
@@ -21,7 +24,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
-from durable_execution._transactions import TransactionRunner
+from durable_execution._transactions import TransactionRunner, is_transient
 from durable_execution.storage.types import DurableStorageTx
 
 _Item = TypeVar("_Item")
@@ -77,8 +80,10 @@ class Coalescer(Generic[_Item, _Result]):
                 lambda tx: self._work(tx, [item for item, _ in batch])
             )
         except Exception as error:
-            if len(batch) == 1:
-                _fail(batch[0][1], error)
+            if len(batch) == 1 or is_transient(error):
+                # The storage itself is in trouble: each caller applies its own retry policy.
+                for _, future in batch:
+                    _fail(future, error)
                 return
             for item, future in batch:  # isolate the request that cannot succeed
                 if not future.done():

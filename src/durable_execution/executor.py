@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from contextlib import AsyncExitStack
 from typing import Any, Final, NoReturn, Protocol, TypeVar, overload
 
 from durable_execution import clock
@@ -60,7 +61,12 @@ from durable_execution.ids import generate_execution_id, generate_sequential_tas
 from durable_execution.model import RetryOptions
 from durable_execution.payloads import FinalizeTaskInput, ParentTaskOutput
 from durable_execution.serializer import CheckedSerializer, JsonSerializer, Serializer
-from durable_execution.storage.types import DurableStorage, DurableStorageTx, TaskExecutionRecord
+from durable_execution.storage.types import (
+    DurableStorage,
+    DurableStorageTx,
+    ReadyWatchingStorage,
+    TaskExecutionRecord,
+)
 from durable_execution.tasks import (
     ChildTask,
     FinalizeTask,
@@ -152,6 +158,7 @@ class DurableExecutor:
         self._enqueues: Coalescer[TaskExecutionRecord, None] = Coalescer(
             self._rt.transactions, _insert_records, max_batch=_ENQUEUE_CHUNK
         )
+        self._watches = AsyncExitStack()  # the storage's ready watch, while started
         self._loops: list[asyncio.Task[None]] = []
         self._shutdown_done: asyncio.Event | None = None
 
@@ -170,6 +177,10 @@ class DurableExecutor:
             ("expire leases", LeaseExpirer(rt).batch, None),
             ("cancel runs cancelled elsewhere", RemoteCancellationWatcher(rt).batch, None),
         ]
+        storage = rt.transactions.storage
+        if isinstance(storage, ReadyWatchingStorage):
+            # Work other processes make ready wakes the claim loop at once, not at its next poll.
+            await self._watches.enter_async_context(storage.watch_ready(rt.ready_wakeup.set))
         self._loops = [
             asyncio.create_task(run_loop(name, rt, batch, wakeup), name=f"durable-execution:{name}")
             for name, batch, wakeup in loops
@@ -195,6 +206,7 @@ class DurableExecutor:
             while rt.running:
                 runs = [run.task for run in rt.running.values() if run.task is not None]
                 await asyncio.gather(*runs, return_exceptions=True)
+            await self._watches.aclose()
             self._logger.info("Executor shut down")
         finally:
             self._shutdown_done.set()

@@ -26,6 +26,7 @@ ALL_BACKENDS = {"memory", *SQL_BACKENDS}
 # imported, so that a case silently disappearing from the harness fails this test.
 EXPECTED_CASES: dict[str, set[str]] = {
     "W1 throughput n=50": ALL_BACKENDS,
+    "W1 throughput n=50 batch": ALL_BACKENDS,
     "floor batch=100 n=50": SQL_BACKENDS,
     "floor batch=1 n=50": SQL_BACKENDS,
     "W2 fan-out children=20": ALL_BACKENDS,

@@ -208,6 +208,22 @@ BY_START_AT = [
     Execution("te_6", start_at=at(-1000)),
 ]
 
+# Ready rows claimed at at(0) (claim.sql): FIFO by start_at, ties by insertion, start_at == now
+# included; te_1 is not due yet and te_3 is not ready. te_7 has its own timeout_ms.
+CLAIMED = [*BY_START_AT, Execution("te_7", start_at=at(0), timeout_ms=250, version=3)]
+
+
+def claim_change(execution: Execution, lease_margin_ms: int) -> Change:
+    """What the claim at at(0) writes to ``execution``: the generic claim's guarded update."""
+    return Change(
+        updated_at=at(0),
+        status="running",
+        started_at=at(0),
+        expires_at=at(execution.timeout_ms + lease_margin_ms),
+        version=execution.version + 1,
+    )
+
+
 # An update that writes every column it can.
 EVERY_CHANGE = Change(
     updated_at=at(1000),

@@ -27,6 +27,7 @@ from ._support import (
     BY_IDS,
     BY_START_AT,
     BY_STATUSES,
+    CLAIMED,
     EVERY_CHANGE,
     EXPIRY,
     INDEXES,
@@ -34,6 +35,7 @@ from ._support import (
     Change,
     Execution,
     at,
+    claim_change,
     expected_after,
     from_postgres,
     fully_populated,
@@ -224,6 +226,8 @@ EVERY_QUERY = {
     "list_task_executions",
     "count_task_executions_by_status",
     "get_oldest_ready_task_execution",
+    "claim_ready_task_executions",
+    "update_task_executions_each",
 }
 
 
@@ -1060,3 +1064,113 @@ async def test_inspection_queries_async(conn: Conn, postgres_url: str) -> None:
         oldest = await AQ.get_oldest_ready_task_execution(a, task_id="a")
         assert oldest is not None
         assert oldest.execution_id == "te_3"
+
+
+# --- claim.sql: the set-based claim and the batch of guarded updates ----------------------------
+
+
+def claim(conn: Conn, row_limit: int, lease_margin_ms: int = 100) -> list[Execution]:
+    rows = Q.claim_ready_task_executions(
+        conn, now=at(0), lease_margin_ms=lease_margin_ms, row_limit=row_limit
+    )
+    return [from_postgres(row) for row in sorted(rows, key=lambda r: (r.start_at, r.id))]
+
+
+def test_claim_ready_task_executions_fifo_limit_and_lease(conn: Conn) -> None:
+    postgres_insert(Q, conn, CLAIMED)
+    by_id = {e.execution_id: e for e in CLAIMED}
+    first = claim(conn, 3)
+    assert [e.execution_id for e in first] == ["te_6", "te_2", "te_5"]
+    # start_at == now is due; the future and the running row are not.
+    second = claim(conn, 10)
+    assert [e.execution_id for e in second] == ["te_4", "te_7"]
+    assert claim(conn, 10) == []
+    for claimed in [*first, *second]:
+        before = by_id[claimed.execution_id]
+        assert claimed == expected_after(before, claim_change(before, 100))
+    assert read(conn, *by_id) == [
+        expected_after(e, claim_change(e, 100)) if e.execution_id not in ("te_1", "te_3") else e
+        for e in CLAIMED
+    ]
+
+
+def test_claim_ready_task_executions_limit_zero(conn: Conn) -> None:
+    postgres_insert(Q, conn, CLAIMED)
+    assert claim(conn, 0) == []
+    assert read(conn, *[e.execution_id for e in CLAIMED]) == CLAIMED
+
+
+async def test_concurrent_set_based_claims_are_disjoint(conn: Conn, postgres_url: str) -> None:
+    postgres_insert(Q, conn, CLAIMED)
+
+    async def claim_ids(connection: AsyncConn, row_limit: int) -> list[str]:
+        rows = await AQ.claim_ready_task_executions(
+            connection, now=at(0), lease_margin_ms=0, row_limit=row_limit
+        )
+        return [r.execution_id for r in sorted(rows, key=lambda r: (r.start_at, r.id))]
+
+    async with (
+        transaction_connection(postgres_url) as first,
+        transaction_connection(postgres_url) as second,
+    ):
+        await second.execute("SET lock_timeout = '2s'")  # SKIP LOCKED never waits
+        assert await claim_ids(first, 2) == ["te_6", "te_2"]
+        assert await claim_ids(second, 10) == ["te_5", "te_4", "te_7"]
+        await first.rollback()
+        await second.commit()
+    # The rolled-back claim gave its rows back.
+    statuses = {e.execution_id: e.status for e in read(conn, "te_6", "te_2", "te_5")}
+    assert statuses == {"te_6": "ready", "te_2": "ready", "te_5": "running"}
+
+
+def each_args(pairs: list[tuple[int, str, list[str] | None, Any, Any, Change]]) -> dict[str, Any]:
+    """UpdateTaskExecutionsEach arrays from (item, id, statuses, npc, version, change) pairs."""
+    changes = [postgres_changes(change) for *_, change in pairs]
+    args: dict[str, Any] = {
+        "item_index": [p[0] for p in pairs],
+        "execution_id": [p[1] for p in pairs],
+        "statuses": [p[2] for p in pairs],
+        "needs_promise_cancellation": [p[3] for p in pairs],
+        "version": [p[4] for p in pairs],
+    }
+    for key in changes[0]:
+        args[key] = [c[key] for c in changes]  # type: ignore[literal-required]
+    return args
+
+
+EACH_PAIRS: list[tuple[int, str, list[str] | None, Any, Any, Change]] = [
+    (0, "te_1", ["ready"], None, 0, Change(updated_at=at(1), status="running", version=1)),
+    (1, "te_2", ["ready"], None, None, Change(updated_at=at(2), status="cancelled")),
+    (2, "te_3", None, False, 2, EVERY_CHANGE),
+    (2, "te_4", None, False, None, EVERY_CHANGE),
+    (3, "te_missing", None, None, None, Change(updated_at=at(4))),
+    (4, "te_5", ["running", "ready"], False, 0, Change(updated_at=at(5), unset_error=True)),
+    (5, "te_full", None, None, None, Change(updated_at=at(6))),
+]
+
+
+def test_update_task_executions_each(conn: Conn) -> None:
+    full = fully_populated("te_full")
+    postgres_insert(Q, conn, [*BY_IDS, full])
+    rows = Q.update_task_executions_each(conn, **each_args(EACH_PAIRS))
+    # One row per updated execution, tagged with the update that matched it.
+    assert sorted(r.item_index for r in rows) == [0, 2, 4, 5]
+    after = read(conn, "te_1", "te_2", "te_3", "te_4", "te_5", "te_full")
+    assert after == [
+        expected_after(BY_IDS[0], EACH_PAIRS[0][5]),
+        BY_IDS[1],  # running: the status filter does not match
+        expected_after(BY_IDS[2], EVERY_CHANGE),
+        BY_IDS[3],  # its needs_promise_cancellation is True
+        expected_after(BY_IDS[4], EACH_PAIRS[5][5]),
+        # No value given: every JSON column keeps its value (a JSON null is "no value").
+        expected_after(full, EACH_PAIRS[6][5]),
+    ]
+
+
+async def test_update_task_executions_each_async(conn: Conn, postgres_url: str) -> None:
+    postgres_insert(Q, conn, BY_IDS)
+    pairs = EACH_PAIRS[:2]
+    async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as a:
+        rows = await AQ.update_task_executions_each(a, **each_args(pairs))
+    assert [r.item_index for r in rows] == [0]
+    assert read(conn, "te_1")[0].status == "running"

@@ -19,12 +19,14 @@ from ._support import (
     BY_IDS,
     BY_START_AT,
     BY_STATUSES,
+    CLAIMED,
     EVERY_CHANGE,
     EXPIRY,
     INDEXES,
     Change,
     Execution,
     at,
+    claim_change,
     expected_after,
     from_sqlite,
     fully_populated,
@@ -154,6 +156,7 @@ def test_every_generated_query_is_exercised_here() -> None:
         "list_task_executions",
         "count_task_executions_by_status",
         "get_oldest_ready_task_execution",
+        "claim_ready_task_executions",
     }
 
 
@@ -774,3 +777,46 @@ def test_get_oldest_ready_task_execution(conn: sqlite3.Connection) -> None:
     assert of_b is not None
     assert of_b.execution_id == "te_2"
     assert Q.get_oldest_ready_task_execution(conn, task_id="c") is None
+
+
+# --- claim.sql: the set-based claim -------------------------------------------------------------
+
+
+def claim(conn: sqlite3.Connection, row_limit: int, lease_margin_ms: int = 100) -> list[Execution]:
+    rows = Q.claim_ready_task_executions(
+        conn, now=to_epoch_ms(at(0)), lease_margin_ms=lease_margin_ms, row_limit=row_limit
+    )
+    return [from_sqlite(row) for row in sorted(rows, key=lambda r: (r.start_at, r.id))]
+
+
+def test_claim_ready_task_executions_fifo_limit_and_lease(conn: sqlite3.Connection) -> None:
+    sqlite_insert(Q, conn, CLAIMED)
+    by_id = {e.execution_id: e for e in CLAIMED}
+    first = claim(conn, 3)
+    assert [e.execution_id for e in first] == ["te_6", "te_2", "te_5"]
+    # start_at == now is due; the future and the running row are not.
+    second = claim(conn, 10)
+    assert [e.execution_id for e in second] == ["te_4", "te_7"]
+    assert claim(conn, 10) == []
+    for claimed in [*first, *second]:
+        before = by_id[claimed.execution_id]
+        assert claimed == expected_after(before, claim_change(before, 100))
+    assert read(conn, *by_id) == [
+        expected_after(e, claim_change(e, 100)) if e.execution_id not in ("te_1", "te_3") else e
+        for e in CLAIMED
+    ]
+
+
+def test_claim_ready_task_executions_limit_zero(conn: sqlite3.Connection) -> None:
+    sqlite_insert(Q, conn, CLAIMED)
+    assert claim(conn, 0) == []
+    assert read(conn, *[e.execution_id for e in CLAIMED]) == CLAIMED
+
+
+def test_claim_ready_task_executions_uses_the_fifo_index(conn: sqlite3.Connection) -> None:
+    plan = conn.execute(
+        "EXPLAIN QUERY PLAN " + Q._claim_ready_task_executions, {"p1": 0, "p2": 0, "p3": 1}
+    ).fetchall()
+    details = " | ".join(str(row[3]) for row in plan)
+    assert "ix_durable_task_executions_status_start_at_id" in details
+    assert "TEMP B-TREE" not in details  # no sort: the index yields FIFO order

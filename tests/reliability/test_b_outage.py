@@ -60,6 +60,7 @@ class Workload:
         self.runs: Counter[str] = Counter()  # the side table: (task, input) -> runs
         self.finalize_inputs: dict[int, list[object]] = {}
         self.quarter_done = asyncio.Event()  # set once simple_tasks // 4 runs happened
+        self.outage_started = asyncio.Event()  # set by the test once the server is down
         self._quarter = simple_tasks // 4
 
     def register(self, executor: DurableExecutor) -> tuple[Task[int, int], Task[int, int]]:
@@ -70,8 +71,11 @@ class Workload:
             runs[f"simple:{value}"] += 1
             if sum(runs.values()) >= self._quarter:
                 self.quarter_done.set()
-            # Every tenth run is long, so that some are still running when the outage starts.
-            await asyncio.sleep((value % 7) * 0.03 + (1.5 if value % 10 == 0 else 0.0))
+            # Every tenth run lasts until the outage started, so that some finish during it and
+            # their result writes must wait it out (however fast the rest of the work goes).
+            if value % 10 == 0:
+                await self.outage_started.wait()
+            await asyncio.sleep((value % 7) * 0.03)
             return value * 2
 
         async def child(ctx: TaskContext, value: int) -> int:
@@ -146,7 +150,9 @@ async def _check_finished(handles: list[tuple[TaskHandle[int], int]]) -> None:
 @pytest.mark.parametrize(
     ("outages_s", "simple_tasks"),
     [
-        pytest.param((3.0,), SIMPLE_TASKS, id="one-restart"),
+        # Longer than a transaction's three attempts on the fast-failing pool (about 3.2 s), so
+        # that the waiting handles' shared polls must fail and be retried, not merely wait.
+        pytest.param((5.0,), SIMPLE_TASKS, id="one-restart"),
         # Longer than the pools' 30 s connection wait, and restarts in quick succession.
         pytest.param((3.0, 35.0, 1.0), 600, id="soak-three-restarts", marks=pytest.mark.slow),
     ],
@@ -179,27 +185,31 @@ async def test_postgres_restart_mid_workload_loses_and_duplicates_nothing(
         before = await _enqueue(
             executors[0], simple_task, parent_task, range(simple_tasks), range(PARENTS)
         )
-        async with executors[0], executors[1]:
+        # The first executor alone claims the first hundred tasks (one batch, FIFO), so the
+        # long runs, whose results are due during the outage, run on its fast-failing pool.
+        async with executors[0]:
             # Handles wait across the outage: started now, checked at the end.
             waiting = asyncio.create_task(_check_finished(before))
             await workload.quarter_done.wait()
             runs_before_outage = sum(workload.runs.values())
-            after: list[tuple[TaskHandle[int], int]] = []
-            for wave, outage_s in enumerate(outages_s):
-                await asyncio.to_thread(private_postgres.stop)
-                await asyncio.sleep(outage_s)
-                await asyncio.to_thread(private_postgres.start)
-                # New work after each restart goes through the recovered pools too.
-                first_value = simple_tasks + wave * WAVE
-                after += await _enqueue(
-                    executors[1],
-                    registered[1][0],
-                    registered[1][1],
-                    range(first_value, first_value + WAVE),
-                    range(PARENTS + wave, PARENTS + wave + 1),
-                )
-            await _check_finished(after)
-            await waiting
+            async with executors[1]:
+                after: list[tuple[TaskHandle[int], int]] = []
+                for wave, outage_s in enumerate(outages_s):
+                    await asyncio.to_thread(private_postgres.stop)
+                    workload.outage_started.set()
+                    await asyncio.sleep(outage_s)
+                    await asyncio.to_thread(private_postgres.start)
+                    # New work after each restart goes through the recovered pools too.
+                    first_value = simple_tasks + wave * WAVE
+                    after += await _enqueue(
+                        executors[1],
+                        registered[1][0],
+                        registered[1][1],
+                        range(first_value, first_value + WAVE),
+                        range(PARENTS + wave, PARENTS + wave + 1),
+                    )
+                await _check_finished(after)
+                await waiting
         waves = len(outages_s)
         expected = workload.expected_runs(
             range(simple_tasks + waves * WAVE), range(PARENTS + waves)
@@ -249,6 +259,7 @@ async def test_sqlite_write_lock_held_by_another_process_delays_but_does_not_fai
             try:
                 assert locker.stdout is not None
                 assert (await locker.stdout.readline()).strip() == b"locked"
+                workload.outage_started.set()
                 locked_at = time.monotonic()
                 # Enqueued while the other process holds the lock: these wait for it.
                 second = await _enqueue(

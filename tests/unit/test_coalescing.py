@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 import pytest
 
 from durable_execution._coalescing import Coalescer
-from durable_execution._transactions import TransactionRunner
+from durable_execution._transactions import MAX_ATTEMPTS, TransactionRunner
 from durable_execution.errors import DurableExecutionError
 from durable_execution.storage import DurableStorageTx, InMemoryStorage
 
@@ -30,8 +30,12 @@ class CountingStorage:
             yield tx
 
 
+OUTAGE = 999
+
+
 class Doubler:
-    """Doubles each item; remembers the batches; refuses (permanently) negative items."""
+    """Doubles each item; remembers the batches; refuses negative items (permanently) and
+    ``OUTAGE`` (transiently: the storage is down)."""
 
     def __init__(self) -> None:
         self.batches: list[list[int]] = []
@@ -39,6 +43,8 @@ class Doubler:
     async def __call__(self, tx: DurableStorageTx, items: Sequence[int]) -> list[int]:
         del tx
         self.batches.append(list(items))
+        if OUTAGE in items:
+            raise DurableExecutionError("the storage is down", is_retryable=True)
         if any(item < 0 for item in items):
             raise DurableExecutionError(f"negative item in {list(items)}", is_retryable=False)
         return [item * 2 for item in items]
@@ -79,6 +85,18 @@ async def test_a_failing_request_fails_only_its_own_caller() -> None:
     assert isinstance(outcomes[1], DurableExecutionError)
     assert "[-1]" in str(outcomes[1])  # the error of its own request, not of the batch
     assert work.batches == [[0], [1, -1, 3], [1], [-1], [3]]
+
+
+async def test_a_transient_failure_fails_the_whole_batch_without_one_by_one_retries() -> None:
+    _, work, coalescer = make()
+    first = asyncio.ensure_future(coalescer.submit(0))
+    await asyncio.sleep(0)
+    rest = [asyncio.ensure_future(coalescer.submit(item)) for item in (1, OUTAGE, 3)]
+    assert await first == 0
+    outcomes = await asyncio.gather(*rest, return_exceptions=True)
+    assert all(isinstance(outcome, DurableExecutionError) for outcome in outcomes), outcomes
+    # The transaction runner's own attempts, and no solo retries that would stretch an outage.
+    assert work.batches == [[0]] + [[1, OUTAGE, 3]] * MAX_ATTEMPTS
 
 
 async def test_a_caller_cancelled_before_its_batch_starts_is_dropped_from_it() -> None:

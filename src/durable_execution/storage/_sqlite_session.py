@@ -2,7 +2,8 @@
 
 These few statements are connection control, not queries: sqlc cannot compile them (``BEGIN
 IMMEDIATE`` is "no queries contained in paths"), so they live here, apart from the storage, which
-only runs generated queries. Everything here is blocking and runs on the storage's worker thread.
+only runs generated queries. The functions here are blocking; the storage calls them on the
+event-loop thread when they cannot wait (see :mod:`.sqlite`) and on its worker thread otherwise.
 
 Lock discipline, so that several processes can share one file:
 
@@ -12,9 +13,11 @@ Lock discipline, so that several processes can share one file:
 * every transaction is ``BEGIN IMMEDIATE``: the write lock is taken up front, so two connections
   never both hold a read lock and then deadlock trying to upgrade it (the case in which SQLite
   returns ``SQLITE_BUSY`` at once, without waiting);
-* the busy timeout makes SQLite itself wait for the lock; if ``SQLITE_BUSY`` still escapes (the
-  lock was held longer, or a WAL recovery was in progress), the step is retried here a few times
-  and then reported as :class:`SQLiteBusyError`, never as sqlite3's "database is locked".
+* SQLite itself never waits (its busy timeout is 0), so that a statement run on the event loop
+  cannot block it: a busy answer there sends the statement to the worker thread, where
+  :func:`retry_busy` waits for the lock (polling with SQLite's own backoff) for up to the busy
+  timeout, retries a few more times, and then reports :class:`SQLiteBusyError`, never sqlite3's
+  "database is locked".
 """
 
 from __future__ import annotations
@@ -30,7 +33,11 @@ from durable_execution.storage.errors import StorageError
 
 _T = TypeVar("_T")
 
-# Extra attempts after SQLite's own busy wait gave up, with short jittered pauses between them.
+# Pauses while waiting for a lock within the busy timeout: SQLite's own busy handler's, then
+# its last one over and over (a released lock is noticed within that).
+_BUSY_PAUSES_S: Final = (0.001, 0.002, 0.005, 0.01, 0.015, 0.02, 0.025, 0.025, 0.025, 0.05, 0.05)
+_LONGEST_BUSY_PAUSE_S: Final = 0.1
+# Extra attempts once the busy timeout is over, with short jittered pauses between them.
 BUSY_RETRIES: Final = 8
 BUSY_RETRY_PAUSE_S: Final = 0.05
 
@@ -53,30 +60,43 @@ def is_busy(error: sqlite3.Error) -> bool:
 
 
 def retry_busy(step: Callable[[], _T], what: str, busy_timeout_ms: int) -> _T:
-    """Run ``step``; while SQLite reports the database busy, retry a few times, then give up."""
-    for attempt in range(BUSY_RETRIES + 1):
+    """Run ``step``; while SQLite reports the database busy, wait and retry for up to
+    ``busy_timeout_ms``, then a few more times, then give up. Blocking: for the worker thread."""
+    deadline = time.monotonic() + busy_timeout_ms / 1000
+    waits = 0
+    retries = 0
+    while True:
         try:
             return step()
         except sqlite3.OperationalError as error:
             if not is_busy(error):
                 raise
-            if attempt == BUSY_RETRIES:
-                raise SQLiteBusyError(
-                    f"Could not {what}: another connection held the SQLite database locked for "
-                    f"longer than the busy timeout ({busy_timeout_ms} ms) and {BUSY_RETRIES} "
-                    "retries; try again, or raise busy_timeout_ms"
-                ) from None
-            time.sleep(BUSY_RETRY_PAUSE_S * (0.5 + random.random()))
-    raise AssertionError("unreachable")  # the loop returns or raises
+        left_s = deadline - time.monotonic()
+        if left_s > 0:
+            pause = _BUSY_PAUSES_S[waits] if waits < len(_BUSY_PAUSES_S) else _LONGEST_BUSY_PAUSE_S
+            waits += 1
+            time.sleep(min(pause, left_s))
+            continue
+        if retries == BUSY_RETRIES:
+            raise SQLiteBusyError(
+                f"Could not {what}: another connection held the SQLite database locked for "
+                f"longer than the busy timeout ({busy_timeout_ms} ms) and {BUSY_RETRIES} "
+                "retries; try again, or raise busy_timeout_ms"
+            )
+        retries += 1
+        time.sleep(BUSY_RETRY_PAUSE_S * (0.5 + random.random()))
 
 
 def connect(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
     """Open ``path`` in autocommit mode (transactions are begun explicitly) with WAL enabled.
 
-    The connection belongs to the calling thread (sqlite3's default same-thread check stays on):
-    the storage creates and uses it only on its worker thread.
+    SQLite's busy timeout is 0 (see the module docstring; ``busy_timeout_ms`` bounds the
+    waits of :func:`retry_busy` here). ``check_same_thread`` is off because the storage uses the
+    connection on two threads, the event loop's and its worker's, though never on both at once:
+    its transactions queue on one ``asyncio.Lock``, and the loop touches the connection only
+    while no worker job is queued or running.
     """
-    conn = sqlite3.connect(path, timeout=busy_timeout_ms / 1000, isolation_level=None)
+    conn = sqlite3.connect(path, timeout=0, isolation_level=None, check_same_thread=False)
     try:
         # journal_mode is stored in the file; switching needs a moment of exclusive access.
         retry_busy(lambda: conn.execute("PRAGMA journal_mode = WAL"), "enable WAL", busy_timeout_ms)
@@ -87,12 +107,36 @@ def connect(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
     return conn
 
 
-def begin_immediate(conn: sqlite3.Connection, busy_timeout_ms: int) -> None:
-    """Begin a transaction that holds the write lock from its first statement."""
+def in_wal_mode(conn: sqlite3.Connection) -> bool:
+    """Whether WAL is really on: SQLite keeps another mode where WAL is impossible (``:memory:``,
+    a VFS without shared memory), and without WAL a COMMIT may wait for readers."""
+    row = conn.execute("PRAGMA journal_mode").fetchone()
+    return row is not None and str(row[0]).lower() == "wal"
+
+
+def _discard_interrupted(conn: sqlite3.Connection) -> None:
     if conn.in_transaction:
         # Left open by an interrupted transaction whose ROLLBACK never ran: discard it.
         conn.execute("ROLLBACK")
+
+
+def begin_immediate(conn: sqlite3.Connection, busy_timeout_ms: int) -> None:
+    """Begin a transaction that holds the write lock from its first statement."""
+    _discard_interrupted(conn)
     retry_busy(lambda: conn.execute("BEGIN IMMEDIATE"), "begin a transaction", busy_timeout_ms)
+
+
+def begin_immediate_once(conn: sqlite3.Connection) -> None:
+    """One ``BEGIN IMMEDIATE`` attempt: raises the busy error instead of waiting, so that the
+    caller can hand the wait to a thread that may block."""
+    _discard_interrupted(conn)
+    conn.execute("BEGIN IMMEDIATE")
+
+
+def commit_once(conn: sqlite3.Connection) -> None:
+    """One ``COMMIT`` attempt (see :func:`begin_immediate_once`); a busy one leaves the
+    transaction open."""
+    conn.execute("COMMIT")
 
 
 def commit(conn: sqlite3.Connection, busy_timeout_ms: int) -> None:

@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Final, Protocol, TypeAlias, TypedDict, TypeGuard
+from typing import Final, Protocol, TypeAlias, TypedDict, TypeGuard, TypeVar
 
 from durable_execution.clock import truncate_to_ms
 from durable_execution.model import (
@@ -38,6 +39,7 @@ from durable_execution.model import (
 )
 from durable_execution.storage.errors import MalformedRowError, StorageError
 from durable_execution.storage.types import (
+    ClaimedTaskExecutions,
     TaskExecutionRecord,
     TaskExecutionUpdate,
     TaskExecutionWhere,
@@ -75,6 +77,33 @@ def matches_nothing(where: TaskExecutionWhere) -> bool:
             return not where.execution_ids or (where.statuses is not None and not where.statuses)
         case WhereByStatuses() | WhereByStartAtLessThan():
             return not where.statuses
+
+
+def check_claim_arguments(now: datetime, limit: int, lease_margin_ms: int) -> None:
+    """Refuses what ``claim_ready_task_executions`` cannot honour, before any statement runs."""
+    check_limit(limit)
+    if lease_margin_ms < 0:
+        raise StorageError(f"lease_margin_ms must be >= 0, got {lease_margin_ms}")
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError(f"now is a naive datetime ({now!r}); timestamps must be aware")
+
+
+_Row = TypeVar("_Row")
+
+
+def claimed_from_rows(
+    rows: Iterable[_Row], decode: Callable[[_Row], TaskExecutionRecord]
+) -> ClaimedTaskExecutions:
+    """The claim's result from its rows, already in FIFO order: each row is decoded on its own,
+    so a poison row is reported (the claim moved it too) without hiding the others."""
+    records: list[TaskExecutionRecord] = []
+    malformed: list[MalformedRowError] = []
+    for row in rows:
+        try:
+            records.append(decode(row))
+        except MalformedRowError as error:
+            malformed.append(error)
+    return ClaimedTaskExecutions(records=records, malformed=malformed)
 
 
 # --- timestamps -----------------------------------------------------------------------------
@@ -353,6 +382,20 @@ def changes_from_update(update: TaskExecutionUpdate) -> ColumnChanges:
         new_version=u.version,
         new_updated_at=utc_ms(u.updated_at, "updated_at"),
     )
+
+
+def pending_updates(
+    updates: Sequence[tuple[WhereByExecutionIds, TaskExecutionUpdate]],
+) -> list[tuple[int, WhereByExecutionIds, ColumnChanges]]:
+    """The items of an ``update_task_executions_each`` that may match a row, with their position
+    and parameters. The others match nothing, as ``update_task_executions`` would answer without
+    a statement (and without checking their update, as it would not either). Every parameter is
+    built before any statement runs, so a bad update raises before anything is written."""
+    return [
+        (index, where, changes_from_update(update))
+        for index, (where, update) in enumerate(updates)
+        if not matches_nothing(where)
+    ]
 
 
 def dump_json_text(value: JsonValue) -> str:

@@ -13,14 +13,17 @@ by ``(status, is_closed)``, and each row remembers its insertion sequence for or
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import heapq
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
 
 from durable_execution.model import TaskExecutionStatus
-from durable_execution.storage import inspection
+from durable_execution.storage import conversion, inspection
 from durable_execution.storage.errors import DuplicateExecutionIdError, StorageError
 from durable_execution.storage.types import (
+    ClaimedTaskExecutions,
     DurableStorageTx,
     TaskExecutionRecord,
     TaskExecutionUpdate,
@@ -212,6 +215,38 @@ class InMemoryStorageTx:
         for record in matched:
             self._write(apply_update(record, update))
         return len(matched)
+
+    async def claim_ready_task_executions(
+        self, *, now: datetime, limit: int, lease_margin_ms: int
+    ) -> ClaimedTaskExecutions:
+        """The optional one-step claim (see ``ClaimingStorageTx``); no row here is malformed."""
+        self._check_open()
+        conversion.check_claim_arguments(now, limit, lease_margin_ms)
+        table = self._table
+        due = (record for record in table.with_statuses(["ready"], None) if record.start_at <= now)
+        picked = heapq.nsmallest(
+            limit, due, key=lambda r: (r.start_at, table.sequence[r.execution_id])
+        )
+        claimed = [
+            dataclasses.replace(
+                record,
+                status="running",
+                started_at=now,
+                updated_at=now,
+                expires_at=now + timedelta(milliseconds=record.timeout_ms + lease_margin_ms),
+                version=record.version + 1,
+            )
+            for record in picked
+        ]
+        for record in claimed:
+            self._write(record)
+        return ClaimedTaskExecutions(records=claimed, malformed=[])
+
+    async def update_task_executions_each(
+        self, updates: Sequence[tuple[WhereByExecutionIds, TaskExecutionUpdate]]
+    ) -> list[int]:
+        """The optional batch of guarded updates: here simply the loop it stands for."""
+        return [await self.update_task_executions(where, update) for where, update in updates]
 
 
 class InMemoryStorage:

@@ -18,6 +18,7 @@ import re
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Final, Self
@@ -27,15 +28,17 @@ from psycopg import errors as pg_errors
 from psycopg_pool import AsyncConnectionPool, PoolClosed
 
 from durable_execution.generated import postgresql as pg
+from durable_execution.generated.postgresql.models import DurableTaskExecution as PgRow
 from durable_execution.model import TaskExecutionStatus
 from durable_execution.storage import conversion, inspection, migrate
-from durable_execution.storage.conversion import Columns
+from durable_execution.storage.conversion import ColumnChanges, Columns, JsonValue
 from durable_execution.storage.errors import (
     DuplicateExecutionIdError,
     StorageClosedError,
     StorageError,
 )
 from durable_execution.storage.types import (
+    ClaimedTaskExecutions,
     DurableStorageTx,
     TaskExecutionRecord,
     TaskExecutionUpdate,
@@ -283,6 +286,113 @@ class PostgresStorageTx:
                     statuses=where.statuses,
                     start_at_less_than=_aware(where.start_at_less_than, "start_at_less_than"),
                 )
+
+    async def claim_ready_task_executions(
+        self, *, now: datetime, limit: int, lease_margin_ms: int
+    ) -> ClaimedTaskExecutions:
+        """The optional one-statement claim (see ``ClaimingStorageTx``)."""
+        self.raise_if_refused()
+        conversion.check_claim_arguments(now, limit, lease_margin_ms)
+        if limit == 0:
+            return ClaimedTaskExecutions(records=[], malformed=[])
+        rows = await self._queries.claim_ready_task_executions(
+            self._conn,
+            now=conversion.utc_ms(now, "now"),
+            lease_margin_ms=lease_margin_ms,
+            row_limit=min(limit, conversion.MAX_ROW_LIMIT),
+        )
+        return conversion.claimed_from_rows(sorted(rows, key=_fifo), conversion.record_from_columns)
+
+    async def update_task_executions_each(
+        self, updates: Sequence[tuple[WhereByExecutionIds, TaskExecutionUpdate]]
+    ) -> list[int]:
+        """The optional batch of guarded updates (see ``BatchUpdatingStorageTx``): one statement
+        for the lot, unless an execution id comes up again (then one more per repeat)."""
+        self.raise_if_refused()
+        counts = [0] * len(updates)
+        batch = _UpdateEachBatch()
+        for index, where, changes in conversion.pending_updates(updates):
+            execution_ids = list(dict.fromkeys(where.execution_ids))
+            if batch.targets.intersection(execution_ids):
+                # Sent first, so that this update sees its writes, as in a loop.
+                await self._run_update_batch(batch, counts)
+                batch = _UpdateEachBatch()
+            batch.add(index, where, execution_ids, changes)
+        await self._run_update_batch(batch, counts)
+        return counts
+
+    async def _run_update_batch(self, batch: _UpdateEachBatch, counts: list[int]) -> None:
+        if not batch.item_index:
+            return
+        ch = batch.changes
+        rows = await self._queries.update_task_executions_each(
+            self._conn,
+            item_index=batch.item_index,
+            execution_id=batch.execution_id,
+            statuses=batch.statuses,
+            needs_promise_cancellation=batch.needs_promise_cancellation,
+            version=batch.version,
+            new_run_output=[c["new_run_output"] for c in ch],
+            new_output=[c["new_output"] for c in ch],
+            new_children_tasks_completed_count=[
+                c["new_children_tasks_completed_count"] for c in ch
+            ],
+            new_children_tasks=[c["new_children_tasks"] for c in ch],
+            new_children_tasks_errors=[c["new_children_tasks_errors"] for c in ch],
+            new_finalize_task=[c["new_finalize_task"] for c in ch],
+            new_finalize_task_error=[c["new_finalize_task_error"] for c in ch],
+            unset_error=[c["unset_error"] for c in ch],
+            new_error=[c["new_error"] for c in ch],
+            new_status=[c["new_status"] for c in ch],
+            new_is_closed=[c["new_is_closed"] for c in ch],
+            new_needs_promise_cancellation=[c["new_needs_promise_cancellation"] for c in ch],
+            new_retry_attempts=[c["new_retry_attempts"] for c in ch],
+            new_lease_expiries=[c["new_lease_expiries"] for c in ch],
+            new_start_at=[c["new_start_at"] for c in ch],
+            new_started_at=[c["new_started_at"] for c in ch],
+            new_finished_at=[c["new_finished_at"] for c in ch],
+            unset_expires_at=[c["unset_expires_at"] for c in ch],
+            new_expires_at=[c["new_expires_at"] for c in ch],
+            new_version=[c["new_version"] for c in ch],
+            new_updated_at=[c["new_updated_at"] for c in ch],
+        )
+        for row in rows:
+            counts[row.item_index] += 1
+
+
+@dataclass
+class _UpdateEachBatch:
+    """The parallel arrays of one UpdateTaskExecutionsEach statement: one element per (update,
+    execution id) pair, no execution id twice (a statement updates a row at most once)."""
+
+    item_index: list[int] = field(default_factory=list)
+    execution_id: list[str] = field(default_factory=list)
+    statuses: list[JsonValue] = field(default_factory=list)
+    needs_promise_cancellation: list[bool | None] = field(default_factory=list)
+    version: list[int | None] = field(default_factory=list)
+    changes: list[ColumnChanges] = field(default_factory=list)
+    targets: set[str] = field(default_factory=set)
+
+    def add(
+        self,
+        index: int,
+        where: WhereByExecutionIds,
+        execution_ids: list[str],
+        changes: ColumnChanges,
+    ) -> None:
+        statuses: JsonValue = None if where.statuses is None else list(where.statuses)
+        for execution_id in execution_ids:
+            self.item_index.append(index)
+            self.execution_id.append(execution_id)
+            self.statuses.append(statuses)
+            self.needs_promise_cancellation.append(where.needs_promise_cancellation)
+            self.version.append(where.version)
+            self.changes.append(changes)
+        self.targets.update(execution_ids)
+
+
+def _fifo(row: PgRow) -> tuple[datetime, int]:
+    return (row.start_at, row.id)
 
 
 def _optional_aware(moment: datetime | None) -> datetime | None:

@@ -2,9 +2,26 @@
 
 How it works:
 
-* One ``sqlite3`` connection per storage, created and used only on a dedicated worker thread
-  (``ThreadPoolExecutor(1)``), so blocking SQLite calls never stall the event loop and the
-  connection never crosses threads.
+* One ``sqlite3`` connection per storage, used on two threads but never on both at once: the
+  event loop's, for every statement that cannot wait, and a dedicated worker thread
+  (``ThreadPoolExecutor(1)``) for those that can. A hop to the worker and back costs far more than
+  the statements themselves (they take microseconds; the hop waits for the GIL and for the loop
+  to wake), so the loop runs them itself while nothing is queued on the worker.
+* Only waiting for another process's lock can block for long. SQLite's busy timeout is 0: on the
+  loop, ``BEGIN IMMEDIATE`` either takes the write lock at once or answers ``SQLITE_BUSY``, and
+  then the worker begins again, waiting for up to ``busy_timeout_ms`` (see
+  :mod:`._sqlite_session`). Once the write lock is held, statements and ``COMMIT`` do not
+  wait in WAL mode: readers use snapshots, and the auto-checkpoint after a ``COMMIT`` is PASSIVE,
+  which never waits for readers or writers. A busy answer that escapes anyway sends the step to
+  the worker, or rolls the transaction back if the step had already changed rows (re-running it
+  would apply them twice). Without WAL (``:memory:``, a VFS without shared memory) every
+  statement runs on the worker, as a COMMIT there may wait for readers.
+* The auto-checkpoint (after the COMMIT that brings the WAL to ~1000 pages, some hundreds of
+  write transactions) stays on the loop. It costs 5-13 ms of writes and fsyncs on a small VM,
+  but the next transaction of this process would wait for it on any thread (it needs the
+  connection), and switching checkpoints off altogether moved neither throughput nor latency
+  percentiles of the benchmarks beyond their noise; a checkpoint on a second connection of the
+  worker is the way out should that change.
 * Transactions of this process queue on an ``asyncio.Lock`` (one connection can hold one
   transaction); across processes, ``BEGIN IMMEDIATE`` takes the write lock up front and WAL lets
   readers of other processes go on (see :mod:`._sqlite_session`). ``skip_locked_for_update`` is
@@ -20,7 +37,7 @@ import os
 import sqlite3
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
@@ -39,6 +56,7 @@ from durable_execution.storage.errors import (
     StorageError,
 )
 from durable_execution.storage.types import (
+    ClaimedTaskExecutions,
     DurableStorageTx,
     TaskExecutionRecord,
     TaskExecutionUpdate,
@@ -131,10 +149,10 @@ def _record(row: SqliteRow) -> TaskExecutionRecord:
 class SQLiteStorageTx:
     """One transaction of a :class:`SQLiteDurableStorage`; valid only inside its ``async with``.
 
-    Every method hands one blocking step to the storage's worker thread. The first step also
-    begins the SQLite transaction (``BEGIN IMMEDIATE``, in the same hop): each hop waits for the
-    event loop to come round, and transactions of one process queue behind each other, so one
-    hop fewer per transaction is throughput. A transaction that runs no statement begins nothing.
+    Every method runs one step through :meth:`SQLiteDurableStorage.run_step` (on the event loop
+    unless it would wait). The first step also begins the SQLite transaction (``BEGIN
+    IMMEDIATE``): when that must wait for another process, the worker begins and runs the step in
+    one hop. A transaction that runs no statement begins nothing.
     """
 
     def __init__(self, storage: SQLiteDurableStorage) -> None:
@@ -154,20 +172,13 @@ class SQLiteStorageTx:
     async def _run(self, step: Callable[[sqlite3.Connection], _T]) -> _T:
         if not self._open:
             raise StorageError("The transaction is over; open a new one")
+        translated = _translated(step, self._storage.table_name)
         if self.begun:
-            return await self._storage.run_on_worker(_translated(step, self._storage.table_name))
-        busy_timeout_ms = self._storage.busy_timeout_ms
-
-        def begin_then_step(conn: sqlite3.Connection) -> _T:
-            _sqlite_session.begin_immediate(conn, busy_timeout_ms)
-            return step(conn)
-
-        # Marked before the hop: if the caller is cancelled meanwhile, the BEGIN may still run,
+            return await self._storage.run_step(translated)
+        # Marked before any hop: if the caller is cancelled meanwhile, the BEGIN may still run,
         # and the ROLLBACK that follows must not be skipped (it is harmless if nothing began).
         self.begun = True
-        return await self._storage.run_on_worker(
-            _translated(begin_then_step, self._storage.table_name)
-        )
+        return await self._storage.begin_and_run(translated)
 
     async def insert_task_executions(self, executions: Sequence[TaskExecutionRecord]) -> None:
         self.raise_if_refused()
@@ -382,8 +393,79 @@ class SQLiteStorageTx:
         except sqlite3.IntegrityError as error:
             raise StorageError(f"SQLite refused the update: {error}") from error
 
+    async def claim_ready_task_executions(
+        self, *, now: datetime, limit: int, lease_margin_ms: int
+    ) -> ClaimedTaskExecutions:
+        """The optional one-statement claim (see ``ClaimingStorageTx``)."""
+        self.raise_if_refused()
+        conversion.check_claim_arguments(now, limit, lease_margin_ms)
+        if limit == 0:
+            return ClaimedTaskExecutions(records=[], malformed=[])
+        now_ms = to_epoch_ms(conversion.utc_ms(now, "now"))
+        row_limit = min(limit, conversion.MAX_ROW_LIMIT)
+
+        def claim(conn: sqlite3.Connection) -> ClaimedTaskExecutions:
+            rows = self._queries.claim_ready_task_executions(
+                conn, now=now_ms, lease_margin_ms=lease_margin_ms, row_limit=row_limit
+            )
+            return conversion.claimed_from_rows(sorted(rows, key=_fifo), _record)
+
+        return await self._run(claim)
+
+    async def update_task_executions_each(
+        self, updates: Sequence[tuple[WhereByExecutionIds, TaskExecutionUpdate]]
+    ) -> list[int]:
+        """The optional batch of guarded updates (see ``BatchUpdatingStorageTx``): the same
+        statements as a loop, in one step (see ``_run``)."""
+        self.raise_if_refused()
+        counts = [0] * len(updates)
+        pending = [
+            (index, where, _sqlite_changes(changes))
+            for index, where, changes in conversion.pending_updates(updates)
+        ]
+        if not pending:
+            return counts
+
+        def update_each(conn: sqlite3.Connection) -> list[int]:
+            for index, where, changes in pending:
+                counts[index] = self._update(conn, where, changes)
+            return counts
+
+        return await self._run(update_each)
+
     def close(self) -> None:
         self._open = False
+
+
+_BUSY_MID_TRANSACTION: Final = (
+    "The SQLite database was busy in the middle of a transaction; it was rolled back and can be "
+    "retried"
+)
+
+
+def _attempt(conn: sqlite3.Connection, step: Callable[[sqlite3.Connection], _T]) -> _T:
+    """``step(conn)``; a busy answer after the step changed rows becomes SQLiteBusyError: running
+    it again would apply those changes twice, so the transaction is lost instead (rolled back)."""
+    changes_before = conn.total_changes
+    try:
+        return step(conn)
+    except sqlite3.OperationalError as error:
+        if _sqlite_session.is_busy(error) and conn.total_changes != changes_before:
+            raise _sqlite_session.SQLiteBusyError(_BUSY_MID_TRANSACTION) from None
+        raise
+
+
+def _waiting(
+    step: Callable[[sqlite3.Connection], _T], busy_timeout_ms: int
+) -> Callable[[sqlite3.Connection], _T]:
+    """``step`` for the worker thread: while it is busy before changing anything, wait and retry."""
+
+    def run(conn: sqlite3.Connection) -> _T:
+        return _sqlite_session.retry_busy(
+            lambda: _attempt(conn, step), "run a statement", busy_timeout_ms
+        )
+
+    return run
 
 
 def _translated(
@@ -395,12 +477,6 @@ def _translated(
         try:
             return step(conn)
         except sqlite3.OperationalError as error:
-            if _sqlite_session.is_busy(error):
-                # Should not happen under BEGIN IMMEDIATE; the transaction is rolled back.
-                raise _sqlite_session.SQLiteBusyError(
-                    "The SQLite database was busy in the middle of a transaction; it was rolled "
-                    "back and can be retried"
-                ) from None
             if "no such table" in str(error):
                 raise StorageError(
                     f"Table {table} does not exist ({error}): create it with migrate() "
@@ -409,6 +485,10 @@ def _translated(
             raise
 
     return run
+
+
+def _fifo(row: SqliteRow) -> tuple[int, int]:
+    return (row.start_at, row.id)
 
 
 def _optional_bound(moment: datetime | None) -> int | None:
@@ -494,7 +574,10 @@ class SQLiteDurableStorage:
         self.queries = lite.Queries(table_name)
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="durable-sqlite")
         self._lock = asyncio.Lock()
-        self._conn: sqlite3.Connection | None = None  # touched only on the worker thread
+        # Opened on the worker; used on the loop too, but only while _worker_idle().
+        self._conn: sqlite3.Connection | None = None
+        self._inline = False  # whether the loop may run statements (WAL; known once connected)
+        self._worker_idle: Callable[[], bool] = lambda: True  # the last worker job is done
         self._closed = False
 
     # The worker thread -------------------------------------------------------------------
@@ -502,12 +585,19 @@ class SQLiteDurableStorage:
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
             try:
-                self._conn = _sqlite_session.connect(self.path, self.busy_timeout_ms)
+                conn = _sqlite_session.connect(self.path, self.busy_timeout_ms)
             except sqlite3.OperationalError as error:
                 if _sqlite_session.is_busy(error):
                     raise
                 raise StorageError(f"Cannot open SQLite database {self.path}: {error}") from None
+            self._inline = _sqlite_session.in_wal_mode(conn)
+            self._conn = conn
         return self._conn
+
+    def _submit(self, step: Callable[[sqlite3.Connection], _T]) -> Future[_T]:
+        future = self._worker.submit(lambda: step(self._connection()))
+        self._worker_idle = future.done
+        return future
 
     async def run_on_worker(self, step: Callable[[sqlite3.Connection], _T]) -> _T:
         """Run ``step`` with the connection on the worker thread and return its result.
@@ -517,22 +607,97 @@ class SQLiteDurableStorage:
         """
         if self._closed:
             raise StorageClosedError("The SQLite storage is closed")
-        future = self._worker.submit(lambda: step(self._connection()))
-        return await asyncio.wrap_future(future)
+        return await asyncio.wrap_future(self._submit(step))
 
     async def _run_to_completion(self, step: Callable[[sqlite3.Connection], None]) -> None:
         """Like :meth:`run_on_worker`, but a cancellation of the caller cannot drop ``step``.
 
         For COMMIT and ROLLBACK: the connection must never be left inside a transaction.
         """
-        future = self._worker.submit(lambda: step(self._connection()))
-        await asyncio.shield(asyncio.wrap_future(future))
+        await asyncio.shield(asyncio.wrap_future(self._submit(step)))
+
+    # The event-loop thread -----------------------------------------------------------------
+
+    def _loop_connection(self) -> sqlite3.Connection | None:
+        """The connection, if the loop may use it now, else None.
+
+        None before the worker has connected, without WAL, and while a worker job is queued or
+        running (a cancelled caller stops awaiting its job, but the job still uses the
+        connection): the caller then queues its step on the worker, behind that job.
+        """
+        conn = self._conn
+        if conn is None or not self._inline:
+            return None
+        if not self._worker_idle():
+            return None
+        return conn
+
+    async def run_step(self, step: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run ``step``, on the event loop unless it would wait for another connection's lock.
+
+        A busy answer on the loop sends ``step`` to the worker, where it may wait, unless it had
+        already changed rows: then the transaction is lost (SQLiteBusyError), not applied twice.
+        """
+        if self._closed:
+            raise StorageClosedError("The SQLite storage is closed")
+        conn = self._loop_connection()
+        if conn is not None:
+            try:
+                return _attempt(conn, step)
+            except sqlite3.OperationalError as error:
+                if not _sqlite_session.is_busy(error):
+                    raise
+        return await self.run_on_worker(_waiting(step, self.busy_timeout_ms))
+
+    async def begin_and_run(self, step: Callable[[sqlite3.Connection], _T]) -> _T:
+        """``BEGIN IMMEDIATE``, then :meth:`run_step`; a begin that must wait for another
+        process's write lock runs on the worker, together with ``step`` (one hop, not two)."""
+        if self._closed:
+            raise StorageClosedError("The SQLite storage is closed")
+        conn = self._loop_connection()
+        if conn is not None:
+            try:
+                _sqlite_session.begin_immediate_once(conn)
+            except sqlite3.OperationalError as error:
+                if not _sqlite_session.is_busy(error):
+                    raise
+            else:
+                return await self.run_step(step)
+        busy_timeout_ms = self.busy_timeout_ms
+
+        def begin_then_step(conn: sqlite3.Connection) -> _T:
+            _sqlite_session.begin_immediate(conn, busy_timeout_ms)
+            return _waiting(step, busy_timeout_ms)(conn)
+
+        return await self.run_on_worker(begin_then_step)
+
+    async def _commit(self) -> None:
+        conn = self._loop_connection()
+        if conn is not None:
+            try:
+                _sqlite_session.commit_once(conn)
+                return
+            except sqlite3.OperationalError as error:
+                if not _sqlite_session.is_busy(error):
+                    raise
+        busy_timeout_ms = self.busy_timeout_ms
+        await self._run_to_completion(lambda c: _sqlite_session.commit(c, busy_timeout_ms))
+
+    async def _rollback(self) -> None:
+        conn = self._loop_connection()
+        if conn is not None:
+            try:
+                _sqlite_session.rollback(conn)
+                return
+            except sqlite3.OperationalError as error:
+                if not _sqlite_session.is_busy(error):
+                    raise
+        await self._run_to_completion(_sqlite_session.rollback)
 
     # The storage contract ----------------------------------------------------------------
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[DurableStorageTx]:
-        timeout = self.busy_timeout_ms
         async with self._lock:
             if self._closed:
                 raise StorageClosedError("The SQLite storage is closed")
@@ -544,15 +709,15 @@ class SQLiteDurableStorage:
                 # Cancellation included: an interrupted transaction must not half-commit.
                 tx.close()
                 if tx.begun:
-                    await self._run_to_completion(_sqlite_session.rollback)
+                    await self._rollback()
                 raise
             tx.close()
             if not tx.begun:
                 return
             try:
-                await self._run_to_completion(lambda conn: _sqlite_session.commit(conn, timeout))
+                await self._commit()
             except BaseException:
-                await self._run_to_completion(_sqlite_session.rollback)
+                await self._rollback()
                 raise
 
     async def migrate(self) -> list[int]:
@@ -569,9 +734,9 @@ class SQLiteDurableStorage:
 
     async def _read(self, step: Callable[[sqlite3.Connection], _T]) -> _T:
         """Run read-only ``step`` between this process's transactions (autocommit: one
-        consistent snapshot per statement, no write lock taken)."""
+        consistent snapshot per statement, no write lock taken; on the loop unless busy)."""
         async with self._lock:
-            return await self.run_on_worker(_translated(step, self.table_name))
+            return await self.run_step(_translated(step, self.table_name))
 
     async def list_task_executions(
         self,

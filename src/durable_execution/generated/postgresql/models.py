@@ -58,6 +58,13 @@ class DurableTaskExecution:
 
 
 @dataclass(frozen=True, slots=True)
+class UpdateTaskExecutionsEachRow:
+    """The columns UpdateTaskExecutionsEach returns."""
+
+    item_index: int
+
+
+@dataclass(frozen=True, slots=True)
 class CountTaskExecutionsByStatusRow:
     """The columns CountTaskExecutionsByStatus returns."""
 

@@ -26,7 +26,109 @@ from .models import (
     GetTaskExecutionIdsByStatusesForUpdateSkipLockedRow,
     GetTaskExecutionIdsByStatusesRow,
     JsonValue,
+    UpdateTaskExecutionsEachRow,
 )
+
+# ClaimReadyTaskExecutions :many (claim.sql)
+CLAIM_READY_TASK_EXECUTIONS_SQL = (
+    "UPDATE {table}\n"
+    "SET\n"
+    "    status = 'running',\n"
+    "    started_at = $1::timestamptz,\n"
+    "    updated_at = $1::timestamptz,\n"
+    "    expires_at = $1::timestamptz\n"
+    "        + (timeout_ms + $2::bigint) * INTERVAL '1 millisecond',\n"
+    "    version = version + 1\n"
+    "WHERE id IN (\n"
+    "    SELECT id\n"
+    "    FROM {table}\n"
+    "    WHERE status = 'ready'\n"
+    "        AND start_at <= $1::timestamptz\n"
+    "    ORDER BY start_at, id\n"
+    "    LIMIT $3::integer\n"
+    "    FOR UPDATE SKIP LOCKED\n"
+    ")\n"
+    "RETURNING id, root_task_id, root_execution_id, parent_task_id, parent_execution_id, "
+    "is_finalize_task, task_id, execution_id, retry_options, sleep_ms_before_run, timeout_ms, "
+    "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
+    "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
+    "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
+    "version, created_at, updated_at, lease_expiries"
+)
+
+
+# UpdateTaskExecutionsEach :many (claim.sql)
+UPDATE_TASK_EXECUTIONS_EACH_SQL = (
+    "UPDATE {table} AS t\n"
+    "SET\n"
+    "    run_output = COALESCE(u.new_run_output, t.run_output),\n"
+    "    output = COALESCE(u.new_output, t.output),\n"
+    "    children_tasks_completed_count = COALESCE(\n"
+    "        u.new_children_tasks_completed_count, t.children_tasks_completed_count\n"
+    "    ),\n"
+    "    children_tasks = COALESCE(u.new_children_tasks, t.children_tasks),\n"
+    "    children_tasks_errors = COALESCE(u.new_children_tasks_errors, t.children_tasks_errors),\n"
+    "    finalize_task = COALESCE(u.new_finalize_task, t.finalize_task),\n"
+    "    finalize_task_error = COALESCE(u.new_finalize_task_error, t.finalize_task_error),\n"
+    "    error = CASE WHEN u.unset_error THEN NULL ELSE COALESCE(u.new_error, t.error) END,\n"
+    "    status = COALESCE(u.new_status, t.status),\n"
+    "    is_closed = COALESCE(u.new_is_closed, t.is_closed),\n"
+    "    needs_promise_cancellation = COALESCE(\n"
+    "        u.new_needs_promise_cancellation, t.needs_promise_cancellation\n"
+    "    ),\n"
+    "    retry_attempts = COALESCE(u.new_retry_attempts, t.retry_attempts),\n"
+    "    lease_expiries = COALESCE(u.new_lease_expiries, t.lease_expiries),\n"
+    "    start_at = COALESCE(u.new_start_at, t.start_at),\n"
+    "    started_at = COALESCE(u.new_started_at, t.started_at),\n"
+    "    finished_at = COALESCE(u.new_finished_at, t.finished_at),\n"
+    "    expires_at = CASE\n"
+    "        WHEN u.unset_expires_at THEN NULL\n"
+    "        ELSE COALESCE(u.new_expires_at, t.expires_at)\n"
+    "    END,\n"
+    "    version = COALESCE(u.new_version, t.version),\n"
+    "    updated_at = u.new_updated_at\n"
+    "FROM (\n"
+    "    SELECT\n"
+    "        unnest($1::integer[]) AS item_index,\n"
+    "        unnest($2::text[]) AS execution_id,\n"
+    "        NULLIF(unnest($3::jsonb[]), 'null'::jsonb) AS statuses,\n"
+    "        unnest($4::boolean[]) AS needs_promise_cancellation,\n"
+    "        unnest($5::bigint[]) AS version,\n"
+    "        unnest($6::text[]) AS new_run_output,\n"
+    "        unnest($7::text[]) AS new_output,\n"
+    "        unnest($8::integer[])\n"
+    "            AS new_children_tasks_completed_count,\n"
+    "        NULLIF(unnest($9::jsonb[]), 'null'::jsonb) AS new_children_tasks,\n"
+    "        NULLIF(unnest($10::jsonb[]), 'null'::jsonb)\n"
+    "            AS new_children_tasks_errors,\n"
+    "        NULLIF(unnest($11::jsonb[]), 'null'::jsonb) AS new_finalize_task,\n"
+    "        NULLIF(unnest($12::jsonb[]), 'null'::jsonb)\n"
+    "            AS new_finalize_task_error,\n"
+    "        unnest($13::boolean[]) AS unset_error,\n"
+    "        NULLIF(unnest($14::jsonb[]), 'null'::jsonb) AS new_error,\n"
+    "        unnest($15::text[]) AS new_status,\n"
+    "        unnest($16::boolean[]) AS new_is_closed,\n"
+    "        unnest($17::boolean[]) AS new_needs_promise_cancellation,\n"
+    "        unnest($18::integer[]) AS new_retry_attempts,\n"
+    "        unnest($19::integer[]) AS new_lease_expiries,\n"
+    "        unnest($20::timestamptz[]) AS new_start_at,\n"
+    "        unnest($21::timestamptz[]) AS new_started_at,\n"
+    "        unnest($22::timestamptz[]) AS new_finished_at,\n"
+    "        unnest($23::boolean[]) AS unset_expires_at,\n"
+    "        unnest($24::timestamptz[]) AS new_expires_at,\n"
+    "        unnest($25::bigint[]) AS new_version,\n"
+    "        unnest($26::timestamptz[]) AS new_updated_at\n"
+    ") AS u\n"
+    "WHERE t.execution_id = u.execution_id\n"
+    "    AND (u.statuses IS NULL OR u.statuses ? t.status)\n"
+    "    AND (\n"
+    "        u.needs_promise_cancellation IS NULL\n"
+    "        OR t.needs_promise_cancellation = u.needs_promise_cancellation\n"
+    "    )\n"
+    "    AND (u.version IS NULL OR t.version = u.version)\n"
+    "RETURNING u.item_index::integer AS item_index"
+)
+
 
 # InsertTaskExecutions :execrows (insert.sql)
 INSERT_TASK_EXECUTIONS_SQL = (
@@ -528,6 +630,12 @@ def _as_durable_task_execution(row: tuple[Any, ...]) -> DurableTaskExecution:
     )
 
 
+def _as_update_task_executions_each_row(row: tuple[Any, ...]) -> UpdateTaskExecutionsEachRow:
+    return UpdateTaskExecutionsEachRow(
+        item_index=row[0],
+    )
+
+
 def _as_count_task_executions_by_status_row(row: tuple[Any, ...]) -> CountTaskExecutionsByStatusRow:
     return CountTaskExecutionsByStatusRow(
         status=row[0],
@@ -600,6 +708,8 @@ class _SqlTexts:
 
         # Filled once: byte-identical texts keep psycopg's automatic prepared statements
         # effective.
+        self._claim_ready_task_executions = fill(CLAIM_READY_TASK_EXECUTIONS_SQL)
+        self._update_task_executions_each = fill(UPDATE_TASK_EXECUTIONS_EACH_SQL)
         self._insert_task_executions = fill(INSERT_TASK_EXECUTIONS_SQL)
         self._list_task_executions = fill(LIST_TASK_EXECUTIONS_SQL)
         self._count_task_executions_by_status = fill(COUNT_TASK_EXECUTIONS_BY_STATUS_SQL)
@@ -650,6 +760,108 @@ class _SqlTexts:
 # has does not matter, because every cursor here is opened with row_factory=tuple_row.
 class AsyncQueries(_SqlTexts):
     """The queries, for asyncio; each method runs one statement on `conn`."""
+
+    async def claim_ready_task_executions(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        *,
+        now: datetime.datetime,
+        lease_margin_ms: int,
+        row_limit: int,
+    ) -> list[DurableTaskExecution]:
+        """The executor's set-based fast paths (storage/types.py: ClaimingStorageTx and
+        BatchUpdatingStorageTx): one statement where the generic path runs one per row. Claims up
+        to row_limit due ready executions in one statement: the subquery picks them in FIFO order
+        (start_at, then insertion), skipping rows other transactions hold, and the UPDATE moves
+        them to running with a lease of each row's own timeout_ms plus lease_margin_ms. The
+        literal 'ready' lets the (status, start_at, id) index return the rows already in that
+        order, so the LIMIT stops the scan early. RETURNING order is unspecified: the storage
+        sorts the rows.
+
+        sqlc.arg() rather than @ where a parameter starts an arithmetic expression: sqlc reads @
+        as the prefix operator, which would swallow the whole sum as the parameter.
+        """
+        args = (now, lease_margin_ms, row_limit)
+        async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
+            await cur.execute(self._claim_ready_task_executions, args)
+            rows = await cur.fetchall()
+        return [_as_durable_task_execution(row) for row in rows]
+
+    async def update_task_executions_each(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        *,
+        item_index: Sequence[int | None],
+        execution_id: Sequence[str | None],
+        statuses: Sequence[JsonValue],
+        needs_promise_cancellation: Sequence[bool | None],
+        version: Sequence[int | None],
+        new_run_output: Sequence[str | None],
+        new_output: Sequence[str | None],
+        new_children_tasks_completed_count: Sequence[int | None],
+        new_children_tasks: Sequence[JsonValue],
+        new_children_tasks_errors: Sequence[JsonValue],
+        new_finalize_task: Sequence[JsonValue],
+        new_finalize_task_error: Sequence[JsonValue],
+        unset_error: Sequence[bool | None],
+        new_error: Sequence[JsonValue],
+        new_status: Sequence[str | None],
+        new_is_closed: Sequence[bool | None],
+        new_needs_promise_cancellation: Sequence[bool | None],
+        new_retry_attempts: Sequence[int | None],
+        new_lease_expiries: Sequence[int | None],
+        new_start_at: Sequence[datetime.datetime | None],
+        new_started_at: Sequence[datetime.datetime | None],
+        new_finished_at: Sequence[datetime.datetime | None],
+        unset_expires_at: Sequence[bool | None],
+        new_expires_at: Sequence[datetime.datetime | None],
+        new_version: Sequence[int | None],
+        new_updated_at: Sequence[datetime.datetime | None],
+    ) -> list[UpdateTaskExecutionsEachRow]:
+        """Many independent guarded updates by execution id in one statement (what the executor does
+        when it writes the results of many runs in one transaction). Parameters are parallel
+        arrays with one element per (update, execution id) pair: item_index numbers the update,
+        the other elements repeat its filters (statuses as a JSON array of strings, or NULL for
+        any) and its new values (NULL: leave unchanged, as in update.sql). Each updated row
+        returns the item_index that matched it; the storage counts them per update.
+
+        A row is updated at most once per statement (UPDATE ... FROM takes one joined row for
+        it), so the storage never sends two pairs that target the same execution id in one
+        statement: those go to a later statement, which then sees the first write, as a loop
+        would.
+        """
+        args = (
+            list(item_index),
+            list(execution_id),
+            [Jsonb(v) for v in statuses],
+            list(needs_promise_cancellation),
+            list(version),
+            list(new_run_output),
+            list(new_output),
+            list(new_children_tasks_completed_count),
+            [Jsonb(v) for v in new_children_tasks],
+            [Jsonb(v) for v in new_children_tasks_errors],
+            [Jsonb(v) for v in new_finalize_task],
+            [Jsonb(v) for v in new_finalize_task_error],
+            list(unset_error),
+            [Jsonb(v) for v in new_error],
+            list(new_status),
+            list(new_is_closed),
+            list(new_needs_promise_cancellation),
+            list(new_retry_attempts),
+            list(new_lease_expiries),
+            list(new_start_at),
+            list(new_started_at),
+            list(new_finished_at),
+            list(unset_expires_at),
+            list(new_expires_at),
+            list(new_version),
+            list(new_updated_at),
+        )
+        async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
+            await cur.execute(self._update_task_executions_each, args)
+            rows = await cur.fetchall()
+        return [_as_update_task_executions_each_row(row) for row in rows]
 
     async def insert_task_executions(
         self,
@@ -1270,6 +1482,108 @@ class AsyncQueries(_SqlTexts):
 
 class Queries(_SqlTexts):
     """The queries, synchronous; each method runs one statement on `conn`."""
+
+    def claim_ready_task_executions(
+        self,
+        conn: psycopg.Connection[Any],
+        *,
+        now: datetime.datetime,
+        lease_margin_ms: int,
+        row_limit: int,
+    ) -> list[DurableTaskExecution]:
+        """The executor's set-based fast paths (storage/types.py: ClaimingStorageTx and
+        BatchUpdatingStorageTx): one statement where the generic path runs one per row. Claims up
+        to row_limit due ready executions in one statement: the subquery picks them in FIFO order
+        (start_at, then insertion), skipping rows other transactions hold, and the UPDATE moves
+        them to running with a lease of each row's own timeout_ms plus lease_margin_ms. The
+        literal 'ready' lets the (status, start_at, id) index return the rows already in that
+        order, so the LIMIT stops the scan early. RETURNING order is unspecified: the storage
+        sorts the rows.
+
+        sqlc.arg() rather than @ where a parameter starts an arithmetic expression: sqlc reads @
+        as the prefix operator, which would swallow the whole sum as the parameter.
+        """
+        args = (now, lease_margin_ms, row_limit)
+        with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
+            cur.execute(self._claim_ready_task_executions, args)
+            rows = cur.fetchall()
+        return [_as_durable_task_execution(row) for row in rows]
+
+    def update_task_executions_each(
+        self,
+        conn: psycopg.Connection[Any],
+        *,
+        item_index: Sequence[int | None],
+        execution_id: Sequence[str | None],
+        statuses: Sequence[JsonValue],
+        needs_promise_cancellation: Sequence[bool | None],
+        version: Sequence[int | None],
+        new_run_output: Sequence[str | None],
+        new_output: Sequence[str | None],
+        new_children_tasks_completed_count: Sequence[int | None],
+        new_children_tasks: Sequence[JsonValue],
+        new_children_tasks_errors: Sequence[JsonValue],
+        new_finalize_task: Sequence[JsonValue],
+        new_finalize_task_error: Sequence[JsonValue],
+        unset_error: Sequence[bool | None],
+        new_error: Sequence[JsonValue],
+        new_status: Sequence[str | None],
+        new_is_closed: Sequence[bool | None],
+        new_needs_promise_cancellation: Sequence[bool | None],
+        new_retry_attempts: Sequence[int | None],
+        new_lease_expiries: Sequence[int | None],
+        new_start_at: Sequence[datetime.datetime | None],
+        new_started_at: Sequence[datetime.datetime | None],
+        new_finished_at: Sequence[datetime.datetime | None],
+        unset_expires_at: Sequence[bool | None],
+        new_expires_at: Sequence[datetime.datetime | None],
+        new_version: Sequence[int | None],
+        new_updated_at: Sequence[datetime.datetime | None],
+    ) -> list[UpdateTaskExecutionsEachRow]:
+        """Many independent guarded updates by execution id in one statement (what the executor does
+        when it writes the results of many runs in one transaction). Parameters are parallel
+        arrays with one element per (update, execution id) pair: item_index numbers the update,
+        the other elements repeat its filters (statuses as a JSON array of strings, or NULL for
+        any) and its new values (NULL: leave unchanged, as in update.sql). Each updated row
+        returns the item_index that matched it; the storage counts them per update.
+
+        A row is updated at most once per statement (UPDATE ... FROM takes one joined row for
+        it), so the storage never sends two pairs that target the same execution id in one
+        statement: those go to a later statement, which then sees the first write, as a loop
+        would.
+        """
+        args = (
+            list(item_index),
+            list(execution_id),
+            [Jsonb(v) for v in statuses],
+            list(needs_promise_cancellation),
+            list(version),
+            list(new_run_output),
+            list(new_output),
+            list(new_children_tasks_completed_count),
+            [Jsonb(v) for v in new_children_tasks],
+            [Jsonb(v) for v in new_children_tasks_errors],
+            [Jsonb(v) for v in new_finalize_task],
+            [Jsonb(v) for v in new_finalize_task_error],
+            list(unset_error),
+            [Jsonb(v) for v in new_error],
+            list(new_status),
+            list(new_is_closed),
+            list(new_needs_promise_cancellation),
+            list(new_retry_attempts),
+            list(new_lease_expiries),
+            list(new_start_at),
+            list(new_started_at),
+            list(new_finished_at),
+            list(unset_expires_at),
+            list(new_expires_at),
+            list(new_version),
+            list(new_updated_at),
+        )
+        with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
+            cur.execute(self._update_task_executions_each, args)
+            rows = cur.fetchall()
+        return [_as_update_task_executions_each_row(row) for row in rows]
 
     def insert_task_executions(
         self,

@@ -21,6 +21,32 @@ from .models import (
     GetTaskExecutionIdsByStatusesRow,
 )
 
+# ClaimReadyTaskExecutions :many (claim.sql)
+CLAIM_READY_TASK_EXECUTIONS_SQL = (
+    "UPDATE {table}\n"
+    "SET\n"
+    "    status = 'running',\n"
+    "    started_at = CAST(:p1 AS INTEGER),\n"
+    "    updated_at = CAST(:p1 AS INTEGER),\n"
+    "    expires_at = CAST(:p1 AS INTEGER) + timeout_ms + CAST(:p2 AS INTEGER),\n"
+    "    version = version + 1\n"
+    "WHERE id IN (\n"
+    "    SELECT id\n"
+    "    FROM {table}\n"
+    "    WHERE status = 'ready'\n"
+    "        AND start_at <= CAST(:p1 AS INTEGER)\n"
+    "    ORDER BY start_at, id\n"
+    "    LIMIT CAST(:p3 AS INTEGER)\n"
+    ")\n"
+    "RETURNING id, root_task_id, root_execution_id, parent_task_id, parent_execution_id, "
+    "is_finalize_task, task_id, execution_id, retry_options, sleep_ms_before_run, timeout_ms, "
+    "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
+    "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
+    "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
+    "version, created_at, updated_at, lease_expiries"
+)
+
+
 # InsertTaskExecution :exec (insert.sql)
 INSERT_TASK_EXECUTION_SQL = (
     "INSERT INTO {table} (\n"
@@ -512,6 +538,7 @@ class Queries:
         def fill_parts(parts: tuple[str, ...]) -> tuple[str, ...]:
             return tuple(map(fill, parts))
 
+        self._claim_ready_task_executions = fill(CLAIM_READY_TASK_EXECUTIONS_SQL)
         self._insert_task_execution = fill(INSERT_TASK_EXECUTION_SQL)
         self._list_task_executions = fill_parts(LIST_TASK_EXECUTIONS_SQL)
         self._count_task_executions_by_status = fill(COUNT_TASK_EXECUTIONS_BY_STATUS_SQL)
@@ -543,6 +570,29 @@ class Queries:
         self._update_task_executions_by_start_at_less_than = fill_parts(
             UPDATE_TASK_EXECUTIONS_BY_START_AT_LESS_THAN_SQL,
         )
+
+    def claim_ready_task_executions(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        now: int,
+        lease_margin_ms: int,
+        row_limit: int,
+    ) -> list[DurableTaskExecution]:
+        """The executor's set-based fast path (storage/types.py: ClaimingStorageTx): one statement
+        where the generic claim runs one per row. Timestamps are epoch milliseconds. Claims up to
+        row_limit due ready executions in one statement: the subquery picks them in FIFO order
+        (start_at, then insertion) and the UPDATE moves them to running with a lease of each
+        row's own timeout_ms plus lease_margin_ms. The literal 'ready' lets the (status,
+        start_at, id) index return the rows already in that order, so the LIMIT stops the scan
+        early. No row locks are needed: the write transaction (BEGIN IMMEDIATE) already excludes
+        every other writer. RETURNING order is unspecified: the storage sorts the rows.
+        """
+        args: dict[str, object] = {"p1": now, "p2": lease_margin_ms, "p3": row_limit}
+        with closing(conn.cursor()) as cur:
+            cur.execute(self._claim_ready_task_executions, args)
+            rows = cur.fetchall()
+        return [_as_durable_task_execution(row) for row in rows]
 
     def insert_task_execution(
         self,
