@@ -208,6 +208,7 @@ EVERY_QUERY = {
     "lock_migrations",
     "get_applied_migration_versions",
     "insert_applied_migration",
+    "notify_ready",
     "get_task_execution_ids_by_execution_ids",
     "get_task_executions_by_execution_ids",
     "get_task_execution_ids_by_statuses",
@@ -323,6 +324,34 @@ async def test_the_migration_lock_serialises_migrators(postgres_url: str) -> Non
         await second.execute("SET lock_timeout = '200ms'")
         await AQ.lock_migrations(second, lock_key=key)
         await second.commit()
+
+
+# --- notify ------------------------------------------------------------------------------------
+
+
+def test_notify_ready_is_delivered_at_commit_and_never_after_a_rollback(postgres_url: str) -> None:
+    with (
+        psycopg.connect(postgres_url, autocommit=True) as listener,
+        psycopg.connect(postgres_url) as sender,
+    ):
+        for channel in ("Rolled_back", "Committed", "marker"):
+            listener.execute(f'LISTEN "{channel}"')
+        Q.notify_ready(sender, channel="Rolled_back")
+        sender.rollback()
+        Q.notify_ready(sender, channel="Committed")
+        Q.notify_ready(sender, channel="Committed")  # folded: one transaction, same payload
+        sender.commit()
+        Q.notify_ready(sender, channel="Committed")
+        sender.commit()
+        Q.notify_ready(sender, channel="marker")
+        sender.commit()
+        # Delivered in commit order: whatever was sent before the marker arrives before it.
+        received = list(listener.notifies(timeout=10, stop_after=3))
+        assert [(n.channel, n.payload) for n in received] == [
+            ("Committed", ""),
+            ("Committed", ""),
+            ("marker", ""),
+        ]
 
 
 # --- insert and round trips ---------------------------------------------------------------------
@@ -850,6 +879,7 @@ async def test_every_async_query(conn: Conn, postgres_url: str) -> None:
     """Each AsyncQueries method once, against the same data as the sync tests."""
     async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as a:
         await AQ.lock_migrations(a, lock_key=1)
+        await AQ.notify_ready(a, channel="nobody_listens")
         versions = [r.version for r in await AQ.get_applied_migration_versions(a)]
         assert versions == [m.version for m in pg.MIGRATIONS if m.version > 0]
         await AQ.insert_applied_migration(a, version=999, name="extra", applied_at=at(0))

@@ -8,6 +8,9 @@ How it works:
 * READ COMMITTED (set on every pooled connection, whatever the server's default): claims use
   ``FOR UPDATE SKIP LOCKED`` so concurrent executors take disjoint rows without waiting, and the
   version guard of an update is re-checked by PostgreSQL against the latest committed row.
+* Cross-process wake-ups: a transaction that inserts executions ready to run now also sends a
+  ``pg_notify`` on the table's channel; :meth:`PostgresDurableStorage.watch_ready` listens on it
+  over a connection of its own (see :mod:`._pg_listener`).
 * Every statement is a generated query (``generated/postgresql``, psycopg raw cursors); records
   become rows through the shared :mod:`.conversion` layer (``jsonb`` and ``timestamptz``).
 """
@@ -16,10 +19,10 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Final, Self
 
@@ -30,7 +33,7 @@ from psycopg_pool import AsyncConnectionPool, PoolClosed
 from durable_execution.generated import postgresql as pg
 from durable_execution.generated.postgresql.models import DurableTaskExecution as PgRow
 from durable_execution.model import TaskExecutionStatus
-from durable_execution.storage import conversion, inspection, migrate
+from durable_execution.storage import _pg_listener, conversion, inspection, migrate
 from durable_execution.storage.conversion import ColumnChanges, Columns, JsonValue
 from durable_execution.storage.errors import (
     DuplicateExecutionIdError,
@@ -75,9 +78,11 @@ def _aware(moment: datetime, name: str) -> datetime:
 class PostgresStorageTx:
     """One transaction of a :class:`PostgresDurableStorage`, on one pooled connection."""
 
-    def __init__(self, conn: _Connection, queries: pg.AsyncQueries) -> None:
+    def __init__(self, conn: _Connection, queries: pg.AsyncQueries, ready_channel: str) -> None:
         self._conn = conn
         self._queries = queries
+        self._ready_channel = ready_channel
+        self._notified = False  # whether this transaction already sent its notice
         self._refused_ids: list[str] | None = None  # set by an insert refused as duplicate
 
     def raise_if_refused(self) -> None:
@@ -99,11 +104,34 @@ class PostgresStorageTx:
             self._refused_ids = repeated
             raise DuplicateExecutionIdError(repeated)
         try:
-            await self._insert(rows)
+            if self._wakes_other_processes(executions):
+                await self._insert_and_notify(rows)
+            else:
+                await self._insert(rows)
         except pg_errors.UniqueViolation as error:
             # The transaction is now aborted: nothing it did will be stored.
             self._refused_ids = _duplicate_ids(error, ids)
             raise DuplicateExecutionIdError(self._refused_ids) from error
+
+    def _wakes_other_processes(self, executions: Sequence[TaskExecutionRecord]) -> bool:
+        """Whether this insert should notify: it stores work claimable now, and nothing in this
+        transaction notified yet (PostgreSQL would fold a second notice anyway).
+
+        Work that starts later is left to polling: a notice now would find nothing to claim. The
+        clock is this process's, as the claims' ``now`` is the executor's.
+        """
+        if self._notified:
+            return False
+        now = datetime.now(UTC)
+        return any(e.status == "ready" and e.start_at <= now for e in executions)
+
+    async def _insert_and_notify(self, rows: Sequence[Columns]) -> None:
+        """The insert and its notice in one round trip (a pipeline): the notice costs no wait.
+        It is delivered at commit, and dropped with everything else if the insert fails."""
+        async with self._conn.pipeline():
+            await self._queries.notify_ready(self._conn, channel=self._ready_channel)
+            await self._insert(rows)
+        self._notified = True
 
     async def _insert(self, rows: Sequence[Columns]) -> None:
         await self._queries.insert_task_executions(
@@ -442,6 +470,7 @@ class PostgresDurableStorage:
         self.pool_min_size = pool_min_size
         self.pool_max_size = pool_max_size
         self.queries = pg.AsyncQueries(table_name)
+        self.ready_channel = _pg_listener.ready_channel(self.table_name)
         # How errors name the database: never with its password (open_storage passes a masked
         # URL; a caller constructing the storage directly may too).
         self._display = display_url if display_url is not None else "the PostgreSQL server"
@@ -493,7 +522,7 @@ class PostgresDurableStorage:
     async def transaction(self) -> AsyncIterator[DurableStorageTx]:
         try:
             async with self._pool.connection() as conn, conn.transaction():
-                tx = PostgresStorageTx(conn, self.queries)
+                tx = PostgresStorageTx(conn, self.queries, self.ready_channel)
                 yield tx
                 tx.raise_if_refused()  # inside the block: psycopg rolls back
         except PoolClosed:
@@ -503,6 +532,20 @@ class PostgresDurableStorage:
                 f"Table {self.table_name} does not exist in the connection's schema: create it "
                 f"with migrate() (open_storage does unless migrate=False): {error}"
             ) from None
+
+    @asynccontextmanager
+    async def watch_ready(self, on_ready: Callable[[], None]) -> AsyncIterator[None]:
+        """Call ``on_ready`` whenever any process commits executions ready to run now (the
+        optional ``ReadyWatchingStorage``). Each watch holds one connection outside the pool
+        while it is open; see :mod:`._pg_listener` for reconnection and the channel's scope."""
+        async with _pg_listener.watch_ready(
+            self._conninfo,
+            self.ready_channel,
+            on_ready,
+            display=self._display,
+            connect_timeout_s=self._connect_timeout_s,
+        ):
+            yield
 
     async def migrate(self) -> list[int]:
         """Create or upgrade the schema; returns the migration versions applied now."""

@@ -259,6 +259,10 @@ INSERT_APPLIED_MIGRATION_SQL = (
 )
 
 
+# NotifyReady :exec (notify.sql)
+NOTIFY_READY_SQL = "SELECT pg_notify($1::text, '')"
+
+
 # GetTaskExecutionIdsByExecutionIds :many (select.sql)
 GET_TASK_EXECUTION_IDS_BY_EXECUTION_IDS_SQL = (
     "SELECT execution_id\n"
@@ -717,6 +721,7 @@ class _SqlTexts:
         self._lock_migrations = fill(LOCK_MIGRATIONS_SQL)
         self._get_applied_migration_versions = fill(GET_APPLIED_MIGRATION_VERSIONS_SQL)
         self._insert_applied_migration = fill(INSERT_APPLIED_MIGRATION_SQL)
+        self._notify_ready = fill(NOTIFY_READY_SQL)
         self._get_task_execution_ids_by_execution_ids = fill(
             GET_TASK_EXECUTION_IDS_BY_EXECUTION_IDS_SQL,
         )
@@ -1047,6 +1052,22 @@ class AsyncQueries(_SqlTexts):
         args = (version, name, applied_at)
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
             await cur.execute(self._insert_applied_migration, args)
+
+    async def notify_ready(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        *,
+        channel: str,
+    ) -> None:
+        """Waking the executors of other processes (LISTEN/NOTIFY). Sent in the transaction that
+        inserted executions ready to run now: PostgreSQL delivers the notice at commit (never
+        after a rollback) to every session that LISTENs on the channel, and folds repeated
+        notices of one transaction into one. The caller derives the channel from the table name;
+        LISTEN itself is a utility command sqlc cannot compile, so the listener sends it.
+        """
+        args = (channel,)
+        async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
+            await cur.execute(self._notify_ready, args)
 
     async def get_task_execution_ids_by_execution_ids(
         self,
@@ -1769,6 +1790,22 @@ class Queries(_SqlTexts):
         args = (version, name, applied_at)
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
             cur.execute(self._insert_applied_migration, args)
+
+    def notify_ready(
+        self,
+        conn: psycopg.Connection[Any],
+        *,
+        channel: str,
+    ) -> None:
+        """Waking the executors of other processes (LISTEN/NOTIFY). Sent in the transaction that
+        inserted executions ready to run now: PostgreSQL delivers the notice at commit (never
+        after a rollback) to every session that LISTENs on the channel, and folds repeated
+        notices of one transaction into one. The caller derives the channel from the table name;
+        LISTEN itself is a utility command sqlc cannot compile, so the listener sends it.
+        """
+        args = (channel,)
+        with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
+            cur.execute(self._notify_ready, args)
 
     def get_task_execution_ids_by_execution_ids(
         self,
