@@ -179,9 +179,15 @@ class Closer:
         for row in rows:
             if row.parent_task is not None:
                 by_parent.setdefault(row.parent_task.execution_id, []).append(row)
+        # One read for every parent of the batch; _propagate re-reads only on a conflict.
+        parents = {
+            parent.execution_id: parent
+            for parent in await tx.get_task_executions(WhereByExecutionIds(list(by_parent)))
+        }
         deferred: set[str] = set()
         for parent_id, children in by_parent.items():
-            if not await self._propagate(tx, parent_id, children, now, result):
+            known = parents.get(parent_id)
+            if not await self._propagate(tx, parent_id, children, now, result, known):
                 deferred.update(child.execution_id for child in children)
 
         closing = [row for row in rows if row.execution_id not in deferred]
@@ -238,11 +244,17 @@ class Closer:
         children: list[TaskExecutionRecord],
         now: datetime,
         result: _BatchResult,
+        known: TaskExecutionRecord | None = None,
     ) -> bool:
-        """Apply ``children``'s effects to their parent; False to defer them (unknown task)."""
+        """Apply ``children``'s effects to their parent; False to defer them (unknown task).
+
+        ``known`` is the parent as this transaction already read it, if it did."""
         rt = self._rt
         for _ in range(_MAX_PARENT_CONFLICTS):
-            parents = await tx.get_task_executions(WhereByExecutionIds([parent_id]))
+            if known is not None:
+                parents, known = [known], None
+            else:
+                parents = await tx.get_task_executions(WhereByExecutionIds([parent_id]))
             if not parents:
                 rt.logger.error(
                     "Parent execution %s of %s not found; closing them without propagation",

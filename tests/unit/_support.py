@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import replace
 
 from durable_execution import clock
@@ -12,7 +15,12 @@ from durable_execution._runtime import ExecutorConfig, Runtime
 from durable_execution._transactions import TransactionRunner
 from durable_execution.model import RetryOptions
 from durable_execution.serializer import CheckedSerializer, JsonSerializer
-from durable_execution.storage import DurableStorage, TaskExecutionRecord
+from durable_execution.storage import (
+    DurableStorage,
+    DurableStorageTx,
+    InMemoryStorage,
+    TaskExecutionRecord,
+)
 
 OPTIONS = ExecutionOptions(
     retry_options=RetryOptions(max_attempts=0), sleep_ms_before_run=0, timeout_ms=1000
@@ -40,3 +48,22 @@ def make_record(task_id: str, execution_id: str, **changes: object) -> TaskExecu
         now=clock.now(),
     )
     return replace(record, **changes)  # type: ignore[arg-type]
+
+
+class CountingStorage:
+    """A real in-memory storage that counts the transactions opened through it.
+
+    Each transaction yields to the event loop once before its work, as a real backend's round
+    trip would, so that concurrent callers can queue behind one in flight.
+    """
+
+    def __init__(self) -> None:
+        self.inner = InMemoryStorage()
+        self.transactions = 0
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[DurableStorageTx]:
+        self.transactions += 1
+        async with self.inner.transaction() as tx:
+            await asyncio.sleep(0)
+            yield tx

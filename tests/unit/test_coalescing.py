@@ -4,31 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 
 import pytest
 
 from durable_execution._coalescing import Coalescer
 from durable_execution._transactions import MAX_ATTEMPTS, TransactionRunner
 from durable_execution.errors import DurableExecutionError
-from durable_execution.storage import DurableStorageTx, InMemoryStorage
+from durable_execution.storage import DurableStorageTx
 
-
-class CountingStorage:
-    """A real in-memory storage that counts the transactions opened through it."""
-
-    def __init__(self) -> None:
-        self.inner = InMemoryStorage()
-        self.transactions = 0
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[DurableStorageTx]:
-        self.transactions += 1
-        async with self.inner.transaction() as tx:
-            await asyncio.sleep(0)  # let other callers queue while this one is in flight
-            yield tx
-
+from ._support import CountingStorage
 
 OUTAGE = 999
 

@@ -3,30 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 from durable_execution import DurableExecutor, ExecutionErrorInfo, TaskContext, clock
 from durable_execution.storage import (
-    DurableStorageTx,
-    InMemoryStorage,
     TaskExecutionUpdate,
     WhereByExecutionIds,
 )
 
-
-class CountingStorage:
-    """A real in-memory storage that counts the transactions opened through it."""
-
-    def __init__(self) -> None:
-        self.inner = InMemoryStorage()
-        self.transactions = 0
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[DurableStorageTx]:
-        self.transactions += 1
-        async with self.inner.transaction() as tx:
-            yield tx
+from ._support import CountingStorage
 
 
 async def test_many_waiting_handles_cost_a_few_reads_per_polling_interval() -> None:
