@@ -13,7 +13,8 @@ JSON layout (``schema`` 1)::
          "samples": [...], "min": ..., "median": ..., "max": ...}
       ],
       "floor_ratios": [                       # W1 medians over the floor's, same n and backend
-        {"backend": "sqlite", "n": 1000, "w1_metric": "tasks_per_s", "floor_batch": 100,
+        {"backend": "sqlite", "n": 1000, "enqueue": "gather", "w1_metric": "tasks_per_s",
+         "floor_batch": 100,
          "w1_median": ..., "floor_median": ..., "ratio": ...}
       ],
       "runs": [                               # every case x backend, with per-sample details
@@ -103,6 +104,7 @@ def floor_ratios(results: Sequence[CaseResult]) -> list[dict[str, JsonValue]]:
                     {
                         "backend": result.backend,
                         "n": n,
+                        "enqueue": result.case.params.get("enqueue"),
                         "w1_metric": key,
                         "floor_batch": batch,
                         "w1_median": w1_median,
@@ -179,13 +181,14 @@ def format_table(results: Sequence[CaseResult]) -> str:
     if ratios:
         lines += ["", "W1 as a fraction of the floor (medians, same N and backend):"]
         ratio_rows: list[tuple[str, ...]] = [
-            ("backend", "n", "W1 metric", "W1", "floor batch", "floor rows/s", "ratio")
+            ("backend", "n", "enqueue", "W1 metric", "W1", "floor batch", "floor rows/s", "ratio")
         ]
         for ratio in ratios:
             ratio_rows.append(
                 (
                     str(ratio["backend"]),
                     str(ratio["n"]),
+                    str(ratio["enqueue"]),
                     str(ratio["w1_metric"]),
                     _number(ratio["w1_median"]),
                     str(ratio["floor_batch"]),
@@ -193,7 +196,7 @@ def format_table(results: Sequence[CaseResult]) -> str:
                     f"{_float(ratio['ratio']):.1%}",
                 )
             )
-        lines += _aligned(ratio_rows, numeric_columns={1, 3, 4, 5, 6})
+        lines += _aligned(ratio_rows, numeric_columns={1, 4, 5, 6, 7})
 
     failures = [result for result in results if result.error is not None]
     if failures:
