@@ -4,7 +4,9 @@ Runs W1 once (N trivial tasks enqueued at once, all awaited) in a fresh interpre
 JSON object with what it saw, in one of two modes:
 
 * ``rss``: resident memory once the executor is up (``baseline_bytes``) and the peak over the
-  whole process (``peak_bytes``, from ``getrusage``), nothing else running to distort it;
+  whole process (``peak_bytes``, the kernel's high-water mark ``VmHWM``), nothing else running
+  to distort it. Not ``getrusage``: Linux carries ``ru_maxrss`` over ``execve``, so a child of
+  a big harness would report the harness's peak;
 * ``retained``: with ``tracemalloc`` tracing from the moment the executor is up, the Python
   memory still allocated after every handle is done, every execution closed and the garbage
   collected — what the executor keeps per finished execution while it goes on running. On the
@@ -17,7 +19,6 @@ import argparse
 import asyncio
 import gc
 import json
-import resource
 import tracemalloc
 from pathlib import Path
 from typing import Literal
@@ -27,11 +28,12 @@ from bench.workloads._common import TASK_TIMEOUT_MS, echo, expect_outputs, wait_
 from durable_execution import DurableExecutor
 
 
-def _current_rss_bytes() -> int:
+def _status_bytes(field: str) -> int:
+    """A memory figure of this process from ``/proc/self/status`` (reset by ``execve``)."""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) * 1024  # reported in kB
-    raise RuntimeError("no VmRSS in /proc/self/status")
+    raise RuntimeError(f"no {field} in /proc/self/status")
 
 
 async def _run(url: str, n: int, mode: Literal["rss", "retained"]) -> dict[str, int]:
@@ -46,7 +48,7 @@ async def _run(url: str, n: int, mode: Literal["rss", "retained"]) -> dict[str, 
             gc.collect()
             if mode == "retained":
                 tracemalloc.start()
-            baseline_rss = _current_rss_bytes()
+            baseline_rss = _status_bytes("VmRSS")
             traced_before = tracemalloc.get_traced_memory()[0]
 
             handles = await asyncio.gather(*(executor.enqueue_task(task, i) for i in range(n)))
@@ -61,7 +63,7 @@ async def _run(url: str, n: int, mode: Literal["rss", "retained"]) -> dict[str, 
             tracemalloc.stop()
     return {
         "baseline_bytes": baseline_rss,
-        "peak_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,  # kB on Linux
+        "peak_bytes": _status_bytes("VmHWM"),
         "retained_bytes": traced_after - traced_before,
     }
 

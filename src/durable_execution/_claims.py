@@ -65,7 +65,9 @@ class ReadyClaimer:
             rt.logger.error("Executions of unregistered tasks failed: %s", ", ".join(unknown))
             rt.executions_finished(unknown)
         report_quarantined(rt, poison)
-        return bool(claimed or unknown or poison)
+        # A claim takes the oldest due rows up to the limit, so a short batch took them all: the
+        # next claim waits for a wake-up (a finished run, an enqueue, a timer, a notice, a poll).
+        return len(claimed) + len(unknown) + len(poison) >= limit
 
     async def _claim_in_one_step(self, tx: ClaimingStorageTx, now: datetime, limit: int) -> _Claim:
         """The storage's set-based claim; then fail what this executor cannot run."""

@@ -68,6 +68,7 @@ _MAX_PARENT_CONFLICTS = 10
 
 @dataclass(slots=True)
 class _BatchResult:
+    read: int = 0  # finished rows the batch read (closed or deferred)
     closed: int = 0
     finished: list[str] = field(default_factory=list)
     cancelled_locally_running: list[str] = field(default_factory=list)
@@ -104,7 +105,8 @@ class Closer:
             rt.logger.exception("Closing a batch failed; closing its rows one by one")
             result = await self._close_one_by_one()
         self._after_commit(result)
-        return result.closed > 0
+        # A short batch read every finished row there was: the next waits for a wake-up.
+        return result.read >= rt.config.batch_size
 
     def _after_commit(self, result: _BatchResult) -> None:
         rt = self._rt
@@ -126,8 +128,9 @@ class Closer:
                 limit=rt.config.batch_size,
             )
 
-        total = _BatchResult()
-        for execution_id in await rt.transactions.run(pending):
+        ids = await rt.transactions.run(pending)
+        total = _BatchResult(read=len(ids))
+        for execution_id in ids:
             try:
                 result = await rt.transactions.run(partial(self._close, only_ids=[execution_id]))
             except Exception as error:
@@ -174,6 +177,7 @@ class Closer:
             ]
         if not rows:
             return result
+        result.read = len(rows)
 
         by_parent: dict[str, list[TaskExecutionRecord]] = {}
         for row in rows:
