@@ -371,7 +371,8 @@ class Runner:
         record: TaskExecutionRecord,
         write: _ResultWrite,
     ) -> bool | None:
-        """Run the result ``write``, riding out a storage outage; None if it never got through.
+        """Commit the result ``write`` (sharing a transaction with other runs' results), riding
+        out a storage outage; None if it never got through.
 
         A result is the one thing a run produces that cannot be produced again for free, so
         transient failures are retried with backoff for as long as the write can still matter:

@@ -17,6 +17,11 @@ Semantics every backend honours (the contract tests check them):
 * Inserting an ``execution_id`` that exists raises :class:`DuplicateExecutionIdError` and the
   transaction stores nothing: a caller that catches the error finds every later call in the
   transaction, and the end of its block, raising it again (never a silent commit or rollback).
+
+Beyond that core, a backend may offer optional fast paths, each a protocol checked with
+``isinstance``: ``ClaimingStorageTx`` and ``BatchUpdatingStorageTx`` (one statement where the
+core needs one per row; the executor falls back to the core without them) and
+``ReadyWatchingStorage`` (cross-process wake-ups instead of idle polling).
 """
 
 from __future__ import annotations
