@@ -28,6 +28,7 @@ from typing import Any, Final, Self
 
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg.types.array import ListBinaryDumper
 from psycopg_pool import AsyncConnectionPool, PoolClosed
 
 from durable_execution.generated import postgresql as pg
@@ -435,9 +436,18 @@ def _duplicate_ids(error: pg_errors.UniqueViolation, batch_ids: list[str]) -> li
 
 
 async def _configure(conn: _Connection) -> None:
-    """Every pooled connection: explicit transactions only, READ COMMITTED whatever the default."""
+    """Every pooled connection: explicit transactions only, READ COMMITTED whatever the default,
+    and lists sent as binary arrays.
+
+    The batch statements (insert, batch update, id lists) pass one array per column. psycopg's
+    default text array dumper quotes and escapes every element in Python, JSON text worst of all:
+    30 arrays of 100 elements took 15 ms to dump as text and 1.1 ms as binary, which was most of
+    the time of a 100-row insert. Every array parameter of the generated SQL carries an explicit
+    cast (``@x::T[]``), so the element type psycopg picks for the binary array does not matter.
+    """
     await conn.set_autocommit(True)
     await conn.set_isolation_level(psycopg.IsolationLevel.READ_COMMITTED)
+    conn.adapters.register_dumper(list, ListBinaryDumper)
 
 
 class PostgresDurableStorage:
