@@ -81,7 +81,8 @@ class Coalescer(Generic[_Item, _Result]):
             )
         except Exception as error:
             if len(batch) == 1 or is_transient(error):
-                # The storage itself is in trouble: each caller applies its own retry policy.
+                # Its own error for a lone caller; for a transient one (the storage is in trouble)
+                # every caller gets it and applies its own retry policy.
                 for _, future in batch:
                     _fail(future, error)
                 return
