@@ -119,7 +119,9 @@ class PostgresStorageTx:
         transaction notified yet (PostgreSQL would fold a second notice anyway).
 
         Work that starts later is left to polling: a notice now would find nothing to claim. The
-        clock is this process's, as the claims' ``now`` is the executor's.
+        clock is this process's, as the claims' ``now`` is the executor's; untruncated (not
+        ``clock.now()``), so a start_at with sub-millisecond digits set this very millisecond
+        still counts as due.
         """
         if self._notified:
             return False
