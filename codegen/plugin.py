@@ -2,8 +2,9 @@
 
 sqlc runs it once per ``codegen`` entry of sqlc.yaml, through the ``codegen/sqlc-plugin``
 shim. It emits one package per dialect: ``__init__``, ``_table``, ``models``, ``queries`` and
-``migrations``. Anything it cannot type makes it exit 1 with a message naming the query; sqlc
-then prints that message and fails.
+``migrations``, plus the manifest that ``codegen.vet`` checks the queries with. Anything it
+cannot type makes it exit 1 with a message naming the query; sqlc then prints that message
+and fails.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from codegen.errors import CodegenError
 from codegen.request import decode_request, encode_response
 from codegen.schema_files import read_migrations
 from codegen.table_name import table_name_limit
+from codegen.vet import MANIFEST, manifest
 
 
 def generate(data: bytes) -> dict[str, str]:
@@ -40,6 +42,8 @@ def generate(data: bytes) -> dict[str, str]:
         "models.py": models_module(package),
         "queries.py": queries,
         "migrations.py": migrations_module(package, migrations),
+        # Not part of the package: regenerate prepares these texts on a scratch database.
+        MANIFEST: manifest(package, migrations),
     }
 
 

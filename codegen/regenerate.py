@@ -8,7 +8,9 @@ codegen/), started from that copy's root: sqlc runs the plugin in the directory 
 from and the plugin reads the schema files relative to it. The plugin gets
 ``DURABLE_CODEGEN_PYTHON`` (this interpreter) because sqlc passes it no PATH. Generating into a
 copy means a failed run leaves the committed files alone, and replacing the output directory
-wholesale removes files that sqlc itself would leave behind.
+wholesale removes files that sqlc itself would leave behind. Generation then prepares every
+query on a freshly migrated scratch database (``codegen.vet``; PostgreSQL's comes from
+``DURABLE_CODEGEN_POSTGRES_URL`` or ``DURABLE_TEST_POSTGRES_URL``, default the local server).
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Mapping
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+
+from codegen.vet import MANIFEST, VetError, load_manifest, vet
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 GENERATED = "src/durable_execution/generated"
@@ -69,7 +73,9 @@ def generate(project: Path, out_root: str) -> dict[str, bytes]:
     """Run sqlc on ``project`` in a temporary copy; return the files it wrote under ``out_root``.
 
     Keys are paths relative to ``out_root``. A top-level ``__init__.py`` is added, because the
-    plugin only writes inside each dialect's package.
+    plugin only writes inside each dialect's package. Before anything is returned, every query
+    is prepared on a scratch database of its dialect (``codegen.vet``): a query the database
+    refuses fails generation, naming the query.
     """
     with tempfile.TemporaryDirectory(prefix="codegen-") as tmp:
         work = Path(tmp)
@@ -83,6 +89,11 @@ def generate(project: Path, out_root: str) -> dict[str, bytes]:
         version = run_sqlc(["version"], work).strip()
         run_sqlc(["generate"], work)
         files = read_tree(work / out_root)
+    manifests = [files.pop(name) for name in sorted(files) if PurePosixPath(name).name == MANIFEST]
+    try:
+        vet(load_manifest(data) for data in manifests)
+    except VetError as error:
+        raise RegenerateError(f"codegen: {error}") from error
     files.setdefault("__init__.py", ROOT_INIT.format(version=version).encode())
     return files
 
