@@ -178,7 +178,5 @@ def _vet_postgresql(item: Manifest, server_url: str) -> list[str]:
                 return problems
         finally:
             admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                    sql.Identifier(database)
-                )
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database))
             )

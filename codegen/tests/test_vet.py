@@ -46,8 +46,7 @@ MISSPELT = {
     },
     "postgresql": {
         "where": (
-            "SELECT id FROM durable_task_executions"
-            " WHERE (@s::text IS NULL OR statuss = @s::text);"
+            "SELECT id FROM durable_task_executions WHERE (@s::text IS NULL OR statuss = @s::text);"
         ),
         "set": (
             "UPDATE durable_task_executions SET attempts = attempts + 1,"
