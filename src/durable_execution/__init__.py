@@ -38,6 +38,7 @@ from durable_execution.model import (
     TaskRef,
 )
 from durable_execution.payloads import ChildTaskOutput, FinalizeTaskInput, ParentTaskOutput
+from durable_execution.retention import PruneResult, prune_executions
 from durable_execution.serializer import CheckedSerializer, JsonSerializer, Serializer
 from durable_execution.storage import (
     DuplicateExecutionIdError,
@@ -101,6 +102,7 @@ __all__ = [
     "ParentTaskRef",
     "ParentTaskResult",
     "PostgresDurableStorage",
+    "PruneResult",
     "ReadyExecution",
     "RetryOptions",
     "RunningExecution",
@@ -120,4 +122,5 @@ __all__ = [
     "WaitingForFinalizeTaskExecution",
     "cancel_execution",
     "open_storage",
+    "prune_executions",
 ]

@@ -176,7 +176,38 @@ INDEXES = {
     "ix_{t}_status_is_closed_expires_at": (["status", "is_closed", "expires_at"], False),
     "ix_{t}_status_start_at_id": (["status", "start_at", "id"], False),
     "ix_{t}_parent_execution_id": (["parent_execution_id"], False),
+    "ix_{t}_top_level_finished_at": (["finished_at", "id"], False),
+    "ix_{t}_root_execution_id": (["root_execution_id"], False),
 }
+
+
+def _in_tree(execution_id: str, root: str, **columns: object) -> Execution:
+    return Execution(
+        execution_id,
+        root_task_id="task",
+        root_execution_id=root,
+        parent_task_id="task",
+        parent_execution_id=root,
+        is_finalize_task=False,
+        **columns,  # type: ignore[arg-type]
+    )
+
+
+# For prune.sql, with PRUNE_BEFORE as the bound: te_1 and te_3 are whole, closed, finished old
+# trees (in finished_at order); te_2's child still runs, te_4 is recent, te_5 is not closed.
+PRUNED = [
+    Execution("te_3", status="failed", is_closed=True, finished_at=at(30)),
+    Execution("te_1", status="completed", is_closed=True, finished_at=at(10)),
+    _in_tree("te_1c", "te_1", status="completed", is_closed=True, finished_at=at(500)),
+    Execution("te_2", status="cancelled", is_closed=True, finished_at=at(20)),
+    _in_tree("te_2c", "te_2", status="running"),
+    Execution("te_4", status="completed", is_closed=True, finished_at=at(500)),
+    Execution("te_5", status="completed", is_closed=False, finished_at=at(5)),
+]
+PRUNE_BEFORE = at(100)
+PRUNED_TREES = ["te_1", "te_3"]
+FINISHED = ["failed", "timed_out", "children_tasks_failed", "finalize_task_failed", "completed"]
+FINISHED += ["cancelled"]
 
 # Filtered by execution ids; ASKED lists them in another order, plus an id that does not exist.
 BY_IDS = [

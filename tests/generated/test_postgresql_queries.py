@@ -12,7 +12,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -21,6 +21,7 @@ from psycopg import errors
 
 from durable_execution.generated import postgresql as pg
 from durable_execution.generated.postgresql._table import TABLE_NAME_MAX_LENGTH
+from durable_execution.generated.postgresql.models import GetPrunableRootsRow as PgPrunableRoot
 
 from ._support import (
     ASKED,
@@ -30,7 +31,11 @@ from ._support import (
     CLAIMED,
     EVERY_CHANGE,
     EXPIRY,
+    FINISHED,
     INDEXES,
+    PRUNE_BEFORE,
+    PRUNED,
+    PRUNED_TREES,
     T0,
     Change,
     Execution,
@@ -229,6 +234,9 @@ EVERY_QUERY = {
     "get_oldest_ready_task_execution",
     "claim_ready_task_executions",
     "update_task_executions_each",
+    "get_prunable_roots",
+    "count_execution_trees",
+    "delete_execution_trees",
 }
 
 
@@ -1204,3 +1212,87 @@ async def test_update_task_executions_each_async(conn: Conn, postgres_url: str) 
         rows = await AQ.update_task_executions_each(a, **each_args(pairs))
     assert [r.item_index for r in rows] == [0]
     assert read(conn, "te_1")[0].status == "running"
+
+
+# --- prune.sql: retention -----------------------------------------------------------------------
+
+NO_CURSOR = datetime(1, 1, 2, tzinfo=UTC)
+
+
+def prunable(
+    conn: Conn,
+    *,
+    after: tuple[datetime, int] = (NO_CURSOR, 0),
+    statuses: list[str] = FINISHED,
+    row_limit: int = 10,
+) -> list[PgPrunableRoot]:
+    return Q.get_prunable_roots(
+        conn,
+        finished_before=PRUNE_BEFORE,
+        after_finished_at=after[0],
+        after_id=after[1],
+        statuses=statuses,
+        row_limit=row_limit,
+    )
+
+
+def test_get_prunable_roots_walks_whole_finished_old_trees(conn: Conn) -> None:
+    postgres_insert(Q, conn, PRUNED)
+    assert [r.execution_id for r in prunable(conn)] == PRUNED_TREES
+    [first] = prunable(conn, row_limit=1)
+    assert (first.execution_id, first.finished_at) == ("te_1", at(10))
+    assert first.finished_at is not None
+    after = [r.execution_id for r in prunable(conn, after=(first.finished_at, first.id))]
+    assert after == ["te_3"]
+    assert [r.execution_id for r in prunable(conn, statuses=["failed"])] == ["te_3"]
+    assert prunable(conn, statuses=[]) == []
+
+
+async def test_prunable_roots_that_another_pruner_holds_are_skipped(
+    conn: Conn, postgres_url: str
+) -> None:
+    postgres_insert(Q, conn, PRUNED)
+    async with (
+        transaction_connection(postgres_url) as first,
+        transaction_connection(postgres_url) as second,
+    ):
+        arguments: dict[str, Any] = {
+            "finished_before": PRUNE_BEFORE,
+            "after_finished_at": NO_CURSOR,
+            "after_id": 0,
+            "statuses": FINISHED,
+        }
+        held = await AQ.get_prunable_roots(first, **arguments, row_limit=1)
+        rest = await AQ.get_prunable_roots(second, **arguments, row_limit=10)
+        assert [r.execution_id for r in held] == ["te_1"]
+        assert [r.execution_id for r in rest] == ["te_3"]
+
+
+def test_count_and_delete_execution_trees(conn: Conn) -> None:
+    postgres_insert(Q, conn, PRUNED)
+    counted = Q.count_execution_trees(conn, root_execution_ids=PRUNED_TREES)
+    expected = [("completed", 2), ("failed", 1)]
+    assert sorted((r.status, r.execution_count) for r in counted) == expected
+    deleted = Q.delete_execution_trees(conn, root_execution_ids=PRUNED_TREES)
+    assert sorted((r.status, r.execution_count) for r in deleted) == expected
+    left = read(conn, *[e.execution_id for e in PRUNED])
+    assert [e.execution_id for e in left] == ["te_2", "te_2c", "te_4", "te_5"]
+    assert Q.delete_execution_trees(conn, root_execution_ids=[]) == []
+
+
+async def test_prune_queries_async(conn: Conn, postgres_url: str) -> None:
+    postgres_insert(Q, conn, PRUNED)
+    async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as a:
+        roots = await AQ.get_prunable_roots(
+            a,
+            finished_before=PRUNE_BEFORE,
+            after_finished_at=NO_CURSOR,
+            after_id=0,
+            statuses=FINISHED,
+            row_limit=10,
+        )
+        assert [r.execution_id for r in roots] == PRUNED_TREES
+        counted = await AQ.count_execution_trees(a, root_execution_ids=["te_3"])
+        assert [(r.status, r.execution_count) for r in counted] == [("failed", 1)]
+        deleted = await AQ.delete_execution_trees(a, root_execution_ids=["te_3"])
+        assert [(r.status, r.execution_count) for r in deleted] == [("failed", 1)]

@@ -13,6 +13,7 @@ import sqlite_utils
 
 from durable_execution.clock import to_epoch_ms
 from durable_execution.generated import sqlite as lite
+from durable_execution.generated.sqlite.models import GetPrunableRootsRow as SqlitePrunableRoot
 
 from ._support import (
     ASKED,
@@ -22,7 +23,11 @@ from ._support import (
     CLAIMED,
     EVERY_CHANGE,
     EXPIRY,
+    FINISHED,
     INDEXES,
+    PRUNE_BEFORE,
+    PRUNED,
+    PRUNED_TREES,
     Change,
     Execution,
     at,
@@ -157,6 +162,9 @@ def test_every_generated_query_is_exercised_here() -> None:
         "count_task_executions_by_status",
         "get_oldest_ready_task_execution",
         "claim_ready_task_executions",
+        "get_prunable_roots",
+        "count_execution_trees",
+        "delete_execution_trees",
     }
 
 
@@ -820,3 +828,61 @@ def test_claim_ready_task_executions_uses_the_fifo_index(conn: sqlite3.Connectio
     details = " | ".join(str(row[3]) for row in plan)
     assert "ix_durable_task_executions_status_start_at_id" in details
     assert "TEMP B-TREE" not in details  # no sort: the index yields FIFO order
+
+
+# --- prune.sql: retention -----------------------------------------------------------------------
+
+
+def prunable(
+    conn: sqlite3.Connection,
+    *,
+    after: tuple[int, int] = (-(2**63), 0),
+    statuses: list[str] = FINISHED,
+    row_limit: int = 10,
+) -> list[SqlitePrunableRoot]:
+    return Q.get_prunable_roots(
+        conn,
+        finished_before=to_epoch_ms(PRUNE_BEFORE),
+        after_finished_at=after[0],
+        after_id=after[1],
+        statuses=statuses,
+        row_limit=row_limit,
+    )
+
+
+def test_get_prunable_roots_walks_whole_finished_old_trees(conn: sqlite3.Connection) -> None:
+    sqlite_insert(Q, conn, PRUNED)
+    assert [r.execution_id for r in prunable(conn)] == PRUNED_TREES
+    [first] = prunable(conn, row_limit=1)
+    assert (first.execution_id, first.finished_at) == ("te_1", to_epoch_ms(at(10)))
+    after = [r.execution_id for r in prunable(conn, after=(first.finished_at, first.id))]
+    assert after == ["te_3"]
+    assert [r.execution_id for r in prunable(conn, statuses=["failed"])] == ["te_3"]
+    assert prunable(conn, statuses=[]) == []
+
+
+def test_count_and_delete_execution_trees(conn: sqlite3.Connection) -> None:
+    sqlite_insert(Q, conn, PRUNED)
+    trees = {"root_execution_ids": PRUNED_TREES, "tree_root_execution_ids": PRUNED_TREES}
+    counted = Q.count_execution_trees(conn, **trees)
+    assert sorted((r.status, r.execution_count) for r in counted) == [
+        ("completed", 2),
+        ("failed", 1),
+    ]
+    deleted = Q.delete_execution_trees(conn, **trees)
+    assert sorted(r.status for r in deleted) == ["completed", "completed", "failed"]
+    left = read(conn, *[e.execution_id for e in PRUNED])
+    assert [e.execution_id for e in left] == ["te_2", "te_2c", "te_4", "te_5"]
+    assert Q.delete_execution_trees(conn, root_execution_ids=[], tree_root_execution_ids=[]) == []
+
+
+def test_get_prunable_roots_walks_the_top_level_index_without_sorting(
+    conn: sqlite3.Connection,
+) -> None:
+    args: dict[str, object] = {"p1": 0, "p2": 0, "p3": 0, "p5": 0, "p6": 1}
+    sql = "NULL".join(Q._get_prunable_roots)  # the statuses slice as one NULL
+    plan = conn.execute("EXPLAIN QUERY PLAN " + sql, args).fetchall()
+    details = " | ".join(str(row[3]) for row in plan)
+    assert "ix_durable_task_executions_top_level_finished_at" in details
+    assert "ix_durable_task_executions_root_execution_id" in details
+    assert "TEMP B-TREE" not in details

@@ -43,6 +43,8 @@ def expected_indexes(table: str) -> dict[str, tuple[bool, list[str]]]:
         f"ix_{table}_status_is_closed_expires_at": (False, ["status", "is_closed", "expires_at"]),
         f"ix_{table}_status_start_at_id": (False, ["status", "start_at", "id"]),
         f"ix_{table}_parent_execution_id": (False, ["parent_execution_id"]),
+        f"ix_{table}_top_level_finished_at": (False, ["finished_at", "id"]),
+        f"ix_{table}_root_execution_id": (False, ["root_execution_id"]),
     }
 
 

@@ -9,6 +9,7 @@ import click
 from durable_execution.cli._demo import demo
 from durable_execution.cli._executions import cancel, migrate, show
 from durable_execution.cli._inspect import list_command, stats
+from durable_execution.cli._prune import prune
 from durable_execution.cli._worker import worker
 
 
@@ -27,10 +28,11 @@ def cli() -> None:
       durable-execution worker myapp.tasks:register --db postgresql://…
       durable-execution list --status failed       the newest failed executions
       durable-execution show te_…                  an execution and its subtree
+      durable-execution prune --older-than 7d      delete finished trees older than a week
     """
 
 
-for command in (demo, worker, migrate, list_command, show, cancel, stats):
+for command in (demo, worker, migrate, list_command, show, cancel, stats, prune):
     cli.add_command(command)
 
 

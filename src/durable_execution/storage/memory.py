@@ -15,16 +15,19 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import heapq
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 
-from durable_execution.model import TaskExecutionStatus
+from durable_execution.model import FINISHED_STATUSES, TaskExecutionStatus
 from durable_execution.storage import conversion, inspection
 from durable_execution.storage.errors import DuplicateExecutionIdError, StorageError
 from durable_execution.storage.types import (
     ClaimedTaskExecutions,
     DurableStorageTx,
+    PruneCursor,
+    PrunedBatch,
     TaskExecutionRecord,
     TaskExecutionUpdate,
     TaskExecutionWhere,
@@ -96,6 +99,7 @@ class InMemoryStorageTx:
         self._undo: dict[str, TaskExecutionRecord | None] = {}
         self._open = True
         self._refused_ids: list[str] | None = None  # set by an insert refused as duplicate
+        self._deleted_sequence: dict[str, int] = {}  # execution_id -> its place, if deleted
 
     def _check_open(self) -> None:
         if not self._open:
@@ -115,15 +119,27 @@ class InMemoryStorageTx:
             self._undo[execution_id] = self._table.rows.get(execution_id)
         self._table.put(record)
 
+    def _delete(self, record: TaskExecutionRecord) -> None:
+        execution_id = record.execution_id
+        if execution_id not in self._undo:
+            self._undo[execution_id] = record
+        # A rollback puts the row back where it was in insertion order.
+        self._deleted_sequence.setdefault(execution_id, self._table.sequence[execution_id])
+        self._table.delete(execution_id)
+
     def _finish(self, *, commit: bool) -> None:
         self._open = False
         if commit:
             return
+        table = self._table
         for execution_id, old in self._undo.items():
             if old is None:
-                self._table.delete(execution_id)
+                if execution_id in table.rows:
+                    table.delete(execution_id)
             else:
-                self._table.put(old)
+                table.put(old)
+                if execution_id in self._deleted_sequence:
+                    table.sequence[execution_id] = self._deleted_sequence[execution_id]
 
     def _select(self, where: TaskExecutionWhere, limit: int | None) -> list[TaskExecutionRecord]:
         if limit is not None and limit < 0:
@@ -247,6 +263,57 @@ class InMemoryStorageTx:
     ) -> list[int]:
         """The optional batch of guarded updates: here simply the loop it stands for."""
         return [await self.update_task_executions(where, update) for where, update in updates]
+
+    async def prune_batch(
+        self,
+        *,
+        finished_before: datetime,
+        statuses: Sequence[TaskExecutionStatus],
+        after: PruneCursor | None,
+        limit: int,
+        dry_run: bool,
+    ) -> PrunedBatch:
+        """Retention's batch step (see ``PruningStorageTx``), by scanning: fine in memory."""
+        self._check_open()
+        table = self._table
+        descendants: dict[str, list[TaskExecutionRecord]] = {}
+        for record in table.rows.values():
+            if record.root_task is not None:
+                descendants.setdefault(record.root_task.execution_id, []).append(record)
+
+        def walk_key(record: TaskExecutionRecord) -> tuple[datetime, int]:
+            assert record.finished_at is not None  # only roots with one are walked
+            return record.finished_at, table.sequence[record.execution_id]
+
+        def prunable(record: TaskExecutionRecord) -> bool:
+            if record.parent_task is not None or record.finished_at is None:
+                return False
+            if not (record.finished_at < finished_before and record.is_closed):
+                return False
+            if record.status not in statuses:
+                return False
+            if after is not None and walk_key(record) <= (after.finished_at, after.row_id):
+                return False
+            return all(
+                d.is_closed and d.status in FINISHED_STATUSES
+                for d in descendants.get(record.execution_id, ())
+            )
+
+        roots = sorted(filter(prunable, table.rows.values()), key=walk_key)[:limit]
+        if not roots:
+            return PrunedBatch(trees=0, executions_by_status={}, cursor=None)
+        finished_at, row_id = walk_key(roots[-1])
+        counts: Counter[TaskExecutionStatus] = Counter()
+        for root in roots:
+            for record in [root, *descendants.get(root.execution_id, ())]:
+                counts[record.status] += 1
+                if not dry_run:
+                    self._delete(record)
+        return PrunedBatch(
+            trees=len(roots),
+            executions_by_status=dict(counts),
+            cursor=PruneCursor(finished_at=finished_at, row_id=row_id),
+        )
 
 
 class InMemoryStorage:

@@ -44,6 +44,8 @@ from durable_execution.storage.errors import (
 from durable_execution.storage.types import (
     ClaimedTaskExecutions,
     DurableStorageTx,
+    PruneCursor,
+    PrunedBatch,
     TaskExecutionRecord,
     TaskExecutionUpdate,
     TaskExecutionWhere,
@@ -74,6 +76,10 @@ def _aware(moment: datetime, name: str) -> datetime:
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(f"{name} is a naive datetime ({moment!r}); timestamps must be aware")
     return moment
+
+
+# Before every stored time: a prune walk's cursor before its first batch.
+_NO_CURSOR_TIME: Final = datetime(1, 1, 2, tzinfo=UTC)
 
 
 class PostgresStorageTx:
@@ -351,6 +357,41 @@ class PostgresStorageTx:
             batch.add(index, where, execution_ids, changes)
         await self._run_update_batch(batch, counts)
         return counts
+
+    async def prune_batch(
+        self,
+        *,
+        finished_before: datetime,
+        statuses: Sequence[TaskExecutionStatus],
+        after: PruneCursor | None,
+        limit: int,
+        dry_run: bool,
+    ) -> PrunedBatch:
+        """Retention's batch step (see ``PruningStorageTx``): find, then delete or count."""
+        self.raise_if_refused()
+        roots = await self._queries.get_prunable_roots(
+            self._conn,
+            finished_before=_aware(finished_before, "finished_before"),
+            after_finished_at=_NO_CURSOR_TIME if after is None else after.finished_at,
+            after_id=0 if after is None else after.row_id,
+            statuses=statuses,
+            row_limit=limit,
+        )
+        if not roots:
+            return PrunedBatch(trees=0, executions_by_status={}, cursor=None)
+        ids = [root.execution_id for root in roots]
+        step = (
+            self._queries.count_execution_trees if dry_run else self._queries.delete_execution_trees
+        )
+        counts = {
+            inspection.counted_status(row.status): row.execution_count
+            for row in await step(self._conn, root_execution_ids=ids)
+        }
+        last = roots[-1]
+        # The query only returns roots with a finished_at; the type cannot say so.
+        assert last.finished_at is not None
+        cursor = PruneCursor(finished_at=last.finished_at, row_id=last.id)
+        return PrunedBatch(trees=len(roots), executions_by_status=counts, cursor=cursor)
 
     async def _run_update_batch(self, batch: _UpdateEachBatch, counts: list[int]) -> None:
         if not batch.item_index:

@@ -58,6 +58,8 @@ from durable_execution.storage.errors import (
 from durable_execution.storage.types import (
     ClaimedTaskExecutions,
     DurableStorageTx,
+    PruneCursor,
+    PrunedBatch,
     TaskExecutionRecord,
     TaskExecutionUpdate,
     TaskExecutionWhere,
@@ -432,6 +434,50 @@ class SQLiteStorageTx:
             return counts
 
         return await self._run(update_each)
+
+    async def prune_batch(
+        self,
+        *,
+        finished_before: datetime,
+        statuses: Sequence[TaskExecutionStatus],
+        after: PruneCursor | None,
+        limit: int,
+        dry_run: bool,
+    ) -> PrunedBatch:
+        """Retention's batch step (see ``PruningStorageTx``): find, then delete or count."""
+        self.raise_if_refused()
+        before_ms = _bound_ms(finished_before, "finished_before")
+        after_ms = -(2**63) if after is None else _bound_ms(after.finished_at, "after")
+        after_id = 0 if after is None else after.row_id
+
+        def prune(conn: sqlite3.Connection) -> PrunedBatch:
+            roots = self._queries.get_prunable_roots(
+                conn,
+                finished_before=before_ms,
+                after_finished_at=after_ms,
+                after_id=after_id,
+                statuses=statuses,
+                row_limit=limit,
+            )
+            if not roots:
+                return PrunedBatch(trees=0, executions_by_status={}, cursor=None)
+            ids = [root.execution_id for root in roots]
+            counts: Counter[TaskExecutionStatus] = Counter()
+            if dry_run:
+                for row in self._queries.count_execution_trees(
+                    conn, root_execution_ids=ids, tree_root_execution_ids=ids
+                ):
+                    counts[inspection.counted_status(row.status)] += row.execution_count
+            else:
+                for deleted in self._queries.delete_execution_trees(
+                    conn, root_execution_ids=ids, tree_root_execution_ids=ids
+                ):
+                    counts[inspection.counted_status(deleted.status)] += 1
+            last = roots[-1]
+            cursor = PruneCursor(finished_at=from_epoch_ms(last.finished_at), row_id=last.id)
+            return PrunedBatch(trees=len(roots), executions_by_status=dict(counts), cursor=cursor)
+
+        return await self._run(prune)
 
     def close(self) -> None:
         self._open = False

@@ -289,3 +289,46 @@ class InspectableStorage(Protocol):
     async def get_oldest_ready_task_execution(
         self, *, task_id: str | None = None
     ) -> TaskExecutionRecord | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PruneCursor:
+    """Where a prune walk stands: after the top-level execution that finished at
+    ``finished_at`` with storage id ``row_id`` (the walk's order is ``finished_at``, then id)."""
+
+    finished_at: datetime
+    row_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class PrunedBatch:
+    """What one batch of a prune found: ``trees`` top-level executions and, per status, the
+    executions in their trees (deleted, or only counted in a dry run); ``cursor`` is the last
+    root the batch saw (``None`` when it found none: the walk is over)."""
+
+    trees: int
+    executions_by_status: dict[TaskExecutionStatus, int]
+    cursor: PruneCursor | None
+
+
+@runtime_checkable
+class PruningStorageTx(Protocol):
+    """Retention: delete (or count) whole trees of finished executions, one batch at a time.
+
+    ``prune_batch`` takes up to ``limit`` (>= 1) top-level executions after ``after`` (``None``:
+    from the start), in ``finished_at`` then insertion order, that finished before
+    ``finished_before`` with one of ``statuses`` (finished statuses), are closed, and whose every
+    descendant (children, finalize executions, chain steps at any depth) is finished and closed;
+    it deletes each such tree whole (never part of a tree, never an active execution) — or, with
+    ``dry_run``, only counts it. Rows that other transactions hold are skipped.
+    """
+
+    async def prune_batch(
+        self,
+        *,
+        finished_before: datetime,
+        statuses: Sequence[TaskExecutionStatus],
+        after: PruneCursor | None,
+        limit: int,
+        dry_run: bool,
+    ) -> PrunedBatch: ...

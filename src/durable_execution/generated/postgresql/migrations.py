@@ -106,6 +106,16 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE {table}\n    ADD COLUMN lease_expiries integer NOT NULL DEFAULT 0",
         ),
     ),
+    Migration(
+        version=3,
+        name="prune_indexes",
+        statements=(
+            "CREATE INDEX ix_{table}_top_level_finished_at\n"
+            "    ON {table} (finished_at, id)\n"
+            "    WHERE parent_execution_id IS NULL AND finished_at IS NOT NULL",
+            "CREATE INDEX ix_{table}_root_execution_id\n    ON {table} (root_execution_id)",
+        ),
+    ),
 )
 
 

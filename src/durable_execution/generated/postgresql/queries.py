@@ -16,9 +16,12 @@ from psycopg.types.json import Jsonb
 
 from ._table import DEFAULT_TABLE, validate_table_name
 from .models import (
+    CountExecutionTreesRow,
     CountTaskExecutionsByStatusRow,
+    DeleteExecutionTreesRow,
     DurableTaskExecution,
     GetAppliedMigrationVersionsRow,
+    GetPrunableRootsRow,
     GetTaskExecutionIdsByExecutionIdsForUpdateSkipLockedRow,
     GetTaskExecutionIdsByExecutionIdsRow,
     GetTaskExecutionIdsByStartAtLessThanForUpdateSkipLockedRow,
@@ -261,6 +264,61 @@ INSERT_APPLIED_MIGRATION_SQL = (
 
 # NotifyReady :exec (notify.sql)
 NOTIFY_READY_SQL = "SELECT pg_notify($1::text, '')"
+
+
+# GetPrunableRoots :many (prune.sql)
+GET_PRUNABLE_ROOTS_SQL = (
+    "SELECT r.id, r.execution_id, r.finished_at\n"
+    "FROM {table} AS r\n"
+    "WHERE r.parent_execution_id IS NULL\n"
+    "    AND r.finished_at IS NOT NULL\n"
+    "    AND r.finished_at < $1::timestamptz\n"
+    "    AND (\n"
+    "        r.finished_at > $2::timestamptz\n"
+    "        OR (r.finished_at = $2::timestamptz AND r.id > $3::bigint)\n"
+    "    )\n"
+    "    AND r.is_closed\n"
+    "    AND r.status = ANY($4::text[])\n"
+    "    AND NOT EXISTS (\n"
+    "        SELECT 1\n"
+    "        FROM {table} AS d\n"
+    "        WHERE d.root_execution_id = r.execution_id\n"
+    "            AND (\n"
+    "                NOT d.is_closed\n"
+    "                OR d.status IN (\n"
+    "                    'ready', 'running', 'waiting_for_children_tasks', "
+    "'waiting_for_finalize_task'\n"
+    "                )\n"
+    "            )\n"
+    "    )\n"
+    "ORDER BY r.finished_at, r.id\n"
+    "LIMIT $5::integer\n"
+    "FOR UPDATE OF r SKIP LOCKED"
+)
+
+
+# CountExecutionTrees :many (prune.sql)
+COUNT_EXECUTION_TREES_SQL = (
+    "SELECT status, count(*)::bigint AS execution_count\n"
+    "FROM {table}\n"
+    "WHERE execution_id = ANY($1::text[])\n"
+    "    OR root_execution_id = ANY($1::text[])\n"
+    "GROUP BY status"
+)
+
+
+# DeleteExecutionTrees :many (prune.sql)
+DELETE_EXECUTION_TREES_SQL = (
+    "WITH deleted AS (\n"
+    "    DELETE FROM {table}\n"
+    "    WHERE execution_id = ANY($1::text[])\n"
+    "        OR root_execution_id = ANY($1::text[])\n"
+    "    RETURNING status\n"
+    ")\n"
+    "SELECT status, count(*)::bigint AS execution_count\n"
+    "FROM deleted\n"
+    "GROUP BY status"
+)
 
 
 # GetTaskExecutionIdsByExecutionIds :many (select.sql)
@@ -653,6 +711,28 @@ def _as_get_applied_migration_versions_row(row: tuple[Any, ...]) -> GetAppliedMi
     )
 
 
+def _as_get_prunable_roots_row(row: tuple[Any, ...]) -> GetPrunableRootsRow:
+    return GetPrunableRootsRow(
+        id=row[0],
+        execution_id=row[1],
+        finished_at=row[2],
+    )
+
+
+def _as_count_execution_trees_row(row: tuple[Any, ...]) -> CountExecutionTreesRow:
+    return CountExecutionTreesRow(
+        status=row[0],
+        execution_count=row[1],
+    )
+
+
+def _as_delete_execution_trees_row(row: tuple[Any, ...]) -> DeleteExecutionTreesRow:
+    return DeleteExecutionTreesRow(
+        status=row[0],
+        execution_count=row[1],
+    )
+
+
 def _as_get_task_execution_ids_by_execution_ids_row(
     row: tuple[Any, ...],
 ) -> GetTaskExecutionIdsByExecutionIdsRow:
@@ -722,6 +802,9 @@ class _SqlTexts:
         self._get_applied_migration_versions = fill(GET_APPLIED_MIGRATION_VERSIONS_SQL)
         self._insert_applied_migration = fill(INSERT_APPLIED_MIGRATION_SQL)
         self._notify_ready = fill(NOTIFY_READY_SQL)
+        self._get_prunable_roots = fill(GET_PRUNABLE_ROOTS_SQL)
+        self._count_execution_trees = fill(COUNT_EXECUTION_TREES_SQL)
+        self._delete_execution_trees = fill(DELETE_EXECUTION_TREES_SQL)
         self._get_task_execution_ids_by_execution_ids = fill(
             GET_TASK_EXECUTION_IDS_BY_EXECUTION_IDS_SQL,
         )
@@ -1068,6 +1151,55 @@ class AsyncQueries(_SqlTexts):
         args = (channel,)
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
             await cur.execute(self._notify_ready, args)
+
+    async def get_prunable_roots(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        *,
+        finished_before: datetime.datetime,
+        after_finished_at: datetime.datetime,
+        after_id: int,
+        statuses: Sequence[str | None],
+        row_limit: int,
+    ) -> list[GetPrunableRootsRow]:
+        """Retention: deleting whole trees of finished executions (storage/types.py:
+        PruningStorage). The storage walks the candidates in (finished_at, id) order, a batch per
+        transaction, so no statement holds many locks or binds more than one batch of ids. Up to
+        row_limit top-level executions after the (after_finished_at, after_id) cursor that
+        finished before finished_before with one of the statuses, are closed, and whose tree has
+        no active or unclosed execution left. Locked rows are skipped (another pruner has them).
+        """
+        args = (finished_before, after_finished_at, after_id, list(statuses), row_limit)
+        async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
+            await cur.execute(self._get_prunable_roots, args)
+            rows = await cur.fetchall()
+        return [_as_get_prunable_roots_row(row) for row in rows]
+
+    async def count_execution_trees(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        *,
+        root_execution_ids: Sequence[str | None],
+    ) -> list[CountExecutionTreesRow]:
+        """How many executions the trees of these roots hold, per status (a dry run's report)."""
+        args = (list(root_execution_ids),)
+        async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
+            await cur.execute(self._count_execution_trees, args)
+            rows = await cur.fetchall()
+        return [_as_count_execution_trees_row(row) for row in rows]
+
+    async def delete_execution_trees(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        *,
+        root_execution_ids: Sequence[str | None],
+    ) -> list[DeleteExecutionTreesRow]:
+        """Deletes the trees of these roots: the roots and every execution under them."""
+        args = (list(root_execution_ids),)
+        async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
+            await cur.execute(self._delete_execution_trees, args)
+            rows = await cur.fetchall()
+        return [_as_delete_execution_trees_row(row) for row in rows]
 
     async def get_task_execution_ids_by_execution_ids(
         self,
@@ -1806,6 +1938,55 @@ class Queries(_SqlTexts):
         args = (channel,)
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
             cur.execute(self._notify_ready, args)
+
+    def get_prunable_roots(
+        self,
+        conn: psycopg.Connection[Any],
+        *,
+        finished_before: datetime.datetime,
+        after_finished_at: datetime.datetime,
+        after_id: int,
+        statuses: Sequence[str | None],
+        row_limit: int,
+    ) -> list[GetPrunableRootsRow]:
+        """Retention: deleting whole trees of finished executions (storage/types.py:
+        PruningStorage). The storage walks the candidates in (finished_at, id) order, a batch per
+        transaction, so no statement holds many locks or binds more than one batch of ids. Up to
+        row_limit top-level executions after the (after_finished_at, after_id) cursor that
+        finished before finished_before with one of the statuses, are closed, and whose tree has
+        no active or unclosed execution left. Locked rows are skipped (another pruner has them).
+        """
+        args = (finished_before, after_finished_at, after_id, list(statuses), row_limit)
+        with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
+            cur.execute(self._get_prunable_roots, args)
+            rows = cur.fetchall()
+        return [_as_get_prunable_roots_row(row) for row in rows]
+
+    def count_execution_trees(
+        self,
+        conn: psycopg.Connection[Any],
+        *,
+        root_execution_ids: Sequence[str | None],
+    ) -> list[CountExecutionTreesRow]:
+        """How many executions the trees of these roots hold, per status (a dry run's report)."""
+        args = (list(root_execution_ids),)
+        with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
+            cur.execute(self._count_execution_trees, args)
+            rows = cur.fetchall()
+        return [_as_count_execution_trees_row(row) for row in rows]
+
+    def delete_execution_trees(
+        self,
+        conn: psycopg.Connection[Any],
+        *,
+        root_execution_ids: Sequence[str | None],
+    ) -> list[DeleteExecutionTreesRow]:
+        """Deletes the trees of these roots: the roots and every execution under them."""
+        args = (list(root_execution_ids),)
+        with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
+            cur.execute(self._delete_execution_trees, args)
+            rows = cur.fetchall()
+        return [_as_delete_execution_trees_row(row) for row in rows]
 
     def get_task_execution_ids_by_execution_ids(
         self,

@@ -111,6 +111,16 @@ MIGRATIONS: tuple[Migration, ...] = (
             "        CHECK (typeof(lease_expiries) = 'integer')",
         ),
     ),
+    Migration(
+        version=3,
+        name="prune_indexes",
+        statements=(
+            "CREATE INDEX ix_{table}_top_level_finished_at\n"
+            "    ON {table} (finished_at, id)\n"
+            "    WHERE parent_execution_id IS NULL AND finished_at IS NOT NULL",
+            "CREATE INDEX ix_{table}_root_execution_id\n    ON {table} (root_execution_id)",
+        ),
+    ),
 )
 
 

@@ -68,6 +68,30 @@ class GetAppliedMigrationVersionsRow:
 
 
 @dataclass(frozen=True, slots=True)
+class GetPrunableRootsRow:
+    """The columns GetPrunableRoots returns."""
+
+    id: int
+    execution_id: str
+    finished_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class CountExecutionTreesRow:
+    """The columns CountExecutionTrees returns."""
+
+    status: str
+    execution_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteExecutionTreesRow:
+    """The columns DeleteExecutionTrees returns."""
+
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
 class GetTaskExecutionIdsByExecutionIdsRow:
     """The columns GetTaskExecutionIdsByExecutionIds returns."""
 

@@ -13,9 +13,12 @@ from typing import Any
 
 from ._table import DEFAULT_TABLE, validate_table_name
 from .models import (
+    CountExecutionTreesRow,
     CountTaskExecutionsByStatusRow,
+    DeleteExecutionTreesRow,
     DurableTaskExecution,
     GetAppliedMigrationVersionsRow,
+    GetPrunableRootsRow,
     GetTaskExecutionIdsByExecutionIdsRow,
     GetTaskExecutionIdsByStartAtLessThanRow,
     GetTaskExecutionIdsByStatusesRow,
@@ -170,6 +173,58 @@ GET_APPLIED_MIGRATION_VERSIONS_SQL = "SELECT version\nFROM {table}_migrations\nO
 # InsertAppliedMigration :exec (migrations.sql)
 INSERT_APPLIED_MIGRATION_SQL = (
     "INSERT INTO {table}_migrations (version, name, applied_at)\nVALUES (:p1, :p2, :p3)"
+)
+
+
+# GetPrunableRoots :many (prune.sql)
+GET_PRUNABLE_ROOTS_SQL = (
+    "SELECT r.id, r.execution_id, CAST(r.finished_at AS INTEGER) AS finished_at\n"
+    "FROM {table} AS r INDEXED BY ix_{table}_top_level_finished_at\n"
+    "WHERE r.parent_execution_id IS NULL\n"
+    "    AND r.finished_at IS NOT NULL\n"
+    "    AND r.finished_at < CAST(:p1 AS INTEGER)\n"
+    "    AND (\n"
+    "        r.finished_at > CAST(:p2 AS INTEGER)\n"
+    "        OR (\n"
+    "            r.finished_at = CAST(:p2 AS INTEGER)\n"
+    "            AND r.id > CAST(:p3 AS INTEGER)\n"
+    "        )\n"
+    "    )\n"
+    "    AND r.is_closed = 1\n"
+    "    AND r.status IN (",
+    ")\n"
+    "    AND NOT EXISTS (\n"
+    "        SELECT 1\n"
+    "        FROM {table} AS d\n"
+    "        WHERE d.root_execution_id = r.execution_id\n"
+    "            AND (\n"
+    "                d.is_closed = 0\n"
+    "                OR d.status IN (\n"
+    "                    'ready', 'running', 'waiting_for_children_tasks', "
+    "'waiting_for_finalize_task'\n"
+    "                )\n"
+    "            )\n"
+    "    )\n"
+    "ORDER BY r.finished_at, r.id\n"
+    "LIMIT CAST(:p5 AS INTEGER)",
+)
+
+
+# CountExecutionTrees :many (prune.sql)
+COUNT_EXECUTION_TREES_SQL = (
+    "SELECT status, CAST(count(*) AS INTEGER) AS execution_count\n"
+    "FROM {table}\n"
+    "WHERE execution_id IN (",
+    ")\n    OR root_execution_id IN (",
+    ")\nGROUP BY status",
+)
+
+
+# DeleteExecutionTrees :many (prune.sql)
+DELETE_EXECUTION_TREES_SQL = (
+    "DELETE FROM {table}\nWHERE execution_id IN (",
+    ")\n    OR root_execution_id IN (",
+    ")\nRETURNING status",
 )
 
 
@@ -502,6 +557,27 @@ def _as_get_applied_migration_versions_row(row: tuple[Any, ...]) -> GetAppliedMi
     )
 
 
+def _as_get_prunable_roots_row(row: tuple[Any, ...]) -> GetPrunableRootsRow:
+    return GetPrunableRootsRow(
+        id=row[0],
+        execution_id=row[1],
+        finished_at=row[2],
+    )
+
+
+def _as_count_execution_trees_row(row: tuple[Any, ...]) -> CountExecutionTreesRow:
+    return CountExecutionTreesRow(
+        status=row[0],
+        execution_count=row[1],
+    )
+
+
+def _as_delete_execution_trees_row(row: tuple[Any, ...]) -> DeleteExecutionTreesRow:
+    return DeleteExecutionTreesRow(
+        status=row[0],
+    )
+
+
 def _as_get_task_execution_ids_by_execution_ids_row(
     row: tuple[Any, ...],
 ) -> GetTaskExecutionIdsByExecutionIdsRow:
@@ -545,6 +621,9 @@ class Queries:
         self._get_oldest_ready_task_execution = fill(GET_OLDEST_READY_TASK_EXECUTION_SQL)
         self._get_applied_migration_versions = fill(GET_APPLIED_MIGRATION_VERSIONS_SQL)
         self._insert_applied_migration = fill(INSERT_APPLIED_MIGRATION_SQL)
+        self._get_prunable_roots = fill_parts(GET_PRUNABLE_ROOTS_SQL)
+        self._count_execution_trees = fill_parts(COUNT_EXECUTION_TREES_SQL)
+        self._delete_execution_trees = fill_parts(DELETE_EXECUTION_TREES_SQL)
         self._get_task_execution_ids_by_execution_ids = fill_parts(
             GET_TASK_EXECUTION_IDS_BY_EXECUTION_IDS_SQL,
         )
@@ -761,6 +840,76 @@ class Queries:
         args: dict[str, object] = {"p1": version, "p2": name, "p3": applied_at}
         with closing(conn.cursor()) as cur:
             cur.execute(self._insert_applied_migration, args)
+
+    def get_prunable_roots(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        finished_before: int,
+        after_finished_at: int,
+        after_id: int,
+        statuses: Sequence[str],
+        row_limit: int,
+    ) -> list[GetPrunableRootsRow]:
+        """Retention: deleting whole trees of finished executions (storage/types.py:
+        PruningStorage). The storage walks the candidates in (finished_at, id) order, a batch per
+        transaction, so no statement holds the write lock for long or binds more than one batch
+        of ids (twice). Timestamps are epoch milliseconds. Up to row_limit top-level executions
+        after the (after_finished_at, after_id) cursor that finished before finished_before with
+        one of the statuses, are closed, and whose tree has no active or unclosed execution left.
+        """
+        args: dict[str, object] = {
+            "p1": finished_before,
+            "p2": after_finished_at,
+            "p3": after_id,
+            "p5": row_limit,
+        }
+        sql = _expand_slices(self._get_prunable_roots, args, [("p4", statuses)])
+        with closing(conn.cursor()) as cur:
+            cur.execute(sql, args)
+            rows = cur.fetchall()
+        return [_as_get_prunable_roots_row(row) for row in rows]
+
+    def count_execution_trees(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        root_execution_ids: Sequence[str],
+        tree_root_execution_ids: Sequence[str],
+    ) -> list[CountExecutionTreesRow]:
+        """How many executions the trees of these roots hold, per status (a dry run's report)."""
+        args: dict[str, object] = {}
+        sql = _expand_slices(
+            self._count_execution_trees,
+            args,
+            [("p1", root_execution_ids), ("p2", tree_root_execution_ids)],
+        )
+        with closing(conn.cursor()) as cur:
+            cur.execute(sql, args)
+            rows = cur.fetchall()
+        return [_as_count_execution_trees_row(row) for row in rows]
+
+    def delete_execution_trees(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        root_execution_ids: Sequence[str],
+        tree_root_execution_ids: Sequence[str],
+    ) -> list[DeleteExecutionTreesRow]:
+        """Deletes the trees of these roots: the roots and every execution under them. SQLite has no
+        DELETE inside a WITH, so each deleted row's status comes back and the storage counts
+        them.
+        """
+        args: dict[str, object] = {}
+        sql = _expand_slices(
+            self._delete_execution_trees,
+            args,
+            [("p1", root_execution_ids), ("p2", tree_root_execution_ids)],
+        )
+        with closing(conn.cursor()) as cur:
+            cur.execute(sql, args)
+            rows = cur.fetchall()
+        return [_as_delete_execution_trees_row(row) for row in rows]
 
     def get_task_execution_ids_by_execution_ids(
         self,
