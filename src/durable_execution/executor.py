@@ -17,7 +17,8 @@ Usage::
 Four loops run while the executor is started: claiming ready executions (up to
 ``max_concurrent_task_executions`` running at once), closing finished ones, recovering expired
 leases, and stopping local runs that another process cancelled. See the ``_claims``, ``_runner``,
-``_closing`` and ``_cancellation`` modules for what each guarantees.
+``_closing`` and ``_cancellation`` modules for what each guarantees, and ``_background`` for how
+shutdown drains them.
 """
 
 from __future__ import annotations
@@ -25,15 +26,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from contextlib import AsyncExitStack
 from typing import Any, Final, NoReturn, Protocol, TypeVar, overload
 
 from durable_execution import clock
-from durable_execution._cancellation import RemoteCancellationWatcher
-from durable_execution._claims import LeaseExpirer, ReadyClaimer
-from durable_execution._closing import Closer
+from durable_execution._background import BackgroundLoops
 from durable_execution._coalescing import Coalescer
-from durable_execution._loops import run_loop
 from durable_execution._options import resolve_enqueue_options
 from durable_execution._records import new_record
 from durable_execution._registry import (
@@ -42,7 +39,6 @@ from durable_execution._registry import (
     storable_input,
     validated_input,
 )
-from durable_execution._runner import Runner
 from durable_execution._runtime import ExecutorConfig, Runtime
 from durable_execution._sequential import SequentialChains
 from durable_execution._transactions import TransactionRunner
@@ -64,7 +60,6 @@ from durable_execution.serializer import CheckedSerializer, JsonSerializer, Seri
 from durable_execution.storage.types import (
     DurableStorage,
     DurableStorageTx,
-    ReadyWatchingStorage,
     TaskExecutionRecord,
 )
 from durable_execution.tasks import (
@@ -156,8 +151,7 @@ class DurableExecutor:
             self._rt.transactions, _insert_records, max_batch=_ENQUEUE_CHUNK
         )
         self._chains = SequentialChains(self._rt.registry, self._register)
-        self._watches = AsyncExitStack()  # the storage's ready watch, while started
-        self._loops: list[asyncio.Task[None]] = []
+        self._background = BackgroundLoops(self._rt)
         self._shutdown_done: asyncio.Event | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -165,30 +159,14 @@ class DurableExecutor:
     async def start(self) -> None:
         """Start the background loops; returns once they run. Calling it again is harmless."""
         self._check_open()
-        if self._loops:
-            return
-        rt = self._rt
-        runner = Runner(rt)
-        loops: list[tuple[str, Callable[[], Awaitable[bool]], asyncio.Event | None]] = [
-            ("process ready executions", ReadyClaimer(rt, runner).batch, rt.ready_wakeup),
-            ("close finished executions", Closer(rt).batch, rt.close_wakeup),
-            ("expire leases", LeaseExpirer(rt).batch, None),
-            ("cancel runs cancelled elsewhere", RemoteCancellationWatcher(rt).batch, None),
-        ]
-        storage = rt.transactions.storage
-        if isinstance(storage, ReadyWatchingStorage):
-            # Work other processes make ready wakes the claim loop at once, not at its next poll.
-            await self._watches.enter_async_context(storage.watch_ready(rt.ready_wakeup.set))
-        self._loops = [
-            asyncio.create_task(run_loop(name, rt, batch, wakeup), name=f"durable-execution:{name}")
-            for name, batch, wakeup in loops
-        ]
-        await asyncio.sleep(0)
+        if not self._background.started:
+            await self._background.start()
 
     async def shutdown(self) -> None:
-        """Stop the loops (interrupting their idle waits) and wait for the running attempts.
+        """Stop claiming (interrupting the loops' idle waits) and wait for the running attempts.
 
         Running attempts are not cancelled: they can watch ``ctx.is_shutdown_requested()``.
+        A cancel from any process still stops one at its next ``await`` while this drains.
         Idempotent; concurrent calls all return once shutdown completed.
         """
         if self._shutdown_done is not None:
@@ -197,14 +175,8 @@ class DurableExecutor:
         self._shutdown_done = asyncio.Event()
         try:
             self._logger.info("Executor shutting down")
-            rt = self._rt
-            rt.request_shutdown()
-            await asyncio.gather(*self._loops, return_exceptions=True)
-            await self._enqueues.wait_idle()
-            while rt.running:
-                runs = [run.task for run in rt.running.values() if run.task is not None]
-                await asyncio.gather(*runs, return_exceptions=True)
-            await self._watches.aclose()
+            self._rt.request_shutdown()
+            await self._background.drain(before_runs=self._enqueues.wait_idle)
             self._logger.info("Executor shut down")
         finally:
             self._shutdown_done.set()
