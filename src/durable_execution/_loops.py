@@ -4,8 +4,9 @@ A batch that did work is followed at once by the next. An idle loop waits for it
 (set by local activity) or, failing that, a jittered ``background_process_intra_batch_sleep_ms``
 so that work created by other processes is found too. Errors back off as in the reference
 (1 s, capped at 5 s for retryable errors, doubling up to 30 s after 10 consecutive errors). Every
-wait — idle or backoff — ends as soon as shutdown is requested; a batch already under way is
-allowed to finish, so that whatever it claimed is started and awaited by shutdown.
+wait — idle or backoff — ends as soon as the loop's ``until`` event is set (shutdown being
+requested, for most loops); a batch already under way is allowed to finish, so that whatever it
+claimed is started and awaited by shutdown.
 """
 
 from __future__ import annotations
@@ -28,13 +29,20 @@ async def run_loop(
     runtime: Runtime,
     batch: Callable[[], Awaitable[bool]],
     wakeup: asyncio.Event | None = None,
+    until: asyncio.Event | None = None,
 ) -> None:
-    """Run ``batch`` until shutdown; ``wakeup`` (if any) ends an idle wait early."""
+    """Run ``batch`` until ``until`` is set (by default: until shutdown is requested);
+    ``wakeup`` (if any) ends an idle wait early.
+
+    An idle wait watches ``wakeup`` when there is one, else ``until``: a loop with a wake-up must
+    therefore stop at shutdown, which sets every wake-up event.
+    """
+    stop = runtime.shutdown_event if until is None else until
     logger = runtime.logger
     idle_s = runtime.config.intra_batch_sleep_ms / 1000
     consecutive_errors = 0
     backoff_s = _INITIAL_BACKOFF_S
-    while not runtime.shutdown_requested:
+    while not stop.is_set():
         # Cleared before the batch: a wake-up during the batch makes the next wait return at once.
         if wakeup is not None:
             wakeup.clear()
@@ -46,7 +54,7 @@ async def run_loop(
                 "Error in %s (%d consecutive): %r", name, consecutive_errors, error, exc_info=error
             )
             wait_s = min(backoff_s, _RETRYABLE_BACKOFF_CAP_S) if is_transient(error) else backoff_s
-            await runtime.sleep(jittered(wait_s), runtime.shutdown_event)
+            await runtime.sleep(jittered(wait_s), stop)
             if consecutive_errors >= _ERRORS_BEFORE_BACKOFF_GROWS:
                 backoff_s = min(backoff_s * 2, _MAX_BACKOFF_S)
                 consecutive_errors = 0
@@ -59,5 +67,5 @@ async def run_loop(
         if did_work:
             await asyncio.sleep(0)  # let the runs it started make progress
             continue
-        await runtime.sleep(jittered(idle_s), wakeup or runtime.shutdown_event)
+        await runtime.sleep(jittered(idle_s), wakeup or stop)
     logger.debug("Executor shut down: %s stopped", name)

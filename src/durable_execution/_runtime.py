@@ -72,6 +72,10 @@ class Runtime:
         # execution_id -> the attempt running in this process.
         self.running: dict[str, LocalRun] = {}
         self.shutdown_event = asyncio.Event()
+        # Set by shutdown once the last attempt running here ended: the loops that serve running
+        # attempts (stopping those cancelled elsewhere) run until then, not just until the drain
+        # starts, or a cancel arriving while draining would go unheard.
+        self.runs_done = asyncio.Event()
         self.ready_wakeup = asyncio.Event()
         self.close_wakeup = asyncio.Event()
         self._timers: dict[int, asyncio.TimerHandle] = {}

@@ -17,7 +17,8 @@ Usage::
 Four loops run while the executor is started: claiming ready executions (up to
 ``max_concurrent_task_executions`` running at once), closing finished ones, recovering expired
 leases, and stopping local runs that another process cancelled. See the ``_claims``, ``_runner``,
-``_closing`` and ``_cancellation`` modules for what each guarantees.
+``_closing`` and ``_cancellation`` modules for what each guarantees, and ``_background`` for how
+shutdown drains them.
 """
 
 from __future__ import annotations
@@ -25,15 +26,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from contextlib import AsyncExitStack
 from typing import Any, Final, NoReturn, Protocol, TypeVar, overload
 
 from durable_execution import clock
-from durable_execution._cancellation import RemoteCancellationWatcher
-from durable_execution._claims import LeaseExpirer, ReadyClaimer
-from durable_execution._closing import Closer
+from durable_execution._background import BackgroundLoops
 from durable_execution._coalescing import Coalescer
-from durable_execution._loops import run_loop
 from durable_execution._options import resolve_enqueue_options
 from durable_execution._records import new_record
 from durable_execution._registry import (
@@ -42,8 +39,8 @@ from durable_execution._registry import (
     storable_input,
     validated_input,
 )
-from durable_execution._runner import Runner
 from durable_execution._runtime import ExecutorConfig, Runtime
+from durable_execution._sequential import SequentialChains
 from durable_execution._transactions import TransactionRunner
 from durable_execution.builders import (
     InputValidatedTaskBuilder,
@@ -52,25 +49,21 @@ from durable_execution.builders import (
     schema_codec,
 )
 from durable_execution.errors import (
-    DurableExecutionError,
     DurableExecutionNotFoundError,
     executor_shutdown_error,
 )
 from durable_execution.handle import TaskHandle, read_record
-from durable_execution.ids import generate_execution_id, generate_sequential_task_id
+from durable_execution.ids import generate_execution_id
 from durable_execution.model import RetryOptions
 from durable_execution.payloads import FinalizeTaskInput, ParentTaskOutput
 from durable_execution.serializer import CheckedSerializer, JsonSerializer, Serializer
 from durable_execution.storage.types import (
     DurableStorage,
     DurableStorageTx,
-    ReadyWatchingStorage,
     TaskExecutionRecord,
 )
 from durable_execution.tasks import (
-    ChildTask,
     FinalizeTask,
-    ParentTaskResult,
     RunParentFunction,
     Task,
     TaskContext,
@@ -92,7 +85,6 @@ T5 = TypeVar("T5")
 DEFAULT_EXPIRE_MS: Final = 300_000
 DEFAULT_MAX_LEASE_EXPIRIES: Final = 3
 DEFAULT_INTRA_BATCH_SLEEP_MS: Final = 500
-SEQUENTIAL_STEP_TIMEOUT_MS: Final = 1000
 # Most executions one insert statement carries (SQLite binds each id of its duplicate check).
 _ENQUEUE_CHUNK: Final = 500
 
@@ -158,8 +150,8 @@ class DurableExecutor:
         self._enqueues: Coalescer[TaskExecutionRecord, None] = Coalescer(
             self._rt.transactions, _insert_records, max_batch=_ENQUEUE_CHUNK
         )
-        self._watches = AsyncExitStack()  # the storage's ready watch, while started
-        self._loops: list[asyncio.Task[None]] = []
+        self._chains = SequentialChains(self._rt.registry, self._register)
+        self._background = BackgroundLoops(self._rt)
         self._shutdown_done: asyncio.Event | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -167,30 +159,14 @@ class DurableExecutor:
     async def start(self) -> None:
         """Start the background loops; returns once they run. Calling it again is harmless."""
         self._check_open()
-        if self._loops:
-            return
-        rt = self._rt
-        runner = Runner(rt)
-        loops: list[tuple[str, Callable[[], Awaitable[bool]], asyncio.Event | None]] = [
-            ("process ready executions", ReadyClaimer(rt, runner).batch, rt.ready_wakeup),
-            ("close finished executions", Closer(rt).batch, rt.close_wakeup),
-            ("expire leases", LeaseExpirer(rt).batch, None),
-            ("cancel runs cancelled elsewhere", RemoteCancellationWatcher(rt).batch, None),
-        ]
-        storage = rt.transactions.storage
-        if isinstance(storage, ReadyWatchingStorage):
-            # Work other processes make ready wakes the claim loop at once, not at its next poll.
-            await self._watches.enter_async_context(storage.watch_ready(rt.ready_wakeup.set))
-        self._loops = [
-            asyncio.create_task(run_loop(name, rt, batch, wakeup), name=f"durable-execution:{name}")
-            for name, batch, wakeup in loops
-        ]
-        await asyncio.sleep(0)
+        if not self._background.started:
+            await self._background.start()
 
     async def shutdown(self) -> None:
-        """Stop the loops (interrupting their idle waits) and wait for the running attempts.
+        """Stop claiming (interrupting the loops' idle waits) and wait for the running attempts.
 
         Running attempts are not cancelled: they can watch ``ctx.is_shutdown_requested()``.
+        A cancel from any process still stops one at its next ``await`` while this drains.
         Idempotent; concurrent calls all return once shutdown completed.
         """
         if self._shutdown_done is not None:
@@ -199,14 +175,8 @@ class DurableExecutor:
         self._shutdown_done = asyncio.Event()
         try:
             self._logger.info("Executor shutting down")
-            rt = self._rt
-            rt.request_shutdown()
-            await asyncio.gather(*self._loops, return_exceptions=True)
-            await self._enqueues.wait_idle()
-            while rt.running:
-                runs = [run.task for run in rt.running.values() if run.task is not None]
-                await asyncio.gather(*runs, return_exceptions=True)
-            await self._watches.aclose()
+            self._rt.request_shutdown()
+            await self._background.drain(before_runs=self._enqueues.wait_idle)
             self._logger.info("Executor shut down")
         finally:
             self._shutdown_done.set()
@@ -379,16 +349,24 @@ class DurableExecutor:
         return InputValidatedTaskBuilder(self._register, codec.validator, codec)
 
     @overload
-    def sequential_tasks(self, t1: Task[InputT, OutputT], /) -> Task[InputT, OutputT]: ...
+    def sequential_tasks(
+        self, t1: Task[InputT, OutputT], /, *, id: str | None = None
+    ) -> Task[InputT, OutputT]: ...  # with an id, raises: a one-step chain is the task itself
 
     @overload
     def sequential_tasks(
-        self, t1: Task[InputT, T1], t2: Task[T1, OutputT], /
+        self, t1: Task[InputT, T1], t2: Task[T1, OutputT], /, *, id: str | None = None
     ) -> Task[InputT, OutputT]: ...
 
     @overload
     def sequential_tasks(
-        self, t1: Task[InputT, T1], t2: Task[T1, T2], t3: Task[T2, OutputT], /
+        self,
+        t1: Task[InputT, T1],
+        t2: Task[T1, T2],
+        t3: Task[T2, OutputT],
+        /,
+        *,
+        id: str | None = None,
     ) -> Task[InputT, OutputT]: ...
 
     @overload
@@ -399,6 +377,8 @@ class DurableExecutor:
         t3: Task[T2, T3],
         t4: Task[T3, OutputT],
         /,
+        *,
+        id: str | None = None,
     ) -> Task[InputT, OutputT]: ...
 
     @overload
@@ -410,6 +390,8 @@ class DurableExecutor:
         t4: Task[T3, T4],
         t5: Task[T4, OutputT],
         /,
+        *,
+        id: str | None = None,
     ) -> Task[InputT, OutputT]: ...
 
     @overload
@@ -422,10 +404,14 @@ class DurableExecutor:
         t5: Task[T4, T5],
         t6: Task[T5, OutputT],
         /,
+        *,
+        id: str | None = None,
     ) -> Task[InputT, OutputT]: ...
 
     @overload
-    def sequential_tasks(self, /) -> NoReturn: ...  # raises "No tasks provided"
+    def sequential_tasks(
+        self, /, *, id: str | None = None
+    ) -> NoReturn: ...  # raises "No tasks provided"
 
     @overload
     def sequential_tasks(
@@ -439,58 +425,20 @@ class DurableExecutor:
         t7: Task[Any, Any],
         /,
         *tasks: Task[Any, Any],
+        id: str | None = None,
     ) -> Task[Any, Any]: ...  # Any: longer chains are not type-checked link by link
 
-    def sequential_tasks(self, *tasks: Task[Any, Any]) -> Task[Any, Any]:
+    def sequential_tasks(self, *tasks: Task[Any, Any], id: str | None = None) -> Task[Any, Any]:
         """A task that runs ``tasks`` one after the other, each on the previous one's output.
 
-        Built from wrapper parent tasks ``st_<16 chars>`` (three wrapper executions per link),
-        as in the reference.
+        Its id is ``id`` or, without one, ``st_`` and a hash of the step ids: every process that
+        registers the same steps gets the same chain, so a worker runs what another process
+        enqueued. Registering the same steps under the same id again returns that chain; other
+        steps under a taken id are refused. Built from wrapper parent tasks (three wrapper
+        executions per link), as in the reference; see ``_sequential`` for their ids.
         """
         self._check_open()
-        if not tasks:
-            raise DurableExecutionError("No tasks provided", is_retryable=False)
-        for task in tasks:
-            if not isinstance(task, Task) or self._rt.registry.get(task.id) is None:
-                raise DurableExecutionNotFoundError(
-                    f"Task {getattr(task, 'id', task)} not found. Register it with this executor"
-                    " before using it in sequential_tasks"
-                )
-        if len(tasks) == 1:
-            return tasks[0]
-        first, rest = tasks[0], self.sequential_tasks(*tasks[1:])
-        wrapper_id = generate_sequential_task_id()
-
-        async def run_first(ctx: TaskContext, value: object) -> ParentTaskResult[None]:
-            return ParentTaskResult(output=None, children_tasks=[ChildTask(first, value)])
-
-        async def run_rest(
-            ctx: TaskContext, finalize_input: FinalizeTaskInput[object, None]
-        ) -> ParentTaskResult[None]:
-            previous = finalize_input.children_tasks_outputs[0].output
-            return ParentTaskResult(output=None, children_tasks=[ChildTask(rest, previous)])
-
-        async def last_output(
-            ctx: TaskContext,
-            finalize_input: FinalizeTaskInput[FinalizeTaskInput[object, None], None],
-        ) -> object:
-            return finalize_input.children_tasks_outputs[0].output
-
-        return self.parent_task(
-            id=wrapper_id,
-            timeout_ms=SEQUENTIAL_STEP_TIMEOUT_MS,
-            run_parent=run_first,
-            finalize_task=FinalizeTask(
-                id=f"{wrapper_id}_finalize_1",
-                timeout_ms=SEQUENTIAL_STEP_TIMEOUT_MS,
-                run_parent=run_rest,
-                finalize_task=FinalizeTask(
-                    id=f"{wrapper_id}_finalize_2",
-                    timeout_ms=SEQUENTIAL_STEP_TIMEOUT_MS,
-                    run=last_output,
-                ),
-            ),
-        )
+        return self._chains.chain(tasks, id)
 
     # -- executions --------------------------------------------------------------------------
 

@@ -165,6 +165,7 @@ SNIPPETS: Final[dict[str, str]] = {
         chain = executor.sequential_tasks(t1, t2, t3)
         reveal_type(chain)  # N: Revealed type is "durable_execution.tasks.Task[str, list[str]]"
         reveal_type(executor.sequential_tasks(t1, t2))  # N: Revealed type is "durable_execution.tasks.Task[str, bool]"
+        reveal_type(executor.sequential_tasks(t1, t2, t3, id="describe_chain"))  # N: Revealed type is "durable_execution.tasks.Task[str, list[str]]"
     """,
     "validated_inputs": """
         import pydantic
@@ -235,6 +236,7 @@ SNIPPETS: Final[dict[str, str]] = {
         t1 = executor.task(id="parse", timeout_ms=1000, run=parse)
         t2 = executor.task(id="shout", timeout_ms=1000, run=shout)
         executor.sequential_tasks(t1, t2)  # E: "sequential_tasks" of "DurableExecutor"
+        executor.sequential_tasks(t1, t2, id="named")  # E: "sequential_tasks" of "DurableExecutor"
     """,
     "child_and_finalize_mismatch": """
         from durable_execution import (

@@ -8,8 +8,8 @@ from durable_execution.errors import DurableExecutionError
 from durable_execution.ids import (
     ALPHABET,
     generate_execution_id,
-    generate_sequential_task_id,
     random_id,
+    sequential_task_id,
     validate_id,
 )
 
@@ -28,11 +28,19 @@ def test_execution_ids_have_the_prefix_and_24_alphabet_characters() -> None:
         assert set(execution_id[3:]) <= set(ALPHABET)
 
 
-def test_sequential_task_ids() -> None:
-    task_id = generate_sequential_task_id()
+def test_sequential_task_ids_derive_from_the_steps() -> None:
+    task_id = sequential_task_id(["extract", "transform", "load"])
     assert task_id.startswith("st_")
     assert len(task_id) == 19
     validate_id(task_id)
+    # The same steps give the same id in every process; other steps or another order do not.
+    assert sequential_task_id(("extract", "transform", "load")) == task_id
+    others = {
+        sequential_task_id(steps)
+        for steps in (["load", "transform", "extract"], ["extract", "transform"], ["a_b", "c"])
+    }
+    assert task_id not in others
+    assert sequential_task_id(["a", "b_c"]) != sequential_task_id(["a_b", "c"])
 
 
 def test_random_ids_use_the_whole_alphabet() -> None:
