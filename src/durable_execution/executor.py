@@ -33,6 +33,7 @@ from durable_execution._cancellation import RemoteCancellationWatcher
 from durable_execution._claims import LeaseExpirer, ReadyClaimer
 from durable_execution._closing import Closer
 from durable_execution._coalescing import Coalescer
+from durable_execution._inserts import insert_new, insert_unless_stored
 from durable_execution._loops import run_loop
 from durable_execution._options import resolve_enqueue_options
 from durable_execution._records import new_record
@@ -155,8 +156,12 @@ class DurableExecutor:
             ),
         )
         # Concurrent enqueue_task calls share a transaction (see _coalescing).
+        # A retry after an unknown commit outcome finds its own rows (see _inserts).
         self._enqueues: Coalescer[TaskExecutionRecord, None] = Coalescer(
-            self._rt.transactions, _insert_records, max_batch=_ENQUEUE_CHUNK
+            self._rt.transactions,
+            _insert_records,
+            max_batch=_ENQUEUE_CHUNK,
+            again=_insert_records_unless_stored,
         )
         self._watches = AsyncExitStack()  # the storage's ready watch, while started
         self._loops: list[asyncio.Task[None]] = []
@@ -546,13 +551,11 @@ class DurableExecutor:
         definition = self._registered(task)
         records = [await self._new_record(definition, value, options) for value in inputs]
 
-        async def insert(tx: DurableStorageTx) -> None:
-            # Chunks keep each statement's id list under SQLite's bound-variable limit.
-            for start in range(0, len(records), _ENQUEUE_CHUNK):
-                await tx.insert_task_executions(records[start : start + _ENQUEUE_CHUNK])
-
         if records:
-            await self._rt.transactions.run(insert)
+            await self._rt.transactions.run(
+                lambda tx: insert_new(tx, records),
+                again=lambda tx: insert_unless_stored(tx, records),
+            )
             self._rt.wake_ready_at([records[0].start_at])
         self._logger.debug("Enqueued %d executions of %s", len(records), definition.id)
         return [TaskHandle(self._rt, definition.id, record.execution_id) for record in records]
@@ -613,4 +616,11 @@ async def _insert_records(
     tx: DurableStorageTx, records: Sequence[TaskExecutionRecord]
 ) -> list[None]:
     await tx.insert_task_executions(records)
+    return [None] * len(records)
+
+
+async def _insert_records_unless_stored(
+    tx: DurableStorageTx, records: Sequence[TaskExecutionRecord]
+) -> list[None]:
+    await insert_unless_stored(tx, records)
     return [None] * len(records)
