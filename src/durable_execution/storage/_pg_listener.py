@@ -28,6 +28,8 @@ from typing import Any, Final
 import psycopg
 from psycopg import sql
 
+from durable_execution.storage.masking import scrub
+
 logger = logging.getLogger("durable_execution.storage.postgres")
 
 # Any: the listener never fetches rows through a cursor of its own, so the row type is moot.
@@ -151,6 +153,7 @@ class _ReadyWatch:
 
     async def _wait_to_retry(self, backoff: _Backoff, reason: str, *, quiet: bool) -> None:
         delay = backoff.next_delay()
+        reason = scrub(reason, self._conninfo)
         # Once per outage at warning level, not once per attempt. The display form of the URL
         # never carries the password.
         logger.log(

@@ -41,6 +41,7 @@ from durable_execution.storage.errors import (
     StorageClosedError,
     StorageError,
 )
+from durable_execution.storage.masking import mask_password, scrub
 from durable_execution.storage.types import (
     ClaimedTaskExecutions,
     DurableStorageTx,
@@ -492,6 +493,11 @@ class PostgresDurableStorage:
             name="durable-execution",
         )
 
+    def __repr__(self) -> str:
+        return (
+            f"<PostgresDurableStorage {mask_password(self._conninfo)!r} table={self.table_name!r}>"
+        )
+
     async def open(self) -> None:
         """Check that the server answers, then open the pool (a clear error if it does not)."""
         try:
@@ -499,7 +505,10 @@ class PostgresDurableStorage:
                 self._conninfo, connect_timeout=max(1, round(self._connect_timeout_s))
             )
         except psycopg.OperationalError as error:
-            raise StorageError(f"Cannot connect to {self._display}: {error}") from None
+            # The driver may quote part of a malformed password (a host name it could not
+            # resolve, a value it could not parse): scrubbed like the display form.
+            reason = scrub(str(error), self._conninfo)
+            raise StorageError(f"Cannot connect to {self._display}: {reason}") from None
         await probe.close()
         await self._pool.open(wait=True, timeout=self._connect_timeout_s)
 
