@@ -526,6 +526,9 @@ class DurableExecutor:
         The input is validated (if the task has a validator) and serialized first; if either
         fails, or the options are invalid, this raises and nothing is stored. Works before
         ``start()`` too: the execution waits for an executor to run it.
+
+        Cancelled (or timed out) before its request was sent to the storage, the enqueue is
+        withdrawn and nothing is stored; once sent, its shared transaction may still commit.
         """
         self._check_open()
         definition = self._registered(task)
