@@ -14,14 +14,19 @@ sees is the one its own request produced. A transient failure (the storage is do
 whole batch at once: retrying its requests one by one would only stretch the outage, and each
 caller has its own retry policy.
 
-A caller that is cancelled before its batch starts is dropped from it; once the batch has started
-its write may still commit (as a commit racing a cancellation always could).
+A caller that gives up (cancelled, or timed out by ``asyncio.wait_for``) withdraws its request if
+the request has not been sent yet — also when its batch is already waiting for a connection or a
+lock, or is being retried after a failure that happened before the request was part of it: the
+batch's work is given the requests still wanted at the moment it runs. Once a request was sent
+it stays in its batch, whose COMMIT may succeed after the caller left; that outcome is unknown to
+the caller (as for any commit racing a cancellation).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from durable_execution._transactions import TransactionRunner, is_transient
@@ -33,6 +38,13 @@ _Result = TypeVar("_Result")
 BatchWork = Callable[[DurableStorageTx, Sequence[_Item]], Awaitable[Sequence[_Result]]]
 
 
+@dataclass(eq=False)
+class _Request(Generic[_Item, _Result]):
+    item: _Item
+    future: asyncio.Future[_Result]
+    sent: bool = False  # part of a transaction already: no longer withdrawn by its caller
+
+
 class Coalescer(Generic[_Item, _Result]):
     def __init__(
         self,
@@ -40,18 +52,21 @@ class Coalescer(Generic[_Item, _Result]):
         work: BatchWork[_Item, _Result],
         *,
         max_batch: int,
+        again: BatchWork[_Item, _Result] | None = None,
     ) -> None:
-        """``work(tx, items)`` does ``items`` in ``tx`` and returns one result per item."""
+        """``work(tx, items)`` does ``items`` in ``tx`` and returns one result per item;
+        ``again`` is what a retry does once ``work`` was started (see TransactionRunner.run)."""
         self._transactions = transactions
         self._work = work
+        self._again = again
         self._max_batch = max_batch
-        self._queue: list[tuple[_Item, asyncio.Future[_Result]]] = []
+        self._queue: list[_Request[_Item, _Result]] = []
         self._drain_task: asyncio.Task[None] | None = None
 
     async def submit(self, item: _Item) -> _Result:
         """Do ``item`` in the next transaction; its result once that transaction committed."""
         future: asyncio.Future[_Result] = asyncio.get_running_loop().create_future()
-        self._queue.append((item, future))
+        self._queue.append(_Request(item, future))
         if self._drain_task is None:
             self._drain_task = asyncio.create_task(
                 self._drain(), name="durable-execution:coalesced-transaction"
@@ -68,38 +83,57 @@ class Coalescer(Generic[_Item, _Result]):
             while self._queue:
                 batch = self._queue[: self._max_batch]
                 del self._queue[: self._max_batch]
-                live = [(item, future) for item, future in batch if not future.done()]
+                live = [request for request in batch if not request.future.done()]
                 if live:
                     await self._commit(live)
         finally:
             self._drain_task = None
 
-    async def _commit(self, batch: list[tuple[_Item, asyncio.Future[_Result]]]) -> None:
+    async def _run(self, batch: list[_Request[_Item, _Result]]) -> None:
+        """Run ``batch`` in one transaction (retried as the runner does) and resolve the
+        requests it sent; raises what the transaction raised."""
+        sending: list[_Request[_Item, _Result]] = []
+
+        def attempt(
+            work: BatchWork[_Item, _Result],
+        ) -> Callable[[DurableStorageTx], Awaitable[Sequence[_Result]]]:
+            async def run(tx: DurableStorageTx) -> Sequence[_Result]:
+                nonlocal sending
+                # Decided now, with the transaction open: a caller that gave up while the batch
+                # waited for a connection, a lock or a retry is left out.
+                sending = [r for r in batch if r.sent or not r.future.done()]
+                if not sending:
+                    return []
+                for request in sending:
+                    request.sent = True
+                return await work(tx, [request.item for request in sending])
+
+            return run
+
+        # A request sent before (in a batch that failed) may be stored: go straight to again.
+        first = self._work if self._again is None or not any(r.sent for r in batch) else self._again
+        results = await self._transactions.run(
+            attempt(first), again=None if self._again is None else attempt(self._again)
+        )
+        for request, result in zip(sending, results, strict=True):
+            _resolve(request.future, result)
+
+    async def _commit(self, batch: list[_Request[_Item, _Result]]) -> None:
         try:
-            results = await self._transactions.run(
-                lambda tx: self._work(tx, [item for item, _ in batch])
-            )
+            await self._run(batch)
         except Exception as error:
             if len(batch) == 1 or is_transient(error):
                 # Its own error for a lone caller; for a transient one (the storage is in trouble)
                 # every caller gets it and applies its own retry policy.
-                for _, future in batch:
-                    _fail(future, error)
+                for request in batch:
+                    _fail(request.future, error)
                 return
-            for item, future in batch:  # isolate the request that cannot succeed
-                if not future.done():
-                    await self._commit_alone(item, future)
-            return
-        for (_, future), result in zip(batch, results, strict=True):
-            _resolve(future, result)
-
-    async def _commit_alone(self, item: _Item, future: asyncio.Future[_Result]) -> None:
-        try:
-            (result,) = await self._transactions.run(lambda tx: self._work(tx, [item]))
-        except Exception as error:
-            _fail(future, error)
-        else:
-            _resolve(future, result)
+            for request in batch:  # isolate the request that cannot succeed
+                if not request.future.done():
+                    try:
+                        await self._run([request])
+                    except Exception as alone_error:
+                        _fail(request.future, alone_error)
 
 
 # A future may be done already: its caller was cancelled while the batch ran.

@@ -53,21 +53,42 @@ class TransactionRunner:
         self.storage = storage
         self._logger = logger
 
-    async def run(self, work: Callable[[DurableStorageTx], Awaitable[_T]]) -> _T:
-        """Run ``work`` in a transaction, retrying transient failures; return its result."""
-        attempt = 1
+    async def run(
+        self,
+        work: Callable[[DurableStorageTx], Awaitable[_T]],
+        *,
+        again: Callable[[DurableStorageTx], Awaitable[_T]] | None = None,
+    ) -> _T:
+        """Run ``work`` in a transaction, retrying transient failures; return its result.
+
+        A transient failure after ``work`` ran may have struck after the server received
+        COMMIT (the connection dropped before the reply; a disk error at commit): the outcome is
+        unknown. ``work`` that is not safe to repeat passes ``again``, which retries run instead
+        of ``work`` once ``work`` has been started: it must first find out what is stored (an
+        insert finds its own rows, and does not insert them twice or fail as a duplicate).
+        """
+        started = False
+
+        async def attempt(tx: DurableStorageTx) -> _T:
+            nonlocal started
+            if started and again is not None:
+                return await again(tx)
+            started = True
+            return await work(tx)
+
+        attempt_number = 1
         while True:
             try:
                 async with self.storage.transaction() as tx:
-                    return await work(tx)
+                    return await attempt(tx)
             except Exception as error:
-                if attempt >= MAX_ATTEMPTS or not is_transient(error):
+                if attempt_number >= MAX_ATTEMPTS or not is_transient(error):
                     raise
                 self._logger.warning(
                     "Transaction failed (attempt %d of %d), retrying: %r",
-                    attempt,
+                    attempt_number,
                     MAX_ATTEMPTS,
                     error,
                 )
-                await asyncio.sleep(jittered(RETRY_BASE_DELAY_S * attempt))
-                attempt += 1
+                await asyncio.sleep(jittered(RETRY_BASE_DELAY_S * attempt_number))
+                attempt_number += 1

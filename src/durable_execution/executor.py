@@ -31,6 +31,7 @@ from typing import Any, Final, NoReturn, Protocol, TypeVar, overload
 from durable_execution import clock
 from durable_execution._background import BackgroundLoops
 from durable_execution._coalescing import Coalescer
+from durable_execution._inserts import insert_new, insert_unless_stored
 from durable_execution._options import resolve_enqueue_options
 from durable_execution._records import new_record
 from durable_execution._registry import (
@@ -147,8 +148,12 @@ class DurableExecutor:
             ),
         )
         # Concurrent enqueue_task calls share a transaction (see _coalescing).
+        # A retry after an unknown commit outcome finds its own rows (see _inserts).
         self._enqueues: Coalescer[TaskExecutionRecord, None] = Coalescer(
-            self._rt.transactions, _insert_records, max_batch=_ENQUEUE_CHUNK
+            self._rt.transactions,
+            _insert_records,
+            max_batch=_ENQUEUE_CHUNK,
+            again=_insert_records_unless_stored,
         )
         self._chains = SequentialChains(self._rt.registry, self._register)
         self._background = BackgroundLoops(self._rt)
@@ -469,6 +474,9 @@ class DurableExecutor:
         The input is validated (if the task has a validator) and serialized first; if either
         fails, or the options are invalid, this raises and nothing is stored. Works before
         ``start()`` too: the execution waits for an executor to run it.
+
+        Cancelled (or timed out) before its request was sent to the storage, the enqueue is
+        withdrawn and nothing is stored; once sent, its shared transaction may still commit.
         """
         self._check_open()
         definition = self._registered(task)
@@ -494,13 +502,11 @@ class DurableExecutor:
         definition = self._registered(task)
         records = [await self._new_record(definition, value, options) for value in inputs]
 
-        async def insert(tx: DurableStorageTx) -> None:
-            # Chunks keep each statement's id list under SQLite's bound-variable limit.
-            for start in range(0, len(records), _ENQUEUE_CHUNK):
-                await tx.insert_task_executions(records[start : start + _ENQUEUE_CHUNK])
-
         if records:
-            await self._rt.transactions.run(insert)
+            await self._rt.transactions.run(
+                lambda tx: insert_new(tx, records),
+                again=lambda tx: insert_unless_stored(tx, records),
+            )
             self._rt.wake_ready_at([records[0].start_at])
         self._logger.debug("Enqueued %d executions of %s", len(records), definition.id)
         return [TaskHandle(self._rt, definition.id, record.execution_id) for record in records]
@@ -561,4 +567,11 @@ async def _insert_records(
     tx: DurableStorageTx, records: Sequence[TaskExecutionRecord]
 ) -> list[None]:
     await tx.insert_task_executions(records)
+    return [None] * len(records)
+
+
+async def _insert_records_unless_stored(
+    tx: DurableStorageTx, records: Sequence[TaskExecutionRecord]
+) -> list[None]:
+    await insert_unless_stored(tx, records)
     return [None] * len(records)

@@ -17,16 +17,19 @@ import logging
 import os
 import pickle
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+from psycopg.conninfo import make_conninfo
 
 from durable_execution import JsonSerializer
 from durable_execution.storage import StorageError, open_storage
 from durable_execution.storage.postgres import PostgresDurableStorage
+from durable_execution.storage.types import WhereByStatuses
 
 SECRET = "Sup3rSecret-b8"
 REPO = Path(__file__).resolve().parents[2]
@@ -65,6 +68,62 @@ async def test_no_password_in_connection_errors_or_logs(
     shown = f"{raised.value}\n{raised.value!r}\n{raised.value.__cause__!r}"
     assert SECRET not in shown
     assert "***" in str(raised.value) or "Cannot connect" in str(raised.value)
+    assert SECRET not in caplog.text
+
+
+# Connection strings whose password is written in every way a user may write it: libpq key/value
+# strings (plain, quoted with spaces, malformed around it), and URLs whose password holds an
+# unencoded "/", "#", "?" or "@" (URL parsers and libpq read those differently) or sits in a
+# query parameter next to an unencoded "&". Nothing listens on port 1.
+AWKWARD_CONNINFOS = [
+    f"host=127.0.0.1 port=1 user=u password={SECRET} dbname=x",
+    f"host=127.0.0.1 port=1 password='a {SECRET} b'",
+    f"password = 'it\\'s {SECRET}' host=127.0.0.1 port=1",
+    f"host=127.0.0.1 port=1 password=se {SECRET}",  # unquoted space: libpq refuses it
+    f"host=127.0.0.1 port=1 password='{SECRET}",  # unterminated quote
+    f"host=127.0.0.1 port=1 sslpassword={SECRET}",
+    f"postgresql://user:pa/{SECRET}@127.0.0.1:1/x",
+    f"postgresql://user:pa#{SECRET}@127.0.0.1:1/x",
+    f"postgresql://user:pa?{SECRET}@127.0.0.1:1/x",
+    f"postgresql://user:pa@{SECRET}@127.0.0.1:1/x",
+    f"postgresql://user:{SECRET}@pa@127.0.0.1:1/x",
+    f"postgresql://user@127.0.0.1:1/x?password={SECRET}",
+    f"postgresql://user@127.0.0.1:1/x?password=a&{SECRET}",
+    f"postgresql://user@127.0.0.1:1/x?sslmode=disable&password={SECRET}#frag",
+]
+
+
+@pytest.mark.parametrize("conninfo", AWKWARD_CONNINFOS)
+async def test_no_password_however_written_in_errors_logs_or_repr(
+    conninfo: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises((StorageError, ValueError)) as raised:
+        async with open_storage(conninfo):
+            pass
+    shown = f"{raised.value}\n{raised.value!r}\n{raised.value.__cause__!r}"
+    assert SECRET not in shown
+    assert "***" in str(raised.value)  # the string is shown, its password masked
+    for fragment in SECRET.split("-"):  # not even in part
+        assert fragment not in shown
+    assert SECRET not in caplog.text
+    storage = PostgresDurableStorage(conninfo)
+    assert SECRET not in repr(storage)
+    assert "***" in repr(storage)
+
+
+async def test_a_key_value_connection_string_is_accepted_and_masked(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    conninfo = make_conninfo(postgres_url, password=f"a {SECRET}")  # trust auth: unused
+    assert "password='a " in conninfo
+    async with open_storage(conninfo) as storage:
+        assert isinstance(storage, PostgresDurableStorage)
+        assert SECRET not in repr(storage)
+        assert "password=***" in repr(storage)
+        async with storage.transaction() as tx:
+            assert await tx.get_task_execution_ids(WhereByStatuses(statuses=["ready"])) == []
     assert SECRET not in caplog.text
 
 
@@ -128,6 +187,53 @@ def test_cli_never_prints_the_password_of_an_unreachable_database(command: list[
         assert result.returncode != 0
         assert "Cannot connect to postgresql://user:***@127.0.0.1:1/x" in result.stderr
         assert SECRET not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("conninfo", AWKWARD_CONNINFOS)
+def test_cli_never_prints_a_password_however_written(conninfo: str) -> None:
+    for result in (
+        _cli("list", "--db", conninfo),
+        _cli("stats", env={"DURABLE_EXECUTION_DB": conninfo}),
+    ):
+        assert result.returncode != 0
+        output = result.stdout + result.stderr
+        assert "***" in output  # it names the database, password masked
+        for fragment in SECRET.split("-"):
+            assert fragment not in output
+
+
+def test_worker_log_lines_never_show_the_password_of_a_key_value_string(
+    postgres_url: str,
+) -> None:
+    conninfo = make_conninfo(postgres_url, password=f"a {SECRET}")  # trust auth: unused
+    executable = shutil.which("durable-execution", path=str(Path(sys.executable).parent))
+    command = [executable] if executable else [sys.executable, "-m", "durable_execution.cli"]
+    worker = subprocess.Popen(
+        [*command, "worker", "tests.cli.cli_app:register", "--db", conninfo],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        cwd=REPO,
+    )
+    lines: list[str] = []
+    try:
+        assert worker.stdout is not None
+        for line in worker.stdout:  # bounded: the worker either starts or exits
+            lines.append(line)
+            if "Worker started" in line:
+                break
+        worker.send_signal(signal.SIGTERM)
+        rest, _ = worker.communicate(timeout=60)
+        lines.append(rest)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+    output = "".join(lines)
+    assert "Worker started" in output, output
+    assert "password=***" in output
+    assert SECRET not in output
 
 
 def test_cli_never_prints_the_password_of_a_working_database(postgres_url: str) -> None:

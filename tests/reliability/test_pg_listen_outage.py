@@ -20,7 +20,7 @@ from durable_execution.storage.postgres import PostgresDurableStorage
 from ._b_pg_server import PrivatePostgres
 
 SECRET = "ListenSecret-93f1"  # trust auth ignores it; it must never show in logs
-BOUND_S = 30.0  # liveness bound: the watch retries with a backoff capped at 10 s
+BOUND_S = 30.0  # liveness bound: the watch retries with a backoff capped at 1 s
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ from durable_execution.storage import (
     StorageError,
     open_storage,
 )
-from durable_execution.storage.url import SqliteUrl, mask_password, parse_storage_url
+from durable_execution.storage.url import PostgresUrl, SqliteUrl, mask_password, parse_storage_url
 
 from ._backends import storage_url
 from ._records import all_ids, insert, record
@@ -96,6 +96,36 @@ def test_mask_password_keeps_everything_else() -> None:
     )
     assert mask_password("postgresql://me@db/prod") == "postgresql://me@db/prod"
     assert mask_password("sqlite:////abs/file.db") == "sqlite:////abs/file.db"
+
+
+@pytest.mark.parametrize(
+    ("conninfo", "shown"),
+    [
+        (f"host=db password={SECRET} dbname=app", "host=db password=*** dbname=app"),
+        (f"host=db password='a {SECRET}' dbname=app", "host=db password=*** dbname=app"),
+        (f"postgresql://me:a/{SECRET}@db/app", "postgresql://me:***@db/app"),
+        (f"postgresql://me:a#{SECRET}@db/app", "postgresql://me:***@db/app"),
+        (f"postgresql://me:a?{SECRET}@db/app", "postgresql://me:***@db/app"),
+        (f"postgresql://me:a@{SECRET}@db/app", "postgresql://me:***@db/app"),
+        (
+            f"postgresql://db/app?password={SECRET}&sslmode=require",
+            "postgresql://db/app?password=***&sslmode=require",
+        ),
+        ("host=db dbname=app", "host=db dbname=app"),
+    ],
+)
+def test_mask_password_hides_a_password_however_written(conninfo: str, shown: str) -> None:
+    assert mask_password(conninfo) == shown
+
+
+def test_a_key_value_string_is_a_postgresql_target() -> None:
+    target = parse_storage_url(f"host=db port=5433 password={SECRET}")
+    assert target == PostgresUrl(
+        conninfo=f"host=db port=5433 password={SECRET}", masked="host=db port=5433 password=***"
+    )
+    with pytest.raises(ValueError, match=r"malformed connection string .*password=\*\*\*") as bad:
+        parse_storage_url(f"host=db password={SECRET} stray")
+    assert SECRET not in str(bad.value)
 
 
 def test_sqlite_paths_relative_and_absolute() -> None:

@@ -97,7 +97,7 @@ def _check_table(ctx: click.Context, param: click.Parameter, value: str) -> str:
 
 DB_HELP: Final = (
     "Storage URL: sqlite:///relative/file.db, sqlite:////absolute/file.db or "
-    "postgresql://user:password@host:port/database."
+    "postgresql://user:password@host:port/database (or a libpq key/value string)."
 )
 TABLE_HELP: Final = "Table holding the executions (a plain identifier)."
 

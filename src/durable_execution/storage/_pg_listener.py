@@ -28,6 +28,8 @@ from typing import Any, Final
 import psycopg
 from psycopg import sql
 
+from durable_execution.storage.masking import scrub
+
 logger = logging.getLogger("durable_execution.storage.postgres")
 
 # Any: the listener never fetches rows through a cursor of its own, so the row type is moot.
@@ -35,12 +37,14 @@ _Connection = psycopg.AsyncConnection[Any]
 
 CHANNEL_SUFFIX: Final = "_ready"
 # Reconnection waits: doubling from the first, at most the cap, each with random jitter so that
-# many executors do not reconnect in lockstep after a server restart.
+# many executors do not reconnect in lockstep after a server restart. The cap is what a listener
+# may lag behind a restarted server: a second (an attempt that fails costs the server little),
+# not the 10 s it once was, which kept wake-ups off for up to 10 s after the server was back.
 BACKOFF_FIRST_S: Final = 0.25
-BACKOFF_CAP_S: Final = 10.0
+BACKOFF_CAP_S: Final = 1.0
 # A connection that stayed up this long was healthy: its loss starts the backoff afresh. One
-# killed at once again keeps growing it, so a server that refuses sessions is not hammered.
-HEALTHY_AFTER_S: Final = BACKOFF_CAP_S
+# killed at once again keeps it at the cap, so a server that refuses sessions is not hammered.
+HEALTHY_AFTER_S: Final = 10.0
 # A silently dead connection (a network partition) raises nothing while it waits for notices;
 # a query every HEARTBEAT_S, answered within HEARTBEAT_TIMEOUT_S, finds it out.
 HEARTBEAT_S: Final = 30.0
@@ -149,6 +153,7 @@ class _ReadyWatch:
 
     async def _wait_to_retry(self, backoff: _Backoff, reason: str, *, quiet: bool) -> None:
         delay = backoff.next_delay()
+        reason = scrub(reason, self._conninfo)
         # Once per outage at warning level, not once per attempt. The display form of the URL
         # never carries the password.
         logger.log(

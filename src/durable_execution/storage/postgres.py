@@ -19,28 +19,29 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Final, Self
+from typing import Final, Self, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg.types.array import ListBinaryDumper
-from psycopg_pool import AsyncConnectionPool, PoolClosed
+from psycopg_pool import PoolClosed
 
 from durable_execution.generated import postgresql as pg
 from durable_execution.generated.postgresql.models import DurableTaskExecution as PgRow
 from durable_execution.model import TaskExecutionStatus
-from durable_execution.storage import _pg_listener, conversion, inspection, migrate
+from durable_execution.storage import _pg_listener, _pg_pool, conversion, inspection, migrate
 from durable_execution.storage.conversion import ColumnChanges, Columns, JsonValue
 from durable_execution.storage.errors import (
     DuplicateExecutionIdError,
     StorageClosedError,
     StorageError,
 )
+from durable_execution.storage.masking import mask_password, scrub
 from durable_execution.storage.types import (
     ClaimedTaskExecutions,
     DurableStorageTx,
@@ -54,19 +55,12 @@ from durable_execution.storage.types import (
     WhereByStatuses,
 )
 
-# Any: the pool's connections keep psycopg's default row factory; the generated queries open
-# their own tuple cursors, so the row type never matters here.
-_Connection = psycopg.AsyncConnection[Any]
+_Connection = _pg_pool.Connection
+_T = TypeVar("_T")
 
 DEFAULT_POOL_MIN_SIZE: Final = 4  # psycopg_pool's own default: the executor's loops start at once
 DEFAULT_POOL_MAX_SIZE: Final = 10
 DEFAULT_CONNECT_TIMEOUT_S: Final = 30.0
-# psycopg_pool retries a lost connection with an *uncapped* doubling backoff (1, 2, 4 … s) until
-# its reconnect_timeout (default 300 s) — so after a 35 s server restart the pool could wait
-# another half minute before trying again. Giving up early bounds that lag: the next checkout
-# that finds the pool short starts a fresh attempt, whose first try is immediate.
-RECONNECT_TIMEOUT_S: Final = 5.0
-
 # PostgreSQL's detail line of a unique violation (lc_messages=C/English); when it does not
 # match, every id of the batch is reported instead.
 _DUPLICATE_KEY = re.compile(r"Key \(execution_id\)=\((?P<id>.*)\) already exists")
@@ -529,15 +523,20 @@ class PostgresDurableStorage:
         self._display = display_url if display_url is not None else "the PostgreSQL server"
         self._connect_timeout_s = connect_timeout_s
         self._conninfo = conninfo
-        self._pool: AsyncConnectionPool[_Connection] = AsyncConnectionPool(
+        self._pool = _pg_pool.ReconnectingPool(
             conninfo,
             min_size=pool_min_size,
             max_size=pool_max_size,
             open=False,
             configure=_configure,
             timeout=connect_timeout_s,
-            reconnect_timeout=RECONNECT_TIMEOUT_S,
+            reconnect_timeout=_pg_pool.RECONNECT_WINDOW_S,
             name="durable-execution",
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"<PostgresDurableStorage {mask_password(self._conninfo)!r} table={self.table_name!r}>"
         )
 
     async def open(self) -> None:
@@ -547,7 +546,10 @@ class PostgresDurableStorage:
                 self._conninfo, connect_timeout=max(1, round(self._connect_timeout_s))
             )
         except psycopg.OperationalError as error:
-            raise StorageError(f"Cannot connect to {self._display}: {error}") from None
+            # The driver may quote part of a malformed password (a host name it could not
+            # resolve, a value it could not parse): scrubbed like the display form.
+            reason = scrub(str(error), self._conninfo)
+            raise StorageError(f"Cannot connect to {self._display}: {reason}") from None
         await probe.close()
         await self._pool.open(wait=True, timeout=self._connect_timeout_s)
 
@@ -574,7 +576,7 @@ class PostgresDurableStorage:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[DurableStorageTx]:
         try:
-            async with self._pool.connection() as conn, conn.transaction():
+            async with _pg_pool.begun(self._pool, self.pool_max_size) as conn:
                 tx = PostgresStorageTx(conn, self.queries, self.ready_channel)
                 yield tx
                 tx.raise_if_refused()  # inside the block: psycopg rolls back
@@ -609,6 +611,12 @@ class PostgresDurableStorage:
     # Inspection (the optional InspectableStorage queries); each borrows a pooled connection
     # and reads in autocommit, so no transaction is held open.
 
+    async def _read(self, read: Callable[[_Connection], Awaitable[_T]]) -> _T:
+        try:
+            return await _pg_pool.read_on_live_connection(self._pool, self.pool_max_size, read)
+        except PoolClosed:
+            raise StorageClosedError("The PostgreSQL storage is closed") from None
+
     async def list_task_executions(
         self,
         *,
@@ -621,8 +629,8 @@ class PostgresDurableStorage:
         inspection.check_page(limit, offset)
         if limit == 0 or offset > conversion.MAX_ROW_LIMIT:
             return []
-        async with self._pool.connection() as conn:
-            rows = await self.queries.list_task_executions(
+        rows = await self._read(
+            lambda conn: self.queries.list_task_executions(
                 conn,
                 statuses=statuses,
                 task_id=task_id,
@@ -630,20 +638,23 @@ class PostgresDurableStorage:
                 row_limit=min(limit, conversion.MAX_ROW_LIMIT),
                 row_offset=offset,
             )
+        )
         return [conversion.record_from_columns(row) for row in rows]
 
     async def count_task_executions_by_status(
         self, *, task_id: str | None = None, top_level_only: bool = False
     ) -> dict[TaskExecutionStatus, int]:
-        async with self._pool.connection() as conn:
-            rows = await self.queries.count_task_executions_by_status(
+        rows = await self._read(
+            lambda conn: self.queries.count_task_executions_by_status(
                 conn, task_id=task_id, top_level_only=top_level_only
             )
+        )
         return {inspection.counted_status(row.status): row.execution_count for row in rows}
 
     async def get_oldest_ready_task_execution(
         self, *, task_id: str | None = None
     ) -> TaskExecutionRecord | None:
-        async with self._pool.connection() as conn:
-            row = await self.queries.get_oldest_ready_task_execution(conn, task_id=task_id)
+        row = await self._read(
+            lambda conn: self.queries.get_oldest_ready_task_execution(conn, task_id=task_id)
+        )
         return None if row is None else conversion.record_from_columns(row)

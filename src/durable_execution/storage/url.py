@@ -3,10 +3,11 @@
 * ``memory://`` — the in-memory storage;
 * ``sqlite:///relative/path.db`` and ``sqlite:////absolute/path.db`` — a SQLite file (three
   slashes, then the path; an absolute path therefore shows four);
-* ``postgresql://user:password@host:port/database?…`` (also ``postgres://``) — any libpq URL.
+* ``postgresql://user:password@host:port/database?…`` (also ``postgres://``) — any libpq URL;
+* ``host=… dbname=… user=… password=…`` — a libpq key/value connection string (PostgreSQL).
 
 A URL that does not parse raises ``ValueError`` saying what is wrong with it; the message shows
-the URL with its password masked, because error messages end up in logs.
+the URL with its password masked (see :mod:`.masking`), because error messages end up in logs.
 """
 
 from __future__ import annotations
@@ -15,11 +16,31 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeAlias
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
-MASK = "***"
+from durable_execution.storage.masking import MASK, mask_password, scrub
+from durable_execution.storage.masking import masked as _masked
+
+__all__ = [
+    "MASK",
+    "MemoryUrl",
+    "PostgresUrl",
+    "SqliteUrl",
+    "StorageUrl",
+    "mask_password",
+    "parse_storage_url",
+    "scrub",
+]
+
 _SCHEME = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*):")
-_EXPECTED = "expected memory://, sqlite:///path/to/file.db or postgresql://user@host/database"
+_EXPECTED = (
+    "expected memory://, sqlite:///path/to/file.db, postgresql://user@host/database or a "
+    "key/value string such as 'host=… dbname=…'"
+)
+# A libpq key/value connection string starts with a keyword and "=" (a URL with a scheme never
+# does: "=" cannot be part of a scheme).
+_KEYWORD_VALUE = re.compile(r"^\s*[A-Za-z_]+\s*=")
+_URL_SPECIALS = "/#?@"
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,48 +55,11 @@ class SqliteUrl:
 
 @dataclass(frozen=True, slots=True)
 class PostgresUrl:
-    conninfo: str  # the URL as given, for libpq
-    masked: str  # the same URL with its password replaced, for messages
+    conninfo: str  # the URL or key/value string as given, for libpq
+    masked: str  # the same with its password replaced, for messages
 
 
 StorageUrl: TypeAlias = MemoryUrl | SqliteUrl | PostgresUrl
-
-
-def mask_password(url: str) -> str:
-    """``url`` with the password of its user-info part and any ``password=`` parameter masked."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        # Not even splittable: mask anything between "://user:" and the last "@" by hand.
-        return re.sub(r"(://[^:/@]*:)[^@]*@", rf"\g<1>{MASK}@", url)
-    if _password_of(url) is None:
-        return url  # nothing to hide: show the URL exactly as it was given
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, _, hostinfo = netloc.rpartition("@")
-        if ":" in userinfo:
-            user = userinfo.split(":", 1)[0]
-            netloc = f"{user}:{MASK}@{hostinfo}"
-    query = re.sub(r"(?i)(^|&)(password=)[^&]*", rf"\g<1>\g<2>{MASK}", parts.query)
-    return urlunsplit(parts._replace(netloc=netloc, query=query))
-
-
-def _password_of(url: str) -> str | None:
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-        query_passwords = [v for k, v in parse_qsl(parts.query) if k.lower() == "password"]
-    except ValueError:
-        return None
-    return password or (query_passwords[0] if query_passwords else None)
-
-
-def scrub(text: str, url: str) -> str:
-    """``text`` (say, a driver's error message) with ``url``'s password masked wherever it shows."""
-    password = _password_of(url)
-    if password:
-        text = text.replace(password, MASK)
-    return text.strip()
 
 
 def parse_storage_url(url: str) -> StorageUrl:
@@ -84,6 +68,9 @@ def parse_storage_url(url: str) -> StorageUrl:
         raise ValueError(f"storage URL must be a string, got {type(url).__name__}")
     shown = mask_password(url)
     match = _SCHEME.match(url)
+    if match is None and _KEYWORD_VALUE.match(url):
+        _check_keyword_value(url, shown)
+        return PostgresUrl(conninfo=url, masked=shown)
     if match is None:
         raise ValueError(f"malformed storage URL {shown!r}: no scheme; {_EXPECTED}")
     scheme = match.group("scheme").lower()
@@ -127,7 +114,10 @@ def _check_postgres(url: str, shown: str) -> None:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - parsing the port is the check: it raises on garbage
     except ValueError as error:
-        raise ValueError(f"malformed storage URL {shown!r}: {scrub(str(error), url)}") from None
+        raise ValueError(
+            f"malformed storage URL {shown!r}: {scrub(str(error), url)}"
+            f"{_special_password_hint(url)}"
+        ) from None
     if not url[len(parts.scheme) + 1 :].startswith("//"):
         raise ValueError(
             f"malformed storage URL {shown!r}: expected {parts.scheme}://[user[:password]@]"
@@ -140,4 +130,29 @@ def _check_postgres(url: str, shown: str) -> None:
     try:
         conninfo_to_dict(url)
     except Exception as error:  # psycopg.ProgrammingError; any libpq parse failure counts
-        raise ValueError(f"malformed storage URL {shown!r}: {scrub(str(error), url)}") from None
+        raise ValueError(
+            f"malformed storage URL {shown!r}: {scrub(str(error), url)}"
+            f"{_special_password_hint(url)}"
+        ) from None
+
+
+def _check_keyword_value(conninfo: str, shown: str) -> None:
+    try:
+        from psycopg.conninfo import conninfo_to_dict
+    except ImportError:  # psycopg is an optional extra; open_storage reports it when needed
+        return
+    try:
+        conninfo_to_dict(conninfo)
+    except Exception as error:  # psycopg.ProgrammingError; any libpq parse failure counts
+        raise ValueError(
+            f"malformed connection string {shown!r}: {scrub(str(error), conninfo)}; quote values "
+            "with spaces: password='a b'"
+        ) from None
+
+
+def _special_password_hint(url: str) -> str:
+    """A hint when the URL's password holds characters that a URL must percent-encode."""
+    _, secrets = _masked(url)
+    if any(char in secret for secret in secrets for char in _URL_SPECIALS):
+        return " (percent-encode / # ? @ in a password: %2F %23 %3F %40)"
+    return ""
