@@ -49,6 +49,7 @@ from durable_execution.storage import (
     open_storage,
 )
 from durable_execution.tasks import (
+    AnyChildTask,
     ChildTask,
     FinalizeTask,
     ParentTaskResult,
@@ -72,6 +73,7 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "ActiveTaskExecution",
+    "AnyChildTask",
     "CancelledExecution",
     "CheckedSerializer",
     "ChildTask",
