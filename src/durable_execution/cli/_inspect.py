@@ -118,19 +118,22 @@ def _table(records: Sequence[TaskExecutionRecord], width: int) -> Table:
     time_width = max(len("time"), *(len(row[4]) for row in rows))
     task_width = max(len("task"), *(row[1].cell_len for row in rows))
     error_width = max((len(row[5]) for row in rows), default=0)
-    used = len(EXAMPLE_ID) + _GAP + min(task_width, _TASK_WIDTHS[0]) + _GAP + status_width
+    task_shown = min(task_width, _TASK_WIDTHS[0])
+    used = len(EXAMPLE_ID) + _GAP + task_shown + _GAP + status_width
     shown = {"time": False, "created": False, "error": False}
-    for name, need in (
-        ("time", time_width),
-        ("created", _CREATED_WIDTH),
-        ("error", min(error_width, _ERROR_MIN_WIDTH) if error_width else 0),
-    ):
+
+    def fits(name: str, need: int) -> None:
+        nonlocal used
         if need and used + _GAP + need <= width:
             shown[name] = True
             used += _GAP + need
-    # What is left widens the task column first (up to its cap), then the error column.
-    task_shown = min(task_width, _TASK_WIDTHS[1], _TASK_WIDTHS[0] + max(0, width - used))
-    used += task_shown - min(task_width, _TASK_WIDTHS[0])
+
+    fits("time", time_width)
+    # Then the task's name, whole up to its cap: worth more than the creation time.
+    widened = min(min(task_width, _TASK_WIDTHS[1]) - task_shown, max(0, width - used))
+    task_shown, used = task_shown + widened, used + widened
+    fits("created", _CREATED_WIDTH)
+    fits("error", min(error_width, _ERROR_MIN_WIDTH))
 
     table = Table(box=None, header_style="bold", pad_edge=False)
     table.add_column("execution", no_wrap=True, min_width=len(EXAMPLE_ID))
