@@ -49,23 +49,47 @@ async def test_list_after_the_demo_shows_the_demo_table(tmp_path: Path) -> None:
     assert "(table durable_demo)" in stats.stdout
 
 
-async def test_list_of_an_empty_default_table_names_the_other_tables(tmp_path: Path) -> None:
-    db = sqlite_url(tmp_path / "durable_execution.db")
-    await _run_tasks(db, "durable_demo")
-    async with open_storage(db):
+async def test_a_missing_default_table_is_replaced_by_the_only_other(db_url: str) -> None:
+    await _run_tasks(db_url, "durable_demo")
+    result = cli("list", "--db", db_url)
+    assert result.returncode == 0, result.stderr
+    assert len(_rows(result.stdout)) == 4
+    assert "showing table durable_demo, the only executions table" in result.stderr
+
+
+async def test_several_other_tables_are_named_not_guessed(db_url: str) -> None:
+    await _run_tasks(db_url, "durable_demo")
+    await _run_tasks(db_url, "other_app")
+    result = cli("list", "--db", db_url)
+    assert result.returncode == 1
+    assert "Error: table durable_task_executions does not exist in" in result.stderr
+    assert (
+        "this database has table durable_demo (4 rows), table other_app (4 rows):"
+        " try --table durable_demo"
+    ) in result.stderr
+
+
+async def test_list_of_an_empty_default_table_names_the_other_tables(db_url: str) -> None:
+    await _run_tasks(db_url, "durable_demo")
+    async with open_storage(db_url):
         pass  # creates the (empty) default table
-    result = cli("list", cwd=tmp_path)
+    result = cli("list", "--db", db_url)
     assert result.returncode == 0, result.stderr
     assert _rows(result.stdout) == []
     assert (
         "No executions in table durable_task_executions; this database has table durable_demo"
         " (4 rows): try --table durable_demo"
     ) in result.stderr
-    # A table asked for by name is read as asked, silently.
-    explicit = cli("list", "--table", "durable_task_executions", cwd=tmp_path)
+    # A table asked for by name is read as asked, silently; so is a non-empty default table.
+    explicit = cli("list", "--db", db_url, "--table", "durable_task_executions")
     assert explicit.returncode == 0, explicit.stderr
     assert explicit.stderr == ""
     assert explicit.stdout.startswith("No executions match")
+    await _run_tasks(db_url, "durable_task_executions")
+    default = cli("list", "--db", db_url)
+    assert default.returncode == 0, default.stderr
+    assert default.stderr == ""
+    assert len(_rows(default.stdout)) == 4
 
 
 async def test_list_fits_80_columns_without_wrapping(tmp_path: Path) -> None:

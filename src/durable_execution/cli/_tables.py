@@ -1,27 +1,34 @@
-"""Finding the executions tables of a SQLite database, for commands run without ``--table``.
+"""Finding the executions tables of a database, for commands run without ``--table``.
 
 ``make demo`` writes to its own table (``durable_demo``), so a newcomer's next command,
 ``durable-execution list``, would look at the empty default table. When ``--table`` was not given,
 ``list`` and ``stats`` use the only executions table there is, or say which ``--table`` to use.
 
 An executions table is recognised by its migrations table (``<table>_migrations``, which every
-migrated table has). Only SQLite files are searched: a PostgreSQL database is shared, and its
-tables are named by whoever set it up.
+migrated table has), in the SQLite file or in the PostgreSQL connection's current schema. Rows
+are only counted up to a cap, and only when the default table turned out missing or empty, so
+that the check costs next to nothing on a real, large table.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from contextlib import closing
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
+from typing import Final
 
 import click
 
 from durable_execution.cli._common import CliError, Target
 from durable_execution.generated.sqlite import validate_table_name
-from durable_execution.storage.url import SqliteUrl, parse_storage_url
+from durable_execution.storage.url import PostgresUrl, SqliteUrl, parse_storage_url
 
-_MIGRATIONS_SUFFIX = "_migrations"
+_MIGRATIONS_SUFFIX: Final = "_migrations"
+ROW_COUNT_CAP: Final = 10_000
+
+# One query on the database: SQL text (with %s or ? placeholders per dialect), parameters.
+_Query = Callable[[str, tuple[object, ...]], list[tuple[object, ...]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,30 +39,77 @@ class TableChoice:
     note: str | None = None
 
 
-def executions_tables(target: Target) -> dict[str, int] | None:
-    """Executions tables of ``target``'s SQLite file and their row counts; None if not SQLite."""
-    parsed = parse_storage_url(target.url)
-    if not isinstance(parsed, SqliteUrl) or not parsed.path.exists():
-        return None
-    uri = f"{parsed.path.resolve().as_uri()}?mode=ro"
+@contextmanager
+def _sqlite_query(path: str) -> Iterator[tuple[_Query, str]]:
+    uri = f"{path}?mode=ro"
     with closing(sqlite3.connect(uri, uri=True, timeout=5)) as connection:
-        names = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
-        tables: dict[str, int] = {}
+
+        def query(text: str, params: tuple[object, ...]) -> list[tuple[object, ...]]:
+            return [tuple(row) for row in connection.execute(text, params)]
+
+        yield query, "SELECT name FROM sqlite_master WHERE type = 'table'"
+
+
+@contextmanager
+def _postgres_query(conninfo: str) -> Iterator[tuple[_Query, str]]:
+    import psycopg
+
+    with psycopg.connect(conninfo, connect_timeout=5, autocommit=True) as connection:
+
+        def query(text: str, params: tuple[object, ...]) -> list[tuple[object, ...]]:
+            return [tuple(row) for row in connection.execute(text.replace("?", "%s"), params)]
+
+        yield (
+            query,
+            "SELECT table_name FROM information_schema.tables"
+            " WHERE table_schema = current_schema()",
+        )
+
+
+def _rows(query: _Query, name: str, cap: int) -> int:
+    # The name is a validated identifier (see executions_tables), so quoting it is enough.
+    counted = f'SELECT count(*) FROM (SELECT 1 FROM "{name}" LIMIT ?) AS capped'
+    [(count,)] = query(counted, (cap,))
+    assert isinstance(count, int)
+    return count
+
+
+def executions_tables(target: Target) -> dict[str, int] | None:
+    """Row counts (of the default table: 0 or 1; of others: up to the cap) of the executions
+    tables of ``target``'s database, when its own table is missing or empty; else None."""
+    parsed = parse_storage_url(target.url)
+    if isinstance(parsed, SqliteUrl):
+        if not parsed.path.exists():
+            return None
+        connection = _sqlite_query(parsed.path.resolve().as_uri())
+    elif isinstance(parsed, PostgresUrl):
+        connection = _postgres_query(parsed.conninfo)
+    else:
+        return None
+    with connection as (query, catalog):
+        names = {str(row[0]) for row in query(catalog, ())}
+        tables: list[str] = []
         for name in sorted(names):
             if name + _MIGRATIONS_SUFFIX not in names:
                 continue
             try:
-                validate_table_name(name)
+                tables.append(validate_table_name(name))
             except ValueError:
                 continue  # never interpolate a name the library would refuse
-            # The name is a validated identifier, so quoting it is enough.
-            (count,) = connection.execute(f'SELECT count(*) FROM "{name}"').fetchone()
-            tables[name] = int(count)
-    return tables
+        if target.table in tables and _rows(query, target.table, 1):
+            return None
+        return {
+            name: 0 if name == target.table else _rows(query, name, ROW_COUNT_CAP + 1)
+            for name in tables
+        }
 
 
 def _listing(tables: dict[str, int]) -> str:
-    return ", ".join(f"table {name} ({count} rows)" for name, count in tables.items())
+    return ", ".join(
+        f"table {name} ({'more than ' + str(ROW_COUNT_CAP) if count > ROW_COUNT_CAP else count}"
+        " rows)"
+        for name, count in tables.items()
+    )
 
 
 def choose_table(target: Target) -> TableChoice:
@@ -68,8 +122,12 @@ def choose_table(target: Target) -> TableChoice:
         None,
     ):
         return TableChoice(target)
-    tables = executions_tables(target)
-    if tables is None or tables.get(target.table):
+    try:
+        tables = executions_tables(target)
+    except Exception:
+        # Only a hint: the command itself reports what is wrong with the database, better.
+        return TableChoice(target)
+    if tables is None:
         return TableChoice(target)
     others = {name: count for name, count in tables.items() if name != target.table and count}
     if not others:
