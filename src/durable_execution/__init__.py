@@ -38,7 +38,12 @@ from durable_execution.model import (
     TaskRef,
 )
 from durable_execution.payloads import ChildTaskOutput, FinalizeTaskInput, ParentTaskOutput
-from durable_execution.serializer import CheckedSerializer, JsonSerializer, Serializer
+from durable_execution.serializer import (
+    CheckedSerializer,
+    JsonSerializer,
+    Serializable,
+    Serializer,
+)
 from durable_execution.storage import (
     DuplicateExecutionIdError,
     DurableStorage,
@@ -107,6 +112,7 @@ __all__ = [
     "RetryOptions",
     "RunningExecution",
     "SQLiteDurableStorage",
+    "Serializable",
     "Serializer",
     "StorageError",
     "Task",

@@ -90,6 +90,20 @@ CORRECT: Final[dict[str, str]] = {
         def greet(ctx: TaskContext, person: Person) -> str:
             return person.name
 
+        # A generic helper bounds its type variables as the executor does.
+        from collections.abc import Callable
+        from typing import TypeVar
+
+        from durable_execution import Serializable, Task
+
+        In = TypeVar("In", bound=Serializable)
+        Out = TypeVar("Out", bound=Serializable)
+
+        def register(id: str, run: Callable[[TaskContext, In], Out]) -> Task[In, Out]:
+            return executor.task(id=id, timeout_ms=1000, run=run)
+
+        reveal_type(register("helper", take_int))  # N: Revealed type is "durable_execution.tasks.Task[int, str]"
+
         # input_schema stores the model's JSON dump: a model input is fine there.
         executor.input_schema(Person).task(id="schema", timeout_ms=1000, run=greet)
         executor.validate_input(lambda raw: int(raw)).task(id="validated", timeout_ms=1000, run=take_int)
@@ -170,6 +184,16 @@ MISUSES: Final[dict[str, str]] = {
         executor.task(id="person", timeout_ms=1000, run=take_person)  # E[type-var]: Value of type variable "StorableInputT" of "task" of "DurableExecutor" cannot be "Person"
         executor.parent_task(id="parent", timeout_ms=1000, run_parent=parent_of_point)  # E[type-var]: Value of type variable "StorableInputT" of "parent_task" of "DurableExecutor" cannot be "Point"
         executor.validate_input(to_point)  # E[type-var]: Value of type variable "StorableValidT" of "validate_input" of "DurableExecutor" cannot be "Point"
+
+        from collections.abc import Callable
+        from typing import TypeVar
+
+        from durable_execution import Task
+
+        In = TypeVar("In")  # unbounded: could be a Point
+
+        def register(id: str, run: Callable[[TaskContext, In], int]) -> Task[In, int]:
+            return executor.task(id=id, timeout_ms=1000, run=run)  # E[type-var]: Value of type variable "StorableInputT" of "task" of "DurableExecutor" cannot be "In"
 
         @executor.task(id="decorated", timeout_ms=1000)  # E[type-var]: Value of type variable "StorableInputT" of "__call__" of "TaskDecorator" cannot be "Point"
         def decorated(ctx: TaskContext, point: Point) -> None:
