@@ -47,6 +47,11 @@ async def test_list_after_the_demo_shows_the_demo_table(tmp_path: Path) -> None:
     stats = cli("stats", cwd=tmp_path)
     assert stats.returncode == 0, stats.stderr
     assert "(table durable_demo)" in stats.stdout
+    execution_id = _rows(result.stdout)[0].split()[0]
+    show = cli("show", execution_id, cwd=tmp_path)
+    assert show.returncode == 0, show.stderr
+    assert execution_id in show.stdout
+    assert LONG_TASK_ID in show.stdout
 
 
 async def test_a_missing_default_table_is_replaced_by_the_only_other(db_url: str) -> None:

@@ -21,7 +21,7 @@ from durable_execution import DurableStorage, TaskExecutionStatus, clock
 from durable_execution.cli._common import CliError, Target, opened, run, storage_options
 from durable_execution.cli._json import dumps, record_json
 from durable_execution.cli._render import format_duration, status_text, timing
-from durable_execution.cli._tables import choose_table
+from durable_execution.cli._tables import chosen_target
 from durable_execution.model import ACTIVE_STATUSES, ALL_STATUSES, FINISHED_STATUSES
 from durable_execution.storage import InspectableStorage, TaskExecutionRecord
 
@@ -49,13 +49,6 @@ def _statuses(chosen: Sequence[str]) -> list[TaskExecutionStatus] | None:
     for name in chosen:
         expanded.update(dict.fromkeys(STATUS_GROUPS[name]))
     return list(expanded)
-
-
-def _chosen_target(target: Target) -> Target:
-    choice = choose_table(target)
-    if choice.note:
-        click.echo(choice.note, err=True)  # stderr: --json output stays one document
-    return choice.target
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,7 +184,7 @@ def list_command(
     given; `durable-execution show ID` shows one with its whole subtree, and --json gives every
     stored field.
     """
-    target = _chosen_target(Target(db, table))
+    target = chosen_target(Target(db, table))
     wanted = _statuses(statuses)
 
     async def work() -> _Page:
@@ -266,7 +259,7 @@ def stats(db: str, table: str, task_id: str | None, as_json: bool) -> None:
     A ready execution that waits long means the workers cannot keep up (or none is running for
     its task).
     """
-    target = _chosen_target(Target(db, table))
+    target = chosen_target(Target(db, table))
 
     async def work() -> _Stats:
         async with opened(target, migrate=False, must_exist=True) as storage:

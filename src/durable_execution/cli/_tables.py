@@ -145,3 +145,12 @@ def choose_table(target: Target) -> TableChoice:
     if target.table not in tables:
         raise CliError(f"table {target.table} does not exist in {target.shown}; {hint}")
     return TableChoice(target, f"No executions in table {target.table}; {hint}")
+
+
+def chosen_target(target: Target) -> Target:
+    """:func:`choose_table`'s target, its note (if any) printed on stderr so that ``--json``
+    output stays one document."""
+    choice = choose_table(target)
+    if choice.note:
+        click.echo(choice.note, err=True)
+    return choice.target
