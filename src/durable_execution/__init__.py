@@ -39,7 +39,12 @@ from durable_execution.model import (
 )
 from durable_execution.payloads import ChildTaskOutput, FinalizeTaskInput, ParentTaskOutput
 from durable_execution.retention import PruneResult, prune_executions
-from durable_execution.serializer import CheckedSerializer, JsonSerializer, Serializer
+from durable_execution.serializer import (
+    CheckedSerializer,
+    JsonSerializer,
+    Serializable,
+    Serializer,
+)
 from durable_execution.storage import (
     DuplicateExecutionIdError,
     DurableStorage,
@@ -50,6 +55,7 @@ from durable_execution.storage import (
     open_storage,
 )
 from durable_execution.tasks import (
+    AnyChildTask,
     ChildTask,
     FinalizeTask,
     ParentTaskResult,
@@ -73,6 +79,7 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "ActiveTaskExecution",
+    "AnyChildTask",
     "CancelledExecution",
     "CheckedSerializer",
     "ChildTask",
@@ -107,6 +114,7 @@ __all__ = [
     "RetryOptions",
     "RunningExecution",
     "SQLiteDurableStorage",
+    "Serializable",
     "Serializer",
     "StorageError",
     "Task",

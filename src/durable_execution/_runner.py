@@ -220,7 +220,7 @@ class Runner:
             output, children = result.output, tuple(result.children_tasks)
         else:
             output, children = result, ()
-        run_output = serializer.serialize_limited(output)
+        run_output = serializer.serialize_limited(output, f"the output of task {definition.id}")
         now = clock.now()
 
         if children:
@@ -306,7 +306,11 @@ class Runner:
             )
         options = resolve_enqueue_options(definition, child.options)
         validated = await validated_input(definition, child.input)
-        run_input = self._rt.serializer.serialize_limited(storable_input(definition, validated))
+        # Refused here, before anything is stored: the parent's attempt fails, naming the child.
+        run_input = self._rt.serializer.serialize_limited(
+            storable_input(definition, validated),
+            f"the input of child {index} (task {child_id}) of task {parent.task_id}",
+        )
         root, parent_ref = descendant_links(parent, finalize=False)
         return new_record(
             task_id=child_id,

@@ -379,7 +379,9 @@ async def _retries_and_failures(
     task_a1 = executor.task(id="a1_again", timeout_ms=TIMEOUT_MS, run=_greeting("task A1"))
 
     async def run_with_a1(ctx: TaskContext, value: None) -> ParentTaskResult[None]:
-        return ParentTaskResult(output=None, children_tasks=[ChildTask(task_a1, {"name": "world"})])
+        return ParentTaskResult(
+            output=None, children_tasks=[ChildTask(task_a1, Named(name="world"))]
+        )
 
     def failing_finalize(ctx: TaskContext, value: FinalizeTaskInput[None, None]) -> None:
         raise RuntimeError("Failed")

@@ -24,6 +24,7 @@ from durable_execution._registry import (
 from durable_execution.errors import DurableExecutionError
 from durable_execution.model import RetryOptions
 from durable_execution.payloads import FinalizeTaskInput, ParentTaskOutput
+from durable_execution.serializer import Serializable
 from durable_execution.tasks import (
     FinalizeTask,
     RunParentFunction,
@@ -34,8 +35,11 @@ from durable_execution.tasks import (
 
 RawInputT = TypeVar("RawInputT")
 ValidT = TypeVar("ValidT")
-OutputT = TypeVar("OutputT")
-RunOutputT = TypeVar("RunOutputT")
+# Outputs are stored by the serializer: see durable_execution.serializer.Serializable. Inputs
+# are not bounded here: input_schema() stores a dump of the validated value, and the executor's
+# validate_input() bounds its own validated type.
+StorableOutputT = TypeVar("StorableOutputT", bound=Serializable)
+StorableRunOutputT = TypeVar("StorableRunOutputT", bound=Serializable)
 FinalOutputT = TypeVar("FinalOutputT")
 ValidT_co = TypeVar("ValidT_co", covariant=True)
 
@@ -137,10 +141,10 @@ class InputValidatedTaskBuilder(Generic[RawInputT, ValidT]):
         *,
         id: str,
         timeout_ms: int,
-        run: Callable[[TaskContext, ValidT], Awaitable[OutputT]],
+        run: Callable[[TaskContext, ValidT], StorableOutputT],
         retry_options: RetryOptions | None = None,
         sleep_ms_before_run: int | None = None,
-    ) -> Task[RawInputT, OutputT]: ...
+    ) -> Task[RawInputT, StorableOutputT]: ...
 
     @overload
     def task(
@@ -148,10 +152,10 @@ class InputValidatedTaskBuilder(Generic[RawInputT, ValidT]):
         *,
         id: str,
         timeout_ms: int,
-        run: Callable[[TaskContext, ValidT], OutputT],
+        run: Callable[[TaskContext, ValidT], Awaitable[StorableOutputT]],
         retry_options: RetryOptions | None = None,
         sleep_ms_before_run: int | None = None,
-    ) -> Task[RawInputT, OutputT]: ...
+    ) -> Task[RawInputT, StorableOutputT]: ...
 
     def task(
         self,
@@ -182,11 +186,11 @@ class InputValidatedTaskBuilder(Generic[RawInputT, ValidT]):
         *,
         id: str,
         timeout_ms: int,
-        run_parent: RunParentFunction[ValidT, RunOutputT],
+        run_parent: RunParentFunction[ValidT, StorableRunOutputT],
         finalize_task: None = None,
         retry_options: RetryOptions | None = None,
         sleep_ms_before_run: int | None = None,
-    ) -> Task[RawInputT, ParentTaskOutput[RunOutputT]]: ...
+    ) -> Task[RawInputT, ParentTaskOutput[StorableRunOutputT]]: ...
 
     @overload
     def parent_task(
@@ -194,8 +198,8 @@ class InputValidatedTaskBuilder(Generic[RawInputT, ValidT]):
         *,
         id: str,
         timeout_ms: int,
-        run_parent: RunParentFunction[ValidT, RunOutputT],
-        finalize_task: FinalizeTask[FinalizeTaskInput[ValidT, RunOutputT], FinalOutputT],
+        run_parent: RunParentFunction[ValidT, StorableRunOutputT],
+        finalize_task: FinalizeTask[FinalizeTaskInput[ValidT, StorableRunOutputT], FinalOutputT],
         retry_options: RetryOptions | None = None,
         sleep_ms_before_run: int | None = None,
     ) -> Task[RawInputT, FinalOutputT]: ...

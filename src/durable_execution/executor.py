@@ -57,7 +57,12 @@ from durable_execution.handle import TaskHandle, read_record
 from durable_execution.ids import generate_execution_id
 from durable_execution.model import RetryOptions
 from durable_execution.payloads import FinalizeTaskInput, ParentTaskOutput
-from durable_execution.serializer import CheckedSerializer, JsonSerializer, Serializer
+from durable_execution.serializer import (
+    CheckedSerializer,
+    JsonSerializer,
+    Serializable,
+    Serializer,
+)
 from durable_execution.storage.types import (
     DurableStorage,
     DurableStorageTx,
@@ -77,6 +82,13 @@ OutputT = TypeVar("OutputT")
 RunOutputT = TypeVar("RunOutputT")
 FinalOutputT = TypeVar("FinalOutputT")
 ValidT = TypeVar("ValidT")
+# The input and outputs of tasks registered here are stored by the serializer: bounded by what
+# the default one accepts (see Serializable). A custom serializer that stores more (dataclasses…)
+# needs `# type: ignore[type-var]` at registration; input_schema() tasks are not bounded.
+StorableInputT = TypeVar("StorableInputT", bound=Serializable)
+StorableOutputT = TypeVar("StorableOutputT", bound=Serializable)
+StorableRunOutputT = TypeVar("StorableRunOutputT", bound=Serializable)
+StorableValidT = TypeVar("StorableValidT", bound=Serializable)
 T1 = TypeVar("T1")
 T2 = TypeVar("T2")
 T3 = TypeVar("T3")
@@ -95,13 +107,13 @@ class TaskDecorator(Protocol):
 
     @overload
     def __call__(
-        self, run: Callable[[TaskContext, InputT], Awaitable[OutputT]], /
-    ) -> Task[InputT, OutputT]: ...
+        self, run: Callable[[TaskContext, StorableInputT], StorableOutputT], /
+    ) -> Task[StorableInputT, StorableOutputT]: ...
 
     @overload
     def __call__(
-        self, run: Callable[[TaskContext, InputT], OutputT], /
-    ) -> Task[InputT, OutputT]: ...
+        self, run: Callable[[TaskContext, StorableInputT], Awaitable[StorableOutputT]], /
+    ) -> Task[StorableInputT, StorableOutputT]: ...
 
 
 class DurableExecutor:
@@ -210,10 +222,10 @@ class DurableExecutor:
         *,
         id: str,
         timeout_ms: int,
-        run: Callable[[TaskContext, InputT], Awaitable[OutputT]],
+        run: Callable[[TaskContext, StorableInputT], StorableOutputT],
         retry_options: RetryOptions | None = None,
         sleep_ms_before_run: int | None = None,
-    ) -> Task[InputT, OutputT]: ...
+    ) -> Task[StorableInputT, StorableOutputT]: ...
 
     @overload
     def task(
@@ -221,10 +233,10 @@ class DurableExecutor:
         *,
         id: str,
         timeout_ms: int,
-        run: Callable[[TaskContext, InputT], OutputT],
+        run: Callable[[TaskContext, StorableInputT], Awaitable[StorableOutputT]],
         retry_options: RetryOptions | None = None,
         sleep_ms_before_run: int | None = None,
-    ) -> Task[InputT, OutputT]: ...
+    ) -> Task[StorableInputT, StorableOutputT]: ...
 
     @overload
     def task(
@@ -273,11 +285,11 @@ class DurableExecutor:
         *,
         id: str,
         timeout_ms: int,
-        run_parent: RunParentFunction[InputT, RunOutputT],
+        run_parent: RunParentFunction[StorableInputT, StorableRunOutputT],
         finalize_task: None = None,
         retry_options: RetryOptions | None = None,
         sleep_ms_before_run: int | None = None,
-    ) -> Task[InputT, ParentTaskOutput[RunOutputT]]: ...
+    ) -> Task[StorableInputT, ParentTaskOutput[StorableRunOutputT]]: ...
 
     @overload
     def parent_task(
@@ -285,11 +297,13 @@ class DurableExecutor:
         *,
         id: str,
         timeout_ms: int,
-        run_parent: RunParentFunction[InputT, RunOutputT],
-        finalize_task: FinalizeTask[FinalizeTaskInput[InputT, RunOutputT], FinalOutputT],
+        run_parent: RunParentFunction[StorableInputT, StorableRunOutputT],
+        finalize_task: FinalizeTask[
+            FinalizeTaskInput[StorableInputT, StorableRunOutputT], FinalOutputT
+        ],
         retry_options: RetryOptions | None = None,
         sleep_ms_before_run: int | None = None,
-    ) -> Task[InputT, FinalOutputT]: ...
+    ) -> Task[StorableInputT, FinalOutputT]: ...
 
     def parent_task(
         self,
@@ -320,13 +334,13 @@ class DurableExecutor:
 
     @overload
     def validate_input(
-        self, validate: Callable[[InputT], Awaitable[ValidT]]
-    ) -> InputValidatedTaskBuilder[InputT, ValidT]: ...
+        self, validate: Callable[[InputT], StorableValidT]
+    ) -> InputValidatedTaskBuilder[InputT, StorableValidT]: ...
 
     @overload
     def validate_input(
-        self, validate: Callable[[InputT], ValidT]
-    ) -> InputValidatedTaskBuilder[InputT, ValidT]: ...
+        self, validate: Callable[[InputT], Awaitable[StorableValidT]]
+    ) -> InputValidatedTaskBuilder[InputT, StorableValidT]: ...
 
     def validate_input(self, validate: Callable[[Any], Any]) -> InputValidatedTaskBuilder[Any, Any]:
         """Tasks registered through the result validate their input with ``validate`` first."""
@@ -525,7 +539,9 @@ class DurableExecutor:
     ) -> TaskExecutionRecord:
         resolved = resolve_enqueue_options(definition, options)
         validated = await validated_input(definition, input)
-        run_input = self._rt.serializer.serialize_limited(storable_input(definition, validated))
+        run_input = self._rt.serializer.serialize_limited(
+            storable_input(definition, validated), f"the input of task {definition.id}"
+        )
         return new_record(
             task_id=definition.id,
             execution_id=generate_execution_id(),

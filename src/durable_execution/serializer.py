@@ -7,8 +7,12 @@ keys are not all strings, and the library's own value types. A user dict that ha
 the key ``"$de"`` is escaped the same way (as a tagged list of pairs), so decoding is unambiguous.
 It never executes code (no pickle): decoding only builds the types listed here.
 
-Subclasses of the built-in types (``OrderedDict``, ``StrEnum`` members…) are written as their
-base type and come back as it. Anything else is refused with a ``TypeError`` naming the type.
+Enum members (``StrEnum``, ``IntEnum``… included) and named tuples are refused: they would come
+back as a plain ``str``, ``int`` or ``tuple``, and code comparing ``value is Color.RED`` or reading
+``point.x`` would break far from the cause. Store ``member.value`` (or a dict) instead. Other
+subclasses of the built-in types (``OrderedDict``, ``defaultdict``…) are written as their base
+type and come back as it. Anything else is refused with a ``TypeError`` naming the type and where
+in the value it is (``at ['points'][0]``).
 
 :class:`CheckedSerializer` is what the executor really calls: it wraps any serializer so that every
 failure becomes a non-retryable :class:`DurableExecutionError` and enforces a size limit.
@@ -20,10 +24,12 @@ import base64
 import dataclasses
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Final, Protocol, TypeAlias
+from enum import Enum
+from typing import Any, Final, Protocol, TypeAlias
 from uuid import UUID
 
 from durable_execution.errors import DurableExecutionError
@@ -44,6 +50,41 @@ class Serializer(Protocol):
 
     def deserialize(self, data: str) -> object: ...
 
+
+# What JsonSerializer stores, as far as a type can say it: the bound of the input and output
+# types of the tasks that executor.task(), parent_task() and validate_input() register, so that
+# mypy refuses a dataclass, a pydantic model (without input_schema) or any other object the
+# serializer would refuse at run time. Sequences and sets are checked element by element.
+# Mappings are checked only at the top: a TypedDict is a Mapping[str, object] to mypy and to no
+# narrower mapping type, and keys may be any stored type while Mapping's key is invariant (hence
+# Any). What a type cannot say (enum members are str or int to mypy; mapping values) is
+# refused by the serializer, at enqueue time for inputs.
+Serializable: TypeAlias = (
+    bool
+    | int
+    | float
+    | str
+    | bytes
+    | bytearray
+    | datetime
+    | date
+    | time
+    | timedelta
+    | Decimal
+    | UUID
+    | Sequence["Serializable"]
+    | AbstractSet["Serializable"]
+    | Mapping[Any, object]
+    | TaskRef
+    | ParentTaskRef
+    | ExecutionErrorInfo
+    | ChildTaskError
+    | RetryOptions
+    | ChildTaskOutput
+    | ParentTaskOutput[object]
+    | FinalizeTaskInput[object, object]
+    | None
+)
 
 # What json.dumps accepts after encoding: plain JSON, built only from these.
 _Json: TypeAlias = bool | int | float | str | list["_Json"] | dict[str, "_Json"] | None
@@ -73,9 +114,18 @@ def _tagged(tag: str, payload: _Json) -> _Json:
 
 
 def _encode(value: object) -> _Json:
+    # Exact JSON scalars first: the common case, and no enum or other subclass can be one.
+    cls = type(value)
+    if cls is str or cls is int or cls is bool or value is None:
+        return value  # type: ignore[return-value]  # narrowed by the type checks above
+    if isinstance(value, Enum):
+        raise TypeError(
+            f"{cls.__qualname__}.{value.name} is an enum member, which is not serializable"
+            f"{_plain_base(value)}. Store its .value and rebuild it with {cls.__qualname__}(value)"
+        )
     # Order matters: bool before int, datetime before date (both are subclasses).
-    if value is None or isinstance(value, bool | str):
-        return value
+    if isinstance(value, bool | str):
+        return bool(value) if isinstance(value, bool) else str(value)
     if isinstance(value, int):
         return int(value)
     if isinstance(value, float):
@@ -87,6 +137,11 @@ def _encode(value: object) -> _Json:
     if isinstance(value, dict):
         return _encode_dict(value)
     if isinstance(value, tuple):
+        if hasattr(cls, "_fields"):
+            raise TypeError(
+                f"{cls.__qualname__} is a named tuple, which is not serializable: it would come"
+                " back as a plain tuple. Store its ._asdict() or a plain tuple instead"
+            )
         return _tagged("tuple", [_encode(item) for item in value])
     if isinstance(value, frozenset):
         return _tagged("frozenset", [_encode(item) for item in value])
@@ -114,6 +169,41 @@ def _encode(value: object) -> _Json:
         fields = {f.name: _encode(getattr(value, f.name)) for f in dataclasses.fields(value)}  # type: ignore[arg-type]
         return _tagged(name, fields)
     raise TypeError(f"Object of type {type(value).__qualname__} is not serializable")
+
+
+def _plain_base(value: Enum) -> str:
+    """Why a StrEnum or IntEnum member is refused although it is a str or an int."""
+    for base in (int, float, str):
+        if isinstance(value, base):
+            return f" (it would come back as a plain {base.__name__})"
+    return ""
+
+
+def _where(value: object) -> str:
+    """Where in ``value`` encoding fails, as ``['key'][0]`` (empty when at the top).
+
+    Only called once encoding has failed, so it may encode parts again to find the culprit.
+    """
+    path = ""
+    while True:
+        parts: list[tuple[str, object]] = []
+        if isinstance(value, list | tuple) and not hasattr(type(value), "_fields"):
+            parts = [(f"[{index}]", item) for index, item in enumerate(value)]
+        elif isinstance(value, set | frozenset):
+            parts = [(f" item {item!r}", item) for item in value]
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                parts += [(f" key {key!r}", key), (f"[{key!r}]", item)]
+        else:
+            return path
+        for label, part in parts:
+            try:
+                _encode(part)
+            except TypeError:
+                path, value = path + label, part
+                break
+        else:
+            return path
 
 
 def _encode_dict(value: dict[object, object]) -> _Json:
@@ -200,7 +290,13 @@ class JsonSerializer:
     """The default serializer: compact JSON with tags for non-JSON types (see module docs)."""
 
     def serialize(self, value: object) -> str:
-        encoded = _encode(value)
+        try:
+            encoded = _encode(value)
+        except TypeError as error:
+            where = _where(value)
+            if not where:
+                raise
+            raise TypeError(f"{error} (at {where.strip()})") from None
         text = json.dumps(encoded, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
         if not text.isascii():
             try:
@@ -225,22 +321,23 @@ class CheckedSerializer:
         self._serializer = serializer
         self.max_serialized_size_bytes = max_serialized_size_bytes
 
-    def serialize(self, value: object) -> str:
+    def serialize(self, value: object, what: str = "value") -> str:
+        """``what`` names the value in errors: ``the input of task send_email``."""
         try:
             data = self._serializer.serialize(value)
         except Exception as error:
             raise DurableExecutionError(
-                f"Error serializing value: {error}", is_retryable=False
+                f"Error serializing {what}: {error}", is_retryable=False
             ) from error
         if not isinstance(data, str) or not data:
             raise DurableExecutionError(
-                "Error serializing value: the serializer must return a non-empty string",
+                f"Error serializing {what}: the serializer must return a non-empty string",
                 is_retryable=False,
             )
         return data
 
-    def serialize_limited(self, value: object) -> str:
-        data = self.serialize(value)
+    def serialize_limited(self, value: object, what: str = "value") -> str:
+        data = self.serialize(value, what)
         limit = self.max_serialized_size_bytes
         # len() is a lower bound of the UTF-8 size and at most a quarter of its upper bound:
         # only encode when the cheap bound cannot decide.
@@ -248,7 +345,7 @@ class CheckedSerializer:
             size = len(data.encode("utf-8"))
             if size > limit:
                 raise DurableExecutionError(
-                    f"Error serializing value: the serialized value is {size} bytes, more than"
+                    f"Error serializing {what}: the serialized value is {size} bytes, more than"
                     f" max_serialized_size_bytes ({limit})",
                     is_retryable=False,
                 )

@@ -15,8 +15,10 @@ from typing import Any, Generic, Literal, TypeAlias, TypeVar, overload
 
 from durable_execution.model import ExecutionErrorInfo, RetryOptions
 from durable_execution.payloads import ChildTaskOutput, FinalizeTaskInput, ParentTaskOutput
+from durable_execution.serializer import Serializable
 
 __all__ = [
+    "AnyChildTask",
     "ChildTask",
     "ChildTaskOutput",
     "FinalizeTask",
@@ -31,11 +33,15 @@ __all__ = [
 ]
 
 InputT_contra = TypeVar("InputT_contra", contravariant=True)
+InputT_co = TypeVar("InputT_co", covariant=True)
 OutputT_co = TypeVar("OutputT_co", covariant=True)
 InputT = TypeVar("InputT")
 OutputT = TypeVar("OutputT")
 RunOutputT = TypeVar("RunOutputT")
 FinalOutputT = TypeVar("FinalOutputT")
+# The outputs of finalize tasks are stored: see durable_execution.serializer.Serializable.
+StorableOutputT = TypeVar("StorableOutputT", bound=Serializable)
+StorableRunOutputT = TypeVar("StorableRunOutputT", bound=Serializable)
 
 
 class TaskContext:
@@ -139,15 +145,47 @@ class Task(Generic[InputT, OutputT_co]):
         return f"Task(id={self.id!r})"
 
 
-# No slots: with slots, a frozen generic dataclass cannot be instantiated as Cls[T](...).
-@dataclass(frozen=True)
-class ChildTask(Generic[InputT]):
-    """One child a parent task starts: ``task`` run with ``input`` (and optional overrides)."""
+class AnyChildTask:
+    """A child of any task: the element type of :attr:`ParentTaskResult.children_tasks`.
 
-    # object: any output is fine here; the child's output reaches the parent untyped.
-    task: Task[InputT, object]
-    input: InputT
-    options: TaskEnqueueOptions | None = None
+    Annotate a list of children with it (``children: list[AnyChildTask] = []``): being neither
+    generic nor ``Any``, it gives ``ChildTask(task, input)`` no type to infer from, so mypy checks
+    each child's input against its own task. (``list[ChildTask[Any]]`` would make every input
+    ``Any`` and check nothing.) Only :class:`ChildTask` creates instances.
+    """
+
+    __slots__ = ()
+
+    # Any: once children of different tasks share a list, a child's input type is erased; the
+    # ChildTask constructor checked it against the task.
+    task: Task[Any, object]
+    input: object
+    options: TaskEnqueueOptions | None
+
+
+# No slots: with slots, a frozen generic dataclass cannot be instantiated as Cls[T](...).
+@dataclass(frozen=True, init=False)
+class ChildTask(AnyChildTask, Generic[InputT_co]):
+    """One child a parent task starts: ``task`` run with ``input`` (and optional overrides).
+
+    The constructor checks ``input`` against ``task``'s input type. The class is covariant in
+    the input so that ``[ChildTask(a, 1), ChildTask(b, "x")]`` is a ``list[ChildTask[object]]``;
+    that is sound because ``task`` is typed with an erased input once built.
+    """
+
+    task: Task[Any, object]
+    input: InputT_co
+    options: TaskEnqueueOptions | None
+
+    def __init__(
+        self,
+        task: Task[InputT_co, object],
+        input: InputT_co,
+        options: TaskEnqueueOptions | None = None,
+    ) -> None:
+        object.__setattr__(self, "task", task)
+        object.__setattr__(self, "input", input)
+        object.__setattr__(self, "options", options)
 
 
 # No slots: with slots, a frozen generic dataclass cannot be instantiated as Cls[T](...).
@@ -156,8 +194,9 @@ class ParentTaskResult(Generic[OutputT_co]):
     """What ``run_parent`` returns: its own output and the children to start (maybe none)."""
 
     output: OutputT_co
-    # Any: children are heterogeneous, each ChildTask checks its own input against its task.
-    children_tasks: Sequence[ChildTask[Any]] = ()
+    # Not ChildTask[Any]: an Any element type would let ChildTask(task, input) infer Any from
+    # it and accept any input. AnyChildTask gives inference nothing, so the input is checked.
+    children_tasks: Sequence[AnyChildTask] = ()
 
 
 RunParentFunction: TypeAlias = Callable[
@@ -186,33 +225,33 @@ class FinalizeTask(Generic[InputT_contra, OutputT_co]):
 
     @overload
     def __init__(
-        self: FinalizeTask[InputT, OutputT],
+        self: FinalizeTask[InputT, StorableOutputT],
         *,
         id: str,
         timeout_ms: int,
-        run: Callable[[TaskContext, InputT], Awaitable[OutputT]],
+        run: Callable[[TaskContext, InputT], StorableOutputT],
         retry_options: RetryOptions | None = None,
         sleep_ms_before_run: int | None = None,
     ) -> None: ...
 
     @overload
     def __init__(
-        self: FinalizeTask[InputT, OutputT],
+        self: FinalizeTask[InputT, StorableOutputT],
         *,
         id: str,
         timeout_ms: int,
-        run: Callable[[TaskContext, InputT], OutputT],
+        run: Callable[[TaskContext, InputT], Awaitable[StorableOutputT]],
         retry_options: RetryOptions | None = None,
         sleep_ms_before_run: int | None = None,
     ) -> None: ...
 
     @overload
     def __init__(
-        self: FinalizeTask[InputT, ParentTaskOutput[RunOutputT]],
+        self: FinalizeTask[InputT, ParentTaskOutput[StorableRunOutputT]],
         *,
         id: str,
         timeout_ms: int,
-        run_parent: RunParentFunction[InputT, RunOutputT],
+        run_parent: RunParentFunction[InputT, StorableRunOutputT],
         finalize_task: None = None,
         retry_options: RetryOptions | None = None,
         sleep_ms_before_run: int | None = None,
@@ -224,8 +263,8 @@ class FinalizeTask(Generic[InputT_contra, OutputT_co]):
         *,
         id: str,
         timeout_ms: int,
-        run_parent: RunParentFunction[InputT, RunOutputT],
-        finalize_task: FinalizeTask[FinalizeTaskInput[InputT, RunOutputT], FinalOutputT],
+        run_parent: RunParentFunction[InputT, StorableRunOutputT],
+        finalize_task: FinalizeTask[FinalizeTaskInput[InputT, StorableRunOutputT], FinalOutputT],
         retry_options: RetryOptions | None = None,
         sleep_ms_before_run: int | None = None,
     ) -> None: ...

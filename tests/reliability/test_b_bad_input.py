@@ -164,12 +164,13 @@ CASES: dict[str, tuple[Case, type[Exception], str]] = {
     "unserializable input": (
         _enqueue_input(object()),
         DurableExecutionError,
-        r"^Error serializing value: Object of type object is not serializable$",
+        r"^Error serializing the input of task known: Object of type object is not serializable$",
     ),
     "input over the default 1 MiB": (
         _enqueue_input("x" * (1 << 20)),
         DurableExecutionError,
-        r"^Error serializing value: the serialized value is 1048578 bytes, more than"
+        r"^Error serializing the input of task known: the serialized value is 1048578 bytes,"
+        r" more than"
         r" max_serialized_size_bytes \(1048576\)$",
     ),
     "input over a configured limit": (
@@ -311,7 +312,7 @@ async def test_output_over_the_limit_fails_the_execution_and_stores_no_output(en
         execution = await handle.wait_and_get_finished_execution(timeout_ms=20_000)
     assert execution.status == "failed"
     assert execution.error.message == (
-        "Error serializing value: the serialized value is 502 bytes, more than"
+        "Error serializing the output of task big: the serialized value is 502 bytes, more than"
         " max_serialized_size_bytes (100)"
     )
     assert not execution.error.is_retryable

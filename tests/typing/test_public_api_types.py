@@ -2,8 +2,8 @@
 """Type tests: ``mypy --strict`` on small programs that use the public API.
 
 Each snippet marks what mypy must say about a line with a trailing comment:
-``# E: <text>`` for an error containing ``<text>``, ``# N: <text>`` for a note (``reveal_type``).
-A line without a marker must produce nothing. All snippets are checked in one mypy run (the
+``# E[<code>]: <text>`` for an error with that error code whose message contains ``<text>``,
+``# N: <text>`` for a note (``reveal_type``). A line without a marker must produce nothing. All snippets are checked in one mypy run (the
 expensive part is analysing the library once), then each test compares one snippet's output.
 
 The snippets live in this file as strings, not as ``.py`` files, so that the repository-wide
@@ -12,6 +12,7 @@ The snippets live in this file as strings, not as ``.py`` files, so that the rep
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import textwrap
 from collections import defaultdict
@@ -22,6 +23,24 @@ import pytest
 from mypy import api as mypy_api
 
 SRC_DIR: Final = Path(__file__).resolve().parents[2] / "src"
+
+
+def _snippets(module: str, name: str) -> dict[str, str]:
+    """Snippets kept in a sibling file (loaded by path: ``tests/typing`` has no ``__init__``,
+    since a package named ``typing`` would shadow the standard library's)."""
+    path = Path(__file__).with_name(f"{module}.py")
+    spec = importlib.util.spec_from_file_location(f"_typing_tests_{module}", path)
+    assert spec is not None
+    assert spec.loader is not None
+    loaded = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(loaded)
+    snippets = getattr(loaded, name)
+    assert isinstance(snippets, dict)
+    return {str(key): str(value) for key, value in snippets.items()}
+
+
+STORABLE_CORRECT: Final = _snippets("storable_snippets", "CORRECT")
+STORABLE_MISUSES: Final = _snippets("storable_snippets", "MISUSES")
 
 SNIPPETS: Final[dict[str, str]] = {
     # --- correct programs: mypy must accept them, with exactly these revealed types ------------
@@ -204,11 +223,11 @@ SNIPPETS: Final[dict[str, str]] = {
             task = executor.task(id="t", timeout_ms=1000, run=run)
             handle = await executor.enqueue_task(task, "x")
             execution = await handle.wait_and_get_finished_execution()
-            print(execution.output)  # E: has no attribute "output"
+            print(execution.output)  # E[union-attr]: has no attribute "output"
             if execution.status == "failed":
-                print(execution.output)  # E: "FailedExecution" has no attribute "output"
+                print(execution.output)  # E[attr-defined]: "FailedExecution" has no attribute "output"
             if execution.status == "completed":
-                text: str = execution.output  # E: Incompatible types in assignment (expression has type "int", variable has type "str")
+                text: str = execution.output  # E[assignment]: Incompatible types in assignment (expression has type "int", variable has type "str")
     """,
     "wrong_enqueue_input": """
         from durable_execution import DurableExecutor, InMemoryStorage, TaskContext
@@ -219,8 +238,8 @@ SNIPPETS: Final[dict[str, str]] = {
         async def main() -> None:
             executor = DurableExecutor(InMemoryStorage())
             task = executor.task(id="t", timeout_ms=1000, run=run)
-            await executor.enqueue_task(task, 5)  # E: "enqueue_task" of "DurableExecutor"
-            await executor.enqueue_task(task)  # E: incompatible type "Task[str, int]"; expected "Task[None, int]"
+            await executor.enqueue_task(task, 5)  # E[misc]: "enqueue_task" of "DurableExecutor"
+            await executor.enqueue_task(task)  # E[arg-type]: incompatible type "Task[str, int]"; expected "Task[None, int]"
     """,
     "sequential_mismatch": """
         from durable_execution import DurableExecutor, InMemoryStorage, TaskContext
@@ -235,8 +254,8 @@ SNIPPETS: Final[dict[str, str]] = {
 
         t1 = executor.task(id="parse", timeout_ms=1000, run=parse)
         t2 = executor.task(id="shout", timeout_ms=1000, run=shout)
-        executor.sequential_tasks(t1, t2)  # E: "sequential_tasks" of "DurableExecutor"
-        executor.sequential_tasks(t1, t2, id="named")  # E: "sequential_tasks" of "DurableExecutor"
+        executor.sequential_tasks(t1, t2)  # E[misc]: "sequential_tasks" of "DurableExecutor"
+        executor.sequential_tasks(t1, t2, id="named")  # E[misc]: "sequential_tasks" of "DurableExecutor"
     """,
     "child_and_finalize_mismatch": """
         from durable_execution import (
@@ -255,7 +274,7 @@ SNIPPETS: Final[dict[str, str]] = {
             return str(value)
 
         child = executor.task(id="child", timeout_ms=1000, run=child_run)
-        ChildTask(child, "not an int")  # E: Cannot infer value of type parameter "InputT" of "ChildTask"
+        ChildTask(child, "not an int")  # E[misc]: Cannot infer value of type parameter "InputT_co" of "ChildTask"
 
         def run_parent(ctx: TaskContext, name: str) -> ParentTaskResult[int]:
             return ParentTaskResult(output=len(name))
@@ -267,23 +286,36 @@ SNIPPETS: Final[dict[str, str]] = {
         executor.parent_task(
             id="p",
             timeout_ms=1000,
-            run_parent=run_parent,  # E: Argument "run_parent" to "parent_task" of "DurableExecutor" has incompatible type
+            run_parent=run_parent,  # E[arg-type]: Argument "run_parent" to "parent_task" of "DurableExecutor" has incompatible type
             finalize_task=FinalizeTask(id="f", timeout_ms=1000, run=finalize),
         )
     """,
 }
 
-_MARKER = re.compile(r"#\s*(E|N):\s*(.+?)\s*$")
+SNIPPETS.update(STORABLE_CORRECT)
+SNIPPETS.update(STORABLE_MISUSES)
+
+_MARKER = re.compile(r"#\s*(?P<kind>E|N)(?:\[(?P<code>[a-z-]+)\])?:\s*(?P<text>.+?)\s*$")
 _MYPY_LINE = re.compile(r"^(?P<file>[^:]+\.py):(?P<line>\d+): (?P<kind>error|note): (?P<text>.*)$")
 
 
 def _expected(source: str) -> dict[int, list[tuple[str, str]]]:
+    """Per line, the expected (kind, text); an error's text ends with its code, as mypy's."""
     expected: dict[int, list[tuple[str, str]]] = defaultdict(list)
     for number, line in enumerate(source.splitlines(), start=1):
         for marker in _MARKER.finditer(line):
-            kind = "error" if marker.group(1) == "E" else "note"
-            expected[number].append((kind, marker.group(2)))
+            if marker["kind"] == "E":
+                assert marker["code"], f"line {number}: an error marker needs its code: {line}"
+                # The code is matched apart from the text: mypy writes it after the message.
+                expected[number].append(("error", f"{marker['text']}\0[{marker['code']}]"))
+            else:
+                expected[number].append(("note", marker["text"]))
     return expected
+
+
+def _matches(wanted: str, got: str) -> bool:
+    text, _, code = wanted.partition("\0")
+    return text in got and (not code or got.endswith(f"  {code}"))
 
 
 @pytest.fixture(scope="module")
@@ -337,11 +369,12 @@ def test_snippet(name: str, mypy_results: dict[str, dict[int, list[tuple[str, st
         for kind, text in got:
             if kind == "note" and text.startswith("See https://"):
                 continue  # mypy's documentation links carry no meaning here
-            if not any(kind == w_kind and w_text in text for w_kind, w_text in wanted):
+            if not any(kind == w_kind and _matches(w_text, text) for w_kind, w_text in wanted):
                 problems.append(f"line {line}: unexpected {kind}: {text}")
         for w_kind, w_text in wanted:
-            if not any(kind == w_kind and w_text in text for kind, text in got):
-                problems.append(f"line {line}: missing {w_kind} containing: {w_text}")
+            if not any(kind == w_kind and _matches(w_text, text) for kind, text in got):
+                shown = w_text.replace("\0", " ")
+                problems.append(f"line {line}: missing {w_kind} containing: {shown}")
     assert not problems, "\n".join(problems)
 
 
@@ -357,5 +390,6 @@ def test_markers_are_present_in_every_incorrect_snippet() -> None:
             "parent_tasks",
             "sequential_chaining",
             "validated_inputs",
+            *STORABLE_CORRECT,
         }
         assert has_errors != correct, name

@@ -22,7 +22,11 @@ WAIT_MS = 10_000
 async def test_cancels_a_ready_execution_once() -> None:
     storage = InMemoryStorage()
     executor = DurableExecutor(storage)  # never started: the execution stays ready
-    task = executor.task(id="idle", timeout_ms=1000, run=lambda ctx, value: value)
+
+    def identity(ctx: TaskContext, value: int) -> int:
+        return value
+
+    task = executor.task(id="idle", timeout_ms=1000, run=identity)
     handle = await executor.enqueue_task(task, 1)
 
     assert await cancel_execution(storage, handle.execution_id) is True

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import math
+from collections import OrderedDict, namedtuple
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from decimal import Decimal
+from enum import Enum, Flag, IntEnum, StrEnum
+from typing import NamedTuple
 from uuid import UUID
 
 import pytest
@@ -135,6 +138,60 @@ class _Opaque:
 def test_unsupported_types_are_refused_by_name(value: object) -> None:
     with pytest.raises(TypeError, match="is not serializable"):
         SERIALIZER.serialize(value)
+
+
+class _Color(StrEnum):
+    RED = "red"
+
+
+class _Level(IntEnum):
+    HIGH = 3
+
+
+class _Shape(Enum):
+    SQUARE = 4
+
+
+class _Perm(Flag):
+    READ = 1
+
+
+_Legacy = namedtuple("_Legacy", "a")  # the untyped kind is refused too
+
+
+class _Pair(NamedTuple):
+    left: int
+    right: int
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (_Color.RED, r"^_Color.RED is an enum member, .*\(it would come back as a plain str\)"),
+        (_Level.HIGH, r"^_Level.HIGH is an enum member, .*\(it would come back as a plain int\)"),
+        (_Shape.SQUARE, r"^_Shape.SQUARE is an enum member, which is not serializable\. Store"),
+        (_Perm.READ, r"^_Perm.READ is an enum member"),
+        ([1, {"k": _Color.RED}], r"enum member.* \(at \[1\]\['k'\]\)$"),
+        ({_Level.HIGH: 1}, r"enum member.* \(at key <_Level.HIGH: 3>\)$"),
+        (_Pair(1, 2), r"^_Pair is a named tuple, which is not serializable"),
+        (_Legacy(1), r"^_Legacy is a named tuple"),
+        (
+            {"a": (1, {_Opaque()})},
+            r"^Object of type _Opaque is not serializable \(at \['a'\]\[1\] item",
+        ),
+    ],
+    ids=repr,
+)
+def test_values_that_would_change_type_are_refused(value: object, message: str) -> None:
+    """Enum members and named tuples would come back as plain str/int/tuple: refused instead."""
+    with pytest.raises(TypeError, match=message):
+        SERIALIZER.serialize(value)
+
+
+def test_other_builtin_subclasses_come_back_as_their_base() -> None:
+    value = round_trip(OrderedDict(a=1))
+    assert value == {"a": 1}
+    assert type(value) is dict
 
 
 @pytest.mark.parametrize(

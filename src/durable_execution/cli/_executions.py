@@ -18,6 +18,7 @@ from durable_execution.cli._common import (
 )
 from durable_execution.cli._json import dumps, tree_json
 from durable_execution.cli._render import execution_details, execution_tree
+from durable_execution.cli._tables import chosen_target
 from durable_execution.cli._tree import ExecutionNode, load_tree
 from durable_execution.storage.types import TaskExecutionRecord, WhereByExecutionIds
 
@@ -71,8 +72,8 @@ def show(execution_id: str, db: str, table: str, show_all: bool, as_json: bool) 
     Inputs and outputs are shown as stored (the serializer's JSON), shortened; --json prints
     them in full.
     """
-    target = Target(db, table)
     check_execution_id(execution_id)
+    target = chosen_target(Target(db, table))  # after make demo: its table
 
     async def work() -> ExecutionNode | None:
         async with opened(target, migrate=False, must_exist=True) as storage:

@@ -21,6 +21,7 @@ from durable_execution import DurableStorage, TaskExecutionStatus, clock
 from durable_execution.cli._common import CliError, Target, opened, run, storage_options
 from durable_execution.cli._json import dumps, record_json
 from durable_execution.cli._render import format_duration, status_text, timing
+from durable_execution.cli._tables import chosen_target
 from durable_execution.model import ACTIVE_STATUSES, ALL_STATUSES, FINISHED_STATUSES
 from durable_execution.storage import InspectableStorage, TaskExecutionRecord
 
@@ -80,19 +81,23 @@ def _created(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _table(records: Sequence[TaskExecutionRecord]) -> Table:
-    """One line per execution; long cells are cut, never wrapped (``--json`` has everything)."""
+# Column widths and gaps of the list table (rich's default padding: one space each side).
+_GAP: Final = 2
+_CREATED_WIDTH: Final = len("2026-01-01 00:00:00")
+_TASK_WIDTHS: Final = (12, 32)  # cut with an ellipsis between these
+_ERROR_MIN_WIDTH: Final = 12
+
+
+def _table(records: Sequence[TaskExecutionRecord], width: int) -> Table:
+    """One line per execution, never wrapped, within ``width`` columns (``--json`` has all).
+
+    The id and the status are never cut (ids are what users copy into `show` and `cancel`); the
+    task and the error are cut with an ellipsis; when even that does not fit (80 columns), the
+    error column and then the created column are left out, rather than squeezed to nothing.
+    """
     now = clock.now()
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    # Ids are what users copy into `show` and `cancel`: never cut them.
-    table.add_column("execution", no_wrap=True, min_width=len(EXAMPLE_ID))
-    table.add_column("task", no_wrap=True, overflow="ellipsis", max_width=32)
-    table.add_column("status", no_wrap=True, overflow="ellipsis", min_width=9)
-    for name in ("created (UTC)", "time"):
-        table.add_column(name, no_wrap=True, overflow="ellipsis")
-    table.add_column("error", no_wrap=True, overflow="ellipsis", style="red")
-    for record in records:
-        table.add_row(
+    rows = [
+        (
             record.execution_id,
             _task(record),
             status_text(record.status),
@@ -100,6 +105,46 @@ def _table(records: Sequence[TaskExecutionRecord]) -> Table:
             timing(record, now),
             _short_error(record),
         )
+        for record in records
+    ]
+    status_width = max(len("status"), *(row[2].cell_len for row in rows))
+    time_width = max(len("time"), *(len(row[4]) for row in rows))
+    task_width = max(len("task"), *(row[1].cell_len for row in rows))
+    error_width = max((len(row[5]) for row in rows), default=0)
+    task_shown = min(task_width, _TASK_WIDTHS[0])
+    used = len(EXAMPLE_ID) + _GAP + task_shown + _GAP + status_width
+    shown = {"time": False, "created": False, "error": False}
+
+    def fits(name: str, need: int) -> None:
+        nonlocal used
+        if need and used + _GAP + need <= width:
+            shown[name] = True
+            used += _GAP + need
+
+    fits("time", time_width)
+    # Then the task's name, whole up to its cap: worth more than the creation time.
+    widened = min(min(task_width, _TASK_WIDTHS[1]) - task_shown, max(0, width - used))
+    task_shown, used = task_shown + widened, used + widened
+    fits("created", _CREATED_WIDTH)
+    fits("error", min(error_width, _ERROR_MIN_WIDTH))
+
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    table.add_column("execution", no_wrap=True, min_width=len(EXAMPLE_ID))
+    table.add_column("task", no_wrap=True, overflow="ellipsis", width=task_shown)
+    table.add_column("status", no_wrap=True, min_width=status_width)
+    if shown["created"]:
+        table.add_column("created (UTC)", no_wrap=True, min_width=_CREATED_WIDTH)
+    if shown["time"]:
+        table.add_column("time", no_wrap=True, min_width=time_width)
+    if shown["error"]:
+        error_shown = min(error_width, _ERROR_MIN_WIDTH + max(0, width - used))
+        table.add_column("error", no_wrap=True, overflow="ellipsis", style="red", width=error_shown)
+    for execution_id, task, status, created, took, error in rows:
+        cells: list[str | Text] = [execution_id, task, status]
+        cells += [created] if shown["created"] else []
+        cells += [took] if shown["time"] else []
+        cells += [error] if shown["error"] else []
+        table.add_row(*cells)
     return table
 
 
@@ -139,7 +184,7 @@ def list_command(
     given; `durable-execution show ID` shows one with its whole subtree, and --json gives every
     stored field.
     """
-    target = Target(db, table)
+    target = chosen_target(Target(db, table))
     wanted = _statuses(statuses)
 
     async def work() -> _Page:
@@ -178,7 +223,7 @@ def list_command(
             raise CliError(f"page {page} is past the last page ({pages})")
         console.print(f"No executions match in {target.shown}.")
         return
-    console.print(_table(result.records))
+    console.print(_table(result.records, console.width))
     first = (page - 1) * limit + 1
     last = first + len(result.records) - 1
     footer = f"\n{first} to {last} of {result.total} (page {page} of {pages})"
@@ -214,7 +259,7 @@ def stats(db: str, table: str, task_id: str | None, as_json: bool) -> None:
     A ready execution that waits long means the workers cannot keep up (or none is running for
     its task).
     """
-    target = Target(db, table)
+    target = chosen_target(Target(db, table))
 
     async def work() -> _Stats:
         async with opened(target, migrate=False, must_exist=True) as storage:
