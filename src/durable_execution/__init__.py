@@ -28,6 +28,7 @@ from durable_execution.executions import (
 )
 from durable_execution.executor import DurableExecutor, TaskDecorator
 from durable_execution.handle import TaskHandle, cancel_execution
+from durable_execution.logs import ExecutionLogFilter, JsonLogFormatter
 from durable_execution.model import (
     ChildTaskError,
     ErrorType,
@@ -89,6 +90,7 @@ __all__ = [
     "DurableStorageTx",
     "ErrorType",
     "ExecutionErrorInfo",
+    "ExecutionLogFilter",
     "FailedExecution",
     "FinalizeTask",
     "FinalizeTaskFailedExecution",
@@ -96,6 +98,7 @@ __all__ = [
     "FinishedTaskExecution",
     "InMemoryStorage",
     "InputValidatedTaskBuilder",
+    "JsonLogFormatter",
     "JsonSerializer",
     "ParentTaskOutput",
     "ParentTaskRef",
