@@ -235,15 +235,20 @@ class Runner:
             finally:
                 local.in_user_code = False
             return await self._success(record, definition, stored_input, result)
-        except asyncio.CancelledError:
-            if not local.cancel_requested:
-                raise
-            # We cancelled it: the row is cancelled (or re-claimed) already; nothing to store.
-            current = asyncio.current_task()
-            if current is not None:
-                current.uncancel()
-            return None
-        except Exception as error:
+        except asyncio.CancelledError as error:
+            if local.cancel_requested:
+                # We cancelled it: the row is cancelled (or re-claimed) already; nothing to store.
+                current = asyncio.current_task()
+                if current is not None:
+                    current.uncancel()
+                return None
+            if _being_cancelled():
+                raise  # by someone else (the event loop closing): not this attempt's outcome
+            return self._failure(record, error)  # raised by a hook (load_input, a validator…)
+        except KeyboardInterrupt:
+            raise  # Ctrl-C in the event loop's thread stops the process, as it would without us
+        except BaseException as error:
+            # Anything else (SystemExit included) fails this attempt, never the whole executor.
             return self._failure(record, error)
 
     @staticmethod

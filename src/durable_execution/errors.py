@@ -107,9 +107,10 @@ def exception_type_name(error: BaseException) -> str:
     cls = type(error)
     module = getattr(cls, "__module__", None)
     name = getattr(cls, "__qualname__", None) or cls.__name__
+    # Storable like any text the library does not control (a class can be named anything).
     if not isinstance(module, str) or module == "builtins":
-        return str(name)
-    return f"{module}.{name}"
+        return storable_message(str(name))
+    return storable_message(f"{module}.{name}")
 
 
 # What a traceback shows instead of the text of an exception whose __str__ raised.
@@ -169,6 +170,9 @@ def format_traceback(error: BaseException) -> str:
 
 # Room kept for the truncation marker (it is far shorter).
 _MARKER_RESERVE: Final = 96
+# The cut moves forward to the next line start only this far: a traceback whose last lines are
+# huge (a long exception message) keeps their end rather than losing them whole.
+_MAX_LINE_ALIGNMENT: Final = 1024
 
 
 def bounded_traceback(text: str, limit: int = MAX_TRACEBACK_BYTES) -> str:
@@ -179,8 +183,8 @@ def bounded_traceback(text: str, limit: int = MAX_TRACEBACK_BYTES) -> str:
     if len(data) <= limit:
         return text
     tail = data[len(data) - (limit - _MARKER_RESERVE) :].decode("utf-8", "ignore")
-    newline = tail.find("\n")
-    if 0 <= newline < len(tail) - 1:
+    newline = tail.find("\n", 0, _MAX_LINE_ALIGNMENT)
+    if newline >= 0:
         tail = tail[newline + 1 :]
     dropped = len(data) - len(tail.encode("utf-8"))
     return f"[traceback truncated: its first {dropped} bytes are not stored]\n{tail}"
