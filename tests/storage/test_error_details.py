@@ -140,8 +140,8 @@ def _insert_old_row(url: str, request: pytest.FixtureRequest, backend: str) -> N
             conn.execute(_SQLITE_INSERT, values)
         conn.close()
     else:
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(_POSTGRES_INSERT, values)
+        with psycopg.connect(url, autocommit=True) as pg:
+            pg.execute(_POSTGRES_INSERT, values)
 
 
 async def test_a_row_written_before_the_details_existed_still_reads(
