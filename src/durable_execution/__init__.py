@@ -28,6 +28,7 @@ from durable_execution.executions import (
 )
 from durable_execution.executor import DurableExecutor, TaskDecorator
 from durable_execution.handle import TaskHandle, cancel_execution
+from durable_execution.logs import ExecutionLogFilter, JsonLogFormatter
 from durable_execution.model import (
     ChildTaskError,
     ErrorType,
@@ -97,6 +98,7 @@ __all__ = [
     "DurableStorageTx",
     "ErrorType",
     "ExecutionErrorInfo",
+    "ExecutionLogFilter",
     "FailedExecution",
     "FinalizeTask",
     "FinalizeTaskFailedExecution",
@@ -104,6 +106,7 @@ __all__ = [
     "FinishedTaskExecution",
     "InMemoryStorage",
     "InputValidatedTaskBuilder",
+    "JsonLogFormatter",
     "JsonSerializer",
     "ParentTaskOutput",
     "ParentTaskRef",

@@ -22,6 +22,7 @@ from durable_execution._records import TASK_EXPIRED_ERROR, lease_expiries_exceed
 from durable_execution._runner import Runner
 from durable_execution._runtime import Runtime
 from durable_execution.errors import DurableExecutionNotFoundError
+from durable_execution.logs import execution_extra
 from durable_execution.storage.batch import update_each
 from durable_execution.storage.errors import MalformedRowError
 from durable_execution.storage.types import (
@@ -191,10 +192,12 @@ class LeaseExpirer:
 
         report_poison: list[MalformedRowError] = []
 
-        async def expire(tx: DurableStorageTx) -> tuple[list[str], list[str]]:
+        async def expire(
+            tx: DurableStorageTx,
+        ) -> tuple[list[TaskExecutionRecord], list[TaskExecutionRecord]]:
             report_poison.clear()  # a retried transaction starts over
-            expired: list[str] = []
-            failed: list[str] = []
+            expired: list[TaskExecutionRecord] = []
+            failed: list[TaskExecutionRecord] = []
             # A poison row is failed and reported here; it counts as neither list.
             rows, poison = await read_quarantining(
                 tx,
@@ -239,21 +242,46 @@ class LeaseExpirer:
                     update,
                 )
                 if matched:
-                    bucket.append(row.execution_id)
+                    bucket.append(row)
             return expired, failed
 
-        expired, failed = await rt.transactions.run(expire)
+        expired_rows, failed_rows = await rt.transactions.run(expire)
         report_quarantined(rt, report_poison)
-        if not expired and not failed:
+        if not expired_rows and not failed_rows:
             return bool(report_poison)
-        if expired:
-            rt.logger.warning("Leases expired, executions made ready again: %s", ", ".join(expired))
-        if failed:
-            rt.logger.error(
-                "Leases expired max_lease_expiries=%s times, executions failed: %s",
-                bound,
-                ", ".join(failed),
+        for row in expired_rows:
+            rt.logger.warning(
+                "Lease of execution %s of task %s expired (its executor died or stalled);"
+                " it is ready to run again",
+                row.execution_id,
+                row.task_id,
+                extra=execution_extra(
+                    row.execution_id,
+                    row.task_id,
+                    row.retry_attempts,
+                    "ready",
+                    lease_expiries=row.lease_expiries + 1,
+                ),
             )
+        for row in failed_rows:
+            rt.logger.error(
+                "Lease of execution %s of task %s expired %d times (max_lease_expiries=%s);"
+                " it failed",
+                row.execution_id,
+                row.task_id,
+                row.lease_expiries + 1,
+                bound,
+                extra=execution_extra(
+                    row.execution_id,
+                    row.task_id,
+                    row.retry_attempts,
+                    "failed",
+                    lease_expiries=row.lease_expiries + 1,
+                ),
+            )
+        expired = [row.execution_id for row in expired_rows]
+        failed = [row.execution_id for row in failed_rows]
+        if failed:
             rt.executions_finished(failed)
         for execution_id in expired + failed:
             stale = rt.running.get(execution_id)

@@ -44,6 +44,7 @@ from durable_execution._runtime import Runtime
 from durable_execution._transactions import is_transient
 from durable_execution.errors import DurableExecutionError
 from durable_execution.ids import generate_execution_id
+from durable_execution.logs import execution_extra
 from durable_execution.model import (
     ACTIVE_STATUSES,
     FINISHED_STATUSES,
@@ -73,6 +74,10 @@ class _BatchResult:
     finished: list[str] = field(default_factory=list)
     cancelled_locally_running: list[str] = field(default_factory=list)
     inserted_start_ats: list[datetime] = field(default_factory=list)
+    # Parents this batch finished (as read before the write), with their new status.
+    parents_finished: list[tuple[TaskExecutionRecord, TaskExecutionStatus]] = field(
+        default_factory=list
+    )
 
 
 @dataclass(slots=True)
@@ -118,6 +123,16 @@ class Closer:
                 local_run.request_cancel()
         if result.inserted_start_ats:
             rt.wake_ready_at(result.inserted_start_ats)
+        for parent, status in result.parents_finished:
+            rt.logger.info(
+                "Parent execution %s of task %s finished: %s",
+                parent.execution_id,
+                parent.task_id,
+                status,
+                extra=execution_extra(
+                    parent.execution_id, parent.task_id, parent.retry_attempts, status
+                ),
+            )
 
     async def _close_one_by_one(self) -> _BatchResult:
         rt = self._rt
@@ -155,6 +170,7 @@ class Closer:
             total.finished += result.finished
             total.cancelled_locally_running += result.cancelled_locally_running
             total.inserted_start_ats += result.inserted_start_ats
+            total.parents_finished += result.parents_finished
         return total
 
     async def _close(self, tx: DurableStorageTx, only_ids: list[str] | None) -> _BatchResult:
@@ -294,6 +310,7 @@ class Closer:
                     result.inserted_start_ats.extend(record.start_at for record in inserts)
                 if draft.status in FINISHED_STATUSES and parent.status not in FINISHED_STATUSES:
                     result.finished.append(parent_id)
+                    result.parents_finished.append((parent, draft.status))
                 return True
         raise DurableExecutionError(
             f"Gave up updating parent execution {parent_id} after {_MAX_PARENT_CONFLICTS}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from durable_execution._options import ExecutionOptions
@@ -60,9 +61,12 @@ def descendant_links(
 
 
 def parent_error(record: TaskExecutionRecord) -> ExecutionErrorInfo:
-    """What a finished, unsuccessful execution reports to its parent (behaviour doc §1.6)."""
+    """What a finished, unsuccessful execution reports to its parent (behaviour doc §1.6).
+
+    Without the traceback: the child's own row keeps it, and a parent of thousands of failed
+    children would otherwise carry thousands of them."""
     if record.error is not None:
-        return record.error
+        return replace(record.error, traceback=None)
     if record.finalize_task_error is not None:
         finalize_id = record.finalize_task.task_id if record.finalize_task else "unknown"
         message = (

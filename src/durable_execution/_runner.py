@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Final
+from typing import Any, Final
 
 from durable_execution import clock
 from durable_execution._coalescing import Coalescer
@@ -43,9 +44,11 @@ from durable_execution.errors import (
     DurableExecutionNotFoundError,
     DurableExecutionTimedOutError,
     error_info_from_exception,
+    task_exc_info,
     terminal_status_for,
 )
 from durable_execution.ids import generate_execution_id
+from durable_execution.logs import enter_attempt, execution_extra
 from durable_execution.model import TaskRef
 from durable_execution.payloads import FinalizeTaskInput, ParentTaskOutput
 from durable_execution.storage.batch import update_each
@@ -76,6 +79,38 @@ class _Outcome:
     inserts: list[TaskExecutionRecord] = field(default_factory=list)
     finished: bool = False
     wake_at: list[datetime] = field(default_factory=list)
+    # A failed attempt: the exception (logged with its traceback) and the retry's delay, if any.
+    failure: BaseException | None = None
+    retry_delay_ms: float | None = None
+
+
+class _RaisedInThread(Exception):
+    """Carries what a sync run function raised that is not an ``Exception`` (``SystemExit``,
+    ``KeyboardInterrupt``, ``CancelledError``…) out of its thread: asyncio re-raises a
+    ``SystemExit`` or ``KeyboardInterrupt`` out of the event loop, which would stop the whole
+    executor for one task's failure."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+# Any: the run function's input and output types are erased in the registry (see TaskDefinition).
+def _call_in_thread(run: Callable[[TaskContext, Any], Any], ctx: TaskContext, arg: object) -> Any:
+    try:
+        return run(ctx, arg)
+    except Exception:
+        raise
+    except BaseException as error:
+        # Raised by the task's own code: signals (Ctrl-C) are delivered to the main thread only.
+        raise _RaisedInThread(error) from None
+
+
+def _being_cancelled() -> bool:
+    """Whether someone cancelled the running asyncio task (as opposed to a ``CancelledError``
+    the task's code raised or let through from a task it awaited)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +158,16 @@ class Runner:
         if stale is not None:
             # Our own earlier attempt whose lease expired: its result would be refused anyway.
             stale.request_cancel()
+        logger = self._rt.logger
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "Execution %s of task %s claimed",
+                record.execution_id,
+                record.task_id,
+                extra=execution_extra(
+                    record.execution_id, record.task_id, record.retry_attempts, "running"
+                ),
+            )
         local = LocalRun(record.execution_id, record.version)
         local.task = asyncio.create_task(
             self._run(local, record, definition), name=f"durable-execution:{record.execution_id}"
@@ -132,6 +177,8 @@ class Runner:
     async def _run(
         self, local: LocalRun, record: TaskExecutionRecord, definition: TaskDefinition
     ) -> None:
+        # This asyncio task's own context: whatever the attempt logs carries its ids.
+        enter_attempt(record.execution_id, record.task_id, record.retry_attempts)
         try:
             outcome = await self._attempt(local, record, definition)
             if outcome is not None:
@@ -164,26 +211,44 @@ class Runner:
                 return None
             timeout = asyncio.timeout(record.timeout_ms / 1000)
             local.in_user_code = True
+            # Whatever the task's code raises is a failure of this attempt, stored with its
+            # traceback; only the attempt's own cancellation (a cancel, a lease lost, a timeout)
+            # and a KeyboardInterrupt in the event loop's thread (Ctrl-C) are not.
             try:
                 async with timeout:
                     result = await self._invoke(definition, ctx, run_input)
-            except TimeoutError:
-                if not timeout.expired():
-                    raise  # the user's own TimeoutError: an ordinary failure
-                local.cancel_event.set()
-                raise DurableExecutionTimedOutError() from None
+            except asyncio.CancelledError as error:
+                if local.cancel_requested or _being_cancelled():
+                    raise
+                return self._failure(record, error, raised_by_task=True)
+            except _RaisedInThread as carrier:
+                return self._failure(record, carrier.error, raised_by_task=True)
+            except KeyboardInterrupt:
+                raise
+            except BaseException as error:
+                if timeout.expired():
+                    # The timeout's cancellation, turned into TimeoutError (or into whatever the
+                    # task's code raised on being cancelled).
+                    local.cancel_event.set()
+                    raise DurableExecutionTimedOutError() from None
+                return self._failure(record, error, raised_by_task=True)
             finally:
                 local.in_user_code = False
             return await self._success(record, definition, stored_input, result)
-        except asyncio.CancelledError:
-            if not local.cancel_requested:
-                raise
-            # We cancelled it: the row is cancelled (or re-claimed) already; nothing to store.
-            current = asyncio.current_task()
-            if current is not None:
-                current.uncancel()
-            return None
-        except Exception as error:
+        except asyncio.CancelledError as error:
+            if local.cancel_requested:
+                # We cancelled it: the row is cancelled (or re-claimed) already; nothing to store.
+                current = asyncio.current_task()
+                if current is not None:
+                    current.uncancel()
+                return None
+            if _being_cancelled():
+                raise  # by someone else (the event loop closing): not this attempt's outcome
+            return self._failure(record, error)  # raised by a hook (load_input, a validator…)
+        except KeyboardInterrupt:
+            raise  # Ctrl-C in the event loop's thread stops the process, as it would without us
+        except BaseException as error:
+            # Anything else (SystemExit included) fails this attempt, never the whole executor.
             return self._failure(record, error)
 
     @staticmethod
@@ -191,7 +256,7 @@ class Runner:
         if definition.is_async:
             result: object = await definition.run(ctx, run_input)
             return result
-        result = await asyncio.to_thread(definition.run, ctx, run_input)
+        result = await asyncio.to_thread(_call_in_thread, definition.run, ctx, run_input)
         if inspect.isawaitable(result):  # a sync callable that returned a coroutine
             result = await result
         return result
@@ -322,8 +387,10 @@ class Runner:
             parent_task=parent_ref,
         )
 
-    def _failure(self, record: TaskExecutionRecord, error: Exception) -> _Outcome:
-        info = error_info_from_exception(error)
+    def _failure(
+        self, record: TaskExecutionRecord, error: BaseException, *, raised_by_task: bool = False
+    ) -> _Outcome:
+        info = error_info_from_exception(error, raised_by_task=raised_by_task)
         now = clock.now()
         if should_retry(record.retry_options, record.retry_attempts, info.is_retryable):
             delay = retry_delay_ms(record.retry_options, record.retry_attempts)
@@ -338,12 +405,15 @@ class Runner:
                     unset_expires_at=True,
                 ),
                 wake_at=[start_at],
+                failure=error,
+                retry_delay_ms=delay,
             )
         return _Outcome(
             update=TaskExecutionUpdate(
                 updated_at=now, status=terminal_status_for(info), error=info, finished_at=now
             ),
             finished=True,
+            failure=error,
         )
 
     async def _store(self, local: LocalRun, record: TaskExecutionRecord, outcome: _Outcome) -> None:
@@ -362,6 +432,7 @@ class Runner:
                 "Result of execution %s dropped: it is no longer this attempt's", execution_id
             )
             return
+        log_outcome(self._rt.logger, record, outcome)
         if outcome.finished:
             # The guarded write matched, so the row is now exactly the claimed one plus it.
             committed = apply_update(record, write.update)
@@ -420,3 +491,53 @@ class Runner:
 
 def _with_version(update: TaskExecutionUpdate, version: int) -> TaskExecutionUpdate:
     return replace(update, version=version)
+
+
+def log_outcome(logger: logging.Logger, record: TaskExecutionRecord, outcome: _Outcome) -> None:
+    """Say what the attempt's committed write did: a retry at INFO, a final failure at WARNING
+    (with the traceback of what the task raised), anything else at DEBUG."""
+    update = outcome.update
+    status = update.status or "running"
+    error = update.error
+    if error is None or outcome.failure is None:
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "Execution %s of task %s: %s",
+                record.execution_id,
+                record.task_id,
+                status,
+                extra=execution_extra(
+                    record.execution_id, record.task_id, record.retry_attempts, status
+                ),
+            )
+        return
+    if outcome.retry_delay_ms is not None:
+        logger.info(
+            "Execution %s of task %s failed: %s; retry %d of %d in %.0f ms",
+            record.execution_id,
+            record.task_id,
+            error.message,
+            record.retry_attempts + 1,
+            record.retry_options.max_attempts,
+            outcome.retry_delay_ms,
+            extra=execution_extra(
+                record.execution_id,
+                record.task_id,
+                record.retry_attempts,
+                status,
+                retry_delay_ms=outcome.retry_delay_ms,
+            ),
+        )
+        return
+    logger.warning(
+        "Execution %s of task %s %s: %s",
+        record.execution_id,
+        record.task_id,
+        _FINISHED_VERBS.get(status, status),
+        error.message,
+        exc_info=None if error.traceback is None else task_exc_info(outcome.failure),
+        extra=execution_extra(record.execution_id, record.task_id, record.retry_attempts, status),
+    )
+
+
+_FINISHED_VERBS: Final = {"failed": "failed", "timed_out": "timed out", "cancelled": "cancelled"}

@@ -356,7 +356,7 @@ async def _retries_and_failures(
     report.expect(
         "failing: error message",
         failed.error.message if failed.status == "failed" else None,
-        "Failed",
+        "RuntimeError: Failed",
     )
 
     async def run_with_failing_child(ctx: TaskContext, value: None) -> ParentTaskResult[None]:
@@ -373,7 +373,7 @@ async def _retries_and_failures(
         [error.error.message for error in execution_c.children_tasks_errors]
         if execution_c.status == "children_tasks_failed"
         else None,
-        ["Failed"],
+        ["RuntimeError: Failed"],
     )
 
     task_a1 = executor.task(id="a1_again", timeout_ms=TIMEOUT_MS, run=_greeting("task A1"))
@@ -406,7 +406,7 @@ async def _retries_and_failures(
         execution_f.finalize_task_error.message
         if execution_f.status == "finalize_task_failed"
         else None,
-        "Failed",
+        "RuntimeError: Failed",
     )
 
 

@@ -64,12 +64,30 @@ NO_RETRIES: Final = RetryOptions(max_attempts=0)
 
 @dataclass(frozen=True, slots=True)
 class ExecutionErrorInfo:
-    """An error as it is stored and shown: no traceback, only what survives a round-trip."""
+    """An error as it is stored and shown.
+
+    ``message`` is what a person reads first: a :class:`DurableExecutionError`'s own message, or
+    ``Type: text`` for any other exception (``KeyError: 'sku'``), as the last line of a Python
+    traceback reads. ``exception_type`` and ``traceback`` describe an exception the task's code
+    raised: its class (``KeyError`` for builtins, ``myapp.errors.PaymentDeclined`` otherwise,
+    module and qualified name) and the formatted traceback of the failed attempt, at most
+    :data:`MAX_TRACEBACK_BYTES` of its end. Errors the library makes itself (timeouts, lease
+    expiries, cancellations, unknown tasks) have neither. A parent's copy of a child's error
+    (``children_tasks_errors``, ``finalize_task_error``) drops the traceback: the child's own
+    execution keeps it.
+    """
 
     error_type: ErrorType
     message: str
     is_retryable: bool
     is_internal: bool = False
+    exception_type: str | None = None
+    traceback: str | None = None
+
+
+# Enough for the deepest frames of any realistic traceback; bounded so that a recursion error's
+# thousand frames cannot bloat a row (the end is kept: it holds the raising frame).
+MAX_TRACEBACK_BYTES: Final = 16 * 1024
 
 
 @dataclass(frozen=True, slots=True)

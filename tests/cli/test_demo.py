@@ -28,7 +28,9 @@ def check_success(out: str) -> str:
     assert re.search(r"└── finalize rootFinalize completed", out)
     assert "100 concurrent tasks t0…t99: 100 completed" in out
     assert re.search(r"retry completed  \d+ ms  after 2 retries", out)
-    assert re.search(r"failing failed .*\n.*error: Failed \(generic, retryable\)", out)
+    assert re.search(
+        r"failing failed .*\n.*error: RuntimeError: Failed \(generic, retryable\)", out
+    )
     assert re.search(r"parentWithFailingChild children_tasks_failed", out)
     assert re.search(r"parentWithFailingFinalizeTask finalize_task_failed", out)
     assert "… 245 more children: 245 completed" in out

@@ -28,11 +28,15 @@ async def test_show_prints_the_tree_with_statuses_timings_and_errors(db_url: str
     assert re.search(r"status\s+children_tasks_failed", out)
     assert re.search(r"run output\s+\"started two\"", out)
     assert re.search(r"children\s+2 \(1 completed\)", out)
-    assert re.search(r"child 1 \(explode te_\w{24}\): boom 7 \(generic, retryable\)", out)
+    assert re.search(
+        r"child 1 \(explode te_\w{24}\): ValueError: boom 7 \(generic, retryable\)", out
+    )
     # The tree: the parent, then each child with its status, time and error.
     assert re.search(rf"mixed {ids['mixed']} children_tasks_failed  \d+ ms", out)
     assert re.search(r"\[0\] double te_\w{24} completed  \d+ ms", out)
-    assert re.search(r"\[1\] explode te_\w{24} failed  \d+ ms\n.*error: boom 7", out)
+    assert re.search(r"\[1\] explode te_\w{24} failed  \d+ ms\n.*error: ValueError: boom 7", out)
+    # A parent's copy of a child's error has no traceback; the child's own `show` has it.
+    assert "traceback" not in out
 
 
 async def test_show_summarises_many_children_unless_asked_for_all(db_url: str) -> None:
@@ -58,15 +62,40 @@ async def test_show_json_gives_every_stored_field(db_url: str) -> None:
     assert [child["task_id"] for child in tree["children"]] == ["double", "explode"]
     double, explode = tree["children"]
     assert (double["status"], double["output"], double["run_input"]) == ("completed", 42, 21)
+    traceback = explode["error"].pop("traceback")
     assert explode["error"] == {
         "error_type": "generic",
-        "message": "boom 7",
+        "message": "ValueError: boom 7",
         "is_retryable": True,
         "is_internal": False,
+        "exception_type": "ValueError",
     }
+    assert traceback.startswith("Traceback (most recent call last):\n")
+    assert 'raise ValueError(f"boom {value}")' in traceback
+    assert traceback.endswith("\nValueError: boom 7\n")
     assert explode["parent_task"]["execution_id"] == ids["mixed"]
-    assert tree["children_tasks_errors"][0]["error"]["message"] == "boom 7"
+    assert tree["children_tasks_errors"][0]["error"]["message"] == "ValueError: boom 7"
+    assert tree["children_tasks_errors"][0]["error"]["traceback"] is None
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00", tree["finished_at"])
+
+
+async def test_show_prints_the_traceback_under_the_error(db_url: str) -> None:
+    ids = await make_finished(db_url)
+    listed = cli("show", ids["mixed"], "--db", db_url, "--json")
+    assert listed.returncode == 0, listed.stderr
+    explode_id = json.loads(listed.stdout)["children"][1]["execution_id"]
+    result = cli("show", explode_id, "--db", db_url)
+    assert result.returncode == 0, result.stderr
+    out = "\n".join(line.rstrip() for line in result.stdout.splitlines()) + "\n"
+    assert re.search(
+        r"errors\s+error: ValueError: boom 7 \(generic, retryable\)\n"
+        r"traceback\s+Traceback \(most recent call last\):\n",
+        out,
+    ), out
+    assert re.search(r"\n\s+File \".*_data\.py\", line \d+, in explode\n", out), out
+    assert re.search(r'\n\s+raise ValueError\(f"boom \{value\}"\)\n\s+ValueError: boom 7\n', out), (
+        out
+    )
 
 
 async def test_cancel_a_ready_execution_then_again(db_url: str) -> None:

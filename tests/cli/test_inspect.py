@@ -27,13 +27,17 @@ async def test_list_is_newest_first_with_statuses_and_errors(db_url: str) -> Non
         [ids["mixed"], "mixed", "children_tasks_failed"],
     ]
     assert "1 to 2 of 2 (page 1 of 1)" in top.stdout
-    assert re.search(rf"{ids['mixed']} +mixed +children_tasks_failed .* boom 7$", top.stdout, re.M)
+    assert re.search(
+        rf"{ids['mixed']} +mixed +children_tasks_failed .* ValueError: boom 7$", top.stdout, re.M
+    )
 
     failed = cli("list", "--db", db_url, "--status", "failed")
     assert failed.returncode == 0, failed.stderr
     [line] = rows(failed.stdout)
     assert re.match(
-        r"te_\w{24} +explode \(child\) +failed +\d{4}-\d\d-\d\d [\d:]{8} +\d+ ms +boom 7", line
+        r"te_\w{24} +explode \(child\) +failed +\d{4}-\d\d-\d\d [\d:]{8} +\d+ ms +"
+        r"ValueError: boom 7",
+        line,
     )
 
 

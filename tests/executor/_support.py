@@ -7,12 +7,14 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Final, Protocol, TypedDict, TypeVar, Unpack
 
 from durable_execution import (
     CompletedExecution,
     DurableExecutor,
+    ExecutionErrorInfo,
     Serializer,
     TaskExecution,
     TaskHandle,
@@ -56,6 +58,25 @@ def assert_finished_times(execution: TaskExecution[object]) -> None:
     finished_at = assert_utc(getattr(execution, "finished_at", None))
     created_at = assert_utc(execution.created_at)
     assert created_at <= started_at <= finished_at, execution
+
+
+def without_traceback(error: ExecutionErrorInfo | None) -> ExecutionErrorInfo:
+    """``error`` without its traceback (it names this file's lines), to compare the rest."""
+    assert error is not None
+    return replace(error, traceback=None)
+
+
+def assert_raised_here(error: ExecutionErrorInfo | None, last_line: str, source: str) -> None:
+    """A stored traceback of an exception raised by a test's task: it starts at the task's own
+    code (no frame of the runner or asyncio before it), shows ``source`` (the raising line) and
+    ends with ``last_line``."""
+    assert error is not None
+    assert error.traceback is not None, error
+    assert error.traceback.startswith("Traceback (most recent call last):\n"), error.traceback
+    first_frame = error.traceback.splitlines()[1]
+    assert "tests/executor" in first_frame, error.traceback
+    assert source in error.traceback, error.traceback
+    assert error.traceback.endswith(last_line + "\n"), error.traceback
 
 
 async def wait_finished(

@@ -369,8 +369,12 @@ async def test_one_failing_child_fails_the_parent_and_skips_finalize(
             index=0,
             task_id="child1",
             execution_id=child1_ref.execution_id,
+            # The parent's copy of the child's error has no traceback: the child's row has it.
             error=ExecutionErrorInfo(
-                error_type="generic", message="child1 error", is_retryable=True
+                error_type="generic",
+                message="ValueError: child1 error",
+                is_retryable=True,
+                exception_type="ValueError",
             ),
         ),
     )
@@ -410,8 +414,8 @@ async def test_two_failing_children_both_reported(executor: DurableExecutor) -> 
     await eventually(both_reported, what="both child errors recorded")
     reported = sorted(await errors(), key=lambda e: e.index)
     assert [(e.index, e.task_id, e.error.message) for e in reported] == [
-        (0, "child1", "child1 error"),
-        (1, "child2", "child2 error"),
+        (0, "child1", "ValueError: child1 error"),
+        (1, "child2", "ValueError: child2 error"),
     ]
     assert all(e.error.error_type == "generic" and e.error.is_retryable for e in reported)
 
@@ -447,7 +451,10 @@ async def test_failing_finalize_fails_the_parent(executor: DurableExecutor) -> N
     assert execution.status == "finalize_task_failed"
     assert_finished_times(execution)
     assert execution.finalize_task_error == ExecutionErrorInfo(
-        error_type="generic", message="finalizeTask error", is_retryable=True
+        error_type="generic",
+        message="ValueError: finalizeTask error",
+        is_retryable=True,
+        exception_type="ValueError",
     )
     assert execution.finalize_task.task_id == "finalize"
     assert len(execution.children_tasks) == 2
@@ -593,7 +600,7 @@ async def test_failed_finalize_reported_to_grandparent(executor: DurableExecutor
     [error] = execution.children_tasks_errors
     assert error.error == ExecutionErrorInfo(
         error_type="generic",
-        message="Finalize task with id child_finalize failed: no way",
+        message="Finalize task with id child_finalize failed: ValueError: no way",
         is_retryable=False,
     )
 

@@ -207,7 +207,7 @@ async def test_seed_workload(make_executor: MakeExecutor, storage: DurableStorag
     failing = executor.task(id="failing", timeout_ms=TIMEOUT_MS, run=failing_run)
     failing_execution = await _finished(await executor.enqueue_task(failing))
     assert failing_execution.status == "failed"
-    assert failing_execution.error.message == "Failed"
+    assert failing_execution.error.message == "ValueError: Failed"
     assert failing_execution.retry_attempts == 0
 
     # 6. A parent whose child fails.
@@ -222,7 +222,7 @@ async def test_seed_workload(make_executor: MakeExecutor, storage: DurableStorag
     [child_error] = child_failed.children_tasks_errors
     assert child_error.index == 0
     assert child_error.task_id == "failing"
-    assert child_error.error.message == "Failed"
+    assert child_error.error.message == "ValueError: Failed"
 
     # 7. A parent whose finalize task fails.
     def with_a1_child(ctx: TaskContext, _: None) -> ParentTaskResult[None]:
@@ -241,7 +241,7 @@ async def test_seed_workload(make_executor: MakeExecutor, storage: DurableStorag
     )
     finalize_failed = await _finished(await executor.enqueue_task(parent_with_failing_finalize))
     assert finalize_failed.status == "finalize_task_failed"
-    assert finalize_failed.finalize_task_error.message == "Failed"
+    assert finalize_failed.finalize_task_error.message == "ValueError: Failed"
 
     # 8. A parent with 250 children.
     async def concurrent_child(ctx: TaskContext, index: int) -> int:

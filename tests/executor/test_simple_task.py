@@ -28,10 +28,12 @@ from ._support import (
     all_records,
     assert_execution_id,
     assert_finished_times,
+    assert_raised_here,
     assert_utc,
     eventually,
     wait_completed,
     wait_finished,
+    without_traceback,
 )
 
 # --- completion ---------------------------------------------------------------------------------
@@ -201,9 +203,15 @@ async def test_plain_error_fails_the_execution(executor: DurableExecutor) -> Non
     task = executor.task(id="test", timeout_ms=1000, run=run)
     execution = await wait_finished(await executor.enqueue_task(task))
     assert execution.status == "failed"
-    assert execution.error == ExecutionErrorInfo(
-        error_type="generic", message="Test error", is_retryable=True, is_internal=False
+    # The message reads as the traceback's last line: the type, then the exception's text.
+    assert without_traceback(execution.error) == ExecutionErrorInfo(
+        error_type="generic",
+        message="ValueError: Test error",
+        is_retryable=True,
+        is_internal=False,
+        exception_type="ValueError",
     )
+    assert_raised_here(execution.error, "ValueError: Test error", 'raise ValueError("Test error")')
     assert execution.retry_attempts == 0
     assert_finished_times(execution)
     assert runs["test"] == 1
@@ -221,7 +229,9 @@ async def test_error_text_no_backend_can_store_is_escaped(executor: DurableExecu
     task = executor.task(id="test", timeout_ms=1000, run=run)
     execution = await wait_finished(await executor.enqueue_task(task))
     assert execution.status == "failed"
-    assert execution.error.message == "bad\\x00byte \\udc80 end"
+    assert execution.error.message == "ValueError: bad\\x00byte \\udc80 end"
+    assert execution.error.traceback is not None
+    assert execution.error.traceback.endswith("ValueError: bad\\x00byte \\udc80 end\n")
     assert runs["test"] == 1
 
 
@@ -254,7 +264,7 @@ async def test_retries_exhausted_fail_with_the_last_error(executor: DurableExecu
     )
     execution = await wait_finished(await executor.enqueue_task(task))
     assert execution.status == "failed"
-    assert execution.error.message == "Test error 1"
+    assert execution.error.message == "ValueError: Test error 1"
     assert execution.error.is_retryable is True
     assert execution.retry_attempts == 1
     assert runs["test"] == 2
@@ -272,8 +282,19 @@ async def test_non_retryable_error_runs_once(executor: DurableExecutor) -> None:
     )
     execution = await wait_finished(await executor.enqueue_task(task))
     assert execution.status == "failed"
-    assert execution.error == ExecutionErrorInfo(
-        error_type="generic", message="Test error", is_retryable=False, is_internal=False
+    # A library error raised by the task keeps its own message; its class and traceback say
+    # that (and where) the task raised it.
+    assert without_traceback(execution.error) == ExecutionErrorInfo(
+        error_type="generic",
+        message="Test error",
+        is_retryable=False,
+        is_internal=False,
+        exception_type="durable_execution.errors.DurableExecutionError",
+    )
+    assert_raised_here(
+        execution.error,
+        "durable_execution.errors.DurableExecutionError: Test error",
+        'raise DurableExecutionError("Test error", is_retryable=False)',
     )
     assert execution.retry_attempts == 0
     # Give a wrongly scheduled retry time to happen before checking that none did.
@@ -295,10 +316,16 @@ async def test_context_reports_attempt_and_previous_error(executor: DurableExecu
     )
     execution = await wait_completed(await executor.enqueue_task(task))
     assert execution.output == "done"
-    assert seen == [
-        (0, None),
-        (1, ExecutionErrorInfo(error_type="generic", message="Test error", is_retryable=True)),
-    ]
+    assert [attempt for attempt, _ in seen] == [0, 1]
+    assert seen[0][1] is None
+    prev_error = seen[1][1]
+    assert without_traceback(prev_error) == ExecutionErrorInfo(
+        error_type="generic",
+        message="ValueError: Test error",
+        is_retryable=True,
+        exception_type="ValueError",
+    )
+    assert_raised_here(prev_error, "ValueError: Test error", 'raise ValueError("Test error")')
 
 
 async def test_retry_backoff_delays(executor: DurableExecutor) -> None:
@@ -445,8 +472,11 @@ async def test_user_raised_timeout_error_is_timed_out(executor: DurableExecutor)
     )
     execution = await wait_finished(await executor.enqueue_task(task))
     assert execution.status == "timed_out"
-    assert execution.error == ExecutionErrorInfo(
-        error_type="timed_out", message="upstream timed out", is_retryable=False
+    assert without_traceback(execution.error) == ExecutionErrorInfo(
+        error_type="timed_out",
+        message="upstream timed out",
+        is_retryable=False,
+        exception_type="durable_execution.errors.DurableExecutionTimedOutError",
     )
     assert execution.retry_attempts == 0
 
@@ -624,8 +654,11 @@ async def test_task_polling_shutdown_ends_cancelled(make_executor: MakeExecutor)
 
     execution = await handle.get_execution()  # handles still work after shutdown
     assert execution.status == "cancelled"
-    assert execution.error == ExecutionErrorInfo(
-        error_type="cancelled", message="Task cancelled", is_retryable=False
+    assert without_traceback(execution.error) == ExecutionErrorInfo(
+        error_type="cancelled",
+        message="Task cancelled",
+        is_retryable=False,
+        exception_type="durable_execution.errors.DurableExecutionCancelledError",
     )
 
 

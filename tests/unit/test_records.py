@@ -52,8 +52,10 @@ def test_descendants_point_at_the_root_of_the_tree() -> None:
 
 
 def test_parent_error_prefers_the_own_error() -> None:
-    own = _error("own")
-    assert parent_error(replace(BASE, error=own, finalize_task_error=_error("x"))) is own
+    own = replace(_error("own"), exception_type="KeyError", traceback="Traceback ...\n")
+    reported = parent_error(replace(BASE, error=own, finalize_task_error=_error("x")))
+    # The type is kept; the traceback stays on the child's own row only.
+    assert reported == replace(own, traceback=None)
 
 
 def test_parent_error_of_a_failed_finalize() -> None:

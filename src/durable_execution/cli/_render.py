@@ -221,6 +221,10 @@ def execution_details(record: TaskExecutionRecord) -> Table:
     errors = record_errors(record, max_child_errors=10)
     if errors:
         rows.append(("errors", Group(*errors)))
+    if record.error is not None and record.error.traceback is not None:
+        # Only the execution's own error has one: a parent's copies of its children's errors
+        # leave it out (`show CHILD_ID` has it).
+        rows.append(("traceback", Text(record.error.traceback.rstrip("\n"), style="red")))
     for name, value in rows:
         table.add_row(name, value)
     return table

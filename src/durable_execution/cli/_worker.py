@@ -23,6 +23,7 @@ import click
 from durable_execution import DurableExecutor
 from durable_execution.cli._app import RegisterTasks, load_app
 from durable_execution.cli._common import CliError, Target, opened, run, storage_options
+from durable_execution.logs import ExecutionLogFilter, ExecutionTextFormatter, JsonLogFormatter
 
 LOG_FORMAT: Final = "%(asctime)s %(levelname)-7s [%(process)d] %(name)s: %(message)s"
 DEFAULT_CONCURRENCY: Final = 1000
@@ -42,9 +43,23 @@ class WorkerConfig:
     migrate: bool
 
 
-def configure_logging(level: str) -> None:
-    """One line per event on stderr, with the process id so that several workers' logs mix."""
-    logging.basicConfig(level=level.upper(), format=LOG_FORMAT, stream=sys.stderr, force=True)
+LOG_FORMATS: Final = ("text", "json")
+
+
+def configure_logging(level: str, log_format: str = "text") -> None:
+    """One line per event on stderr, with the process id so that several workers' logs mix.
+
+    Records logged inside an attempt (by the library or the app) carry its execution's ids: the
+    JSON format writes them as fields, the text format appends them to a message that does not
+    already name the execution.
+    """
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(ExecutionLogFilter())
+    if log_format == "json":
+        handler.setFormatter(JsonLogFormatter())
+    else:
+        handler.setFormatter(ExecutionTextFormatter(LOG_FORMAT))
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
 
 
 class _Signals:
@@ -181,6 +196,15 @@ async def run_worker(config: WorkerConfig, register: RegisterTasks) -> None:
     default="info",
     show_default=True,
 )
+@click.option(
+    "--log-format",
+    type=click.Choice(LOG_FORMATS, case_sensitive=False),
+    default="text",
+    show_default=True,
+    help="text: one readable line per event. json: one JSON object per line (time, level, "
+    "logger, message, pid, and execution_id, task_id, attempt, status for an execution's "
+    "events and for anything logged while it runs; exc_info holds a traceback).",
+)
 def worker(
     app: str,
     db: str,
@@ -190,6 +214,7 @@ def worker(
     poll_interval_ms: int,
     migrate: bool,
     log_level: str,
+    log_format: str,
 ) -> None:
     """Run the tasks registered by APP until SIGINT or SIGTERM.
 
@@ -208,7 +233,7 @@ def worker(
     The first SIGINT/SIGTERM lets running executions finish; a second one stops at once (their
     leases expire and another worker retries them).
     """
-    configure_logging(log_level)
+    configure_logging(log_level, log_format.lower())
     register = load_app(app, app_dir)
     config = WorkerConfig(
         target=Target(db, table),

@@ -28,15 +28,14 @@ from typing import Final, Protocol, TypeAlias, TypedDict, TypeGuard, TypeVar
 from durable_execution.clock import truncate_to_ms
 from durable_execution.model import (
     ALL_STATUSES,
-    ERROR_TYPES,
     ChildTaskError,
-    ErrorType,
     ExecutionErrorInfo,
     ParentTaskRef,
     RetryOptions,
     TaskExecutionStatus,
     TaskRef,
 )
+from durable_execution.storage.error_json import error_from_json, error_json
 from durable_execution.storage.errors import MalformedRowError, StorageError
 from durable_execution.storage.types import (
     ClaimedTaskExecutions,
@@ -53,7 +52,6 @@ from durable_execution.storage.types import (
 JsonValue: TypeAlias = dict[str, "JsonValue"] | list["JsonValue"] | str | int | float | bool | None
 
 _STATUSES: Final = frozenset(ALL_STATUSES)
-_ERROR_TYPES: Final = frozenset(ERROR_TYPES)
 
 # The largest row limit the SQL queries can bind (PostgreSQL casts it to `integer`; SQLite's
 # parameters stop at 2**63 - 1). No query returns that many rows, so anything above is "all".
@@ -251,15 +249,6 @@ def retry_options_json(options: RetryOptions) -> JsonValue:
 
 def task_ref_json(ref: TaskRef) -> JsonValue:
     return {"task_id": ref.task_id, "execution_id": ref.execution_id}
-
-
-def error_json(error: ExecutionErrorInfo) -> JsonValue:
-    return {
-        "error_type": error.error_type,
-        "message": error.message,
-        "is_retryable": error.is_retryable,
-        "is_internal": error.is_internal,
-    }
 
 
 def child_error_json(child: ChildTaskError) -> JsonValue:
@@ -477,16 +466,7 @@ class _Decoder:
         )
 
     def error(self, value: JsonValue, column: str) -> ExecutionErrorInfo:
-        obj = self.json_object(value, column)
-        error_type = obj.get("error_type")
-        if not _is_error_type(error_type):
-            raise self.fail(column, f"unknown error_type {error_type!r}")
-        return ExecutionErrorInfo(
-            error_type=error_type,
-            message=self.str_field(obj, "message", column),
-            is_retryable=self.bool_field(obj, "is_retryable", column),
-            is_internal=self.bool_field(obj, "is_internal", column, default=False),
-        )
+        return error_from_json(value, lambda problem: self.fail(column, problem))
 
     def child_error(self, value: JsonValue, column: str) -> ChildTaskError:
         obj = self.json_object(value, column)
@@ -551,10 +531,6 @@ class _Decoder:
 
 def _is_status(value: object) -> TypeGuard[TaskExecutionStatus]:
     return value in _STATUSES
-
-
-def _is_error_type(value: object) -> TypeGuard[ErrorType]:
-    return value in _ERROR_TYPES
 
 
 def _describe(value: object) -> str:
