@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -49,7 +49,8 @@ class NotAnExceptionError(BaseException):
 async def _fails_once_per_attempt(
     executor: DurableExecutor,
     storage: DurableStorage,
-    run: Callable[[TaskContext, None], object],
+    # Sync or async: mypy resolves the executor.task overload for each arm of the union.
+    run: Callable[[TaskContext, None], None] | Callable[[TaskContext, None], Awaitable[None]],
     *,
     retry_options: RetryOptions = ONE_RETRY,
 ) -> tuple[str, str | None, str | None, int]:
