@@ -72,8 +72,19 @@ def _tagged(tag: str, payload: _Json) -> _Json:
     return {TAG: tag, _VALUE: payload}
 
 
-def _encode(value: object) -> _Json:
+# Deeper values are refused with a clear error, well before Python's recursion limit (about
+# 500 levels here) turns into an opaque RecursionError, and so that whatever is stored can be
+# read back from a deeper call stack. The library's own wrappers count as levels too.
+MAX_NESTING_DEPTH: Final = 200
+
+
+def _encode(value: object, depth: int = 0) -> _Json:
     # Order matters: bool before int, datetime before date (both are subclasses).
+    if depth > MAX_NESTING_DEPTH:
+        raise ValueError(
+            f"the value is nested more than {MAX_NESTING_DEPTH} levels deep (lists, dicts, tuples,"
+            " sets and the library's own value types count)"
+        )
     if value is None or isinstance(value, bool | str):
         return value
     if isinstance(value, int):
@@ -83,15 +94,15 @@ def _encode(value: object) -> _Json:
             return float(value)
         return _tagged("float", repr(value))
     if isinstance(value, list):
-        return [_encode(item) for item in value]
+        return [_encode(item, depth + 1) for item in value]
     if isinstance(value, dict):
-        return _encode_dict(value)
+        return _encode_dict(value, depth + 1)
     if isinstance(value, tuple):
-        return _tagged("tuple", [_encode(item) for item in value])
+        return _tagged("tuple", [_encode(item, depth + 1) for item in value])
     if isinstance(value, frozenset):
-        return _tagged("frozenset", [_encode(item) for item in value])
+        return _tagged("frozenset", [_encode(item, depth + 1) for item in value])
     if isinstance(value, set):
-        return _tagged("set", [_encode(item) for item in value])
+        return _tagged("set", [_encode(item, depth + 1) for item in value])
     if isinstance(value, datetime):
         return _tagged("datetime", value.isoformat())
     if isinstance(value, date):
@@ -111,17 +122,22 @@ def _encode(value: object) -> _Json:
         )
     name = type(value).__name__
     if _DATACLASSES.get(name) is type(value):
-        fields = {f.name: _encode(getattr(value, f.name)) for f in dataclasses.fields(value)}  # type: ignore[arg-type]
+        fields = {
+            f.name: _encode(getattr(value, f.name), depth + 1)
+            for f in dataclasses.fields(value)  # type: ignore[arg-type]
+        }
         return _tagged(name, fields)
     raise TypeError(f"Object of type {type(value).__qualname__} is not serializable")
 
 
-def _encode_dict(value: dict[object, object]) -> _Json:
+def _encode_dict(value: dict[object, object], depth: int) -> _Json:
     if TAG not in value and all(isinstance(key, str) for key in value):
-        return {str(key): _encode(item) for key, item in value.items()}
+        return {str(key): _encode(item, depth) for key, item in value.items()}
     # Non-string keys would be silently stringified by JSON, and a user key equal to the tag
     # would be mistaken for one: both are written as an explicit list of pairs.
-    return _tagged("dict", [[_encode(key), _encode(item)] for key, item in value.items()])
+    return _tagged(
+        "dict", [[_encode(key, depth), _encode(item, depth)] for key, item in value.items()]
+    )
 
 
 def _decode_bytes(payload: object) -> bytes:
