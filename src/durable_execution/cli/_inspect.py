@@ -22,7 +22,7 @@ from durable_execution.cli._common import CliError, Target, opened, run, storage
 from durable_execution.cli._json import dumps, record_json
 from durable_execution.cli._render import format_duration, status_text, timing
 from durable_execution.model import ACTIVE_STATUSES, ALL_STATUSES, FINISHED_STATUSES
-from durable_execution.storage import InspectableStorage, TaskExecutionRecord
+from durable_execution.storage import InspectableStorage, MalformedRowError, TaskExecutionRecord
 
 STATUS_GROUPS: Final[dict[str, tuple[TaskExecutionStatus, ...]]] = {
     "active": ACTIVE_STATUSES,
@@ -52,7 +52,8 @@ def _statuses(chosen: Sequence[str]) -> list[TaskExecutionStatus] | None:
 
 @dataclass(frozen=True, slots=True)
 class _Page:
-    records: list[TaskExecutionRecord]
+    # An unreadable row (see InspectableStorage) is listed in its place, as unreadable.
+    records: Sequence[TaskExecutionRecord | MalformedRowError]
     total: int
 
 
@@ -80,7 +81,11 @@ def _created(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _table(records: Sequence[TaskExecutionRecord]) -> Table:
+def _unreadable_json(error: MalformedRowError) -> dict[str, str]:
+    return {"execution_id": error.execution_id, "unreadable": str(error)}
+
+
+def _table(records: Sequence[TaskExecutionRecord | MalformedRowError]) -> Table:
     """One line per execution; long cells are cut, never wrapped (``--json`` has everything)."""
     now = clock.now()
     table = Table(box=None, header_style="bold", pad_edge=False)
@@ -92,6 +97,12 @@ def _table(records: Sequence[TaskExecutionRecord]) -> Table:
         table.add_column(name, no_wrap=True, overflow="ellipsis")
     table.add_column("error", no_wrap=True, overflow="ellipsis", style="red")
     for record in records:
+        if isinstance(record, MalformedRowError):
+            problem = f"malformed {record.column}: {record.problem}"
+            table.add_row(
+                record.execution_id, "?", Text("unreadable", style="red"), "", "", problem
+            )
+            continue
         table.add_row(
             record.execution_id,
             _task(record),
@@ -166,7 +177,12 @@ def list_command(
                     "page": page,
                     "limit": limit,
                     "total": result.total,
-                    "executions": [record_json(record) for record in result.records],
+                    "executions": [
+                        _unreadable_json(record)
+                        if isinstance(record, MalformedRowError)
+                        else record_json(record)
+                        for record in result.records
+                    ],
                 }
             )
         )
@@ -190,12 +206,14 @@ def list_command(
 @dataclass(frozen=True, slots=True)
 class _Stats:
     counts: dict[TaskExecutionStatus, int]
-    oldest_ready: TaskExecutionRecord | None
+    oldest_ready: TaskExecutionRecord | MalformedRowError | None
 
 
-def _oldest_ready_line(record: TaskExecutionRecord | None) -> str:
+def _oldest_ready_line(record: TaskExecutionRecord | MalformedRowError | None) -> str:
     if record is None:
         return "No execution is ready."
+    if isinstance(record, MalformedRowError):
+        return f"The oldest ready execution, {record.execution_id}, is unreadable: {record}."
     waited = (clock.now() - record.start_at).total_seconds()
     what = f"{record.task_id} {record.execution_id}"
     if waited < 0:
@@ -226,16 +244,20 @@ def stats(db: str, table: str, task_id: str | None, as_json: bool) -> None:
     result = run(target, "counting", work())
     counts = {status: result.counts.get(status, 0) for status in ALL_STATUSES}
     oldest = result.oldest_ready
+    if isinstance(oldest, MalformedRowError):
+        readable, unreadable = None, _unreadable_json(oldest)
+    else:
+        readable, unreadable = oldest, None
     if as_json:
         click.echo(
             dumps(
                 {
                     "counts": counts,
                     "total": sum(counts.values()),
-                    "oldest_ready": None if oldest is None else record_json(oldest),
+                    "oldest_ready": unreadable if readable is None else record_json(readable),
                     "oldest_ready_age_s": None
-                    if oldest is None
-                    else (clock.now() - oldest.start_at).total_seconds(),
+                    if readable is None
+                    else (clock.now() - readable.start_at).total_seconds(),
                 }
             )
         )

@@ -45,6 +45,7 @@ from durable_execution.storage._pg_timestamps import register_tolerant_timestamp
 from durable_execution.storage.conversion import ColumnChanges, Columns, JsonValue
 from durable_execution.storage.errors import (
     DuplicateExecutionIdError,
+    MalformedRowError,
     StorageClosedError,
     StorageError,
 )
@@ -589,7 +590,7 @@ class PostgresDurableStorage:
         top_level_only: bool = False,
         limit: int,
         offset: int = 0,
-    ) -> list[TaskExecutionRecord]:
+    ) -> list[TaskExecutionRecord | MalformedRowError]:
         inspection.check_page(limit, offset)
         if limit == 0 or offset > conversion.MAX_ROW_LIMIT:
             return []
@@ -602,7 +603,7 @@ class PostgresDurableStorage:
                 row_limit=min(limit, conversion.MAX_ROW_LIMIT),
                 row_offset=offset,
             )
-        return [conversion.record_from_columns(row) for row in rows]
+        return inspection.each_decoded(rows, conversion.record_from_columns)
 
     async def count_task_executions_by_status(
         self, *, task_id: str | None = None, top_level_only: bool = False
@@ -615,7 +616,7 @@ class PostgresDurableStorage:
 
     async def get_oldest_ready_task_execution(
         self, *, task_id: str | None = None
-    ) -> TaskExecutionRecord | None:
+    ) -> TaskExecutionRecord | MalformedRowError | None:
         async with self._pool.connection() as conn:
             row = await self.queries.get_oldest_ready_task_execution(conn, task_id=task_id)
-        return None if row is None else conversion.record_from_columns(row)
+        return None if row is None else inspection.decoded(row, conversion.record_from_columns)

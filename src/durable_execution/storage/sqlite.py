@@ -767,12 +767,12 @@ class SQLiteDurableStorage:
         top_level_only: bool = False,
         limit: int,
         offset: int = 0,
-    ) -> list[TaskExecutionRecord]:
+    ) -> list[TaskExecutionRecord | MalformedRowError]:
         inspection.check_page(limit, offset)
         if limit == 0 or (statuses is not None and not statuses):
             return []
 
-        def select(conn: sqlite3.Connection) -> list[TaskExecutionRecord]:
+        def select(conn: sqlite3.Connection) -> list[TaskExecutionRecord | MalformedRowError]:
             rows = self.queries.list_task_executions(
                 conn,
                 filter_statuses=statuses is not None,
@@ -782,7 +782,7 @@ class SQLiteDurableStorage:
                 row_limit=limit,
                 row_offset=offset,
             )
-            return [_record(row) for row in rows]
+            return inspection.each_decoded(rows, _record)
 
         return await self._read(select)
 
@@ -798,11 +798,11 @@ class SQLiteDurableStorage:
 
     async def get_oldest_ready_task_execution(
         self, *, task_id: str | None = None
-    ) -> TaskExecutionRecord | None:
+    ) -> TaskExecutionRecord | MalformedRowError | None:
         row = await self._read(
             lambda conn: self.queries.get_oldest_ready_task_execution(conn, task_id=task_id)
         )
-        return None if row is None else _record(row)
+        return None if row is None else inspection.decoded(row, _record)
 
     # Lifetime ------------------------------------------------------------------------------
 
