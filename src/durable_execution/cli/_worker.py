@@ -21,8 +21,10 @@ from typing import Final
 import click
 
 from durable_execution import DurableExecutor
+from durable_execution._options import MAX_COUNT, MAX_DURATION_MS
 from durable_execution.cli._app import RegisterTasks, load_app
 from durable_execution.cli._common import CliError, Target, opened, run, storage_options
+from durable_execution.cli._worker_options import ExecutorTuning, executor_options, tuning
 
 LOG_FORMAT: Final = "%(asctime)s %(levelname)-7s [%(process)d] %(name)s: %(message)s"
 DEFAULT_CONCURRENCY: Final = 1000
@@ -40,6 +42,7 @@ class WorkerConfig:
     concurrency: int
     poll_interval_ms: int
     migrate: bool
+    tuning: ExecutorTuning
 
 
 def configure_logging(level: str) -> None:
@@ -124,6 +127,9 @@ async def run_worker(config: WorkerConfig, register: RegisterTasks) -> None:
             logger=logging.getLogger("durable_execution"),
             max_concurrent_task_executions=config.concurrency,
             background_process_intra_batch_sleep_ms=config.poll_interval_ms,
+            expire_ms=config.tuning.expire_ms,
+            max_lease_expiries=config.tuning.max_lease_expiries,
+            max_serialized_size_bytes=config.tuning.max_serialized_size_bytes,
         )
         _register(register, executor, config.app)
         signals = _Signals(executor)
@@ -137,6 +143,7 @@ async def run_worker(config: WorkerConfig, register: RegisterTasks) -> None:
                 config.concurrency,
                 config.target.shown,
             )
+            logger.info("Executor options: %s", config.tuning.describe(config.poll_interval_ms))
             await signals.stop.wait()
             await executor.shutdown()
         finally:
@@ -149,7 +156,7 @@ async def run_worker(config: WorkerConfig, register: RegisterTasks) -> None:
 @storage_options()
 @click.option(
     "--concurrency",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, MAX_COUNT),
     default=DEFAULT_CONCURRENCY,
     show_default=True,
     help="Most executions this worker runs at once (sync task functions also share Python's "
@@ -164,11 +171,12 @@ async def run_worker(config: WorkerConfig, register: RegisterTasks) -> None:
 )
 @click.option(
     "--poll-interval-ms",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, MAX_DURATION_MS),
     default=DEFAULT_POLL_INTERVAL_MS,
     show_default=True,
     help="How long an idle worker waits before looking for work that other processes created.",
 )
+@executor_options
 @click.option(
     "--migrate/--no-migrate",
     default=True,
@@ -190,6 +198,9 @@ def worker(
     poll_interval_ms: int,
     migrate: bool,
     log_level: str,
+    expire_ms: int,
+    max_lease_expiries: int,
+    max_serialized_size_bytes: int,
 ) -> None:
     """Run the tasks registered by APP until SIGINT or SIGTERM.
 
@@ -216,5 +227,6 @@ def worker(
         concurrency=concurrency,
         poll_interval_ms=poll_interval_ms,
         migrate=migrate,
+        tuning=tuning(expire_ms, max_lease_expiries, max_serialized_size_bytes),
     )
     run(config.target, "the worker", run_worker(config, register))
