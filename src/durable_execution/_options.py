@@ -206,6 +206,18 @@ def should_retry(options: RetryOptions, retry_attempts: int, is_retryable: bool)
     return is_retryable and retry_attempts < options.max_attempts
 
 
+def check_wait_ms(name: str, value: int | None) -> None:
+    """A handle's wait durations: ``None`` or an integer (non-positive means "no wait") up to
+    :data:`MAX_DURATION_MS`, which asyncio's float seconds hold exactly."""
+    if value is None:
+        return
+    if not _is_int(value):
+        raise _invalid(f"{name} must be None or an integer, got {value!r}")
+    error = _too_large(name, value, MAX_DURATION_MS, _DURATION_LIMIT)
+    if error is not None:
+        raise error
+
+
 @dataclass(frozen=True, slots=True)
 class ExecutorOptions:
     """The executor's own options, validated (see ``DurableExecutor``)."""

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from durable_execution import clock
+from durable_execution import DurableExecutor, InMemoryStorage, clock
 from durable_execution._options import (
     MAX_COUNT,
     MAX_DURATION_MS,
@@ -258,3 +258,13 @@ def test_executor_option_defaults_and_none() -> None:
     )
     assert (options.expire_ms, options.intra_batch_sleep_ms) == (300_000, 500)
     assert options.max_lease_expiries is None
+
+
+async def test_handle_waits_are_bounded() -> None:
+    executor = DurableExecutor(InMemoryStorage())
+    task = executor.task(id="echo", timeout_ms=1000, run=_run)
+    handle = await executor.enqueue_task(task, 1)
+    with pytest.raises(ValueError, match=r"^timeout_ms must be at most 1099511627776"):
+        await handle.wait_and_get_finished_execution(timeout_ms=10**400)
+    with pytest.raises(ValueError, match=r"^polling_interval_ms must be None or an integer"):
+        await handle.wait_and_get_finished_execution(polling_interval_ms=0.5)  # type: ignore[arg-type]
