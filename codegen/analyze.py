@@ -17,7 +17,7 @@ from codegen.sqltext import (
     table_identifiers,
     template_sql,
 )
-from codegen.table_name import PATTERN_RULE, TABLE_NAME_PATTERN
+from codegen.table_name import PATTERN_RULE, TABLE_NAME_PATTERN, reserved_problem
 from codegen.tokenizer import POSTGRESQL, SQLITE, Kind, tokenize
 from codegen.typemap import PyType, UnsupportedType, postgresql_type, sqlite_type
 
@@ -284,6 +284,9 @@ def plan_package(request: Request) -> Package:
     # Its length is checked against the limit the schema allows: table_name.table_name_limit().
     if not TABLE_NAME_PATTERN.fullmatch(default_table):
         raise CodegenError(f"plugin option table {default_table!r}: {PATTERN_RULE}")
+    reserved = reserved_problem(default_table)
+    if reserved is not None:
+        raise CodegenError(f"plugin option table {default_table!r}: {reserved}")
     table_rows = tuple(_table_row(request, table) for table in request.catalog.tables)
     tables = {
         table.rel.name: row

@@ -19,7 +19,7 @@ from codegen.pysource import (
     string_tuple,
 )
 from codegen.schema_files import MigrationFile
-from codegen.table_name import IDENTIFIER_MAX_BYTES, TableNameLimit
+from codegen.table_name import IDENTIFIER_MAX_BYTES, RESERVED_RULE, RESERVED_WORDS, TableNameLimit
 from codegen.typemap import Import
 
 DIALECT_TITLES = {"postgresql": "PostgreSQL", "sqlite": "SQLite"}
@@ -51,6 +51,8 @@ def validate_table_name(table: str) -> str:
             f"(the longest name derived from it, {_LONGEST_DERIVED_NAME}, must fit "
             "PostgreSQL's 63-byte identifier limit)"
         )
+    if table.lower() in _RESERVED_WORDS:
+        raise ValueError(f"invalid table name {table!r}: {_RESERVED_RULE}")
     return table
 '''
 
@@ -96,6 +98,11 @@ def table_module(package: Package, limit: TableNameLimit) -> str:
         *string_assignment("_LONGEST_DERIVED_NAME", limit.longest_name),
         f"TABLE_NAME_MAX_LENGTH = {limit.max_length}",
         '_TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")',
+        "# The SQL pastes the table name unquoted: these words (any case) would break it in one",
+        "# dialect or the other (see codegen/table_name.py).",
+        *string_assignment("_RESERVED_TEXT", " ".join(sorted(RESERVED_WORDS))),
+        "_RESERVED_WORDS = frozenset(_RESERVED_TEXT.split())",
+        *string_assignment("_RESERVED_RULE", RESERVED_RULE),
     ]
     function = _VALIDATE_TABLE_NAME.splitlines()
     return source([head(package, doc, imports), constants, function], "_table.py")

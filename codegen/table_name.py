@@ -26,6 +26,32 @@ TABLE_NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 PATTERN_RULE = "a table name must match ^[A-Za-z_][A-Za-z0-9_]*$"
 IDENTIFIER_MAX_BYTES = 63  # PostgreSQL's NAMEDATALEN - 1
 
+# Words that cannot be a bare table name in every statement of one dialect or the other (the SQL
+# pastes the name unquoted, so that `Jobs` means `jobs` on PostgreSQL, as users expect), compared
+# without case. PostgreSQL: its reserved and type/function-name keywords (pg_get_keywords()
+# categories R and T, PostgreSQL 15); its column-name and unreserved keywords work. SQLite: the
+# keywords (sqlite3_keyword_name, SQLite 3.40) with which migrating, claiming or listing failed;
+# the others fall back to identifiers. tests/storage/test_reserved_table_names.py checks both
+# lists against the servers and library in use.
+_RESERVED_TEXT = (
+    "add all alter analyse analyze and any array as asc asymmetric authorization autoincrement "
+    "between binary both case cast check collate collation column commit concurrently "
+    "constraint create cross current_catalog current_date current_role current_schema "
+    "current_time current_timestamp current_user default deferrable delete desc distinct do "
+    "drop else end escape except exists false fetch for foreign freeze from full grant group "
+    "having if ilike in index initially inner insert intersect into is isnull join lateral "
+    "leading left like limit localtime localtimestamp natural not nothing notnull null offset "
+    "on only or order outer overlaps placing primary references returning right select "
+    "session_user set similar some symmetric table tablesample then to trailing transaction "
+    "true union unique update user using values variadic verbose when where window with"
+)
+RESERVED_WORDS = frozenset(_RESERVED_TEXT.split())
+RESERVED_RULE = "it is a reserved word of SQLite or PostgreSQL; choose another table name"
+
+
+def reserved_problem(table: str) -> str | None:
+    return RESERVED_RULE if table.lower() in RESERVED_WORDS else None
+
 
 @dataclass(frozen=True, slots=True)
 class TableNameLimit:

@@ -116,6 +116,8 @@ def test_bad_table_option(tmp_path: Path) -> None:
     query = "-- name: Ids :many\nSELECT id FROM durable_task_executions;"
     message = generate_error(tmp_path, "sqlite", query, table="bad-name")
     assert "plugin option table 'bad-name': a table name must match" in message
+    message = generate_error(tmp_path / "keyword", "sqlite", query, table="Select")
+    assert "plugin option table 'Select': it is a reserved word of SQLite or PostgreSQL" in message
 
 
 def test_target_must_fit_the_engine(tmp_path: Path) -> None:

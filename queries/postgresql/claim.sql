@@ -108,3 +108,31 @@ WHERE t.execution_id = u.execution_id
     )
     AND (u.version IS NULL OR t.version = u.version)
 RETURNING u.item_index::integer AS item_index;
+
+-- The claim's fallback, used only when the set-based claim failed on some row (a poison row: a
+-- timeout_ms whose lease overflows bigint or timestamptz): the same candidates in the same
+-- order, locked, each then claimed alone (in a savepoint) by
+-- ClaimReadyTaskExecutionByExecutionId, so that one bad row fails alone and is set aside while
+-- the others still run.
+-- name: GetReadyTaskExecutionsToClaim :many
+SELECT execution_id, timeout_ms
+FROM durable_task_executions
+WHERE status = 'ready'
+    AND start_at <= @now::timestamptz
+ORDER BY start_at, id
+LIMIT @row_limit::integer
+FOR UPDATE SKIP LOCKED;
+
+-- name: ClaimReadyTaskExecutionByExecutionId :one
+UPDATE durable_task_executions
+SET
+    status = 'running',
+    started_at = @now::timestamptz,
+    updated_at = @now::timestamptz,
+    expires_at = sqlc.arg('now')::timestamptz
+        + (timeout_ms + sqlc.arg('lease_margin_ms')::bigint) * INTERVAL '1 millisecond',
+    version = version + 1
+WHERE execution_id = @execution_id
+    AND status = 'ready'
+    AND start_at <= sqlc.arg('now')::timestamptz
+RETURNING *;

@@ -24,3 +24,28 @@ WHERE id IN (
     LIMIT CAST(@row_limit AS INTEGER)
 )
 RETURNING *;
+
+-- The claim's fallback, used only when the set-based claim failed on some row (a poison row: a
+-- timeout_ms whose lease overflows, a value a CHECK refuses): the same candidates in the same
+-- order, each then claimed alone by ClaimReadyTaskExecutionByExecutionId, so that one bad row
+-- fails alone and is set aside while the others still run.
+-- name: GetReadyTaskExecutionsToClaim :many
+SELECT execution_id, timeout_ms
+FROM durable_task_executions
+WHERE status = 'ready'
+    AND start_at <= CAST(@now AS INTEGER)
+ORDER BY start_at, id
+LIMIT CAST(@row_limit AS INTEGER);
+
+-- name: ClaimReadyTaskExecutionByExecutionId :one
+UPDATE durable_task_executions
+SET
+    status = 'running',
+    started_at = CAST(@now AS INTEGER),
+    updated_at = CAST(@now AS INTEGER),
+    expires_at = CAST(@now AS INTEGER) + timeout_ms + CAST(@lease_margin_ms AS INTEGER),
+    version = version + 1
+WHERE execution_id = @execution_id
+    AND status = 'ready'
+    AND start_at <= CAST(@now AS INTEGER)
+RETURNING *;

@@ -123,7 +123,15 @@ class ReadyClaimer:
                 if await tx.update_task_executions(guard, _unknown_task_failure(row, now)):
                     unknown.append(row.execution_id)
                 continue
-            expires_at = now + timedelta(milliseconds=row.timeout_ms) + expire
+            try:
+                expires_at = now + timedelta(milliseconds=row.timeout_ms) + expire
+            except OverflowError:  # a row stored around the option checks: set it aside
+                error = MalformedRowError(
+                    row.execution_id, "timeout_ms", f"{row.timeout_ms} ms is out of range"
+                )
+                if await quarantine(tx, error, now):
+                    poison.append(error)
+                continue
             update = TaskExecutionUpdate(
                 updated_at=now,
                 status="running",

@@ -1,8 +1,22 @@
-"""Validation of task options (at registration and per enqueue) and the retry backoff formula.
+"""Validation of task and executor options, and the retry backoff formula.
 
 The same rules apply wherever an option comes from — a task definition, ``enqueue_task`` or a
 child — so a bad value is refused before anything is stored (the reference forgot enqueue
 options).
+
+Every duration and count has an upper bound as well, so that the values derived from it stay
+storable: ``start_at = now + sleep_ms_before_run``, ``expires_at = now + timeout_ms + expire_ms``
+and retry delays are computed by the executor (Python ``datetime``: years 1-9999) and by the claim
+statement (PostgreSQL ``bigint`` milliseconds and ``interval``; SQLite 64-bit integers). One
+enqueued ``timeout_ms=sys.maxsize`` used to make every claim fail on that row, forever.
+
+* durations: at most :data:`MAX_DURATION_MS` = 2**40 ms (about 34.8 years). Far beyond any real
+  timeout or delay, and two of them added to today's date stay below the year 2100, inside every
+  range above by orders of magnitude;
+* counts (``max_attempts``, ``max_lease_expiries``, concurrency): at most 2**31 - 1, what the
+  PostgreSQL ``integer`` columns that count attempts and lease expiries store;
+* ``delay_multiplier``: at most 1000 (1 ms times 1000**4 already exceeds the longest delay);
+* ``max_serialized_size_bytes``: at most 2**30, PostgreSQL's limit for one text value (1 GB).
 """
 
 from __future__ import annotations
@@ -27,6 +41,18 @@ class ExecutionOptions:
 
 # Longer delays are clamped: a runaway multiplier must not overflow the datetime arithmetic.
 MAX_RETRY_DELAY_MS: Final = 365 * 24 * 3600 * 1000.0
+MAX_DURATION_MS: Final = 2**40
+MAX_COUNT: Final = 2**31 - 1
+MAX_DELAY_MULTIPLIER: Final = 1000.0
+MAX_SERIALIZED_SIZE_BYTES: Final = 2**30
+
+
+class InvalidOptionError(DurableExecutionError, ValueError):
+    """A task or executor option out of its type or range: never retryable, and a ValueError
+    for callers that check arguments the usual Python way."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, is_retryable=False)
 
 
 def _is_int(value: object) -> TypeGuard[int]:
@@ -39,8 +65,19 @@ def _is_number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, float) and math.isfinite(value)
 
 
-def _invalid(message: str) -> DurableExecutionError:
-    return DurableExecutionError(message, is_retryable=False)
+def _invalid(message: str) -> InvalidOptionError:
+    return InvalidOptionError(message)
+
+
+def _too_large(name: str, value: float, limit: float, unit: str) -> InvalidOptionError | None:
+    if value <= limit:
+        return None
+    shown = f"{limit:g}" if isinstance(limit, float) else str(limit)
+    return _invalid(f"{name} must be at most {shown}{unit}, got {value!r}")
+
+
+_DURATION_LIMIT: Final = " (2**40 ms, about 34.8 years)"
+_COUNT_LIMIT: Final = " (2**31 - 1)"
 
 
 def validate_retry_options(task_id: str, value: object) -> RetryOptions:
@@ -68,6 +105,16 @@ def validate_retry_options(task_id: str, value: object) -> RetryOptions:
         raise _invalid(
             f"{prefix}: max_delay_ms must be None or an integer >= 0, got {value.max_delay_ms!r}"
         )
+    bounds = (
+        ("max_attempts", value.max_attempts, MAX_COUNT, _COUNT_LIMIT),
+        ("base_delay_ms", value.base_delay_ms, MAX_DURATION_MS, _DURATION_LIMIT),
+        ("max_delay_ms", value.max_delay_ms or 0, MAX_DURATION_MS, _DURATION_LIMIT),
+        ("delay_multiplier", value.delay_multiplier, MAX_DELAY_MULTIPLIER, ""),
+    )
+    for name, number, limit, unit in bounds:
+        error = _too_large(name, number, limit, unit)
+        if error is not None:
+            raise _invalid(f"{prefix}: {error.message}")
     return value
 
 
@@ -80,6 +127,9 @@ def validate_sleep_ms_before_run(task_id: str, value: object) -> int:
             f"Invalid sleep ms before run for task {task_id}:"
             f" sleep_ms_before_run must be an integer, got {value!r}"
         )
+    error = _too_large("sleep_ms_before_run", value, MAX_DURATION_MS, _DURATION_LIMIT)
+    if error is not None:
+        raise _invalid(f"Invalid sleep ms before run for task {task_id}: {error.message}")
     return max(0, value)
 
 
@@ -89,6 +139,9 @@ def validate_timeout_ms(task_id: str, value: object) -> int:
             f"Invalid timeout value for task {task_id}: timeout_ms must be an integer >= 1,"
             f" got {value!r}"
         )
+    error = _too_large("timeout_ms", value, MAX_DURATION_MS, _DURATION_LIMIT)
+    if error is not None:
+        raise _invalid(f"Invalid timeout value for task {task_id}: {error.message}")
     return value
 
 
@@ -151,3 +204,83 @@ def retry_delay_ms(options: RetryOptions, retry_attempts: int) -> float:
 
 def should_retry(options: RetryOptions, retry_attempts: int, is_retryable: bool) -> bool:
     return is_retryable and retry_attempts < options.max_attempts
+
+
+def check_wait_ms(name: str, value: int | None) -> None:
+    """A handle's wait durations: ``None`` or an integer (non-positive means "no wait") up to
+    :data:`MAX_DURATION_MS`, which asyncio's float seconds hold exactly."""
+    if value is None:
+        return
+    if not _is_int(value):
+        raise _invalid(f"{name} must be None or an integer, got {value!r}")
+    error = _too_large(name, value, MAX_DURATION_MS, _DURATION_LIMIT)
+    if error is not None:
+        raise error
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutorOptions:
+    """The executor's own options, validated (see ``DurableExecutor``)."""
+
+    expire_ms: int
+    intra_batch_sleep_ms: int
+    max_concurrent_task_executions: int
+    max_serialized_size_bytes: int
+    max_lease_expiries: int | None
+
+
+def _executor_int(
+    name: str, value: object, low: int, high: int, unit: str = "", *, nullable: bool = False
+) -> int:
+    if not _is_int(value) or value < low:
+        lowest = "" if low < 0 else f" >= {low}"
+        alternative = " or None" if nullable else ""
+        raise _invalid(f"{name} must be an integer{lowest}{alternative}, got {value!r}")
+    error = _too_large(name, value, high, unit)
+    if error is not None:
+        raise error
+    return value
+
+
+def validate_executor_options(
+    *,
+    expire_ms: object,
+    background_process_intra_batch_sleep_ms: object,
+    max_concurrent_task_executions: object,
+    max_serialized_size_bytes: object,
+    max_lease_expiries: object,
+    default_expire_ms: int,
+    default_intra_batch_sleep_ms: int,
+) -> ExecutorOptions:
+    """Non-positive ``expire_ms`` and sleep fall back to the defaults (as in the reference)."""
+    expire = _executor_int("expire_ms", expire_ms, -(2**63), MAX_DURATION_MS, _DURATION_LIMIT)
+    sleep = _executor_int(
+        "background_process_intra_batch_sleep_ms",
+        background_process_intra_batch_sleep_ms,
+        -(2**63),
+        MAX_DURATION_MS,
+        _DURATION_LIMIT,
+    )
+    return ExecutorOptions(
+        expire_ms=expire if expire > 0 else default_expire_ms,
+        intra_batch_sleep_ms=sleep if sleep > 0 else default_intra_batch_sleep_ms,
+        max_concurrent_task_executions=_executor_int(
+            "max_concurrent_task_executions",
+            max_concurrent_task_executions,
+            1,
+            MAX_COUNT,
+            _COUNT_LIMIT,
+        ),
+        max_serialized_size_bytes=_executor_int(
+            "max_serialized_size_bytes",
+            max_serialized_size_bytes,
+            1,
+            MAX_SERIALIZED_SIZE_BYTES,
+            " (2**30, PostgreSQL's limit for one text value)",
+        ),
+        max_lease_expiries=None
+        if max_lease_expiries is None
+        else _executor_int(
+            "max_lease_expiries", max_lease_expiries, 1, MAX_COUNT, _COUNT_LIMIT, nullable=True
+        ),
+    )

@@ -32,7 +32,7 @@ from durable_execution import clock
 from durable_execution._background import BackgroundLoops
 from durable_execution._coalescing import Coalescer
 from durable_execution._inserts import insert_new, insert_unless_stored
-from durable_execution._options import resolve_enqueue_options
+from durable_execution._options import resolve_enqueue_options, validate_executor_options
 from durable_execution._records import new_record
 from durable_execution._registry import (
     make_definition,
@@ -54,7 +54,7 @@ from durable_execution.errors import (
     executor_shutdown_error,
 )
 from durable_execution.handle import TaskHandle, read_record
-from durable_execution.ids import generate_execution_id
+from durable_execution.ids import check_execution_id, generate_execution_id
 from durable_execution.model import RetryOptions
 from durable_execution.payloads import FinalizeTaskInput, ParentTaskOutput
 from durable_execution.serializer import (
@@ -138,25 +138,31 @@ class DurableExecutor:
         expires the row counts it (durably, ``lease_expiries``) and is run again, except that the
         expiry reaching this bound fails the execution with a non-retryable error "Task lease
         expired N times …" (its parent then sees a failed child). ``None`` re-runs forever, as
-        the reference does."""
-        if max_concurrent_task_executions < 1:
-            raise ValueError("max_concurrent_task_executions must be >= 1")
-        if max_serialized_size_bytes < 1:
-            raise ValueError("max_serialized_size_bytes must be >= 1")
-        if max_lease_expiries is not None and max_lease_expiries < 1:
-            raise ValueError("max_lease_expiries must be >= 1 or None")
+        the reference does.
+
+        Each option is checked (type and range: durations up to 2**40 ms, counts up to
+        2**31 - 1; see ``_options``); a bad one raises a ``ValueError`` naming it."""
+        options = validate_executor_options(
+            expire_ms=expire_ms,
+            background_process_intra_batch_sleep_ms=background_process_intra_batch_sleep_ms,
+            max_concurrent_task_executions=max_concurrent_task_executions,
+            max_serialized_size_bytes=max_serialized_size_bytes,
+            max_lease_expiries=max_lease_expiries,
+            default_expire_ms=DEFAULT_EXPIRE_MS,
+            default_intra_batch_sleep_ms=DEFAULT_INTRA_BATCH_SLEEP_MS,
+        )
         self._logger = logger or logging.getLogger("durable_execution")
         self._rt = Runtime(
             transactions=TransactionRunner(storage, self._logger),
-            serializer=CheckedSerializer(serializer or JsonSerializer(), max_serialized_size_bytes),
+            serializer=CheckedSerializer(
+                serializer or JsonSerializer(), options.max_serialized_size_bytes
+            ),
             logger=self._logger,
             config=ExecutorConfig(
-                expire_ms=expire_ms if expire_ms > 0 else DEFAULT_EXPIRE_MS,
-                intra_batch_sleep_ms=background_process_intra_batch_sleep_ms
-                if background_process_intra_batch_sleep_ms > 0
-                else DEFAULT_INTRA_BATCH_SLEEP_MS,
-                max_concurrent_task_executions=max_concurrent_task_executions,
-                max_lease_expiries=max_lease_expiries,
+                expire_ms=options.expire_ms,
+                intra_batch_sleep_ms=options.intra_batch_sleep_ms,
+                max_concurrent_task_executions=options.max_concurrent_task_executions,
+                max_lease_expiries=options.max_lease_expiries,
             ),
         )
         # Concurrent enqueue_task calls share a transaction (see _coalescing).
@@ -562,6 +568,7 @@ class DurableExecutor:
             raise DurableExecutionNotFoundError(
                 f"Task {task.id} not found. Register it with this executor first"
             )
+        check_execution_id(execution_id)
         record = await read_record(self._rt, execution_id)
         if record.task_id != task.id:
             raise DurableExecutionNotFoundError(

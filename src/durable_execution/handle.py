@@ -15,6 +15,7 @@ from typing import Final, Generic, TypeVar, cast
 
 from durable_execution._cancellation import cancel_execution as cancel_in_runtime
 from durable_execution._cancellation import write_cancellation
+from durable_execution._options import check_wait_ms
 from durable_execution._runtime import Runtime
 from durable_execution._transactions import TransactionRunner, is_transient
 from durable_execution.errors import DurableExecutionNotFoundError, DurableExecutionTimedOutError
@@ -70,8 +71,11 @@ class TaskHandle(Generic[OutputT_co]):
         """The execution once it finished.
 
         Raises :class:`DurableExecutionTimedOutError` if ``timeout_ms`` passes first. Cancelling
-        the awaiting coroutine only stops the wait, never the execution.
+        the awaiting coroutine only stops the wait, never the execution. Both durations are at
+        most 2**40 ms, like every other (a ``ValueError`` says so).
         """
+        check_wait_ms("polling_interval_ms", polling_interval_ms)
+        check_wait_ms("timeout_ms", timeout_ms)
         interval_s = (
             polling_interval_ms
             if polling_interval_ms is not None and polling_interval_ms > 0

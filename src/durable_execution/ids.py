@@ -8,7 +8,7 @@ import secrets
 from collections.abc import Sequence
 from typing import Final
 
-from durable_execution.errors import DurableExecutionError
+from durable_execution.errors import DurableExecutionError, DurableExecutionNotFoundError
 
 # 56 characters: digits and letters without the easily confused I, L, O, i, l, o.
 ALPHABET: Final = "0123456789ABCDEFGHJKMNPQRSTUVWXYZabcdefghjkmnpqrstuvwxyz"
@@ -61,4 +61,15 @@ def validate_id(value: str) -> None:
     if _ID_PATTERN.fullmatch(value) is None:
         raise DurableExecutionError(
             "Id can only contain alphanumeric characters and underscores", is_retryable=False
+        )
+
+
+def check_execution_id(value: str) -> None:
+    """Refuse, as not found, what cannot be an execution id (every one is generated, from
+    :data:`ALPHABET` and ``_``), before a database sees it: a NUL character, for one, makes
+    PostgreSQL fail the whole statement with an encoding error."""
+    if not isinstance(value, str) or _ID_PATTERN.fullmatch(value) is None:
+        raise DurableExecutionNotFoundError(
+            f"Execution {value!r} not found: an execution id contains only letters, digits"
+            " and underscores"
         )

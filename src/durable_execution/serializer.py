@@ -113,11 +113,22 @@ def _tagged(tag: str, payload: _Json) -> _Json:
     return {TAG: tag, _VALUE: payload}
 
 
-def _encode(value: object) -> _Json:
+# Deeper values are refused with a clear error, well before Python's recursion limit (about
+# 500 levels here) turns into an opaque RecursionError, and so that whatever is stored can be
+# read back from a deeper call stack. The library's own wrappers count as levels too.
+MAX_NESTING_DEPTH: Final = 200
+
+
+def _encode(value: object, depth: int = 0) -> _Json:
     # Exact JSON scalars first: the common case, and no enum or other subclass can be one.
     cls = type(value)
     if cls is str or cls is int or cls is bool or value is None:
         return value  # type: ignore[return-value]  # narrowed by the type checks above
+    if depth > MAX_NESTING_DEPTH:
+        raise ValueError(
+            f"the value is nested more than {MAX_NESTING_DEPTH} levels deep (lists, dicts, tuples,"
+            " sets and the library's own value types count)"
+        )
     if isinstance(value, Enum):
         raise TypeError(
             f"{cls.__qualname__}.{value.name} is an enum member, which is not serializable"
@@ -133,20 +144,20 @@ def _encode(value: object) -> _Json:
             return float(value)
         return _tagged("float", repr(value))
     if isinstance(value, list):
-        return [_encode(item) for item in value]
+        return [_encode(item, depth + 1) for item in value]
     if isinstance(value, dict):
-        return _encode_dict(value)
+        return _encode_dict(value, depth + 1)
     if isinstance(value, tuple):
         if hasattr(cls, "_fields"):
             raise TypeError(
                 f"{cls.__qualname__} is a named tuple, which is not serializable: it would come"
                 " back as a plain tuple. Store its ._asdict() or a plain tuple instead"
             )
-        return _tagged("tuple", [_encode(item) for item in value])
+        return _tagged("tuple", [_encode(item, depth + 1) for item in value])
     if isinstance(value, frozenset):
-        return _tagged("frozenset", [_encode(item) for item in value])
+        return _tagged("frozenset", [_encode(item, depth + 1) for item in value])
     if isinstance(value, set):
-        return _tagged("set", [_encode(item) for item in value])
+        return _tagged("set", [_encode(item, depth + 1) for item in value])
     if isinstance(value, datetime):
         return _tagged("datetime", value.isoformat())
     if isinstance(value, date):
@@ -166,7 +177,10 @@ def _encode(value: object) -> _Json:
         )
     name = type(value).__name__
     if _DATACLASSES.get(name) is type(value):
-        fields = {f.name: _encode(getattr(value, f.name)) for f in dataclasses.fields(value)}  # type: ignore[arg-type]
+        fields = {
+            f.name: _encode(getattr(value, f.name), depth + 1)
+            for f in dataclasses.fields(value)  # type: ignore[arg-type]
+        }
         return _tagged(name, fields)
     raise TypeError(f"Object of type {type(value).__qualname__} is not serializable")
 
@@ -206,12 +220,14 @@ def _where(value: object) -> str:
             return path
 
 
-def _encode_dict(value: dict[object, object]) -> _Json:
+def _encode_dict(value: dict[object, object], depth: int) -> _Json:
     if TAG not in value and all(isinstance(key, str) for key in value):
-        return {str(key): _encode(item) for key, item in value.items()}
+        return {str(key): _encode(item, depth) for key, item in value.items()}
     # Non-string keys would be silently stringified by JSON, and a user key equal to the tag
     # would be mistaken for one: both are written as an explicit list of pairs.
-    return _tagged("dict", [[_encode(key), _encode(item)] for key, item in value.items()])
+    return _tagged(
+        "dict", [[_encode(key, depth), _encode(item, depth)] for key, item in value.items()]
+    )
 
 
 def _decode_bytes(payload: object) -> bytes:

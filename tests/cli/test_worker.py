@@ -165,10 +165,35 @@ def test_an_app_that_cannot_be_used_is_a_clear_error(
         assert "Traceback" not in result.stderr
 
 
+async def test_worker_passes_the_executor_options_it_is_given(tmp_path: Path) -> None:
+    options = ("--expire-ms", "1234", "--max-lease-expiries", "0")
+    more = ("--max-serialized-size-bytes", "2048")
+    with running_worker(tmp_path, sqlite_url(tmp_path / "o.db"), *options, *more, *FAST) as worker:
+        worker.wait_for_log("Executor options:")
+        worker.signal(signal.SIGTERM)
+        assert worker.wait() == 0
+    assert (
+        "Executor options: expire_ms 1234, max_lease_expiries None, "
+        "max_serialized_size_bytes 2048, poll_interval_ms " in worker.log()
+    ), worker.log()
+
+
 def test_worker_refuses_bad_options(tmp_path: Path) -> None:
     result = cli("worker", "cli_app:register", "--concurrency", "0", cwd=tmp_path)
     assert result.returncode == 2
     assert "Invalid value for '--concurrency'" in result.stderr
+    for option, value in (
+        ("--expire-ms", "0"),
+        ("--expire-ms", str(2**41)),
+        ("--poll-interval-ms", str(2**41)),
+        ("--concurrency", str(2**31)),
+        ("--max-lease-expiries", "-1"),
+        ("--max-serialized-size-bytes", str(2**31)),
+    ):
+        result = cli("worker", "cli_app:register", option, value, cwd=tmp_path)
+        assert result.returncode == 2, (option, value)
+        assert f"Invalid value for '{option}'" in result.stderr
+        assert "Traceback" not in result.stderr
     result = cli("worker", "cli_app:register", "--db", "memory://", cwd=tmp_path)
     assert result.returncode == 2
     assert "memory:// storage lives and dies inside one process" in result.stderr

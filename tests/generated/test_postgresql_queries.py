@@ -233,6 +233,8 @@ EVERY_QUERY = {
     "count_task_executions_by_status",
     "get_oldest_ready_task_execution",
     "claim_ready_task_executions",
+    "get_ready_task_executions_to_claim",
+    "claim_ready_task_execution_by_execution_id",
     "update_task_executions_each",
     "get_prunable_roots",
     "count_execution_trees",
@@ -1130,6 +1132,35 @@ def test_claim_ready_task_executions_fifo_limit_and_lease(conn: Conn) -> None:
         expected_after(e, claim_change(e, 100)) if e.execution_id not in ("te_1", "te_3") else e
         for e in CLAIMED
     ]
+
+
+def test_claim_fallback_candidates_and_one_row_claim(conn: Conn) -> None:
+    postgres_insert(Q, conn, CLAIMED)
+    by_id = {e.execution_id: e for e in CLAIMED}
+    # The same rows in the same order as the set-based claim, and their timeouts.
+    candidates = Q.get_ready_task_executions_to_claim(conn, now=at(0), row_limit=10)
+    assert [c.execution_id for c in candidates] == ["te_6", "te_2", "te_5", "te_4", "te_7"]
+    assert [c.timeout_ms for c in candidates] == [
+        by_id[c.execution_id].timeout_ms for c in candidates
+    ]
+    assert len(Q.get_ready_task_executions_to_claim(conn, now=at(0), row_limit=2)) == 2
+    # One row, claimed exactly like the set-based claim does; then it is no longer ready.
+    row = Q.claim_ready_task_execution_by_execution_id(
+        conn, now=at(0), lease_margin_ms=100, execution_id="te_5"
+    )
+    assert row is not None
+    before = by_id["te_5"]
+    assert from_postgres(row) == expected_after(before, claim_change(before, 100))
+    again = Q.claim_ready_task_execution_by_execution_id(
+        conn, now=at(0), lease_margin_ms=100, execution_id="te_5"
+    )
+    assert again is None
+    assert (
+        Q.claim_ready_task_execution_by_execution_id(
+            conn, now=at(0), lease_margin_ms=100, execution_id="te_1"
+        )
+        is None
+    )  # not ready
 
 
 def test_claim_ready_task_executions_limit_zero(conn: Conn) -> None:

@@ -12,6 +12,7 @@ output exceeds the size limit.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,6 +89,24 @@ async def _handle_of_missing_execution(env: Env) -> object:
     return await env.executor.get_task_handle(env.known, "te_000000000000000000000000")
 
 
+async def _handle_with_nul(env: Env) -> object:
+    return await env.executor.get_task_handle(env.known, "te_00000000000\x000000000000")
+
+
+def _executor_with(**options: Any) -> Case:  # Any: deliberately wrong values
+    async def case(env: Env) -> object:
+        return DurableExecutor(env.storage, **options)
+
+    return case
+
+
+def _nested(depth: int) -> object:
+    value: object = "leaf"
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
 def _open(url: Callable[[Env], str], **options: Any) -> Case:  # Any: deliberately wrong values
     async def case(env: Env) -> object:
         async with open_storage(url(env), **options):
@@ -161,6 +180,90 @@ CASES: dict[str, tuple[Case, type[Exception], str]] = {
         DurableExecutionError,
         r"sleep_ms_before_run",
     ),
+    "timeout_ms=sys.maxsize at enqueue": (
+        _enqueue_with(TaskEnqueueOptions(timeout_ms=sys.maxsize)),
+        ValueError,
+        r"^Invalid enqueue options for task known: Invalid timeout value for task known:"
+        r" timeout_ms must be at most 1099511627776 \(2\*\*40 ms, about 34.8 years\),"
+        rf" got {sys.maxsize}$",
+    ),
+    "huge timeout at registration": (
+        lambda env: _register(env, id="t", timeout_ms=10**30),
+        ValueError,
+        r"timeout_ms must be at most 1099511627776 \(2\*\*40 ms",
+    ),
+    "huge sleep at enqueue": (
+        _enqueue_with(TaskEnqueueOptions(sleep_ms_before_run=10**30)),
+        ValueError,
+        r"sleep_ms_before_run must be at most 1099511627776 \(2\*\*40 ms",
+    ),
+    "huge max_attempts at enqueue": (
+        _enqueue_with(TaskEnqueueOptions(retry_options=RetryOptions(max_attempts=2**31))),
+        ValueError,
+        r"max_attempts must be at most 2147483647 \(2\*\*31 - 1\), got 2147483648$",
+    ),
+    "huge base_delay_ms at enqueue": (
+        _enqueue_with(
+            TaskEnqueueOptions(retry_options=RetryOptions(max_attempts=1, base_delay_ms=2**63))
+        ),
+        ValueError,
+        r"base_delay_ms must be at most 1099511627776",
+    ),
+    "huge max_delay_ms at enqueue": (
+        _enqueue_with(
+            TaskEnqueueOptions(retry_options=RetryOptions(max_attempts=1, max_delay_ms=2**63))
+        ),
+        ValueError,
+        r"max_delay_ms must be at most 1099511627776",
+    ),
+    "huge delay_multiplier at enqueue": (
+        _enqueue_with(
+            TaskEnqueueOptions(retry_options=RetryOptions(max_attempts=1, delay_multiplier=1e300))
+        ),
+        ValueError,
+        r"delay_multiplier must be at most 1000, got 1e\+300$",
+    ),
+    "huge expire_ms": (
+        _executor_with(expire_ms=sys.maxsize),
+        ValueError,
+        r"^expire_ms must be at most 1099511627776 \(2\*\*40 ms, about 34.8 years\)",
+    ),
+    "huge poll interval": (
+        _executor_with(background_process_intra_batch_sleep_ms=10**30),
+        ValueError,
+        r"^background_process_intra_batch_sleep_ms must be at most 1099511627776",
+    ),
+    "huge concurrency": (
+        _executor_with(max_concurrent_task_executions=10**30),
+        ValueError,
+        r"^max_concurrent_task_executions must be at most 2147483647",
+    ),
+    "non-integer concurrency": (
+        _executor_with(max_concurrent_task_executions=2.5),
+        ValueError,
+        r"^max_concurrent_task_executions must be an integer >= 1, got 2.5$",
+    ),
+    "huge max_lease_expiries": (
+        _executor_with(max_lease_expiries=2**40),
+        ValueError,
+        r"^max_lease_expiries must be at most 2147483647",
+    ),
+    "huge max_serialized_size_bytes": (
+        _executor_with(max_serialized_size_bytes=2**40),
+        ValueError,
+        r"^max_serialized_size_bytes must be at most 1073741824 \(2\*\*30, PostgreSQL's",
+    ),
+    "execution id with a NUL": (
+        _handle_with_nul,
+        DurableExecutionNotFoundError,
+        r"^Execution 'te_00000000000\\x000000000000' not found: an execution id contains only"
+        r" letters, digits and underscores$",
+    ),
+    "input nested 500 levels deep": (
+        _enqueue_input(_nested(500)),
+        DurableExecutionError,
+        r"^Error serializing value: the value is nested more than 200 levels deep",
+    ),
     "unserializable input": (
         _enqueue_input(object()),
         DurableExecutionError,
@@ -218,6 +321,16 @@ CASES: dict[str, tuple[Case, type[Exception], str]] = {
         ValueError,
         r"^invalid table name 'x\"; DROP TABLE durable_task_executions; --': a table name must"
         r" match",
+    ),
+    "table name that is a keyword": (
+        _open(_own_url, table_name="order"),
+        ValueError,
+        r"^invalid table name 'order': it is a reserved word of SQLite or PostgreSQL",
+    ),
+    "table name that is a keyword, any case": (
+        _open(_own_url, table_name="User"),
+        ValueError,
+        r"^invalid table name 'User': it is a reserved word of SQLite or PostgreSQL",
     ),
     "table name with a space": (
         _open(_own_url, table_name="two words"),

@@ -27,6 +27,7 @@ from durable_execution.storage import (
     DurableStorage,
     DurableStorageTx,
     InMemoryStorage,
+    TaskExecutionRecord,
     open_storage,
 )
 from durable_execution.storage.types import InspectableStorage
@@ -59,7 +60,9 @@ def _double(ctx: TaskContext, value: int) -> int:
 async def _stored_inputs(storage: DurableStorage) -> list[str]:
     assert isinstance(storage, InspectableStorage)
     records = await storage.list_task_executions(limit=100)
-    return sorted(record.run_input for record in records)
+    readable = [record for record in records if isinstance(record, TaskExecutionRecord)]
+    assert len(readable) == len(records), records
+    return sorted(record.run_input for record in readable)
 
 
 # --- a lost COMMIT reply ----------------------------------------------------------------------

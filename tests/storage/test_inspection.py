@@ -10,7 +10,7 @@ import pytest
 
 from durable_execution.model import ParentTaskRef, TaskRef
 from durable_execution.storage import DurableStorage, StorageError
-from durable_execution.storage.types import InspectableStorage
+from durable_execution.storage.types import InspectableStorage, TaskExecutionRecord
 
 from ._records import at, full_record, insert, record
 
@@ -123,7 +123,7 @@ async def test_oldest_ready(storage: DurableStorage) -> None:
     assert await spy.get_oldest_ready_task_execution() is None
     await populate(storage)
     oldest = await spy.get_oldest_ready_task_execution()
-    assert oldest is not None
+    assert isinstance(oldest, TaskExecutionRecord)
     assert (oldest.execution_id, oldest.start_at) == ("te_5", at(-20))
     for_b = await spy.get_oldest_ready_task_execution(task_id="b")
     assert for_b is not None

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from durable_execution.errors import DurableExecutionError
+from durable_execution.errors import DurableExecutionError, DurableExecutionNotFoundError
 from durable_execution.ids import (
     ALPHABET,
+    check_execution_id,
     generate_execution_id,
     random_id,
     sequential_task_id,
@@ -71,3 +72,15 @@ def test_invalid_ids(value: str, message: str) -> None:
         validate_id(value)
     assert str(raised.value) == message
     assert raised.value.is_retryable is False
+
+
+@pytest.mark.parametrize("value", ["te_a\x00b", "", "te a", "te_é", 5])
+def test_impossible_execution_ids_are_not_found_before_any_read(value: object) -> None:
+    with pytest.raises(
+        DurableExecutionNotFoundError, match=r"^Execution .* not found: an execution"
+    ):
+        check_execution_id(value)  # type: ignore[arg-type]
+
+
+def test_generated_execution_ids_pass_the_check() -> None:
+    check_execution_id(generate_execution_id())

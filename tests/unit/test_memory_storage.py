@@ -29,6 +29,7 @@ from durable_execution.storage import (
     WhereByStartAtLessThan,
     WhereByStatuses,
 )
+from durable_execution.storage.types import ClaimingStorageTx
 
 T0 = datetime(2024, 1, 1, tzinfo=clock.now().tzinfo)
 ERROR = ExecutionErrorInfo(error_type="generic", message="boom", is_retryable=True)
@@ -352,3 +353,19 @@ async def test_index_follows_status_changes() -> None:
     assert await ids(storage, WhereByStatuses(["ready"])) == ["b"]
     assert await ids(storage, WhereByStatuses(["completed"], is_closed=True)) == ["a"]
     assert await ids(storage, WhereByStatuses(["completed"], is_closed=False)) == []
+
+
+async def test_claim_sets_aside_a_record_whose_lease_overflows() -> None:
+    # Only possible around the executor's option checks (timeout_ms <= 2**40 ms): the record is
+    # reported as malformed and left ready, and the records behind it are claimed.
+    storage = InMemoryStorage()
+    await insert(storage, record("te_bad", timeout_ms=2**62), record("te_ok", offset_ms=1))
+    async with storage.transaction() as tx:
+        assert isinstance(tx, ClaimingStorageTx)
+        claimed = await tx.claim_ready_task_executions(
+            now=T0 + timedelta(seconds=1), limit=10, lease_margin_ms=0
+        )
+    assert [r.execution_id for r in claimed.records] == ["te_ok"]
+    [error] = claimed.malformed
+    assert (error.execution_id, error.column) == ("te_bad", "timeout_ms")
+    assert "past the year 9999" in str(error)

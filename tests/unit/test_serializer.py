@@ -268,3 +268,27 @@ def test_size_limit_counts_utf8_bytes() -> None:
         checked.serialize_limited("✓✓✓✓")
     # The unlimited variant is for values the library builds itself.
     assert checked.serialize("abcdefghijkl") == '"abcdefghijkl"'
+
+
+def _nested(depth: int) -> object:
+    value: object = 1
+    for level in range(depth):
+        value = [value] if level % 2 else {"k": value}
+    return value
+
+
+@pytest.mark.parametrize("depth", [199, 200])
+def test_values_nested_up_to_the_limit_round_trip(depth: int) -> None:
+    serializer = JsonSerializer()
+    value = _nested(depth)
+    assert serializer.deserialize(serializer.serialize(value)) == value
+
+
+@pytest.mark.parametrize("depth", [201, 202, 5000])
+def test_deeper_values_are_refused_naming_the_limit(depth: int) -> None:
+    checked = CheckedSerializer(JsonSerializer(), 1 << 20)
+    with pytest.raises(
+        DurableExecutionError,
+        match=r"^Error serializing value: the value is nested more than 200 levels deep",
+    ):
+        checked.serialize(_nested(depth))

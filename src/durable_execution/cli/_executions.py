@@ -87,7 +87,7 @@ def show(execution_id: str, db: str, table: str, show_all: bool, as_json: bool) 
         return
     console = Console(highlight=False)
     console.print(execution_details(tree.record))
-    if tree.children or tree.finalize is not None or tree.missing:
+    if tree.children or tree.finalize is not None or tree.missing or tree.unreadable:
         console.print()
         console.print(execution_tree(tree, max_children=None if show_all else 20))
 

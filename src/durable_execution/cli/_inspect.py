@@ -23,7 +23,7 @@ from durable_execution.cli._json import dumps, record_json
 from durable_execution.cli._render import format_duration, status_text, timing
 from durable_execution.cli._tables import chosen_target
 from durable_execution.model import ACTIVE_STATUSES, ALL_STATUSES, FINISHED_STATUSES
-from durable_execution.storage import InspectableStorage, TaskExecutionRecord
+from durable_execution.storage import InspectableStorage, MalformedRowError, TaskExecutionRecord
 
 STATUS_GROUPS: Final[dict[str, tuple[TaskExecutionStatus, ...]]] = {
     "active": ACTIVE_STATUSES,
@@ -53,7 +53,8 @@ def _statuses(chosen: Sequence[str]) -> list[TaskExecutionStatus] | None:
 
 @dataclass(frozen=True, slots=True)
 class _Page:
-    records: list[TaskExecutionRecord]
+    # An unreadable row (see InspectableStorage) is listed in its place, as unreadable.
+    records: Sequence[TaskExecutionRecord | MalformedRowError]
     total: int
 
 
@@ -88,7 +89,27 @@ _TASK_WIDTHS: Final = (12, 32)  # cut with an ellipsis between these
 _ERROR_MIN_WIDTH: Final = 12
 
 
-def _table(records: Sequence[TaskExecutionRecord], width: int) -> Table:
+def _unreadable_json(error: MalformedRowError) -> dict[str, str]:
+    return {"execution_id": error.execution_id, "unreadable": str(error)}
+
+
+def _row(
+    record: TaskExecutionRecord | MalformedRowError, now: datetime
+) -> tuple[str, Text, Text, str, str, str]:
+    if isinstance(record, MalformedRowError):
+        problem = f"malformed {record.column}: {record.problem}"
+        return record.execution_id, Text("?"), Text("unreadable", style="red"), "", "", problem
+    return (
+        record.execution_id,
+        _task(record),
+        status_text(record.status),
+        _created(record.created_at),
+        timing(record, now),
+        _short_error(record),
+    )
+
+
+def _table(records: Sequence[TaskExecutionRecord | MalformedRowError], width: int) -> Table:
     """One line per execution, never wrapped, within ``width`` columns (``--json`` has all).
 
     The id and the status are never cut (ids are what users copy into `show` and `cancel`); the
@@ -96,17 +117,7 @@ def _table(records: Sequence[TaskExecutionRecord], width: int) -> Table:
     error column and then the created column are left out, rather than squeezed to nothing.
     """
     now = clock.now()
-    rows = [
-        (
-            record.execution_id,
-            _task(record),
-            status_text(record.status),
-            _created(record.created_at),
-            timing(record, now),
-            _short_error(record),
-        )
-        for record in records
-    ]
+    rows = [_row(record, now) for record in records]
     status_width = max(len("status"), *(row[2].cell_len for row in rows))
     time_width = max(len("time"), *(len(row[4]) for row in rows))
     task_width = max(len("task"), *(row[1].cell_len for row in rows))
@@ -211,7 +222,12 @@ def list_command(
                     "page": page,
                     "limit": limit,
                     "total": result.total,
-                    "executions": [record_json(record) for record in result.records],
+                    "executions": [
+                        _unreadable_json(record)
+                        if isinstance(record, MalformedRowError)
+                        else record_json(record)
+                        for record in result.records
+                    ],
                 }
             )
         )
@@ -235,12 +251,14 @@ def list_command(
 @dataclass(frozen=True, slots=True)
 class _Stats:
     counts: dict[TaskExecutionStatus, int]
-    oldest_ready: TaskExecutionRecord | None
+    oldest_ready: TaskExecutionRecord | MalformedRowError | None
 
 
-def _oldest_ready_line(record: TaskExecutionRecord | None) -> str:
+def _oldest_ready_line(record: TaskExecutionRecord | MalformedRowError | None) -> str:
     if record is None:
         return "No execution is ready."
+    if isinstance(record, MalformedRowError):
+        return f"The oldest ready execution, {record.execution_id}, is unreadable: {record}."
     waited = (clock.now() - record.start_at).total_seconds()
     what = f"{record.task_id} {record.execution_id}"
     if waited < 0:
@@ -271,16 +289,20 @@ def stats(db: str, table: str, task_id: str | None, as_json: bool) -> None:
     result = run(target, "counting", work())
     counts = {status: result.counts.get(status, 0) for status in ALL_STATUSES}
     oldest = result.oldest_ready
+    if isinstance(oldest, MalformedRowError):
+        readable, unreadable = None, _unreadable_json(oldest)
+    else:
+        readable, unreadable = oldest, None
     if as_json:
         click.echo(
             dumps(
                 {
                     "counts": counts,
                     "total": sum(counts.values()),
-                    "oldest_ready": None if oldest is None else record_json(oldest),
+                    "oldest_ready": unreadable if readable is None else record_json(readable),
                     "oldest_ready_age_s": None
-                    if oldest is None
-                    else (clock.now() - oldest.start_at).total_seconds(),
+                    if readable is None
+                    else (clock.now() - readable.start_at).total_seconds(),
                 }
             )
         )

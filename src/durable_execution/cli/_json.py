@@ -38,6 +38,10 @@ def tree_json(node: ExecutionNode) -> dict[str, object]:
         "children": [tree_json(child) for child in node.children],
         "finalize": None if node.finalize is None else tree_json(node.finalize),
         "missing": [dataclasses.asdict(ref) for ref in node.missing],
+        "unreadable": [
+            {"execution_id": error.execution_id, "unreadable": str(error)}
+            for error in node.unreadable
+        ],
     }
 
 

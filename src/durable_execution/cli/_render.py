@@ -174,6 +174,8 @@ def execution_tree(
             )
         for ref in node.missing:
             branch.add(Text(f"missing: {ref.task_id} {ref.execution_id}", style="red"))
+        for error in node.unreadable:
+            branch.add(Text(f"unreadable: {error}", style="red"))
         if node.finalize is not None:
             add(branch, node.finalize, "finalize")
 

@@ -21,8 +21,10 @@ from typing import Final
 import click
 
 from durable_execution import DurableExecutor
+from durable_execution._options import MAX_COUNT, MAX_DURATION_MS
 from durable_execution.cli._app import RegisterTasks, load_app
 from durable_execution.cli._common import CliError, Target, opened, run, storage_options
+from durable_execution.cli._worker_options import ExecutorTuning, executor_options, tuning
 from durable_execution.logs import ExecutionLogFilter, ExecutionTextFormatter, JsonLogFormatter
 
 LOG_FORMAT: Final = "%(asctime)s %(levelname)-7s [%(process)d] %(name)s: %(message)s"
@@ -41,6 +43,7 @@ class WorkerConfig:
     concurrency: int
     poll_interval_ms: int
     migrate: bool
+    tuning: ExecutorTuning
 
 
 LOG_FORMATS: Final = ("text", "json")
@@ -139,6 +142,9 @@ async def run_worker(config: WorkerConfig, register: RegisterTasks) -> None:
             logger=logging.getLogger("durable_execution"),
             max_concurrent_task_executions=config.concurrency,
             background_process_intra_batch_sleep_ms=config.poll_interval_ms,
+            expire_ms=config.tuning.expire_ms,
+            max_lease_expiries=config.tuning.max_lease_expiries,
+            max_serialized_size_bytes=config.tuning.max_serialized_size_bytes,
         )
         _register(register, executor, config.app)
         signals = _Signals(executor)
@@ -152,6 +158,7 @@ async def run_worker(config: WorkerConfig, register: RegisterTasks) -> None:
                 config.concurrency,
                 config.target.shown,
             )
+            logger.info("Executor options: %s", config.tuning.describe(config.poll_interval_ms))
             await signals.stop.wait()
             await executor.shutdown()
         finally:
@@ -164,7 +171,7 @@ async def run_worker(config: WorkerConfig, register: RegisterTasks) -> None:
 @storage_options()
 @click.option(
     "--concurrency",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, MAX_COUNT),
     default=DEFAULT_CONCURRENCY,
     show_default=True,
     help="Most executions this worker runs at once (sync task functions also share Python's "
@@ -179,11 +186,12 @@ async def run_worker(config: WorkerConfig, register: RegisterTasks) -> None:
 )
 @click.option(
     "--poll-interval-ms",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, MAX_DURATION_MS),
     default=DEFAULT_POLL_INTERVAL_MS,
     show_default=True,
     help="How long an idle worker waits before looking for work that other processes created.",
 )
+@executor_options
 @click.option(
     "--migrate/--no-migrate",
     default=True,
@@ -215,6 +223,9 @@ def worker(
     migrate: bool,
     log_level: str,
     log_format: str,
+    expire_ms: int,
+    max_lease_expiries: int,
+    max_serialized_size_bytes: int,
 ) -> None:
     """Run the tasks registered by APP until SIGINT or SIGTERM.
 
@@ -241,5 +252,6 @@ def worker(
         concurrency=concurrency,
         poll_interval_ms=poll_interval_ms,
         migrate=migrate,
+        tuning=tuning(expire_ms, max_lease_expiries, max_serialized_size_bytes),
     )
     run(config.target, "the worker", run_worker(config, register))

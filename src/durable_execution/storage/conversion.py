@@ -501,6 +501,8 @@ class _Decoder:
         return value
 
     def timestamp(self, value: datetime, column: str) -> datetime:
+        if not isinstance(value, datetime):  # PostgreSQL: see _pg_timestamps
+            raise self.fail(column, f"timestamp {value!s} is out of range (years 1-9999)")
         if value.tzinfo is None:
             raise self.fail(column, "timestamp without a time zone")
         return value.astimezone(UTC)

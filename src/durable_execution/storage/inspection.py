@@ -7,12 +7,31 @@ filters its records here with the same rules, so all three answer alike.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
-from typing import TypeGuard
+from collections.abc import Callable, Iterable, Sequence
+from typing import TypeGuard, TypeVar
 
 from durable_execution.model import ALL_STATUSES, TaskExecutionStatus
-from durable_execution.storage.errors import StorageError
+from durable_execution.storage.errors import MalformedRowError, StorageError
 from durable_execution.storage.types import TaskExecutionRecord
+
+_Row = TypeVar("_Row")
+
+
+def decoded(
+    row: _Row, decode: Callable[[_Row], TaskExecutionRecord]
+) -> TaskExecutionRecord | MalformedRowError:
+    """The row's record, or the error that says why it is unreadable: operators' views show one
+    bad row as unreadable instead of failing on it (and hiding every other row)."""
+    try:
+        return decode(row)
+    except MalformedRowError as error:
+        return error
+
+
+def each_decoded(
+    rows: Iterable[_Row], decode: Callable[[_Row], TaskExecutionRecord]
+) -> list[TaskExecutionRecord | MalformedRowError]:
+    return [decoded(row, decode) for row in rows]
 
 
 def check_page(limit: int, offset: int) -> None:

@@ -22,7 +22,11 @@ from datetime import datetime, timedelta
 
 from durable_execution.model import FINISHED_STATUSES, TaskExecutionStatus
 from durable_execution.storage import conversion, inspection
-from durable_execution.storage.errors import DuplicateExecutionIdError, StorageError
+from durable_execution.storage.errors import (
+    DuplicateExecutionIdError,
+    MalformedRowError,
+    StorageError,
+)
 from durable_execution.storage.types import (
     ClaimedTaskExecutions,
     DurableStorageTx,
@@ -235,7 +239,7 @@ class InMemoryStorageTx:
     async def claim_ready_task_executions(
         self, *, now: datetime, limit: int, lease_margin_ms: int
     ) -> ClaimedTaskExecutions:
-        """The optional one-step claim (see ``ClaimingStorageTx``); no row here is malformed."""
+        """The optional one-step claim (see ``ClaimingStorageTx``)."""
         self._check_open()
         conversion.check_claim_arguments(now, limit, lease_margin_ms)
         table = self._table
@@ -243,20 +247,28 @@ class InMemoryStorageTx:
         picked = heapq.nsmallest(
             limit, due, key=lambda r: (r.start_at, table.sequence[r.execution_id])
         )
-        claimed = [
-            dataclasses.replace(
-                record,
-                status="running",
-                started_at=now,
-                updated_at=now,
-                expires_at=now + timedelta(milliseconds=record.timeout_ms + lease_margin_ms),
-                version=record.version + 1,
+        claimed: list[TaskExecutionRecord] = []
+        malformed: list[MalformedRowError] = []
+        for record in picked:
+            try:
+                expires_at = now + timedelta(milliseconds=record.timeout_ms + lease_margin_ms)
+            except OverflowError:  # only a record inserted around the executor's checks
+                problem = f"{record.timeout_ms} ms takes the lease past the year 9999"
+                malformed.append(MalformedRowError(record.execution_id, "timeout_ms", problem))
+                continue
+            claimed.append(
+                dataclasses.replace(
+                    record,
+                    status="running",
+                    started_at=now,
+                    updated_at=now,
+                    expires_at=expires_at,
+                    version=record.version + 1,
+                )
             )
-            for record in picked
-        ]
         for record in claimed:
             self._write(record)
-        return ClaimedTaskExecutions(records=claimed, malformed=[])
+        return ClaimedTaskExecutions(records=claimed, malformed=malformed)
 
     async def update_task_executions_each(
         self, updates: Sequence[tuple[WhereByExecutionIds, TaskExecutionUpdate]]

@@ -32,12 +32,21 @@ from psycopg.types.array import ListBinaryDumper
 from psycopg_pool import PoolClosed
 
 from durable_execution.generated import postgresql as pg
-from durable_execution.generated.postgresql.models import DurableTaskExecution as PgRow
 from durable_execution.model import TaskExecutionStatus
-from durable_execution.storage import _pg_listener, _pg_pool, conversion, inspection, migrate
+from durable_execution.storage import (
+    _pg_claims,
+    _pg_listener,
+    _pg_pool,
+    claiming,
+    conversion,
+    inspection,
+    migrate,
+)
+from durable_execution.storage._pg_timestamps import register_tolerant_timestamps
 from durable_execution.storage.conversion import ColumnChanges, Columns, JsonValue
 from durable_execution.storage.errors import (
     DuplicateExecutionIdError,
+    MalformedRowError,
     StorageClosedError,
     StorageError,
 )
@@ -79,8 +88,15 @@ _NO_CURSOR_TIME: Final = datetime(1, 1, 2, tzinfo=UTC)
 class PostgresStorageTx:
     """One transaction of a :class:`PostgresDurableStorage`, on one pooled connection."""
 
-    def __init__(self, conn: _Connection, queries: pg.AsyncQueries, ready_channel: str) -> None:
+    def __init__(
+        self,
+        conn: _Connection,
+        queries: pg.AsyncQueries,
+        ready_channel: str,
+        poison: claiming.PoisonSeen,
+    ) -> None:
         self._conn = conn
+        self._poison = poison
         self._queries = queries
         self._ready_channel = ready_channel
         self._notified = False  # whether this transaction already sent its notice
@@ -326,13 +342,14 @@ class PostgresStorageTx:
         conversion.check_claim_arguments(now, limit, lease_margin_ms)
         if limit == 0:
             return ClaimedTaskExecutions(records=[], malformed=[])
-        rows = await self._queries.claim_ready_task_executions(
+        return await _pg_claims.claim_ready(
             self._conn,
+            self._queries,
+            self._poison,
             now=conversion.utc_ms(now, "now"),
-            lease_margin_ms=lease_margin_ms,
             row_limit=min(limit, conversion.MAX_ROW_LIMIT),
+            lease_margin_ms=lease_margin_ms,
         )
-        return conversion.claimed_from_rows(sorted(rows, key=_fifo), conversion.record_from_columns)
 
     async def update_task_executions_each(
         self, updates: Sequence[tuple[WhereByExecutionIds, TaskExecutionUpdate]]
@@ -457,10 +474,6 @@ class _UpdateEachBatch:
         self.targets.update(execution_ids)
 
 
-def _fifo(row: PgRow) -> tuple[datetime, int]:
-    return (row.start_at, row.id)
-
-
 def _optional_aware(moment: datetime | None) -> datetime | None:
     return None if moment is None else _aware(moment, "expires_at_less_than")
 
@@ -485,6 +498,7 @@ async def _configure(conn: _Connection) -> None:
     await conn.set_autocommit(True)
     await conn.set_isolation_level(psycopg.IsolationLevel.READ_COMMITTED)
     conn.adapters.register_dumper(list, ListBinaryDumper)
+    register_tolerant_timestamps(conn.adapters)
 
 
 class PostgresDurableStorage:
@@ -517,6 +531,7 @@ class PostgresDurableStorage:
         self.pool_min_size = pool_min_size
         self.pool_max_size = pool_max_size
         self.queries = pg.AsyncQueries(table_name)
+        self._poison = claiming.PoisonSeen()
         self.ready_channel = _pg_listener.ready_channel(self.table_name)
         # How errors name the database: never with its password (open_storage passes a masked
         # URL; a caller constructing the storage directly may too).
@@ -577,7 +592,7 @@ class PostgresDurableStorage:
     async def transaction(self) -> AsyncIterator[DurableStorageTx]:
         try:
             async with _pg_pool.begun(self._pool, self.pool_max_size) as conn:
-                tx = PostgresStorageTx(conn, self.queries, self.ready_channel)
+                tx = PostgresStorageTx(conn, self.queries, self.ready_channel, self._poison)
                 yield tx
                 tx.raise_if_refused()  # inside the block: psycopg rolls back
         except PoolClosed:
@@ -625,7 +640,7 @@ class PostgresDurableStorage:
         top_level_only: bool = False,
         limit: int,
         offset: int = 0,
-    ) -> list[TaskExecutionRecord]:
+    ) -> list[TaskExecutionRecord | MalformedRowError]:
         inspection.check_page(limit, offset)
         if limit == 0 or offset > conversion.MAX_ROW_LIMIT:
             return []
@@ -639,7 +654,7 @@ class PostgresDurableStorage:
                 row_offset=offset,
             )
         )
-        return [conversion.record_from_columns(row) for row in rows]
+        return inspection.each_decoded(rows, conversion.record_from_columns)
 
     async def count_task_executions_by_status(
         self, *, task_id: str | None = None, top_level_only: bool = False
@@ -653,8 +668,8 @@ class PostgresDurableStorage:
 
     async def get_oldest_ready_task_execution(
         self, *, task_id: str | None = None
-    ) -> TaskExecutionRecord | None:
+    ) -> TaskExecutionRecord | MalformedRowError | None:
         row = await self._read(
             lambda conn: self.queries.get_oldest_ready_task_execution(conn, task_id=task_id)
         )
-        return None if row is None else conversion.record_from_columns(row)
+        return None if row is None else inspection.decoded(row, conversion.record_from_columns)

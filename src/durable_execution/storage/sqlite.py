@@ -48,10 +48,11 @@ from durable_execution.clock import from_epoch_ms, to_epoch_ms
 from durable_execution.generated import sqlite as lite
 from durable_execution.generated.sqlite.models import DurableTaskExecution as SqliteRow
 from durable_execution.model import TaskExecutionStatus
-from durable_execution.storage import _sqlite_session, conversion, inspection, migrate
+from durable_execution.storage import _sqlite_session, claiming, conversion, inspection, migrate
 from durable_execution.storage.conversion import Columns, JsonValue
 from durable_execution.storage.errors import (
     DuplicateExecutionIdError,
+    MalformedRowError,
     StorageClosedError,
     StorageError,
 )
@@ -84,10 +85,6 @@ def _ms(moment: datetime | None) -> int | None:
     return None if moment is None else to_epoch_ms(moment)
 
 
-def _from_ms(epoch_ms: int | None) -> datetime | None:
-    return None if epoch_ms is None else from_epoch_ms(epoch_ms)
-
-
 def _bound_ms(moment: datetime, name: str) -> int:
     """An exclusive upper bound in epoch ms: ``stored < bound`` means the same as in Python.
 
@@ -105,6 +102,17 @@ def _columns(row: SqliteRow) -> Columns:
 
     def json_column(column: str, text: str | None) -> JsonValue:
         return conversion.load_json_text(text, execution_id=row.execution_id, column=column)
+
+    def moment(column: str, epoch_ms: int) -> datetime:
+        try:
+            return from_epoch_ms(epoch_ms)
+        except (OverflowError, ValueError):  # beyond datetime's years 1-9999
+            raise MalformedRowError(
+                row.execution_id, column, f"{epoch_ms} epoch ms is out of range"
+            ) from None
+
+    def optional_moment(column: str, epoch_ms: int | None) -> datetime | None:
+        return None if epoch_ms is None else moment(column, epoch_ms)
 
     return Columns(
         root_task_id=row.root_task_id,
@@ -131,13 +139,13 @@ def _columns(row: SqliteRow) -> Columns:
         needs_promise_cancellation=row.needs_promise_cancellation,
         retry_attempts=row.retry_attempts,
         lease_expiries=row.lease_expiries,
-        start_at=from_epoch_ms(row.start_at),
-        started_at=_from_ms(row.started_at),
-        finished_at=_from_ms(row.finished_at),
-        expires_at=_from_ms(row.expires_at),
+        start_at=moment("start_at", row.start_at),
+        started_at=optional_moment("started_at", row.started_at),
+        finished_at=optional_moment("finished_at", row.finished_at),
+        expires_at=optional_moment("expires_at", row.expires_at),
         version=row.version,
-        created_at=from_epoch_ms(row.created_at),
-        updated_at=from_epoch_ms(row.updated_at),
+        created_at=moment("created_at", row.created_at),
+        updated_at=moment("updated_at", row.updated_at),
     )
 
 
@@ -407,9 +415,22 @@ class SQLiteStorageTx:
         row_limit = min(limit, conversion.MAX_ROW_LIMIT)
 
         def claim(conn: sqlite3.Connection) -> ClaimedTaskExecutions:
-            rows = self._queries.claim_ready_task_executions(
-                conn, now=now_ms, lease_margin_ms=lease_margin_ms, row_limit=row_limit
-            )
+            try:
+                rows = self._queries.claim_ready_task_executions(
+                    conn, now=now_ms, lease_margin_ms=lease_margin_ms, row_limit=row_limit
+                )
+            except sqlite3.IntegrityError:
+                # A poison row (see .claiming); SQLite undid just the failed statement.
+                return claiming.claim_each(
+                    self._queries.get_ready_task_executions_to_claim(
+                        conn, now=now_ms, row_limit=row_limit
+                    ),
+                    lambda execution_id: self._queries.claim_ready_task_execution_by_execution_id(
+                        conn, now=now_ms, lease_margin_ms=lease_margin_ms, execution_id=execution_id
+                    ),
+                    _record,
+                    (sqlite3.IntegrityError,),
+                )
             return conversion.claimed_from_rows(sorted(rows, key=_fifo), _record)
 
         return await self._run(claim)
@@ -792,12 +813,12 @@ class SQLiteDurableStorage:
         top_level_only: bool = False,
         limit: int,
         offset: int = 0,
-    ) -> list[TaskExecutionRecord]:
+    ) -> list[TaskExecutionRecord | MalformedRowError]:
         inspection.check_page(limit, offset)
         if limit == 0 or (statuses is not None and not statuses):
             return []
 
-        def select(conn: sqlite3.Connection) -> list[TaskExecutionRecord]:
+        def select(conn: sqlite3.Connection) -> list[TaskExecutionRecord | MalformedRowError]:
             rows = self.queries.list_task_executions(
                 conn,
                 filter_statuses=statuses is not None,
@@ -807,7 +828,7 @@ class SQLiteDurableStorage:
                 row_limit=limit,
                 row_offset=offset,
             )
-            return [_record(row) for row in rows]
+            return inspection.each_decoded(rows, _record)
 
         return await self._read(select)
 
@@ -823,11 +844,11 @@ class SQLiteDurableStorage:
 
     async def get_oldest_ready_task_execution(
         self, *, task_id: str | None = None
-    ) -> TaskExecutionRecord | None:
+    ) -> TaskExecutionRecord | MalformedRowError | None:
         row = await self._read(
             lambda conn: self.queries.get_oldest_ready_task_execution(conn, task_id=task_id)
         )
-        return None if row is None else _record(row)
+        return None if row is None else inspection.decoded(row, _record)
 
     # Lifetime ------------------------------------------------------------------------------
 

@@ -270,6 +270,9 @@ class InspectableStorage(Protocol):
     * ``count_task_executions_by_status``: only statuses with at least one execution appear.
     * ``get_oldest_ready_task_execution``: the ``ready`` execution with the earliest
       ``start_at`` (ties by insertion), due or not; ``None`` if none is ready.
+
+    A row that cannot be decoded is returned as the :class:`MalformedRowError` that says why, in
+    its place: one damaged row must not hide the others from the operator looking for it.
     """
 
     async def list_task_executions(
@@ -280,7 +283,7 @@ class InspectableStorage(Protocol):
         top_level_only: bool = False,
         limit: int,
         offset: int = 0,
-    ) -> list[TaskExecutionRecord]: ...
+    ) -> Sequence[TaskExecutionRecord | MalformedRowError]: ...
 
     async def count_task_executions_by_status(
         self, *, task_id: str | None = None, top_level_only: bool = False
@@ -288,7 +291,7 @@ class InspectableStorage(Protocol):
 
     async def get_oldest_ready_task_execution(
         self, *, task_id: str | None = None
-    ) -> TaskExecutionRecord | None: ...
+    ) -> TaskExecutionRecord | MalformedRowError | None: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -65,6 +65,14 @@ class UpdateTaskExecutionsEachRow:
 
 
 @dataclass(frozen=True, slots=True)
+class GetReadyTaskExecutionsToClaimRow:
+    """The columns GetReadyTaskExecutionsToClaim returns."""
+
+    execution_id: str
+    timeout_ms: int
+
+
+@dataclass(frozen=True, slots=True)
 class CountTaskExecutionsByStatusRow:
     """The columns CountTaskExecutionsByStatus returns."""
 

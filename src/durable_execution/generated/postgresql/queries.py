@@ -22,6 +22,7 @@ from .models import (
     DurableTaskExecution,
     GetAppliedMigrationVersionsRow,
     GetPrunableRootsRow,
+    GetReadyTaskExecutionsToClaimRow,
     GetTaskExecutionIdsByExecutionIdsForUpdateSkipLockedRow,
     GetTaskExecutionIdsByExecutionIdsRow,
     GetTaskExecutionIdsByStartAtLessThanForUpdateSkipLockedRow,
@@ -130,6 +131,40 @@ UPDATE_TASK_EXECUTIONS_EACH_SQL = (
     "    )\n"
     "    AND (u.version IS NULL OR t.version = u.version)\n"
     "RETURNING u.item_index::integer AS item_index"
+)
+
+
+# GetReadyTaskExecutionsToClaim :many (claim.sql)
+GET_READY_TASK_EXECUTIONS_TO_CLAIM_SQL = (
+    "SELECT execution_id, timeout_ms\n"
+    "FROM {table}\n"
+    "WHERE status = 'ready'\n"
+    "    AND start_at <= $1::timestamptz\n"
+    "ORDER BY start_at, id\n"
+    "LIMIT $2::integer\n"
+    "FOR UPDATE SKIP LOCKED"
+)
+
+
+# ClaimReadyTaskExecutionByExecutionId :one (claim.sql)
+CLAIM_READY_TASK_EXECUTION_BY_EXECUTION_ID_SQL = (
+    "UPDATE {table}\n"
+    "SET\n"
+    "    status = 'running',\n"
+    "    started_at = $1::timestamptz,\n"
+    "    updated_at = $1::timestamptz,\n"
+    "    expires_at = $1::timestamptz\n"
+    "        + (timeout_ms + $2::bigint) * INTERVAL '1 millisecond',\n"
+    "    version = version + 1\n"
+    "WHERE execution_id = $3\n"
+    "    AND status = 'ready'\n"
+    "    AND start_at <= $1::timestamptz\n"
+    "RETURNING id, root_task_id, root_execution_id, parent_task_id, parent_execution_id, "
+    "is_finalize_task, task_id, execution_id, retry_options, sleep_ms_before_run, timeout_ms, "
+    "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
+    "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
+    "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
+    "version, created_at, updated_at, lease_expiries"
 )
 
 
@@ -698,6 +733,15 @@ def _as_update_task_executions_each_row(row: tuple[Any, ...]) -> UpdateTaskExecu
     )
 
 
+def _as_get_ready_task_executions_to_claim_row(
+    row: tuple[Any, ...],
+) -> GetReadyTaskExecutionsToClaimRow:
+    return GetReadyTaskExecutionsToClaimRow(
+        execution_id=row[0],
+        timeout_ms=row[1],
+    )
+
+
 def _as_count_task_executions_by_status_row(row: tuple[Any, ...]) -> CountTaskExecutionsByStatusRow:
     return CountTaskExecutionsByStatusRow(
         status=row[0],
@@ -794,6 +838,10 @@ class _SqlTexts:
         # effective.
         self._claim_ready_task_executions = fill(CLAIM_READY_TASK_EXECUTIONS_SQL)
         self._update_task_executions_each = fill(UPDATE_TASK_EXECUTIONS_EACH_SQL)
+        self._get_ready_task_executions_to_claim = fill(GET_READY_TASK_EXECUTIONS_TO_CLAIM_SQL)
+        self._claim_ready_task_execution_by_execution_id = fill(
+            CLAIM_READY_TASK_EXECUTION_BY_EXECUTION_ID_SQL,
+        )
         self._insert_task_executions = fill(INSERT_TASK_EXECUTIONS_SQL)
         self._list_task_executions = fill(LIST_TASK_EXECUTIONS_SQL)
         self._count_task_executions_by_status = fill(COUNT_TASK_EXECUTIONS_BY_STATUS_SQL)
@@ -950,6 +998,41 @@ class AsyncQueries(_SqlTexts):
             await cur.execute(self._update_task_executions_each, args)
             rows = await cur.fetchall()
         return [_as_update_task_executions_each_row(row) for row in rows]
+
+    async def get_ready_task_executions_to_claim(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        *,
+        now: datetime.datetime,
+        row_limit: int,
+    ) -> list[GetReadyTaskExecutionsToClaimRow]:
+        """The claim's fallback, used only when the set-based claim failed on some row (a poison
+        row: a timeout_ms whose lease overflows bigint or timestamptz): the same candidates in
+        the same order, locked, each then claimed alone (in a savepoint) by
+        ClaimReadyTaskExecutionByExecutionId, so that one bad row fails alone and is set aside
+        while the others still run.
+        """
+        args = (now, row_limit)
+        async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
+            await cur.execute(self._get_ready_task_executions_to_claim, args)
+            rows = await cur.fetchall()
+        return [_as_get_ready_task_executions_to_claim_row(row) for row in rows]
+
+    async def claim_ready_task_execution_by_execution_id(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        *,
+        now: datetime.datetime,
+        lease_margin_ms: int,
+        execution_id: str,
+    ) -> DurableTaskExecution | None:
+        args = (now, lease_margin_ms, execution_id)
+        async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
+            await cur.execute(self._claim_ready_task_execution_by_execution_id, args)
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        return _as_durable_task_execution(row)
 
     async def insert_task_executions(
         self,
@@ -1737,6 +1820,41 @@ class Queries(_SqlTexts):
             cur.execute(self._update_task_executions_each, args)
             rows = cur.fetchall()
         return [_as_update_task_executions_each_row(row) for row in rows]
+
+    def get_ready_task_executions_to_claim(
+        self,
+        conn: psycopg.Connection[Any],
+        *,
+        now: datetime.datetime,
+        row_limit: int,
+    ) -> list[GetReadyTaskExecutionsToClaimRow]:
+        """The claim's fallback, used only when the set-based claim failed on some row (a poison
+        row: a timeout_ms whose lease overflows bigint or timestamptz): the same candidates in
+        the same order, locked, each then claimed alone (in a savepoint) by
+        ClaimReadyTaskExecutionByExecutionId, so that one bad row fails alone and is set aside
+        while the others still run.
+        """
+        args = (now, row_limit)
+        with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
+            cur.execute(self._get_ready_task_executions_to_claim, args)
+            rows = cur.fetchall()
+        return [_as_get_ready_task_executions_to_claim_row(row) for row in rows]
+
+    def claim_ready_task_execution_by_execution_id(
+        self,
+        conn: psycopg.Connection[Any],
+        *,
+        now: datetime.datetime,
+        lease_margin_ms: int,
+        execution_id: str,
+    ) -> DurableTaskExecution | None:
+        args = (now, lease_margin_ms, execution_id)
+        with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
+            cur.execute(self._claim_ready_task_execution_by_execution_id, args)
+            row = cur.fetchone()
+        if row is None:
+            return None
+        return _as_durable_task_execution(row)
 
     def insert_task_executions(
         self,

@@ -11,6 +11,22 @@ DEFAULT_TABLE = "durable_task_executions"
 _LONGEST_DERIVED_NAME = "ix_<table>_status_is_closed_expires_at"
 TABLE_NAME_MAX_LENGTH = 32
 _TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# The SQL pastes the table name unquoted: these words (any case) would break it in one
+# dialect or the other (see codegen/table_name.py).
+_RESERVED_TEXT = (
+    "add all alter analyse analyze and any array as asc asymmetric authorization autoincrement "
+    "between binary both case cast check collate collation column commit concurrently constraint "
+    "create cross current_catalog current_date current_role current_schema current_time "
+    "current_timestamp current_user default deferrable delete desc distinct do drop else end "
+    "escape except exists false fetch for foreign freeze from full grant group having if ilike in "
+    "index initially inner insert intersect into is isnull join lateral leading left like limit "
+    "localtime localtimestamp natural not nothing notnull null offset on only or order outer "
+    "overlaps placing primary references returning right select session_user set similar some "
+    "symmetric table tablesample then to trailing transaction true union unique update user using "
+    "values variadic verbose when where window with"
+)
+_RESERVED_WORDS = frozenset(_RESERVED_TEXT.split())
+_RESERVED_RULE = "it is a reserved word of SQLite or PostgreSQL; choose another table name"
 
 
 def validate_table_name(table: str) -> str:
@@ -32,4 +48,6 @@ def validate_table_name(table: str) -> str:
             f"(the longest name derived from it, {_LONGEST_DERIVED_NAME}, must fit "
             "PostgreSQL's 63-byte identifier limit)"
         )
+    if table.lower() in _RESERVED_WORDS:
+        raise ValueError(f"invalid table name {table!r}: {_RESERVED_RULE}")
     return table

@@ -53,6 +53,14 @@ class DurableTaskExecution:
 
 
 @dataclass(frozen=True, slots=True)
+class GetReadyTaskExecutionsToClaimRow:
+    """The columns GetReadyTaskExecutionsToClaim returns."""
+
+    execution_id: str
+    timeout_ms: int
+
+
+@dataclass(frozen=True, slots=True)
 class CountTaskExecutionsByStatusRow:
     """The columns CountTaskExecutionsByStatus returns."""
 

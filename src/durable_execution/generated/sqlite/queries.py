@@ -19,6 +19,7 @@ from .models import (
     DurableTaskExecution,
     GetAppliedMigrationVersionsRow,
     GetPrunableRootsRow,
+    GetReadyTaskExecutionsToClaimRow,
     GetTaskExecutionIdsByExecutionIdsRow,
     GetTaskExecutionIdsByStartAtLessThanRow,
     GetTaskExecutionIdsByStatusesRow,
@@ -41,6 +42,38 @@ CLAIM_READY_TASK_EXECUTIONS_SQL = (
     "    ORDER BY start_at, id\n"
     "    LIMIT CAST(:p3 AS INTEGER)\n"
     ")\n"
+    "RETURNING id, root_task_id, root_execution_id, parent_task_id, parent_execution_id, "
+    "is_finalize_task, task_id, execution_id, retry_options, sleep_ms_before_run, timeout_ms, "
+    "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
+    "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
+    "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
+    "version, created_at, updated_at, lease_expiries"
+)
+
+
+# GetReadyTaskExecutionsToClaim :many (claim.sql)
+GET_READY_TASK_EXECUTIONS_TO_CLAIM_SQL = (
+    "SELECT execution_id, timeout_ms\n"
+    "FROM {table}\n"
+    "WHERE status = 'ready'\n"
+    "    AND start_at <= CAST(:p1 AS INTEGER)\n"
+    "ORDER BY start_at, id\n"
+    "LIMIT CAST(:p2 AS INTEGER)"
+)
+
+
+# ClaimReadyTaskExecutionByExecutionId :one (claim.sql)
+CLAIM_READY_TASK_EXECUTION_BY_EXECUTION_ID_SQL = (
+    "UPDATE {table}\n"
+    "SET\n"
+    "    status = 'running',\n"
+    "    started_at = CAST(:p1 AS INTEGER),\n"
+    "    updated_at = CAST(:p1 AS INTEGER),\n"
+    "    expires_at = CAST(:p1 AS INTEGER) + timeout_ms + CAST(:p2 AS INTEGER),\n"
+    "    version = version + 1\n"
+    "WHERE execution_id = :p3\n"
+    "    AND status = 'ready'\n"
+    "    AND start_at <= CAST(:p1 AS INTEGER)\n"
     "RETURNING id, root_task_id, root_execution_id, parent_task_id, parent_execution_id, "
     "is_finalize_task, task_id, execution_id, retry_options, sleep_ms_before_run, timeout_ms, "
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
@@ -544,6 +577,15 @@ def _as_durable_task_execution(row: tuple[Any, ...]) -> DurableTaskExecution:
     )
 
 
+def _as_get_ready_task_executions_to_claim_row(
+    row: tuple[Any, ...],
+) -> GetReadyTaskExecutionsToClaimRow:
+    return GetReadyTaskExecutionsToClaimRow(
+        execution_id=row[0],
+        timeout_ms=row[1],
+    )
+
+
 def _as_count_task_executions_by_status_row(row: tuple[Any, ...]) -> CountTaskExecutionsByStatusRow:
     return CountTaskExecutionsByStatusRow(
         status=row[0],
@@ -615,6 +657,10 @@ class Queries:
             return tuple(map(fill, parts))
 
         self._claim_ready_task_executions = fill(CLAIM_READY_TASK_EXECUTIONS_SQL)
+        self._get_ready_task_executions_to_claim = fill(GET_READY_TASK_EXECUTIONS_TO_CLAIM_SQL)
+        self._claim_ready_task_execution_by_execution_id = fill(
+            CLAIM_READY_TASK_EXECUTION_BY_EXECUTION_ID_SQL,
+        )
         self._insert_task_execution = fill(INSERT_TASK_EXECUTION_SQL)
         self._list_task_executions = fill_parts(LIST_TASK_EXECUTIONS_SQL)
         self._count_task_executions_by_status = fill(COUNT_TASK_EXECUTIONS_BY_STATUS_SQL)
@@ -672,6 +718,40 @@ class Queries:
             cur.execute(self._claim_ready_task_executions, args)
             rows = cur.fetchall()
         return [_as_durable_task_execution(row) for row in rows]
+
+    def get_ready_task_executions_to_claim(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        now: int,
+        row_limit: int,
+    ) -> list[GetReadyTaskExecutionsToClaimRow]:
+        """The claim's fallback, used only when the set-based claim failed on some row (a poison
+        row: a timeout_ms whose lease overflows, a value a CHECK refuses): the same candidates in
+        the same order, each then claimed alone by ClaimReadyTaskExecutionByExecutionId, so that
+        one bad row fails alone and is set aside while the others still run.
+        """
+        args: dict[str, object] = {"p1": now, "p2": row_limit}
+        with closing(conn.cursor()) as cur:
+            cur.execute(self._get_ready_task_executions_to_claim, args)
+            rows = cur.fetchall()
+        return [_as_get_ready_task_executions_to_claim_row(row) for row in rows]
+
+    def claim_ready_task_execution_by_execution_id(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        now: int,
+        lease_margin_ms: int,
+        execution_id: str,
+    ) -> DurableTaskExecution | None:
+        args: dict[str, object] = {"p1": now, "p2": lease_margin_ms, "p3": execution_id}
+        with closing(conn.cursor()) as cur:
+            cur.execute(self._claim_ready_task_execution_by_execution_id, args)
+            row = cur.fetchone()
+        if row is None:
+            return None
+        return _as_durable_task_execution(row)
 
     def insert_task_execution(
         self,
