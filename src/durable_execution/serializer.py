@@ -120,15 +120,15 @@ MAX_NESTING_DEPTH: Final = 200
 
 
 def _encode(value: object, depth: int = 0) -> _Json:
-    # Exact JSON scalars first: the common case, and no enum or other subclass can be one.
-    cls = type(value)
-    if cls is str or cls is int or cls is bool or value is None:
-        return value  # type: ignore[return-value]  # narrowed by the type checks above
     if depth > MAX_NESTING_DEPTH:
         raise ValueError(
             f"the value is nested more than {MAX_NESTING_DEPTH} levels deep (lists, dicts, tuples,"
             " sets and the library's own value types count)"
         )
+    # Exact JSON scalars first: the common case, and no enum or other subclass can be one.
+    cls = type(value)
+    if cls is str or cls is int or cls is bool or value is None:
+        return value  # type: ignore[return-value]  # narrowed by the type checks above
     if isinstance(value, Enum):
         raise TypeError(
             f"{cls.__qualname__}.{value.name} is an enum member, which is not serializable"
