@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from durable_execution.cli import main
+from durable_execution import DurableExecutor, TaskContext, open_storage
 from durable_execution.cli._dashboard import check_bind, is_loopback
 from durable_execution.cli._main import cli
 
@@ -52,7 +53,39 @@ def test_a_missing_sqlite_file_is_an_error(tmp_path: Path) -> None:
     assert not (tmp_path / "typo.db").exists()
 
 
+def test_serves_the_demo_table_without_table(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """After `make demo` (table durable_demo), a plain `dashboard` serves that table."""
+    import uvicorn
+
+    db = f"sqlite:///{tmp_path / 'demo.db'}"
+    asyncio.run(make_ready_in(db, "durable_demo"))
+    served: list[uvicorn.Config] = []
+
+    async def serve(self: uvicorn.Server) -> None:  # records instead of serving forever
+        served.append(self.config)
+
+    monkeypatch.setattr(uvicorn.Server, "serve", serve)
+    code, output = invoke("--db", db, "--port", "8123")
+    assert code == 0, output
+    assert f"Dashboard for {db} (table durable_demo) on http://127.0.0.1:8123/" in output
+    assert [(config.host, config.port) for config in served] == [("127.0.0.1", 8123)]
+
+
+async def make_ready_in(db: str, table: str) -> None:
+    async with open_storage(db, table_name=table) as storage:
+        executor = DurableExecutor(storage)
+
+        @executor.task(id="waits", timeout_ms=5_000)
+        def waits(ctx: TaskContext, value: str) -> str:
+            return value
+
+        await executor.enqueue_task(waits, "input")
+
+
 def test_listed_in_the_help() -> None:
-    with pytest.raises(SystemExit) as exited:
-        main(["--help"])
-    assert exited.value.code == 0
+    result = CliRunner().invoke(cli, ["--help"])
+    assert result.exit_code == 0
+    assert "durable-execution dashboard" in result.output
+    assert "dashboard  " in result.output  # in the commands list too

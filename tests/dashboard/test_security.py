@@ -34,7 +34,12 @@ def session_cookie(reply: Reply) -> str:
 def test_token_is_required_on_every_page(populated_sqlite: Populated) -> None:
     ready = populated_sqlite.ready
     with serving(settings(populated_sqlite.db, token=TOKEN)) as url:
-        for path in ("/", f"/executions/{ready}", "/fragments/executions"):
+        for path in (
+            "/",
+            f"/executions/{ready}",
+            "/fragments/executions",
+            "/fragments/summary",
+        ):
             refused = fetch(url + path, headers=HTML)
             assert refused.status == 401, path
             # The login page: no executions, no database name.

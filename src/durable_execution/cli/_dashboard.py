@@ -13,6 +13,7 @@ from typing import Final
 import click
 
 from durable_execution.cli._common import CliError, Target, opened, run, storage_options
+from durable_execution.cli._tables import chosen_target
 from durable_execution.storage import InspectableStorage
 
 TOKEN_ENVVAR: Final = "DURABLE_EXECUTION_DASHBOARD_TOKEN"
@@ -76,9 +77,8 @@ def dashboard(
         from durable_execution.dashboard import Settings, create_app
     except ImportError as error:
         raise CliError(f"{EXTRA_HINT} ({error})") from None
-    target = Target(db, table)
-    if target.is_memory:
-        raise CliError("the dashboard needs a database (sqlite:///… or postgresql://…)")
+    # Without --table, the demo's table (or the only one there is), as `list` and `show` do.
+    target = chosen_target(Target(db, table))
     run(target, "opening the storage", _probe(target))
     app = create_app(
         Settings(db_url=db, table=table, db_shown=target.shown, token=token, read_only=read_only)

@@ -133,9 +133,8 @@ def create_app(settings: Settings) -> Starlette:
             filters = parse_filters(request.query_params)
         except FilterError as error:
             return problem(request, 400, "Bad filter", str(error))
-        inspectable = state.inspectable
         now = clock.now()
-        found = await inspectable.list_task_executions(
+        found = await state.inspectable.list_task_executions(
             statuses=filters.statuses,
             task_id=filters.task_id,
             top_level_only=filters.top_level_only,
@@ -145,24 +144,38 @@ def create_app(settings: Settings) -> Starlette:
             limit=settings.page_size + 1,
         )
         page = found[: settings.page_size]
-        counts = await inspectable.count_task_executions_by_status(
-            task_id=filters.task_id, top_level_only=filters.top_level_only
-        )
-        oldest = await inspectable.get_oldest_ready_task_execution(task_id=filters.task_id)
         older = None
         if len(found) > settings.page_size:
             older = filters.query(before=page[-1].execution_id)
         return {
             "filters": filters,
             "rows": present.rows(page, now),
-            "counts": [(status, counts.get(status, 0)) for status in ALL_STATUSES],
-            "total": sum(counts.values()),
-            "oldest_ready": present.oldest_ready_age(oldest, now),
             "older_query": older,
             "newest_query": filters.query(before=None) if filters.before else None,
             "updated": now.astimezone(UTC).strftime("%H:%M:%S"),
+        }
+
+    async def summary(request: Request) -> Response:
+        """Counts per status and the oldest ready execution: a fragment of its own, loaded
+        after the list, because counting reads the whole table (or a whole index) while a page
+        of the list reads a page of rows."""
+        try:
+            filters = parse_filters(request.query_params)
+        except FilterError as error:
+            return PlainTextResponse(str(error), status_code=400)
+        now = clock.now()
+        counts = await state.inspectable.count_task_executions_by_status(
+            task_id=filters.task_id, top_level_only=filters.top_level_only
+        )
+        oldest = await state.inspectable.get_oldest_ready_task_execution(task_id=filters.task_id)
+        context: dict[str, object] = {
+            "filters": filters,
+            "counts": [(status, counts.get(status, 0)) for status in ALL_STATUSES],
+            "total": sum(counts.values()),
+            "oldest_ready": present.oldest_ready_age(oldest, now),
             "status_query": lambda status: filters.query(status=status, before=None),
         }
+        return render(request, "_summary.html", context)
 
     async def executions_list(request: Request) -> Response:
         wanted = request.query_params.get("execution", "").strip()
@@ -272,6 +285,7 @@ def create_app(settings: Settings) -> Starlette:
         routes=[
             Route("/", executions_list),
             Route("/fragments/executions", executions_fragment),
+            Route("/fragments/summary", summary),
             Route("/executions/{execution_id}", execution_page),
             Route("/executions/{execution_id}/values/{name}", execution_value),
             Route("/executions/{execution_id}/cancel", cancel, methods=["POST"]),

@@ -1,40 +1,47 @@
-// Refreshes the executions list in place: fetches the same list as a fragment every few
-// seconds and swaps it in. No framework; the page works without this file too.
+// Keeps the executions list current without reloading the page: the list (a page of rows,
+// cheap) is fetched as a fragment every 5 s and swapped in; the status counts (they read the
+// whole table) load once after the page and then every 15 s. No framework; without this file
+// the list still works, only without counts and refreshing.
 "use strict";
 (function () {
   const live = document.getElementById("live");
+  const summary = document.getElementById("summary");
   const toggle = document.getElementById("auto-refresh");
   const state = document.getElementById("refresh-state");
-  if (!live || !toggle) return;
+  if (!live || !summary || !toggle) return;
   const everyMs = 5000;
+  const summaryEvery = 3; // ticks
+  let tick = 0;
   let busy = false;
 
-  async function refresh() {
-    if (busy || !toggle.checked || document.hidden) return;
+  async function load(target) {
+    const response = await fetch(target.dataset.src, {
+      headers: { Accept: "text/html-fragment" },
+      credentials: "same-origin",
+    });
+    if (response.status === 401) {
+      toggle.checked = false;
+      throw new Error("signed out: reload the page");
+    }
+    if (!response.ok) throw new Error("refresh failed (" + response.status + ")");
+    target.innerHTML = await response.text();
+  }
+
+  async function refresh(first) {
+    if (busy || (!first && (!toggle.checked || document.hidden))) return;
     busy = true;
     try {
-      const response = await fetch(live.dataset.src, {
-        headers: { Accept: "text/html-fragment" },
-        credentials: "same-origin",
-      });
-      if (response.status === 401) {
-        toggle.checked = false;
-        state.textContent = "signed out: reload the page";
-        return;
-      }
-      if (!response.ok) {
-        state.textContent = "refresh failed (" + response.status + ")";
-        return;
-      }
-      live.innerHTML = await response.text();
+      if (!first) await load(live);
+      if (first || tick % summaryEvery === 0) await load(summary);
       state.textContent = "";
     } catch (error) {
-      state.textContent = "refresh failed: server unreachable";
+      state.textContent = error instanceof TypeError ? "server unreachable" : error.message;
     } finally {
+      tick += 1;
       busy = false;
     }
   }
 
-  setInterval(refresh, everyMs);
-  live.addEventListener("dashboard:refresh", refresh);
+  refresh(true);
+  setInterval(() => refresh(false), everyMs);
 })();
