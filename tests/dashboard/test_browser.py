@@ -14,6 +14,10 @@ from .conftest import PAGE_SIZE, run_async, screenshot
 REFRESH_WAIT_MS = 20_000  # the page refreshes every 5 s; a loaded machine may be slower
 
 
+def backend(populated: Populated) -> str:
+    return "pg" if populated.db.startswith("postgresql") else "sqlite"
+
+
 def status_cells(page: Page) -> list[str]:
     return page.locator("table.executions tbody td:nth-child(3)").all_inner_texts()
 
@@ -22,7 +26,7 @@ def test_list_filter_and_parent_tree(page: Page, served: str, populated: Populat
     page.goto(served)
     expect(page.locator("table.executions tbody tr")).to_have_count(PAGE_SIZE)
     expect(page.locator(".count.status-done .n").first).to_have_text(str(CHILDREN + 2))
-    screenshot(page, f"list-{'pg' if 'postgresql' in populated.db else 'sqlite'}")
+    screenshot(page, f"list-{backend(populated)}")
 
     page.select_option("select[name=status]", "children_tasks_failed")
     page.click("form.filters button[type=submit]")
@@ -38,12 +42,15 @@ def test_list_filter_and_parent_tree(page: Page, served: str, populated: Populat
     expect(tree.locator(".node .node").nth(1)).to_contain_text("[1] explode")
     expect(tree.locator(".node .node").nth(1)).to_contain_text("boom 7")
     expect(page.locator(".errors")).to_contain_text("child 1 (explode)")
-    screenshot(page, f"execution-{'pg' if 'postgresql' in populated.db else 'sqlite'}")
+    screenshot(page, f"execution-{backend(populated)}")
 
     # The failed child's own page has the traceback.
     tree.locator(".node .node").nth(1).locator("a.id").click()
     expect(page.locator(".errors pre.value")).to_contain_text("Traceback (most recent call last)")
     expect(page.locator(".errors pre.value")).to_contain_text('raise ValueError(f"boom {value}")')
+    screenshot(page, f"failed-child-{backend(populated)}")
+    page.emulate_media(color_scheme="dark")
+    screenshot(page, f"failed-child-dark-{backend(populated)}")
 
 
 def test_list_pages_by_keyset(page: Page, served: str) -> None:
@@ -77,6 +84,7 @@ def test_hostile_values_show_as_text(page: Page, served: str, populated: Populat
     expect(page.locator(".values pre.value")).to_have_text(f'"{HOSTILE}"')
     expect(page.locator(".error-box .message")).to_have_text(f"ValueError: {HOSTILE}")
     assert page.evaluate("typeof window.pwned") == "undefined"
+    screenshot(page, f"hostile-{backend(populated)}")
     assert page.locator("main script").count() == 0
 
 

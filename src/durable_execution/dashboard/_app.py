@@ -30,7 +30,7 @@ from durable_execution import (
     clock,
     open_storage,
 )
-from durable_execution.cli._render import timing
+from durable_execution.cli._render import format_duration, timing
 from durable_execution.cli._tree import load_tree
 from durable_execution.dashboard import _present as present
 from durable_execution.dashboard._filters import FilterError, parse_filters
@@ -83,6 +83,7 @@ def _templates() -> Jinja2Templates:
         tone=present.tone,
         is_active=present.is_active,
         moment=present.moment,
+        duration=format_duration,
         status_choices=present.STATUS_CHOICES,
         csrf_field=CSRF_FIELD,
     )
