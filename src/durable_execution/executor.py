@@ -16,8 +16,9 @@ Usage::
 
 Four loops run while the executor is started: claiming ready executions (up to
 ``max_concurrent_task_executions`` running at once), closing finished ones, recovering expired
-leases, and stopping local runs that another process cancelled. See the ``_claims``, ``_runner``,
-``_closing`` and ``_cancellation`` modules for what each guarantees.
+leases, and stopping local runs that another process cancelled; and, until the last attempt
+finished, the renewal of this executor's leases. See the ``_claims``, ``_runner``, ``_closing``,
+``_leases`` and ``_cancellation`` modules for what each guarantees.
 """
 
 from __future__ import annotations
@@ -30,9 +31,10 @@ from typing import Any, Final, NoReturn, Protocol, TypeVar, overload
 
 from durable_execution import clock
 from durable_execution._cancellation import RemoteCancellationWatcher
-from durable_execution._claims import LeaseExpirer, ReadyClaimer
+from durable_execution._claims import ReadyClaimer
 from durable_execution._closing import Closer
 from durable_execution._coalescing import Coalescer
+from durable_execution._leases import DEFAULT_EXPIRE_MS, DEFAULT_MAX_LEASE_EXPIRIES, LeaseKeeper
 from durable_execution._loops import run_loop
 from durable_execution._options import resolve_enqueue_options
 from durable_execution._records import new_record
@@ -89,8 +91,6 @@ T3 = TypeVar("T3")
 T4 = TypeVar("T4")
 T5 = TypeVar("T5")
 
-DEFAULT_EXPIRE_MS: Final = 300_000
-DEFAULT_MAX_LEASE_EXPIRIES: Final = 3
 DEFAULT_INTRA_BATCH_SLEEP_MS: Final = 500
 SEQUENTIAL_STEP_TIMEOUT_MS: Final = 1000
 # Most executions one insert statement carries (SQLite binds each id of its duplicate check).
@@ -124,16 +124,17 @@ class DurableExecutor:
         max_serialized_size_bytes: int = 1_048_576,
         max_lease_expiries: int | None = DEFAULT_MAX_LEASE_EXPIRIES,
     ) -> None:
-        """``expire_ms`` is the grace period after an attempt's timeout before another executor
-        may assume its process died; ``background_process_intra_batch_sleep_ms`` is how long idle
-        loops wait before looking for work created by other processes. Non-positive values of
-        those two fall back to the defaults (as in the reference).
+        """``expire_ms`` is a running attempt's lease, renewed by its executor (see ``_leases``):
+        a crash is recovered about ``expire_ms`` later, whatever the task's timeout.
+        ``background_process_intra_batch_sleep_ms`` is how long idle loops wait before looking
+        for work created by other processes. Non-positive values of those two fall back to the
+        defaults (as in the reference).
 
         ``max_lease_expiries`` bounds crash recovery: every time a running attempt's lease
         expires the row counts it (durably, ``lease_expiries``) and is run again, except that the
         expiry reaching this bound fails the execution with a non-retryable error "Task lease
-        expired N times …" (its parent then sees a failed child). ``None`` re-runs forever, as
-        the reference does."""
+        expired N times …" (its parent then sees a failed child); storage outages do not count.
+        ``None`` re-runs forever, as the reference does."""
         if max_concurrent_task_executions < 1:
             raise ValueError("max_concurrent_task_executions must be >= 1")
         if max_serialized_size_bytes < 1:
@@ -160,6 +161,7 @@ class DurableExecutor:
         )
         self._watches = AsyncExitStack()  # the storage's ready watch, while started
         self._loops: list[asyncio.Task[None]] = []
+        self._keeper: LeaseKeeper | None = None  # renews the leases, while started
         self._shutdown_done: asyncio.Event | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -171,10 +173,11 @@ class DurableExecutor:
             return
         rt = self._rt
         runner = Runner(rt)
+        keeper = self._keeper = LeaseKeeper(rt)
         loops: list[tuple[str, Callable[[], Awaitable[bool]], asyncio.Event | None]] = [
             ("process ready executions", ReadyClaimer(rt, runner).batch, rt.ready_wakeup),
             ("close finished executions", Closer(rt).batch, rt.close_wakeup),
-            ("expire leases", LeaseExpirer(rt).batch, None),
+            ("expire leases", keeper.expirer.batch, None),
             ("cancel runs cancelled elsewhere", RemoteCancellationWatcher(rt).batch, None),
         ]
         storage = rt.transactions.storage
@@ -185,6 +188,7 @@ class DurableExecutor:
             asyncio.create_task(run_loop(name, rt, batch, wakeup), name=f"durable-execution:{name}")
             for name, batch, wakeup in loops
         ]
+        keeper.start()  # not a loop: it renews until the last attempt is over, shutdown too
         await asyncio.sleep(0)
 
     async def shutdown(self) -> None:
@@ -206,6 +210,8 @@ class DurableExecutor:
             while rt.running:
                 runs = [run.task for run in rt.running.values() if run.task is not None]
                 await asyncio.gather(*runs, return_exceptions=True)
+            if self._keeper is not None:
+                await self._keeper.stop()
             await self._watches.aclose()
             self._logger.info("Executor shut down")
         finally:

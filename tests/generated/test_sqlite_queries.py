@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import replace
@@ -23,6 +24,8 @@ from ._support import (
     EVERY_CHANGE,
     EXPIRY,
     INDEXES,
+    RENEW_ASKED,
+    RENEWED,
     Change,
     Execution,
     at,
@@ -157,6 +160,7 @@ def test_every_generated_query_is_exercised_here() -> None:
         "count_task_executions_by_status",
         "get_oldest_ready_task_execution",
         "claim_ready_task_executions",
+        "renew_task_execution_leases",
     }
 
 
@@ -782,9 +786,9 @@ def test_get_oldest_ready_task_execution(conn: sqlite3.Connection) -> None:
 # --- claim.sql: the set-based claim -------------------------------------------------------------
 
 
-def claim(conn: sqlite3.Connection, row_limit: int, lease_margin_ms: int = 100) -> list[Execution]:
+def claim(conn: sqlite3.Connection, row_limit: int, lease_ms: int = 100) -> list[Execution]:
     rows = Q.claim_ready_task_executions(
-        conn, now=to_epoch_ms(at(0)), lease_margin_ms=lease_margin_ms, row_limit=row_limit
+        conn, now=to_epoch_ms(at(0)), lease_ms=lease_ms, row_limit=row_limit
     )
     return [from_sqlite(row) for row in sorted(rows, key=lambda r: (r.start_at, r.id))]
 
@@ -811,6 +815,19 @@ def test_claim_ready_task_executions_limit_zero(conn: sqlite3.Connection) -> Non
     sqlite_insert(Q, conn, CLAIMED)
     assert claim(conn, 0) == []
     assert read(conn, *[e.execution_id for e in CLAIMED]) == CLAIMED
+
+
+def test_renew_task_execution_leases(conn: sqlite3.Connection) -> None:
+    sqlite_insert(Q, conn, RENEWED)
+    rows = Q.renew_task_execution_leases(
+        conn, expires_at=to_epoch_ms(at(500)), leases=json.dumps(RENEW_ASKED)
+    )
+    assert [row.execution_id for row in rows] == ["te_1"]
+    assert read(conn, "te_1", "te_2", "te_3", "te_4") == [
+        replace(RENEWED[0], expires_at=at(500)),
+        *RENEWED[1:],
+    ]
+    assert Q.renew_task_execution_leases(conn, expires_at=0, leases="{}") == []
 
 
 def test_claim_ready_task_executions_uses_the_fifo_index(conn: sqlite3.Connection) -> None:

@@ -25,6 +25,7 @@ from durable_execution.storage.errors import DuplicateExecutionIdError, StorageE
 from durable_execution.storage.types import (
     ClaimedTaskExecutions,
     DurableStorageTx,
+    HeldLease,
     TaskExecutionRecord,
     TaskExecutionUpdate,
     TaskExecutionWhere,
@@ -217,11 +218,11 @@ class InMemoryStorageTx:
         return len(matched)
 
     async def claim_ready_task_executions(
-        self, *, now: datetime, limit: int, lease_margin_ms: int
+        self, *, now: datetime, limit: int, lease_ms: int
     ) -> ClaimedTaskExecutions:
         """The optional one-step claim (see ``ClaimingStorageTx``); no row here is malformed."""
         self._check_open()
-        conversion.check_claim_arguments(now, limit, lease_margin_ms)
+        conversion.check_claim_arguments(now, limit, lease_ms)
         table = self._table
         due = (record for record in table.with_statuses(["ready"], None) if record.start_at <= now)
         picked = heapq.nsmallest(
@@ -233,7 +234,7 @@ class InMemoryStorageTx:
                 status="running",
                 started_at=now,
                 updated_at=now,
-                expires_at=now + timedelta(milliseconds=record.timeout_ms + lease_margin_ms),
+                expires_at=now + timedelta(milliseconds=lease_ms),
                 version=record.version + 1,
             )
             for record in picked
@@ -247,6 +248,21 @@ class InMemoryStorageTx:
     ) -> list[int]:
         """The optional batch of guarded updates: here simply the loop it stands for."""
         return [await self.update_task_executions(where, update) for where, update in updates]
+
+    async def renew_task_execution_leases(
+        self, leases: Sequence[HeldLease], *, expires_at: datetime
+    ) -> list[str]:
+        """The optional batched lease renewal (see ``LeaseRenewingStorageTx``)."""
+        self._check_open()
+        expires_at = conversion.renewal_expires_at(leases, expires_at)
+        renewed: list[str] = []
+        for lease in leases:
+            record = self._table.rows.get(lease.execution_id)
+            if record is None or record.status != "running" or record.version != lease.version:
+                continue
+            self._write(dataclasses.replace(record, expires_at=expires_at))
+            renewed.append(lease.execution_id)
+        return renewed
 
 
 class InMemoryStorage:

@@ -58,6 +58,7 @@ from durable_execution.storage.errors import (
 from durable_execution.storage.types import (
     ClaimedTaskExecutions,
     DurableStorageTx,
+    HeldLease,
     TaskExecutionRecord,
     TaskExecutionUpdate,
     TaskExecutionWhere,
@@ -394,11 +395,11 @@ class SQLiteStorageTx:
             raise StorageError(f"SQLite refused the update: {error}") from error
 
     async def claim_ready_task_executions(
-        self, *, now: datetime, limit: int, lease_margin_ms: int
+        self, *, now: datetime, limit: int, lease_ms: int
     ) -> ClaimedTaskExecutions:
         """The optional one-statement claim (see ``ClaimingStorageTx``)."""
         self.raise_if_refused()
-        conversion.check_claim_arguments(now, limit, lease_margin_ms)
+        conversion.check_claim_arguments(now, limit, lease_ms)
         if limit == 0:
             return ClaimedTaskExecutions(records=[], malformed=[])
         now_ms = to_epoch_ms(conversion.utc_ms(now, "now"))
@@ -406,7 +407,7 @@ class SQLiteStorageTx:
 
         def claim(conn: sqlite3.Connection) -> ClaimedTaskExecutions:
             rows = self._queries.claim_ready_task_executions(
-                conn, now=now_ms, lease_margin_ms=lease_margin_ms, row_limit=row_limit
+                conn, now=now_ms, lease_ms=lease_ms, row_limit=row_limit
             )
             return conversion.claimed_from_rows(sorted(rows, key=_fifo), _record)
 
@@ -432,6 +433,27 @@ class SQLiteStorageTx:
             return counts
 
         return await self._run(update_each)
+
+    async def renew_task_execution_leases(
+        self, leases: Sequence[HeldLease], *, expires_at: datetime
+    ) -> list[str]:
+        """The optional batched lease renewal (see ``LeaseRenewingStorageTx``): one statement,
+        the leases passed as one JSON object (no bound-variable limit to mind)."""
+        self.raise_if_refused()
+        expires_at_ms = to_epoch_ms(conversion.renewal_expires_at(leases, expires_at))
+        if not leases:
+            return []
+        versions = conversion.dump_json_text(
+            {lease.execution_id: lease.version for lease in leases}
+        )
+
+        def renew(conn: sqlite3.Connection) -> list[str]:
+            rows = self._queries.renew_task_execution_leases(
+                conn, expires_at=expires_at_ms, leases=versions
+            )
+            return [row.execution_id for row in rows]
+
+        return await self._run(renew)
 
     def close(self) -> None:
         self._open = False

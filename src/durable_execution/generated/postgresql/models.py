@@ -65,6 +65,13 @@ class UpdateTaskExecutionsEachRow:
 
 
 @dataclass(frozen=True, slots=True)
+class RenewTaskExecutionLeasesRow:
+    """The columns RenewTaskExecutionLeases returns."""
+
+    execution_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class CountTaskExecutionsByStatusRow:
     """The columns CountTaskExecutionsByStatus returns."""
 

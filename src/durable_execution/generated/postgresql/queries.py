@@ -26,6 +26,7 @@ from .models import (
     GetTaskExecutionIdsByStatusesForUpdateSkipLockedRow,
     GetTaskExecutionIdsByStatusesRow,
     JsonValue,
+    RenewTaskExecutionLeasesRow,
     UpdateTaskExecutionsEachRow,
 )
 
@@ -36,8 +37,7 @@ CLAIM_READY_TASK_EXECUTIONS_SQL = (
     "    status = 'running',\n"
     "    started_at = $1::timestamptz,\n"
     "    updated_at = $1::timestamptz,\n"
-    "    expires_at = $1::timestamptz\n"
-    "        + (timeout_ms + $2::bigint) * INTERVAL '1 millisecond',\n"
+    "    expires_at = $1::timestamptz + $2::bigint * INTERVAL '1 millisecond',\n"
     "    version = version + 1\n"
     "WHERE id IN (\n"
     "    SELECT id\n"
@@ -127,6 +127,22 @@ UPDATE_TASK_EXECUTIONS_EACH_SQL = (
     "    )\n"
     "    AND (u.version IS NULL OR t.version = u.version)\n"
     "RETURNING u.item_index::integer AS item_index"
+)
+
+
+# RenewTaskExecutionLeases :many (claim.sql)
+RENEW_TASK_EXECUTION_LEASES_SQL = (
+    "UPDATE {table} AS t\n"
+    "SET expires_at = $1::timestamptz\n"
+    "FROM (\n"
+    "    SELECT\n"
+    "        unnest($2::text[]) AS execution_id,\n"
+    "        unnest($3::bigint[]) AS version\n"
+    ") AS l\n"
+    "WHERE t.execution_id = l.execution_id\n"
+    "    AND t.version = l.version\n"
+    "    AND t.status = 'running'\n"
+    "RETURNING t.execution_id"
 )
 
 
@@ -640,6 +656,12 @@ def _as_update_task_executions_each_row(row: tuple[Any, ...]) -> UpdateTaskExecu
     )
 
 
+def _as_renew_task_execution_leases_row(row: tuple[Any, ...]) -> RenewTaskExecutionLeasesRow:
+    return RenewTaskExecutionLeasesRow(
+        execution_id=row[0],
+    )
+
+
 def _as_count_task_executions_by_status_row(row: tuple[Any, ...]) -> CountTaskExecutionsByStatusRow:
     return CountTaskExecutionsByStatusRow(
         status=row[0],
@@ -714,6 +736,7 @@ class _SqlTexts:
         # effective.
         self._claim_ready_task_executions = fill(CLAIM_READY_TASK_EXECUTIONS_SQL)
         self._update_task_executions_each = fill(UPDATE_TASK_EXECUTIONS_EACH_SQL)
+        self._renew_task_execution_leases = fill(RENEW_TASK_EXECUTION_LEASES_SQL)
         self._insert_task_executions = fill(INSERT_TASK_EXECUTIONS_SQL)
         self._list_task_executions = fill(LIST_TASK_EXECUTIONS_SQL)
         self._count_task_executions_by_status = fill(COUNT_TASK_EXECUTIONS_BY_STATUS_SQL)
@@ -771,14 +794,14 @@ class AsyncQueries(_SqlTexts):
         conn: psycopg.AsyncConnection[Any],
         *,
         now: datetime.datetime,
-        lease_margin_ms: int,
+        lease_ms: int,
         row_limit: int,
     ) -> list[DurableTaskExecution]:
         """The executor's set-based fast paths (storage/types.py: ClaimingStorageTx and
         BatchUpdatingStorageTx): one statement where the generic path runs one per row. Claims up
         to row_limit due ready executions in one statement: the subquery picks them in FIFO order
         (start_at, then insertion), skipping rows other transactions hold, and the UPDATE moves
-        them to running with a lease of each row's own timeout_ms plus lease_margin_ms. The
+        them to running with a lease of lease_ms (renewed by the executor while it runs). The
         literal 'ready' lets the (status, start_at, id) index return the rows already in that
         order, so the LIMIT stops the scan early. RETURNING order is unspecified: the storage
         sorts the rows.
@@ -786,7 +809,7 @@ class AsyncQueries(_SqlTexts):
         sqlc.arg() rather than @ where a parameter starts an arithmetic expression: sqlc reads @
         as the prefix operator, which would swallow the whole sum as the parameter.
         """
-        args = (now, lease_margin_ms, row_limit)
+        args = (now, lease_ms, row_limit)
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
             await cur.execute(self._claim_ready_task_executions, args)
             rows = await cur.fetchall()
@@ -867,6 +890,27 @@ class AsyncQueries(_SqlTexts):
             await cur.execute(self._update_task_executions_each, args)
             rows = await cur.fetchall()
         return [_as_update_task_executions_each_row(row) for row in rows]
+
+    async def renew_task_execution_leases(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        *,
+        expires_at: datetime.datetime,
+        execution_ids: Sequence[str | None],
+        versions: Sequence[int | None],
+    ) -> list[RenewTaskExecutionLeasesRow]:
+        """Renews the leases of this executor's running attempts in one statement (storage/types.py:
+        LeaseRenewingStorageTx). execution_ids and versions are parallel arrays (distinct ids): a
+        row is renewed only while it is still that attempt's (running, same version), so a
+        renewal can never revive a row that was cancelled, finished or expired and claimed again.
+        The version is not bumped: the attempt's result write is guarded by the version its claim
+        wrote, and must still match after any number of renewals. The renewed ids are returned.
+        """
+        args = (expires_at, list(execution_ids), list(versions))
+        async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
+            await cur.execute(self._renew_task_execution_leases, args)
+            rows = await cur.fetchall()
+        return [_as_renew_task_execution_leases_row(row) for row in rows]
 
     async def insert_task_executions(
         self,
@@ -1509,14 +1553,14 @@ class Queries(_SqlTexts):
         conn: psycopg.Connection[Any],
         *,
         now: datetime.datetime,
-        lease_margin_ms: int,
+        lease_ms: int,
         row_limit: int,
     ) -> list[DurableTaskExecution]:
         """The executor's set-based fast paths (storage/types.py: ClaimingStorageTx and
         BatchUpdatingStorageTx): one statement where the generic path runs one per row. Claims up
         to row_limit due ready executions in one statement: the subquery picks them in FIFO order
         (start_at, then insertion), skipping rows other transactions hold, and the UPDATE moves
-        them to running with a lease of each row's own timeout_ms plus lease_margin_ms. The
+        them to running with a lease of lease_ms (renewed by the executor while it runs). The
         literal 'ready' lets the (status, start_at, id) index return the rows already in that
         order, so the LIMIT stops the scan early. RETURNING order is unspecified: the storage
         sorts the rows.
@@ -1524,7 +1568,7 @@ class Queries(_SqlTexts):
         sqlc.arg() rather than @ where a parameter starts an arithmetic expression: sqlc reads @
         as the prefix operator, which would swallow the whole sum as the parameter.
         """
-        args = (now, lease_margin_ms, row_limit)
+        args = (now, lease_ms, row_limit)
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
             cur.execute(self._claim_ready_task_executions, args)
             rows = cur.fetchall()
@@ -1605,6 +1649,27 @@ class Queries(_SqlTexts):
             cur.execute(self._update_task_executions_each, args)
             rows = cur.fetchall()
         return [_as_update_task_executions_each_row(row) for row in rows]
+
+    def renew_task_execution_leases(
+        self,
+        conn: psycopg.Connection[Any],
+        *,
+        expires_at: datetime.datetime,
+        execution_ids: Sequence[str | None],
+        versions: Sequence[int | None],
+    ) -> list[RenewTaskExecutionLeasesRow]:
+        """Renews the leases of this executor's running attempts in one statement (storage/types.py:
+        LeaseRenewingStorageTx). execution_ids and versions are parallel arrays (distinct ids): a
+        row is renewed only while it is still that attempt's (running, same version), so a
+        renewal can never revive a row that was cancelled, finished or expired and claimed again.
+        The version is not bumped: the attempt's result write is guarded by the version its claim
+        wrote, and must still match after any number of renewals. The renewed ids are returned.
+        """
+        args = (expires_at, list(execution_ids), list(versions))
+        with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
+            cur.execute(self._renew_task_execution_leases, args)
+            rows = cur.fetchall()
+        return [_as_renew_task_execution_leases_row(row) for row in rows]
 
     def insert_task_executions(
         self,

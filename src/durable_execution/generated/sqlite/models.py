@@ -53,6 +53,13 @@ class DurableTaskExecution:
 
 
 @dataclass(frozen=True, slots=True)
+class RenewTaskExecutionLeasesRow:
+    """The columns RenewTaskExecutionLeases returns."""
+
+    execution_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class CountTaskExecutionsByStatusRow:
     """The columns CountTaskExecutionsByStatus returns."""
 
