@@ -269,13 +269,15 @@ class LeaseKeeper:
         """Stop every attempt whose lease runs out before it could be renewed; the next time an
         attempt must be stopped if its lease is not renewed meanwhile (None: nothing runs)."""
         now = clock.now()
+        # Attempts due a moment later are stopped now too: one log line for those of a batch.
+        horizon = now + timedelta(seconds=self._interval_s / 10)
         stopped: list[str] = []
         next_check: datetime | None = None
         for execution_id, local in list(self._rt.running.items()):
             if local.lease_expires_at is None or local.cancel_requested or local.storing_result:
                 continue
             stop_at = local.lease_expires_at - self._stop_margin
-            if stop_at > now:
+            if stop_at > horizon:
                 next_check = stop_at if next_check is None else min(next_check, stop_at)
                 continue
             self._releases[execution_id] = local.claimed_version

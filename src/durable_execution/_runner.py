@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -399,7 +400,9 @@ class Runner:
                         record.execution_id,
                     )
                     return None
-                rt.logger.warning(
+                # Once per write at warning level: an outage must not flood the log.
+                rt.logger.log(
+                    logging.WARNING if backoff_s == _STORE_RETRY_INITIAL_S else logging.DEBUG,
                     "Could not store the result of execution %s yet (%r); retrying in about %.1f s",
                     record.execution_id,
                     error,

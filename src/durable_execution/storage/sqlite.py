@@ -173,7 +173,7 @@ class SQLiteStorageTx:
     async def _run(self, step: Callable[[sqlite3.Connection], _T]) -> _T:
         if not self._open:
             raise StorageError("The transaction is over; open a new one")
-        translated = _translated(step, self._storage.table_name)
+        translated = _translated(step, self._storage.table_name, self._storage.path)
         if self.begun:
             return await self._storage.run_step(translated)
         # Marked before any hop: if the caller is cancelled meanwhile, the BEGIN may still run,
@@ -491,7 +491,7 @@ def _waiting(
 
 
 def _translated(
-    step: Callable[[sqlite3.Connection], _T], table: str
+    step: Callable[[sqlite3.Connection], _T], table: str, path: Path
 ) -> Callable[[sqlite3.Connection], _T]:
     """``step``, with the sqlite3 errors a user can act on turned into clear storage errors."""
 
@@ -499,6 +499,8 @@ def _translated(
         try:
             return step(conn)
         except sqlite3.OperationalError as error:
+            if _sqlite_session.is_full(error):
+                raise _sqlite_session.full_error(path, error) from error
             if "no such table" in str(error):
                 raise StorageError(
                     f"Table {table} does not exist ({error}): create it with migrate() "
@@ -738,8 +740,11 @@ class SQLiteDurableStorage:
                 return
             try:
                 await self._commit()
-            except BaseException:
+            except BaseException as error:
                 await self._rollback()
+                # A COMMIT is where WAL frames are written: where a full disk shows up.
+                if isinstance(error, sqlite3.OperationalError) and _sqlite_session.is_full(error):
+                    raise _sqlite_session.full_error(self.path, error) from error
                 raise
 
     async def migrate(self) -> list[int]:
@@ -758,7 +763,7 @@ class SQLiteDurableStorage:
         """Run read-only ``step`` between this process's transactions (autocommit: one
         consistent snapshot per statement, no write lock taken; on the loop unless busy)."""
         async with self._lock:
-            return await self.run_step(_translated(step, self.table_name))
+            return await self.run_step(_translated(step, self.table_name, self.path))
 
     async def list_task_executions(
         self,
