@@ -59,8 +59,15 @@ from durable_execution.storage.types import (
 # 10 s, whatever it runs; and an executor rides out a storage outage, failover or GC pause of
 # 15-25 s (two missed renewals) before it stops its attempts rather than risk running them twice.
 DEFAULT_EXPIRE_MS: Final = 30_000
-DEFAULT_MAX_LEASE_EXPIRIES: Final = 3
+# With renewed leases an expiry means its executor really stopped renewing (outages are not
+# counted: see LeaseExpirer), but an executor that dies takes all its attempts with it, and a
+# storm of kills (a crash-looping deployment, an OOM killer) can catch a harmless long task in
+# several deaths in a row: 3 failed such tasks for good in an adversarial run of 17 kills. 5
+# still stops a task that kills its process every time after five crashes (five times about
+# expire_ms, and the collateral re-runs of each death), rather than forever.
+DEFAULT_MAX_LEASE_EXPIRIES: Final = 5
 # Renewals per lease: two can fail (a short outage, a long GC pause) before the attempt stops.
+# More often when a lease is already a third used up (a claim that waited long for the lock).
 RENEWALS_PER_LEASE: Final = 3
 # The attempt stops this fraction of the lease before it runs out: time for the cancellation to
 # take effect before another executor may see the lease as expired.
@@ -131,6 +138,7 @@ class LeaseKeeper:
         # Attempts stopped here whose rows are still running at their version: id -> version.
         self._releases: dict[str, int] = {}
         self._stopping = asyncio.Event()
+        self._renew_due = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._failing_since: datetime | None = None
 
@@ -150,6 +158,7 @@ class LeaseKeeper:
     async def stop(self) -> None:
         """Stop both loops (once no attempt runs any more), then try the pending releases once."""
         self._stopping.set()
+        self._renew_due.set()  # ends the renewal loop's wait
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
         if self._releases:
@@ -165,12 +174,17 @@ class LeaseKeeper:
     # -- renewal ---------------------------------------------------------------------------
 
     async def _renew_loop(self) -> None:
+        """Renew every interval, or sooner when the watchdog finds a lease a third used up (an
+        attempt whose claim waited long for the database starts with part of its lease gone);
+        never more often than a quarter interval, so failing renewals do not spin."""
         rt = self._rt
         while not self._stopping.is_set():
+            self._renew_due.clear()
             # Failures are logged by renew_once; the watchdog stops what cannot be renewed.
             with contextlib.suppress(Exception):
                 await self.renew_once()
-            await rt.sleep(self._interval_s, self._stopping)
+            await rt.sleep(self._interval_s / 4, self._stopping)
+            await rt.sleep(self._interval_s * 3 / 4, self._renew_due)
 
     async def renew_once(self) -> None:
         """One round: release what was stopped, renew what runs (one transaction)."""
@@ -257,28 +271,27 @@ class LeaseKeeper:
     # -- the watchdog ------------------------------------------------------------------------
 
     async def _watch_loop(self) -> None:
-        rt = self._rt
+        # A pass over the running attempts every thirtieth of a lease: cheap (a dict scan), and
+        # it sees newly claimed attempts without being told of them.
+        tick_s = max(0.01, self._interval_s / 10)
         while not self._stopping.is_set():
-            next_check = self.stop_runs_out_of_lease()
-            wait_s = self._interval_s
-            if next_check is not None:
-                wait_s = min(wait_s, max(0.0, (next_check - clock.now()).total_seconds()))
-            await rt.sleep(wait_s + 0.001, self._stopping)
+            self.stop_runs_out_of_lease()
+            await self._rt.sleep(tick_s, self._stopping)
 
-    def stop_runs_out_of_lease(self) -> datetime | None:
-        """Stop every attempt whose lease runs out before it could be renewed; the next time an
-        attempt must be stopped if its lease is not renewed meanwhile (None: nothing runs)."""
+    def stop_runs_out_of_lease(self) -> None:
+        """Stop every attempt whose lease runs out before it could be renewed; ask for a renewal
+        now if some lease is already a third used up."""
         now = clock.now()
         # Attempts due a moment later are stopped now too: one log line for those of a batch.
         horizon = now + timedelta(seconds=self._interval_s / 10)
+        renew_before = now + self._lease - timedelta(seconds=self._interval_s)
         stopped: list[str] = []
-        next_check: datetime | None = None
         for execution_id, local in list(self._rt.running.items()):
-            if local.lease_expires_at is None or local.cancel_requested or local.storing_result:
+            if local.lease_expires_at is None or local.cancel_requested:
                 continue
-            stop_at = local.lease_expires_at - self._stop_margin
-            if stop_at > horizon:
-                next_check = stop_at if next_check is None else min(next_check, stop_at)
+            if local.lease_expires_at <= renew_before:
+                self._renew_due.set()
+            if local.storing_result or local.lease_expires_at - self._stop_margin > horizon:
                 continue
             self._releases[execution_id] = local.claimed_version
             local.request_cancel()
@@ -291,7 +304,6 @@ class LeaseKeeper:
                 (self._failing_since or now).isoformat(),
                 ", ".join(stopped),
             )
-        return next_check
 
 
 def _release(version: int, now: datetime) -> TaskExecutionUpdate:
