@@ -96,6 +96,8 @@ async def _run_outages(
             )
             tasks.append((executor, patient.register(executor)))
             await stack.enter_async_context(executor)
+        # Whatever happens, the task may finish first: shutdown waits for running attempts.
+        stack.callback(patient.finish.set)
         executor, task = tasks[0]
         handle = await executor.enqueue_task(task, None)
         for round_ in range(OUTAGES):
