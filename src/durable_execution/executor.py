@@ -16,8 +16,9 @@ Usage::
 
 Four loops run while the executor is started: claiming ready executions (up to
 ``max_concurrent_task_executions`` running at once), closing finished ones, recovering expired
-leases, and stopping local runs that another process cancelled. See the ``_claims``, ``_runner``,
-``_closing`` and ``_cancellation`` modules for what each guarantees, and ``_background`` for how
+leases, and stopping local runs that another process cancelled; and, until the last attempt
+finished, the renewal of this executor's leases. See the ``_claims``, ``_runner``, ``_closing``,
+``_leases`` and ``_cancellation`` modules for what each guarantees, and ``_background`` for how
 shutdown drains them.
 """
 
@@ -32,6 +33,7 @@ from durable_execution import clock
 from durable_execution._background import BackgroundLoops
 from durable_execution._coalescing import Coalescer
 from durable_execution._inserts import insert_new, insert_unless_stored
+from durable_execution._leases import DEFAULT_EXPIRE_MS, DEFAULT_MAX_LEASE_EXPIRIES
 from durable_execution._options import resolve_enqueue_options, validate_executor_options
 from durable_execution._records import new_record
 from durable_execution._registry import (
@@ -95,8 +97,6 @@ T3 = TypeVar("T3")
 T4 = TypeVar("T4")
 T5 = TypeVar("T5")
 
-DEFAULT_EXPIRE_MS: Final = 300_000
-DEFAULT_MAX_LEASE_EXPIRIES: Final = 3
 DEFAULT_INTRA_BATCH_SLEEP_MS: Final = 500
 # Most executions one insert statement carries (SQLite binds each id of its duplicate check).
 _ENQUEUE_CHUNK: Final = 500
@@ -129,16 +129,17 @@ class DurableExecutor:
         max_serialized_size_bytes: int = 1_048_576,
         max_lease_expiries: int | None = DEFAULT_MAX_LEASE_EXPIRIES,
     ) -> None:
-        """``expire_ms`` is the grace period after an attempt's timeout before another executor
-        may assume its process died; ``background_process_intra_batch_sleep_ms`` is how long idle
-        loops wait before looking for work created by other processes. Non-positive values of
-        those two fall back to the defaults (as in the reference).
+        """``expire_ms`` is a running attempt's lease, renewed by its executor (see ``_leases``):
+        a crash is recovered about ``expire_ms`` later, whatever the task's timeout.
+        ``background_process_intra_batch_sleep_ms`` is how long idle loops wait before looking
+        for work created by other processes. Non-positive values of those two fall back to the
+        defaults (as in the reference).
 
         ``max_lease_expiries`` bounds crash recovery: every time a running attempt's lease
         expires the row counts it (durably, ``lease_expiries``) and is run again, except that the
         expiry reaching this bound fails the execution with a non-retryable error "Task lease
-        expired N times …" (its parent then sees a failed child). ``None`` re-runs forever, as
-        the reference does.
+        expired N times …" (its parent then sees a failed child); storage outages do not count.
+        ``None`` re-runs forever, as the reference does.
 
         Each option is checked (type and range: durations up to 2**40 ms, counts up to
         2**31 - 1; see ``_options``); a bad one raises a ``ValueError`` naming it."""

@@ -13,8 +13,8 @@ from typing import Final, TypeVar
 
 import click
 
+from durable_execution._leases import DEFAULT_EXPIRE_MS, DEFAULT_MAX_LEASE_EXPIRIES
 from durable_execution._options import MAX_COUNT, MAX_DURATION_MS
-from durable_execution.executor import DEFAULT_EXPIRE_MS, DEFAULT_MAX_LEASE_EXPIRIES
 
 DEFAULT_MAX_OUTPUT_BYTES: Final = 1_048_576
 _F = TypeVar("_F", bound=Callable[..., object])

@@ -51,6 +51,30 @@ class SQLiteBusyError(StorageError):
     """
 
 
+class SQLiteFullError(StorageError):
+    """SQLite could not write: the disk holding the database (or its WAL) is full, or the
+    database reached its ``max_page_count`` (``SQLITE_FULL``).
+
+    Transient: the transaction was rolled back and succeeds again once space is freed; the
+    executor retries result writes, stops attempts whose leases it cannot renew meanwhile, and
+    makes them ready again once it can write (see ``_leases``).
+    """
+
+
+def is_full(error: sqlite3.Error) -> bool:
+    code = getattr(error, "sqlite_errorcode", None)
+    if code is not None:
+        return bool((code & 0xFF) == sqlite3.SQLITE_FULL)
+    return "is full" in str(error)
+
+
+def full_error(path: Path, error: sqlite3.Error) -> SQLiteFullError:
+    return SQLiteFullError(
+        f"Cannot write the SQLite database {path}: disk or database full (SQLITE_FULL: {error});"
+        " the transaction was rolled back and is retried; free disk space to let work go on"
+    )
+
+
 def is_busy(error: sqlite3.Error) -> bool:
     # Extended result codes (SQLITE_BUSY_RECOVERY, …) carry the primary code in the low byte.
     code = getattr(error, "sqlite_errorcode", None)

@@ -54,6 +54,7 @@ from durable_execution.storage.masking import mask_password, scrub
 from durable_execution.storage.types import (
     ClaimedTaskExecutions,
     DurableStorageTx,
+    HeldLease,
     PruneCursor,
     PrunedBatch,
     TaskExecutionRecord,
@@ -335,11 +336,11 @@ class PostgresStorageTx:
                 )
 
     async def claim_ready_task_executions(
-        self, *, now: datetime, limit: int, lease_margin_ms: int
+        self, *, now: datetime, limit: int, lease_ms: int
     ) -> ClaimedTaskExecutions:
         """The optional one-statement claim (see ``ClaimingStorageTx``)."""
         self.raise_if_refused()
-        conversion.check_claim_arguments(now, limit, lease_margin_ms)
+        conversion.check_claim_arguments(now, limit, lease_ms)
         if limit == 0:
             return ClaimedTaskExecutions(records=[], malformed=[])
         return await _pg_claims.claim_ready(
@@ -347,9 +348,26 @@ class PostgresStorageTx:
             self._queries,
             self._poison,
             now=conversion.utc_ms(now, "now"),
+            lease_ms=lease_ms,
             row_limit=min(limit, conversion.MAX_ROW_LIMIT),
-            lease_margin_ms=lease_margin_ms,
         )
+
+    async def renew_task_execution_leases(
+        self, leases: Sequence[HeldLease], *, expires_at: datetime
+    ) -> list[str]:
+        """The optional batched lease renewal (see ``LeaseRenewingStorageTx``): one statement,
+        ids and versions as two parallel arrays."""
+        self.raise_if_refused()
+        expires_at = conversion.renewal_expires_at(leases, expires_at)
+        if not leases:
+            return []
+        rows = await self._queries.renew_task_execution_leases(
+            self._conn,
+            expires_at=expires_at,
+            execution_ids=[lease.execution_id for lease in leases],
+            versions=[lease.version for lease in leases],
+        )
+        return [row.execution_id for row in rows]
 
     async def update_task_executions_each(
         self, updates: Sequence[tuple[WhereByExecutionIds, TaskExecutionUpdate]]

@@ -19,8 +19,9 @@ Semantics every backend honours (the contract tests check them):
   transaction, and the end of its block, raising it again (never a silent commit or rollback).
 
 Beyond that core, a backend may offer optional fast paths, each a protocol checked with
-``isinstance``: ``ClaimingStorageTx`` and ``BatchUpdatingStorageTx`` (one statement where the
-core needs one per row; the executor falls back to the core without them) and
+``isinstance``: ``ClaimingStorageTx``, ``BatchUpdatingStorageTx`` and ``LeaseRenewingStorageTx``
+(one statement where the core needs one per row; the executor falls back to the core without
+them) and
 ``ReadyWatchingStorage`` (cross-process wake-ups instead of idle polling).
 """
 
@@ -220,13 +221,41 @@ class ClaimingStorageTx(DurableStorageTx, Protocol):
     executor), in one set-based step: take up to ``limit`` (>= 1) rows with ``status = ready``
     and ``start_at <= now``, oldest ``start_at`` first (ties by insertion), skipping rows that
     other transactions hold; set ``status = running``, ``started_at = updated_at = now``,
-    ``expires_at = now + timeout_ms + lease_margin_ms`` (each row's own ``timeout_ms``) and
-    ``version = version + 1``; return them. ``now`` is an aware datetime with whole milliseconds.
+    ``expires_at = now + lease_ms`` (whatever the row's ``timeout_ms``: the executor renews the
+    lease while the attempt runs, see ``LeaseRenewingStorageTx``) and ``version = version + 1``;
+    return them. ``now`` is an aware datetime with whole milliseconds.
     """
 
     async def claim_ready_task_executions(
-        self, *, now: datetime, limit: int, lease_margin_ms: int
+        self, *, now: datetime, limit: int, lease_ms: int
     ) -> ClaimedTaskExecutions: ...
+
+
+@dataclass(frozen=True, slots=True)
+class HeldLease:
+    """A running attempt as its executor knows it: the row's id and the version its claim wrote."""
+
+    execution_id: str
+    version: int
+
+
+@runtime_checkable
+class LeaseRenewingStorageTx(DurableStorageTx, Protocol):
+    """Optional fast path: renew the leases of many running attempts in one statement.
+
+    For each of ``leases`` (distinct execution ids) whose row is still ``running`` with exactly
+    that ``version``, set ``expires_at`` to the given aware datetime (whole milliseconds) and
+    nothing else: not ``version`` (the attempt's result write is guarded by the version its claim
+    wrote and must keep matching), not ``updated_at`` (a renewal is not a change of state).
+    Return the execution ids renewed, in any order. A row that moved on (finished, cancelled,
+    expired and claimed again) is left alone, so a renewal never revives another attempt's row.
+    Without it the executor renews through ``update_task_executions_each`` (one guarded update
+    per row, which also writes ``updated_at``).
+    """
+
+    async def renew_task_execution_leases(
+        self, leases: Sequence[HeldLease], *, expires_at: datetime
+    ) -> list[str]: ...
 
 
 @runtime_checkable

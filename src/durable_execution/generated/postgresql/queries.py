@@ -30,6 +30,7 @@ from .models import (
     GetTaskExecutionIdsByStatusesForUpdateSkipLockedRow,
     GetTaskExecutionIdsByStatusesRow,
     JsonValue,
+    RenewTaskExecutionLeasesRow,
     UpdateTaskExecutionsEachRow,
 )
 
@@ -40,8 +41,7 @@ CLAIM_READY_TASK_EXECUTIONS_SQL = (
     "    status = 'running',\n"
     "    started_at = $1::timestamptz,\n"
     "    updated_at = $1::timestamptz,\n"
-    "    expires_at = $1::timestamptz\n"
-    "        + (timeout_ms + $2::bigint) * INTERVAL '1 millisecond',\n"
+    "    expires_at = $1::timestamptz + $2::bigint * INTERVAL '1 millisecond',\n"
     "    version = version + 1\n"
     "WHERE id IN (\n"
     "    SELECT id\n"
@@ -153,8 +153,7 @@ CLAIM_READY_TASK_EXECUTION_BY_EXECUTION_ID_SQL = (
     "    status = 'running',\n"
     "    started_at = $1::timestamptz,\n"
     "    updated_at = $1::timestamptz,\n"
-    "    expires_at = $1::timestamptz\n"
-    "        + (timeout_ms + $2::bigint) * INTERVAL '1 millisecond',\n"
+    "    expires_at = $1::timestamptz + $2::bigint * INTERVAL '1 millisecond',\n"
     "    version = version + 1\n"
     "WHERE execution_id = $3\n"
     "    AND status = 'ready'\n"
@@ -165,6 +164,22 @@ CLAIM_READY_TASK_EXECUTION_BY_EXECUTION_ID_SQL = (
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
     "version, created_at, updated_at, lease_expiries"
+)
+
+
+# RenewTaskExecutionLeases :many (claim.sql)
+RENEW_TASK_EXECUTION_LEASES_SQL = (
+    "UPDATE {table} AS t\n"
+    "SET expires_at = $1::timestamptz\n"
+    "FROM (\n"
+    "    SELECT\n"
+    "        unnest($2::text[]) AS execution_id,\n"
+    "        unnest($3::bigint[]) AS version\n"
+    ") AS l\n"
+    "WHERE t.execution_id = l.execution_id\n"
+    "    AND t.version = l.version\n"
+    "    AND t.status = 'running'\n"
+    "RETURNING t.execution_id"
 )
 
 
@@ -758,6 +773,12 @@ def _as_get_ready_task_executions_to_claim_row(
     )
 
 
+def _as_renew_task_execution_leases_row(row: tuple[Any, ...]) -> RenewTaskExecutionLeasesRow:
+    return RenewTaskExecutionLeasesRow(
+        execution_id=row[0],
+    )
+
+
 def _as_count_task_executions_by_status_row(row: tuple[Any, ...]) -> CountTaskExecutionsByStatusRow:
     return CountTaskExecutionsByStatusRow(
         status=row[0],
@@ -858,6 +879,7 @@ class _SqlTexts:
         self._claim_ready_task_execution_by_execution_id = fill(
             CLAIM_READY_TASK_EXECUTION_BY_EXECUTION_ID_SQL,
         )
+        self._renew_task_execution_leases = fill(RENEW_TASK_EXECUTION_LEASES_SQL)
         self._insert_task_executions = fill(INSERT_TASK_EXECUTIONS_SQL)
         self._list_task_executions = fill(LIST_TASK_EXECUTIONS_SQL)
         self._count_task_executions_by_status = fill(COUNT_TASK_EXECUTIONS_BY_STATUS_SQL)
@@ -918,14 +940,14 @@ class AsyncQueries(_SqlTexts):
         conn: psycopg.AsyncConnection[Any],
         *,
         now: datetime.datetime,
-        lease_margin_ms: int,
+        lease_ms: int,
         row_limit: int,
     ) -> list[DurableTaskExecution]:
         """The executor's set-based fast paths (storage/types.py: ClaimingStorageTx and
         BatchUpdatingStorageTx): one statement where the generic path runs one per row. Claims up
         to row_limit due ready executions in one statement: the subquery picks them in FIFO order
         (start_at, then insertion), skipping rows other transactions hold, and the UPDATE moves
-        them to running with a lease of each row's own timeout_ms plus lease_margin_ms. The
+        them to running with a lease of lease_ms (renewed by the executor while it runs). The
         literal 'ready' lets the (status, start_at, id) index return the rows already in that
         order, so the LIMIT stops the scan early. RETURNING order is unspecified: the storage
         sorts the rows.
@@ -933,7 +955,7 @@ class AsyncQueries(_SqlTexts):
         sqlc.arg() rather than @ where a parameter starts an arithmetic expression: sqlc reads @
         as the prefix operator, which would swallow the whole sum as the parameter.
         """
-        args = (now, lease_margin_ms, row_limit)
+        args = (now, lease_ms, row_limit)
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
             await cur.execute(self._claim_ready_task_executions, args)
             rows = await cur.fetchall()
@@ -1023,8 +1045,8 @@ class AsyncQueries(_SqlTexts):
         row_limit: int,
     ) -> list[GetReadyTaskExecutionsToClaimRow]:
         """The claim's fallback, used only when the set-based claim failed on some row (a poison
-        row: a timeout_ms whose lease overflows bigint or timestamptz): the same candidates in
-        the same order, locked, each then claimed alone (in a savepoint) by
+        row: a stored value the database refuses to compute with): the same candidates in the
+        same order, locked, each then claimed alone (in a savepoint) by
         ClaimReadyTaskExecutionByExecutionId, so that one bad row fails alone and is set aside
         while the others still run.
         """
@@ -1039,16 +1061,37 @@ class AsyncQueries(_SqlTexts):
         conn: psycopg.AsyncConnection[Any],
         *,
         now: datetime.datetime,
-        lease_margin_ms: int,
+        lease_ms: int,
         execution_id: str,
     ) -> DurableTaskExecution | None:
-        args = (now, lease_margin_ms, execution_id)
+        args = (now, lease_ms, execution_id)
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
             await cur.execute(self._claim_ready_task_execution_by_execution_id, args)
             row = await cur.fetchone()
         if row is None:
             return None
         return _as_durable_task_execution(row)
+
+    async def renew_task_execution_leases(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        *,
+        expires_at: datetime.datetime,
+        execution_ids: Sequence[str | None],
+        versions: Sequence[int | None],
+    ) -> list[RenewTaskExecutionLeasesRow]:
+        """Renews the leases of this executor's running attempts in one statement (storage/types.py:
+        LeaseRenewingStorageTx). execution_ids and versions are parallel arrays (distinct ids): a
+        row is renewed only while it is still that attempt's (running, same version), so a
+        renewal can never revive a row that was cancelled, finished or expired and claimed again.
+        The version is not bumped: the attempt's result write is guarded by the version its claim
+        wrote, and must still match after any number of renewals. The renewed ids are returned.
+        """
+        args = (expires_at, list(execution_ids), list(versions))
+        async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
+            await cur.execute(self._renew_task_execution_leases, args)
+            rows = await cur.fetchall()
+        return [_as_renew_task_execution_leases_row(row) for row in rows]
 
     async def insert_task_executions(
         self,
@@ -1750,14 +1793,14 @@ class Queries(_SqlTexts):
         conn: psycopg.Connection[Any],
         *,
         now: datetime.datetime,
-        lease_margin_ms: int,
+        lease_ms: int,
         row_limit: int,
     ) -> list[DurableTaskExecution]:
         """The executor's set-based fast paths (storage/types.py: ClaimingStorageTx and
         BatchUpdatingStorageTx): one statement where the generic path runs one per row. Claims up
         to row_limit due ready executions in one statement: the subquery picks them in FIFO order
         (start_at, then insertion), skipping rows other transactions hold, and the UPDATE moves
-        them to running with a lease of each row's own timeout_ms plus lease_margin_ms. The
+        them to running with a lease of lease_ms (renewed by the executor while it runs). The
         literal 'ready' lets the (status, start_at, id) index return the rows already in that
         order, so the LIMIT stops the scan early. RETURNING order is unspecified: the storage
         sorts the rows.
@@ -1765,7 +1808,7 @@ class Queries(_SqlTexts):
         sqlc.arg() rather than @ where a parameter starts an arithmetic expression: sqlc reads @
         as the prefix operator, which would swallow the whole sum as the parameter.
         """
-        args = (now, lease_margin_ms, row_limit)
+        args = (now, lease_ms, row_limit)
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
             cur.execute(self._claim_ready_task_executions, args)
             rows = cur.fetchall()
@@ -1855,8 +1898,8 @@ class Queries(_SqlTexts):
         row_limit: int,
     ) -> list[GetReadyTaskExecutionsToClaimRow]:
         """The claim's fallback, used only when the set-based claim failed on some row (a poison
-        row: a timeout_ms whose lease overflows bigint or timestamptz): the same candidates in
-        the same order, locked, each then claimed alone (in a savepoint) by
+        row: a stored value the database refuses to compute with): the same candidates in the
+        same order, locked, each then claimed alone (in a savepoint) by
         ClaimReadyTaskExecutionByExecutionId, so that one bad row fails alone and is set aside
         while the others still run.
         """
@@ -1871,16 +1914,37 @@ class Queries(_SqlTexts):
         conn: psycopg.Connection[Any],
         *,
         now: datetime.datetime,
-        lease_margin_ms: int,
+        lease_ms: int,
         execution_id: str,
     ) -> DurableTaskExecution | None:
-        args = (now, lease_margin_ms, execution_id)
+        args = (now, lease_ms, execution_id)
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
             cur.execute(self._claim_ready_task_execution_by_execution_id, args)
             row = cur.fetchone()
         if row is None:
             return None
         return _as_durable_task_execution(row)
+
+    def renew_task_execution_leases(
+        self,
+        conn: psycopg.Connection[Any],
+        *,
+        expires_at: datetime.datetime,
+        execution_ids: Sequence[str | None],
+        versions: Sequence[int | None],
+    ) -> list[RenewTaskExecutionLeasesRow]:
+        """Renews the leases of this executor's running attempts in one statement (storage/types.py:
+        LeaseRenewingStorageTx). execution_ids and versions are parallel arrays (distinct ids): a
+        row is renewed only while it is still that attempt's (running, same version), so a
+        renewal can never revive a row that was cancelled, finished or expired and claimed again.
+        The version is not bumped: the attempt's result write is guarded by the version its claim
+        wrote, and must still match after any number of renewals. The renewed ids are returned.
+        """
+        args = (expires_at, list(execution_ids), list(versions))
+        with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
+            cur.execute(self._renew_task_execution_leases, args)
+            rows = cur.fetchall()
+        return [_as_renew_task_execution_leases_row(row) for row in rows]
 
     def insert_task_executions(
         self,

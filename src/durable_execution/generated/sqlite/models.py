@@ -61,6 +61,13 @@ class GetReadyTaskExecutionsToClaimRow:
 
 
 @dataclass(frozen=True, slots=True)
+class RenewTaskExecutionLeasesRow:
+    """The columns RenewTaskExecutionLeases returns."""
+
+    execution_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class CountTaskExecutionsByStatusRow:
     """The columns CountTaskExecutionsByStatus returns."""
 
