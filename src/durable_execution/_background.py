@@ -1,7 +1,8 @@
 """The background loops of one started executor, and the order in which shutdown stops them.
 
 Four loops: claiming ready executions, closing finished ones, recovering expired leases, and
-stopping local runs that another process cancelled. Shutdown drains: the first three stop at
+stopping local runs that another process cancelled (and, with ``retention``, a fifth that prunes
+old trees, stopped with the first three). Shutdown drains: the first three stop at
 once (nothing new is claimed), the running attempts are awaited, and only then does the
 remote-cancel watcher stop — it serves the running attempts, so a cancel written by another
 process while the executor drains still stops its attempt at the next ``await``.
@@ -17,6 +18,7 @@ from durable_execution._cancellation import RemoteCancellationWatcher
 from durable_execution._claims import LeaseExpirer, ReadyClaimer
 from durable_execution._closing import Closer
 from durable_execution._loops import run_loop
+from durable_execution._retention_loop import run_retention_loop
 from durable_execution._runner import Runner
 from durable_execution._runtime import Runtime
 from durable_execution.storage.types import ReadyWatchingStorage
@@ -46,6 +48,13 @@ class BackgroundLoops:
             ("expire leases", LeaseExpirer(rt).batch, None),
         ]
         self._claiming = [_loop(rt, name, batch, wakeup) for name, batch, wakeup in claiming]
+        if rt.config.retention is not None:
+            self._claiming.append(
+                asyncio.create_task(
+                    run_retention_loop(rt, rt.config.retention),
+                    name="durable-execution:automatic retention",
+                )
+            )
         watcher = RemoteCancellationWatcher(rt).batch
         self._serving_runs = [
             _loop(rt, "cancel runs cancelled elsewhere", watcher, None, until=rt.runs_done)

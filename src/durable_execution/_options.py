@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Final, TypeGuard
 
 from durable_execution.errors import DurableExecutionError
@@ -227,6 +228,17 @@ class ExecutorOptions:
     max_concurrent_task_executions: int
     max_serialized_size_bytes: int
     max_lease_expiries: int | None
+    retention: timedelta | None
+
+
+def _retention(value: object) -> timedelta | None:
+    if value is None:
+        return None
+    if not isinstance(value, timedelta):
+        raise _invalid(f"retention must be a datetime.timedelta or None, got {value!r}")
+    if value <= timedelta(0):
+        raise _invalid(f"retention must be positive (or None to keep everything), got {value!r}")
+    return value
 
 
 def _executor_int(
@@ -249,6 +261,7 @@ def validate_executor_options(
     max_concurrent_task_executions: object,
     max_serialized_size_bytes: object,
     max_lease_expiries: object,
+    retention: object,
     default_expire_ms: int,
     default_intra_batch_sleep_ms: int,
 ) -> ExecutorOptions:
@@ -283,4 +296,5 @@ def validate_executor_options(
         else _executor_int(
             "max_lease_expiries", max_lease_expiries, 1, MAX_COUNT, _COUNT_LIMIT, nullable=True
         ),
+        retention=_retention(retention),
     )

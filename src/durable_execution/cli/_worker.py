@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Final
 
@@ -145,6 +146,7 @@ async def run_worker(config: WorkerConfig, register: RegisterTasks) -> None:
             expire_ms=config.tuning.expire_ms,
             max_lease_expiries=config.tuning.max_lease_expiries,
             max_serialized_size_bytes=config.tuning.max_serialized_size_bytes,
+            retention=config.tuning.retention,
         )
         _register(register, executor, config.app)
         signals = _Signals(executor)
@@ -226,6 +228,7 @@ def worker(
     expire_ms: int,
     max_lease_expiries: int,
     max_serialized_size_bytes: int,
+    retention: timedelta | None,
 ) -> None:
     """Run the tasks registered by APP until SIGINT or SIGTERM.
 
@@ -252,6 +255,6 @@ def worker(
         concurrency=concurrency,
         poll_interval_ms=poll_interval_ms,
         migrate=migrate,
-        tuning=tuning(expire_ms, max_lease_expiries, max_serialized_size_bytes),
+        tuning=tuning(expire_ms, max_lease_expiries, max_serialized_size_bytes, retention),
     )
     run(config.target, "the worker", run_worker(config, register))

@@ -404,6 +404,14 @@ class PostgresStorageTx:
         cursor = PruneCursor(finished_at=last.finished_at, row_id=last.id)
         return PrunedBatch(trees=len(roots), executions_by_status=counts, cursor=cursor)
 
+    async def try_lock_pruning(self) -> bool:
+        """Automatic retention's lock (see ``PruningStorageTx``): an advisory lock per table."""
+        self.raise_if_refused()
+        row = await self._queries.try_lock_pruning(
+            self._conn, lock_key=migrate.pruning_lock_key(self._queries.table)
+        )
+        return row is not None and row.locked
+
     async def _run_update_batch(self, batch: _UpdateEachBatch, counts: list[int]) -> None:
         if not batch.item_index:
             return

@@ -30,6 +30,7 @@ from .models import (
     GetTaskExecutionIdsByStatusesForUpdateSkipLockedRow,
     GetTaskExecutionIdsByStatusesRow,
     JsonValue,
+    TryLockPruningRow,
     UpdateTaskExecutionsEachRow,
 )
 
@@ -354,6 +355,10 @@ DELETE_EXECUTION_TREES_SQL = (
     "FROM deleted\n"
     "GROUP BY status"
 )
+
+
+# TryLockPruning :one (prune.sql)
+TRY_LOCK_PRUNING_SQL = "SELECT pg_try_advisory_xact_lock($1::bigint) AS locked"
 
 
 # GetTaskExecutionIdsByExecutionIds :many (select.sql)
@@ -777,6 +782,12 @@ def _as_delete_execution_trees_row(row: tuple[Any, ...]) -> DeleteExecutionTrees
     )
 
 
+def _as_try_lock_pruning_row(row: tuple[Any, ...]) -> TryLockPruningRow:
+    return TryLockPruningRow(
+        locked=row[0],
+    )
+
+
 def _as_get_task_execution_ids_by_execution_ids_row(
     row: tuple[Any, ...],
 ) -> GetTaskExecutionIdsByExecutionIdsRow:
@@ -853,6 +864,7 @@ class _SqlTexts:
         self._get_prunable_roots = fill(GET_PRUNABLE_ROOTS_SQL)
         self._count_execution_trees = fill(COUNT_EXECUTION_TREES_SQL)
         self._delete_execution_trees = fill(DELETE_EXECUTION_TREES_SQL)
+        self._try_lock_pruning = fill(TRY_LOCK_PRUNING_SQL)
         self._get_task_execution_ids_by_execution_ids = fill(
             GET_TASK_EXECUTION_IDS_BY_EXECUTION_IDS_SQL,
         )
@@ -1283,6 +1295,25 @@ class AsyncQueries(_SqlTexts):
             await cur.execute(self._delete_execution_trees, args)
             rows = await cur.fetchall()
         return [_as_delete_execution_trees_row(row) for row in rows]
+
+    async def try_lock_pruning(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        *,
+        lock_key: int,
+    ) -> TryLockPruningRow | None:
+        """Automatic retention's one-pruner-at-a-time lock: a transaction-scoped advisory lock,
+        released at commit or rollback, taken without waiting (false: another executor is
+        pruning). The caller derives lock_key from the table name, distinct from the migration
+        lock's key.
+        """
+        args = (lock_key,)
+        async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
+            await cur.execute(self._try_lock_pruning, args)
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        return _as_try_lock_pruning_row(row)
 
     async def get_task_execution_ids_by_execution_ids(
         self,
@@ -2105,6 +2136,25 @@ class Queries(_SqlTexts):
             cur.execute(self._delete_execution_trees, args)
             rows = cur.fetchall()
         return [_as_delete_execution_trees_row(row) for row in rows]
+
+    def try_lock_pruning(
+        self,
+        conn: psycopg.Connection[Any],
+        *,
+        lock_key: int,
+    ) -> TryLockPruningRow | None:
+        """Automatic retention's one-pruner-at-a-time lock: a transaction-scoped advisory lock,
+        released at commit or rollback, taken without waiting (false: another executor is
+        pruning). The caller derives lock_key from the table name, distinct from the migration
+        lock's key.
+        """
+        args = (lock_key,)
+        with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
+            cur.execute(self._try_lock_pruning, args)
+            row = cur.fetchone()
+        if row is None:
+            return None
+        return _as_try_lock_pruning_row(row)
 
     def get_task_execution_ids_by_execution_ids(
         self,
