@@ -358,7 +358,11 @@ DELETE_EXECUTION_TREES_SQL = (
 
 
 # TryLockPruning :one (prune.sql)
-TRY_LOCK_PRUNING_SQL = "SELECT pg_try_advisory_xact_lock($1::bigint) AS locked"
+TRY_LOCK_PRUNING_SQL = (
+    "SELECT pg_try_advisory_xact_lock(\n"
+    "    $1::bigint # hashtextextended(current_schema(), 0)\n"
+    ") AS locked"
+)
 
 
 # GetTaskExecutionIdsByExecutionIds :many (select.sql)
@@ -1304,8 +1308,10 @@ class AsyncQueries(_SqlTexts):
     ) -> TryLockPruningRow | None:
         """Automatic retention's one-pruner-at-a-time lock: a transaction-scoped advisory lock,
         released at commit or rollback, taken without waiting (false: another executor is
-        pruning). The caller derives lock_key from the table name, distinct from the migration
-        lock's key.
+        pruning). The caller derives lock_key from the table name (distinct from the migration
+        lock's key); advisory locks are database-wide, so the schema the table lives in (the
+        first of the search path, where open_storage creates it) is mixed in: the same table name
+        in two schemas prunes independently.
         """
         args = (lock_key,)
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
@@ -2145,8 +2151,10 @@ class Queries(_SqlTexts):
     ) -> TryLockPruningRow | None:
         """Automatic retention's one-pruner-at-a-time lock: a transaction-scoped advisory lock,
         released at commit or rollback, taken without waiting (false: another executor is
-        pruning). The caller derives lock_key from the table name, distinct from the migration
-        lock's key.
+        pruning). The caller derives lock_key from the table name (distinct from the migration
+        lock's key); advisory locks are database-wide, so the schema the table lives in (the
+        first of the search path, where open_storage creates it) is mixed in: the same table name
+        in two schemas prunes independently.
         """
         args = (lock_key,)
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
