@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from durable_execution import DurableExecutor, TaskExecution, open_storage
+from durable_execution.storage import WhereByExecutionIds
 
 from ._support import APP_DIR, cli, running_worker, sqlite_url
 from .cli_app import register
@@ -197,3 +198,24 @@ def test_worker_refuses_bad_options(tmp_path: Path) -> None:
     result = cli("worker", "cli_app:register", "--db", "memory://", cwd=tmp_path)
     assert result.returncode == 2
     assert "memory:// storage lives and dies inside one process" in result.stderr
+
+
+async def test_worker_with_retention_prunes_what_it_ran(db_url: str, tmp_path: Path) -> None:
+    with running_worker(tmp_path, db_url, "--retention", "1s", *FAST) as worker:
+        worker.wait_for_log("retention 0:00:01")
+        ids = await enqueue(db_url, "echo", "a", "b")
+        await finished(db_url, ids)
+        worker.wait_for_log("Retention pruned")
+        worker.signal(signal.SIGTERM)
+        assert worker.wait() == 0, worker.log()
+    async with open_storage(db_url, migrate=False) as storage, storage.transaction() as tx:
+        assert await tx.get_task_executions(WhereByExecutionIds(ids)) == []
+
+
+def test_worker_refuses_a_bad_retention(tmp_path: Path) -> None:
+    for value, reason in (("0s", "longer than zero"), ("banana", "is not a duration")):
+        result = cli("worker", "cli_app:register", "--retention", value, cwd=tmp_path)
+        assert result.returncode == 2, value
+        assert "Invalid value for '--retention'" in result.stderr
+        assert reason in result.stderr
+        assert "Traceback" not in result.stderr
