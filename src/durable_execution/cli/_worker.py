@@ -45,6 +45,7 @@ class WorkerConfig:
     poll_interval_ms: int
     migrate: bool
     tuning: ExecutorTuning
+    listen: bool = True
 
 
 LOG_FORMATS: Final = ("text", "json")
@@ -136,7 +137,10 @@ def _task_list(executor: DurableExecutor) -> str:
 
 async def run_worker(config: WorkerConfig, register: RegisterTasks) -> None:
     async with opened(
-        config.target, migrate=config.migrate, must_exist=not config.migrate
+        config.target,
+        migrate=config.migrate,
+        must_exist=not config.migrate,
+        listen=config.listen,
     ) as storage:
         executor = DurableExecutor(
             storage,
@@ -201,6 +205,13 @@ async def run_worker(config: WorkerConfig, register: RegisterTasks) -> None:
     help="Create or upgrade the schema before starting (safe with many workers starting at once).",
 )
 @click.option(
+    "--listen/--no-listen",
+    default=True,
+    show_default=True,
+    help="PostgreSQL: LISTEN for work other processes enqueue (one extra session). "
+    "--no-listen polls only (every --poll-interval-ms), for PgBouncer in transaction mode.",
+)
+@click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
     default="info",
@@ -229,6 +240,7 @@ def worker(
     max_lease_expiries: int,
     max_serialized_size_bytes: int,
     retention: timedelta | None,
+    listen: bool,
 ) -> None:
     """Run the tasks registered by APP until SIGINT or SIGTERM.
 
@@ -256,5 +268,6 @@ def worker(
         poll_interval_ms=poll_interval_ms,
         migrate=migrate,
         tuning=tuning(expire_ms, max_lease_expiries, max_serialized_size_bytes, retention),
+        listen=listen,
     )
     run(config.target, "the worker", run_worker(config, register))
