@@ -56,7 +56,9 @@ async def _enqueue_for(url: str, concurrency: int, seconds: float) -> int:
         return committed
 
 
-def _process(url: str, concurrency: int, seconds: float, results: multiprocessing.Queue[int]) -> None:
+def _process(
+    url: str, concurrency: int, seconds: float, results: multiprocessing.Queue[int]
+) -> None:
     results.put(asyncio.run(_enqueue_for(url, concurrency, seconds)))
 
 

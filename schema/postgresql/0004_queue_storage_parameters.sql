@@ -24,6 +24,12 @@
 -- autovacuum_analyze_scale_factor = 0.02: the planner's picture of the status column changes
 -- within minutes (how many rows are ready), and a stale one could pick a sequential scan for
 -- the claim; re-analyse after 2 % of the rows changed instead of 10 %.
+--
+-- No new index: the claim already scans ready rows only. On a table of 200,000 finished rows and
+-- 1,000 ready ones, EXPLAIN (ANALYZE, BUFFERS) of ClaimReadyTaskExecutions (LIMIT 100) shows an
+-- Index Scan on ix_..._status_start_at_id with Index Cond (status = 'ready' AND start_at <= now),
+-- 100 rows, 8 index buffers, 2.3 ms; the finished rows are never visited, because 'ready' is the
+-- leading key. A partial index WHERE status = 'ready' would read the same few pages.
 ALTER TABLE durable_task_executions SET (
     fillfactor = 70,
     autovacuum_vacuum_scale_factor = 0.01,
