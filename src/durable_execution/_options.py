@@ -261,9 +261,9 @@ def validate_executor_options(
     max_concurrent_task_executions: object,
     max_serialized_size_bytes: object,
     max_lease_expiries: object,
-    retention: object,
     default_expire_ms: int,
     default_intra_batch_sleep_ms: int,
+    retention: object = None,
 ) -> ExecutorOptions:
     """Non-positive ``expire_ms`` and sleep fall back to the defaults (as in the reference)."""
     expire = _executor_int("expire_ms", expire_ms, -(2**63), MAX_DURATION_MS, _DURATION_LIMIT)
