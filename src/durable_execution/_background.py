@@ -1,12 +1,13 @@
 """The background loops of one started executor, and the order in which shutdown stops them.
 
 Four loops: claiming ready executions, closing finished ones, recovering expired leases, and
-stopping local runs that another process cancelled; beside them the lease keeper renews this
-executor's leases (``_leases``). Shutdown drains: the first three loops stop at once (nothing
-new is claimed), the running attempts are awaited, and only then do the remote-cancel watcher
-and the lease keeper stop — they serve the running attempts, so a cancel written by another
-process while the executor drains still stops its attempt at the next ``await``, and a long
-attempt keeps its lease until it ends.
+stopping local runs that another process cancelled (and, with ``retention``, a fifth that prunes
+old trees, stopped with the first three); beside them the lease keeper renews this executor's
+leases (``_leases``). Shutdown drains: the claiming loops stop at once (nothing new is claimed),
+the running attempts are awaited, and only then do the remote-cancel watcher and the lease keeper
+stop — they serve the running attempts, so a cancel written by another process while the
+executor drains still stops its attempt at the next ``await``, and a long attempt keeps its lease
+until it ends.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from durable_execution._claims import ReadyClaimer
 from durable_execution._closing import Closer
 from durable_execution._leases import LeaseKeeper
 from durable_execution._loops import run_loop
+from durable_execution._retention_loop import run_retention_loop
 from durable_execution._runner import Runner
 from durable_execution._runtime import Runtime
 from durable_execution.storage.types import ReadyWatchingStorage
@@ -51,6 +53,13 @@ class BackgroundLoops:
             ("expire leases", keeper.expirer.batch, None),
         ]
         self._claiming = [_loop(rt, name, batch, wakeup) for name, batch, wakeup in claiming]
+        if rt.config.retention is not None:
+            self._claiming.append(
+                asyncio.create_task(
+                    run_retention_loop(rt, rt.config.retention),
+                    name="durable-execution:automatic retention",
+                )
+            )
         watcher = RemoteCancellationWatcher(rt).batch
         self._serving_runs = [
             _loop(rt, "cancel runs cancelled elsewhere", watcher, None, until=rt.runs_done)

@@ -22,6 +22,7 @@ from psycopg import errors
 from durable_execution.generated import postgresql as pg
 from durable_execution.generated.postgresql._table import TABLE_NAME_MAX_LENGTH
 from durable_execution.generated.postgresql.models import GetPrunableRootsRow as PgPrunableRoot
+from durable_execution.storage.migrate import pruning_lock_key
 
 from ._support import (
     ASKED,
@@ -242,6 +243,7 @@ EVERY_QUERY = {
     "count_execution_trees",
     "delete_execution_trees",
     "renew_task_execution_leases",
+    "try_lock_pruning",
 }
 
 
@@ -336,6 +338,32 @@ async def test_the_migration_lock_serialises_migrators(postgres_url: str) -> Non
         await first.commit()
         await second.execute("SET lock_timeout = '200ms'")
         await AQ.lock_migrations(second, lock_key=key)
+        await second.commit()
+
+
+async def test_the_pruning_lock_is_taken_without_waiting_and_released_at_commit(
+    postgres_url: str,
+) -> None:
+    key = pruning_lock_key("durable_task_executions")
+    assert key != migration_lock_key("durable_task_executions")
+    async with (
+        transaction_connection(postgres_url) as first,
+        transaction_connection(postgres_url) as second,
+    ):
+        taken = await AQ.try_lock_pruning(first, lock_key=key)
+        assert taken is not None
+        assert taken.locked
+        refused = await AQ.try_lock_pruning(second, lock_key=key)  # no wait: refused at once
+        assert refused is not None
+        assert not refused.locked
+        other = await AQ.try_lock_pruning(second, lock_key=pruning_lock_key("other_table"))
+        assert other is not None
+        assert other.locked
+        await second.rollback()
+        await first.commit()  # releases the transaction-scoped lock
+        again = await AQ.try_lock_pruning(second, lock_key=key)
+        assert again is not None
+        assert again.locked
         await second.commit()
 
 

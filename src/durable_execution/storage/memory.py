@@ -268,6 +268,12 @@ class InMemoryStorageTx:
         """The optional batch of guarded updates: here simply the loop it stands for."""
         return [await self.update_task_executions(where, update) for where, update in updates]
 
+    async def try_lock_pruning(self) -> bool:
+        """Automatic retention's lock (see ``PruningStorageTx``): every transaction here holds
+        the storage's one lock already."""
+        self._check_open()
+        return True
+
     async def prune_batch(
         self,
         *,

@@ -522,6 +522,13 @@ class SQLiteStorageTx:
 
         return await self._run(renew)
 
+    async def try_lock_pruning(self) -> bool:
+        """Automatic retention's lock (see ``PruningStorageTx``): this transaction's ``BEGIN
+        IMMEDIATE`` is the database's one write lock, so taking it (waiting up to the busy
+        timeout, like any transaction here) is the lock."""
+        self.raise_if_refused()
+        return await self._run(lambda conn: True)
+
     def close(self) -> None:
         self._open = False
 

@@ -371,3 +371,10 @@ class PruningStorageTx(Protocol):
         limit: int,
         dry_run: bool,
     ) -> PrunedBatch: ...
+
+    async def try_lock_pruning(self) -> bool:
+        """Take the database-wide pruning lock for the rest of this transaction, without
+        waiting; ``False`` if another transaction holds it. Automatic retention takes it before
+        each batch so that executors sharing a database prune one at a time (an advisory lock
+        on PostgreSQL; SQLite's write lock, which every transaction there takes anyway)."""
+        ...

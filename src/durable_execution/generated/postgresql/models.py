@@ -120,6 +120,13 @@ class DeleteExecutionTreesRow:
 
 
 @dataclass(frozen=True, slots=True)
+class TryLockPruningRow:
+    """The columns TryLockPruning returns."""
+
+    locked: bool
+
+
+@dataclass(frozen=True, slots=True)
 class GetTaskExecutionIdsByExecutionIdsRow:
     """The columns GetTaskExecutionIdsByExecutionIds returns."""
 

@@ -31,6 +31,7 @@ from .models import (
     GetTaskExecutionIdsByStatusesRow,
     JsonValue,
     RenewTaskExecutionLeasesRow,
+    TryLockPruningRow,
     UpdateTaskExecutionsEachRow,
 )
 
@@ -384,6 +385,14 @@ DELETE_EXECUTION_TREES_SQL = (
     "SELECT status, count(*)::bigint AS execution_count\n"
     "FROM deleted\n"
     "GROUP BY status"
+)
+
+
+# TryLockPruning :one (prune.sql)
+TRY_LOCK_PRUNING_SQL = (
+    "SELECT pg_try_advisory_xact_lock(\n"
+    "    $1::bigint # hashtextextended(current_schema(), 0)\n"
+    ") AS locked"
 )
 
 
@@ -814,6 +823,12 @@ def _as_delete_execution_trees_row(row: tuple[Any, ...]) -> DeleteExecutionTrees
     )
 
 
+def _as_try_lock_pruning_row(row: tuple[Any, ...]) -> TryLockPruningRow:
+    return TryLockPruningRow(
+        locked=row[0],
+    )
+
+
 def _as_get_task_execution_ids_by_execution_ids_row(
     row: tuple[Any, ...],
 ) -> GetTaskExecutionIdsByExecutionIdsRow:
@@ -891,6 +906,7 @@ class _SqlTexts:
         self._get_prunable_roots = fill(GET_PRUNABLE_ROOTS_SQL)
         self._count_execution_trees = fill(COUNT_EXECUTION_TREES_SQL)
         self._delete_execution_trees = fill(DELETE_EXECUTION_TREES_SQL)
+        self._try_lock_pruning = fill(TRY_LOCK_PRUNING_SQL)
         self._get_task_execution_ids_by_execution_ids = fill(
             GET_TASK_EXECUTION_IDS_BY_EXECUTION_IDS_SQL,
         )
@@ -1352,6 +1368,27 @@ class AsyncQueries(_SqlTexts):
             await cur.execute(self._delete_execution_trees, args)
             rows = await cur.fetchall()
         return [_as_delete_execution_trees_row(row) for row in rows]
+
+    async def try_lock_pruning(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        *,
+        lock_key: int,
+    ) -> TryLockPruningRow | None:
+        """Automatic retention's one-pruner-at-a-time lock: a transaction-scoped advisory lock,
+        released at commit or rollback, taken without waiting (false: another executor is
+        pruning). The caller derives lock_key from the table name (distinct from the migration
+        lock's key); advisory locks are database-wide, so the schema the table lives in (the
+        first of the search path, where open_storage creates it) is mixed in: the same table name
+        in two schemas prunes independently.
+        """
+        args = (lock_key,)
+        async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
+            await cur.execute(self._try_lock_pruning, args)
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        return _as_try_lock_pruning_row(row)
 
     async def get_task_execution_ids_by_execution_ids(
         self,
@@ -2205,6 +2242,27 @@ class Queries(_SqlTexts):
             cur.execute(self._delete_execution_trees, args)
             rows = cur.fetchall()
         return [_as_delete_execution_trees_row(row) for row in rows]
+
+    def try_lock_pruning(
+        self,
+        conn: psycopg.Connection[Any],
+        *,
+        lock_key: int,
+    ) -> TryLockPruningRow | None:
+        """Automatic retention's one-pruner-at-a-time lock: a transaction-scoped advisory lock,
+        released at commit or rollback, taken without waiting (false: another executor is
+        pruning). The caller derives lock_key from the table name (distinct from the migration
+        lock's key); advisory locks are database-wide, so the schema the table lives in (the
+        first of the search path, where open_storage creates it) is mixed in: the same table name
+        in two schemas prunes independently.
+        """
+        args = (lock_key,)
+        with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
+            cur.execute(self._try_lock_pruning, args)
+            row = cur.fetchone()
+        if row is None:
+            return None
+        return _as_try_lock_pruning_row(row)
 
     def get_task_execution_ids_by_execution_ids(
         self,
