@@ -147,6 +147,7 @@ def _columns(row: SqliteRow) -> Columns:
         version=row.version,
         created_at=moment("created_at", row.created_at),
         updated_at=moment("updated_at", row.updated_at),
+        rerun_of_execution_id=row.rerun_of_execution_id,
     )
 
 
@@ -262,6 +263,7 @@ class SQLiteStorageTx:
             version=c.version,
             created_at=to_epoch_ms(c.created_at),
             updated_at=to_epoch_ms(c.updated_at),
+            rerun_of_execution_id=c.rerun_of_execution_id,
         )
 
     async def get_task_execution_ids(
