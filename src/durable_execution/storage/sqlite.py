@@ -49,6 +49,7 @@ from durable_execution.generated import sqlite as lite
 from durable_execution.generated.sqlite.models import DurableTaskExecution as SqliteRow
 from durable_execution.model import TaskExecutionStatus
 from durable_execution.storage import _sqlite_session, claiming, conversion, inspection, migrate
+from durable_execution.storage._sqlite_session import SqliteSynchronous
 from durable_execution.storage.conversion import Columns, JsonValue
 from durable_execution.storage.errors import (
     DuplicateExecutionIdError,
@@ -73,6 +74,7 @@ from durable_execution.storage.types import (
 _T = TypeVar("_T")
 
 DEFAULT_BUSY_TIMEOUT_MS: Final = 30_000
+DEFAULT_SYNCHRONOUS: Final = _sqlite_session.DEFAULT_SYNCHRONOUS
 
 
 # --- neutral columns <-> SQLite values ---------------------------------------------------------
@@ -655,8 +657,11 @@ class SQLiteDurableStorage:
 
     ``table_name`` selects the table (validated as a plain identifier; its indexes and migrations
     table are named after it). ``busy_timeout_ms`` is how long SQLite waits for another process's
-    write lock before the storage's own retries start. The schema is created or upgraded by
-    :meth:`migrate` (``open_storage`` calls it unless told not to).
+    write lock before the storage's own retries start. ``synchronous`` is SQLite's ``PRAGMA
+    synchronous``: ``"full"`` (the default) makes every commit survive a power loss or OS crash;
+    ``"normal"`` is an opt-in trading that away for speed (a power loss may drop the last
+    commits). The schema is created or upgraded by :meth:`migrate` (``open_storage`` calls it
+    unless told not to).
     """
 
     def __init__(
@@ -665,9 +670,11 @@ class SQLiteDurableStorage:
         *,
         table_name: str = lite.DEFAULT_TABLE,
         busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+        synchronous: SqliteSynchronous = DEFAULT_SYNCHRONOUS,
     ) -> None:
         if busy_timeout_ms < 0:
             raise ValueError(f"busy_timeout_ms must be >= 0, got {busy_timeout_ms}")
+        self.synchronous = _sqlite_session.check_synchronous(synchronous)
         self.path = Path(path)
         self.table_name = lite.validate_table_name(table_name)
         self.busy_timeout_ms = busy_timeout_ms
@@ -685,7 +692,7 @@ class SQLiteDurableStorage:
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
             try:
-                conn = _sqlite_session.connect(self.path, self.busy_timeout_ms)
+                conn = _sqlite_session.connect(self.path, self.busy_timeout_ms, self.synchronous)
             except sqlite3.OperationalError as error:
                 if _sqlite_session.is_busy(error):
                     raise
