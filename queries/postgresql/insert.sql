@@ -6,9 +6,9 @@
 -- can roll back the transaction and report it.
 --
 -- Nullable columns (root_*, parent_*, is_finalize_task, run_output, output, started_at,
--- finished_at, expires_at) take arrays whose elements may be NULL: the element type of those
--- parameters is `T | None`. JSON columns take jsonb[]; a JSON null element is stored as SQL NULL
--- (NULLIF) so that "absent" has exactly one representation.
+-- finished_at, expires_at, trace_context) take arrays whose elements may be NULL: the element
+-- type of those parameters is `T | None`. JSON columns take jsonb[]; a JSON null element is
+-- stored as SQL NULL (NULLIF) so that "absent" has exactly one representation.
 --
 -- unnest() appears once per array in the select list (sqlc only knows single-argument unnest);
 -- PostgreSQL zips equally long arrays row by row and assigns ids in array order.
@@ -45,7 +45,8 @@ INSERT INTO durable_task_executions (
     expires_at,
     version,
     created_at,
-    updated_at
+    updated_at,
+    trace_context
 )
 SELECT
     unnest(@root_task_id::text[]),
@@ -78,4 +79,5 @@ SELECT
     unnest(@expires_at::timestamptz[]),
     unnest(@version::bigint[]),
     unnest(@created_at::timestamptz[]),
-    unnest(@updated_at::timestamptz[]);
+    unnest(@updated_at::timestamptz[]),
+    unnest(@trace_context::text[]);

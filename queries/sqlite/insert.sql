@@ -37,7 +37,8 @@ INSERT INTO durable_task_executions (
     expires_at,
     version,
     created_at,
-    updated_at
+    updated_at,
+    trace_context
 ) VALUES (
     @root_task_id,
     @root_execution_id,
@@ -69,5 +70,6 @@ INSERT INTO durable_task_executions (
     @expires_at,
     @version,
     @created_at,
-    @updated_at
+    @updated_at,
+    @trace_context
 );

@@ -204,6 +204,8 @@ class RowColumns(Protocol):
     def created_at(self) -> datetime: ...
     @property
     def updated_at(self) -> datetime: ...
+    @property
+    def trace_context(self) -> str | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,6 +243,7 @@ class Columns:
     version: int
     created_at: datetime
     updated_at: datetime
+    trace_context: str | None
 
 
 # --- encoding: records and updates to columns -------------------------------------------------
@@ -321,6 +324,7 @@ def columns_from_record(record: TaskExecutionRecord) -> Columns:
         version=record.version,
         created_at=utc_ms(record.created_at, "created_at"),
         updated_at=utc_ms(record.updated_at, "updated_at"),
+        trace_context=record.trace_context,
     )
 
 
@@ -582,6 +586,7 @@ def record_from_columns(row: RowColumns) -> TaskExecutionRecord:
         finished_at=d.optional_timestamp(row.finished_at, "finished_at"),
         expires_at=d.optional_timestamp(row.expires_at, "expires_at"),
         version=row.version,
+        trace_context=row.trace_context,
     )
 
 

@@ -178,6 +178,7 @@ class PostgresStorageTx:
             version=[r.version for r in rows],
             created_at=[r.created_at for r in rows],
             updated_at=[r.updated_at for r in rows],
+            trace_context=[r.trace_context for r in rows],
         )
 
     async def get_task_execution_ids(

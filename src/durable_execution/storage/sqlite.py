@@ -147,6 +147,7 @@ def _columns(row: SqliteRow) -> Columns:
         version=row.version,
         created_at=moment("created_at", row.created_at),
         updated_at=moment("updated_at", row.updated_at),
+        trace_context=row.trace_context,
     )
 
 
@@ -262,6 +263,7 @@ class SQLiteStorageTx:
             version=c.version,
             created_at=to_epoch_ms(c.created_at),
             updated_at=to_epoch_ms(c.updated_at),
+            trace_context=c.trace_context,
         )
 
     async def get_task_execution_ids(

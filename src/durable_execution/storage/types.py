@@ -79,6 +79,8 @@ class TaskExecutionRecord:
     finished_at: datetime | None = None
     expires_at: datetime | None = None
     version: int = 0
+    # The W3C trace context of the enqueuer (JSON text, see _telemetry); written once at insert.
+    trace_context: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -129,6 +129,11 @@ MIGRATIONS: tuple[Migration, ...] = (
             ")",
         ),
     ),
+    Migration(
+        version=5,
+        name="trace_context",
+        statements=("ALTER TABLE {table}\n    ADD COLUMN trace_context text",),
+    ),
 )
 
 

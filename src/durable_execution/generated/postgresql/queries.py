@@ -58,7 +58,7 @@ CLAIM_READY_TASK_EXECUTIONS_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries"
+    "version, created_at, updated_at, lease_expiries, trace_context"
 )
 
 
@@ -164,7 +164,7 @@ CLAIM_READY_TASK_EXECUTION_BY_EXECUTION_ID_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries"
+    "version, created_at, updated_at, lease_expiries, trace_context"
 )
 
 
@@ -217,7 +217,8 @@ INSERT_TASK_EXECUTIONS_SQL = (
     "    expires_at,\n"
     "    version,\n"
     "    created_at,\n"
-    "    updated_at\n"
+    "    updated_at,\n"
+    "    trace_context\n"
     ")\n"
     "SELECT\n"
     "    unnest($1::text[]),\n"
@@ -250,7 +251,8 @@ INSERT_TASK_EXECUTIONS_SQL = (
     "    unnest($28::timestamptz[]),\n"
     "    unnest($29::bigint[]),\n"
     "    unnest($30::timestamptz[]),\n"
-    "    unnest($31::timestamptz[])"
+    "    unnest($31::timestamptz[]),\n"
+    "    unnest($32::text[])"
 )
 
 
@@ -264,7 +266,7 @@ LIST_TASK_EXECUTIONS_SQL = (
     "listed.finalize_task_error, listed.error, listed.status, listed.is_closed, "
     "listed.needs_promise_cancellation, listed.retry_attempts, listed.start_at, listed.started_at, "
     "listed.finished_at, listed.expires_at, listed.version, listed.created_at, listed.updated_at, "
-    "listed.lease_expiries\n"
+    "listed.lease_expiries, listed.trace_context\n"
     "FROM {table} AS listed\n"
     "WHERE listed.id < coalesce(\n"
     "        (\n"
@@ -306,7 +308,7 @@ GET_OLDEST_READY_TASK_EXECUTION_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries\n"
+    "version, created_at, updated_at, lease_expiries, trace_context\n"
     "FROM {table}\n"
     "WHERE status = 'ready'\n"
     "    AND ($1::text IS NULL OR task_id = $1)\n"
@@ -419,7 +421,7 @@ GET_TASK_EXECUTIONS_BY_EXECUTION_IDS_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries\n"
+    "version, created_at, updated_at, lease_expiries, trace_context\n"
     "FROM {table}\n"
     "WHERE execution_id = ANY($1::text[])\n"
     "    AND ($2::text[] IS NULL OR status = ANY($2::text[]))\n"
@@ -455,7 +457,7 @@ GET_TASK_EXECUTIONS_BY_STATUSES_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries\n"
+    "version, created_at, updated_at, lease_expiries, trace_context\n"
     "FROM {table}\n"
     "WHERE status = ANY($1::text[])\n"
     "    AND ($2::boolean IS NULL OR is_closed = $2)\n"
@@ -486,7 +488,7 @@ GET_TASK_EXECUTIONS_BY_START_AT_LESS_THAN_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries\n"
+    "version, created_at, updated_at, lease_expiries, trace_context\n"
     "FROM {table}\n"
     "WHERE status = ANY($1::text[])\n"
     "    AND start_at < $2::timestamptz\n"
@@ -519,7 +521,7 @@ GET_TASK_EXECUTIONS_BY_EXECUTION_IDS_FOR_UPDATE_SKIP_LOCKED_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries\n"
+    "version, created_at, updated_at, lease_expiries, trace_context\n"
     "FROM {table}\n"
     "WHERE execution_id = ANY($1::text[])\n"
     "    AND ($2::text[] IS NULL OR status = ANY($2::text[]))\n"
@@ -557,7 +559,7 @@ GET_TASK_EXECUTIONS_BY_STATUSES_FOR_UPDATE_SKIP_LOCKED_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries\n"
+    "version, created_at, updated_at, lease_expiries, trace_context\n"
     "FROM {table}\n"
     "WHERE status = ANY($1::text[])\n"
     "    AND ($2::boolean IS NULL OR is_closed = $2)\n"
@@ -590,7 +592,7 @@ GET_TASK_EXECUTIONS_BY_START_AT_LESS_THAN_FOR_UPDATE_SKIP_LOCKED_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries\n"
+    "version, created_at, updated_at, lease_expiries, trace_context\n"
     "FROM {table}\n"
     "WHERE status = ANY($1::text[])\n"
     "    AND start_at < $2::timestamptz\n"
@@ -764,6 +766,7 @@ def _as_durable_task_execution(row: tuple[Any, ...]) -> DurableTaskExecution:
         created_at=row[29],
         updated_at=row[30],
         lease_expiries=row[31],
+        trace_context=row[32],
     )
 
 
@@ -1144,6 +1147,7 @@ class AsyncQueries(_SqlTexts):
         version: Sequence[int | None],
         created_at: Sequence[datetime.datetime | None],
         updated_at: Sequence[datetime.datetime | None],
+        trace_context: Sequence[str | None],
     ) -> int:
         """Inserting executions. Parameters are parallel arrays, one element per record, named after
         the column they fill; the i-th elements of every array make up the i-th row. One
@@ -1153,9 +1157,9 @@ class AsyncQueries(_SqlTexts):
         caller can roll back the transaction and report it.
 
         Nullable columns (root_*, parent_*, is_finalize_task, run_output, output, started_at,
-        finished_at, expires_at) take arrays whose elements may be NULL: the element type of
-        those parameters is `T | None`. JSON columns take jsonb[]; a JSON null element is stored
-        as SQL NULL (NULLIF) so that "absent" has exactly one representation.
+        finished_at, expires_at, trace_context) take arrays whose elements may be NULL: the
+        element type of those parameters is `T | None`. JSON columns take jsonb[]; a JSON null
+        element is stored as SQL NULL (NULLIF) so that "absent" has exactly one representation.
 
         unnest() appears once per array in the select list (sqlc only knows single-argument
         unnest); PostgreSQL zips equally long arrays row by row and assigns ids in array order.
@@ -1192,6 +1196,7 @@ class AsyncQueries(_SqlTexts):
             list(version),
             list(created_at),
             list(updated_at),
+            list(trace_context),
         )
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
             await cur.execute(self._insert_task_executions, args)
@@ -2018,6 +2023,7 @@ class Queries(_SqlTexts):
         version: Sequence[int | None],
         created_at: Sequence[datetime.datetime | None],
         updated_at: Sequence[datetime.datetime | None],
+        trace_context: Sequence[str | None],
     ) -> int:
         """Inserting executions. Parameters are parallel arrays, one element per record, named after
         the column they fill; the i-th elements of every array make up the i-th row. One
@@ -2027,9 +2033,9 @@ class Queries(_SqlTexts):
         caller can roll back the transaction and report it.
 
         Nullable columns (root_*, parent_*, is_finalize_task, run_output, output, started_at,
-        finished_at, expires_at) take arrays whose elements may be NULL: the element type of
-        those parameters is `T | None`. JSON columns take jsonb[]; a JSON null element is stored
-        as SQL NULL (NULLIF) so that "absent" has exactly one representation.
+        finished_at, expires_at, trace_context) take arrays whose elements may be NULL: the
+        element type of those parameters is `T | None`. JSON columns take jsonb[]; a JSON null
+        element is stored as SQL NULL (NULLIF) so that "absent" has exactly one representation.
 
         unnest() appears once per array in the select list (sqlc only knows single-argument
         unnest); PostgreSQL zips equally long arrays row by row and assigns ids in array order.
@@ -2066,6 +2072,7 @@ class Queries(_SqlTexts):
             list(version),
             list(created_at),
             list(updated_at),
+            list(trace_context),
         )
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
             cur.execute(self._insert_task_executions, args)

@@ -126,6 +126,15 @@ MIGRATIONS: tuple[Migration, ...] = (
         name="queue_storage_parameters",
         statements=("SELECT 1",),
     ),
+    Migration(
+        version=5,
+        name="trace_context",
+        statements=(
+            "ALTER TABLE {table}\n"
+            "    ADD COLUMN trace_context TEXT\n"
+            "        CHECK (trace_context IS NULL OR typeof(trace_context) = 'text')",
+        ),
+    ),
 )
 
 

@@ -50,6 +50,7 @@ class DurableTaskExecution:
     created_at: int
     updated_at: int
     lease_expiries: int
+    trace_context: str | None
 
 
 @dataclass(frozen=True, slots=True)
