@@ -32,7 +32,7 @@ def new_record(
     now: datetime,
     root_task: TaskRef | None = None,
     parent_task: ParentTaskRef | None = None,
-    trace_context: str | None,
+    trace_context: str | None = None,
 ) -> TaskExecutionRecord:
     """The record of a fresh, ready execution (top-level, child or finalize).
 
