@@ -1,4 +1,4 @@
-"""The enqueuer's trace context (migration 0005) is stored and read back by every backend.
+"""The enqueuer's trace context (migration 0006) is stored and read back by every backend.
 
 It is written once, at insert, and must survive every path that reads whole rows: the plain
 select, the set-based claim (RETURNING *), an update of other fields, and the operator listing.

@@ -130,7 +130,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
     ),
     Migration(
-        version=5,
+        version=6,
         name="trace_context",
         statements=("ALTER TABLE {table}\n    ADD COLUMN trace_context text",),
     ),

@@ -127,7 +127,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         statements=("SELECT 1",),
     ),
     Migration(
-        version=5,
+        version=6,
         name="trace_context",
         statements=(
             "ALTER TABLE {table}\n"
