@@ -6,9 +6,9 @@
 -- can roll back the transaction and report it.
 --
 -- Nullable columns (root_*, parent_*, is_finalize_task, run_output, output, started_at,
--- finished_at, expires_at) take arrays whose elements may be NULL: the element type of those
--- parameters is `T | None`. JSON columns take jsonb[]; a JSON null element is stored as SQL NULL
--- (NULLIF) so that "absent" has exactly one representation.
+-- finished_at, expires_at, trace_context) take arrays whose elements may be NULL: the element
+-- type of those parameters is `T | None`. JSON columns take jsonb[]; a JSON null element is
+-- stored as SQL NULL (NULLIF) so that "absent" has exactly one representation.
 --
 -- unnest() appears once per array in the select list (sqlc only knows single-argument unnest);
 -- PostgreSQL zips equally long arrays row by row and assigns ids in array order.
@@ -46,7 +46,8 @@ INSERT INTO durable_task_executions (
     version,
     created_at,
     updated_at,
-    rerun_of_execution_id
+    rerun_of_execution_id,
+    trace_context
 )
 SELECT
     unnest(@root_task_id::text[]),
@@ -80,4 +81,5 @@ SELECT
     unnest(@version::bigint[]),
     unnest(@created_at::timestamptz[]),
     unnest(@updated_at::timestamptz[]),
-    unnest(@rerun_of_execution_id::text[]);
+    unnest(@rerun_of_execution_id::text[]),
+    unnest(@trace_context::text[]);

@@ -38,7 +38,8 @@ INSERT INTO durable_task_executions (
     version,
     created_at,
     updated_at,
-    rerun_of_execution_id
+    rerun_of_execution_id,
+    trace_context
 ) VALUES (
     @root_task_id,
     @root_execution_id,
@@ -71,5 +72,6 @@ INSERT INTO durable_task_executions (
     @version,
     @created_at,
     @updated_at,
-    @rerun_of_execution_id
+    @rerun_of_execution_id,
+    @trace_context
 );

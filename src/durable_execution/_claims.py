@@ -21,6 +21,7 @@ from durable_execution import clock
 from durable_execution._quarantine import quarantine, read_quarantining
 from durable_execution._runner import Runner
 from durable_execution._runtime import Runtime
+from durable_execution._telemetry import claimed as record_claimed
 from durable_execution.errors import DurableExecutionNotFoundError
 from durable_execution.storage.batch import update_each
 from durable_execution.storage.errors import MalformedRowError
@@ -56,6 +57,7 @@ class ReadyClaimer:
             return await self._claim_row_by_row(tx, now, limit)
 
         claimed, unknown, poison = await rt.transactions.run(claim)
+        record_claimed([record for record, _ in claimed])
         # Started synchronously after the commit: shutdown, which awaits this loop first, then
         # sees every claimed run in the running map.
         for record, definition in claimed:

@@ -41,6 +41,7 @@ from durable_execution._records import (
     parent_failed_error,
 )
 from durable_execution._runtime import Runtime
+from durable_execution._telemetry import execution_finished
 from durable_execution._transactions import is_transient
 from durable_execution.errors import DurableExecutionError
 from durable_execution.ids import generate_execution_id
@@ -124,6 +125,7 @@ class Closer:
         if result.inserted_start_ats:
             rt.wake_ready_at(result.inserted_start_ats)
         for parent, status in result.parents_finished:
+            execution_finished(parent.task_id, status)
             rt.logger.info(
                 "Parent execution %s of task %s finished: %s",
                 parent.execution_id,
@@ -420,6 +422,8 @@ class Closer:
             now=now,
             root_task=root,
             parent_task=parent_ref,
+            # Made after the parent's attempt ended: it joins the parent's trace where it began.
+            trace_context=parent.trace_context,
         )
         draft.status = "waiting_for_finalize_task"
         draft.finalize_task = TaskRef(task_id=finalize.id, execution_id=record.execution_id)

@@ -43,6 +43,7 @@ from durable_execution._local_runs import LocalRun
 from durable_execution._quarantine import read_quarantining
 from durable_execution._records import TASK_EXPIRED_ERROR, lease_expiries_exceeded_error
 from durable_execution._runtime import Runtime
+from durable_execution._telemetry import execution_finished, lease_expired
 from durable_execution.logs import execution_extra
 from durable_execution.storage.batch import renew_leases, update_each
 from durable_execution.storage.errors import MalformedRowError
@@ -412,6 +413,10 @@ class LeaseExpirer:
         if not expired and not uncounted and not failed:
             return bool(report_poison)
         _log_expiries(rt.logger, expired, uncounted, failed, bound)
+        for row in [*expired, *uncounted, *failed]:
+            lease_expired(row.task_id)
+        for row in failed:
+            execution_finished(row.task_id, "failed")
         if failed:
             rt.executions_finished([row.execution_id for row in failed])
         for execution_id in [row.execution_id for row in [*expired, *uncounted, *failed]]:

@@ -32,8 +32,11 @@ def new_record(
     now: datetime,
     root_task: TaskRef | None = None,
     parent_task: ParentTaskRef | None = None,
+    trace_context: str | None = None,
 ) -> TaskExecutionRecord:
-    """The record of a fresh, ready execution (top-level, child or finalize)."""
+    """The record of a fresh, ready execution (top-level, child or finalize).
+
+    ``trace_context``: the W3C context its attempts continue (see ``_telemetry``)."""
     return TaskExecutionRecord(
         task_id=task_id,
         execution_id=execution_id,
@@ -47,6 +50,7 @@ def new_record(
         updated_at=now,
         root_task=root_task,
         parent_task=parent_task,
+        trace_context=trace_context,
     )
 
 

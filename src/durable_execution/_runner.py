@@ -38,6 +38,7 @@ from durable_execution._options import (
 from durable_execution._records import descendant_links, new_record
 from durable_execution._registry import loaded_input, storable_input, validated_input
 from durable_execution._runtime import Runtime
+from durable_execution._telemetry import attempt_span, current_trace_context, execution_finished
 from durable_execution._transactions import is_transient, jittered
 from durable_execution.errors import (
     DurableExecutionError,
@@ -180,9 +181,14 @@ class Runner:
         # This asyncio task's own context: whatever the attempt logs carries its ids.
         enter_attempt(record.execution_id, record.task_id, record.retry_attempts)
         try:
-            outcome = await self._attempt(local, record, definition)
-            if outcome is not None:
-                await self._store(local, record, outcome)
+            # The span is current while the task runs and its outcome is built, so the task's own
+            # spans and the children it creates continue the trace of whoever enqueued it.
+            with attempt_span(record) as span:
+                outcome = await self._attempt(local, record, definition)
+                if outcome is not None:
+                    status = outcome.update.status or "running"
+                    span.outcome(status, outcome.failure)
+                    await self._store(local, record, outcome)
         except Exception:
             self._rt.logger.exception("Unexpected error running execution %s", record.execution_id)
         finally:
@@ -320,6 +326,7 @@ class Runner:
                 now=now,
                 root_task=root,
                 parent_task=parent,
+                trace_context=current_trace_context(),
             )
             return _Outcome(
                 update=TaskExecutionUpdate(
@@ -385,6 +392,7 @@ class Runner:
             now=now,
             root_task=root,
             parent_task=parent_ref,
+            trace_context=current_trace_context(),
         )
 
     def _failure(
@@ -434,6 +442,7 @@ class Runner:
             return
         log_outcome(self._rt.logger, record, outcome)
         if outcome.finished:
+            execution_finished(record.task_id, outcome.update.status or "completed")
             # The guarded write matched, so the row is now exactly the claimed one plus it.
             committed = apply_update(record, write.update)
             self._rt.executions_finished([execution_id], {execution_id: committed})

@@ -50,6 +50,7 @@ from durable_execution._registry import (
 )
 from durable_execution._runtime import ExecutorConfig, Runtime
 from durable_execution._sequential import SequentialChains
+from durable_execution._telemetry import current_trace_context, enqueue_span, enqueued
 from durable_execution._transactions import TransactionRunner
 from durable_execution.builders import (
     InputValidatedTaskBuilder,
@@ -57,10 +58,7 @@ from durable_execution.builders import (
     PydanticTypeAdapter,
     schema_codec,
 )
-from durable_execution.errors import (
-    DurableExecutionNotFoundError,
-    executor_shutdown_error,
-)
+from durable_execution.errors import DurableExecutionNotFoundError, executor_shutdown_error
 from durable_execution.handle import TaskHandle, read_record
 from durable_execution.ids import check_execution_id, generate_execution_id
 from durable_execution.model import RetryOptions
@@ -511,8 +509,10 @@ class DurableExecutor:
         """
         self._check_open()
         definition = self._registered(task)
-        record = await self._new_record(definition, input, options)
-        await self._enqueues.submit(record)
+        with enqueue_span(definition.id):  # current while the record is built: it stores it
+            record = await self._new_record(definition, input, options)
+            enqueued(execution_id=record.execution_id)
+            await self._enqueues.submit(record)
         self._rt.wake_ready_at([record.start_at])
         self._logger.debug("Enqueued %s as %s", definition.id, record.execution_id)
         return TaskHandle(self._rt, definition.id, record.execution_id)
@@ -531,14 +531,15 @@ class DurableExecutor:
         """
         self._check_open()
         definition = self._registered(task)
-        records = [await self._new_record(definition, value, options) for value in inputs]
-
-        if records:
-            await self._rt.transactions.run(
-                lambda tx: insert_new(tx, records),
-                again=lambda tx: insert_unless_stored(tx, records),
-            )
-            self._rt.wake_ready_at([records[0].start_at])
+        with enqueue_span(definition.id):  # one span for the batch, however many
+            records = [await self._new_record(definition, value, options) for value in inputs]
+            enqueued(count=len(records))
+            if records:
+                await self._rt.transactions.run(
+                    lambda tx: insert_new(tx, records),
+                    again=lambda tx: insert_unless_stored(tx, records),
+                )
+                self._rt.wake_ready_at([records[0].start_at])
         self._logger.debug("Enqueued %d executions of %s", len(records), definition.id)
         return [TaskHandle(self._rt, definition.id, record.execution_id) for record in records]
 
@@ -565,6 +566,7 @@ class DurableExecutor:
             options=resolved,
             run_input=run_input,
             now=clock.now(),
+            trace_context=current_trace_context(),
         )
 
     async def get_task_handle(

@@ -74,6 +74,7 @@ class Execution:
     created_at: datetime = T0
     updated_at: datetime = T0
     rerun_of_execution_id: str | None = None
+    trace_context: str | None = None
 
 
 def fully_populated(execution_id: str) -> Execution:
@@ -126,6 +127,7 @@ def fully_populated(execution_id: str) -> Execution:
         created_at=at(-5),
         updated_at=at(6),
         rerun_of_execution_id="te_original",
+        trace_context='{"traceparent":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}',
     )
 
 
@@ -339,6 +341,7 @@ def sqlite_insert(
             created_at=to_epoch_ms(e.created_at),
             updated_at=to_epoch_ms(e.updated_at),
             rerun_of_execution_id=e.rerun_of_execution_id,
+            trace_context=e.trace_context,
         )
 
 
@@ -376,6 +379,7 @@ def from_sqlite(row: SqliteRow) -> Execution:
         created_at=from_epoch_ms(row.created_at),
         updated_at=from_epoch_ms(row.updated_at),
         rerun_of_execution_id=row.rerun_of_execution_id,
+        trace_context=row.trace_context,
     )
 
 
@@ -518,6 +522,7 @@ class PostgresInsertArgs(TypedDict):
     created_at: Sequence[datetime]
     updated_at: Sequence[datetime]
     rerun_of_execution_id: Sequence[str | None]
+    trace_context: Sequence[str | None]
 
 
 def postgres_insert_args(executions: Sequence[Execution]) -> PostgresInsertArgs:
@@ -555,6 +560,7 @@ def postgres_insert_args(executions: Sequence[Execution]) -> PostgresInsertArgs:
         created_at=[e.created_at for e in es],
         updated_at=[e.updated_at for e in es],
         rerun_of_execution_id=[e.rerun_of_execution_id for e in es],
+        trace_context=[e.trace_context for e in es],
     )
 
 
@@ -599,6 +605,7 @@ def from_postgres(row: PgRow) -> Execution:
         created_at=row.created_at,
         updated_at=row.updated_at,
         rerun_of_execution_id=row.rerun_of_execution_id,
+        trace_context=row.trace_context,
     )
 
 

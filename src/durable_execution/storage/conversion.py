@@ -206,6 +206,8 @@ class RowColumns(Protocol):
     def updated_at(self) -> datetime: ...
     @property
     def rerun_of_execution_id(self) -> str | None: ...
+    @property
+    def trace_context(self) -> str | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,6 +246,7 @@ class Columns:
     created_at: datetime
     updated_at: datetime
     rerun_of_execution_id: str | None
+    trace_context: str | None
 
 
 # --- encoding: records and updates to columns -------------------------------------------------
@@ -325,6 +328,7 @@ def columns_from_record(record: TaskExecutionRecord) -> Columns:
         created_at=utc_ms(record.created_at, "created_at"),
         updated_at=utc_ms(record.updated_at, "updated_at"),
         rerun_of_execution_id=record.rerun_of,
+        trace_context=record.trace_context,
     )
 
 
@@ -587,6 +591,7 @@ def record_from_columns(row: RowColumns) -> TaskExecutionRecord:
         expires_at=d.optional_timestamp(row.expires_at, "expires_at"),
         version=row.version,
         rerun_of=row.rerun_of_execution_id,
+        trace_context=row.trace_context,
     )
 
 

@@ -179,6 +179,7 @@ class PostgresStorageTx:
             created_at=[r.created_at for r in rows],
             updated_at=[r.updated_at for r in rows],
             rerun_of_execution_id=[r.rerun_of_execution_id for r in rows],
+            trace_context=[r.trace_context for r in rows],
         )
 
     async def get_task_execution_ids(

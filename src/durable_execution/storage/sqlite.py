@@ -150,6 +150,7 @@ def _columns(row: SqliteRow) -> Columns:
         created_at=moment("created_at", row.created_at),
         updated_at=moment("updated_at", row.updated_at),
         rerun_of_execution_id=row.rerun_of_execution_id,
+        trace_context=row.trace_context,
     )
 
 
@@ -266,6 +267,7 @@ class SQLiteStorageTx:
             created_at=to_epoch_ms(c.created_at),
             updated_at=to_epoch_ms(c.updated_at),
             rerun_of_execution_id=c.rerun_of_execution_id,
+            trace_context=c.trace_context,
         )
 
     async def get_task_execution_ids(

@@ -81,6 +81,8 @@ class TaskExecutionRecord:
     version: int = 0
     # The execution this one reruns (`durable-execution rerun`): same task, same input.
     rerun_of: str | None = None
+    # The W3C trace context of the enqueuer (JSON text, see _telemetry); written once at insert.
+    trace_context: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

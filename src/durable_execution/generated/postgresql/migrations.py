@@ -134,6 +134,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         name="rerun_of",
         statements=("ALTER TABLE {table}\n    ADD COLUMN rerun_of_execution_id text",),
     ),
+    Migration(
+        version=6,
+        name="trace_context",
+        statements=("ALTER TABLE {table}\n    ADD COLUMN trace_context text",),
+    ),
 )
 
 

@@ -56,6 +56,7 @@ class DurableTaskExecution:
     updated_at: datetime.datetime
     lease_expiries: int
     rerun_of_execution_id: str | None
+    trace_context: str | None
 
 
 @dataclass(frozen=True, slots=True)

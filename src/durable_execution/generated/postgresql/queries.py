@@ -58,7 +58,7 @@ CLAIM_READY_TASK_EXECUTIONS_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id"
+    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context"
 )
 
 
@@ -164,7 +164,7 @@ CLAIM_READY_TASK_EXECUTION_BY_EXECUTION_ID_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id"
+    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context"
 )
 
 
@@ -218,7 +218,8 @@ INSERT_TASK_EXECUTIONS_SQL = (
     "    version,\n"
     "    created_at,\n"
     "    updated_at,\n"
-    "    rerun_of_execution_id\n"
+    "    rerun_of_execution_id,\n"
+    "    trace_context\n"
     ")\n"
     "SELECT\n"
     "    unnest($1::text[]),\n"
@@ -252,7 +253,8 @@ INSERT_TASK_EXECUTIONS_SQL = (
     "    unnest($29::bigint[]),\n"
     "    unnest($30::timestamptz[]),\n"
     "    unnest($31::timestamptz[]),\n"
-    "    unnest($32::text[])"
+    "    unnest($32::text[]),\n"
+    "    unnest($33::text[])"
 )
 
 
@@ -266,7 +268,7 @@ LIST_TASK_EXECUTIONS_SQL = (
     "listed.finalize_task_error, listed.error, listed.status, listed.is_closed, "
     "listed.needs_promise_cancellation, listed.retry_attempts, listed.start_at, listed.started_at, "
     "listed.finished_at, listed.expires_at, listed.version, listed.created_at, listed.updated_at, "
-    "listed.lease_expiries, listed.rerun_of_execution_id\n"
+    "listed.lease_expiries, listed.rerun_of_execution_id, listed.trace_context\n"
     "FROM {table} AS listed\n"
     "WHERE listed.id < coalesce(\n"
     "        (\n"
@@ -308,7 +310,7 @@ GET_OLDEST_READY_TASK_EXECUTION_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id\n"
+    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context\n"
     "FROM {table}\n"
     "WHERE status = 'ready'\n"
     "    AND ($1::text IS NULL OR task_id = $1)\n"
@@ -421,7 +423,7 @@ GET_TASK_EXECUTIONS_BY_EXECUTION_IDS_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id\n"
+    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context\n"
     "FROM {table}\n"
     "WHERE execution_id = ANY($1::text[])\n"
     "    AND ($2::text[] IS NULL OR status = ANY($2::text[]))\n"
@@ -457,7 +459,7 @@ GET_TASK_EXECUTIONS_BY_STATUSES_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id\n"
+    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context\n"
     "FROM {table}\n"
     "WHERE status = ANY($1::text[])\n"
     "    AND ($2::boolean IS NULL OR is_closed = $2)\n"
@@ -488,7 +490,7 @@ GET_TASK_EXECUTIONS_BY_START_AT_LESS_THAN_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id\n"
+    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context\n"
     "FROM {table}\n"
     "WHERE status = ANY($1::text[])\n"
     "    AND start_at < $2::timestamptz\n"
@@ -521,7 +523,7 @@ GET_TASK_EXECUTIONS_BY_EXECUTION_IDS_FOR_UPDATE_SKIP_LOCKED_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id\n"
+    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context\n"
     "FROM {table}\n"
     "WHERE execution_id = ANY($1::text[])\n"
     "    AND ($2::text[] IS NULL OR status = ANY($2::text[]))\n"
@@ -559,7 +561,7 @@ GET_TASK_EXECUTIONS_BY_STATUSES_FOR_UPDATE_SKIP_LOCKED_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id\n"
+    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context\n"
     "FROM {table}\n"
     "WHERE status = ANY($1::text[])\n"
     "    AND ($2::boolean IS NULL OR is_closed = $2)\n"
@@ -592,7 +594,7 @@ GET_TASK_EXECUTIONS_BY_START_AT_LESS_THAN_FOR_UPDATE_SKIP_LOCKED_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id\n"
+    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context\n"
     "FROM {table}\n"
     "WHERE status = ANY($1::text[])\n"
     "    AND start_at < $2::timestamptz\n"
@@ -767,6 +769,7 @@ def _as_durable_task_execution(row: tuple[Any, ...]) -> DurableTaskExecution:
         updated_at=row[30],
         lease_expiries=row[31],
         rerun_of_execution_id=row[32],
+        trace_context=row[33],
     )
 
 
@@ -1148,6 +1151,7 @@ class AsyncQueries(_SqlTexts):
         created_at: Sequence[datetime.datetime | None],
         updated_at: Sequence[datetime.datetime | None],
         rerun_of_execution_id: Sequence[str | None],
+        trace_context: Sequence[str | None],
     ) -> int:
         """Inserting executions. Parameters are parallel arrays, one element per record, named after
         the column they fill; the i-th elements of every array make up the i-th row. One
@@ -1157,9 +1161,9 @@ class AsyncQueries(_SqlTexts):
         caller can roll back the transaction and report it.
 
         Nullable columns (root_*, parent_*, is_finalize_task, run_output, output, started_at,
-        finished_at, expires_at) take arrays whose elements may be NULL: the element type of
-        those parameters is `T | None`. JSON columns take jsonb[]; a JSON null element is stored
-        as SQL NULL (NULLIF) so that "absent" has exactly one representation.
+        finished_at, expires_at, trace_context) take arrays whose elements may be NULL: the
+        element type of those parameters is `T | None`. JSON columns take jsonb[]; a JSON null
+        element is stored as SQL NULL (NULLIF) so that "absent" has exactly one representation.
 
         unnest() appears once per array in the select list (sqlc only knows single-argument
         unnest); PostgreSQL zips equally long arrays row by row and assigns ids in array order.
@@ -1197,6 +1201,7 @@ class AsyncQueries(_SqlTexts):
             list(created_at),
             list(updated_at),
             list(rerun_of_execution_id),
+            list(trace_context),
         )
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
             await cur.execute(self._insert_task_executions, args)
@@ -2024,6 +2029,7 @@ class Queries(_SqlTexts):
         created_at: Sequence[datetime.datetime | None],
         updated_at: Sequence[datetime.datetime | None],
         rerun_of_execution_id: Sequence[str | None],
+        trace_context: Sequence[str | None],
     ) -> int:
         """Inserting executions. Parameters are parallel arrays, one element per record, named after
         the column they fill; the i-th elements of every array make up the i-th row. One
@@ -2033,9 +2039,9 @@ class Queries(_SqlTexts):
         caller can roll back the transaction and report it.
 
         Nullable columns (root_*, parent_*, is_finalize_task, run_output, output, started_at,
-        finished_at, expires_at) take arrays whose elements may be NULL: the element type of
-        those parameters is `T | None`. JSON columns take jsonb[]; a JSON null element is stored
-        as SQL NULL (NULLIF) so that "absent" has exactly one representation.
+        finished_at, expires_at, trace_context) take arrays whose elements may be NULL: the
+        element type of those parameters is `T | None`. JSON columns take jsonb[]; a JSON null
+        element is stored as SQL NULL (NULLIF) so that "absent" has exactly one representation.
 
         unnest() appears once per array in the select list (sqlc only knows single-argument
         unnest); PostgreSQL zips equally long arrays row by row and assigns ids in array order.
@@ -2073,6 +2079,7 @@ class Queries(_SqlTexts):
             list(created_at),
             list(updated_at),
             list(rerun_of_execution_id),
+            list(trace_context),
         )
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
             cur.execute(self._insert_task_executions, args)

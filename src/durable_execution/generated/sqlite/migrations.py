@@ -131,6 +131,15 @@ MIGRATIONS: tuple[Migration, ...] = (
         name="rerun_of",
         statements=("ALTER TABLE {table}\n    ADD COLUMN rerun_of_execution_id TEXT",),
     ),
+    Migration(
+        version=6,
+        name="trace_context",
+        statements=(
+            "ALTER TABLE {table}\n"
+            "    ADD COLUMN trace_context TEXT\n"
+            "        CHECK (trace_context IS NULL OR typeof(trace_context) = 'text')",
+        ),
+    ),
 )
 
 

@@ -51,6 +51,7 @@ class DurableTaskExecution:
     updated_at: int
     lease_expiries: int
     rerun_of_execution_id: str | None
+    trace_context: str | None
 
 
 @dataclass(frozen=True, slots=True)

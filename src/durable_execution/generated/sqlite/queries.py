@@ -48,7 +48,7 @@ CLAIM_READY_TASK_EXECUTIONS_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id"
+    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context"
 )
 
 
@@ -80,7 +80,7 @@ CLAIM_READY_TASK_EXECUTION_BY_EXECUTION_ID_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id"
+    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context"
 )
 
 
@@ -131,7 +131,8 @@ INSERT_TASK_EXECUTION_SQL = (
     "    version,\n"
     "    created_at,\n"
     "    updated_at,\n"
-    "    rerun_of_execution_id\n"
+    "    rerun_of_execution_id,\n"
+    "    trace_context\n"
     ") VALUES (\n"
     "    :p1,\n"
     "    :p2,\n"
@@ -164,7 +165,8 @@ INSERT_TASK_EXECUTION_SQL = (
     "    :p29,\n"
     "    :p30,\n"
     "    :p31,\n"
-    "    :p32\n"
+    "    :p32,\n"
+    "    :p33\n"
     ")"
 )
 
@@ -179,7 +181,8 @@ LIST_TASK_EXECUTIONS_SQL = (
     "listed.finalize_task_error, listed.error, listed.status, listed.is_closed, "
     "listed.needs_promise_cancellation, listed.retry_attempts, listed.start_at, "
     "listed.started_at, listed.finished_at, listed.expires_at, listed.version, listed.created_at, "
-    "listed.updated_at, listed.lease_expiries, listed.rerun_of_execution_id\n"
+    "listed.updated_at, listed.lease_expiries, listed.rerun_of_execution_id, "
+    "listed.trace_context\n"
     "FROM {table} AS listed\n"
     "WHERE listed.id < coalesce(\n"
     "        (\n"
@@ -222,7 +225,7 @@ GET_OLDEST_READY_TASK_EXECUTION_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id\n"
+    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context\n"
     "FROM {table}\n"
     "WHERE status = 'ready'\n"
     "    AND (CAST(:p1 AS TEXT) IS NULL OR task_id = :p1)\n"
@@ -318,7 +321,7 @@ GET_TASK_EXECUTIONS_BY_EXECUTION_IDS_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id\n"
+    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context\n"
     "FROM {table}\n"
     "WHERE execution_id IN (",
     ")\n    AND (NOT CAST(:p2 AS BOOLEAN) OR status IN (",
@@ -360,7 +363,7 @@ GET_TASK_EXECUTIONS_BY_STATUSES_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id\n"
+    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context\n"
     "FROM {table}\n"
     "WHERE status IN (",
     ")\n"
@@ -394,7 +397,7 @@ GET_TASK_EXECUTIONS_BY_START_AT_LESS_THAN_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id\n"
+    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context\n"
     "FROM {table}\n"
     "WHERE status IN (",
     ")\n"
@@ -607,6 +610,7 @@ def _as_durable_task_execution(row: tuple[Any, ...]) -> DurableTaskExecution:
         updated_at=row[30],
         lease_expiries=row[31],
         rerun_of_execution_id=row[32],
+        trace_context=row[33],
     )
 
 
@@ -850,6 +854,7 @@ class Queries:
         created_at: int,
         updated_at: int,
         rerun_of_execution_id: str | None,
+        trace_context: str | None,
     ) -> None:
         """Inserting executions, one row per call: the storage runs it once per record inside its
         transaction (SQLite statements are in-process calls, so a batch costs no round trips).
@@ -892,6 +897,7 @@ class Queries:
             "p30": created_at,
             "p31": updated_at,
             "p32": rerun_of_execution_id,
+            "p33": trace_context,
         }
         with closing(conn.cursor()) as cur:
             cur.execute(self._insert_task_execution, args)
