@@ -118,12 +118,9 @@ def select_by_execution_ids(
         "row_limit": row_limit,
     }
     return agree(
-        [r.execution_id for r in Q.get_task_execution_ids_by_execution_ids(conn, **args)],
+        Q.get_task_execution_ids_by_execution_ids(conn, **args),
         [r.execution_id for r in Q.get_task_executions_by_execution_ids(conn, **args)],
-        [
-            r.execution_id
-            for r in Q.get_task_execution_ids_by_execution_ids_for_update_skip_locked(conn, **args)
-        ],
+        Q.get_task_execution_ids_by_execution_ids_for_update_skip_locked(conn, **args),
         [
             r.execution_id
             for r in Q.get_task_executions_by_execution_ids_for_update_skip_locked(conn, **args)
@@ -146,12 +143,9 @@ def select_by_statuses(
         "row_limit": row_limit,
     }
     return agree(
-        [r.execution_id for r in Q.get_task_execution_ids_by_statuses(conn, **args)],
+        Q.get_task_execution_ids_by_statuses(conn, **args),
         [r.execution_id for r in Q.get_task_executions_by_statuses(conn, **args)],
-        [
-            r.execution_id
-            for r in Q.get_task_execution_ids_by_statuses_for_update_skip_locked(conn, **args)
-        ],
+        Q.get_task_execution_ids_by_statuses_for_update_skip_locked(conn, **args),
         [
             r.execution_id
             for r in Q.get_task_executions_by_statuses_for_update_skip_locked(conn, **args)
@@ -172,14 +166,9 @@ def select_by_start_at_less_than(
         "row_limit": row_limit,
     }
     return agree(
-        [r.execution_id for r in Q.get_task_execution_ids_by_start_at_less_than(conn, **args)],
+        Q.get_task_execution_ids_by_start_at_less_than(conn, **args),
         [r.execution_id for r in Q.get_task_executions_by_start_at_less_than(conn, **args)],
-        [
-            r.execution_id
-            for r in Q.get_task_execution_ids_by_start_at_less_than_for_update_skip_locked(
-                conn, **args
-            )
-        ],
+        Q.get_task_execution_ids_by_start_at_less_than_for_update_skip_locked(conn, **args),
         [
             r.execution_id
             for r in Q.get_task_executions_by_start_at_less_than_for_update_skip_locked(
@@ -288,14 +277,14 @@ def test_migrations_create_the_tables_and_indexes_and_record_versions(conn: Conn
     )
     numbered = [m.version for m in pg.MIGRATIONS if m.version > 0]
     assert numbered
-    assert [row.version for row in Q.get_applied_migration_versions(conn)] == numbered
+    assert Q.get_applied_migration_versions(conn) == numbered
 
 
 def test_migrating_again_applies_nothing_and_keeps_the_data(conn: Conn) -> None:
     postgres_insert(Q, conn, [Execution("te_1")])
     assert postgres_migrate(conn) == []
     numbered = [m.version for m in pg.MIGRATIONS if m.version > 0]
-    assert [row.version for row in Q.get_applied_migration_versions(conn)] == numbered
+    assert list(Q.get_applied_migration_versions(conn)) == numbered
     assert [e.execution_id for e in read(conn, "te_1")] == ["te_1"]
 
 
@@ -308,7 +297,7 @@ def test_insert_applied_migration_records_name_and_time(postgres_url: str) -> No
         assert queries.get_applied_migration_versions(connection) == []
         queries.insert_applied_migration(connection, version=7, name="seven", applied_at=at(1))
         queries.insert_applied_migration(connection, version=3, name="three", applied_at=at(2))
-        assert [r.version for r in queries.get_applied_migration_versions(connection)] == [3, 7]
+        assert list(queries.get_applied_migration_versions(connection)) == [3, 7]
         stored = connection.execute("SELECT version, name, applied_at FROM x_migrations").fetchall()
         assert sorted(stored) == [(3, "three", at(2)), (7, "seven", at(1))]
         with pytest.raises(errors.UniqueViolation):
@@ -698,7 +687,7 @@ async def claim_ids(conn: AsyncConn, variant: str, row_limit: int | None) -> lis
         ids = await AQ.get_task_execution_ids_by_start_at_less_than_for_update_skip_locked(
             conn, statuses=["ready"], start_at_less_than=at(100), row_limit=row_limit
         )
-        return [r.execution_id for r in ids]
+        return list(ids)
     if variant == "by_statuses":
         rows = await AQ.get_task_executions_by_statuses_for_update_skip_locked(
             conn,
@@ -717,7 +706,7 @@ async def claim_ids(conn: AsyncConn, variant: str, row_limit: int | None) -> lis
         version=None,
         row_limit=row_limit,
     )
-    return [r.execution_id for r in id_rows]
+    return list(id_rows)
 
 
 @pytest.mark.parametrize("variant", ["by_start_at_less_than", "by_statuses", "by_execution_ids"])
@@ -827,7 +816,7 @@ def test_custom_table_has_its_own_indexes_and_leaves_the_default_alone(conn: Con
     found = custom.get_task_execution_ids_by_statuses(
         conn, statuses=["ready"], is_closed=None, expires_at_less_than=None, row_limit=None
     )
-    assert [r.execution_id for r in found] == ["te_custom"]
+    assert list(found) == ["te_custom"]
     assert select_by_statuses(conn, ["ready"]) == []
     # The same execution id may exist once per table.
     postgres_insert(Q, conn, [Execution("te_custom")])
@@ -890,10 +879,10 @@ async def test_every_async_query(conn: Conn, postgres_url: str) -> None:
     async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as a:
         await AQ.lock_migrations(a, lock_key=1)
         await AQ.notify_ready(a, channel="nobody_listens")
-        versions = [r.version for r in await AQ.get_applied_migration_versions(a)]
+        versions = list(await AQ.get_applied_migration_versions(a))
         assert versions == [m.version for m in pg.MIGRATIONS if m.version > 0]
         await AQ.insert_applied_migration(a, version=999, name="extra", applied_at=at(0))
-        assert [r.version for r in await AQ.get_applied_migration_versions(a)][-1] == 999
+        assert list(await AQ.get_applied_migration_versions(a))[-1] == 999
 
         full = fully_populated("te_full")
         assert await AQ.insert_task_executions(a, **postgres_insert_args([full, *BY_START_AT])) == 7
@@ -905,9 +894,10 @@ async def test_every_async_query(conn: Conn, postgres_url: str) -> None:
             "version": 0,
             "row_limit": None,
         }
-        assert [
-            r.execution_id for r in await AQ.get_task_execution_ids_by_execution_ids(a, **by_ids)
-        ] == ["te_1", "te_2"]
+        assert list(await AQ.get_task_execution_ids_by_execution_ids(a, **by_ids)) == [
+            "te_1",
+            "te_2",
+        ]
         rows = await AQ.get_task_executions_by_execution_ids(a, **{**by_ids, "version": None})
         assert [from_postgres(r) for r in rows] == [full, BY_START_AT[0], BY_START_AT[1]]
         locked = await AQ.get_task_executions_by_execution_ids_for_update_skip_locked(
@@ -921,38 +911,37 @@ async def test_every_async_query(conn: Conn, postgres_url: str) -> None:
             "expires_at_less_than": at(5),
             "row_limit": None,
         }
-        assert [
-            r.execution_id for r in await AQ.get_task_execution_ids_by_statuses(a, **by_statuses)
-        ] == ["te_full"]
+        assert list(await AQ.get_task_execution_ids_by_statuses(a, **by_statuses)) == ["te_full"]
         assert [
             r.execution_id for r in await AQ.get_task_executions_by_statuses(a, **by_statuses)
         ] == ["te_full"]
-        assert [
-            r.execution_id
-            for r in await AQ.get_task_execution_ids_by_statuses_for_update_skip_locked(
-                a, **{**by_statuses, "is_closed": False}
+        assert (
+            list(
+                await AQ.get_task_execution_ids_by_statuses_for_update_skip_locked(
+                    a, **{**by_statuses, "is_closed": False}
+                )
             )
-        ] == []
+            == []
+        )
 
         by_start: dict[str, Any] = {
             "statuses": ["ready"],
             "start_at_less_than": at(0),
             "row_limit": 2,
         }
-        assert [
-            r.execution_id
-            for r in await AQ.get_task_execution_ids_by_start_at_less_than(a, **by_start)
-        ] == ["te_6", "te_2"]
+        assert list(await AQ.get_task_execution_ids_by_start_at_less_than(a, **by_start)) == [
+            "te_6",
+            "te_2",
+        ]
         assert [
             r.execution_id
             for r in await AQ.get_task_executions_by_start_at_less_than(a, **by_start)
         ] == ["te_6", "te_2"]
-        assert [
-            r.execution_id
-            for r in await AQ.get_task_execution_ids_by_start_at_less_than_for_update_skip_locked(
+        assert list(
+            await AQ.get_task_execution_ids_by_start_at_less_than_for_update_skip_locked(
                 a, **by_start
             )
-        ] == ["te_6", "te_2"]
+        ) == ["te_6", "te_2"]
         assert [
             r.execution_id
             for r in await AQ.get_task_executions_by_start_at_less_than_for_update_skip_locked(
@@ -965,12 +954,9 @@ async def test_every_async_query(conn: Conn, postgres_url: str) -> None:
                 a, **by_statuses
             )
         ] == ["te_full"]
-        assert [
-            r.execution_id
-            for r in await AQ.get_task_execution_ids_by_execution_ids_for_update_skip_locked(
-                a, **by_ids
-            )
-        ] == ["te_1", "te_2"]
+        assert list(
+            await AQ.get_task_execution_ids_by_execution_ids_for_update_skip_locked(a, **by_ids)
+        ) == ["te_1", "te_2"]
 
         change = postgres_changes(Change(updated_at=at(50), status="cancelled", version=1))
         updated = await AQ.update_task_executions_by_execution_ids(
@@ -1223,7 +1209,7 @@ def test_update_task_executions_each(conn: Conn) -> None:
     postgres_insert(Q, conn, [*BY_IDS, full])
     rows = Q.update_task_executions_each(conn, **each_args(EACH_PAIRS))
     # One row per updated execution, tagged with the update that matched it.
-    assert sorted(r.item_index for r in rows) == [0, 2, 4, 5]
+    assert sorted(r for r in rows) == [0, 2, 4, 5]
     after = read(conn, "te_1", "te_2", "te_3", "te_4", "te_5", "te_full")
     assert after == [
         expected_after(BY_IDS[0], EACH_PAIRS[0][5]),
@@ -1241,7 +1227,7 @@ async def test_update_task_executions_each_async(conn: Conn, postgres_url: str) 
     pairs = EACH_PAIRS[:2]
     async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as a:
         rows = await AQ.update_task_executions_each(a, **each_args(pairs))
-    assert [r.item_index for r in rows] == [0]
+    assert list(rows) == [0]
     assert read(conn, "te_1")[0].status == "running"
 
 

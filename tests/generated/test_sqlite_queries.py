@@ -13,6 +13,7 @@ import sqlite_utils
 
 from durable_execution.clock import to_epoch_ms
 from durable_execution.generated import sqlite as lite
+from durable_execution.generated.sqlite import queries as lite_queries
 from durable_execution.generated.sqlite.models import GetPrunableRootsRow as SqlitePrunableRoot
 
 from ._support import (
@@ -95,8 +96,8 @@ def select_by_execution_ids(
         version=version,
         row_limit=row_limit,
     )
-    assert [r.execution_id for r in ids] == [r.execution_id for r in rows]
-    return [r.execution_id for r in ids]
+    assert ids == [r.execution_id for r in rows]
+    return list(ids)
 
 
 def select_by_statuses(
@@ -121,8 +122,8 @@ def select_by_statuses(
         expires_at_less_than=expires_at_less_than,
         row_limit=row_limit,
     )
-    assert [r.execution_id for r in ids] == [r.execution_id for r in rows]
-    return [r.execution_id for r in ids]
+    assert ids == [r.execution_id for r in rows]
+    return list(ids)
 
 
 def select_by_start_at_less_than(
@@ -138,8 +139,8 @@ def select_by_start_at_less_than(
     rows = Q.get_task_executions_by_start_at_less_than(
         conn, statuses=statuses, start_at_less_than=start_at_less_than, row_limit=row_limit
     )
-    assert [r.execution_id for r in ids] == [r.execution_id for r in rows]
-    return [r.execution_id for r in ids]
+    assert ids == [r.execution_id for r in rows]
+    return list(ids)
 
 
 def test_every_generated_query_is_exercised_here() -> None:
@@ -200,14 +201,14 @@ def test_migrations_create_the_tables_and_indexes_and_record_versions(
     numbered = [m.version for m in lite.MIGRATIONS if m.version > 0]
     assert numbered == sorted(numbered)
     assert numbered
-    assert [row.version for row in Q.get_applied_migration_versions(conn)] == numbered
+    assert list(Q.get_applied_migration_versions(conn)) == numbered
 
 
 def test_migrating_again_applies_nothing_and_keeps_the_data(conn: sqlite3.Connection) -> None:
     sqlite_insert(Q, conn, [Execution("te_1")])
     assert sqlite_migrate(conn) == []
     numbered = [m.version for m in lite.MIGRATIONS if m.version > 0]
-    assert [row.version for row in Q.get_applied_migration_versions(conn)] == numbered
+    assert list(Q.get_applied_migration_versions(conn)) == numbered
     assert [e.execution_id for e in read(conn, "te_1")] == ["te_1"]
 
 
@@ -221,7 +222,7 @@ def test_insert_applied_migration_records_name_and_time(sqlite_path: Path) -> No
         assert queries.get_applied_migration_versions(connection) == []
         queries.insert_applied_migration(connection, version=7, name="seven", applied_at=1234)
         queries.insert_applied_migration(connection, version=3, name="three", applied_at=1235)
-        assert [r.version for r in queries.get_applied_migration_versions(connection)] == [3, 7]
+        assert list(queries.get_applied_migration_versions(connection)) == [3, 7]
         stored = connection.execute("SELECT version, name, applied_at FROM x_migrations").fetchall()
         assert sorted(stored) == [(3, "three", 1235), (7, "seven", 1234)]
         with pytest.raises(sqlite3.IntegrityError):
@@ -405,7 +406,7 @@ def test_by_execution_ids_statuses_are_ignored_unless_flagged(conn: sqlite3.Conn
         version=None,
         row_limit=None,
     )
-    assert [r.execution_id for r in ignored] == ["te_1", "te_2", "te_3", "te_4"]
+    assert list(ignored) == ["te_1", "te_2", "te_3", "te_4"]
 
 
 def test_by_execution_ids_accepts_many_ids(conn: sqlite3.Connection) -> None:
@@ -679,7 +680,7 @@ def test_custom_table_has_its_own_indexes_and_leaves_the_default_alone(
     found = custom.get_task_execution_ids_by_statuses(
         conn, statuses=["ready"], is_closed=None, expires_at_less_than=None, row_limit=None
     )
-    assert [r.execution_id for r in found] == ["te_custom"]
+    assert list(found) == ["te_custom"]
     assert select_by_statuses(conn, ["ready"]) == []  # the default table is untouched
     assert conn.execute(f"SELECT count(*) FROM {table}").fetchone() == (1,)
     # The same execution id may exist once per table.
@@ -854,7 +855,8 @@ def test_claim_ready_task_executions_limit_zero(conn: sqlite3.Connection) -> Non
 
 def test_claim_ready_task_executions_uses_the_fifo_index(conn: sqlite3.Connection) -> None:
     plan = conn.execute(
-        "EXPLAIN QUERY PLAN " + Q._claim_ready_task_executions, {"p1": 0, "p2": 0, "p3": 1}
+        "EXPLAIN QUERY PLAN " + Q._sql(lite_queries.CLAIM_READY_TASK_EXECUTIONS_SQL),
+        {"p1": 0, "p2": 0, "p3": 1},
     ).fetchall()
     details = " | ".join(str(row[3]) for row in plan)
     assert "ix_durable_task_executions_status_start_at_id" in details
@@ -901,7 +903,7 @@ def test_count_and_delete_execution_trees(conn: sqlite3.Connection) -> None:
         ("failed", 1),
     ]
     deleted = Q.delete_execution_trees(conn, **trees)
-    assert sorted(r.status for r in deleted) == ["completed", "completed", "failed"]
+    assert sorted(r for r in deleted) == ["completed", "completed", "failed"]
     left = read(conn, *[e.execution_id for e in PRUNED])
     assert [e.execution_id for e in left] == ["te_2", "te_2c", "te_4", "te_5"]
     assert Q.delete_execution_trees(conn, root_execution_ids=[], tree_root_execution_ids=[]) == []
@@ -911,7 +913,8 @@ def test_get_prunable_roots_walks_the_top_level_index_without_sorting(
     conn: sqlite3.Connection,
 ) -> None:
     args: dict[str, object] = {"p1": 0, "p2": 0, "p3": 0, "p5": 0, "p6": 1}
-    sql = "NULL".join(Q._get_prunable_roots)  # the statuses slice as one NULL
+    # the statuses slice as one NULL
+    sql = lite_queries.GET_PRUNABLE_ROOTS_SQL.format(table=Q.table, p4="NULL")
     plan = conn.execute("EXPLAIN QUERY PLAN " + sql, args).fetchall()
     details = " | ".join(str(row[3]) for row in plan)
     assert "ix_durable_task_executions_top_level_finished_at" in details

@@ -99,7 +99,7 @@ def migrate_sqlite(
     try:
         for statement in _bootstrap(migrations).statements:
             conn.execute(statement)
-        applied = [row.version for row in queries.get_applied_migration_versions(conn)]
+        applied = queries.get_applied_migration_versions(conn)
         applied_now: list[int] = []
         for migration in pending(migrations, applied):
             for statement in migration.statements:
@@ -125,7 +125,7 @@ async def migrate_postgres(
         await queries.lock_migrations(conn, lock_key=migration_lock_key(queries.table))
         for statement in _bootstrap(migrations).statements:
             await conn.execute(statement)
-        applied = [row.version for row in await queries.get_applied_migration_versions(conn)]
+        applied = await queries.get_applied_migration_versions(conn)
         applied_now: list[int] = []
         for migration in pending(migrations, applied):
             for statement in migration.statements:

@@ -208,7 +208,7 @@ class PostgresStorageTx:
                     if lock
                     else q.get_task_execution_ids_by_execution_ids
                 )
-                id_rows = await by_id(
+                return await by_id(
                     conn,
                     execution_ids=where.execution_ids,
                     statuses=where.statuses,
@@ -216,34 +216,31 @@ class PostgresStorageTx:
                     version=where.version,
                     row_limit=limit,
                 )
-                return [row.execution_id for row in id_rows]
             case WhereByStatuses():
                 by_status = (
                     q.get_task_execution_ids_by_statuses_for_update_skip_locked
                     if lock
                     else q.get_task_execution_ids_by_statuses
                 )
-                status_rows = await by_status(
+                return await by_status(
                     conn,
                     statuses=where.statuses,
                     is_closed=where.is_closed,
                     expires_at_less_than=_optional_aware(where.expires_at_less_than),
                     row_limit=limit,
                 )
-                return [row.execution_id for row in status_rows]
             case WhereByStartAtLessThan():
                 by_start = (
                     q.get_task_execution_ids_by_start_at_less_than_for_update_skip_locked
                     if lock
                     else q.get_task_execution_ids_by_start_at_less_than
                 )
-                start_rows = await by_start(
+                return await by_start(
                     conn,
                     statuses=where.statuses,
                     start_at_less_than=_aware(where.start_at_less_than, "start_at_less_than"),
                     row_limit=limit,
                 )
-                return [row.execution_id for row in start_rows]
 
     async def get_task_executions(
         self,
@@ -439,8 +436,8 @@ class PostgresStorageTx:
             new_version=[c["new_version"] for c in ch],
             new_updated_at=[c["new_updated_at"] for c in ch],
         )
-        for row in rows:
-            counts[row.item_index] += 1
+        for item_index in rows:
+            counts[item_index] += 1
 
 
 @dataclass

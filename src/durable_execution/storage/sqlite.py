@@ -216,7 +216,7 @@ class SQLiteStorageTx:
             version=None,
             row_limit=None,
         )
-        duplicates = list(dict.fromkeys([*(r.execution_id for r in existing), *repeated]))
+        duplicates = list(dict.fromkeys([*existing, *repeated]))
         if duplicates:
             raise DuplicateExecutionIdError(duplicates)
         for row in rows:
@@ -284,7 +284,7 @@ class SQLiteStorageTx:
         q = self._queries
         match where:
             case WhereByExecutionIds():
-                rows = q.get_task_execution_ids_by_execution_ids(
+                return q.get_task_execution_ids_by_execution_ids(
                     conn,
                     execution_ids=where.execution_ids,
                     filter_statuses=where.statuses is not None,
@@ -293,24 +293,21 @@ class SQLiteStorageTx:
                     version=where.version,
                     row_limit=limit,
                 )
-                return [row.execution_id for row in rows]
             case WhereByStatuses():
-                by_status = q.get_task_execution_ids_by_statuses(
+                return q.get_task_execution_ids_by_statuses(
                     conn,
                     statuses=where.statuses,
                     is_closed=where.is_closed,
                     expires_at_less_than=_optional_bound(where.expires_at_less_than),
                     row_limit=limit,
                 )
-                return [row.execution_id for row in by_status]
             case WhereByStartAtLessThan():
-                by_start = q.get_task_execution_ids_by_start_at_less_than(
+                return q.get_task_execution_ids_by_start_at_less_than(
                     conn,
                     statuses=where.statuses,
                     start_at_less_than=_bound_ms(where.start_at_less_than, "start_at_less_than"),
                     row_limit=limit,
                 )
-                return [row.execution_id for row in by_start]
 
     async def get_task_executions(
         self,
@@ -490,10 +487,10 @@ class SQLiteStorageTx:
                 ):
                     counts[inspection.counted_status(row.status)] += row.execution_count
             else:
-                for deleted in self._queries.delete_execution_trees(
+                for status in self._queries.delete_execution_trees(
                     conn, root_execution_ids=ids, tree_root_execution_ids=ids
                 ):
-                    counts[inspection.counted_status(deleted.status)] += 1
+                    counts[inspection.counted_status(status)] += 1
             last = roots[-1]
             cursor = PruneCursor(finished_at=from_epoch_ms(last.finished_at), row_id=last.id)
             return PrunedBatch(trees=len(roots), executions_by_status=dict(counts), cursor=cursor)

@@ -58,13 +58,6 @@ class DurableTaskExecution:
 
 
 @dataclass(frozen=True, slots=True)
-class UpdateTaskExecutionsEachRow:
-    """The columns UpdateTaskExecutionsEach returns."""
-
-    item_index: int
-
-
-@dataclass(frozen=True, slots=True)
 class GetReadyTaskExecutionsToClaimRow:
     """The columns GetReadyTaskExecutionsToClaim returns."""
 
@@ -78,13 +71,6 @@ class CountTaskExecutionsByStatusRow:
 
     status: str
     execution_count: int
-
-
-@dataclass(frozen=True, slots=True)
-class GetAppliedMigrationVersionsRow:
-    """The columns GetAppliedMigrationVersions returns."""
-
-    version: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,45 +96,3 @@ class DeleteExecutionTreesRow:
 
     status: str
     execution_count: int
-
-
-@dataclass(frozen=True, slots=True)
-class GetTaskExecutionIdsByExecutionIdsRow:
-    """The columns GetTaskExecutionIdsByExecutionIds returns."""
-
-    execution_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class GetTaskExecutionIdsByStatusesRow:
-    """The columns GetTaskExecutionIdsByStatuses returns."""
-
-    execution_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class GetTaskExecutionIdsByStartAtLessThanRow:
-    """The columns GetTaskExecutionIdsByStartAtLessThan returns."""
-
-    execution_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class GetTaskExecutionIdsByExecutionIdsForUpdateSkipLockedRow:
-    """The columns GetTaskExecutionIdsByExecutionIdsForUpdateSkipLocked returns."""
-
-    execution_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class GetTaskExecutionIdsByStatusesForUpdateSkipLockedRow:
-    """The columns GetTaskExecutionIdsByStatusesForUpdateSkipLocked returns."""
-
-    execution_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class GetTaskExecutionIdsByStartAtLessThanForUpdateSkipLockedRow:
-    """The columns GetTaskExecutionIdsByStartAtLessThanForUpdateSkipLocked returns."""
-
-    execution_id: str

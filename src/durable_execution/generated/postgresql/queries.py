@@ -2,8 +2,9 @@
 # sqlc v1.31.1
 """Typed PostgreSQL queries for psycopg 3, from queries/postgresql.
 
-Every SQL text is a template in which `{table}` stands for the table name; a
-`Queries`/`AsyncQueries` object fills it in once, when it is created.
+In each SQL text `{table}` stands for the table name, which the query class fills in.
+`AsyncQueries` has every query; the synchronous `Queries` only those a synchronous caller uses
+(marked `-- @sync` in the SQL).
 """
 
 import datetime
@@ -20,17 +21,9 @@ from .models import (
     CountTaskExecutionsByStatusRow,
     DeleteExecutionTreesRow,
     DurableTaskExecution,
-    GetAppliedMigrationVersionsRow,
     GetPrunableRootsRow,
     GetReadyTaskExecutionsToClaimRow,
-    GetTaskExecutionIdsByExecutionIdsForUpdateSkipLockedRow,
-    GetTaskExecutionIdsByExecutionIdsRow,
-    GetTaskExecutionIdsByStartAtLessThanForUpdateSkipLockedRow,
-    GetTaskExecutionIdsByStartAtLessThanRow,
-    GetTaskExecutionIdsByStatusesForUpdateSkipLockedRow,
-    GetTaskExecutionIdsByStatusesRow,
     JsonValue,
-    UpdateTaskExecutionsEachRow,
 )
 
 # ClaimReadyTaskExecutions :many (claim.sql)
@@ -727,12 +720,6 @@ def _as_durable_task_execution(row: tuple[Any, ...]) -> DurableTaskExecution:
     )
 
 
-def _as_update_task_executions_each_row(row: tuple[Any, ...]) -> UpdateTaskExecutionsEachRow:
-    return UpdateTaskExecutionsEachRow(
-        item_index=row[0],
-    )
-
-
 def _as_get_ready_task_executions_to_claim_row(
     row: tuple[Any, ...],
 ) -> GetReadyTaskExecutionsToClaimRow:
@@ -746,12 +733,6 @@ def _as_count_task_executions_by_status_row(row: tuple[Any, ...]) -> CountTaskEx
     return CountTaskExecutionsByStatusRow(
         status=row[0],
         execution_count=row[1],
-    )
-
-
-def _as_get_applied_migration_versions_row(row: tuple[Any, ...]) -> GetAppliedMigrationVersionsRow:
-    return GetAppliedMigrationVersionsRow(
-        version=row[0],
     )
 
 
@@ -777,124 +758,27 @@ def _as_delete_execution_trees_row(row: tuple[Any, ...]) -> DeleteExecutionTrees
     )
 
 
-def _as_get_task_execution_ids_by_execution_ids_row(
-    row: tuple[Any, ...],
-) -> GetTaskExecutionIdsByExecutionIdsRow:
-    return GetTaskExecutionIdsByExecutionIdsRow(
-        execution_id=row[0],
-    )
+class _Texts:
+    """The table name, and each SQL text with it filled in.
 
-
-def _as_get_task_execution_ids_by_statuses_row(
-    row: tuple[Any, ...],
-) -> GetTaskExecutionIdsByStatusesRow:
-    return GetTaskExecutionIdsByStatusesRow(
-        execution_id=row[0],
-    )
-
-
-def _as_get_task_execution_ids_by_start_at_less_than_row(
-    row: tuple[Any, ...],
-) -> GetTaskExecutionIdsByStartAtLessThanRow:
-    return GetTaskExecutionIdsByStartAtLessThanRow(
-        execution_id=row[0],
-    )
-
-
-def _as_get_task_execution_ids_by_execution_ids_for_update_skip_locked_row(
-    row: tuple[Any, ...],
-) -> GetTaskExecutionIdsByExecutionIdsForUpdateSkipLockedRow:
-    return GetTaskExecutionIdsByExecutionIdsForUpdateSkipLockedRow(
-        execution_id=row[0],
-    )
-
-
-def _as_get_task_execution_ids_by_statuses_for_update_skip_locked_row(
-    row: tuple[Any, ...],
-) -> GetTaskExecutionIdsByStatusesForUpdateSkipLockedRow:
-    return GetTaskExecutionIdsByStatusesForUpdateSkipLockedRow(
-        execution_id=row[0],
-    )
-
-
-def _as_get_task_execution_ids_by_start_at_less_than_for_update_skip_locked_row(
-    row: tuple[Any, ...],
-) -> GetTaskExecutionIdsByStartAtLessThanForUpdateSkipLockedRow:
-    return GetTaskExecutionIdsByStartAtLessThanForUpdateSkipLockedRow(
-        execution_id=row[0],
-    )
-
-
-class _SqlTexts:
-    """The SQL texts with the table name filled in, shared by both query classes."""
+    A text is filled once per query and kept: byte-identical texts keep the driver's statement
+    cache effective.
+    """
 
     def __init__(self, table: str = DEFAULT_TABLE) -> None:
         self.table = validate_table_name(table)
+        self._texts: dict[str, str] = {}
 
-        def fill(template: str) -> str:
-            return template.format(table=table)
-
-        # Filled once: byte-identical texts keep psycopg's automatic prepared statements
-        # effective.
-        self._claim_ready_task_executions = fill(CLAIM_READY_TASK_EXECUTIONS_SQL)
-        self._update_task_executions_each = fill(UPDATE_TASK_EXECUTIONS_EACH_SQL)
-        self._get_ready_task_executions_to_claim = fill(GET_READY_TASK_EXECUTIONS_TO_CLAIM_SQL)
-        self._claim_ready_task_execution_by_execution_id = fill(
-            CLAIM_READY_TASK_EXECUTION_BY_EXECUTION_ID_SQL,
-        )
-        self._insert_task_executions = fill(INSERT_TASK_EXECUTIONS_SQL)
-        self._list_task_executions = fill(LIST_TASK_EXECUTIONS_SQL)
-        self._count_task_executions_by_status = fill(COUNT_TASK_EXECUTIONS_BY_STATUS_SQL)
-        self._get_oldest_ready_task_execution = fill(GET_OLDEST_READY_TASK_EXECUTION_SQL)
-        self._lock_migrations = fill(LOCK_MIGRATIONS_SQL)
-        self._get_applied_migration_versions = fill(GET_APPLIED_MIGRATION_VERSIONS_SQL)
-        self._insert_applied_migration = fill(INSERT_APPLIED_MIGRATION_SQL)
-        self._notify_ready = fill(NOTIFY_READY_SQL)
-        self._get_prunable_roots = fill(GET_PRUNABLE_ROOTS_SQL)
-        self._count_execution_trees = fill(COUNT_EXECUTION_TREES_SQL)
-        self._delete_execution_trees = fill(DELETE_EXECUTION_TREES_SQL)
-        self._get_task_execution_ids_by_execution_ids = fill(
-            GET_TASK_EXECUTION_IDS_BY_EXECUTION_IDS_SQL,
-        )
-        self._get_task_executions_by_execution_ids = fill(GET_TASK_EXECUTIONS_BY_EXECUTION_IDS_SQL)
-        self._get_task_execution_ids_by_statuses = fill(GET_TASK_EXECUTION_IDS_BY_STATUSES_SQL)
-        self._get_task_executions_by_statuses = fill(GET_TASK_EXECUTIONS_BY_STATUSES_SQL)
-        self._get_task_execution_ids_by_start_at_less_than = fill(
-            GET_TASK_EXECUTION_IDS_BY_START_AT_LESS_THAN_SQL,
-        )
-        self._get_task_executions_by_start_at_less_than = fill(
-            GET_TASK_EXECUTIONS_BY_START_AT_LESS_THAN_SQL,
-        )
-        self._get_task_execution_ids_by_execution_ids_for_update_skip_locked = fill(
-            GET_TASK_EXECUTION_IDS_BY_EXECUTION_IDS_FOR_UPDATE_SKIP_LOCKED_SQL,
-        )
-        self._get_task_executions_by_execution_ids_for_update_skip_locked = fill(
-            GET_TASK_EXECUTIONS_BY_EXECUTION_IDS_FOR_UPDATE_SKIP_LOCKED_SQL,
-        )
-        self._get_task_execution_ids_by_statuses_for_update_skip_locked = fill(
-            GET_TASK_EXECUTION_IDS_BY_STATUSES_FOR_UPDATE_SKIP_LOCKED_SQL,
-        )
-        self._get_task_executions_by_statuses_for_update_skip_locked = fill(
-            GET_TASK_EXECUTIONS_BY_STATUSES_FOR_UPDATE_SKIP_LOCKED_SQL,
-        )
-        self._get_task_execution_ids_by_start_at_less_than_for_update_skip_locked = fill(
-            GET_TASK_EXECUTION_IDS_BY_START_AT_LESS_THAN_FOR_UPDATE_SKIP_LOCKED_SQL,
-        )
-        self._get_task_executions_by_start_at_less_than_for_update_skip_locked = fill(
-            GET_TASK_EXECUTIONS_BY_START_AT_LESS_THAN_FOR_UPDATE_SKIP_LOCKED_SQL,
-        )
-        self._update_task_executions_by_execution_ids = fill(
-            UPDATE_TASK_EXECUTIONS_BY_EXECUTION_IDS_SQL,
-        )
-        self._update_task_executions_by_statuses = fill(UPDATE_TASK_EXECUTIONS_BY_STATUSES_SQL)
-        self._update_task_executions_by_start_at_less_than = fill(
-            UPDATE_TASK_EXECUTIONS_BY_START_AT_LESS_THAN_SQL,
-        )
+    def _sql(self, template: str) -> str:
+        text = self._texts.get(template)
+        if text is None:
+            text = self._texts[template] = template.format(table=self.table)
+        return text
 
 
 # Connections are typed `Connection[Any]`: whatever row factory the caller's connection
 # has does not matter, because every cursor here is opened with row_factory=tuple_row.
-class AsyncQueries(_SqlTexts):
+class AsyncQueries(_Texts):
     """The queries, for asyncio; each method runs one statement on `conn`."""
 
     async def claim_ready_task_executions(
@@ -905,21 +789,19 @@ class AsyncQueries(_SqlTexts):
         lease_margin_ms: int,
         row_limit: int,
     ) -> list[DurableTaskExecution]:
-        """The executor's set-based fast paths (storage/types.py: ClaimingStorageTx and
-        BatchUpdatingStorageTx): one statement where the generic path runs one per row. Claims up
-        to row_limit due ready executions in one statement: the subquery picks them in FIFO order
-        (start_at, then insertion), skipping rows other transactions hold, and the UPDATE moves
-        them to running with a lease of each row's own timeout_ms plus lease_margin_ms. The
-        literal 'ready' lets the (status, start_at, id) index return the rows already in that
-        order, so the LIMIT stops the scan early. RETURNING order is unspecified: the storage
-        sorts the rows.
+        """Claims up to row_limit due ready executions in one statement: the subquery picks them in
+        FIFO order (start_at, then insertion), skipping rows other transactions hold, and the
+        UPDATE moves them to running with a lease of each row's own timeout_ms plus
+        lease_margin_ms. The literal 'ready' lets the (status, start_at, id) index return the
+        rows already in that order, so the LIMIT stops the scan early. RETURNING order is
+        unspecified: the storage sorts the rows.
 
         sqlc.arg() rather than @ where a parameter starts an arithmetic expression: sqlc reads @
         as the prefix operator, which would swallow the whole sum as the parameter.
         """
         args = (now, lease_margin_ms, row_limit)
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
-            await cur.execute(self._claim_ready_task_executions, args)
+            await cur.execute(self._sql(CLAIM_READY_TASK_EXECUTIONS_SQL), args)
             rows = await cur.fetchall()
         return [_as_durable_task_execution(row) for row in rows]
 
@@ -953,7 +835,7 @@ class AsyncQueries(_SqlTexts):
         new_expires_at: Sequence[datetime.datetime | None],
         new_version: Sequence[int | None],
         new_updated_at: Sequence[datetime.datetime | None],
-    ) -> list[UpdateTaskExecutionsEachRow]:
+    ) -> list[int]:
         """Many independent guarded updates by execution id in one statement (what the executor does
         when it writes the results of many runs in one transaction). Parameters are parallel
         arrays with one element per (update, execution id) pair: item_index numbers the update,
@@ -995,9 +877,9 @@ class AsyncQueries(_SqlTexts):
             list(new_updated_at),
         )
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
-            await cur.execute(self._update_task_executions_each, args)
+            await cur.execute(self._sql(UPDATE_TASK_EXECUTIONS_EACH_SQL), args)
             rows = await cur.fetchall()
-        return [_as_update_task_executions_each_row(row) for row in rows]
+        return [row[0] for row in rows]
 
     async def get_ready_task_executions_to_claim(
         self,
@@ -1014,7 +896,7 @@ class AsyncQueries(_SqlTexts):
         """
         args = (now, row_limit)
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
-            await cur.execute(self._get_ready_task_executions_to_claim, args)
+            await cur.execute(self._sql(GET_READY_TASK_EXECUTIONS_TO_CLAIM_SQL), args)
             rows = await cur.fetchall()
         return [_as_get_ready_task_executions_to_claim_row(row) for row in rows]
 
@@ -1028,7 +910,7 @@ class AsyncQueries(_SqlTexts):
     ) -> DurableTaskExecution | None:
         args = (now, lease_margin_ms, execution_id)
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
-            await cur.execute(self._claim_ready_task_execution_by_execution_id, args)
+            await cur.execute(self._sql(CLAIM_READY_TASK_EXECUTION_BY_EXECUTION_ID_SQL), args)
             row = await cur.fetchone()
         if row is None:
             return None
@@ -1070,21 +952,6 @@ class AsyncQueries(_SqlTexts):
         created_at: Sequence[datetime.datetime | None],
         updated_at: Sequence[datetime.datetime | None],
     ) -> int:
-        """Inserting executions. Parameters are parallel arrays, one element per record, named after
-        the column they fill; the i-th elements of every array make up the i-th row. One
-        statement inserts a whole batch (a parent and its children) in a single round trip.
-
-        There is no ON CONFLICT: a duplicate execution_id must raise (unique_violation) so the
-        caller can roll back the transaction and report it.
-
-        Nullable columns (root_*, parent_*, is_finalize_task, run_output, output, started_at,
-        finished_at, expires_at) take arrays whose elements may be NULL: the element type of
-        those parameters is `T | None`. JSON columns take jsonb[]; a JSON null element is stored
-        as SQL NULL (NULLIF) so that "absent" has exactly one representation.
-
-        unnest() appears once per array in the select list (sqlc only knows single-argument
-        unnest); PostgreSQL zips equally long arrays row by row and assigns ids in array order.
-        """
         args = (
             list(root_task_id),
             list(root_execution_id),
@@ -1119,7 +986,7 @@ class AsyncQueries(_SqlTexts):
             list(updated_at),
         )
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
-            await cur.execute(self._insert_task_executions, args)
+            await cur.execute(self._sql(INSERT_TASK_EXECUTIONS_SQL), args)
             return cur.rowcount
 
     async def list_task_executions(
@@ -1132,14 +999,6 @@ class AsyncQueries(_SqlTexts):
         row_offset: int,
         row_limit: int,
     ) -> list[DurableTaskExecution]:
-        """Read-only queries for operators (the CLI's `list` and `stats`): the optional inspection
-        protocol of storage/types.py (InspectableStorage). The executor never runs them.
-
-        * Newest first is insertion order, backwards: ORDER BY id DESC walks the primary key, so
-        a page needs no sort however large the table is.
-        * Optional filters (sqlc.narg) are ignored when NULL; top_level_only keeps executions
-        that were enqueued (no parent).
-        """
         args = (
             None if statuses is None else list(statuses),
             task_id,
@@ -1148,7 +1007,7 @@ class AsyncQueries(_SqlTexts):
             row_limit,
         )
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
-            await cur.execute(self._list_task_executions, args)
+            await cur.execute(self._sql(LIST_TASK_EXECUTIONS_SQL), args)
             rows = await cur.fetchall()
         return [_as_durable_task_execution(row) for row in rows]
 
@@ -1161,7 +1020,7 @@ class AsyncQueries(_SqlTexts):
     ) -> list[CountTaskExecutionsByStatusRow]:
         args = (task_id, top_level_only)
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
-            await cur.execute(self._count_task_executions_by_status, args)
+            await cur.execute(self._sql(COUNT_TASK_EXECUTIONS_BY_STATUS_SQL), args)
             rows = await cur.fetchall()
         return [_as_count_task_executions_by_status_row(row) for row in rows]
 
@@ -1176,7 +1035,7 @@ class AsyncQueries(_SqlTexts):
         """
         args = (task_id,)
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
-            await cur.execute(self._get_oldest_ready_task_execution, args)
+            await cur.execute(self._sql(GET_OLDEST_READY_TASK_EXECUTION_SQL), args)
             row = await cur.fetchone()
         if row is None:
             return None
@@ -1188,24 +1047,21 @@ class AsyncQueries(_SqlTexts):
         *,
         lock_key: int,
     ) -> None:
-        """The migration runner's bookkeeping. Numbered schema files are applied in one transaction
-        that first takes LockMigrations, so migrators starting at the same time run one after
-        another and each sees what the previous one recorded. A transaction-scoped advisory lock,
-        released at commit or rollback. The caller derives lock_key from the table name, so
-        different tables migrate independently.
+        """A transaction-scoped advisory lock, released at commit or rollback. The caller derives
+        lock_key from the table name, so different tables migrate independently.
         """
         args = (lock_key,)
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
-            await cur.execute(self._lock_migrations, args)
+            await cur.execute(self._sql(LOCK_MIGRATIONS_SQL), args)
 
     async def get_applied_migration_versions(
         self,
         conn: psycopg.AsyncConnection[Any],
-    ) -> list[GetAppliedMigrationVersionsRow]:
+    ) -> list[int]:
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
-            await cur.execute(self._get_applied_migration_versions)
+            await cur.execute(self._sql(GET_APPLIED_MIGRATION_VERSIONS_SQL))
             rows = await cur.fetchall()
-        return [_as_get_applied_migration_versions_row(row) for row in rows]
+        return [row[0] for row in rows]
 
     async def insert_applied_migration(
         self,
@@ -1217,7 +1073,7 @@ class AsyncQueries(_SqlTexts):
     ) -> None:
         args = (version, name, applied_at)
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
-            await cur.execute(self._insert_applied_migration, args)
+            await cur.execute(self._sql(INSERT_APPLIED_MIGRATION_SQL), args)
 
     async def notify_ready(
         self,
@@ -1225,15 +1081,15 @@ class AsyncQueries(_SqlTexts):
         *,
         channel: str,
     ) -> None:
-        """Waking the executors of other processes (LISTEN/NOTIFY). Sent in the transaction that
-        inserted executions ready to run now: PostgreSQL delivers the notice at commit (never
-        after a rollback) to every session that LISTENs on the channel, and folds repeated
-        notices of one transaction into one. The caller derives the channel from the table name;
-        LISTEN itself is a utility command sqlc cannot compile, so the listener sends it.
+        """Sent in the transaction that inserted executions ready to run now: PostgreSQL delivers
+        the notice at commit (never after a rollback) to every session that LISTENs on the
+        channel, and folds repeated notices of one transaction into one. The caller derives the
+        channel from the table name; LISTEN itself is a utility command sqlc cannot compile, so
+        the listener sends it.
         """
         args = (channel,)
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
-            await cur.execute(self._notify_ready, args)
+            await cur.execute(self._sql(NOTIFY_READY_SQL), args)
 
     async def get_prunable_roots(
         self,
@@ -1245,16 +1101,13 @@ class AsyncQueries(_SqlTexts):
         statuses: Sequence[str | None],
         row_limit: int,
     ) -> list[GetPrunableRootsRow]:
-        """Retention: deleting whole trees of finished executions (storage/types.py:
-        PruningStorage). The storage walks the candidates in (finished_at, id) order, a batch per
-        transaction, so no statement holds many locks or binds more than one batch of ids. Up to
-        row_limit top-level executions after the (after_finished_at, after_id) cursor that
+        """Up to row_limit top-level executions after the (after_finished_at, after_id) cursor that
         finished before finished_before with one of the statuses, are closed, and whose tree has
         no active or unclosed execution left. Locked rows are skipped (another pruner has them).
         """
         args = (finished_before, after_finished_at, after_id, list(statuses), row_limit)
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
-            await cur.execute(self._get_prunable_roots, args)
+            await cur.execute(self._sql(GET_PRUNABLE_ROOTS_SQL), args)
             rows = await cur.fetchall()
         return [_as_get_prunable_roots_row(row) for row in rows]
 
@@ -1267,7 +1120,7 @@ class AsyncQueries(_SqlTexts):
         """How many executions the trees of these roots hold, per status (a dry run's report)."""
         args = (list(root_execution_ids),)
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
-            await cur.execute(self._count_execution_trees, args)
+            await cur.execute(self._sql(COUNT_EXECUTION_TREES_SQL), args)
             rows = await cur.fetchall()
         return [_as_count_execution_trees_row(row) for row in rows]
 
@@ -1280,7 +1133,7 @@ class AsyncQueries(_SqlTexts):
         """Deletes the trees of these roots: the roots and every execution under them."""
         args = (list(root_execution_ids),)
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
-            await cur.execute(self._delete_execution_trees, args)
+            await cur.execute(self._sql(DELETE_EXECUTION_TREES_SQL), args)
             rows = await cur.fetchall()
         return [_as_delete_execution_trees_row(row) for row in rows]
 
@@ -1293,19 +1146,7 @@ class AsyncQueries(_SqlTexts):
         needs_promise_cancellation: bool | None,
         version: int | None,
         row_limit: int | None,
-    ) -> list[GetTaskExecutionIdsByExecutionIdsRow]:
-        """Reading executions, one query per `where` variant of the storage contract, returning
-        either the execution ids or whole rows.
-
-        Shared rules (the contract in storage/types.py):
-        * every optional filter (sqlc.narg) is an equality filter when given, False included, and
-        is ignored when NULL; `expires_at < NULL` is never true, so rows without expires_at never
-        match expires_at_less_than;
-        * row_limit NULL means no limit (LIMIT NULL), 0 means no rows;
-        * results are ordered: by_execution_ids by id (insertion order), by_statuses by
-        updated_at, by_start_at_less_than by start_at (FIFO claims); ties are broken by id. The
-        same queries with FOR UPDATE SKIP LOCKED are in select_for_update.sql.
-        """
+    ) -> list[str]:
         args = (
             list(execution_ids),
             None if statuses is None else list(statuses),
@@ -1314,9 +1155,9 @@ class AsyncQueries(_SqlTexts):
             row_limit,
         )
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
-            await cur.execute(self._get_task_execution_ids_by_execution_ids, args)
+            await cur.execute(self._sql(GET_TASK_EXECUTION_IDS_BY_EXECUTION_IDS_SQL), args)
             rows = await cur.fetchall()
-        return [_as_get_task_execution_ids_by_execution_ids_row(row) for row in rows]
+        return [row[0] for row in rows]
 
     async def get_task_executions_by_execution_ids(
         self,
@@ -1336,7 +1177,7 @@ class AsyncQueries(_SqlTexts):
             row_limit,
         )
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
-            await cur.execute(self._get_task_executions_by_execution_ids, args)
+            await cur.execute(self._sql(GET_TASK_EXECUTIONS_BY_EXECUTION_IDS_SQL), args)
             rows = await cur.fetchall()
         return [_as_durable_task_execution(row) for row in rows]
 
@@ -1348,12 +1189,12 @@ class AsyncQueries(_SqlTexts):
         is_closed: bool | None,
         expires_at_less_than: datetime.datetime | None,
         row_limit: int | None,
-    ) -> list[GetTaskExecutionIdsByStatusesRow]:
+    ) -> list[str]:
         args = (list(statuses), is_closed, expires_at_less_than, row_limit)
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
-            await cur.execute(self._get_task_execution_ids_by_statuses, args)
+            await cur.execute(self._sql(GET_TASK_EXECUTION_IDS_BY_STATUSES_SQL), args)
             rows = await cur.fetchall()
-        return [_as_get_task_execution_ids_by_statuses_row(row) for row in rows]
+        return [row[0] for row in rows]
 
     async def get_task_executions_by_statuses(
         self,
@@ -1366,7 +1207,7 @@ class AsyncQueries(_SqlTexts):
     ) -> list[DurableTaskExecution]:
         args = (list(statuses), is_closed, expires_at_less_than, row_limit)
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
-            await cur.execute(self._get_task_executions_by_statuses, args)
+            await cur.execute(self._sql(GET_TASK_EXECUTIONS_BY_STATUSES_SQL), args)
             rows = await cur.fetchall()
         return [_as_durable_task_execution(row) for row in rows]
 
@@ -1377,12 +1218,12 @@ class AsyncQueries(_SqlTexts):
         statuses: Sequence[str | None],
         start_at_less_than: datetime.datetime,
         row_limit: int | None,
-    ) -> list[GetTaskExecutionIdsByStartAtLessThanRow]:
+    ) -> list[str]:
         args = (list(statuses), start_at_less_than, row_limit)
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
-            await cur.execute(self._get_task_execution_ids_by_start_at_less_than, args)
+            await cur.execute(self._sql(GET_TASK_EXECUTION_IDS_BY_START_AT_LESS_THAN_SQL), args)
             rows = await cur.fetchall()
-        return [_as_get_task_execution_ids_by_start_at_less_than_row(row) for row in rows]
+        return [row[0] for row in rows]
 
     async def get_task_executions_by_start_at_less_than(
         self,
@@ -1394,7 +1235,7 @@ class AsyncQueries(_SqlTexts):
     ) -> list[DurableTaskExecution]:
         args = (list(statuses), start_at_less_than, row_limit)
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
-            await cur.execute(self._get_task_executions_by_start_at_less_than, args)
+            await cur.execute(self._sql(GET_TASK_EXECUTIONS_BY_START_AT_LESS_THAN_SQL), args)
             rows = await cur.fetchall()
         return [_as_durable_task_execution(row) for row in rows]
 
@@ -1407,13 +1248,7 @@ class AsyncQueries(_SqlTexts):
         needs_promise_cancellation: bool | None,
         version: int | None,
         row_limit: int | None,
-    ) -> list[GetTaskExecutionIdsByExecutionIdsForUpdateSkipLockedRow]:
-        """The queries of select.sql with FOR UPDATE SKIP LOCKED: they lock the returned rows until
-        the transaction ends and skip rows other transactions hold, so concurrent executors claim
-        disjoint rows. The clause cannot be a parameter, hence separate named queries. Same
-        filters, limits and ordering as select.sql (the ORDER BY picks which unlocked rows are
-        claimed first).
-        """
+    ) -> list[str]:
         args = (
             list(execution_ids),
             None if statuses is None else list(statuses),
@@ -1423,14 +1258,11 @@ class AsyncQueries(_SqlTexts):
         )
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
             await cur.execute(
-                self._get_task_execution_ids_by_execution_ids_for_update_skip_locked,
+                self._sql(GET_TASK_EXECUTION_IDS_BY_EXECUTION_IDS_FOR_UPDATE_SKIP_LOCKED_SQL),
                 args,
             )
             rows = await cur.fetchall()
-        return [
-            _as_get_task_execution_ids_by_execution_ids_for_update_skip_locked_row(row)
-            for row in rows
-        ]
+        return [row[0] for row in rows]
 
     async def get_task_executions_by_execution_ids_for_update_skip_locked(
         self,
@@ -1451,7 +1283,7 @@ class AsyncQueries(_SqlTexts):
         )
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
             await cur.execute(
-                self._get_task_executions_by_execution_ids_for_update_skip_locked,
+                self._sql(GET_TASK_EXECUTIONS_BY_EXECUTION_IDS_FOR_UPDATE_SKIP_LOCKED_SQL),
                 args,
             )
             rows = await cur.fetchall()
@@ -1465,14 +1297,15 @@ class AsyncQueries(_SqlTexts):
         is_closed: bool | None,
         expires_at_less_than: datetime.datetime | None,
         row_limit: int | None,
-    ) -> list[GetTaskExecutionIdsByStatusesForUpdateSkipLockedRow]:
+    ) -> list[str]:
         args = (list(statuses), is_closed, expires_at_less_than, row_limit)
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
-            await cur.execute(self._get_task_execution_ids_by_statuses_for_update_skip_locked, args)
+            await cur.execute(
+                self._sql(GET_TASK_EXECUTION_IDS_BY_STATUSES_FOR_UPDATE_SKIP_LOCKED_SQL),
+                args,
+            )
             rows = await cur.fetchall()
-        return [
-            _as_get_task_execution_ids_by_statuses_for_update_skip_locked_row(row) for row in rows
-        ]
+        return [row[0] for row in rows]
 
     async def get_task_executions_by_statuses_for_update_skip_locked(
         self,
@@ -1485,7 +1318,10 @@ class AsyncQueries(_SqlTexts):
     ) -> list[DurableTaskExecution]:
         args = (list(statuses), is_closed, expires_at_less_than, row_limit)
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
-            await cur.execute(self._get_task_executions_by_statuses_for_update_skip_locked, args)
+            await cur.execute(
+                self._sql(GET_TASK_EXECUTIONS_BY_STATUSES_FOR_UPDATE_SKIP_LOCKED_SQL),
+                args,
+            )
             rows = await cur.fetchall()
         return [_as_durable_task_execution(row) for row in rows]
 
@@ -1496,18 +1332,15 @@ class AsyncQueries(_SqlTexts):
         statuses: Sequence[str | None],
         start_at_less_than: datetime.datetime,
         row_limit: int | None,
-    ) -> list[GetTaskExecutionIdsByStartAtLessThanForUpdateSkipLockedRow]:
+    ) -> list[str]:
         args = (list(statuses), start_at_less_than, row_limit)
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
             await cur.execute(
-                self._get_task_execution_ids_by_start_at_less_than_for_update_skip_locked,
+                self._sql(GET_TASK_EXECUTION_IDS_BY_START_AT_LESS_THAN_FOR_UPDATE_SKIP_LOCKED_SQL),
                 args,
             )
             rows = await cur.fetchall()
-        return [
-            _as_get_task_execution_ids_by_start_at_less_than_for_update_skip_locked_row(row)
-            for row in rows
-        ]
+        return [row[0] for row in rows]
 
     async def get_task_executions_by_start_at_less_than_for_update_skip_locked(
         self,
@@ -1520,7 +1353,7 @@ class AsyncQueries(_SqlTexts):
         args = (list(statuses), start_at_less_than, row_limit)
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
             await cur.execute(
-                self._get_task_executions_by_start_at_less_than_for_update_skip_locked,
+                self._sql(GET_TASK_EXECUTIONS_BY_START_AT_LESS_THAN_FOR_UPDATE_SKIP_LOCKED_SQL),
                 args,
             )
             rows = await cur.fetchall()
@@ -1556,18 +1389,6 @@ class AsyncQueries(_SqlTexts):
         needs_promise_cancellation: bool | None,
         version: int | None,
     ) -> int:
-        """Partial updates, one query per `where` variant (same filters as select.sql, no limit).
-
-        Parameter names: new_<column> is the value to write, NULL meaning "leave unchanged"
-        (COALESCE); every other parameter is a filter, named as in select.sql. unset_error and
-        unset_expires_at clear those columns and win over new_error / new_expires_at. updated_at
-        is always written. The root/parent columns, task_id, execution_id and the enqueue-time
-        options are never updated.
-
-        The version guard is part of the WHERE clause, so under READ COMMITTED a row that a
-        concurrent transaction changed is re-checked against its new version before being
-        updated: a stale version updates 0 rows. The result is the number of rows updated.
-        """
         args = (
             new_run_output,
             new_output,
@@ -1596,7 +1417,7 @@ class AsyncQueries(_SqlTexts):
             version,
         )
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
-            await cur.execute(self._update_task_executions_by_execution_ids, args)
+            await cur.execute(self._sql(UPDATE_TASK_EXECUTIONS_BY_EXECUTION_IDS_SQL), args)
             return cur.rowcount
 
     async def update_task_executions_by_statuses(
@@ -1655,7 +1476,7 @@ class AsyncQueries(_SqlTexts):
             expires_at_less_than,
         )
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
-            await cur.execute(self._update_task_executions_by_statuses, args)
+            await cur.execute(self._sql(UPDATE_TASK_EXECUTIONS_BY_STATUSES_SQL), args)
             return cur.rowcount
 
     async def update_task_executions_by_start_at_less_than(
@@ -1712,11 +1533,11 @@ class AsyncQueries(_SqlTexts):
             start_at_less_than,
         )
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
-            await cur.execute(self._update_task_executions_by_start_at_less_than, args)
+            await cur.execute(self._sql(UPDATE_TASK_EXECUTIONS_BY_START_AT_LESS_THAN_SQL), args)
             return cur.rowcount
 
 
-class Queries(_SqlTexts):
+class Queries(_Texts):
     """The queries, synchronous; each method runs one statement on `conn`."""
 
     def claim_ready_task_executions(
@@ -1727,21 +1548,19 @@ class Queries(_SqlTexts):
         lease_margin_ms: int,
         row_limit: int,
     ) -> list[DurableTaskExecution]:
-        """The executor's set-based fast paths (storage/types.py: ClaimingStorageTx and
-        BatchUpdatingStorageTx): one statement where the generic path runs one per row. Claims up
-        to row_limit due ready executions in one statement: the subquery picks them in FIFO order
-        (start_at, then insertion), skipping rows other transactions hold, and the UPDATE moves
-        them to running with a lease of each row's own timeout_ms plus lease_margin_ms. The
-        literal 'ready' lets the (status, start_at, id) index return the rows already in that
-        order, so the LIMIT stops the scan early. RETURNING order is unspecified: the storage
-        sorts the rows.
+        """Claims up to row_limit due ready executions in one statement: the subquery picks them in
+        FIFO order (start_at, then insertion), skipping rows other transactions hold, and the
+        UPDATE moves them to running with a lease of each row's own timeout_ms plus
+        lease_margin_ms. The literal 'ready' lets the (status, start_at, id) index return the
+        rows already in that order, so the LIMIT stops the scan early. RETURNING order is
+        unspecified: the storage sorts the rows.
 
         sqlc.arg() rather than @ where a parameter starts an arithmetic expression: sqlc reads @
         as the prefix operator, which would swallow the whole sum as the parameter.
         """
         args = (now, lease_margin_ms, row_limit)
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
-            cur.execute(self._claim_ready_task_executions, args)
+            cur.execute(self._sql(CLAIM_READY_TASK_EXECUTIONS_SQL), args)
             rows = cur.fetchall()
         return [_as_durable_task_execution(row) for row in rows]
 
@@ -1775,7 +1594,7 @@ class Queries(_SqlTexts):
         new_expires_at: Sequence[datetime.datetime | None],
         new_version: Sequence[int | None],
         new_updated_at: Sequence[datetime.datetime | None],
-    ) -> list[UpdateTaskExecutionsEachRow]:
+    ) -> list[int]:
         """Many independent guarded updates by execution id in one statement (what the executor does
         when it writes the results of many runs in one transaction). Parameters are parallel
         arrays with one element per (update, execution id) pair: item_index numbers the update,
@@ -1817,9 +1636,9 @@ class Queries(_SqlTexts):
             list(new_updated_at),
         )
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
-            cur.execute(self._update_task_executions_each, args)
+            cur.execute(self._sql(UPDATE_TASK_EXECUTIONS_EACH_SQL), args)
             rows = cur.fetchall()
-        return [_as_update_task_executions_each_row(row) for row in rows]
+        return [row[0] for row in rows]
 
     def get_ready_task_executions_to_claim(
         self,
@@ -1836,7 +1655,7 @@ class Queries(_SqlTexts):
         """
         args = (now, row_limit)
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
-            cur.execute(self._get_ready_task_executions_to_claim, args)
+            cur.execute(self._sql(GET_READY_TASK_EXECUTIONS_TO_CLAIM_SQL), args)
             rows = cur.fetchall()
         return [_as_get_ready_task_executions_to_claim_row(row) for row in rows]
 
@@ -1850,7 +1669,7 @@ class Queries(_SqlTexts):
     ) -> DurableTaskExecution | None:
         args = (now, lease_margin_ms, execution_id)
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
-            cur.execute(self._claim_ready_task_execution_by_execution_id, args)
+            cur.execute(self._sql(CLAIM_READY_TASK_EXECUTION_BY_EXECUTION_ID_SQL), args)
             row = cur.fetchone()
         if row is None:
             return None
@@ -1892,21 +1711,6 @@ class Queries(_SqlTexts):
         created_at: Sequence[datetime.datetime | None],
         updated_at: Sequence[datetime.datetime | None],
     ) -> int:
-        """Inserting executions. Parameters are parallel arrays, one element per record, named after
-        the column they fill; the i-th elements of every array make up the i-th row. One
-        statement inserts a whole batch (a parent and its children) in a single round trip.
-
-        There is no ON CONFLICT: a duplicate execution_id must raise (unique_violation) so the
-        caller can roll back the transaction and report it.
-
-        Nullable columns (root_*, parent_*, is_finalize_task, run_output, output, started_at,
-        finished_at, expires_at) take arrays whose elements may be NULL: the element type of
-        those parameters is `T | None`. JSON columns take jsonb[]; a JSON null element is stored
-        as SQL NULL (NULLIF) so that "absent" has exactly one representation.
-
-        unnest() appears once per array in the select list (sqlc only knows single-argument
-        unnest); PostgreSQL zips equally long arrays row by row and assigns ids in array order.
-        """
         args = (
             list(root_task_id),
             list(root_execution_id),
@@ -1941,7 +1745,7 @@ class Queries(_SqlTexts):
             list(updated_at),
         )
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
-            cur.execute(self._insert_task_executions, args)
+            cur.execute(self._sql(INSERT_TASK_EXECUTIONS_SQL), args)
             return cur.rowcount
 
     def list_task_executions(
@@ -1954,14 +1758,6 @@ class Queries(_SqlTexts):
         row_offset: int,
         row_limit: int,
     ) -> list[DurableTaskExecution]:
-        """Read-only queries for operators (the CLI's `list` and `stats`): the optional inspection
-        protocol of storage/types.py (InspectableStorage). The executor never runs them.
-
-        * Newest first is insertion order, backwards: ORDER BY id DESC walks the primary key, so
-        a page needs no sort however large the table is.
-        * Optional filters (sqlc.narg) are ignored when NULL; top_level_only keeps executions
-        that were enqueued (no parent).
-        """
         args = (
             None if statuses is None else list(statuses),
             task_id,
@@ -1970,7 +1766,7 @@ class Queries(_SqlTexts):
             row_limit,
         )
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
-            cur.execute(self._list_task_executions, args)
+            cur.execute(self._sql(LIST_TASK_EXECUTIONS_SQL), args)
             rows = cur.fetchall()
         return [_as_durable_task_execution(row) for row in rows]
 
@@ -1983,7 +1779,7 @@ class Queries(_SqlTexts):
     ) -> list[CountTaskExecutionsByStatusRow]:
         args = (task_id, top_level_only)
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
-            cur.execute(self._count_task_executions_by_status, args)
+            cur.execute(self._sql(COUNT_TASK_EXECUTIONS_BY_STATUS_SQL), args)
             rows = cur.fetchall()
         return [_as_count_task_executions_by_status_row(row) for row in rows]
 
@@ -1998,7 +1794,7 @@ class Queries(_SqlTexts):
         """
         args = (task_id,)
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
-            cur.execute(self._get_oldest_ready_task_execution, args)
+            cur.execute(self._sql(GET_OLDEST_READY_TASK_EXECUTION_SQL), args)
             row = cur.fetchone()
         if row is None:
             return None
@@ -2010,24 +1806,21 @@ class Queries(_SqlTexts):
         *,
         lock_key: int,
     ) -> None:
-        """The migration runner's bookkeeping. Numbered schema files are applied in one transaction
-        that first takes LockMigrations, so migrators starting at the same time run one after
-        another and each sees what the previous one recorded. A transaction-scoped advisory lock,
-        released at commit or rollback. The caller derives lock_key from the table name, so
-        different tables migrate independently.
+        """A transaction-scoped advisory lock, released at commit or rollback. The caller derives
+        lock_key from the table name, so different tables migrate independently.
         """
         args = (lock_key,)
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
-            cur.execute(self._lock_migrations, args)
+            cur.execute(self._sql(LOCK_MIGRATIONS_SQL), args)
 
     def get_applied_migration_versions(
         self,
         conn: psycopg.Connection[Any],
-    ) -> list[GetAppliedMigrationVersionsRow]:
+    ) -> list[int]:
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
-            cur.execute(self._get_applied_migration_versions)
+            cur.execute(self._sql(GET_APPLIED_MIGRATION_VERSIONS_SQL))
             rows = cur.fetchall()
-        return [_as_get_applied_migration_versions_row(row) for row in rows]
+        return [row[0] for row in rows]
 
     def insert_applied_migration(
         self,
@@ -2039,7 +1832,7 @@ class Queries(_SqlTexts):
     ) -> None:
         args = (version, name, applied_at)
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
-            cur.execute(self._insert_applied_migration, args)
+            cur.execute(self._sql(INSERT_APPLIED_MIGRATION_SQL), args)
 
     def notify_ready(
         self,
@@ -2047,15 +1840,15 @@ class Queries(_SqlTexts):
         *,
         channel: str,
     ) -> None:
-        """Waking the executors of other processes (LISTEN/NOTIFY). Sent in the transaction that
-        inserted executions ready to run now: PostgreSQL delivers the notice at commit (never
-        after a rollback) to every session that LISTENs on the channel, and folds repeated
-        notices of one transaction into one. The caller derives the channel from the table name;
-        LISTEN itself is a utility command sqlc cannot compile, so the listener sends it.
+        """Sent in the transaction that inserted executions ready to run now: PostgreSQL delivers
+        the notice at commit (never after a rollback) to every session that LISTENs on the
+        channel, and folds repeated notices of one transaction into one. The caller derives the
+        channel from the table name; LISTEN itself is a utility command sqlc cannot compile, so
+        the listener sends it.
         """
         args = (channel,)
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
-            cur.execute(self._notify_ready, args)
+            cur.execute(self._sql(NOTIFY_READY_SQL), args)
 
     def get_prunable_roots(
         self,
@@ -2067,16 +1860,13 @@ class Queries(_SqlTexts):
         statuses: Sequence[str | None],
         row_limit: int,
     ) -> list[GetPrunableRootsRow]:
-        """Retention: deleting whole trees of finished executions (storage/types.py:
-        PruningStorage). The storage walks the candidates in (finished_at, id) order, a batch per
-        transaction, so no statement holds many locks or binds more than one batch of ids. Up to
-        row_limit top-level executions after the (after_finished_at, after_id) cursor that
+        """Up to row_limit top-level executions after the (after_finished_at, after_id) cursor that
         finished before finished_before with one of the statuses, are closed, and whose tree has
         no active or unclosed execution left. Locked rows are skipped (another pruner has them).
         """
         args = (finished_before, after_finished_at, after_id, list(statuses), row_limit)
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
-            cur.execute(self._get_prunable_roots, args)
+            cur.execute(self._sql(GET_PRUNABLE_ROOTS_SQL), args)
             rows = cur.fetchall()
         return [_as_get_prunable_roots_row(row) for row in rows]
 
@@ -2089,7 +1879,7 @@ class Queries(_SqlTexts):
         """How many executions the trees of these roots hold, per status (a dry run's report)."""
         args = (list(root_execution_ids),)
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
-            cur.execute(self._count_execution_trees, args)
+            cur.execute(self._sql(COUNT_EXECUTION_TREES_SQL), args)
             rows = cur.fetchall()
         return [_as_count_execution_trees_row(row) for row in rows]
 
@@ -2102,7 +1892,7 @@ class Queries(_SqlTexts):
         """Deletes the trees of these roots: the roots and every execution under them."""
         args = (list(root_execution_ids),)
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
-            cur.execute(self._delete_execution_trees, args)
+            cur.execute(self._sql(DELETE_EXECUTION_TREES_SQL), args)
             rows = cur.fetchall()
         return [_as_delete_execution_trees_row(row) for row in rows]
 
@@ -2115,19 +1905,7 @@ class Queries(_SqlTexts):
         needs_promise_cancellation: bool | None,
         version: int | None,
         row_limit: int | None,
-    ) -> list[GetTaskExecutionIdsByExecutionIdsRow]:
-        """Reading executions, one query per `where` variant of the storage contract, returning
-        either the execution ids or whole rows.
-
-        Shared rules (the contract in storage/types.py):
-        * every optional filter (sqlc.narg) is an equality filter when given, False included, and
-        is ignored when NULL; `expires_at < NULL` is never true, so rows without expires_at never
-        match expires_at_less_than;
-        * row_limit NULL means no limit (LIMIT NULL), 0 means no rows;
-        * results are ordered: by_execution_ids by id (insertion order), by_statuses by
-        updated_at, by_start_at_less_than by start_at (FIFO claims); ties are broken by id. The
-        same queries with FOR UPDATE SKIP LOCKED are in select_for_update.sql.
-        """
+    ) -> list[str]:
         args = (
             list(execution_ids),
             None if statuses is None else list(statuses),
@@ -2136,9 +1914,9 @@ class Queries(_SqlTexts):
             row_limit,
         )
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
-            cur.execute(self._get_task_execution_ids_by_execution_ids, args)
+            cur.execute(self._sql(GET_TASK_EXECUTION_IDS_BY_EXECUTION_IDS_SQL), args)
             rows = cur.fetchall()
-        return [_as_get_task_execution_ids_by_execution_ids_row(row) for row in rows]
+        return [row[0] for row in rows]
 
     def get_task_executions_by_execution_ids(
         self,
@@ -2158,7 +1936,7 @@ class Queries(_SqlTexts):
             row_limit,
         )
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
-            cur.execute(self._get_task_executions_by_execution_ids, args)
+            cur.execute(self._sql(GET_TASK_EXECUTIONS_BY_EXECUTION_IDS_SQL), args)
             rows = cur.fetchall()
         return [_as_durable_task_execution(row) for row in rows]
 
@@ -2170,12 +1948,12 @@ class Queries(_SqlTexts):
         is_closed: bool | None,
         expires_at_less_than: datetime.datetime | None,
         row_limit: int | None,
-    ) -> list[GetTaskExecutionIdsByStatusesRow]:
+    ) -> list[str]:
         args = (list(statuses), is_closed, expires_at_less_than, row_limit)
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
-            cur.execute(self._get_task_execution_ids_by_statuses, args)
+            cur.execute(self._sql(GET_TASK_EXECUTION_IDS_BY_STATUSES_SQL), args)
             rows = cur.fetchall()
-        return [_as_get_task_execution_ids_by_statuses_row(row) for row in rows]
+        return [row[0] for row in rows]
 
     def get_task_executions_by_statuses(
         self,
@@ -2188,7 +1966,7 @@ class Queries(_SqlTexts):
     ) -> list[DurableTaskExecution]:
         args = (list(statuses), is_closed, expires_at_less_than, row_limit)
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
-            cur.execute(self._get_task_executions_by_statuses, args)
+            cur.execute(self._sql(GET_TASK_EXECUTIONS_BY_STATUSES_SQL), args)
             rows = cur.fetchall()
         return [_as_durable_task_execution(row) for row in rows]
 
@@ -2199,12 +1977,12 @@ class Queries(_SqlTexts):
         statuses: Sequence[str | None],
         start_at_less_than: datetime.datetime,
         row_limit: int | None,
-    ) -> list[GetTaskExecutionIdsByStartAtLessThanRow]:
+    ) -> list[str]:
         args = (list(statuses), start_at_less_than, row_limit)
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
-            cur.execute(self._get_task_execution_ids_by_start_at_less_than, args)
+            cur.execute(self._sql(GET_TASK_EXECUTION_IDS_BY_START_AT_LESS_THAN_SQL), args)
             rows = cur.fetchall()
-        return [_as_get_task_execution_ids_by_start_at_less_than_row(row) for row in rows]
+        return [row[0] for row in rows]
 
     def get_task_executions_by_start_at_less_than(
         self,
@@ -2216,7 +1994,7 @@ class Queries(_SqlTexts):
     ) -> list[DurableTaskExecution]:
         args = (list(statuses), start_at_less_than, row_limit)
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
-            cur.execute(self._get_task_executions_by_start_at_less_than, args)
+            cur.execute(self._sql(GET_TASK_EXECUTIONS_BY_START_AT_LESS_THAN_SQL), args)
             rows = cur.fetchall()
         return [_as_durable_task_execution(row) for row in rows]
 
@@ -2229,13 +2007,7 @@ class Queries(_SqlTexts):
         needs_promise_cancellation: bool | None,
         version: int | None,
         row_limit: int | None,
-    ) -> list[GetTaskExecutionIdsByExecutionIdsForUpdateSkipLockedRow]:
-        """The queries of select.sql with FOR UPDATE SKIP LOCKED: they lock the returned rows until
-        the transaction ends and skip rows other transactions hold, so concurrent executors claim
-        disjoint rows. The clause cannot be a parameter, hence separate named queries. Same
-        filters, limits and ordering as select.sql (the ORDER BY picks which unlocked rows are
-        claimed first).
-        """
+    ) -> list[str]:
         args = (
             list(execution_ids),
             None if statuses is None else list(statuses),
@@ -2244,12 +2016,12 @@ class Queries(_SqlTexts):
             row_limit,
         )
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
-            cur.execute(self._get_task_execution_ids_by_execution_ids_for_update_skip_locked, args)
+            cur.execute(
+                self._sql(GET_TASK_EXECUTION_IDS_BY_EXECUTION_IDS_FOR_UPDATE_SKIP_LOCKED_SQL),
+                args,
+            )
             rows = cur.fetchall()
-        return [
-            _as_get_task_execution_ids_by_execution_ids_for_update_skip_locked_row(row)
-            for row in rows
-        ]
+        return [row[0] for row in rows]
 
     def get_task_executions_by_execution_ids_for_update_skip_locked(
         self,
@@ -2269,7 +2041,10 @@ class Queries(_SqlTexts):
             row_limit,
         )
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
-            cur.execute(self._get_task_executions_by_execution_ids_for_update_skip_locked, args)
+            cur.execute(
+                self._sql(GET_TASK_EXECUTIONS_BY_EXECUTION_IDS_FOR_UPDATE_SKIP_LOCKED_SQL),
+                args,
+            )
             rows = cur.fetchall()
         return [_as_durable_task_execution(row) for row in rows]
 
@@ -2281,14 +2056,15 @@ class Queries(_SqlTexts):
         is_closed: bool | None,
         expires_at_less_than: datetime.datetime | None,
         row_limit: int | None,
-    ) -> list[GetTaskExecutionIdsByStatusesForUpdateSkipLockedRow]:
+    ) -> list[str]:
         args = (list(statuses), is_closed, expires_at_less_than, row_limit)
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
-            cur.execute(self._get_task_execution_ids_by_statuses_for_update_skip_locked, args)
+            cur.execute(
+                self._sql(GET_TASK_EXECUTION_IDS_BY_STATUSES_FOR_UPDATE_SKIP_LOCKED_SQL),
+                args,
+            )
             rows = cur.fetchall()
-        return [
-            _as_get_task_execution_ids_by_statuses_for_update_skip_locked_row(row) for row in rows
-        ]
+        return [row[0] for row in rows]
 
     def get_task_executions_by_statuses_for_update_skip_locked(
         self,
@@ -2301,7 +2077,7 @@ class Queries(_SqlTexts):
     ) -> list[DurableTaskExecution]:
         args = (list(statuses), is_closed, expires_at_less_than, row_limit)
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
-            cur.execute(self._get_task_executions_by_statuses_for_update_skip_locked, args)
+            cur.execute(self._sql(GET_TASK_EXECUTIONS_BY_STATUSES_FOR_UPDATE_SKIP_LOCKED_SQL), args)
             rows = cur.fetchall()
         return [_as_durable_task_execution(row) for row in rows]
 
@@ -2312,18 +2088,15 @@ class Queries(_SqlTexts):
         statuses: Sequence[str | None],
         start_at_less_than: datetime.datetime,
         row_limit: int | None,
-    ) -> list[GetTaskExecutionIdsByStartAtLessThanForUpdateSkipLockedRow]:
+    ) -> list[str]:
         args = (list(statuses), start_at_less_than, row_limit)
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
             cur.execute(
-                self._get_task_execution_ids_by_start_at_less_than_for_update_skip_locked,
+                self._sql(GET_TASK_EXECUTION_IDS_BY_START_AT_LESS_THAN_FOR_UPDATE_SKIP_LOCKED_SQL),
                 args,
             )
             rows = cur.fetchall()
-        return [
-            _as_get_task_execution_ids_by_start_at_less_than_for_update_skip_locked_row(row)
-            for row in rows
-        ]
+        return [row[0] for row in rows]
 
     def get_task_executions_by_start_at_less_than_for_update_skip_locked(
         self,
@@ -2336,7 +2109,7 @@ class Queries(_SqlTexts):
         args = (list(statuses), start_at_less_than, row_limit)
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
             cur.execute(
-                self._get_task_executions_by_start_at_less_than_for_update_skip_locked,
+                self._sql(GET_TASK_EXECUTIONS_BY_START_AT_LESS_THAN_FOR_UPDATE_SKIP_LOCKED_SQL),
                 args,
             )
             rows = cur.fetchall()
@@ -2372,18 +2145,6 @@ class Queries(_SqlTexts):
         needs_promise_cancellation: bool | None,
         version: int | None,
     ) -> int:
-        """Partial updates, one query per `where` variant (same filters as select.sql, no limit).
-
-        Parameter names: new_<column> is the value to write, NULL meaning "leave unchanged"
-        (COALESCE); every other parameter is a filter, named as in select.sql. unset_error and
-        unset_expires_at clear those columns and win over new_error / new_expires_at. updated_at
-        is always written. The root/parent columns, task_id, execution_id and the enqueue-time
-        options are never updated.
-
-        The version guard is part of the WHERE clause, so under READ COMMITTED a row that a
-        concurrent transaction changed is re-checked against its new version before being
-        updated: a stale version updates 0 rows. The result is the number of rows updated.
-        """
         args = (
             new_run_output,
             new_output,
@@ -2412,7 +2173,7 @@ class Queries(_SqlTexts):
             version,
         )
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
-            cur.execute(self._update_task_executions_by_execution_ids, args)
+            cur.execute(self._sql(UPDATE_TASK_EXECUTIONS_BY_EXECUTION_IDS_SQL), args)
             return cur.rowcount
 
     def update_task_executions_by_statuses(
@@ -2471,7 +2232,7 @@ class Queries(_SqlTexts):
             expires_at_less_than,
         )
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
-            cur.execute(self._update_task_executions_by_statuses, args)
+            cur.execute(self._sql(UPDATE_TASK_EXECUTIONS_BY_STATUSES_SQL), args)
             return cur.rowcount
 
     def update_task_executions_by_start_at_less_than(
@@ -2528,5 +2289,5 @@ class Queries(_SqlTexts):
             start_at_less_than,
         )
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
-            cur.execute(self._update_task_executions_by_start_at_less_than, args)
+            cur.execute(self._sql(UPDATE_TASK_EXECUTIONS_BY_START_AT_LESS_THAN_SQL), args)
             return cur.rowcount

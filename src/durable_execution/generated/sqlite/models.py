@@ -69,13 +69,6 @@ class CountTaskExecutionsByStatusRow:
 
 
 @dataclass(frozen=True, slots=True)
-class GetAppliedMigrationVersionsRow:
-    """The columns GetAppliedMigrationVersions returns."""
-
-    version: int
-
-
-@dataclass(frozen=True, slots=True)
 class GetPrunableRootsRow:
     """The columns GetPrunableRoots returns."""
 
@@ -90,31 +83,3 @@ class CountExecutionTreesRow:
 
     status: str
     execution_count: int
-
-
-@dataclass(frozen=True, slots=True)
-class DeleteExecutionTreesRow:
-    """The columns DeleteExecutionTrees returns."""
-
-    status: str
-
-
-@dataclass(frozen=True, slots=True)
-class GetTaskExecutionIdsByExecutionIdsRow:
-    """The columns GetTaskExecutionIdsByExecutionIds returns."""
-
-    execution_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class GetTaskExecutionIdsByStatusesRow:
-    """The columns GetTaskExecutionIdsByStatuses returns."""
-
-    execution_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class GetTaskExecutionIdsByStartAtLessThanRow:
-    """The columns GetTaskExecutionIdsByStartAtLessThan returns."""
-
-    execution_id: str
