@@ -62,7 +62,9 @@ async def open_storage(
             )
             async with sqlite_storage:
                 if migrate:
-                    await sqlite_storage.migrate()
+                    await sqlite_storage.migrate()  # verifies the schema too
+                else:  # a table that is there must be whole; one that is not, untouched
+                    await sqlite_storage.verify_schema(if_exists=True)
                 yield sqlite_storage
         case PostgresUrl(conninfo=conninfo, masked=masked):
             _refuse_options(sqlite_options, "postgresql://")

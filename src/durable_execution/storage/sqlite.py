@@ -48,7 +48,14 @@ from durable_execution.clock import from_epoch_ms, to_epoch_ms
 from durable_execution.generated import sqlite as lite
 from durable_execution.generated.sqlite.models import DurableTaskExecution as SqliteRow
 from durable_execution.model import TaskExecutionStatus
-from durable_execution.storage import _sqlite_session, claiming, conversion, inspection, migrate
+from durable_execution.storage import (
+    _sqlite_schema,
+    _sqlite_session,
+    claiming,
+    conversion,
+    inspection,
+    migrate,
+)
 from durable_execution.storage.conversion import Columns, JsonValue
 from durable_execution.storage.errors import (
     DuplicateExecutionIdError,
@@ -785,12 +792,27 @@ class SQLiteDurableStorage:
                 raise
 
     async def migrate(self) -> list[int]:
-        """Create or upgrade the schema; returns the migration versions applied now."""
+        """Create or upgrade the schema, then check it (:meth:`verify_schema`); returns the
+        migration versions applied now."""
+        migrations = lite.migrations_for_table(self.table_name)
+
+        def run(conn: sqlite3.Connection) -> list[int]:
+            applied = migrate.migrate_sqlite(conn, self.queries, migrations, self.busy_timeout_ms)
+            _sqlite_schema.verify_schema(conn, self.table_name, migrations)
+            return applied
+
+        async with self._lock:
+            return await self.run_on_worker(run)
+
+    async def verify_schema(self, *, if_exists: bool = False) -> None:
+        """Raise StorageError naming each column or index the table lacks or has changed,
+        compared with what the migrations create (say, an index dropped by hand). With
+        ``if_exists``, a database without the table passes."""
         migrations = lite.migrations_for_table(self.table_name)
         async with self._lock:
-            return await self.run_on_worker(
-                lambda conn: migrate.migrate_sqlite(
-                    conn, self.queries, migrations, self.busy_timeout_ms
+            await self.run_on_worker(
+                lambda conn: _sqlite_schema.verify_schema(
+                    conn, self.table_name, migrations, if_exists=if_exists
                 )
             )
 
