@@ -31,7 +31,7 @@ from durable_execution.storage import DurableStorage, open_storage
 from durable_execution.storage.migrate import SchemaTooNewError
 from durable_execution.tasks import Task, TaskEnqueueOptions
 
-from . import _b_raw as raw
+from . import _raw_sql as raw
 
 
 @dataclass(frozen=True)
@@ -262,7 +262,8 @@ CASES: dict[str, tuple[Case, type[Exception], str]] = {
     "input nested 500 levels deep": (
         _enqueue_input(_nested(500)),
         DurableExecutionError,
-        r"^Error serializing the input of task known: the value is nested more than 200 levels deep",
+        r"^Error serializing the input of task known: "
+        r"the value is nested more than 200 levels deep",
     ),
     "unserializable input": (
         _enqueue_input(object()),

@@ -52,8 +52,8 @@ from durable_execution.storage import (
     WhereByStatuses,
 )
 
-from . import _c_strategies as gen
-from ._c_backends import NAMES, Backends
+from . import _model_strategies as gen
+from ._model_backends import NAMES, Backends
 
 # --- operations -----------------------------------------------------------------------------
 
