@@ -28,7 +28,7 @@ from durable_execution import (
     TaskContext,
 )
 from durable_execution.storage import DurableStorage, open_storage
-from durable_execution.storage.migrate import SchemaTooNewError
+from durable_execution.storage.errors import SchemaTooNewError
 from durable_execution.tasks import Task, TaskEnqueueOptions
 
 from . import _raw_sql as raw

@@ -28,8 +28,7 @@ from durable_execution._transactions import is_transient
 from durable_execution.handle import TaskHandle
 from durable_execution.payloads import FinalizeTaskInput
 from durable_execution.storage import DuplicateExecutionIdError, MalformedRowError, open_storage
-from durable_execution.storage._sqlite_session import SQLiteBusyError
-from durable_execution.storage.migrate import SchemaTooNewError
+from durable_execution.storage.errors import SchemaTooNewError, SQLiteBusyError
 from durable_execution.storage.postgres import PostgresDurableStorage
 from durable_execution.tasks import ChildTask, FinalizeTask, ParentTaskResult, Task
 

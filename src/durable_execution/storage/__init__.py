@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING
 from durable_execution.storage.errors import (
     DuplicateExecutionIdError,
     MalformedRowError,
+    SchemaTooNewError,
     StorageClosedError,
     StorageError,
 )
 from durable_execution.storage.memory import InMemoryStorage, InMemoryStorageTx
-from durable_execution.storage.migrate import SchemaTooNewError
 from durable_execution.storage.open import open_storage
 from durable_execution.storage.sqlite import SQLiteDurableStorage, SQLiteStorageTx
 from durable_execution.storage.types import (

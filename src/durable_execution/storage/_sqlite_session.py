@@ -29,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Final, TypeVar
 
-from durable_execution.storage.errors import StorageError
+from durable_execution.storage.errors import SQLiteBusyError
 
 _T = TypeVar("_T")
 
@@ -42,13 +42,6 @@ BUSY_RETRIES: Final = 8
 BUSY_RETRY_PAUSE_S: Final = 0.05
 
 _BUSY_CODES: Final = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
-
-
-class SQLiteBusyError(StorageError):
-    """Another connection kept the SQLite database locked for longer than we were willing to wait.
-
-    Transient: the transaction did not happen and can be retried.
-    """
 
 
 def is_busy(error: sqlite3.Error) -> bool:

@@ -34,3 +34,23 @@ class MalformedRowError(StorageError):
         self.column = column
         self.problem = problem
         super().__init__(f"Stored execution {execution_id} has a malformed {column}: {problem}")
+
+
+class SchemaTooNewError(StorageError):
+    """The database records a schema version this code does not know: it was upgraded by a newer
+    release. Running against it could corrupt data, so the storage refuses."""
+
+    def __init__(self, database_version: int, code_version: int) -> None:
+        self.database_version = database_version
+        self.code_version = code_version
+        super().__init__(
+            f"schema version {database_version} is newer than this code supports "
+            f"({code_version}); upgrade durable-execution"
+        )
+
+
+class SQLiteBusyError(StorageError):
+    """Another connection kept the SQLite database locked for longer than we were willing to wait.
+
+    Transient: the transaction did not happen and can be retried.
+    """

@@ -24,26 +24,13 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from durable_execution.clock import now, to_epoch_ms
 from durable_execution.storage import _sqlite_session
-from durable_execution.storage.errors import StorageError
+from durable_execution.storage.errors import SchemaTooNewError
 
 if TYPE_CHECKING:
     import psycopg
 
     from durable_execution.generated import postgresql as pg
     from durable_execution.generated import sqlite as lite
-
-
-class SchemaTooNewError(StorageError):
-    """The database records a schema version this code does not know: it was upgraded by a newer
-    release. Running against it could corrupt data, so the storage refuses."""
-
-    def __init__(self, database_version: int, code_version: int) -> None:
-        self.database_version = database_version
-        self.code_version = code_version
-        super().__init__(
-            f"schema version {database_version} is newer than this code supports "
-            f"({code_version}); upgrade durable-execution"
-        )
 
 
 class _Migration(Protocol):

@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-# The SQLite package's validator is the PostgreSQL one's twin and imports no driver.
-from durable_execution.generated.sqlite import DEFAULT_TABLE, validate_table_name
 from durable_execution.storage import sqlite
 from durable_execution.storage.memory import InMemoryStorage
+from durable_execution.storage.table_names import DEFAULT_TABLE, validate_table_name
 from durable_execution.storage.types import DurableStorage
 from durable_execution.storage.url import (
     MemoryUrl,

@@ -60,6 +60,7 @@ from durable_execution.storage.conversion import Columns, JsonValue
 from durable_execution.storage.errors import (
     DuplicateExecutionIdError,
     MalformedRowError,
+    SQLiteBusyError,
     StorageClosedError,
     StorageError,
 )
@@ -522,7 +523,7 @@ def _attempt(conn: sqlite3.Connection, step: Callable[[sqlite3.Connection], _T])
         return step(conn)
     except sqlite3.OperationalError as error:
         if _sqlite_session.is_busy(error) and conn.total_changes != changes_before:
-            raise _sqlite_session.SQLiteBusyError(_BUSY_MID_TRANSACTION) from None
+            raise SQLiteBusyError(_BUSY_MID_TRANSACTION) from None
         raise
 
 
