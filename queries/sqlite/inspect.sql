@@ -5,14 +5,31 @@
 --   page needs no sort however large the table is.
 -- * Optional filters (sqlc.narg) are ignored when NULL; top_level_only keeps executions that
 --   were enqueued (no parent). The statuses filter is a slice plus a flag, as in select.sql.
+-- * Keyset paging (the dashboard's "older" link): before_execution_id keeps the rows inserted
+--   before that execution. The bound is always present (the largest id when no cursor is given,
+--   nothing when the cursor's execution no longer exists), never behind an OR, so that SQLite
+--   and PostgreSQL start the primary-key walk at the cursor instead of skipping rows up to it.
 
 -- name: ListTaskExecutions :many
-SELECT *
-FROM durable_task_executions
-WHERE (NOT CAST(@filter_statuses AS BOOLEAN) OR status IN (sqlc.slice('statuses')))
-    AND (CAST(sqlc.narg('task_id') AS TEXT) IS NULL OR task_id = sqlc.narg('task_id'))
-    AND (NOT CAST(@top_level_only AS BOOLEAN) OR parent_execution_id IS NULL)
-ORDER BY id DESC
+SELECT listed.*
+FROM durable_task_executions AS listed
+WHERE listed.id < coalesce(
+        (
+            SELECT cursor_row.id
+            FROM durable_task_executions AS cursor_row
+            WHERE cursor_row.execution_id = sqlc.narg('before_execution_id')
+        ),
+        CASE WHEN CAST(sqlc.narg('before_execution_id') AS TEXT) IS NULL
+            THEN 9223372036854775807 ELSE 0 END
+    )
+    AND (NOT CAST(@filter_statuses AS BOOLEAN) OR listed.status IN (sqlc.slice('statuses')))
+    AND (CAST(sqlc.narg('task_id') AS TEXT) IS NULL OR listed.task_id = sqlc.narg('task_id'))
+    AND (NOT CAST(@top_level_only AS BOOLEAN) OR listed.parent_execution_id IS NULL)
+    AND (CAST(sqlc.narg('created_from') AS INTEGER) IS NULL
+        OR listed.created_at >= sqlc.narg('created_from'))
+    AND (CAST(sqlc.narg('created_before') AS INTEGER) IS NULL
+        OR listed.created_at < sqlc.narg('created_before'))
+ORDER BY listed.id DESC
 LIMIT CAST(@row_limit AS INTEGER)
 OFFSET CAST(@row_offset AS INTEGER);
 

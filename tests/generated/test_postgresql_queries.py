@@ -1020,9 +1020,13 @@ def listed(
     top_level_only: bool = False,
     row_limit: int = 100,
     row_offset: int = 0,
+    before_execution_id: str | None = None,
 ) -> list[str]:
     rows = Q.list_task_executions(
         conn,
+        before_execution_id=before_execution_id,
+        created_from=None,
+        created_before=None,
         statuses=statuses,
         task_id=task_id,
         top_level_only=top_level_only,
@@ -1043,8 +1047,19 @@ def test_list_task_executions_newest_first_filtered_and_paged(conn: Conn) -> Non
     assert listed(conn, row_limit=2) == ["te_5", "te_4"]
     assert listed(conn, row_limit=2, row_offset=3) == ["te_2", "te_1"]
     assert listed(conn, row_limit=0) == []
+    assert listed(conn, row_limit=2, before_execution_id="te_4") == ["te_3", "te_2"]
+    assert listed(conn, task_id="a", before_execution_id="te_4") == ["te_3", "te_1"]
+    assert listed(conn, before_execution_id="te_unknown") == []
     rows = Q.list_task_executions(
-        conn, statuses=None, task_id="b", top_level_only=False, row_limit=1, row_offset=0
+        conn,
+        before_execution_id=None,
+        statuses=None,
+        task_id="b",
+        top_level_only=False,
+        created_from=None,
+        created_before=None,
+        row_limit=1,
+        row_offset=0,
     )
     assert [from_postgres(row) for row in rows] == [INSPECTED[1]]
 
@@ -1082,7 +1097,15 @@ async def test_inspection_queries_async(conn: Conn, postgres_url: str) -> None:
     postgres_insert(Q, conn, INSPECTED)
     async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as a:
         rows = await AQ.list_task_executions(
-            a, statuses=["ready"], task_id=None, top_level_only=False, row_limit=2, row_offset=1
+            a,
+            before_execution_id=None,
+            statuses=["ready"],
+            task_id=None,
+            top_level_only=False,
+            created_from=None,
+            created_before=None,
+            row_limit=2,
+            row_offset=1,
         )
         assert [row.execution_id for row in rows] == ["te_3", "te_2"]
         counts = await AQ.count_task_executions_by_status(a, task_id="b", top_level_only=False)

@@ -725,9 +725,13 @@ def listed(
     top_level_only: bool = False,
     row_limit: int = 100,
     row_offset: int = 0,
+    before_execution_id: str | None = None,
 ) -> list[str]:
     rows = Q.list_task_executions(
         conn,
+        before_execution_id=before_execution_id,
+        created_from=None,
+        created_before=None,
         filter_statuses=statuses is not None,
         statuses=statuses or [],
         task_id=task_id,
@@ -749,8 +753,14 @@ def test_list_task_executions_newest_first_filtered_and_paged(conn: sqlite3.Conn
     assert listed(conn, row_limit=2) == ["te_5", "te_4"]
     assert listed(conn, row_limit=2, row_offset=3) == ["te_2", "te_1"]
     assert listed(conn, row_limit=0) == []
+    assert listed(conn, row_limit=2, before_execution_id="te_4") == ["te_3", "te_2"]
+    assert listed(conn, task_id="a", before_execution_id="te_4") == ["te_3", "te_1"]
+    assert listed(conn, before_execution_id="te_unknown") == []
     rows = Q.list_task_executions(
         conn,
+        before_execution_id=None,
+        created_from=None,
+        created_before=None,
         filter_statuses=False,
         statuses=[],
         task_id="b",

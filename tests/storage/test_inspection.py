@@ -6,6 +6,8 @@ newest first, filters, paging, counts and the oldest ready execution.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import pytest
 
 from durable_execution.model import ParentTaskRef, TaskRef
@@ -81,6 +83,43 @@ async def test_list_pages(storage: DurableStorage) -> None:
         await listed(storage, limit=-1)
     with pytest.raises(StorageError, match="offset must be >= 0"):
         await listed(storage, limit=1, offset=-1)
+
+
+async def test_list_pages_by_keyset(storage: DurableStorage) -> None:
+    """``before_execution_id`` continues after the last row of a page, filters kept."""
+    await populate(storage)
+    assert await listed(storage, limit=2, before_execution_id="te_4") == ["te_3", "te_2"]
+    assert await listed(storage, limit=2, before_execution_id="te_2") == ["te_1"]
+    assert await listed(storage, limit=2, before_execution_id="te_1") == []
+    assert await listed(storage, limit=2, task_id="a", before_execution_id="te_5") == [
+        "te_4",
+        "te_3",
+    ]
+    assert await listed(storage, limit=5, statuses=["ready"], before_execution_id="te_5") == [
+        "te_2"
+    ]
+    # Offset counts from the cursor.
+    assert await listed(storage, limit=1, offset=1, before_execution_id="te_5") == ["te_3"]
+    # An execution that no longer exists ends the walk instead of restarting it.
+    assert await listed(storage, limit=5, before_execution_id="te_gone") == []
+
+
+async def test_list_filters_by_creation_time(storage: DurableStorage) -> None:
+    """``created_from`` is inclusive, ``created_before`` exclusive (te_4 is created at T0)."""
+    await populate(storage)
+    assert await listed(storage, limit=10, created_from=at(30)) == ["te_3", "te_1"]
+    assert await listed(storage, limit=10, created_before=at(10)) == ["te_5", "te_4"]
+    assert await listed(storage, limit=10, created_from=at(0), created_before=at(30)) == [
+        "te_4",
+        "te_2",
+    ]
+    # A sub-millisecond bound means the same on every backend (stored times are whole ms).
+    assert await listed(storage, limit=10, created_from=at(29) + timedelta(microseconds=1)) == [
+        "te_3",
+        "te_1",
+    ]
+    with pytest.raises(StorageError, match="naive"):
+        await listed(storage, limit=1, created_from=datetime(2026, 1, 1))
 
 
 async def test_listed_records_round_trip(storage: DurableStorage) -> None:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import click
 
+from durable_execution.cli._dashboard import dashboard
 from durable_execution.cli._demo import demo
 from durable_execution.cli._executions import cancel, migrate, show
 from durable_execution.cli._inspect import list_command, stats
@@ -29,10 +30,11 @@ def cli() -> None:
       durable-execution list --status failed       the newest failed executions
       durable-execution show te_…                  an execution and its subtree
       durable-execution prune --older-than 7d      delete finished trees older than a week
+      durable-execution dashboard                  a web page of it all (127.0.0.1:8000)
     """
 
 
-for command in (demo, worker, migrate, list_command, show, cancel, stats, prune):
+for command in (demo, worker, migrate, list_command, show, cancel, stats, prune, dashboard):
     cli.add_command(command)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
 from typing import TypeGuard, TypeVar
 
 from durable_execution.model import ALL_STATUSES, TaskExecutionStatus
@@ -41,6 +42,13 @@ def check_page(limit: int, offset: int) -> None:
         raise StorageError(f"offset must be >= 0, got {offset}")
 
 
+def check_created_range(created_from: datetime | None, created_before: datetime | None) -> None:
+    """Refuse naive bounds: each backend would read them in a different time zone."""
+    for name, moment in (("created_from", created_from), ("created_before", created_before)):
+        if moment is not None and (moment.tzinfo is None or moment.utcoffset() is None):
+            raise StorageError(f"{name} is a naive datetime ({moment!r}); it must be aware")
+
+
 def _is_status(value: str) -> TypeGuard[TaskExecutionStatus]:
     return value in ALL_STATUSES
 
@@ -66,15 +74,26 @@ def list_records(
     top_level_only: bool,
     limit: int,
     offset: int,
+    before_execution_id: str | None = None,
+    created_from: datetime | None = None,
+    created_before: datetime | None = None,
 ) -> list[TaskExecutionRecord]:
     """A page of ``oldest_first`` (records in insertion order), newest first."""
     check_page(limit, offset)
+    check_created_range(created_from, created_before)
+    if before_execution_id is not None:
+        ids = [record.execution_id for record in oldest_first]
+        # An unknown cursor (its execution deleted since) gives an empty page, as in SQL.
+        end = ids.index(before_execution_id) if before_execution_id in ids else 0
+        oldest_first = oldest_first[:end]
     wanted = None if statuses is None else frozenset(statuses)
     matching = [
         record
         for record in reversed(oldest_first)
         if (wanted is None or record.status in wanted)
         and _selected(record, task_id, top_level_only)
+        and (created_from is None or record.created_at >= created_from)
+        and (created_before is None or record.created_at < created_before)
     ]
     return matching[offset : offset + limit]
 

@@ -365,6 +365,9 @@ class InMemoryStorage:
         top_level_only: bool = False,
         limit: int,
         offset: int = 0,
+        before_execution_id: str | None = None,
+        created_from: datetime | None = None,
+        created_before: datetime | None = None,
     ) -> list[TaskExecutionRecord]:
         async with self._lock:
             return inspection.list_records(
@@ -374,6 +377,9 @@ class InMemoryStorage:
                 top_level_only=top_level_only,
                 limit=limit,
                 offset=offset,
+                before_execution_id=before_execution_id,
+                created_from=created_from,
+                created_before=created_before,
             )
 
     async def count_task_executions_by_status(

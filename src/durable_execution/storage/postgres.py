@@ -637,16 +637,23 @@ class PostgresDurableStorage:
         top_level_only: bool = False,
         limit: int,
         offset: int = 0,
+        before_execution_id: str | None = None,
+        created_from: datetime | None = None,
+        created_before: datetime | None = None,
     ) -> list[TaskExecutionRecord | MalformedRowError]:
         inspection.check_page(limit, offset)
+        inspection.check_created_range(created_from, created_before)
         if limit == 0 or offset > conversion.MAX_ROW_LIMIT:
             return []
         rows = await self._read(
             lambda conn: self.queries.list_task_executions(
                 conn,
+                before_execution_id=before_execution_id,
                 statuses=statuses,
                 task_id=task_id,
                 top_level_only=top_level_only,
+                created_from=created_from,
+                created_before=created_before,
                 row_limit=min(limit, conversion.MAX_ROW_LIMIT),
                 row_offset=offset,
             )

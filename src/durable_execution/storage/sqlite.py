@@ -833,18 +833,28 @@ class SQLiteDurableStorage:
         top_level_only: bool = False,
         limit: int,
         offset: int = 0,
+        before_execution_id: str | None = None,
+        created_from: datetime | None = None,
+        created_before: datetime | None = None,
     ) -> list[TaskExecutionRecord | MalformedRowError]:
         inspection.check_page(limit, offset)
+        inspection.check_created_range(created_from, created_before)
         if limit == 0 or (statuses is not None and not statuses):
             return []
+        # Stored values are whole milliseconds: both bounds round a sub-millisecond part up.
+        from_ms = None if created_from is None else _bound_ms(created_from, "created_from")
+        before_ms = None if created_before is None else _bound_ms(created_before, "created_before")
 
         def select(conn: sqlite3.Connection) -> list[TaskExecutionRecord | MalformedRowError]:
             rows = self.queries.list_task_executions(
                 conn,
+                before_execution_id=before_execution_id,
                 filter_statuses=statuses is not None,
                 statuses=statuses or (),
                 task_id=task_id,
                 top_level_only=top_level_only,
+                created_from=from_ms,
+                created_before=before_ms,
                 row_limit=limit,
                 row_offset=offset,
             )

@@ -266,7 +266,11 @@ class InspectableStorage(Protocol):
 
     * ``list_task_executions``: newest first (insertion order, backwards), ``offset`` rows
       skipped, at most ``limit`` (>= 0) returned. ``statuses=None`` means any status;
-      ``top_level_only`` keeps executions without a parent.
+      ``top_level_only`` keeps executions without a parent; ``created_from`` (inclusive) and
+      ``created_before`` (exclusive, both aware) bound ``created_at``. ``before_execution_id``
+      is a keyset cursor: only executions inserted before that one (an execution that no longer
+      exists gives an empty page). Pass the last id of one page to get the next: unlike
+      ``offset``, its cost does not grow with the page number.
     * ``count_task_executions_by_status``: only statuses with at least one execution appear.
     * ``get_oldest_ready_task_execution``: the ``ready`` execution with the earliest
       ``start_at`` (ties by insertion), due or not; ``None`` if none is ready.
@@ -283,6 +287,9 @@ class InspectableStorage(Protocol):
         top_level_only: bool = False,
         limit: int,
         offset: int = 0,
+        before_execution_id: str | None = None,
+        created_from: datetime | None = None,
+        created_before: datetime | None = None,
     ) -> Sequence[TaskExecutionRecord | MalformedRowError]: ...
 
     async def count_task_executions_by_status(

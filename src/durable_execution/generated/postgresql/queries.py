@@ -233,19 +233,35 @@ INSERT_TASK_EXECUTIONS_SQL = (
 
 # ListTaskExecutions :many (inspect.sql)
 LIST_TASK_EXECUTIONS_SQL = (
-    "SELECT id, root_task_id, root_execution_id, parent_task_id, parent_execution_id, "
-    "is_finalize_task, task_id, execution_id, retry_options, sleep_ms_before_run, timeout_ms, "
-    "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
-    "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
-    "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries\n"
-    "FROM {table}\n"
-    "WHERE ($1::text[] IS NULL OR status = ANY($1::text[]))\n"
-    "    AND ($2::text IS NULL OR task_id = $2)\n"
-    "    AND (NOT $3::boolean OR parent_execution_id IS NULL)\n"
-    "ORDER BY id DESC\n"
-    "LIMIT $5::integer\n"
-    "OFFSET $4::integer"
+    "SELECT listed.id, listed.root_task_id, listed.root_execution_id, listed.parent_task_id, "
+    "listed.parent_execution_id, listed.is_finalize_task, listed.task_id, listed.execution_id, "
+    "listed.retry_options, listed.sleep_ms_before_run, listed.timeout_ms, listed.run_input, "
+    "listed.run_output, listed.output, listed.children_tasks_completed_count, "
+    "listed.children_tasks, listed.children_tasks_errors, listed.finalize_task, "
+    "listed.finalize_task_error, listed.error, listed.status, listed.is_closed, "
+    "listed.needs_promise_cancellation, listed.retry_attempts, listed.start_at, listed.started_at, "
+    "listed.finished_at, listed.expires_at, listed.version, listed.created_at, listed.updated_at, "
+    "listed.lease_expiries\n"
+    "FROM {table} AS listed\n"
+    "WHERE listed.id < coalesce(\n"
+    "        (\n"
+    "            SELECT cursor_row.id\n"
+    "            FROM {table} AS cursor_row\n"
+    "            WHERE cursor_row.execution_id = $1::text\n"
+    "        ),\n"
+    "        CASE WHEN $1::text IS NULL\n"
+    "            THEN 9223372036854775807 ELSE 0 END\n"
+    "    )\n"
+    "    AND ($2::text[] IS NULL OR listed.status = ANY($2::text[]))\n"
+    "    AND ($3::text IS NULL OR listed.task_id = $3)\n"
+    "    AND (NOT $4::boolean OR listed.parent_execution_id IS NULL)\n"
+    "    AND ($5::timestamptz IS NULL\n"
+    "        OR listed.created_at >= $5::timestamptz)\n"
+    "    AND ($6::timestamptz IS NULL\n"
+    "        OR listed.created_at < $6::timestamptz)\n"
+    "ORDER BY listed.id DESC\n"
+    "LIMIT $8::integer\n"
+    "OFFSET $7::integer"
 )
 
 
@@ -993,16 +1009,22 @@ class AsyncQueries(_Texts):
         self,
         conn: psycopg.AsyncConnection[Any],
         *,
+        before_execution_id: str | None,
         statuses: Sequence[str | None] | None,
         task_id: str | None,
         top_level_only: bool,
+        created_from: datetime.datetime | None,
+        created_before: datetime.datetime | None,
         row_offset: int,
         row_limit: int,
     ) -> list[DurableTaskExecution]:
         args = (
+            before_execution_id,
             None if statuses is None else list(statuses),
             task_id,
             top_level_only,
+            created_from,
+            created_before,
             row_offset,
             row_limit,
         )
@@ -1752,16 +1774,22 @@ class Queries(_Texts):
         self,
         conn: psycopg.Connection[Any],
         *,
+        before_execution_id: str | None,
         statuses: Sequence[str | None] | None,
         task_id: str | None,
         top_level_only: bool,
+        created_from: datetime.datetime | None,
+        created_before: datetime.datetime | None,
         row_offset: int,
         row_limit: int,
     ) -> list[DurableTaskExecution]:
         args = (
+            before_execution_id,
             None if statuses is None else list(statuses),
             task_id,
             top_level_only,
+            created_from,
+            created_before,
             row_offset,
             row_limit,
         )

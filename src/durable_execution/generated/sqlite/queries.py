@@ -150,19 +150,35 @@ INSERT_TASK_EXECUTION_SQL = (
 
 # ListTaskExecutions :many (inspect.sql)
 LIST_TASK_EXECUTIONS_SQL = (
-    "SELECT id, root_task_id, root_execution_id, parent_task_id, parent_execution_id, "
-    "is_finalize_task, task_id, execution_id, retry_options, sleep_ms_before_run, timeout_ms, "
-    "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
-    "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
-    "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries\n"
-    "FROM {table}\n"
-    "WHERE (NOT CAST(:p1 AS BOOLEAN) OR status IN ({p2}))\n"
-    "    AND (CAST(:p3 AS TEXT) IS NULL OR task_id = :p3)\n"
-    "    AND (NOT CAST(:p4 AS BOOLEAN) OR parent_execution_id IS NULL)\n"
-    "ORDER BY id DESC\n"
-    "LIMIT CAST(:p6 AS INTEGER)\n"
-    "OFFSET CAST(:p5 AS INTEGER)"
+    "SELECT listed.id, listed.root_task_id, listed.root_execution_id, listed.parent_task_id, "
+    "listed.parent_execution_id, listed.is_finalize_task, listed.task_id, listed.execution_id, "
+    "listed.retry_options, listed.sleep_ms_before_run, listed.timeout_ms, listed.run_input, "
+    "listed.run_output, listed.output, listed.children_tasks_completed_count, "
+    "listed.children_tasks, listed.children_tasks_errors, listed.finalize_task, "
+    "listed.finalize_task_error, listed.error, listed.status, listed.is_closed, "
+    "listed.needs_promise_cancellation, listed.retry_attempts, listed.start_at, listed.started_at, "
+    "listed.finished_at, listed.expires_at, listed.version, listed.created_at, listed.updated_at, "
+    "listed.lease_expiries\n"
+    "FROM {table} AS listed\n"
+    "WHERE listed.id < coalesce(\n"
+    "        (\n"
+    "            SELECT cursor_row.id\n"
+    "            FROM {table} AS cursor_row\n"
+    "            WHERE cursor_row.execution_id = :p1\n"
+    "        ),\n"
+    "        CASE WHEN CAST(:p1 AS TEXT) IS NULL\n"
+    "            THEN 9223372036854775807 ELSE 0 END\n"
+    "    )\n"
+    "    AND (NOT CAST(:p2 AS BOOLEAN) OR listed.status IN ({p3}))\n"
+    "    AND (CAST(:p4 AS TEXT) IS NULL OR listed.task_id = :p4)\n"
+    "    AND (NOT CAST(:p5 AS BOOLEAN) OR listed.parent_execution_id IS NULL)\n"
+    "    AND (CAST(:p6 AS INTEGER) IS NULL\n"
+    "        OR listed.created_at >= :p6)\n"
+    "    AND (CAST(:p7 AS INTEGER) IS NULL\n"
+    "        OR listed.created_at < :p7)\n"
+    "ORDER BY listed.id DESC\n"
+    "LIMIT CAST(:p9 AS INTEGER)\n"
+    "OFFSET CAST(:p8 AS INTEGER)"
 )
 
 
@@ -753,21 +769,27 @@ class Queries(_Texts):
         self,
         conn: sqlite3.Connection,
         *,
+        before_execution_id: str | None,
         filter_statuses: bool,
         statuses: Sequence[str],
         task_id: str | None,
         top_level_only: bool,
+        created_from: int | None,
+        created_before: int | None,
         row_offset: int,
         row_limit: int,
     ) -> list[DurableTaskExecution]:
         args: dict[str, object] = {
-            "p1": filter_statuses,
-            "p3": task_id,
-            "p4": top_level_only,
-            "p5": row_offset,
-            "p6": row_limit,
+            "p1": before_execution_id,
+            "p2": filter_statuses,
+            "p4": task_id,
+            "p5": top_level_only,
+            "p6": created_from,
+            "p7": created_before,
+            "p8": row_offset,
+            "p9": row_limit,
         }
-        sql = _expand_slices(LIST_TASK_EXECUTIONS_SQL, self.table, args, [("p2", statuses)])
+        sql = _expand_slices(LIST_TASK_EXECUTIONS_SQL, self.table, args, [("p3", statuses)])
         with closing(conn.cursor()) as cur:
             cur.execute(sql, args)
             rows = cur.fetchall()
