@@ -22,12 +22,14 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Final, Self, TypedDict, TypeVar
+from typing import Final, Self, TypeVar
 
 from durable_execution.clock import from_epoch_ms, to_epoch_ms
 from durable_execution.generated import sqlite as lite
-from durable_execution.generated.sqlite.models import DurableTaskExecution as SqliteRow
 from durable_execution.model import TaskExecutionStatus
+from durable_execution.storage import (
+    _sqlite_rows as _rows,
+)
 from durable_execution.storage import (
     _sqlite_schema,
     _sqlite_worker,
@@ -36,7 +38,7 @@ from durable_execution.storage import (
     inspection,
     migrate,
 )
-from durable_execution.storage.conversion import Columns, JsonValue
+from durable_execution.storage.conversion import Columns
 from durable_execution.storage.errors import (
     DuplicateExecutionIdError,
     MalformedRowError,
@@ -59,85 +61,6 @@ from durable_execution.storage.types import (
 _T = TypeVar("_T")
 
 DEFAULT_BUSY_TIMEOUT_MS: Final = 30_000
-
-
-# --- neutral columns <-> SQLite values ---------------------------------------------------------
-
-
-def _json_text(value: JsonValue) -> str | None:
-    return None if value is None else conversion.dump_json_text(value)
-
-
-def _ms(moment: datetime | None) -> int | None:
-    return None if moment is None else to_epoch_ms(moment)
-
-
-def _bound_ms(moment: datetime, name: str) -> int:
-    """An exclusive upper bound in epoch ms: ``stored < bound`` means the same as in Python.
-
-    Stored values are whole milliseconds, so ``x < 10.5 ms`` holds exactly when ``x < 11``:
-    a bound with a sub-millisecond part rounds *up*.
-    """
-    if moment.tzinfo is None:
-        raise ValueError(f"{name} is a naive datetime ({moment!r}); timestamps must be aware")
-    floor = to_epoch_ms(moment)
-    return floor + 1 if moment.microsecond % 1000 else floor
-
-
-def _columns(row: SqliteRow) -> Columns:
-    """A row's values in the neutral form (JSON decoded, timestamps as aware datetimes)."""
-
-    def json_column(column: str, text: str | None) -> JsonValue:
-        return conversion.load_json_text(text, execution_id=row.execution_id, column=column)
-
-    def moment(column: str, epoch_ms: int) -> datetime:
-        try:
-            return from_epoch_ms(epoch_ms)
-        except (OverflowError, ValueError):  # beyond datetime's years 1-9999
-            raise MalformedRowError(
-                row.execution_id, column, f"{epoch_ms} epoch ms is out of range"
-            ) from None
-
-    def optional_moment(column: str, epoch_ms: int | None) -> datetime | None:
-        return None if epoch_ms is None else moment(column, epoch_ms)
-
-    return Columns(
-        root_task_id=row.root_task_id,
-        root_execution_id=row.root_execution_id,
-        parent_task_id=row.parent_task_id,
-        parent_execution_id=row.parent_execution_id,
-        is_finalize_task=row.is_finalize_task,
-        task_id=row.task_id,
-        execution_id=row.execution_id,
-        retry_options=json_column("retry_options", row.retry_options),
-        sleep_ms_before_run=row.sleep_ms_before_run,
-        timeout_ms=row.timeout_ms,
-        run_input=row.run_input,
-        run_output=row.run_output,
-        output=row.output,
-        children_tasks_completed_count=row.children_tasks_completed_count,
-        children_tasks=json_column("children_tasks", row.children_tasks),
-        children_tasks_errors=json_column("children_tasks_errors", row.children_tasks_errors),
-        finalize_task=json_column("finalize_task", row.finalize_task),
-        finalize_task_error=json_column("finalize_task_error", row.finalize_task_error),
-        error=json_column("error", row.error),
-        status=row.status,
-        is_closed=row.is_closed,
-        needs_promise_cancellation=row.needs_promise_cancellation,
-        retry_attempts=row.retry_attempts,
-        lease_expiries=row.lease_expiries,
-        start_at=moment("start_at", row.start_at),
-        started_at=optional_moment("started_at", row.started_at),
-        finished_at=optional_moment("finished_at", row.finished_at),
-        expires_at=optional_moment("expires_at", row.expires_at),
-        version=row.version,
-        created_at=moment("created_at", row.created_at),
-        updated_at=moment("updated_at", row.updated_at),
-    )
-
-
-def _record(row: SqliteRow) -> TaskExecutionRecord:
-    return conversion.record_from_columns(_columns(row))
 
 
 # --- the transaction ------------------------------------------------------------------------
@@ -208,47 +131,11 @@ class SQLiteStorageTx:
             raise DuplicateExecutionIdError(duplicates)
         for row in rows:
             try:
-                self._insert_one(conn, row)
+                _rows.insert_row(self._queries, conn, row)
             except sqlite3.IntegrityError as error:
                 raise StorageError(
                     f"SQLite refused to store execution {row.execution_id}: {error}"
                 ) from error
-
-    def _insert_one(self, conn: sqlite3.Connection, c: Columns) -> None:
-        self._queries.insert_task_execution(
-            conn,
-            root_task_id=c.root_task_id,
-            root_execution_id=c.root_execution_id,
-            parent_task_id=c.parent_task_id,
-            parent_execution_id=c.parent_execution_id,
-            is_finalize_task=c.is_finalize_task,
-            task_id=c.task_id,
-            execution_id=c.execution_id,
-            retry_options=conversion.dump_json_text(c.retry_options),
-            sleep_ms_before_run=c.sleep_ms_before_run,
-            timeout_ms=c.timeout_ms,
-            run_input=c.run_input,
-            run_output=c.run_output,
-            output=c.output,
-            children_tasks_completed_count=c.children_tasks_completed_count,
-            children_tasks=_json_text(c.children_tasks),
-            children_tasks_errors=_json_text(c.children_tasks_errors),
-            finalize_task=_json_text(c.finalize_task),
-            finalize_task_error=_json_text(c.finalize_task_error),
-            error=_json_text(c.error),
-            status=c.status,
-            is_closed=c.is_closed,
-            needs_promise_cancellation=c.needs_promise_cancellation,
-            retry_attempts=c.retry_attempts,
-            lease_expiries=c.lease_expiries,
-            start_at=to_epoch_ms(c.start_at),
-            started_at=_ms(c.started_at),
-            finished_at=_ms(c.finished_at),
-            expires_at=_ms(c.expires_at),
-            version=c.version,
-            created_at=to_epoch_ms(c.created_at),
-            updated_at=to_epoch_ms(c.updated_at),
-        )
 
     async def get_task_execution_ids(
         self,
@@ -285,14 +172,16 @@ class SQLiteStorageTx:
                     conn,
                     statuses=where.statuses,
                     is_closed=where.is_closed,
-                    expires_at_less_than=_optional_bound(where.expires_at_less_than),
+                    expires_at_less_than=_rows.optional_bound(where.expires_at_less_than),
                     row_limit=limit,
                 )
             case WhereByStartAtLessThan():
                 return q.get_task_execution_ids_by_start_at_less_than(
                     conn,
                     statuses=where.statuses,
-                    start_at_less_than=_bound_ms(where.start_at_less_than, "start_at_less_than"),
+                    start_at_less_than=_rows.bound_ms(
+                        where.start_at_less_than, "start_at_less_than"
+                    ),
                     row_limit=limit,
                 )
 
@@ -330,17 +219,19 @@ class SQLiteStorageTx:
                     conn,
                     statuses=where.statuses,
                     is_closed=where.is_closed,
-                    expires_at_less_than=_optional_bound(where.expires_at_less_than),
+                    expires_at_less_than=_rows.optional_bound(where.expires_at_less_than),
                     row_limit=limit,
                 )
             case WhereByStartAtLessThan():
                 rows = q.get_task_executions_by_start_at_less_than(
                     conn,
                     statuses=where.statuses,
-                    start_at_less_than=_bound_ms(where.start_at_less_than, "start_at_less_than"),
+                    start_at_less_than=_rows.bound_ms(
+                        where.start_at_less_than, "start_at_less_than"
+                    ),
                     row_limit=limit,
                 )
-        return [_record(row) for row in rows]
+        return [_rows.record(row) for row in rows]
 
     async def update_task_executions(
         self, where: TaskExecutionWhere, update: TaskExecutionUpdate
@@ -348,11 +239,11 @@ class SQLiteStorageTx:
         self.raise_if_refused()
         if conversion.matches_nothing(where):
             return 0
-        changes = _sqlite_changes(conversion.changes_from_update(update))
+        changes = _rows.sqlite_changes(conversion.changes_from_update(update))
         return await self._run(lambda conn: self._update(conn, where, changes))
 
     def _update(
-        self, conn: sqlite3.Connection, where: TaskExecutionWhere, changes: _SqliteChanges
+        self, conn: sqlite3.Connection, where: TaskExecutionWhere, changes: _rows.SqliteChanges
     ) -> int:
         q = self._queries
         try:
@@ -373,14 +264,14 @@ class SQLiteStorageTx:
                         **changes,
                         statuses=where.statuses,
                         is_closed=where.is_closed,
-                        expires_at_less_than=_optional_bound(where.expires_at_less_than),
+                        expires_at_less_than=_rows.optional_bound(where.expires_at_less_than),
                     )
                 case WhereByStartAtLessThan():
                     return q.update_task_executions_by_start_at_less_than(
                         conn,
                         **changes,
                         statuses=where.statuses,
-                        start_at_less_than=_bound_ms(
+                        start_at_less_than=_rows.bound_ms(
                             where.start_at_less_than, "start_at_less_than"
                         ),
                     )
@@ -412,10 +303,10 @@ class SQLiteStorageTx:
                     lambda execution_id: self._queries.claim_ready_task_execution_by_execution_id(
                         conn, now=now_ms, lease_margin_ms=lease_margin_ms, execution_id=execution_id
                     ),
-                    _record,
+                    _rows.record,
                     (sqlite3.IntegrityError,),
                 )
-            return conversion.claimed_from_rows(sorted(rows, key=_fifo), _record)
+            return conversion.claimed_from_rows(sorted(rows, key=_rows.fifo), _rows.record)
 
         return await self._run(claim)
 
@@ -427,7 +318,7 @@ class SQLiteStorageTx:
         self.raise_if_refused()
         counts = [0] * len(updates)
         pending = [
-            (index, where, _sqlite_changes(changes))
+            (index, where, _rows.sqlite_changes(changes))
             for index, where, changes in conversion.pending_updates(updates)
         ]
         if not pending:
@@ -451,8 +342,8 @@ class SQLiteStorageTx:
     ) -> PrunedBatch:
         """Retention's batch step (see ``PruningStorageTx``): find, then delete or count."""
         self.raise_if_refused()
-        before_ms = _bound_ms(finished_before, "finished_before")
-        after_ms = -(2**63) if after is None else _bound_ms(after.finished_at, "after")
+        before_ms = _rows.bound_ms(finished_before, "finished_before")
+        after_ms = -(2**63) if after is None else _rows.bound_ms(after.finished_at, "after")
         after_id = 0 if after is None else after.row_id
 
         def prune(conn: sqlite3.Connection) -> PrunedBatch:
@@ -505,66 +396,6 @@ def _translated(
             raise
 
     return run
-
-
-def _fifo(row: SqliteRow) -> tuple[int, int]:
-    return (row.start_at, row.id)
-
-
-def _optional_bound(moment: datetime | None) -> int | None:
-    return None if moment is None else _bound_ms(moment, "expires_at_less_than")
-
-
-class _SqliteChanges(TypedDict):
-    """The value parameters of the SQLite update queries: JSON as text, epoch milliseconds."""
-
-    new_run_output: str | None
-    new_output: str | None
-    new_children_tasks_completed_count: int | None
-    new_children_tasks: str | None
-    new_children_tasks_errors: str | None
-    new_finalize_task: str | None
-    new_finalize_task_error: str | None
-    unset_error: bool
-    new_error: str | None
-    new_status: str | None
-    new_is_closed: bool | None
-    new_needs_promise_cancellation: bool | None
-    new_retry_attempts: int | None
-    new_lease_expiries: int | None
-    new_start_at: int | None
-    new_started_at: int | None
-    new_finished_at: int | None
-    unset_expires_at: bool
-    new_expires_at: int | None
-    new_version: int | None
-    new_updated_at: int
-
-
-def _sqlite_changes(c: conversion.ColumnChanges) -> _SqliteChanges:
-    return _SqliteChanges(
-        new_run_output=c["new_run_output"],
-        new_output=c["new_output"],
-        new_children_tasks_completed_count=c["new_children_tasks_completed_count"],
-        new_children_tasks=_json_text(c["new_children_tasks"]),
-        new_children_tasks_errors=_json_text(c["new_children_tasks_errors"]),
-        new_finalize_task=_json_text(c["new_finalize_task"]),
-        new_finalize_task_error=_json_text(c["new_finalize_task_error"]),
-        unset_error=c["unset_error"],
-        new_error=_json_text(c["new_error"]),
-        new_status=c["new_status"],
-        new_is_closed=c["new_is_closed"],
-        new_needs_promise_cancellation=c["new_needs_promise_cancellation"],
-        new_retry_attempts=c["new_retry_attempts"],
-        new_lease_expiries=c["new_lease_expiries"],
-        new_start_at=_ms(c["new_start_at"]),
-        new_started_at=_ms(c["new_started_at"]),
-        new_finished_at=_ms(c["new_finished_at"]),
-        unset_expires_at=c["unset_expires_at"],
-        new_expires_at=_ms(c["new_expires_at"]),
-        new_version=c["new_version"],
-        new_updated_at=to_epoch_ms(c["new_updated_at"]),
-    )
 
 
 # --- the storage ------------------------------------------------------------------------------
@@ -674,8 +505,10 @@ class SQLiteDurableStorage:
         if limit == 0 or (statuses is not None and not statuses):
             return []
         # Stored values are whole milliseconds: both bounds round a sub-millisecond part up.
-        from_ms = None if created_from is None else _bound_ms(created_from, "created_from")
-        before_ms = None if created_before is None else _bound_ms(created_before, "created_before")
+        from_ms = None if created_from is None else _rows.bound_ms(created_from, "created_from")
+        before_ms = (
+            None if created_before is None else _rows.bound_ms(created_before, "created_before")
+        )
 
         def select(conn: sqlite3.Connection) -> list[TaskExecutionRecord | MalformedRowError]:
             rows = self.queries.list_task_executions(
@@ -690,7 +523,7 @@ class SQLiteDurableStorage:
                 row_limit=limit,
                 row_offset=offset,
             )
-            return inspection.each_decoded(rows, _record)
+            return inspection.each_decoded(rows, _rows.record)
 
         return await self._read(select)
 
@@ -710,7 +543,7 @@ class SQLiteDurableStorage:
         row = await self._read(
             lambda conn: self.queries.get_oldest_ready_task_execution(conn, task_id=task_id)
         )
-        return None if row is None else inspection.decoded(row, _record)
+        return None if row is None else inspection.decoded(row, _rows.record)
 
     # Lifetime ------------------------------------------------------------------------------
 
