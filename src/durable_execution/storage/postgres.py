@@ -21,7 +21,6 @@ import re
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Final, Self, TypeVar
@@ -42,8 +41,11 @@ from durable_execution.storage import (
     inspection,
     migrate,
 )
+from durable_execution.storage import (
+    _pg_rows as _rows,
+)
 from durable_execution.storage._pg_timestamps import register_tolerant_timestamps
-from durable_execution.storage.conversion import ColumnChanges, Columns, JsonValue
+from durable_execution.storage.conversion import Columns
 from durable_execution.storage.errors import (
     DuplicateExecutionIdError,
     MalformedRowError,
@@ -124,7 +126,7 @@ class PostgresStorageTx:
             if self._wakes_other_processes(executions):
                 await self._insert_and_notify(rows)
             else:
-                await self._insert(rows)
+                await _rows.insert_rows(self._queries, self._conn, rows)
         except pg_errors.UniqueViolation as error:
             # The transaction is now aborted: nothing it did will be stored.
             self._refused_ids = _duplicate_ids(error, ids)
@@ -149,44 +151,8 @@ class PostgresStorageTx:
         It is delivered at commit, and dropped with everything else if the insert fails."""
         async with self._conn.pipeline():
             await self._queries.notify_ready(self._conn, channel=self._ready_channel)
-            await self._insert(rows)
+            await _rows.insert_rows(self._queries, self._conn, rows)
         self._notified = True
-
-    async def _insert(self, rows: Sequence[Columns]) -> None:
-        await self._queries.insert_task_executions(
-            self._conn,
-            root_task_id=[r.root_task_id for r in rows],
-            root_execution_id=[r.root_execution_id for r in rows],
-            parent_task_id=[r.parent_task_id for r in rows],
-            parent_execution_id=[r.parent_execution_id for r in rows],
-            is_finalize_task=[r.is_finalize_task for r in rows],
-            task_id=[r.task_id for r in rows],
-            execution_id=[r.execution_id for r in rows],
-            retry_options=[r.retry_options for r in rows],
-            sleep_ms_before_run=[r.sleep_ms_before_run for r in rows],
-            timeout_ms=[r.timeout_ms for r in rows],
-            run_input=[r.run_input for r in rows],
-            run_output=[r.run_output for r in rows],
-            output=[r.output for r in rows],
-            children_tasks_completed_count=[r.children_tasks_completed_count for r in rows],
-            children_tasks=[r.children_tasks for r in rows],
-            children_tasks_errors=[r.children_tasks_errors for r in rows],
-            finalize_task=[r.finalize_task for r in rows],
-            finalize_task_error=[r.finalize_task_error for r in rows],
-            error=[r.error for r in rows],
-            status=[r.status for r in rows],
-            is_closed=[r.is_closed for r in rows],
-            needs_promise_cancellation=[r.needs_promise_cancellation for r in rows],
-            retry_attempts=[r.retry_attempts for r in rows],
-            lease_expiries=[r.lease_expiries for r in rows],
-            start_at=[r.start_at for r in rows],
-            started_at=[r.started_at for r in rows],
-            finished_at=[r.finished_at for r in rows],
-            expires_at=[r.expires_at for r in rows],
-            version=[r.version for r in rows],
-            created_at=[r.created_at for r in rows],
-            updated_at=[r.updated_at for r in rows],
-        )
 
     async def get_task_execution_ids(
         self,
@@ -355,15 +321,15 @@ class PostgresStorageTx:
         for the lot, unless an execution id comes up again (then one more per repeat)."""
         self.raise_if_refused()
         counts = [0] * len(updates)
-        batch = _UpdateEachBatch()
+        batch = _rows.UpdateEachBatch()
         for index, where, changes in conversion.pending_updates(updates):
             execution_ids = list(dict.fromkeys(where.execution_ids))
             if batch.targets.intersection(execution_ids):
                 # Sent first, so that this update sees its writes, as in a loop.
-                await self._run_update_batch(batch, counts)
-                batch = _UpdateEachBatch()
+                await _rows.run_update_batch(self._queries, self._conn, batch, counts)
+                batch = _rows.UpdateEachBatch()
             batch.add(index, where, execution_ids, changes)
-        await self._run_update_batch(batch, counts)
+        await _rows.run_update_batch(self._queries, self._conn, batch, counts)
         return counts
 
     async def prune_batch(
@@ -400,75 +366,6 @@ class PostgresStorageTx:
         assert last.finished_at is not None
         cursor = PruneCursor(finished_at=last.finished_at, row_id=last.id)
         return PrunedBatch(trees=len(roots), executions_by_status=counts, cursor=cursor)
-
-    async def _run_update_batch(self, batch: _UpdateEachBatch, counts: list[int]) -> None:
-        if not batch.item_index:
-            return
-        ch = batch.changes
-        rows = await self._queries.update_task_executions_each(
-            self._conn,
-            item_index=batch.item_index,
-            execution_id=batch.execution_id,
-            statuses=batch.statuses,
-            needs_promise_cancellation=batch.needs_promise_cancellation,
-            version=batch.version,
-            new_run_output=[c["new_run_output"] for c in ch],
-            new_output=[c["new_output"] for c in ch],
-            new_children_tasks_completed_count=[
-                c["new_children_tasks_completed_count"] for c in ch
-            ],
-            new_children_tasks=[c["new_children_tasks"] for c in ch],
-            new_children_tasks_errors=[c["new_children_tasks_errors"] for c in ch],
-            new_finalize_task=[c["new_finalize_task"] for c in ch],
-            new_finalize_task_error=[c["new_finalize_task_error"] for c in ch],
-            unset_error=[c["unset_error"] for c in ch],
-            new_error=[c["new_error"] for c in ch],
-            new_status=[c["new_status"] for c in ch],
-            new_is_closed=[c["new_is_closed"] for c in ch],
-            new_needs_promise_cancellation=[c["new_needs_promise_cancellation"] for c in ch],
-            new_retry_attempts=[c["new_retry_attempts"] for c in ch],
-            new_lease_expiries=[c["new_lease_expiries"] for c in ch],
-            new_start_at=[c["new_start_at"] for c in ch],
-            new_started_at=[c["new_started_at"] for c in ch],
-            new_finished_at=[c["new_finished_at"] for c in ch],
-            unset_expires_at=[c["unset_expires_at"] for c in ch],
-            new_expires_at=[c["new_expires_at"] for c in ch],
-            new_version=[c["new_version"] for c in ch],
-            new_updated_at=[c["new_updated_at"] for c in ch],
-        )
-        for item_index in rows:
-            counts[item_index] += 1
-
-
-@dataclass
-class _UpdateEachBatch:
-    """The parallel arrays of one UpdateTaskExecutionsEach statement: one element per (update,
-    execution id) pair, no execution id twice (a statement updates a row at most once)."""
-
-    item_index: list[int] = field(default_factory=list)
-    execution_id: list[str] = field(default_factory=list)
-    statuses: list[JsonValue] = field(default_factory=list)
-    needs_promise_cancellation: list[bool | None] = field(default_factory=list)
-    version: list[int | None] = field(default_factory=list)
-    changes: list[ColumnChanges] = field(default_factory=list)
-    targets: set[str] = field(default_factory=set)
-
-    def add(
-        self,
-        index: int,
-        where: WhereByExecutionIds,
-        execution_ids: list[str],
-        changes: ColumnChanges,
-    ) -> None:
-        statuses: JsonValue = None if where.statuses is None else list(where.statuses)
-        for execution_id in execution_ids:
-            self.item_index.append(index)
-            self.execution_id.append(execution_id)
-            self.statuses.append(statuses)
-            self.needs_promise_cancellation.append(where.needs_promise_cancellation)
-            self.version.append(where.version)
-            self.changes.append(changes)
-        self.targets.update(execution_ids)
 
 
 def _optional_aware(moment: datetime | None) -> datetime | None:
