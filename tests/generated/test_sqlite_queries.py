@@ -148,6 +148,7 @@ def test_every_generated_query_is_exercised_here() -> None:
     public = {name for name in dir(lite.Queries) if not name.startswith("_")}
     assert public == {
         "insert_task_execution",
+        "get_existing_execution_ids",
         "get_applied_migration_versions",
         "insert_applied_migration",
         "get_task_execution_ids_by_execution_ids",
@@ -349,6 +350,13 @@ def test_duplicate_execution_id_raises_and_the_transaction_can_roll_back(
         sqlite_insert(Q, conn, [Execution("te_1", task_id="other")])
     conn.execute("ROLLBACK")
     assert read(conn, "te_1", "te_2") == [Execution("te_1")]
+
+
+def test_get_existing_execution_ids_in_insertion_order(conn: sqlite3.Connection) -> None:
+    sqlite_insert(Q, conn, [Execution("te_2"), Execution("te_1")])
+    found = Q.get_existing_execution_ids(conn, execution_ids=["te_1", "te_3", "te_2", "te_1"])
+    assert found == ["te_2", "te_1"]
+    assert Q.get_existing_execution_ids(conn, execution_ids=[]) == []
 
 
 # --- by_execution_ids ---------------------------------------------------------------------------

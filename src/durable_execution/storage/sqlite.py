@@ -117,15 +117,7 @@ class SQLiteStorageTx:
         # insert between this check and the inserts: the transaction holds the write lock.
         ids = [row.execution_id for row in rows]
         repeated = [execution_id for execution_id, n in Counter(ids).items() if n > 1]
-        existing = self._queries.get_task_execution_ids_by_execution_ids(
-            conn,
-            execution_ids=ids,
-            filter_statuses=False,
-            statuses=(),
-            needs_promise_cancellation=None,
-            version=None,
-            row_limit=None,
-        )
+        existing = self._queries.get_existing_execution_ids(conn, execution_ids=ids)
         duplicates = list(dict.fromkeys([*existing, *repeated]))
         if duplicates:
             raise DuplicateExecutionIdError(duplicates)

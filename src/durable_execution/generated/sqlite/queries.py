@@ -148,6 +148,12 @@ INSERT_TASK_EXECUTION_SQL = (
 )
 
 
+# GetExistingExecutionIds :many (insert.sql)
+GET_EXISTING_EXECUTION_IDS_SQL = (
+    "SELECT execution_id\nFROM {table}\nWHERE execution_id IN ({p1})\nORDER BY id"
+)
+
+
 # ListTaskExecutions :many (inspect.sql)
 LIST_TASK_EXECUTIONS_SQL = (
     "SELECT listed.id, listed.root_task_id, listed.root_execution_id, listed.parent_task_id, "
@@ -764,6 +770,28 @@ class Queries(_Texts):
         }
         with closing(conn.cursor()) as cur:
             cur.execute(self._sql(INSERT_TASK_EXECUTION_SQL), args)
+
+    def get_existing_execution_ids(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        execution_ids: Sequence[str],
+    ) -> list[str]:
+        """Which of these execution ids are already stored: the insert refuses the whole batch
+        before writing anything if any is (the transaction holds the write lock, so none can
+        appear between this check and the inserts).
+        """
+        args: dict[str, object] = {}
+        sql = _expand_slices(
+            GET_EXISTING_EXECUTION_IDS_SQL,
+            self.table,
+            args,
+            [("p1", execution_ids)],
+        )
+        with closing(conn.cursor()) as cur:
+            cur.execute(sql, args)
+            rows = cur.fetchall()
+        return [row[0] for row in rows]
 
     def list_task_executions(
         self,
