@@ -25,7 +25,6 @@ from durable_execution.storage.types import (
     DurableStorageTx,
     PruneCursor,
     PrunedBatch,
-    PruningStorageTx,
 )
 
 DEFAULT_PRUNE_BATCH_SIZE: Final = 500
@@ -105,8 +104,6 @@ async def prune_executions(
     while True:
 
         async def one_batch(tx: DurableStorageTx, after: PruneCursor | None = after) -> PrunedBatch:
-            if not isinstance(tx, PruningStorageTx):
-                raise TypeError(f"{type(storage).__name__} cannot prune executions")
             return await tx.prune_batch(
                 finished_before=finished_before,
                 statuses=chosen,

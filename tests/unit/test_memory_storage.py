@@ -29,7 +29,6 @@ from durable_execution.storage import (
     WhereByStartAtLessThan,
     WhereByStatuses,
 )
-from durable_execution.storage.types import ClaimingStorageTx
 
 T0 = datetime(2024, 1, 1, tzinfo=clock.now().tzinfo)
 ERROR = ExecutionErrorInfo(error_type="generic", message="boom", is_retryable=True)
@@ -361,7 +360,6 @@ async def test_claim_sets_aside_a_record_whose_lease_overflows() -> None:
     storage = InMemoryStorage()
     await insert(storage, record("te_bad", timeout_ms=2**62), record("te_ok", offset_ms=1))
     async with storage.transaction() as tx:
-        assert isinstance(tx, ClaimingStorageTx)
         claimed = await tx.claim_ready_task_executions(
             now=T0 + timedelta(seconds=1), limit=10, lease_margin_ms=0
         )

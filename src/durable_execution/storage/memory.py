@@ -239,7 +239,7 @@ class InMemoryStorageTx:
     async def claim_ready_task_executions(
         self, *, now: datetime, limit: int, lease_margin_ms: int
     ) -> ClaimedTaskExecutions:
-        """The optional one-step claim (see ``ClaimingStorageTx``)."""
+        """The claim, in one step (see ``DurableStorageTx``)."""
         self._check_open()
         conversion.check_claim_arguments(now, limit, lease_margin_ms)
         table = self._table
@@ -273,7 +273,7 @@ class InMemoryStorageTx:
     async def update_task_executions_each(
         self, updates: Sequence[tuple[WhereByExecutionIds, TaskExecutionUpdate]]
     ) -> list[int]:
-        """The optional batch of guarded updates: here simply the loop it stands for."""
+        """The batch of guarded updates: here simply the loop it stands for."""
         return [await self.update_task_executions(where, update) for where, update in updates]
 
     async def prune_batch(
@@ -285,7 +285,7 @@ class InMemoryStorageTx:
         limit: int,
         dry_run: bool,
     ) -> PrunedBatch:
-        """Retention's batch step (see ``PruningStorageTx``), by scanning: fine in memory."""
+        """Retention's batch step (see ``DurableStorageTx``), by scanning: fine in memory."""
         self._check_open()
         table = self._table
         descendants: dict[str, list[TaskExecutionRecord]] = {}

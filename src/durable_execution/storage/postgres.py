@@ -300,7 +300,7 @@ class PostgresStorageTx:
     async def claim_ready_task_executions(
         self, *, now: datetime, limit: int, lease_margin_ms: int
     ) -> ClaimedTaskExecutions:
-        """The optional one-statement claim (see ``ClaimingStorageTx``)."""
+        """The claim, in one statement (see ``DurableStorageTx``)."""
         self.raise_if_refused()
         conversion.check_claim_arguments(now, limit, lease_margin_ms)
         if limit == 0:
@@ -317,7 +317,7 @@ class PostgresStorageTx:
     async def update_task_executions_each(
         self, updates: Sequence[tuple[WhereByExecutionIds, TaskExecutionUpdate]]
     ) -> list[int]:
-        """The optional batch of guarded updates (see ``BatchUpdatingStorageTx``): one statement
+        """The batch of guarded updates (see ``DurableStorageTx``): one statement
         for the lot, unless an execution id comes up again (then one more per repeat)."""
         self.raise_if_refused()
         counts = [0] * len(updates)
@@ -341,7 +341,7 @@ class PostgresStorageTx:
         limit: int,
         dry_run: bool,
     ) -> PrunedBatch:
-        """Retention's batch step (see ``PruningStorageTx``): find, then delete or count."""
+        """Retention's batch step (see ``DurableStorageTx``): find, then delete or count."""
         self.raise_if_refused()
         roots = await self._queries.get_prunable_roots(
             self._conn,

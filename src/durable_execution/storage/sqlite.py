@@ -273,7 +273,7 @@ class SQLiteStorageTx:
     async def claim_ready_task_executions(
         self, *, now: datetime, limit: int, lease_margin_ms: int
     ) -> ClaimedTaskExecutions:
-        """The optional one-statement claim (see ``ClaimingStorageTx``)."""
+        """The claim, in one statement (see ``DurableStorageTx``)."""
         self.raise_if_refused()
         conversion.check_claim_arguments(now, limit, lease_margin_ms)
         if limit == 0:
@@ -305,7 +305,7 @@ class SQLiteStorageTx:
     async def update_task_executions_each(
         self, updates: Sequence[tuple[WhereByExecutionIds, TaskExecutionUpdate]]
     ) -> list[int]:
-        """The optional batch of guarded updates (see ``BatchUpdatingStorageTx``): the same
+        """The batch of guarded updates (see ``DurableStorageTx``): the same
         statements as a loop, in one step (see ``_run``)."""
         self.raise_if_refused()
         counts = [0] * len(updates)
@@ -332,7 +332,7 @@ class SQLiteStorageTx:
         limit: int,
         dry_run: bool,
     ) -> PrunedBatch:
-        """Retention's batch step (see ``PruningStorageTx``): find, then delete or count."""
+        """Retention's batch step (see ``DurableStorageTx``): find, then delete or count."""
         self.raise_if_refused()
         before_ms = _rows.bound_ms(finished_before, "finished_before")
         after_ms = -(2**63) if after is None else _rows.bound_ms(after.finished_at, "after")

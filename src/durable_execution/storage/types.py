@@ -18,10 +18,10 @@ Semantics every backend honours (the contract tests check them):
   transaction stores nothing: a caller that catches the error finds every later call in the
   transaction, and the end of its block, raising it again (never a silent commit or rollback).
 
-Beyond that core, a backend may offer optional fast paths, each a protocol checked with
-``isinstance``: ``ClaimingStorageTx`` and ``BatchUpdatingStorageTx`` (one statement where the
-core needs one per row; the executor falls back to the core without them) and
-``ReadyWatchingStorage`` (cross-process wake-ups instead of idle polling).
+The claim, the batch of guarded updates and the prune step are part of the contract: every
+backend does each in one set-based step, and the executor has no second, row-by-row path.
+Optional, each a protocol checked with ``isinstance``: ``ReadyWatchingStorage`` (cross-process
+wake-ups instead of idle polling) and ``InspectableStorage`` (operators' read-only queries).
 """
 
 from __future__ import annotations
@@ -163,6 +163,39 @@ def apply_update(record: TaskExecutionRecord, update: TaskExecutionUpdate) -> Ta
     return TaskExecutionRecord(*values)
 
 
+@dataclass(frozen=True, slots=True)
+class ClaimedTaskExecutions:
+    """What one set-based claim moved from ``ready`` to ``running``.
+
+    ``records`` are the claimed rows as they now are, oldest ``start_at`` first (ties by
+    insertion). ``malformed`` are rows the claim also moved to ``running`` but that cannot be
+    decoded (poison rows): the caller must set them aside (fail them) in the same transaction.
+    """
+
+    records: list[TaskExecutionRecord]
+    malformed: list[MalformedRowError]
+
+
+@dataclass(frozen=True, slots=True)
+class PruneCursor:
+    """Where a prune walk stands: after the top-level execution that finished at
+    ``finished_at`` with storage id ``row_id`` (the walk's order is ``finished_at``, then id)."""
+
+    finished_at: datetime
+    row_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class PrunedBatch:
+    """What one batch of a prune found: ``trees`` top-level executions and, per status, the
+    executions in their trees (deleted, or only counted in a dry run); ``cursor`` is the last
+    root the batch saw (``None`` when it found none: the walk is over)."""
+
+    trees: int
+    executions_by_status: dict[TaskExecutionStatus, int]
+    cursor: PruneCursor | None
+
+
 class DurableStorageTx(Protocol):
     """One open transaction. Never shared between tasks; never nested."""
 
@@ -188,6 +221,50 @@ class DurableStorageTx(Protocol):
         self, where: TaskExecutionWhere, update: TaskExecutionUpdate
     ) -> int: ...
 
+    async def claim_ready_task_executions(
+        self, *, now: datetime, limit: int, lease_margin_ms: int
+    ) -> ClaimedTaskExecutions:
+        """Claim ready executions in one set-based step.
+
+        Take up to ``limit`` (>= 1) rows with ``status = ready`` and ``start_at <= now``, oldest
+        ``start_at`` first (ties by insertion), skipping rows that other transactions hold; set
+        ``status = running``, ``started_at = updated_at = now``, ``expires_at = now + timeout_ms
+        + lease_margin_ms`` (each row's own ``timeout_ms``) and ``version = version + 1``; return
+        them. ``now`` is an aware datetime with whole milliseconds.
+        """
+        ...
+
+    async def update_task_executions_each(
+        self, updates: Sequence[tuple[WhereByExecutionIds, TaskExecutionUpdate]]
+    ) -> list[int]:
+        """Many independent guarded updates in one call (one round trip where the backend can).
+
+        The result is the rows each update matched, in the order given: exactly what calling
+        ``update_task_executions`` once per item, in order, would return.
+        """
+        ...
+
+    async def prune_batch(
+        self,
+        *,
+        finished_before: datetime,
+        statuses: Sequence[TaskExecutionStatus],
+        after: PruneCursor | None,
+        limit: int,
+        dry_run: bool,
+    ) -> PrunedBatch:
+        """Retention: delete (or count) whole trees of finished executions, one batch.
+
+        Takes up to ``limit`` (>= 1) top-level executions after ``after`` (``None``: from the
+        start), in ``finished_at`` then insertion order, that finished before
+        ``finished_before`` with one of ``statuses`` (finished statuses), are closed, and whose
+        every descendant (children, finalize executions, chain steps at any depth) is finished
+        and closed; deletes each such tree whole (never part of a tree, never an active
+        execution) — or, with ``dry_run``, only counts it. Rows that other transactions hold are
+        skipped.
+        """
+        ...
+
 
 class DurableStorage(Protocol):
     """A place executions live. ``transaction()`` commits on normal exit, rolls back on error.
@@ -197,47 +274,6 @@ class DurableStorage(Protocol):
     """
 
     def transaction(self) -> AbstractAsyncContextManager[DurableStorageTx]: ...
-
-
-@dataclass(frozen=True, slots=True)
-class ClaimedTaskExecutions:
-    """What one set-based claim moved from ``ready`` to ``running``.
-
-    ``records`` are the claimed rows as they now are, oldest ``start_at`` first (ties by
-    insertion). ``malformed`` are rows the claim also moved to ``running`` but that cannot be
-    decoded (poison rows): the caller must set them aside (fail them) in the same transaction.
-    """
-
-    records: list[TaskExecutionRecord]
-    malformed: list[MalformedRowError]
-
-
-@runtime_checkable
-class ClaimingStorageTx(DurableStorageTx, Protocol):
-    """Optional fast path: claim ready executions in one statement instead of read-then-write.
-
-    A transaction that offers it must do what the generic claim does (``_claims`` in the
-    executor), in one set-based step: take up to ``limit`` (>= 1) rows with ``status = ready``
-    and ``start_at <= now``, oldest ``start_at`` first (ties by insertion), skipping rows that
-    other transactions hold; set ``status = running``, ``started_at = updated_at = now``,
-    ``expires_at = now + timeout_ms + lease_margin_ms`` (each row's own ``timeout_ms``) and
-    ``version = version + 1``; return them. ``now`` is an aware datetime with whole milliseconds.
-    """
-
-    async def claim_ready_task_executions(
-        self, *, now: datetime, limit: int, lease_margin_ms: int
-    ) -> ClaimedTaskExecutions: ...
-
-
-@runtime_checkable
-class BatchUpdatingStorageTx(DurableStorageTx, Protocol):
-    """Optional fast path: many independent guarded updates in one call (one round trip where
-    the backend can). The result is the rows each update matched, in the order given — exactly
-    what calling ``update_task_executions`` once per item, in order, would return."""
-
-    async def update_task_executions_each(
-        self, updates: Sequence[tuple[WhereByExecutionIds, TaskExecutionUpdate]]
-    ) -> list[int]: ...
 
 
 @runtime_checkable
@@ -299,46 +335,3 @@ class InspectableStorage(Protocol):
     async def get_oldest_ready_task_execution(
         self, *, task_id: str | None = None
     ) -> TaskExecutionRecord | MalformedRowError | None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class PruneCursor:
-    """Where a prune walk stands: after the top-level execution that finished at
-    ``finished_at`` with storage id ``row_id`` (the walk's order is ``finished_at``, then id)."""
-
-    finished_at: datetime
-    row_id: int
-
-
-@dataclass(frozen=True, slots=True)
-class PrunedBatch:
-    """What one batch of a prune found: ``trees`` top-level executions and, per status, the
-    executions in their trees (deleted, or only counted in a dry run); ``cursor`` is the last
-    root the batch saw (``None`` when it found none: the walk is over)."""
-
-    trees: int
-    executions_by_status: dict[TaskExecutionStatus, int]
-    cursor: PruneCursor | None
-
-
-@runtime_checkable
-class PruningStorageTx(Protocol):
-    """Retention: delete (or count) whole trees of finished executions, one batch at a time.
-
-    ``prune_batch`` takes up to ``limit`` (>= 1) top-level executions after ``after`` (``None``:
-    from the start), in ``finished_at`` then insertion order, that finished before
-    ``finished_before`` with one of ``statuses`` (finished statuses), are closed, and whose every
-    descendant (children, finalize executions, chain steps at any depth) is finished and closed;
-    it deletes each such tree whole (never part of a tree, never an active execution) — or, with
-    ``dry_run``, only counts it. Rows that other transactions hold are skipped.
-    """
-
-    async def prune_batch(
-        self,
-        *,
-        finished_before: datetime,
-        statuses: Sequence[TaskExecutionStatus],
-        after: PruneCursor | None,
-        limit: int,
-        dry_run: bool,
-    ) -> PrunedBatch: ...
