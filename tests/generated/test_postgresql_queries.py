@@ -153,31 +153,6 @@ def select_by_statuses(
     )
 
 
-def select_by_start_at_less_than(
-    conn: Conn,
-    statuses: list[str],
-    start_at_less_than: datetime,
-    *,
-    row_limit: int | None = None,
-) -> list[str]:
-    args: dict[str, Any] = {
-        "statuses": statuses,
-        "start_at_less_than": start_at_less_than,
-        "row_limit": row_limit,
-    }
-    return agree(
-        Q.get_task_execution_ids_by_start_at_less_than(conn, **args),
-        [r.execution_id for r in Q.get_task_executions_by_start_at_less_than(conn, **args)],
-        Q.get_task_execution_ids_by_start_at_less_than_for_update_skip_locked(conn, **args),
-        [
-            r.execution_id
-            for r in Q.get_task_executions_by_start_at_less_than_for_update_skip_locked(
-                conn, **args
-            )
-        ],
-    )
-
-
 def update_by_ids(
     conn: Conn,
     execution_ids: list[str],
@@ -207,17 +182,11 @@ EVERY_QUERY = {
     "get_task_executions_by_execution_ids",
     "get_task_execution_ids_by_statuses",
     "get_task_executions_by_statuses",
-    "get_task_execution_ids_by_start_at_less_than",
-    "get_task_executions_by_start_at_less_than",
     "get_task_execution_ids_by_execution_ids_for_update_skip_locked",
     "get_task_executions_by_execution_ids_for_update_skip_locked",
     "get_task_execution_ids_by_statuses_for_update_skip_locked",
     "get_task_executions_by_statuses_for_update_skip_locked",
-    "get_task_execution_ids_by_start_at_less_than_for_update_skip_locked",
-    "get_task_executions_by_start_at_less_than_for_update_skip_locked",
     "update_task_executions_by_execution_ids",
-    "update_task_executions_by_statuses",
-    "update_task_executions_by_start_at_less_than",
     "list_task_executions",
     "count_task_executions_by_status",
     "get_oldest_ready_task_execution",
@@ -405,7 +374,11 @@ def test_insert_keeps_array_order_and_an_empty_batch_inserts_nothing(conn: Conn)
 def test_a_large_batch_is_one_statement(conn: Conn) -> None:
     batch = [Execution(f"te_{i:04}", start_at=at(i)) for i in range(1000)]
     assert postgres_insert(Q, conn, batch) == 1000
-    assert select_by_start_at_less_than(conn, ["ready"], at(3)) == ["te_0000", "te_0001", "te_0002"]
+    assert select_by_execution_ids(conn, ["te_0002", "te_0999", "te_0000"]) == [
+        "te_0000",
+        "te_0002",
+        "te_0999",
+    ]
 
 
 def test_duplicate_execution_id_raises_and_stores_nothing(conn: Conn) -> None:
@@ -509,28 +482,6 @@ def test_by_statuses_filters_and_order(
     assert found == expected
 
 
-# --- by_start_at_less_than ----------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("statuses", "start_at_less_than", "expected"),
-    [
-        # FIFO by start_at; te_2 and te_5 tie and keep insertion order; at(0) itself is excluded.
-        (["ready"], at(0), ["te_6", "te_2", "te_5"]),
-        (["ready"], at(1), ["te_6", "te_2", "te_5", "te_4"]),  # one millisecond later
-        (["ready", "running"], at(0), ["te_6", "te_3", "te_2", "te_5"]),
-        (["running"], at(100), ["te_3"]),
-        (["ready"], at(-1000), []),
-        ([], at(100), []),
-    ],
-)
-def test_by_start_at_less_than_filters_and_order(
-    conn: Conn, statuses: list[str], start_at_less_than: datetime, expected: list[str]
-) -> None:
-    postgres_insert(Q, conn, BY_START_AT)
-    assert select_by_start_at_less_than(conn, statuses, start_at_less_than) == expected
-
-
 # --- limits -------------------------------------------------------------------------------------
 
 
@@ -545,9 +496,6 @@ def test_limit_none_is_unlimited_and_zero_is_nothing(conn: Conn, row_limit: int 
     assert select_by_execution_ids(conn, everything, row_limit=row_limit) == cut(everything)
     by_updated = ["te_1", "te_2", "te_3", "te_4", "te_5", "te_6"]  # all updated_at are equal
     assert select_by_statuses(conn, ["ready", "running"], row_limit=row_limit) == cut(by_updated)
-    fifo = ["te_6", "te_3", "te_2", "te_5", "te_4", "te_1"]
-    found = select_by_start_at_less_than(conn, ["ready", "running"], at(100), row_limit=row_limit)
-    assert found == cut(fifo)
 
 
 # --- updates ------------------------------------------------------------------------------------
@@ -631,63 +579,11 @@ def test_update_by_execution_ids_filters(conn: Conn) -> None:
     }
 
 
-def test_update_by_statuses(conn: Conn) -> None:
-    postgres_insert(Q, conn, BY_STATUSES)
-    expire = Change(updated_at=at(500), status="ready", unset_expires_at=True, retry_attempts=1)
-    count = Q.update_task_executions_by_statuses(
-        conn,
-        **postgres_changes(expire),
-        statuses=["running"],
-        is_closed=False,
-        expires_at_less_than=EXPIRY,
-    )
-    assert count == 2
-    assert read(conn, "te_1", "te_2", "te_3", "te_4", "te_5") == [
-        expected_after(BY_STATUSES[0], expire),
-        BY_STATUSES[1],
-        BY_STATUSES[2],
-        BY_STATUSES[3],
-        expected_after(BY_STATUSES[4], expire),
-    ]
-    close = Change(updated_at=at(600), is_closed=True)
-    count = Q.update_task_executions_by_statuses(
-        conn,
-        **postgres_changes(close),
-        statuses=["completed"],
-        is_closed=None,
-        expires_at_less_than=None,
-    )
-    assert count == 2
-    assert [e.is_closed for e in read(conn, "te_3", "te_4")] == [True, True]
-    none = Q.update_task_executions_by_statuses(
-        conn, **postgres_changes(close), statuses=[], is_closed=None, expires_at_less_than=None
-    )
-    assert none == 0
-
-
-def test_update_by_start_at_less_than(conn: Conn) -> None:
-    postgres_insert(Q, conn, BY_START_AT)
-    claim = Change(updated_at=at(10), status="running", started_at=at(10), expires_at=at(2000))
-    count = Q.update_task_executions_by_start_at_less_than(
-        conn, **postgres_changes(claim), statuses=["ready"], start_at_less_than=at(0)
-    )
-    assert count == 3
-    after = {e.execution_id: e for e in read(conn, *[e.execution_id for e in BY_START_AT])}
-    for before in BY_START_AT:
-        claimed = before.execution_id in ("te_2", "te_5", "te_6")
-        assert after[before.execution_id] == (expected_after(before, claim) if claimed else before)
-
-
 # --- concurrency: SKIP LOCKED and the version guard under READ COMMITTED ------------------------
 
 
 async def claim_ids(conn: AsyncConn, variant: str, row_limit: int | None) -> list[str]:
     """One locking select of ``variant``: alternately the ids query and the rows query."""
-    if variant == "by_start_at_less_than":
-        ids = await AQ.get_task_execution_ids_by_start_at_less_than_for_update_skip_locked(
-            conn, statuses=["ready"], start_at_less_than=at(100), row_limit=row_limit
-        )
-        return list(ids)
     if variant == "by_statuses":
         rows = await AQ.get_task_executions_by_statuses_for_update_skip_locked(
             conn,
@@ -709,7 +605,7 @@ async def claim_ids(conn: AsyncConn, variant: str, row_limit: int | None) -> lis
     return list(id_rows)
 
 
-@pytest.mark.parametrize("variant", ["by_start_at_less_than", "by_statuses", "by_execution_ids"])
+@pytest.mark.parametrize("variant", ["by_statuses", "by_execution_ids"])
 async def test_concurrent_claims_with_skip_locked_are_disjoint(
     conn: Conn, postgres_url: str, variant: str
 ) -> None:
@@ -717,7 +613,6 @@ async def test_concurrent_claims_with_skip_locked_are_disjoint(
     executions = [Execution(f"te_{i}", start_at=at(10 - i), updated_at=at(i)) for i in range(6)]
     postgres_insert(Q, conn, executions)
     fifo = {
-        "by_start_at_less_than": ["te_5", "te_4", "te_3", "te_2", "te_1", "te_0"],
         "by_statuses": ["te_0", "te_1", "te_2", "te_3", "te_4", "te_5"],
         "by_execution_ids": ["te_0", "te_1", "te_2", "te_3", "te_4", "te_5"],
     }[variant]
@@ -924,30 +819,6 @@ async def test_every_async_query(conn: Conn, postgres_url: str) -> None:
             == []
         )
 
-        by_start: dict[str, Any] = {
-            "statuses": ["ready"],
-            "start_at_less_than": at(0),
-            "row_limit": 2,
-        }
-        assert list(await AQ.get_task_execution_ids_by_start_at_less_than(a, **by_start)) == [
-            "te_6",
-            "te_2",
-        ]
-        assert [
-            r.execution_id
-            for r in await AQ.get_task_executions_by_start_at_less_than(a, **by_start)
-        ] == ["te_6", "te_2"]
-        assert list(
-            await AQ.get_task_execution_ids_by_start_at_less_than_for_update_skip_locked(
-                a, **by_start
-            )
-        ) == ["te_6", "te_2"]
-        assert [
-            r.execution_id
-            for r in await AQ.get_task_executions_by_start_at_less_than_for_update_skip_locked(
-                a, **{**by_start, "row_limit": 0}
-            )
-        ] == []
         assert [
             r.execution_id
             for r in await AQ.get_task_executions_by_statuses_for_update_skip_locked(
@@ -968,14 +839,23 @@ async def test_every_async_query(conn: Conn, postgres_url: str) -> None:
             version=0,
         )
         assert updated == 1
-        updated = await AQ.update_task_executions_by_statuses(
-            a, **change, statuses=["running"], is_closed=True, expires_at_less_than=at(5)
+        guarded: dict[str, Any] = {"needs_promise_cancellation": None, "version": None}
+        updated = await AQ.update_task_executions_by_execution_ids(
+            a, **change, **guarded, execution_ids=["te_full", "te_3"], statuses=["completed"]
+        )
+        assert updated == 0  # neither is completed
+        updated = await AQ.update_task_executions_by_execution_ids(
+            a, **change, **guarded, execution_ids=["te_full"], statuses=["running"]
         )
         assert updated == 1
-        updated = await AQ.update_task_executions_by_start_at_less_than(
-            a, **change, statuses=["ready"], start_at_less_than=at(0)
+        updated = await AQ.update_task_executions_by_execution_ids(
+            a,
+            **change,
+            **guarded,
+            execution_ids=["te_6", "te_2", "te_5", "te_3"],
+            statuses=["ready"],
         )
-        assert updated == 3  # te_6, te_2, te_5
+        assert updated == 3  # te_6, te_2, te_5 (te_3 is running)
     statuses = {
         e.execution_id: e.status for e in read(conn, "te_full", *[f"te_{i}" for i in range(1, 7)])
     }

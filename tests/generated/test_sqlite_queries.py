@@ -5,7 +5,6 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -126,23 +125,6 @@ def select_by_statuses(
     return list(ids)
 
 
-def select_by_start_at_less_than(
-    conn: sqlite3.Connection,
-    statuses: list[str],
-    start_at_less_than: int,
-    *,
-    row_limit: int | None = None,
-) -> list[str]:
-    ids = Q.get_task_execution_ids_by_start_at_less_than(
-        conn, statuses=statuses, start_at_less_than=start_at_less_than, row_limit=row_limit
-    )
-    rows = Q.get_task_executions_by_start_at_less_than(
-        conn, statuses=statuses, start_at_less_than=start_at_less_than, row_limit=row_limit
-    )
-    assert ids == [r.execution_id for r in rows]
-    return list(ids)
-
-
 def test_every_generated_query_is_exercised_here() -> None:
     # A new named query must come with tests: extend this file, then this list.
     public = {name for name in dir(lite.Queries) if not name.startswith("_")}
@@ -155,11 +137,7 @@ def test_every_generated_query_is_exercised_here() -> None:
         "get_task_executions_by_execution_ids",
         "get_task_execution_ids_by_statuses",
         "get_task_executions_by_statuses",
-        "get_task_execution_ids_by_start_at_less_than",
-        "get_task_executions_by_start_at_less_than",
         "update_task_executions_by_execution_ids",
-        "update_task_executions_by_statuses",
-        "update_task_executions_by_start_at_less_than",
         "list_task_executions",
         "count_task_executions_by_status",
         "get_oldest_ready_task_execution",
@@ -458,32 +436,6 @@ def test_by_statuses_filters_and_order(
     assert found == expected
 
 
-# --- by_start_at_less_than ----------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("statuses", "start_at_less_than", "expected"),
-    [
-        # FIFO by start_at; te_2 and te_5 tie and keep insertion order; at(0) itself is excluded.
-        (["ready"], at(0), ["te_6", "te_2", "te_5"]),
-        (["ready"], at(1), ["te_6", "te_2", "te_5", "te_4"]),  # one millisecond later
-        (["ready", "running"], at(0), ["te_6", "te_3", "te_2", "te_5"]),
-        (["running"], at(100), ["te_3"]),
-        (["ready"], at(-1000), []),
-        ([], at(100), []),
-    ],
-)
-def test_by_start_at_less_than_filters_and_order(
-    conn: sqlite3.Connection,
-    statuses: list[str],
-    start_at_less_than: datetime,
-    expected: list[str],
-) -> None:
-    sqlite_insert(Q, conn, BY_START_AT)
-    found = select_by_start_at_less_than(conn, statuses, to_epoch_ms(start_at_less_than))
-    assert found == expected
-
-
 # --- limits -------------------------------------------------------------------------------------
 
 
@@ -500,11 +452,6 @@ def test_limit_none_is_unlimited_and_zero_is_nothing(
     assert select_by_execution_ids(conn, everything, row_limit=row_limit) == cut(everything)
     by_updated = ["te_1", "te_2", "te_3", "te_4", "te_5", "te_6"]  # all updated_at are equal
     assert select_by_statuses(conn, ["ready", "running"], row_limit=row_limit) == cut(by_updated)
-    fifo = ["te_6", "te_3", "te_2", "te_5", "te_4", "te_1"]
-    found = select_by_start_at_less_than(
-        conn, ["ready", "running"], to_epoch_ms(at(100)), row_limit=row_limit
-    )
-    assert found == cut(fifo)
 
 
 # --- updates ------------------------------------------------------------------------------------
@@ -613,54 +560,6 @@ def test_update_by_execution_ids_filters(conn: sqlite3.Connection) -> None:
         "te_4": ("cancelled", at(50)),
         "te_5": ("ready", BY_IDS[4].updated_at),  # not asked for
     }
-
-
-def test_update_by_statuses(conn: sqlite3.Connection) -> None:
-    sqlite_insert(Q, conn, BY_STATUSES)
-    expire = Change(updated_at=at(500), status="ready", unset_expires_at=True, retry_attempts=1)
-    count = Q.update_task_executions_by_statuses(
-        conn,
-        **sqlite_changes(expire),
-        statuses=["running"],
-        is_closed=False,
-        expires_at_less_than=to_epoch_ms(EXPIRY),
-    )
-    assert count == 2
-    after = read(conn, "te_1", "te_2", "te_3", "te_4", "te_5")
-    assert after == [
-        expected_after(BY_STATUSES[0], expire),
-        BY_STATUSES[1],
-        BY_STATUSES[2],
-        BY_STATUSES[3],
-        expected_after(BY_STATUSES[4], expire),
-    ]
-    close = Change(updated_at=at(600), is_closed=True)
-    count = Q.update_task_executions_by_statuses(
-        conn,
-        **sqlite_changes(close),
-        statuses=["completed"],
-        is_closed=None,
-        expires_at_less_than=None,
-    )
-    assert count == 2
-    assert [e.is_closed for e in read(conn, "te_3", "te_4")] == [True, True]
-    none = Q.update_task_executions_by_statuses(
-        conn, **sqlite_changes(close), statuses=[], is_closed=None, expires_at_less_than=None
-    )
-    assert none == 0
-
-
-def test_update_by_start_at_less_than(conn: sqlite3.Connection) -> None:
-    sqlite_insert(Q, conn, BY_START_AT)
-    claim = Change(updated_at=at(10), status="running", started_at=at(10), expires_at=at(2000))
-    count = Q.update_task_executions_by_start_at_less_than(
-        conn, **sqlite_changes(claim), statuses=["ready"], start_at_less_than=to_epoch_ms(at(0))
-    )
-    assert count == 3
-    after = {e.execution_id: e for e in read(conn, *[e.execution_id for e in BY_START_AT])}
-    for before in BY_START_AT:
-        claimed = before.execution_id in ("te_2", "te_5", "te_6")
-        assert after[before.execution_id] == (expected_after(before, claim) if claimed else before)
 
 
 # --- custom table name --------------------------------------------------------------------------

@@ -71,7 +71,7 @@ class CountingTx:
         )
 
     async def update_task_executions(
-        self, where: TaskExecutionWhere, update: TaskExecutionUpdate
+        self, where: WhereByExecutionIds, update: TaskExecutionUpdate
     ) -> int:
         return await self._inner.update_task_executions(where, update)
 

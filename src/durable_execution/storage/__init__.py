@@ -24,7 +24,6 @@ from durable_execution.storage.types import (
     TaskExecutionUpdate,
     TaskExecutionWhere,
     WhereByExecutionIds,
-    WhereByStartAtLessThan,
     WhereByStatuses,
 )
 
@@ -61,7 +60,6 @@ __all__ = [
     "TaskExecutionUpdate",
     "TaskExecutionWhere",
     "WhereByExecutionIds",
-    "WhereByStartAtLessThan",
     "WhereByStatuses",
     "open_storage",
 ]

@@ -43,7 +43,6 @@ from durable_execution.storage.types import (
     TaskExecutionUpdate,
     TaskExecutionWhere,
     WhereByExecutionIds,
-    WhereByStartAtLessThan,
     WhereByStatuses,
 )
 
@@ -73,7 +72,7 @@ def matches_nothing(where: TaskExecutionWhere) -> bool:
     match where:
         case WhereByExecutionIds():
             return not where.execution_ids or (where.statuses is not None and not where.statuses)
-        case WhereByStatuses() | WhereByStartAtLessThan():
+        case WhereByStatuses():
             return not where.statuses
 
 

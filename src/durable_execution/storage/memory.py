@@ -36,7 +36,6 @@ from durable_execution.storage.types import (
     TaskExecutionUpdate,
     TaskExecutionWhere,
     WhereByExecutionIds,
-    WhereByStartAtLessThan,
     WhereByStatuses,
     apply_update,
 )
@@ -177,17 +176,6 @@ class InMemoryStorageTx:
                 def order(r: TaskExecutionRecord) -> tuple[object, ...]:
                     return (r.updated_at, table.sequence[r.execution_id])
 
-            case WhereByStartAtLessThan():
-                start_bound = where.start_at_less_than
-                candidates = (
-                    record
-                    for record in table.with_statuses(where.statuses, None)
-                    if record.start_at < start_bound
-                )
-
-                def order(r: TaskExecutionRecord) -> tuple[object, ...]:
-                    return (r.start_at, table.sequence[r.execution_id])
-
         if limit is None:
             return sorted(candidates, key=order)
         return heapq.nsmallest(limit, candidates, key=order)
@@ -228,7 +216,7 @@ class InMemoryStorageTx:
         return self._select(where, limit)
 
     async def update_task_executions(
-        self, where: TaskExecutionWhere, update: TaskExecutionUpdate
+        self, where: WhereByExecutionIds, update: TaskExecutionUpdate
     ) -> int:
         self._check_open()
         matched = self._select(where, None)

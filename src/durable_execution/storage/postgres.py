@@ -62,7 +62,6 @@ from durable_execution.storage.types import (
     TaskExecutionUpdate,
     TaskExecutionWhere,
     WhereByExecutionIds,
-    WhereByStartAtLessThan,
     WhereByStatuses,
 )
 
@@ -195,18 +194,6 @@ class PostgresStorageTx:
                     expires_at_less_than=_optional_aware(where.expires_at_less_than),
                     row_limit=limit,
                 )
-            case WhereByStartAtLessThan():
-                by_start = (
-                    q.get_task_execution_ids_by_start_at_less_than_for_update_skip_locked
-                    if lock
-                    else q.get_task_execution_ids_by_start_at_less_than
-                )
-                return await by_start(
-                    conn,
-                    statuses=where.statuses,
-                    start_at_less_than=_aware(where.start_at_less_than, "start_at_less_than"),
-                    row_limit=limit,
-                )
 
     async def get_task_executions(
         self,
@@ -249,53 +236,22 @@ class PostgresStorageTx:
                     expires_at_less_than=_optional_aware(where.expires_at_less_than),
                     row_limit=limit,
                 )
-            case WhereByStartAtLessThan():
-                by_start = (
-                    q.get_task_executions_by_start_at_less_than_for_update_skip_locked
-                    if lock
-                    else q.get_task_executions_by_start_at_less_than
-                )
-                rows = await by_start(
-                    conn,
-                    statuses=where.statuses,
-                    start_at_less_than=_aware(where.start_at_less_than, "start_at_less_than"),
-                    row_limit=limit,
-                )
         return [conversion.record_from_columns(row) for row in rows]
 
     async def update_task_executions(
-        self, where: TaskExecutionWhere, update: TaskExecutionUpdate
+        self, where: WhereByExecutionIds, update: TaskExecutionUpdate
     ) -> int:
         self.raise_if_refused()
         if conversion.matches_nothing(where):
             return 0
-        changes = conversion.changes_from_update(update)
-        q, conn = self._queries, self._conn
-        match where:
-            case WhereByExecutionIds():
-                return await q.update_task_executions_by_execution_ids(
-                    conn,
-                    **changes,
-                    execution_ids=where.execution_ids,
-                    statuses=where.statuses,
-                    needs_promise_cancellation=where.needs_promise_cancellation,
-                    version=where.version,
-                )
-            case WhereByStatuses():
-                return await q.update_task_executions_by_statuses(
-                    conn,
-                    **changes,
-                    statuses=where.statuses,
-                    is_closed=where.is_closed,
-                    expires_at_less_than=_optional_aware(where.expires_at_less_than),
-                )
-            case WhereByStartAtLessThan():
-                return await q.update_task_executions_by_start_at_less_than(
-                    conn,
-                    **changes,
-                    statuses=where.statuses,
-                    start_at_less_than=_aware(where.start_at_less_than, "start_at_less_than"),
-                )
+        return await self._queries.update_task_executions_by_execution_ids(
+            self._conn,
+            **conversion.changes_from_update(update),
+            execution_ids=where.execution_ids,
+            statuses=where.statuses,
+            needs_promise_cancellation=where.needs_promise_cancellation,
+            version=where.version,
+        )
 
     async def claim_ready_task_executions(
         self, *, now: datetime, limit: int, lease_margin_ms: int

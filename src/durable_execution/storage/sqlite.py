@@ -54,7 +54,6 @@ from durable_execution.storage.types import (
     TaskExecutionUpdate,
     TaskExecutionWhere,
     WhereByExecutionIds,
-    WhereByStartAtLessThan,
     WhereByStatuses,
 )
 
@@ -167,15 +166,6 @@ class SQLiteStorageTx:
                     expires_at_less_than=_rows.optional_bound(where.expires_at_less_than),
                     row_limit=limit,
                 )
-            case WhereByStartAtLessThan():
-                return q.get_task_execution_ids_by_start_at_less_than(
-                    conn,
-                    statuses=where.statuses,
-                    start_at_less_than=_rows.bound_ms(
-                        where.start_at_less_than, "start_at_less_than"
-                    ),
-                    row_limit=limit,
-                )
 
     async def get_task_executions(
         self,
@@ -214,19 +204,10 @@ class SQLiteStorageTx:
                     expires_at_less_than=_rows.optional_bound(where.expires_at_less_than),
                     row_limit=limit,
                 )
-            case WhereByStartAtLessThan():
-                rows = q.get_task_executions_by_start_at_less_than(
-                    conn,
-                    statuses=where.statuses,
-                    start_at_less_than=_rows.bound_ms(
-                        where.start_at_less_than, "start_at_less_than"
-                    ),
-                    row_limit=limit,
-                )
         return [_rows.record(row) for row in rows]
 
     async def update_task_executions(
-        self, where: TaskExecutionWhere, update: TaskExecutionUpdate
+        self, where: WhereByExecutionIds, update: TaskExecutionUpdate
     ) -> int:
         self.raise_if_refused()
         if conversion.matches_nothing(where):
@@ -235,38 +216,18 @@ class SQLiteStorageTx:
         return await self._run(lambda conn: self._update(conn, where, changes))
 
     def _update(
-        self, conn: sqlite3.Connection, where: TaskExecutionWhere, changes: _rows.SqliteChanges
+        self, conn: sqlite3.Connection, where: WhereByExecutionIds, changes: _rows.SqliteChanges
     ) -> int:
-        q = self._queries
         try:
-            match where:
-                case WhereByExecutionIds():
-                    return q.update_task_executions_by_execution_ids(
-                        conn,
-                        **changes,
-                        execution_ids=where.execution_ids,
-                        filter_statuses=where.statuses is not None,
-                        statuses=where.statuses or (),
-                        needs_promise_cancellation=where.needs_promise_cancellation,
-                        version=where.version,
-                    )
-                case WhereByStatuses():
-                    return q.update_task_executions_by_statuses(
-                        conn,
-                        **changes,
-                        statuses=where.statuses,
-                        is_closed=where.is_closed,
-                        expires_at_less_than=_rows.optional_bound(where.expires_at_less_than),
-                    )
-                case WhereByStartAtLessThan():
-                    return q.update_task_executions_by_start_at_less_than(
-                        conn,
-                        **changes,
-                        statuses=where.statuses,
-                        start_at_less_than=_rows.bound_ms(
-                            where.start_at_less_than, "start_at_less_than"
-                        ),
-                    )
+            return self._queries.update_task_executions_by_execution_ids(
+                conn,
+                **changes,
+                execution_ids=where.execution_ids,
+                filter_statuses=where.statuses is not None,
+                statuses=where.statuses or (),
+                needs_promise_cancellation=where.needs_promise_cancellation,
+                version=where.version,
+            )
         except sqlite3.IntegrityError as error:
             raise StorageError(f"SQLite refused the update: {error}") from error
 

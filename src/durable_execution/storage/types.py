@@ -1,14 +1,16 @@
 """The storage contract: what the executor asks of every backend.
 
-A storage opens transactions; a transaction inserts, selects and updates task-execution records
-filtered by one of three ``where`` variants. Everything here is a frozen dataclass, tagged with a
+A storage opens transactions; a transaction inserts task-execution records, selects them by id
+or by status, updates them by id (every write the executor makes names its rows, guarded by
+the status and version it read), claims ready ones, writes batches of guarded updates and
+prunes finished trees. Everything here is a frozen dataclass, tagged with a
 ``Literal`` ``type`` where it is one arm of a union, so ``match``/``isinstance`` narrow it.
 
 Semantics every backend honours (the contract tests check them):
 
 * ``limit=None`` means unlimited, ``limit=0`` means no rows.
-* Results are ordered: ``WhereByStartAtLessThan`` by ``start_at``, ``WhereByStatuses`` by
-  ``updated_at``, ``WhereByExecutionIds`` by insertion; ties are broken by insertion order.
+* Results are ordered: ``WhereByStatuses`` by ``updated_at``, ``WhereByExecutionIds`` by
+  insertion; ties are broken by insertion order. (Claims are FIFO by ``start_at``.)
 * Every optional filter that is not ``None`` is an equality filter (``False`` included).
 * ``version`` in a ``where`` is an optimistic-locking guard; ``version`` in an update writes it.
 * In an update, ``None`` means "leave unchanged"; ``unset_error``/``unset_expires_at`` clear.
@@ -97,14 +99,7 @@ class WhereByStatuses:
     type: Literal["by_statuses"] = "by_statuses"
 
 
-@dataclass(frozen=True, slots=True)
-class WhereByStartAtLessThan:
-    statuses: Sequence[TaskExecutionStatus]
-    start_at_less_than: datetime
-    type: Literal["by_start_at_less_than"] = "by_start_at_less_than"
-
-
-TaskExecutionWhere: TypeAlias = WhereByExecutionIds | WhereByStatuses | WhereByStartAtLessThan
+TaskExecutionWhere: TypeAlias = WhereByExecutionIds | WhereByStatuses
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,7 +213,7 @@ class DurableStorageTx(Protocol):
     ) -> list[TaskExecutionRecord]: ...
 
     async def update_task_executions(
-        self, where: TaskExecutionWhere, update: TaskExecutionUpdate
+        self, where: WhereByExecutionIds, update: TaskExecutionUpdate
     ) -> int: ...
 
     async def claim_ready_task_executions(

@@ -437,33 +437,6 @@ GET_TASK_EXECUTIONS_BY_STATUSES_SQL = (
 )
 
 
-# GetTaskExecutionIdsByStartAtLessThan :many (select.sql)
-GET_TASK_EXECUTION_IDS_BY_START_AT_LESS_THAN_SQL = (
-    "SELECT execution_id\n"
-    "FROM {table}\n"
-    "WHERE status = ANY($1::text[])\n"
-    "    AND start_at < $2::timestamptz\n"
-    "ORDER BY start_at, id\n"
-    "LIMIT $3::integer"
-)
-
-
-# GetTaskExecutionsByStartAtLessThan :many (select.sql)
-GET_TASK_EXECUTIONS_BY_START_AT_LESS_THAN_SQL = (
-    "SELECT id, root_task_id, root_execution_id, parent_task_id, parent_execution_id, "
-    "is_finalize_task, task_id, execution_id, retry_options, sleep_ms_before_run, timeout_ms, "
-    "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
-    "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
-    "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries\n"
-    "FROM {table}\n"
-    "WHERE status = ANY($1::text[])\n"
-    "    AND start_at < $2::timestamptz\n"
-    "ORDER BY start_at, id\n"
-    "LIMIT $3::integer"
-)
-
-
 # GetTaskExecutionIdsByExecutionIdsForUpdateSkipLocked :many (select_for_update.sql)
 GET_TASK_EXECUTION_IDS_BY_EXECUTION_IDS_FOR_UPDATE_SKIP_LOCKED_SQL = (
     "SELECT execution_id\n"
@@ -540,35 +513,6 @@ GET_TASK_EXECUTIONS_BY_STATUSES_FOR_UPDATE_SKIP_LOCKED_SQL = (
 )
 
 
-# GetTaskExecutionIdsByStartAtLessThanForUpdateSkipLocked :many (select_for_update.sql)
-GET_TASK_EXECUTION_IDS_BY_START_AT_LESS_THAN_FOR_UPDATE_SKIP_LOCKED_SQL = (
-    "SELECT execution_id\n"
-    "FROM {table}\n"
-    "WHERE status = ANY($1::text[])\n"
-    "    AND start_at < $2::timestamptz\n"
-    "ORDER BY start_at, id\n"
-    "LIMIT $3::integer\n"
-    "FOR UPDATE SKIP LOCKED"
-)
-
-
-# GetTaskExecutionsByStartAtLessThanForUpdateSkipLocked :many (select_for_update.sql)
-GET_TASK_EXECUTIONS_BY_START_AT_LESS_THAN_FOR_UPDATE_SKIP_LOCKED_SQL = (
-    "SELECT id, root_task_id, root_execution_id, parent_task_id, parent_execution_id, "
-    "is_finalize_task, task_id, execution_id, retry_options, sleep_ms_before_run, timeout_ms, "
-    "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
-    "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
-    "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries\n"
-    "FROM {table}\n"
-    "WHERE status = ANY($1::text[])\n"
-    "    AND start_at < $2::timestamptz\n"
-    "ORDER BY start_at, id\n"
-    "LIMIT $3::integer\n"
-    "FOR UPDATE SKIP LOCKED"
-)
-
-
 # UpdateTaskExecutionsByExecutionIds :execrows (update.sql)
 UPDATE_TASK_EXECUTIONS_BY_EXECUTION_IDS_SQL = (
     "UPDATE {table}\n"
@@ -611,90 +555,6 @@ UPDATE_TASK_EXECUTIONS_BY_EXECUTION_IDS_SQL = (
     "        OR needs_promise_cancellation = $24\n"
     "    )\n"
     "    AND ($25::bigint IS NULL OR version = $25)"
-)
-
-
-# UpdateTaskExecutionsByStatuses :execrows (update.sql)
-UPDATE_TASK_EXECUTIONS_BY_STATUSES_SQL = (
-    "UPDATE {table}\n"
-    "SET\n"
-    "    run_output = COALESCE($1::text, run_output),\n"
-    "    output = COALESCE($2::text, output),\n"
-    "    children_tasks_completed_count = COALESCE(\n"
-    "        $3::integer, children_tasks_completed_count\n"
-    "    ),\n"
-    "    children_tasks = COALESCE($4::jsonb, children_tasks),\n"
-    "    children_tasks_errors = COALESCE(\n"
-    "        $5::jsonb, children_tasks_errors\n"
-    "    ),\n"
-    "    finalize_task = COALESCE($6::jsonb, finalize_task),\n"
-    "    finalize_task_error = COALESCE($7::jsonb, finalize_task_error),\n"
-    "    error = CASE\n"
-    "        WHEN $8::boolean THEN NULL\n"
-    "        ELSE COALESCE($9::jsonb, error)\n"
-    "    END,\n"
-    "    status = COALESCE($10::text, status),\n"
-    "    is_closed = COALESCE($11::boolean, is_closed),\n"
-    "    needs_promise_cancellation = COALESCE(\n"
-    "        $12::boolean, needs_promise_cancellation\n"
-    "    ),\n"
-    "    retry_attempts = COALESCE($13::integer, retry_attempts),\n"
-    "    lease_expiries = COALESCE($14::integer, lease_expiries),\n"
-    "    start_at = COALESCE($15::timestamptz, start_at),\n"
-    "    started_at = COALESCE($16::timestamptz, started_at),\n"
-    "    finished_at = COALESCE($17::timestamptz, finished_at),\n"
-    "    expires_at = CASE\n"
-    "        WHEN $18::boolean THEN NULL\n"
-    "        ELSE COALESCE($19::timestamptz, expires_at)\n"
-    "    END,\n"
-    "    version = COALESCE($20::bigint, version),\n"
-    "    updated_at = $21::timestamptz\n"
-    "WHERE status = ANY($22::text[])\n"
-    "    AND ($23::boolean IS NULL OR is_closed = $23)\n"
-    "    AND (\n"
-    "        $24::timestamptz IS NULL\n"
-    "        OR expires_at < $24\n"
-    "    )"
-)
-
-
-# UpdateTaskExecutionsByStartAtLessThan :execrows (update.sql)
-UPDATE_TASK_EXECUTIONS_BY_START_AT_LESS_THAN_SQL = (
-    "UPDATE {table}\n"
-    "SET\n"
-    "    run_output = COALESCE($1::text, run_output),\n"
-    "    output = COALESCE($2::text, output),\n"
-    "    children_tasks_completed_count = COALESCE(\n"
-    "        $3::integer, children_tasks_completed_count\n"
-    "    ),\n"
-    "    children_tasks = COALESCE($4::jsonb, children_tasks),\n"
-    "    children_tasks_errors = COALESCE(\n"
-    "        $5::jsonb, children_tasks_errors\n"
-    "    ),\n"
-    "    finalize_task = COALESCE($6::jsonb, finalize_task),\n"
-    "    finalize_task_error = COALESCE($7::jsonb, finalize_task_error),\n"
-    "    error = CASE\n"
-    "        WHEN $8::boolean THEN NULL\n"
-    "        ELSE COALESCE($9::jsonb, error)\n"
-    "    END,\n"
-    "    status = COALESCE($10::text, status),\n"
-    "    is_closed = COALESCE($11::boolean, is_closed),\n"
-    "    needs_promise_cancellation = COALESCE(\n"
-    "        $12::boolean, needs_promise_cancellation\n"
-    "    ),\n"
-    "    retry_attempts = COALESCE($13::integer, retry_attempts),\n"
-    "    lease_expiries = COALESCE($14::integer, lease_expiries),\n"
-    "    start_at = COALESCE($15::timestamptz, start_at),\n"
-    "    started_at = COALESCE($16::timestamptz, started_at),\n"
-    "    finished_at = COALESCE($17::timestamptz, finished_at),\n"
-    "    expires_at = CASE\n"
-    "        WHEN $18::boolean THEN NULL\n"
-    "        ELSE COALESCE($19::timestamptz, expires_at)\n"
-    "    END,\n"
-    "    version = COALESCE($20::bigint, version),\n"
-    "    updated_at = $21::timestamptz\n"
-    "WHERE status = ANY($22::text[])\n"
-    "    AND start_at < $23::timestamptz"
 )
 
 
@@ -1233,34 +1093,6 @@ class AsyncQueries(_Texts):
             rows = await cur.fetchall()
         return [_as_durable_task_execution(row) for row in rows]
 
-    async def get_task_execution_ids_by_start_at_less_than(
-        self,
-        conn: psycopg.AsyncConnection[Any],
-        *,
-        statuses: Sequence[str | None],
-        start_at_less_than: datetime.datetime,
-        row_limit: int | None,
-    ) -> list[str]:
-        args = (list(statuses), start_at_less_than, row_limit)
-        async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
-            await cur.execute(self._sql(GET_TASK_EXECUTION_IDS_BY_START_AT_LESS_THAN_SQL), args)
-            rows = await cur.fetchall()
-        return [row[0] for row in rows]
-
-    async def get_task_executions_by_start_at_less_than(
-        self,
-        conn: psycopg.AsyncConnection[Any],
-        *,
-        statuses: Sequence[str | None],
-        start_at_less_than: datetime.datetime,
-        row_limit: int | None,
-    ) -> list[DurableTaskExecution]:
-        args = (list(statuses), start_at_less_than, row_limit)
-        async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
-            await cur.execute(self._sql(GET_TASK_EXECUTIONS_BY_START_AT_LESS_THAN_SQL), args)
-            rows = await cur.fetchall()
-        return [_as_durable_task_execution(row) for row in rows]
-
     async def get_task_execution_ids_by_execution_ids_for_update_skip_locked(
         self,
         conn: psycopg.AsyncConnection[Any],
@@ -1347,40 +1179,6 @@ class AsyncQueries(_Texts):
             rows = await cur.fetchall()
         return [_as_durable_task_execution(row) for row in rows]
 
-    async def get_task_execution_ids_by_start_at_less_than_for_update_skip_locked(
-        self,
-        conn: psycopg.AsyncConnection[Any],
-        *,
-        statuses: Sequence[str | None],
-        start_at_less_than: datetime.datetime,
-        row_limit: int | None,
-    ) -> list[str]:
-        args = (list(statuses), start_at_less_than, row_limit)
-        async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
-            await cur.execute(
-                self._sql(GET_TASK_EXECUTION_IDS_BY_START_AT_LESS_THAN_FOR_UPDATE_SKIP_LOCKED_SQL),
-                args,
-            )
-            rows = await cur.fetchall()
-        return [row[0] for row in rows]
-
-    async def get_task_executions_by_start_at_less_than_for_update_skip_locked(
-        self,
-        conn: psycopg.AsyncConnection[Any],
-        *,
-        statuses: Sequence[str | None],
-        start_at_less_than: datetime.datetime,
-        row_limit: int | None,
-    ) -> list[DurableTaskExecution]:
-        args = (list(statuses), start_at_less_than, row_limit)
-        async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
-            await cur.execute(
-                self._sql(GET_TASK_EXECUTIONS_BY_START_AT_LESS_THAN_FOR_UPDATE_SKIP_LOCKED_SQL),
-                args,
-            )
-            rows = await cur.fetchall()
-        return [_as_durable_task_execution(row) for row in rows]
-
     async def update_task_executions_by_execution_ids(
         self,
         conn: psycopg.AsyncConnection[Any],
@@ -1440,122 +1238,6 @@ class AsyncQueries(_Texts):
         )
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
             await cur.execute(self._sql(UPDATE_TASK_EXECUTIONS_BY_EXECUTION_IDS_SQL), args)
-            return cur.rowcount
-
-    async def update_task_executions_by_statuses(
-        self,
-        conn: psycopg.AsyncConnection[Any],
-        *,
-        new_run_output: str | None,
-        new_output: str | None,
-        new_children_tasks_completed_count: int | None,
-        new_children_tasks: JsonValue | None,
-        new_children_tasks_errors: JsonValue | None,
-        new_finalize_task: JsonValue | None,
-        new_finalize_task_error: JsonValue | None,
-        unset_error: bool,
-        new_error: JsonValue | None,
-        new_status: str | None,
-        new_is_closed: bool | None,
-        new_needs_promise_cancellation: bool | None,
-        new_retry_attempts: int | None,
-        new_lease_expiries: int | None,
-        new_start_at: datetime.datetime | None,
-        new_started_at: datetime.datetime | None,
-        new_finished_at: datetime.datetime | None,
-        unset_expires_at: bool,
-        new_expires_at: datetime.datetime | None,
-        new_version: int | None,
-        new_updated_at: datetime.datetime,
-        statuses: Sequence[str | None],
-        is_closed: bool | None,
-        expires_at_less_than: datetime.datetime | None,
-    ) -> int:
-        args = (
-            new_run_output,
-            new_output,
-            new_children_tasks_completed_count,
-            None if new_children_tasks is None else Jsonb(new_children_tasks),
-            None if new_children_tasks_errors is None else Jsonb(new_children_tasks_errors),
-            None if new_finalize_task is None else Jsonb(new_finalize_task),
-            None if new_finalize_task_error is None else Jsonb(new_finalize_task_error),
-            unset_error,
-            None if new_error is None else Jsonb(new_error),
-            new_status,
-            new_is_closed,
-            new_needs_promise_cancellation,
-            new_retry_attempts,
-            new_lease_expiries,
-            new_start_at,
-            new_started_at,
-            new_finished_at,
-            unset_expires_at,
-            new_expires_at,
-            new_version,
-            new_updated_at,
-            list(statuses),
-            is_closed,
-            expires_at_less_than,
-        )
-        async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
-            await cur.execute(self._sql(UPDATE_TASK_EXECUTIONS_BY_STATUSES_SQL), args)
-            return cur.rowcount
-
-    async def update_task_executions_by_start_at_less_than(
-        self,
-        conn: psycopg.AsyncConnection[Any],
-        *,
-        new_run_output: str | None,
-        new_output: str | None,
-        new_children_tasks_completed_count: int | None,
-        new_children_tasks: JsonValue | None,
-        new_children_tasks_errors: JsonValue | None,
-        new_finalize_task: JsonValue | None,
-        new_finalize_task_error: JsonValue | None,
-        unset_error: bool,
-        new_error: JsonValue | None,
-        new_status: str | None,
-        new_is_closed: bool | None,
-        new_needs_promise_cancellation: bool | None,
-        new_retry_attempts: int | None,
-        new_lease_expiries: int | None,
-        new_start_at: datetime.datetime | None,
-        new_started_at: datetime.datetime | None,
-        new_finished_at: datetime.datetime | None,
-        unset_expires_at: bool,
-        new_expires_at: datetime.datetime | None,
-        new_version: int | None,
-        new_updated_at: datetime.datetime,
-        statuses: Sequence[str | None],
-        start_at_less_than: datetime.datetime,
-    ) -> int:
-        args = (
-            new_run_output,
-            new_output,
-            new_children_tasks_completed_count,
-            None if new_children_tasks is None else Jsonb(new_children_tasks),
-            None if new_children_tasks_errors is None else Jsonb(new_children_tasks_errors),
-            None if new_finalize_task is None else Jsonb(new_finalize_task),
-            None if new_finalize_task_error is None else Jsonb(new_finalize_task_error),
-            unset_error,
-            None if new_error is None else Jsonb(new_error),
-            new_status,
-            new_is_closed,
-            new_needs_promise_cancellation,
-            new_retry_attempts,
-            new_lease_expiries,
-            new_start_at,
-            new_started_at,
-            new_finished_at,
-            unset_expires_at,
-            new_expires_at,
-            new_version,
-            new_updated_at,
-            list(statuses),
-            start_at_less_than,
-        )
-        async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
-            await cur.execute(self._sql(UPDATE_TASK_EXECUTIONS_BY_START_AT_LESS_THAN_SQL), args)
             return cur.rowcount
 
 
@@ -1998,34 +1680,6 @@ class Queries(_Texts):
             rows = cur.fetchall()
         return [_as_durable_task_execution(row) for row in rows]
 
-    def get_task_execution_ids_by_start_at_less_than(
-        self,
-        conn: psycopg.Connection[Any],
-        *,
-        statuses: Sequence[str | None],
-        start_at_less_than: datetime.datetime,
-        row_limit: int | None,
-    ) -> list[str]:
-        args = (list(statuses), start_at_less_than, row_limit)
-        with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
-            cur.execute(self._sql(GET_TASK_EXECUTION_IDS_BY_START_AT_LESS_THAN_SQL), args)
-            rows = cur.fetchall()
-        return [row[0] for row in rows]
-
-    def get_task_executions_by_start_at_less_than(
-        self,
-        conn: psycopg.Connection[Any],
-        *,
-        statuses: Sequence[str | None],
-        start_at_less_than: datetime.datetime,
-        row_limit: int | None,
-    ) -> list[DurableTaskExecution]:
-        args = (list(statuses), start_at_less_than, row_limit)
-        with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
-            cur.execute(self._sql(GET_TASK_EXECUTIONS_BY_START_AT_LESS_THAN_SQL), args)
-            rows = cur.fetchall()
-        return [_as_durable_task_execution(row) for row in rows]
-
     def get_task_execution_ids_by_execution_ids_for_update_skip_locked(
         self,
         conn: psycopg.Connection[Any],
@@ -2109,40 +1763,6 @@ class Queries(_Texts):
             rows = cur.fetchall()
         return [_as_durable_task_execution(row) for row in rows]
 
-    def get_task_execution_ids_by_start_at_less_than_for_update_skip_locked(
-        self,
-        conn: psycopg.Connection[Any],
-        *,
-        statuses: Sequence[str | None],
-        start_at_less_than: datetime.datetime,
-        row_limit: int | None,
-    ) -> list[str]:
-        args = (list(statuses), start_at_less_than, row_limit)
-        with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
-            cur.execute(
-                self._sql(GET_TASK_EXECUTION_IDS_BY_START_AT_LESS_THAN_FOR_UPDATE_SKIP_LOCKED_SQL),
-                args,
-            )
-            rows = cur.fetchall()
-        return [row[0] for row in rows]
-
-    def get_task_executions_by_start_at_less_than_for_update_skip_locked(
-        self,
-        conn: psycopg.Connection[Any],
-        *,
-        statuses: Sequence[str | None],
-        start_at_less_than: datetime.datetime,
-        row_limit: int | None,
-    ) -> list[DurableTaskExecution]:
-        args = (list(statuses), start_at_less_than, row_limit)
-        with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
-            cur.execute(
-                self._sql(GET_TASK_EXECUTIONS_BY_START_AT_LESS_THAN_FOR_UPDATE_SKIP_LOCKED_SQL),
-                args,
-            )
-            rows = cur.fetchall()
-        return [_as_durable_task_execution(row) for row in rows]
-
     def update_task_executions_by_execution_ids(
         self,
         conn: psycopg.Connection[Any],
@@ -2202,120 +1822,4 @@ class Queries(_Texts):
         )
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
             cur.execute(self._sql(UPDATE_TASK_EXECUTIONS_BY_EXECUTION_IDS_SQL), args)
-            return cur.rowcount
-
-    def update_task_executions_by_statuses(
-        self,
-        conn: psycopg.Connection[Any],
-        *,
-        new_run_output: str | None,
-        new_output: str | None,
-        new_children_tasks_completed_count: int | None,
-        new_children_tasks: JsonValue | None,
-        new_children_tasks_errors: JsonValue | None,
-        new_finalize_task: JsonValue | None,
-        new_finalize_task_error: JsonValue | None,
-        unset_error: bool,
-        new_error: JsonValue | None,
-        new_status: str | None,
-        new_is_closed: bool | None,
-        new_needs_promise_cancellation: bool | None,
-        new_retry_attempts: int | None,
-        new_lease_expiries: int | None,
-        new_start_at: datetime.datetime | None,
-        new_started_at: datetime.datetime | None,
-        new_finished_at: datetime.datetime | None,
-        unset_expires_at: bool,
-        new_expires_at: datetime.datetime | None,
-        new_version: int | None,
-        new_updated_at: datetime.datetime,
-        statuses: Sequence[str | None],
-        is_closed: bool | None,
-        expires_at_less_than: datetime.datetime | None,
-    ) -> int:
-        args = (
-            new_run_output,
-            new_output,
-            new_children_tasks_completed_count,
-            None if new_children_tasks is None else Jsonb(new_children_tasks),
-            None if new_children_tasks_errors is None else Jsonb(new_children_tasks_errors),
-            None if new_finalize_task is None else Jsonb(new_finalize_task),
-            None if new_finalize_task_error is None else Jsonb(new_finalize_task_error),
-            unset_error,
-            None if new_error is None else Jsonb(new_error),
-            new_status,
-            new_is_closed,
-            new_needs_promise_cancellation,
-            new_retry_attempts,
-            new_lease_expiries,
-            new_start_at,
-            new_started_at,
-            new_finished_at,
-            unset_expires_at,
-            new_expires_at,
-            new_version,
-            new_updated_at,
-            list(statuses),
-            is_closed,
-            expires_at_less_than,
-        )
-        with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
-            cur.execute(self._sql(UPDATE_TASK_EXECUTIONS_BY_STATUSES_SQL), args)
-            return cur.rowcount
-
-    def update_task_executions_by_start_at_less_than(
-        self,
-        conn: psycopg.Connection[Any],
-        *,
-        new_run_output: str | None,
-        new_output: str | None,
-        new_children_tasks_completed_count: int | None,
-        new_children_tasks: JsonValue | None,
-        new_children_tasks_errors: JsonValue | None,
-        new_finalize_task: JsonValue | None,
-        new_finalize_task_error: JsonValue | None,
-        unset_error: bool,
-        new_error: JsonValue | None,
-        new_status: str | None,
-        new_is_closed: bool | None,
-        new_needs_promise_cancellation: bool | None,
-        new_retry_attempts: int | None,
-        new_lease_expiries: int | None,
-        new_start_at: datetime.datetime | None,
-        new_started_at: datetime.datetime | None,
-        new_finished_at: datetime.datetime | None,
-        unset_expires_at: bool,
-        new_expires_at: datetime.datetime | None,
-        new_version: int | None,
-        new_updated_at: datetime.datetime,
-        statuses: Sequence[str | None],
-        start_at_less_than: datetime.datetime,
-    ) -> int:
-        args = (
-            new_run_output,
-            new_output,
-            new_children_tasks_completed_count,
-            None if new_children_tasks is None else Jsonb(new_children_tasks),
-            None if new_children_tasks_errors is None else Jsonb(new_children_tasks_errors),
-            None if new_finalize_task is None else Jsonb(new_finalize_task),
-            None if new_finalize_task_error is None else Jsonb(new_finalize_task_error),
-            unset_error,
-            None if new_error is None else Jsonb(new_error),
-            new_status,
-            new_is_closed,
-            new_needs_promise_cancellation,
-            new_retry_attempts,
-            new_lease_expiries,
-            new_start_at,
-            new_started_at,
-            new_finished_at,
-            unset_expires_at,
-            new_expires_at,
-            new_version,
-            new_updated_at,
-            list(statuses),
-            start_at_less_than,
-        )
-        with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
-            cur.execute(self._sql(UPDATE_TASK_EXECUTIONS_BY_START_AT_LESS_THAN_SQL), args)
             return cur.rowcount
