@@ -10,7 +10,17 @@ from collections.abc import Callable
 from typing import Final
 
 from bench.cases import Case, Scale
-from bench.workloads import chains, fanout, floor, latency, memory, reference, scaleout, throughput
+from bench.workloads import (
+    chains,
+    fanout,
+    floor,
+    latency,
+    memory,
+    reference,
+    scaleout,
+    soak,
+    throughput,
+)
 
 WORKLOADS: Final[dict[str, Callable[[Scale], list[Case]]]] = {
     "W1": throughput.cases,
@@ -21,6 +31,7 @@ WORKLOADS: Final[dict[str, Callable[[Scale], list[Case]]]] = {
     "W5": reference.cases,
     "W6": scaleout.cases,
     "rss": memory.cases,
+    "W7": soak.cases,
 }
 
 DESCRIPTIONS: Final[dict[str, str]] = {
@@ -32,4 +43,5 @@ DESCRIPTIONS: Final[dict[str, str]] = {
     "W5": "the reference workload of behaviour doc section 5.2",
     "W6": "scale-out: 1, 2, 4 worker processes draining 10,000 tasks of 5 ms (SQL backends)",
     "rss": "memory of W1 at N=10,000: peak RSS and retained bytes per execution (subprocess)",
+    "W7": "soak: 1,000,000 tasks with retention=2s; claim p50/p99, throughput, size per 100k",
 }

@@ -3,7 +3,7 @@
 
 -- Claims up to row_limit due ready executions in one statement: the subquery picks them in FIFO
 -- order (start_at, then insertion), skipping rows other transactions hold, and the UPDATE moves
--- them to running with a lease of each row's own timeout_ms plus lease_margin_ms. The literal
+-- them to running with a lease of lease_ms (renewed by the executor while it runs). The literal
 -- 'ready' lets the (status, start_at, id) index return the rows already in that order, so the
 -- LIMIT stops the scan early. RETURNING order is unspecified: the storage sorts the rows.
 --
@@ -15,8 +15,7 @@ SET
     status = 'running',
     started_at = @now::timestamptz,
     updated_at = @now::timestamptz,
-    expires_at = sqlc.arg('now')::timestamptz
-        + (timeout_ms + sqlc.arg('lease_margin_ms')::bigint) * INTERVAL '1 millisecond',
+    expires_at = sqlc.arg('now')::timestamptz + sqlc.arg('lease_ms')::bigint * INTERVAL '1 millisecond',
     version = version + 1
 WHERE id IN (
     SELECT id
@@ -109,8 +108,8 @@ WHERE t.execution_id = u.execution_id
     AND (u.version IS NULL OR t.version = u.version)
 RETURNING u.item_index::integer AS item_index;
 
--- The claim's fallback, used only when the set-based claim failed on some row (a poison row: a
--- timeout_ms whose lease overflows bigint or timestamptz): the same candidates in the same
+-- The claim's fallback, used only when the set-based claim failed on some row (a poison row:
+-- a stored value the database refuses to compute with): the same candidates in the same
 -- order, locked, each then claimed alone (in a savepoint) by
 -- ClaimReadyTaskExecutionByExecutionId, so that one bad row fails alone and is set aside while
 -- the others still run.
@@ -129,10 +128,28 @@ SET
     status = 'running',
     started_at = @now::timestamptz,
     updated_at = @now::timestamptz,
-    expires_at = sqlc.arg('now')::timestamptz
-        + (timeout_ms + sqlc.arg('lease_margin_ms')::bigint) * INTERVAL '1 millisecond',
+    expires_at = sqlc.arg('now')::timestamptz + sqlc.arg('lease_ms')::bigint * INTERVAL '1 millisecond',
     version = version + 1
 WHERE execution_id = @execution_id
     AND status = 'ready'
     AND start_at <= sqlc.arg('now')::timestamptz
 RETURNING *;
+
+-- Renews the leases of this executor's running attempts in one statement (storage/types.py:
+-- LeaseRenewingStorageTx). execution_ids and versions are parallel arrays (distinct ids): a row
+-- is renewed only while it is still that attempt's (running, same version), so a renewal can
+-- never revive a row that was cancelled, finished or expired and claimed again. The version is
+-- not bumped: the attempt's result write is guarded by the version its claim wrote, and must
+-- still match after any number of renewals. The renewed ids are returned.
+-- name: RenewTaskExecutionLeases :many
+UPDATE durable_task_executions AS t
+SET expires_at = @expires_at::timestamptz
+FROM (
+    SELECT
+        unnest(@execution_ids::text[]) AS execution_id,
+        unnest(@versions::bigint[]) AS version
+) AS l
+WHERE t.execution_id = l.execution_id
+    AND t.version = l.version
+    AND t.status = 'running'
+RETURNING t.execution_id;

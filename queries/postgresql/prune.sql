@@ -51,3 +51,13 @@ WITH deleted AS (
 SELECT status, count(*)::bigint AS execution_count
 FROM deleted
 GROUP BY status;
+
+-- name: TryLockPruning :one
+-- Automatic retention's one-pruner-at-a-time lock: a transaction-scoped advisory lock, released
+-- at commit or rollback, taken without waiting (false: another executor is pruning). The caller
+-- derives lock_key from the table name (distinct from the migration lock's key); advisory locks
+-- are database-wide, so the schema the table lives in (the first of the search path, where
+-- open_storage creates it) is mixed in: the same table name in two schemas prunes independently.
+SELECT pg_try_advisory_xact_lock(
+    @lock_key::bigint # hashtextextended(current_schema(), 0)
+) AS locked;

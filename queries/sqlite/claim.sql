@@ -2,9 +2,9 @@
 -- the generic claim runs one per row. Timestamps are epoch milliseconds.
 
 -- Claims up to row_limit due ready executions in one statement: the subquery picks them in FIFO
--- order (start_at, then insertion) and the UPDATE moves them to running with a lease of each
--- row's own timeout_ms plus lease_margin_ms. The literal 'ready' lets the (status, start_at, id)
--- index return the rows already in that order, so the LIMIT stops the scan early. No row locks
+-- order (start_at, then insertion) and the UPDATE moves them to running with a lease of
+-- lease_ms (renewed by the executor while it runs; the attempt's timeout is the executor's
+-- business). The literal 'ready' lets the (status, start_at, id) index return the rows already in that order, so the LIMIT stops the scan early. No row locks
 -- are needed: the write transaction (BEGIN IMMEDIATE) already excludes every other writer.
 -- RETURNING order is unspecified: the storage sorts the rows.
 -- name: ClaimReadyTaskExecutions :many
@@ -13,7 +13,7 @@ SET
     status = 'running',
     started_at = CAST(@now AS INTEGER),
     updated_at = CAST(@now AS INTEGER),
-    expires_at = CAST(@now AS INTEGER) + timeout_ms + CAST(@lease_margin_ms AS INTEGER),
+    expires_at = CAST(@now AS INTEGER) + CAST(@lease_ms AS INTEGER),
     version = version + 1
 WHERE id IN (
     SELECT id
@@ -26,7 +26,7 @@ WHERE id IN (
 RETURNING *;
 
 -- The claim's fallback, used only when the set-based claim failed on some row (a poison row: a
--- timeout_ms whose lease overflows, a value a CHECK refuses): the same candidates in the same
+-- value a CHECK refuses): the same candidates in the same
 -- order, each then claimed alone by ClaimReadyTaskExecutionByExecutionId, so that one bad row
 -- fails alone and is set aside while the others still run.
 -- name: GetReadyTaskExecutionsToClaim :many
@@ -43,9 +43,25 @@ SET
     status = 'running',
     started_at = CAST(@now AS INTEGER),
     updated_at = CAST(@now AS INTEGER),
-    expires_at = CAST(@now AS INTEGER) + timeout_ms + CAST(@lease_margin_ms AS INTEGER),
+    expires_at = CAST(@now AS INTEGER) + CAST(@lease_ms AS INTEGER),
     version = version + 1
 WHERE execution_id = @execution_id
     AND status = 'ready'
     AND start_at <= CAST(@now AS INTEGER)
 RETURNING *;
+
+-- Renews the leases of this executor's running attempts in one statement (storage/types.py:
+-- LeaseRenewingStorageTx). leases is a JSON object {execution_id: claimed version}: a row is
+-- renewed only while it is still that attempt's (running, same version), so a renewal can never
+-- revive a row that was cancelled, finished or expired and claimed again. The version is not
+-- bumped: the attempt's result write is guarded by the version its claim wrote, and must still
+-- match after any number of renewals. The renewed ids are returned.
+-- name: RenewTaskExecutionLeases :many
+UPDATE durable_task_executions
+SET expires_at = CAST(@expires_at AS INTEGER)
+WHERE status = 'running'
+    AND execution_id IN (SELECT key FROM json_each(CAST(@leases AS TEXT)))
+    AND version = (
+        SELECT value FROM json_each(CAST(@leases AS TEXT)) WHERE key = execution_id
+    )
+RETURNING execution_id;

@@ -1,13 +1,14 @@
-"""Claiming ready executions, and recovering running ones whose lease expired.
+"""Claiming ready executions (their leases are renewed and expired in ``_leases``).
 
 A claim takes at most as many rows as this executor has free slots (and at most a batch), oldest
 ``start_at`` first, skipping rows other transactions hold. Each row is moved ready -> running by a
 write guarded by ``status = ready`` and the version just read, which bumps the version; that new
 version is the attempt's fencing token. The claim transaction *is* the pre-run check: a run starts
 only after its guarded claim matched and committed, so a row cancelled in the meantime never
-runs. The lease (``expires_at = now + timeout_ms + expire_ms``) is written in the same statement.
+runs. The lease (``expires_at = now + expire_ms``, whatever the timeout) is written in the same
+statement.
 
-Both loops read whole records; a poison row among them is quarantined (see ``_quarantine``) so
+The claim reads whole records; a poison row among them is quarantined (see ``_quarantine``) so
 that it cannot block the rows behind it.
 """
 
@@ -17,19 +18,16 @@ from datetime import datetime, timedelta
 from typing import TypeAlias
 
 from durable_execution import clock
-from durable_execution._quarantine import quarantine, read_quarantining
-from durable_execution._records import TASK_EXPIRED_ERROR, lease_expiries_exceeded_error
+from durable_execution._quarantine import quarantine
 from durable_execution._runner import Runner
 from durable_execution._runtime import Runtime
 from durable_execution.errors import DurableExecutionNotFoundError
-from durable_execution.logs import execution_extra
 from durable_execution.storage.errors import MalformedRowError
 from durable_execution.storage.types import (
     DurableStorageTx,
     TaskExecutionRecord,
     TaskExecutionUpdate,
     WhereByExecutionIds,
-    WhereByStatuses,
 )
 from durable_execution.tasks import TaskDefinition
 
@@ -65,7 +63,7 @@ class ReadyClaimer:
         """The storage's set-based claim; then fail what this executor cannot run."""
         rt = self._rt
         result = await tx.claim_ready_task_executions(
-            now=now, limit=limit, lease_margin_ms=rt.config.expire_ms
+            now=now, limit=limit, lease_ms=rt.config.expire_ms
         )
         poison = [error for error in result.malformed if await quarantine(tx, error, now)]
         claimed: list[tuple[TaskExecutionRecord, TaskDefinition]] = []
@@ -125,123 +123,3 @@ def report_quarantined(rt: Runtime, poison: list[MalformedRowError]) -> None:
             local_run.request_cancel()
     if poison:
         rt.executions_finished([error.execution_id for error in poison])
-
-
-class LeaseExpirer:
-    """Puts running executions whose lease passed (their executor presumably died) back to ready.
-
-    The write bumps the version, so if the original attempt is in fact still alive its result is
-    refused; ``retry_attempts`` is unchanged and the error ``Task expired`` becomes ``prev_error``.
-    Each expiry is counted in the row (``lease_expiries``); the one that reaches the executor's
-    ``max_lease_expiries`` fails the execution instead, so a task that crashes its process every
-    time is not re-run forever. A failed row is closed (and its parent told) like any other.
-    """
-
-    def __init__(self, runtime: Runtime) -> None:
-        self._rt = runtime
-
-    async def batch(self) -> bool:
-        rt = self._rt
-        now = clock.now()
-
-        bound = rt.config.max_lease_expiries
-
-        report_poison: list[MalformedRowError] = []
-
-        async def expire(
-            tx: DurableStorageTx,
-        ) -> tuple[list[TaskExecutionRecord], list[TaskExecutionRecord]]:
-            report_poison.clear()  # a retried transaction starts over
-            expired: list[TaskExecutionRecord] = []
-            failed: list[TaskExecutionRecord] = []
-            # A poison row is failed and reported here; it counts as neither list.
-            rows, poison = await read_quarantining(
-                tx,
-                lambda: tx.get_task_executions(
-                    WhereByStatuses(
-                        statuses=["running"], is_closed=False, expires_at_less_than=now
-                    ),
-                    limit=rt.config.batch_size,
-                    skip_locked_for_update=True,
-                ),
-                now,
-            )
-            report_poison.extend(poison)
-            for row in rows:
-                lease_expiries = row.lease_expiries + 1
-                if bound is not None and lease_expiries >= bound:
-                    update = TaskExecutionUpdate(
-                        updated_at=now,
-                        status="failed",
-                        error=lease_expiries_exceeded_error(lease_expiries),
-                        lease_expiries=lease_expiries,
-                        finished_at=now,
-                        unset_expires_at=True,
-                        version=row.version + 1,
-                    )
-                    bucket = failed
-                else:
-                    update = TaskExecutionUpdate(
-                        updated_at=now,
-                        status="ready",
-                        error=TASK_EXPIRED_ERROR,
-                        lease_expiries=lease_expiries,
-                        start_at=now,
-                        unset_expires_at=True,
-                        version=row.version + 1,
-                    )
-                    bucket = expired
-                matched = await tx.update_task_executions(
-                    WhereByExecutionIds(
-                        [row.execution_id], statuses=["running"], version=row.version
-                    ),
-                    update,
-                )
-                if matched:
-                    bucket.append(row)
-            return expired, failed
-
-        expired_rows, failed_rows = await rt.transactions.run(expire)
-        report_quarantined(rt, report_poison)
-        if not expired_rows and not failed_rows:
-            return bool(report_poison)
-        for row in expired_rows:
-            rt.logger.warning(
-                "Lease of execution %s of task %s expired (its executor died or stalled);"
-                " it is ready to run again",
-                row.execution_id,
-                row.task_id,
-                extra=execution_extra(
-                    row.execution_id,
-                    row.task_id,
-                    row.retry_attempts,
-                    "ready",
-                    lease_expiries=row.lease_expiries + 1,
-                ),
-            )
-        for row in failed_rows:
-            rt.logger.error(
-                "Lease of execution %s of task %s expired %d times (max_lease_expiries=%s);"
-                " it failed",
-                row.execution_id,
-                row.task_id,
-                row.lease_expiries + 1,
-                bound,
-                extra=execution_extra(
-                    row.execution_id,
-                    row.task_id,
-                    row.retry_attempts,
-                    "failed",
-                    lease_expiries=row.lease_expiries + 1,
-                ),
-            )
-        expired = [row.execution_id for row in expired_rows]
-        failed = [row.execution_id for row in failed_rows]
-        if failed:
-            rt.executions_finished(failed)
-        for execution_id in expired + failed:
-            stale = rt.running.get(execution_id)
-            if stale is not None:
-                stale.request_cancel()
-        rt.ready_wakeup.set()
-        return True

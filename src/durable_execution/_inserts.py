@@ -67,3 +67,19 @@ def same_execution(stored: TaskExecutionRecord, inserted: TaskExecutionRecord) -
         and stored.root_task == inserted.root_task
         and stored.parent_task == inserted.parent_task
     )
+
+
+async def insert_records(
+    tx: DurableStorageTx, records: Sequence[TaskExecutionRecord]
+) -> list[None]:
+    """``enqueue_task``'s coalesced insert (one result per record, as the coalescer wants)."""
+    await tx.insert_task_executions(records)
+    return [None] * len(records)
+
+
+async def insert_records_unless_stored(
+    tx: DurableStorageTx, records: Sequence[TaskExecutionRecord]
+) -> list[None]:
+    """Its retry after an unknown commit outcome: finds its own rows (see insert_unless_stored)."""
+    await insert_unless_stored(tx, records)
+    return [None] * len(records)

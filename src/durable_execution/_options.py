@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Final, TypeGuard
 
 from durable_execution.errors import DurableExecutionError
@@ -227,6 +228,17 @@ class ExecutorOptions:
     max_concurrent_task_executions: int
     max_serialized_size_bytes: int
     max_lease_expiries: int | None
+    retention: timedelta | None
+
+
+def _retention(value: object) -> timedelta | None:
+    if value is None:
+        return None
+    if not isinstance(value, timedelta):
+        raise _invalid(f"retention must be a datetime.timedelta or None, got {value!r}")
+    if value <= timedelta(0):
+        raise _invalid(f"retention must be positive (or None to keep everything), got {value!r}")
+    return value
 
 
 def _executor_int(
@@ -251,6 +263,7 @@ def validate_executor_options(
     max_lease_expiries: object,
     default_expire_ms: int,
     default_intra_batch_sleep_ms: int,
+    retention: object = None,
 ) -> ExecutorOptions:
     """Non-positive ``expire_ms`` and sleep fall back to the defaults (as in the reference)."""
     expire = _executor_int("expire_ms", expire_ms, -(2**63), MAX_DURATION_MS, _DURATION_LIMIT)
@@ -283,4 +296,5 @@ def validate_executor_options(
         else _executor_int(
             "max_lease_expiries", max_lease_expiries, 1, MAX_COUNT, _COUNT_LIMIT, nullable=True
         ),
+        retention=_retention(retention),
     )

@@ -16,8 +16,8 @@ TASK_EXPIRED_ERROR = DurableExecutionError("Task expired", is_retryable=False).t
 def lease_expiries_exceeded_error(lease_expiries: int) -> ExecutionErrorInfo:
     """The final error of an execution whose lease expired ``max_lease_expiries`` times."""
     return DurableExecutionError(
-        f"Task lease expired {lease_expiries} times (max_lease_expiries reached): each attempt"
-        " outlived its timeout plus expire_ms without storing a result, so its process probably"
+        f"Task lease expired {lease_expiries} times (max_lease_expiries reached): each time its"
+        " executor stopped renewing the lease without storing a result, so its process probably"
         " crashed; it is not run again",
         is_retryable=False,
     ).to_info()

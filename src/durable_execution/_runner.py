@@ -12,9 +12,9 @@ children or the finalize execution are inserted in the same transaction only if 
 matched: a cancelled or re-claimed execution never gets a stale result or orphan children.
 
 A run whose result cannot be stored because the storage is down keeps retrying the write with
-backoff while its lease lasts (a database restart does not lose a finished run). If the write
-never gets through, that is not turned into a task failure: the row stays ``running`` and the
-lease expiry re-runs it, as it would after a crash.
+backoff, its lease renewed meanwhile (a database restart does not lose a finished run). If the
+write never gets through, that is not turned into a task failure: the row stays ``running`` and
+the lease expiry re-runs it, as it would after a crash.
 """
 
 from __future__ import annotations
@@ -168,7 +168,7 @@ class Runner:
                     record.execution_id, record.task_id, record.retry_attempts, "running"
                 ),
             )
-        local = LocalRun(record.execution_id, record.version)
+        local = LocalRun(record.execution_id, record.version, record.expires_at)
         local.task = asyncio.create_task(
             self._run(local, record, definition), name=f"durable-execution:{record.execution_id}"
         )
@@ -450,27 +450,22 @@ class Runner:
         out a storage outage; None if it never got through.
 
         A result is the one thing a run produces that cannot be produced again for free, so
-        transient failures are retried with backoff for as long as the write can still matter:
-        until the lease passes (another executor may then re-run the execution and the guard
-        would refuse us), this attempt is cancelled, or shutdown is requested (shutdown cuts the
-        pause short for one last try). Giving up leaves the row running; its lease expiry re-runs
-        it, as after a crash.
+        transient failures are retried with backoff until the write gets through or is refused
+        by its guard (another executor expired the lease and re-ran the execution meanwhile),
+        this attempt is cancelled, or shutdown is requested (shutdown cuts the pause short for
+        one last try). The lease is renewed meanwhile (see ``_leases``), so an outage longer
+        than the lease does not lose a finished run unless another executor took the row over.
+        Giving up leaves the row running; its lease expiry re-runs it, as after a crash.
         """
         rt = self._rt
+        local.storing_result = True
         backoff_s = _STORE_RETRY_INITIAL_S
         while True:
             try:
                 return await self._results.submit(write)
             except Exception as error:
-                lease_end = record.expires_at
                 hopeless = (
-                    not is_transient(error)
-                    or local.cancel_requested
-                    or rt.shutdown_requested
-                    or (
-                        lease_end is not None
-                        and clock.now() + timedelta(seconds=backoff_s) >= lease_end
-                    )
+                    not is_transient(error) or local.cancel_requested or rt.shutdown_requested
                 )
                 if hopeless:
                     rt.logger.exception(
@@ -479,7 +474,9 @@ class Runner:
                         record.execution_id,
                     )
                     return None
-                rt.logger.warning(
+                # Once per write at warning level: an outage must not flood the log.
+                rt.logger.log(
+                    logging.WARNING if backoff_s == _STORE_RETRY_INITIAL_S else logging.DEBUG,
                     "Could not store the result of execution %s yet (%r); retrying in about %.1f s",
                     record.execution_id,
                     error,

@@ -13,7 +13,7 @@ import asyncio
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
 from durable_execution import clock
@@ -47,6 +47,8 @@ class ExecutorConfig:
     # The lease expiry that reaches this count fails the execution instead of re-running it;
     # None re-runs forever (the reference's behaviour).
     max_lease_expiries: int | None = None
+    # Automatic retention (see _retention_loop); None keeps every execution.
+    retention: timedelta | None = None
 
 
 class Runtime:

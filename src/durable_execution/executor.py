@@ -16,8 +16,9 @@ Usage::
 
 Four loops run while the executor is started: claiming ready executions (up to
 ``max_concurrent_task_executions`` running at once), closing finished ones, recovering expired
-leases, and stopping local runs that another process cancelled. See the ``_claims``, ``_runner``,
-``_closing`` and ``_cancellation`` modules for what each guarantees, and ``_background`` for how
+leases, and stopping local runs that another process cancelled; and, until the last attempt
+finished, the renewal of this executor's leases. See the ``_claims``, ``_runner``, ``_closing``,
+``_leases`` and ``_cancellation`` modules for what each guarantees, and ``_background`` for how
 shutdown drains them.
 """
 
@@ -25,13 +26,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import timedelta
 from typing import Any, Final, NoReturn, Protocol, TypeVar, overload
 
 from durable_execution import clock
 from durable_execution._background import BackgroundLoops
 from durable_execution._coalescing import Coalescer
-from durable_execution._inserts import insert_new, insert_unless_stored
+from durable_execution._inserts import (
+    insert_new,
+    insert_records,
+    insert_records_unless_stored,
+    insert_unless_stored,
+)
+from durable_execution._leases import DEFAULT_EXPIRE_MS, DEFAULT_MAX_LEASE_EXPIRIES
 from durable_execution._options import resolve_enqueue_options, validate_executor_options
 from durable_execution._records import new_record
 from durable_execution._registry import (
@@ -65,7 +73,6 @@ from durable_execution.serializer import (
 )
 from durable_execution.storage.types import (
     DurableStorage,
-    DurableStorageTx,
     TaskExecutionRecord,
 )
 from durable_execution.tasks import (
@@ -95,8 +102,6 @@ T3 = TypeVar("T3")
 T4 = TypeVar("T4")
 T5 = TypeVar("T5")
 
-DEFAULT_EXPIRE_MS: Final = 300_000
-DEFAULT_MAX_LEASE_EXPIRIES: Final = 3
 DEFAULT_INTRA_BATCH_SLEEP_MS: Final = 500
 # Most executions one insert statement carries (SQLite binds each id of its duplicate check).
 _ENQUEUE_CHUNK: Final = 500
@@ -128,17 +133,21 @@ class DurableExecutor:
         max_concurrent_task_executions: int = 1000,
         max_serialized_size_bytes: int = 1_048_576,
         max_lease_expiries: int | None = DEFAULT_MAX_LEASE_EXPIRIES,
+        retention: timedelta | None = None,
     ) -> None:
-        """``expire_ms`` is the grace period after an attempt's timeout before another executor
-        may assume its process died; ``background_process_intra_batch_sleep_ms`` is how long idle
-        loops wait before looking for work created by other processes. Non-positive values of
-        those two fall back to the defaults (as in the reference).
+        """``expire_ms`` is a running attempt's lease, renewed by its executor (see ``_leases``):
+        a crash is recovered about ``expire_ms`` later, whatever the task's timeout.
+        ``background_process_intra_batch_sleep_ms`` is how long idle loops wait before looking
+        for work created by other processes. Non-positive values of those two fall back to the
+        defaults (as in the reference).
 
         ``max_lease_expiries`` bounds crash recovery: every time a running attempt's lease
         expires the row counts it (durably, ``lease_expiries``) and is run again, except that the
         expiry reaching this bound fails the execution with a non-retryable error "Task lease
-        expired N times …" (its parent then sees a failed child). ``None`` re-runs forever, as
-        the reference does.
+        expired N times …" (its parent then sees a failed child); storage outages do not count.
+        ``None`` re-runs forever, as the reference does.
+        ``retention`` (default ``None``: keep everything) prunes trees finished longer ago than
+        it, automatically and one executor at a time (``_retention_loop``).
 
         Each option is checked (type and range: durations up to 2**40 ms, counts up to
         2**31 - 1; see ``_options``); a bad one raises a ``ValueError`` naming it."""
@@ -148,6 +157,7 @@ class DurableExecutor:
             max_concurrent_task_executions=max_concurrent_task_executions,
             max_serialized_size_bytes=max_serialized_size_bytes,
             max_lease_expiries=max_lease_expiries,
+            retention=retention,
             default_expire_ms=DEFAULT_EXPIRE_MS,
             default_intra_batch_sleep_ms=DEFAULT_INTRA_BATCH_SLEEP_MS,
         )
@@ -163,15 +173,16 @@ class DurableExecutor:
                 intra_batch_sleep_ms=options.intra_batch_sleep_ms,
                 max_concurrent_task_executions=options.max_concurrent_task_executions,
                 max_lease_expiries=options.max_lease_expiries,
+                retention=options.retention,
             ),
         )
         # Concurrent enqueue_task calls share a transaction (see _coalescing).
         # A retry after an unknown commit outcome finds its own rows (see _inserts).
         self._enqueues: Coalescer[TaskExecutionRecord, None] = Coalescer(
             self._rt.transactions,
-            _insert_records,
+            insert_records,
             max_batch=_ENQUEUE_CHUNK,
-            again=_insert_records_unless_stored,
+            again=insert_records_unless_stored,
         )
         self._chains = SequentialChains(self._rt.registry, self._register)
         self._background = BackgroundLoops(self._rt)
@@ -584,17 +595,3 @@ class DurableExecutor:
     def get_running_task_execution_ids(self) -> frozenset[str]:
         """Ids of the executions whose attempts run in this executor right now."""
         return frozenset(self._rt.running)
-
-
-async def _insert_records(
-    tx: DurableStorageTx, records: Sequence[TaskExecutionRecord]
-) -> list[None]:
-    await tx.insert_task_executions(records)
-    return [None] * len(records)
-
-
-async def _insert_records_unless_stored(
-    tx: DurableStorageTx, records: Sequence[TaskExecutionRecord]
-) -> list[None]:
-    await insert_unless_stored(tx, records)
-    return [None] * len(records)

@@ -39,6 +39,8 @@ class PruneResult:
     trees: int
     executions_by_status: Mapping[TaskExecutionStatus, int] = field(default_factory=dict)
     dry_run: bool = False
+    # With ``exclusive``: another pruner held the pruning lock, so this walk stopped there.
+    locked_out: bool = False
 
     @property
     def executions(self) -> int:
@@ -73,6 +75,7 @@ async def prune_executions(
     batch_size: int = DEFAULT_PRUNE_BATCH_SIZE,
     now: datetime | None = None,
     logger: logging.Logger | None = None,
+    exclusive: bool = False,
 ) -> PruneResult:
     """Delete every tree of executions whose top-level execution finished more than
     ``older_than`` ago (before ``now``, default the current time) with one of ``statuses``
@@ -81,6 +84,11 @@ async def prune_executions(
     ``dry_run`` counts what would be deleted and deletes nothing. Safe to run from several
     processes at once and beside running executors: a tree that another pruner holds is
     skipped, and a tree with an active execution is never touched.
+
+    ``exclusive`` (what automatic retention uses) takes the storage's pruning lock first in
+    each batch's transaction and stops, with ``locked_out`` set, when another pruner holds it:
+    executors sharing a database then prune one at a time instead of racing through the same
+    candidates.
     """
     if not isinstance(older_than, timedelta) or older_than < timedelta(0):
         raise ValueError(f"older_than must be a timedelta >= 0, got {older_than!r}")
@@ -101,9 +109,14 @@ async def prune_executions(
     trees = 0
     by_status: Counter[TaskExecutionStatus] = Counter()
     after: PruneCursor | None = None
+    locked_out = False
     while True:
 
-        async def one_batch(tx: DurableStorageTx, after: PruneCursor | None = after) -> PrunedBatch:
+        async def one_batch(
+            tx: DurableStorageTx, after: PruneCursor | None = after
+        ) -> PrunedBatch | None:
+            if exclusive and not await tx.try_lock_pruning():
+                return None
             return await tx.prune_batch(
                 finished_before=finished_before,
                 statuses=chosen,
@@ -113,9 +126,17 @@ async def prune_executions(
             )
 
         batch = await transactions.run(one_batch)
+        if batch is None:
+            locked_out = True
+            break
         trees += batch.trees
         by_status.update(batch.executions_by_status)
         if batch.cursor is None or batch.trees < batch_size:
             break
         after = batch.cursor
-    return PruneResult(trees=trees, executions_by_status=dict(by_status), dry_run=dry_run)
+    return PruneResult(
+        trees=trees,
+        executions_by_status=dict(by_status),
+        dry_run=dry_run,
+        locked_out=locked_out,
+    )

@@ -37,6 +37,7 @@ EXPECTED_CASES: dict[str, set[str]] = {
     "W6 scale-out processes=2 n=200": SQL_BACKENDS,
     "rss W1 n=200": ALL_BACKENDS,
     "retained W1 n=200": ALL_BACKENDS,
+    "W7 soak n=2000": SQL_BACKENDS,
 }
 METRICS_BY_CASE_PREFIX: dict[str, set[str]] = {
     "W1": {"tasks_per_s", "enqueue_per_s", "closed_per_s"},
@@ -48,6 +49,7 @@ METRICS_BY_CASE_PREFIX: dict[str, set[str]] = {
     "W6": {"tasks_per_s", "closed_per_s"},
     "rss": {"peak_rss_mib", "rss_growth_per_task_bytes"},
     "retained": {"retained_per_execution_bytes"},
+    "W7": {"tasks_per_s", "claim_p50_ms", "claim_p99_ms", "table_mib"},
 }
 
 # Any: the report is parsed JSON; the test checks its shape field by field.
@@ -141,3 +143,21 @@ def test_table_lists_every_case(smoke_report: tuple[Report, str]) -> None:
         assert case in table
     assert "fraction of the floor" in table
     assert "FAILED" not in table
+
+
+def test_the_soak_reports_a_curve_with_size_and_bloat(smoke_report: tuple[Report, str]) -> None:
+    report, _ = smoke_report
+    soaks = [run for run in report["runs"] if run["case"].startswith("W7")]
+    assert {run["backend"] for run in soaks} == SQL_BACKENDS
+    for run in soaks:
+        info = run["samples"][0]["info"]
+        curve = info["curve"]
+        assert [point["executions"] for point in curve] == [200 * i for i in range(1, 11)]
+        bloat = "dead_tuples" if run["backend"] == "postgresql" else "freelist_pages"
+        for point in curve:
+            assert point["tasks_per_s"] > 0
+            assert point["claims"] > 0
+            assert 0 < point["claim_p50_ms"] <= point["claim_p99_ms"]
+            assert point["size_mib"] > 0
+            assert point["rows"] >= 0
+            assert point[bloat] >= 0

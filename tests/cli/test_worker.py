@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+import secrets
 import signal
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from durable_execution import DurableExecutor, TaskExecution, open_storage
+from durable_execution.storage import WhereByExecutionIds
 
 from ._support import APP_DIR, cli, running_worker, sqlite_url
 from .cli_app import register
@@ -197,3 +201,75 @@ def test_worker_refuses_bad_options(tmp_path: Path) -> None:
     result = cli("worker", "cli_app:register", "--db", "memory://", cwd=tmp_path)
     assert result.returncode == 2
     assert "memory:// storage lives and dies inside one process" in result.stderr
+
+
+async def test_worker_with_retention_prunes_what_it_ran(db_url: str, tmp_path: Path) -> None:
+    with running_worker(tmp_path, db_url, "--retention", "1s", *FAST) as worker:
+        worker.wait_for_log("retention 0:00:01")
+        ids = await enqueue(db_url, "echo", "a", "b")
+        await finished(db_url, ids)
+        worker.wait_for_log("Retention pruned")
+        worker.signal(signal.SIGTERM)
+        assert worker.wait() == 0, worker.log()
+    async with open_storage(db_url, migrate=False) as storage, storage.transaction() as tx:
+        assert await tx.get_task_executions(WhereByExecutionIds(ids)) == []
+
+
+def test_worker_refuses_a_bad_retention(tmp_path: Path) -> None:
+    for value, reason in (("0s", "longer than zero"), ("banana", "is not a duration")):
+        result = cli("worker", "cli_app:register", "--retention", value, cwd=tmp_path)
+        assert result.returncode == 2, value
+        assert "Invalid value for '--retention'" in result.stderr
+        assert reason in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def _listening_sessions(url: str, table: str) -> int:
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND query ILIKE %s",
+            [f"LISTEN%{table}%"],
+        ).fetchone()
+    assert row is not None
+    count: int = row[0]
+    return count
+
+
+@pytest.mark.parametrize("listen", [True, False], ids=["listen", "no-listen"])
+async def test_worker_no_listen_opens_no_listen_session_and_still_runs_work(
+    postgres_url: str, tmp_path: Path, listen: bool
+) -> None:
+    table = f"t_{secrets.token_hex(6)}"  # the channel is per table name, database-wide
+    flag = "--listen" if listen else "--no-listen"
+    with running_worker(tmp_path, postgres_url, "--table", table, flag, *FAST) as worker:
+        if listen:
+            await eventually_listening(postgres_url, table)
+        async with open_storage(postgres_url, table_name=table) as storage:
+            executor = DurableExecutor(storage)
+            echo = register(executor).echo
+            handle = await executor.enqueue_task(echo, "polled")
+            done = await handle.wait_and_get_finished_execution(
+                polling_interval_ms=50, timeout_ms=30_000
+            )
+        assert done.status == "completed", worker.log()
+        assert _listening_sessions(postgres_url, table) == (1 if listen else 0)
+        worker.signal(signal.SIGTERM)
+        assert worker.wait() == 0, worker.log()
+
+
+async def eventually_listening(url: str, table: str) -> None:
+    async with asyncio.timeout(30):  # pg_stat_activity cannot be awaited: poll it
+        while True:
+            if _listening_sessions(url, table):
+                return
+            await asyncio.sleep(0.05)
+
+
+def test_worker_no_listen_on_sqlite_is_a_clear_error(tmp_path: Path) -> None:
+    db = sqlite_url(tmp_path / "n.db")
+    app = ("cli_app:register", "--app-dir", str(APP_DIR))
+    result = cli("worker", *app, "--db", db, "--no-listen", cwd=tmp_path)
+    assert result.returncode != 0
+    assert "listen does not apply to sqlite" in result.stderr
+    assert "Traceback" not in result.stderr

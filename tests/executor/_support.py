@@ -8,7 +8,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Final, Protocol, TypedDict, TypeVar, Unpack
 
 from durable_execution import (
@@ -140,6 +140,7 @@ class ExecutorOptions(TypedDict, total=False):
     max_concurrent_task_executions: int
     max_serialized_size_bytes: int
     max_lease_expiries: int | None
+    retention: timedelta | None
 
 
 class MakeExecutor(Protocol):

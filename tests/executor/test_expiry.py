@@ -94,10 +94,13 @@ async def test_stale_run_cannot_overwrite_a_newer_attempt(
 
     # The first executor can hold one run only, so the second one must take the new attempt.
     # Its idle sleep is long so that its own lease check, which runs once at start, does not
-    # see the expiry either: like a paused process, it never learns that its lease is gone.
+    # see the expiry either, and so is its lease, so that no renewal (which would stop the run
+    # once it found the row taken) comes during the test: like a paused process, it never
+    # learns that its lease is gone.
     first = await make_executor(
         max_concurrent_task_executions=1,
         background_process_intra_batch_sleep_ms=60_000,
+        expire_ms=600_000,
         start=False,
     )
     second = await make_executor(start=False)

@@ -240,17 +240,18 @@ BY_START_AT = [
 ]
 
 # Ready rows claimed at at(0) (claim.sql): FIFO by start_at, ties by insertion, start_at == now
-# included; te_1 is not due yet and te_3 is not ready. te_7 has its own timeout_ms.
+# included; te_1 is not due yet and te_3 is not ready. te_7 has its own timeout_ms (the lease
+# does not depend on it).
 CLAIMED = [*BY_START_AT, Execution("te_7", start_at=at(0), timeout_ms=250, version=3)]
 
 
-def claim_change(execution: Execution, lease_margin_ms: int) -> Change:
+def claim_change(execution: Execution, lease_ms: int) -> Change:
     """What the claim at at(0) writes to ``execution``: the generic claim's guarded update."""
     return Change(
         updated_at=at(0),
         status="running",
         started_at=at(0),
-        expires_at=at(execution.timeout_ms + lease_margin_ms),
+        expires_at=at(lease_ms),  # whatever the row's timeout_ms: the executor renews it
         version=execution.version + 1,
     )
 
@@ -672,3 +673,14 @@ def postgres_migrate(conn: psycopg.Connection[Any], table: str = pg.DEFAULT_TABL
             )
             applied_now.append(migration.version)
     return applied_now
+
+
+# RenewTaskExecutionLeases (claim.sql): only a running row at exactly the given version is
+# renewed; nothing but expires_at changes (not the version, not updated_at).
+RENEWED = [
+    Execution("te_1", status="running", version=3, expires_at=at(10)),
+    Execution("te_2", status="running", version=4, expires_at=at(10)),  # asked at version 3
+    Execution("te_3", status="completed", version=3),  # finished meanwhile
+    Execution("te_4", status="running", version=1, expires_at=at(10)),  # not asked
+]
+RENEW_ASKED = {"te_1": 3, "te_2": 3, "te_3": 3, "te_missing": 0}

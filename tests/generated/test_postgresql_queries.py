@@ -22,6 +22,7 @@ from psycopg import errors
 from durable_execution.generated import postgresql as pg
 from durable_execution.generated.postgresql._table import TABLE_NAME_MAX_LENGTH
 from durable_execution.generated.postgresql.models import GetPrunableRootsRow as PgPrunableRoot
+from durable_execution.storage.migrate import pruning_lock_key
 
 from ._support import (
     ASKED,
@@ -36,6 +37,8 @@ from ._support import (
     PRUNE_BEFORE,
     PRUNED,
     PRUNED_TREES,
+    RENEW_ASKED,
+    RENEWED,
     T0,
     Change,
     Execution,
@@ -197,6 +200,8 @@ EVERY_QUERY = {
     "get_prunable_roots",
     "count_execution_trees",
     "delete_execution_trees",
+    "renew_task_execution_leases",
+    "try_lock_pruning",
 }
 
 
@@ -291,6 +296,26 @@ async def test_the_migration_lock_serialises_migrators(postgres_url: str) -> Non
         await first.commit()
         await second.execute("SET lock_timeout = '200ms'")
         await AQ.lock_migrations(second, lock_key=key)
+        await second.commit()
+
+
+async def test_the_pruning_lock_is_taken_without_waiting_and_released_at_commit(
+    postgres_url: str,
+) -> None:
+    key = pruning_lock_key("durable_task_executions")
+    assert key != migration_lock_key("durable_task_executions")
+    async with (
+        transaction_connection(postgres_url) as first,
+        transaction_connection(postgres_url) as second,
+    ):
+        assert await AQ.try_lock_pruning(first, lock_key=key) is True
+        # No wait: refused at once.
+        assert await AQ.try_lock_pruning(second, lock_key=key) is False
+        other = await AQ.try_lock_pruning(second, lock_key=pruning_lock_key("other_table"))
+        assert other is True
+        await second.rollback()
+        await first.commit()  # releases the transaction-scoped lock
+        assert await AQ.try_lock_pruning(second, lock_key=key) is True
         await second.commit()
 
 
@@ -998,10 +1023,8 @@ async def test_inspection_queries_async(conn: Conn, postgres_url: str) -> None:
 # --- claim.sql: the set-based claim and the batch of guarded updates ----------------------------
 
 
-def claim(conn: Conn, row_limit: int, lease_margin_ms: int = 100) -> list[Execution]:
-    rows = Q.claim_ready_task_executions(
-        conn, now=at(0), lease_margin_ms=lease_margin_ms, row_limit=row_limit
-    )
+def claim(conn: Conn, row_limit: int, lease_ms: int = 100) -> list[Execution]:
+    rows = Q.claim_ready_task_executions(conn, now=at(0), lease_ms=lease_ms, row_limit=row_limit)
     return [from_postgres(row) for row in sorted(rows, key=lambda r: (r.start_at, r.id))]
 
 
@@ -1035,18 +1058,18 @@ def test_claim_fallback_candidates_and_one_row_claim(conn: Conn) -> None:
     assert len(Q.get_ready_task_executions_to_claim(conn, now=at(0), row_limit=2)) == 2
     # One row, claimed exactly like the set-based claim does; then it is no longer ready.
     row = Q.claim_ready_task_execution_by_execution_id(
-        conn, now=at(0), lease_margin_ms=100, execution_id="te_5"
+        conn, now=at(0), lease_ms=100, execution_id="te_5"
     )
     assert row is not None
     before = by_id["te_5"]
     assert from_postgres(row) == expected_after(before, claim_change(before, 100))
     again = Q.claim_ready_task_execution_by_execution_id(
-        conn, now=at(0), lease_margin_ms=100, execution_id="te_5"
+        conn, now=at(0), lease_ms=100, execution_id="te_5"
     )
     assert again is None
     assert (
         Q.claim_ready_task_execution_by_execution_id(
-            conn, now=at(0), lease_margin_ms=100, execution_id="te_1"
+            conn, now=at(0), lease_ms=100, execution_id="te_1"
         )
         is None
     )  # not ready
@@ -1063,7 +1086,7 @@ async def test_concurrent_set_based_claims_are_disjoint(conn: Conn, postgres_url
 
     async def claim_ids(connection: AsyncConn, row_limit: int) -> list[str]:
         rows = await AQ.claim_ready_task_executions(
-            connection, now=at(0), lease_margin_ms=0, row_limit=row_limit
+            connection, now=at(0), lease_ms=0, row_limit=row_limit
         )
         return [r.execution_id for r in sorted(rows, key=lambda r: (r.start_at, r.id))]
 
@@ -1079,6 +1102,30 @@ async def test_concurrent_set_based_claims_are_disjoint(conn: Conn, postgres_url
     # The rolled-back claim gave its rows back.
     statuses = {e.execution_id: e.status for e in read(conn, "te_6", "te_2", "te_5")}
     assert statuses == {"te_6": "ready", "te_2": "ready", "te_5": "running"}
+
+
+def test_renew_task_execution_leases(conn: Conn) -> None:
+    postgres_insert(Q, conn, RENEWED)
+    rows = Q.renew_task_execution_leases(
+        conn,
+        expires_at=at(500),
+        execution_ids=list(RENEW_ASKED),
+        versions=list(RENEW_ASKED.values()),
+    )
+    assert rows == ["te_1"]
+    assert read(conn, "te_1", "te_2", "te_3", "te_4") == [
+        replace(RENEWED[0], expires_at=at(500)),
+        *RENEWED[1:],
+    ]
+
+
+async def test_renew_task_execution_leases_async(conn: Conn, postgres_url: str) -> None:
+    postgres_insert(Q, conn, RENEWED)
+    async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as a:
+        rows = await AQ.renew_task_execution_leases(
+            a, expires_at=at(500), execution_ids=["te_1", "te_4"], versions=[3, 0]
+        )
+    assert rows == ["te_1"]
 
 
 def each_args(pairs: list[tuple[int, str, list[str] | None, Any, Any, Change]]) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import replace
@@ -28,6 +29,8 @@ from ._support import (
     PRUNE_BEFORE,
     PRUNED,
     PRUNED_TREES,
+    RENEW_ASKED,
+    RENEWED,
     Change,
     Execution,
     at,
@@ -147,6 +150,7 @@ def test_every_generated_query_is_exercised_here() -> None:
         "delete_execution_trees",
         "get_ready_task_executions_to_claim",
         "claim_ready_task_execution_by_execution_id",
+        "renew_task_execution_leases",
     }
 
 
@@ -710,9 +714,9 @@ def test_get_oldest_ready_task_execution(conn: sqlite3.Connection) -> None:
 # --- claim.sql: the set-based claim -------------------------------------------------------------
 
 
-def claim(conn: sqlite3.Connection, row_limit: int, lease_margin_ms: int = 100) -> list[Execution]:
+def claim(conn: sqlite3.Connection, row_limit: int, lease_ms: int = 100) -> list[Execution]:
     rows = Q.claim_ready_task_executions(
-        conn, now=to_epoch_ms(at(0)), lease_margin_ms=lease_margin_ms, row_limit=row_limit
+        conn, now=to_epoch_ms(at(0)), lease_ms=lease_ms, row_limit=row_limit
     )
     return [from_sqlite(row) for row in sorted(rows, key=lambda r: (r.start_at, r.id))]
 
@@ -747,18 +751,18 @@ def test_claim_fallback_candidates_and_one_row_claim(conn: sqlite3.Connection) -
     assert len(Q.get_ready_task_executions_to_claim(conn, now=to_epoch_ms(at(0)), row_limit=2)) == 2
     # One row, claimed exactly like the set-based claim does; then it is no longer ready.
     row = Q.claim_ready_task_execution_by_execution_id(
-        conn, now=to_epoch_ms(at(0)), lease_margin_ms=100, execution_id="te_5"
+        conn, now=to_epoch_ms(at(0)), lease_ms=100, execution_id="te_5"
     )
     assert row is not None
     before = by_id["te_5"]
     assert from_sqlite(row) == expected_after(before, claim_change(before, 100))
     again = Q.claim_ready_task_execution_by_execution_id(
-        conn, now=to_epoch_ms(at(0)), lease_margin_ms=100, execution_id="te_5"
+        conn, now=to_epoch_ms(at(0)), lease_ms=100, execution_id="te_5"
     )
     assert again is None
     assert (
         Q.claim_ready_task_execution_by_execution_id(
-            conn, now=to_epoch_ms(at(0)), lease_margin_ms=100, execution_id="te_1"
+            conn, now=to_epoch_ms(at(0)), lease_ms=100, execution_id="te_1"
         )
         is None
     )  # not ready
@@ -768,6 +772,19 @@ def test_claim_ready_task_executions_limit_zero(conn: sqlite3.Connection) -> Non
     sqlite_insert(Q, conn, CLAIMED)
     assert claim(conn, 0) == []
     assert read(conn, *[e.execution_id for e in CLAIMED]) == CLAIMED
+
+
+def test_renew_task_execution_leases(conn: sqlite3.Connection) -> None:
+    sqlite_insert(Q, conn, RENEWED)
+    rows = Q.renew_task_execution_leases(
+        conn, expires_at=to_epoch_ms(at(500)), leases=json.dumps(RENEW_ASKED)
+    )
+    assert rows == ["te_1"]
+    assert read(conn, "te_1", "te_2", "te_3", "te_4") == [
+        replace(RENEWED[0], expires_at=at(500)),
+        *RENEWED[1:],
+    ]
+    assert Q.renew_task_execution_leases(conn, expires_at=0, leases="{}") == []
 
 
 def test_claim_ready_task_executions_uses_the_fifo_index(conn: sqlite3.Connection) -> None:

@@ -54,7 +54,7 @@ CREATE TABLE IF NOT EXISTS duplicates (execution_id TEXT NOT NULL, attempt INTEG
 CREATE TABLE IF NOT EXISTS events (execution_id TEXT NOT NULL, kind TEXT NOT NULL, pid INTEGER);
 """
 
-# Long enough that only a kill (or the test's gate) ends it; the lease expires long before.
+# Long enough that only a kill (or the test's gate) ends it.
 HANG_S = 3600.0
 
 
@@ -100,6 +100,8 @@ class SideStore:
 @dataclass(frozen=True)
 class ATasks:
     hang_once: Task[str, str]
+    hang_hour: Task[str, str]
+    sleep_hour: Task[float, str]
     crash_always: Task[str, str]
     stale_once: Task[str, str]
     simple: Task[int, int]
@@ -115,6 +117,11 @@ def register_tasks(executor: DurableExecutor, side: SideStore, gate: Path | None
         if ctx.prev_error is None:
             await asyncio.sleep(HANG_S)  # the test SIGKILLs this process meanwhile
         return f"recovered {key}"
+
+    async def sleep_for(ctx: TaskContext, seconds: float) -> str:
+        side.record_run(ctx)
+        await asyncio.sleep(seconds)
+        return f"slept {seconds}"
 
     def crash_always(ctx: TaskContext, key: str) -> str:
         side.record_run(ctx)
@@ -184,6 +191,9 @@ def register_tasks(executor: DurableExecutor, side: SideStore, gate: Path | None
     )
     return ATasks(
         hang_once=executor.task(id="a_hang_once", timeout_ms=1500, run=hang_once),
+        # One-hour timeouts: the lease must not depend on them.
+        hang_hour=executor.task(id="a_hang_hour", timeout_ms=3_600_000, run=hang_once),
+        sleep_hour=executor.task(id="a_sleep_hour", timeout_ms=3_600_000, run=sleep_for),
         crash_always=executor.task(id="a_crash_always", timeout_ms=1500, run=crash_always),
         stale_once=executor.task(id="a_stale_once", timeout_ms=1000, run=stale_once),
         simple=simple_task,

@@ -26,7 +26,7 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("url")
     parser.add_argument("side", type=Path)
     parser.add_argument("state", type=Path)
-    parser.add_argument("--expire-ms", type=int, default=300)
+    parser.add_argument("--expire-ms", type=int, default=2000)
     parser.add_argument("--max-lease-expiries", type=int, default=0, help="0 means None")
     parser.add_argument("--concurrency", type=int, default=1000)
     parser.add_argument("--intra-batch-sleep-ms", type=int, default=50)

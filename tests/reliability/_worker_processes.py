@@ -41,7 +41,7 @@ class Workers:
     def start(
         self,
         *,
-        expire_ms: int = 300,
+        expire_ms: int = 2000,
         max_lease_expiries: int = 0,
         wait: bool = True,
         concurrency: int = 1000,

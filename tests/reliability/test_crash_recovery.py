@@ -44,7 +44,7 @@ from ._worker_processes import (
 )
 
 EXPIRED = "Task expired"
-# Lease of the crash tasks: timeout_ms 1500 + expire_ms 300, so a re-run follows within ~2 s.
+# Lease of the crash workers: expire_ms 2000, so a re-run follows a kill within ~2 s.
 WAIT_S = 60.0
 
 

@@ -34,7 +34,7 @@ from durable_execution.storage.url import PostgresUrl, SqliteUrl, parse_storage_
 from ._backends import BACKENDS, SQL_BACKENDS, storage_url
 from ._records import ERROR, T0, at, insert, read, record
 
-MARGIN_MS = 30
+LEASE_MS = 30
 
 
 @pytest.fixture(params=BACKENDS)
@@ -54,9 +54,7 @@ async def opened_sql(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Dura
 
 async def claim(storage: DurableStorage, limit: int, now_ms: int = 5) -> ClaimedTaskExecutions:
     async with storage.transaction() as tx:
-        return await tx.claim_ready_task_executions(
-            now=at(now_ms), limit=limit, lease_margin_ms=MARGIN_MS
-        )
+        return await tx.claim_ready_task_executions(now=at(now_ms), limit=limit, lease_ms=LEASE_MS)
 
 
 def claimed_form(before: TaskExecutionRecord, now_ms: int) -> TaskExecutionRecord:
@@ -66,7 +64,7 @@ def claimed_form(before: TaskExecutionRecord, now_ms: int) -> TaskExecutionRecor
         status="running",
         started_at=at(now_ms),
         updated_at=at(now_ms),
-        expires_at=at(now_ms + before.timeout_ms + MARGIN_MS),
+        expires_at=at(now_ms + LEASE_MS),
         version=before.version + 1,
     )
 
@@ -129,7 +127,8 @@ async def test_claim_is_fifo_with_ties_by_insertion_and_honours_the_limit(
     assert (await claim(storage, 10)).records == []
     for claimed in [*first.records, *second.records]:
         before = BY_ID[claimed.execution_id]
-        # Per-row lease from each row's own timeout_ms; version bumped; what a read returns.
+        # The same lease whatever the row's timeout_ms (te_now's is 30 days: the executor
+        # renews the lease and enforces the timeout); version bumped; what a read returns.
         assert claimed == claimed_form(before, 5)
         assert await read(storage, claimed.execution_id) == claimed
     for untouched in ("te_future", "te_running", "te_waiting", "te_done"):
@@ -157,12 +156,12 @@ async def test_claim_refuses_bad_arguments(storage: DurableStorage) -> None:
     async with storage.transaction() as tx:
         claimer = tx
         with pytest.raises(StorageError, match="limit"):
-            await claimer.claim_ready_task_executions(now=at(5), limit=-1, lease_margin_ms=0)
-        with pytest.raises(StorageError, match="lease_margin_ms"):
-            await claimer.claim_ready_task_executions(now=at(5), limit=1, lease_margin_ms=-1)
+            await claimer.claim_ready_task_executions(now=at(5), limit=-1, lease_ms=1)
+        with pytest.raises(StorageError, match="lease_ms"):
+            await claimer.claim_ready_task_executions(now=at(5), limit=1, lease_ms=0)
         with pytest.raises(ValueError, match="naive"):
             await claimer.claim_ready_task_executions(
-                now=T0.replace(tzinfo=None), limit=1, lease_margin_ms=0
+                now=T0.replace(tzinfo=None), limit=1, lease_ms=1
             )
     assert await read(storage, "te_1") == BY_ID["te_1"]
 
@@ -172,7 +171,7 @@ async def test_a_rolled_back_claim_leaves_the_rows_ready(storage: DurableStorage
 
     async def claim_then_fail() -> None:
         async with storage.transaction() as tx:
-            got = await tx.claim_ready_task_executions(now=at(5), limit=2, lease_margin_ms=0)
+            got = await tx.claim_ready_task_executions(now=at(5), limit=2, lease_ms=1)
             assert len(got.records) == 2
             raise _Rollback
 
@@ -209,7 +208,7 @@ async def test_concurrent_postgres_claims_take_disjoint_rows(postgres_url: str) 
 
         async def first_claim() -> list[str]:
             async with storage.transaction() as tx:
-                got = await tx.claim_ready_task_executions(now=at(5), limit=2, lease_margin_ms=0)
+                got = await tx.claim_ready_task_executions(now=at(5), limit=2, lease_ms=1)
                 holding.set()
                 await release.wait()  # keeps its row locks until the others have claimed
                 return [r.execution_id for r in got.records]
@@ -366,9 +365,10 @@ async def test_update_each_refuses_a_naive_timestamp_before_writing(
     assert await read(sql_storage, "te_a") == EACH_ROWS[0]
 
 
-async def test_the_lease_is_now_plus_timeout_plus_margin(storage: DurableStorage) -> None:
-    # The lease arithmetic is plain millisecond addition on every backend.
-    await insert(storage, record("te_x", start_at=at(0), timeout_ms=1))
+async def test_the_lease_is_now_plus_lease_ms_whatever_the_timeout(storage: DurableStorage) -> None:
+    # The lease arithmetic is plain millisecond addition on every backend; a one-hour timeout
+    # does not make a crashed attempt wait an hour.
+    await insert(storage, record("te_x", start_at=at(0), timeout_ms=3_600_000))
     result = await claim(storage, 1, now_ms=0)
     (claimed,) = result.records
-    assert claimed.expires_at == at(0) + timedelta(milliseconds=1 + MARGIN_MS)
+    assert claimed.expires_at == at(0) + timedelta(milliseconds=LEASE_MS)

@@ -166,13 +166,66 @@ async def test_a_committed_ready_insert_elsewhere_calls_the_watch(
             await calls.reach(1)
 
 
-async def test_one_notice_per_committed_transaction(postgres_url: str, table: str) -> None:
+class CountedNotices:
+    """Counts the storage's ``pg_notify`` statements (each runs in a transaction of its own)."""
+
+    def __init__(self, storage: PostgresDurableStorage) -> None:
+        self.count = 0
+        original = storage.queries.notify_ready
+
+        async def counted(conn: psycopg.AsyncConnection[Any], *, channel: str) -> None:
+            self.count += 1
+            await original(conn, channel=channel)
+
+        storage.queries.notify_ready = counted  # type: ignore[method-assign]
+
+
+async def wait_for_notices(conn: psycopg.AsyncConnection[Any], n: int) -> None:
+    async with asyncio.timeout(BOUND_S):
+        received = 0
+        async for _ in conn.notifies():
+            received += 1
+            if received == n:
+                return
+
+
+async def test_a_committed_transaction_is_followed_by_one_notice(
+    postgres_url: str, table: str
+) -> None:
     async with pg_storage(postgres_url, table) as b, probe(postgres_url, table) as notices:
+        counted = CountedNotices(b)
         async with b.transaction() as tx:
             await tx.insert_task_executions([record("te_1"), record("te_2")])
             await tx.insert_task_executions([record("te_3")])
-        await insert(b, record("te_4"))
-        assert await notices.until_marker() == ["", ""]
+        # Sent after the commit, by the storage: wait for it, then nothing more follows.
+        await wait_for_notices(notices._conn, 1)
+        assert await notices.until_marker() == []
+        assert counted.count == 1
+
+
+async def test_many_concurrent_transactions_share_debounced_notices(
+    postgres_url: str, table: str
+) -> None:
+    """No inserting transaction notifies (none takes the notify lock at commit): the storage
+    sends at most one notice per interval after them, and always one after the last commit."""
+    transactions = 60
+    async with (
+        pg_storage(postgres_url, table) as b,
+        probe(postgres_url, table) as notices,
+        pg_storage(postgres_url, table) as a,
+    ):
+        counted = CountedNotices(b)
+        calls = Calls()
+        async with watch(a, calls):
+            await calls.reach(0)
+            await asyncio.gather(*(insert(b, record(f"te_{i}")) for i in range(transactions)))
+            after_last_commit = calls.count
+            # The last commit is followed by a notice: the watch is called again.
+            await calls.reach(after_last_commit + 1)
+        await asyncio.sleep(0.1)  # any trailing notice of the interval has been sent
+        received = await notices.until_marker()
+        # Typically 3 or 4 for 60 transactions; a quarter leaves room for a loaded machine.
+        assert 1 <= len(received) == counted.count < transactions // 4
 
 
 async def insert_then_roll_back(storage: PostgresDurableStorage, rec: TaskExecutionRecord) -> None:
@@ -299,3 +352,43 @@ async def test_an_executor_starts_work_enqueued_by_another_process_on_the_notice
             async with asyncio.timeout(BOUND_S):
                 await ran.wait()
         assert listen_tasks() == []
+
+
+# --- poll-only (listen=False) -------------------------------------------------------------------
+
+
+async def test_without_listen_no_session_listens_and_work_completes_by_polling(
+    postgres_url: str, table: str
+) -> None:
+    """For PgBouncer in transaction mode: no LISTEN session at all; the idle poll finds work."""
+    ran = asyncio.Event()
+
+    async def run(ctx: TaskContext, _: None) -> None:
+        ran.set()
+
+    async with (
+        open_storage(postgres_url, table_name=table, listen=False) as a,
+        pg_storage(postgres_url, table) as b,
+    ):
+        assert isinstance(a, PostgresDurableStorage)
+        worker = DurableExecutor(a, background_process_intra_batch_sleep_ms=100)
+        worker.task(id="t", timeout_ms=10_000, run=run)
+        producer = DurableExecutor(b)  # never started: it only enqueues
+        task = producer.task(id="t", timeout_ms=10_000, run=run)
+        async with worker:
+            await asyncio.sleep(0.3)  # a listening session would have started by now
+            assert listening_pids(postgres_url, table) == set()
+            assert listen_tasks() == []
+            await producer.enqueue_task(task)
+            async with asyncio.timeout(BOUND_S):
+                await ran.wait()
+            assert listening_pids(postgres_url, table) == set()
+
+
+async def test_listen_is_a_postgresql_option_only(tmp_path: Any) -> None:
+    with pytest.raises(ValueError, match="listen does not apply to sqlite"):
+        async with open_storage(f"sqlite:///{tmp_path}/x.db", listen=False):
+            pass
+    with pytest.raises(ValueError, match="listen does not apply to memory"):
+        async with open_storage("memory://", listen=True):
+            pass

@@ -29,7 +29,12 @@ from durable_execution.storage import (
     TaskExecutionWhere,
     WhereByExecutionIds,
 )
-from durable_execution.storage.types import ClaimedTaskExecutions, PruneCursor, PrunedBatch
+from durable_execution.storage.types import (
+    ClaimedTaskExecutions,
+    HeldLease,
+    PruneCursor,
+    PrunedBatch,
+)
 
 from ._support import make_record
 
@@ -76,11 +81,19 @@ class CountingTx:
         return await self._inner.update_task_executions(where, update)
 
     async def claim_ready_task_executions(
-        self, *, now: datetime, limit: int, lease_margin_ms: int
+        self, *, now: datetime, limit: int, lease_ms: int
     ) -> ClaimedTaskExecutions:
         return await self._inner.claim_ready_task_executions(
-            now=now, limit=limit, lease_margin_ms=lease_margin_ms
+            now=now, limit=limit, lease_ms=lease_ms
         )
+
+    async def renew_task_execution_leases(
+        self, leases: Sequence[HeldLease], *, expires_at: datetime
+    ) -> list[str]:
+        return await self._inner.renew_task_execution_leases(leases, expires_at=expires_at)
+
+    async def try_lock_pruning(self) -> bool:
+        return await self._inner.try_lock_pruning()
 
     async def update_task_executions_each(
         self, updates: Sequence[tuple[WhereByExecutionIds, TaskExecutionUpdate]]

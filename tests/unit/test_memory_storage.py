@@ -337,16 +337,14 @@ async def test_index_follows_status_changes() -> None:
     assert await ids(storage, WhereByStatuses(["completed"], is_closed=False)) == []
 
 
-async def test_claim_sets_aside_a_record_whose_lease_overflows() -> None:
-    # Only possible around the executor's option checks (timeout_ms <= 2**40 ms): the record is
-    # reported as malformed and left ready, and the records behind it are claimed.
+async def test_a_huge_timeout_no_longer_touches_the_claims_lease() -> None:
+    # With leases renewed by the live executor, the lease is now + lease_ms whatever the row's
+    # timeout_ms: a timeout stored around the option checks (2**62 ms) cannot overflow the claim.
     storage = InMemoryStorage()
-    await insert(storage, record("te_bad", timeout_ms=2**62), record("te_ok", offset_ms=1))
+    await insert(storage, record("te_big", timeout_ms=2**62), record("te_ok", offset_ms=1))
+    now = T0 + timedelta(seconds=1)
     async with storage.transaction() as tx:
-        claimed = await tx.claim_ready_task_executions(
-            now=T0 + timedelta(seconds=1), limit=10, lease_margin_ms=0
-        )
-    assert [r.execution_id for r in claimed.records] == ["te_ok"]
-    [error] = claimed.malformed
-    assert (error.execution_id, error.column) == ("te_bad", "timeout_ms")
-    assert "past the year 9999" in str(error)
+        claimed = await tx.claim_ready_task_executions(now=now, limit=10, lease_ms=500)
+    assert [r.execution_id for r in claimed.records] == ["te_big", "te_ok"]
+    assert claimed.malformed == []
+    assert {r.expires_at for r in claimed.records} == {now + timedelta(milliseconds=500)}

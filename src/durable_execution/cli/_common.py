@@ -147,13 +147,13 @@ def check_execution_id(value: str) -> str:
 
 @asynccontextmanager
 async def opened(
-    target: Target, *, migrate: bool, must_exist: bool = False
+    target: Target, *, migrate: bool, must_exist: bool = False, listen: bool = True
 ) -> AsyncIterator[DurableStorage]:
     """The storage ``target`` names, with failures to open it turned into :class:`CliError`.
 
     ``must_exist`` (commands that only read or change existing executions) makes a SQLite file
     that does not exist an error instead of creating it: a typo in a path should not look like an
-    empty database.
+    empty database. ``listen=False`` is PostgreSQL's poll-only mode (``open_storage``'s).
     """
     parsed = parse_storage_url(target.url)
     if must_exist and isinstance(parsed, SqliteUrl) and not parsed.path.exists():
@@ -164,7 +164,13 @@ async def opened(
     async with AsyncExitStack() as stack:
         try:
             storage = await stack.enter_async_context(
-                open_storage(target.url, migrate=migrate, table_name=target.table)
+                open_storage(
+                    target.url,
+                    migrate=migrate,
+                    table_name=target.table,
+                    # Passed only when off: the option exists for PostgreSQL URLs alone.
+                    **({} if listen else {"listen": False}),
+                )
             )
         except Exception as error:
             text = target.describe(error)

@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Final
 
@@ -44,6 +45,7 @@ class WorkerConfig:
     poll_interval_ms: int
     migrate: bool
     tuning: ExecutorTuning
+    listen: bool = True
 
 
 LOG_FORMATS: Final = ("text", "json")
@@ -135,7 +137,10 @@ def _task_list(executor: DurableExecutor) -> str:
 
 async def run_worker(config: WorkerConfig, register: RegisterTasks) -> None:
     async with opened(
-        config.target, migrate=config.migrate, must_exist=not config.migrate
+        config.target,
+        migrate=config.migrate,
+        must_exist=not config.migrate,
+        listen=config.listen,
     ) as storage:
         executor = DurableExecutor(
             storage,
@@ -145,6 +150,7 @@ async def run_worker(config: WorkerConfig, register: RegisterTasks) -> None:
             expire_ms=config.tuning.expire_ms,
             max_lease_expiries=config.tuning.max_lease_expiries,
             max_serialized_size_bytes=config.tuning.max_serialized_size_bytes,
+            retention=config.tuning.retention,
         )
         _register(register, executor, config.app)
         signals = _Signals(executor)
@@ -199,6 +205,13 @@ async def run_worker(config: WorkerConfig, register: RegisterTasks) -> None:
     help="Create or upgrade the schema before starting (safe with many workers starting at once).",
 )
 @click.option(
+    "--listen/--no-listen",
+    default=True,
+    show_default=True,
+    help="PostgreSQL: LISTEN for work other processes enqueue (one extra session). "
+    "--no-listen polls only (every --poll-interval-ms), for PgBouncer in transaction mode.",
+)
+@click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
     default="info",
@@ -226,6 +239,8 @@ def worker(
     expire_ms: int,
     max_lease_expiries: int,
     max_serialized_size_bytes: int,
+    retention: timedelta | None,
+    listen: bool,
 ) -> None:
     """Run the tasks registered by APP until SIGINT or SIGTERM.
 
@@ -252,6 +267,7 @@ def worker(
         concurrency=concurrency,
         poll_interval_ms=poll_interval_ms,
         migrate=migrate,
-        tuning=tuning(expire_ms, max_lease_expiries, max_serialized_size_bytes),
+        tuning=tuning(expire_ms, max_lease_expiries, max_serialized_size_bytes, retention),
+        listen=listen,
     )
     run(config.target, "the worker", run_worker(config, register))

@@ -32,13 +32,13 @@ async def claim_ready(
     *,
     now: datetime,
     row_limit: int,
-    lease_margin_ms: int,
+    lease_ms: int,
 ) -> ClaimedTaskExecutions:
     if poison.seen:
-        return await _claim_each(conn, queries, poison, now, row_limit, lease_margin_ms)
+        return await _claim_each(conn, queries, poison, now, row_limit, lease_ms)
     try:
         rows = await queries.claim_ready_task_executions(
-            conn, now=now, lease_margin_ms=lease_margin_ms, row_limit=row_limit
+            conn, now=now, lease_ms=lease_ms, row_limit=row_limit
         )
     except ROW_ERRORS as error:
         poison.seen = True
@@ -54,12 +54,12 @@ async def _claim_each(
     poison: claiming.PoisonSeen,
     now: datetime,
     row_limit: int,
-    lease_margin_ms: int,
+    lease_ms: int,
 ) -> ClaimedTaskExecutions:
     async def claim_one(execution_id: str) -> PgRow | None:
         async with conn.transaction():  # a savepoint: a failure undoes only this row's claim
             return await queries.claim_ready_task_execution_by_execution_id(
-                conn, now=now, lease_margin_ms=lease_margin_ms, execution_id=execution_id
+                conn, now=now, lease_ms=lease_ms, execution_id=execution_id
             )
 
     candidates = await queries.get_ready_task_executions_to_claim(

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Final, TypeVar
 
-from durable_execution.storage.errors import SQLiteBusyError
+from durable_execution.storage.errors import SQLiteBusyError, SQLiteFullError
 
 _T = TypeVar("_T")
 
@@ -42,6 +42,20 @@ BUSY_RETRIES: Final = 8
 BUSY_RETRY_PAUSE_S: Final = 0.05
 
 _BUSY_CODES: Final = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
+
+
+def is_full(error: sqlite3.Error) -> bool:
+    code = getattr(error, "sqlite_errorcode", None)
+    if code is not None:
+        return bool((code & 0xFF) == sqlite3.SQLITE_FULL)
+    return "is full" in str(error)
+
+
+def full_error(path: Path, error: sqlite3.Error) -> SQLiteFullError:
+    return SQLiteFullError(
+        f"Cannot write the SQLite database {path}: disk or database full (SQLITE_FULL: {error});"
+        " the transaction was rolled back and is retried; free disk space to let work go on"
+    )
 
 
 def is_busy(error: sqlite3.Error) -> bool:

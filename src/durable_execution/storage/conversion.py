@@ -39,6 +39,7 @@ from durable_execution.storage.error_json import error_from_json, error_json
 from durable_execution.storage.errors import MalformedRowError, StorageError
 from durable_execution.storage.types import (
     ClaimedTaskExecutions,
+    HeldLease,
     TaskExecutionRecord,
     TaskExecutionUpdate,
     TaskExecutionWhere,
@@ -76,13 +77,22 @@ def matches_nothing(where: TaskExecutionWhere) -> bool:
             return not where.statuses
 
 
-def check_claim_arguments(now: datetime, limit: int, lease_margin_ms: int) -> None:
+def check_claim_arguments(now: datetime, limit: int, lease_ms: int) -> None:
     """Refuses what ``claim_ready_task_executions`` cannot honour, before any statement runs."""
     check_limit(limit)
-    if lease_margin_ms < 0:
-        raise StorageError(f"lease_margin_ms must be >= 0, got {lease_margin_ms}")
+    if lease_ms < 1:
+        raise StorageError(f"lease_ms must be >= 1, got {lease_ms}")
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError(f"now is a naive datetime ({now!r}); timestamps must be aware")
+
+
+def renewal_expires_at(leases: Sequence[HeldLease], expires_at: datetime) -> datetime:
+    """``expires_at`` as stored (UTC, whole ms), once the arguments of
+    ``renew_task_execution_leases`` are known to be sound (before any statement runs)."""
+    ids = [lease.execution_id for lease in leases]
+    if len(set(ids)) != len(ids):
+        raise StorageError("renew_task_execution_leases: an execution id is given twice")
+    return utc_ms(expires_at, "expires_at")
 
 
 _Row = TypeVar("_Row")

@@ -54,3 +54,13 @@ class SQLiteBusyError(StorageError):
 
     Transient: the transaction did not happen and can be retried.
     """
+
+
+class SQLiteFullError(StorageError):
+    """SQLite could not write: the disk holding the database (or its WAL) is full, or the
+    database reached its ``max_page_count`` (``SQLITE_FULL``).
+
+    Transient: the transaction was rolled back and succeeds again once space is freed; the
+    executor retries result writes, stops attempts whose leases it cannot renew meanwhile, and
+    makes them ready again once it can write (see ``_leases``).
+    """

@@ -24,12 +24,12 @@ from durable_execution.model import FINISHED_STATUSES, TaskExecutionStatus
 from durable_execution.storage import conversion, inspection
 from durable_execution.storage.errors import (
     DuplicateExecutionIdError,
-    MalformedRowError,
     StorageError,
 )
 from durable_execution.storage.types import (
     ClaimedTaskExecutions,
     DurableStorageTx,
+    HeldLease,
     PruneCursor,
     PrunedBatch,
     TaskExecutionRecord,
@@ -225,44 +225,42 @@ class InMemoryStorageTx:
         return len(matched)
 
     async def claim_ready_task_executions(
-        self, *, now: datetime, limit: int, lease_margin_ms: int
+        self, *, now: datetime, limit: int, lease_ms: int
     ) -> ClaimedTaskExecutions:
         """The claim, in one step (see ``DurableStorageTx``)."""
         self._check_open()
-        conversion.check_claim_arguments(now, limit, lease_margin_ms)
+        conversion.check_claim_arguments(now, limit, lease_ms)
         table = self._table
         due = (record for record in table.with_statuses(["ready"], None) if record.start_at <= now)
         picked = heapq.nsmallest(
             limit, due, key=lambda r: (r.start_at, table.sequence[r.execution_id])
         )
-        claimed: list[TaskExecutionRecord] = []
-        malformed: list[MalformedRowError] = []
-        for record in picked:
-            try:
-                expires_at = now + timedelta(milliseconds=record.timeout_ms + lease_margin_ms)
-            except OverflowError:  # only a record inserted around the executor's checks
-                problem = f"{record.timeout_ms} ms takes the lease past the year 9999"
-                malformed.append(MalformedRowError(record.execution_id, "timeout_ms", problem))
-                continue
-            claimed.append(
-                dataclasses.replace(
-                    record,
-                    status="running",
-                    started_at=now,
-                    updated_at=now,
-                    expires_at=expires_at,
-                    version=record.version + 1,
-                )
+        claimed = [
+            dataclasses.replace(
+                record,
+                status="running",
+                started_at=now,
+                updated_at=now,
+                expires_at=now + timedelta(milliseconds=lease_ms),
+                version=record.version + 1,
             )
+            for record in picked
+        ]
         for record in claimed:
             self._write(record)
-        return ClaimedTaskExecutions(records=claimed, malformed=malformed)
+        return ClaimedTaskExecutions(records=claimed, malformed=[])
 
     async def update_task_executions_each(
         self, updates: Sequence[tuple[WhereByExecutionIds, TaskExecutionUpdate]]
     ) -> list[int]:
         """The batch of guarded updates: here simply the loop it stands for."""
         return [await self.update_task_executions(where, update) for where, update in updates]
+
+    async def try_lock_pruning(self) -> bool:
+        """Automatic retention's lock (see ``DurableStorageTx``): every transaction here holds
+        the storage's one lock already."""
+        self._check_open()
+        return True
 
     async def prune_batch(
         self,
@@ -314,6 +312,21 @@ class InMemoryStorageTx:
             executions_by_status=dict(counts),
             cursor=PruneCursor(finished_at=finished_at, row_id=row_id),
         )
+
+    async def renew_task_execution_leases(
+        self, leases: Sequence[HeldLease], *, expires_at: datetime
+    ) -> list[str]:
+        """The batched lease renewal (see ``DurableStorageTx``)."""
+        self._check_open()
+        expires_at = conversion.renewal_expires_at(leases, expires_at)
+        renewed: list[str] = []
+        for lease in leases:
+            record = self._table.rows.get(lease.execution_id)
+            if record is None or record.status != "running" or record.version != lease.version:
+                continue
+            self._write(dataclasses.replace(record, expires_at=expires_at))
+            renewed.append(lease.execution_id)
+        return renewed
 
 
 class InMemoryStorage:

@@ -75,6 +75,12 @@ def migration_lock_key(table: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
+def pruning_lock_key(table: str) -> int:
+    """The advisory-lock key automatic retention takes for ``table`` (not the migration one)."""
+    digest = hashlib.sha256(f"durable_execution.prune:{table}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
 def migrate_sqlite(
     conn: sqlite3.Connection,
     queries: lite.Queries,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TypeVar
 
 from durable_execution.storage import sqlite
 from durable_execution.storage.memory import InMemoryStorage
@@ -15,6 +16,8 @@ from durable_execution.storage.url import (
     SqliteUrl,
     parse_storage_url,
 )
+
+_T = TypeVar("_T")
 
 _POSTGRES_EXTRA_HINT = (
     "PostgreSQL storage needs psycopg and psycopg-pool: pip install 'durable-execution[postgresql]'"
@@ -30,6 +33,7 @@ async def open_storage(
     busy_timeout_ms: int | None = None,
     pool_min_size: int | None = None,
     pool_max_size: int | None = None,
+    listen: bool | None = None,
 ) -> AsyncIterator[DurableStorage]:
     """Open the storage ``url`` names, apply pending migrations, and close it on exit.
 
@@ -40,14 +44,20 @@ async def open_storage(
     (a plain identifier; its indexes and migrations table are named after it).
 
     Backend options: ``busy_timeout_ms`` (SQLite: how long to wait for another process's write
-    lock), ``pool_min_size`` / ``pool_max_size`` (PostgreSQL connection pool). Passing an option
+    lock), ``pool_min_size`` / ``pool_max_size`` (PostgreSQL connection pool), ``listen``
+    (PostgreSQL, default ``True``: ``False`` opens no LISTEN session, so executors find work
+    other processes enqueue by polling only — for PgBouncer in transaction mode). Passing an option
     to a backend it does not apply to is an error, as is a malformed URL or an unknown scheme
     (``ValueError``, with any password in the URL masked).
     """
     target = parse_storage_url(url)
     validate_table_name(table_name)
     sqlite_options = {"busy_timeout_ms": busy_timeout_ms}
-    postgres_options = {"pool_min_size": pool_min_size, "pool_max_size": pool_max_size}
+    postgres_options = {
+        "pool_min_size": pool_min_size,
+        "pool_max_size": pool_max_size,
+        "listen": listen,
+    }
     match target:
         case MemoryUrl():
             _refuse_options(sqlite_options | postgres_options, "memory://")
@@ -77,6 +87,7 @@ async def open_storage(
                 pool_min_size=_or(pool_min_size, postgres.DEFAULT_POOL_MIN_SIZE),
                 pool_max_size=_or(pool_max_size, postgres.DEFAULT_POOL_MAX_SIZE),
                 display_url=masked,
+                listen=_or(listen, True),
             )
             async with postgres_storage:
                 if migrate:
@@ -84,11 +95,11 @@ async def open_storage(
                 yield postgres_storage
 
 
-def _refuse_options(options: dict[str, int | None], backend: str) -> None:
+def _refuse_options(options: dict[str, int | bool | None], backend: str) -> None:
     given = sorted(name for name, value in options.items() if value is not None)
     if given:
         raise ValueError(f"{', '.join(given)} does not apply to {backend} storage URLs")
 
 
-def _or(value: int | None, default: int) -> int:
+def _or(value: _T | None, default: _T) -> _T:
     return default if value is None else value

@@ -8,9 +8,11 @@ How it works:
 * READ COMMITTED (set on every pooled connection, whatever the server's default): claims use
   ``FOR UPDATE SKIP LOCKED`` so concurrent executors take disjoint rows without waiting, and the
   version guard of an update is re-checked by PostgreSQL against the latest committed row.
-* Cross-process wake-ups: a transaction that inserts executions ready to run now also sends a
-  ``pg_notify`` on the table's channel; :meth:`PostgresDurableStorage.watch_ready` listens on it
-  over a connection of its own (see :mod:`._pg_listener`).
+* Cross-process wake-ups: once a transaction that inserted executions ready to run now has
+  committed, a ``pg_notify`` on the table's channel follows, debounced per storage (see
+  :mod:`._pg_notices` for why not inside the transaction); :meth:`PostgresDurableStorage.
+  watch_ready` listens on it over a connection of its own (see :mod:`._pg_listener`), unless
+  the storage was opened with ``listen=False`` (poll-only, for PgBouncer's transaction mode).
 * Every statement is a generated query (``generated/postgresql``, psycopg raw cursors); records
   become rows through the shared :mod:`.conversion` layer (``jsonb`` and ``timestamptz``).
 """
@@ -35,6 +37,7 @@ from durable_execution.model import TaskExecutionStatus
 from durable_execution.storage import (
     _pg_claims,
     _pg_listener,
+    _pg_notices,
     _pg_pool,
     claiming,
     conversion,
@@ -45,7 +48,6 @@ from durable_execution.storage import (
     _pg_rows as _rows,
 )
 from durable_execution.storage._pg_timestamps import register_tolerant_timestamps
-from durable_execution.storage.conversion import Columns
 from durable_execution.storage.errors import (
     DuplicateExecutionIdError,
     MalformedRowError,
@@ -56,6 +58,7 @@ from durable_execution.storage.masking import mask_password, scrub
 from durable_execution.storage.types import (
     ClaimedTaskExecutions,
     DurableStorageTx,
+    HeldLease,
     PruneCursor,
     PrunedBatch,
     TaskExecutionRecord,
@@ -86,6 +89,18 @@ def _aware(moment: datetime, name: str) -> datetime:
 _NO_CURSOR_TIME: Final = datetime(1, 1, 2, tzinfo=UTC)
 
 
+def _ready_now(executions: Sequence[TaskExecutionRecord]) -> bool:
+    """Whether an insert stored work claimable now (worth waking other processes for).
+
+    Work that starts later is left to polling: a notice now would find nothing to claim. The
+    clock is this process's, as the claims' ``now`` is the executor's; untruncated (not
+    ``clock.now()``), so a start_at with sub-millisecond digits set this very millisecond still
+    counts as due.
+    """
+    now = datetime.now(UTC)
+    return any(e.status == "ready" and e.start_at <= now for e in executions)
+
+
 class PostgresStorageTx:
     """One transaction of a :class:`PostgresDurableStorage`, on one pooled connection."""
 
@@ -93,14 +108,13 @@ class PostgresStorageTx:
         self,
         conn: _Connection,
         queries: pg.AsyncQueries,
-        ready_channel: str,
         poison: claiming.PoisonSeen,
     ) -> None:
         self._conn = conn
         self._poison = poison
         self._queries = queries
-        self._ready_channel = ready_channel
-        self._notified = False  # whether this transaction already sent its notice
+        # Whether this transaction stored work claimable now: the storage notifies after commit.
+        self.made_ready = False
         self._refused_ids: list[str] | None = None  # set by an insert refused as duplicate
 
     def raise_if_refused(self) -> None:
@@ -122,36 +136,13 @@ class PostgresStorageTx:
             self._refused_ids = repeated
             raise DuplicateExecutionIdError(repeated)
         try:
-            if self._wakes_other_processes(executions):
-                await self._insert_and_notify(rows)
-            else:
-                await _rows.insert_rows(self._queries, self._conn, rows)
+            await _rows.insert_rows(self._queries, self._conn, rows)
+            if not self.made_ready:
+                self.made_ready = _ready_now(executions)
         except pg_errors.UniqueViolation as error:
             # The transaction is now aborted: nothing it did will be stored.
             self._refused_ids = _duplicate_ids(error, ids)
             raise DuplicateExecutionIdError(self._refused_ids) from error
-
-    def _wakes_other_processes(self, executions: Sequence[TaskExecutionRecord]) -> bool:
-        """Whether this insert should notify: it stores work claimable now, and nothing in this
-        transaction notified yet (PostgreSQL would fold a second notice anyway).
-
-        Work that starts later is left to polling: a notice now would find nothing to claim. The
-        clock is this process's, as the claims' ``now`` is the executor's; untruncated (not
-        ``clock.now()``), so a start_at with sub-millisecond digits set this very millisecond
-        still counts as due.
-        """
-        if self._notified:
-            return False
-        now = datetime.now(UTC)
-        return any(e.status == "ready" and e.start_at <= now for e in executions)
-
-    async def _insert_and_notify(self, rows: Sequence[Columns]) -> None:
-        """The insert and its notice in one round trip (a pipeline): the notice costs no wait.
-        It is delivered at commit, and dropped with everything else if the insert fails."""
-        async with self._conn.pipeline():
-            await self._queries.notify_ready(self._conn, channel=self._ready_channel)
-            await _rows.insert_rows(self._queries, self._conn, rows)
-        self._notified = True
 
     async def get_task_execution_ids(
         self,
@@ -254,11 +245,11 @@ class PostgresStorageTx:
         )
 
     async def claim_ready_task_executions(
-        self, *, now: datetime, limit: int, lease_margin_ms: int
+        self, *, now: datetime, limit: int, lease_ms: int
     ) -> ClaimedTaskExecutions:
         """The claim, in one statement (see ``DurableStorageTx``)."""
         self.raise_if_refused()
-        conversion.check_claim_arguments(now, limit, lease_margin_ms)
+        conversion.check_claim_arguments(now, limit, lease_ms)
         if limit == 0:
             return ClaimedTaskExecutions(records=[], malformed=[])
         return await _pg_claims.claim_ready(
@@ -266,8 +257,24 @@ class PostgresStorageTx:
             self._queries,
             self._poison,
             now=conversion.utc_ms(now, "now"),
+            lease_ms=lease_ms,
             row_limit=min(limit, conversion.MAX_ROW_LIMIT),
-            lease_margin_ms=lease_margin_ms,
+        )
+
+    async def renew_task_execution_leases(
+        self, leases: Sequence[HeldLease], *, expires_at: datetime
+    ) -> list[str]:
+        """The batched lease renewal (see ``DurableStorageTx``): one statement,
+        ids and versions as two parallel arrays."""
+        self.raise_if_refused()
+        expires_at = conversion.renewal_expires_at(leases, expires_at)
+        if not leases:
+            return []
+        return await self._queries.renew_task_execution_leases(
+            self._conn,
+            expires_at=expires_at,
+            execution_ids=[lease.execution_id for lease in leases],
+            versions=[lease.version for lease in leases],
         )
 
     async def update_task_executions_each(
@@ -323,6 +330,14 @@ class PostgresStorageTx:
         cursor = PruneCursor(finished_at=last.finished_at, row_id=last.id)
         return PrunedBatch(trees=len(roots), executions_by_status=counts, cursor=cursor)
 
+    async def try_lock_pruning(self) -> bool:
+        """Automatic retention's lock (see ``DurableStorageTx``): an advisory lock per table."""
+        self.raise_if_refused()
+        locked = await self._queries.try_lock_pruning(
+            self._conn, lock_key=migrate.pruning_lock_key(self._queries.table)
+        )
+        return locked is True
+
 
 def _optional_aware(moment: datetime | None) -> datetime | None:
     return None if moment is None else _aware(moment, "expires_at_less_than")
@@ -358,6 +373,8 @@ class PostgresDurableStorage:
     connection pool, and so the number of transactions that run at once. ``table_name`` selects
     the table (validated; its indexes and migrations table are named after it). The schema is
     created or upgraded by :meth:`migrate` (``open_storage`` calls it unless told not to).
+    ``listen=False`` opens no LISTEN session: executors find work enqueued by other processes by
+    polling only (for PgBouncer in transaction mode, where a session's LISTEN is lost).
     """
 
     def __init__(
@@ -369,6 +386,7 @@ class PostgresDurableStorage:
         pool_max_size: int = DEFAULT_POOL_MAX_SIZE,
         connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
         display_url: str | None = None,
+        listen: bool = True,
     ) -> None:
         if pool_min_size < 0:
             raise ValueError(f"pool_min_size must be >= 0, got {pool_min_size}")
@@ -388,6 +406,8 @@ class PostgresDurableStorage:
         self._display = display_url if display_url is not None else "the PostgreSQL server"
         self._connect_timeout_s = connect_timeout_s
         self._conninfo = conninfo
+        self.listen = listen
+        self._notices = _pg_notices.ReadyNotices(self._send_ready_notice)
         self._pool = _pg_pool.ReconnectingPool(
             conninfo,
             min_size=pool_min_size,
@@ -420,6 +440,7 @@ class PostgresDurableStorage:
 
     async def close(self) -> None:
         """Close every pooled connection (idempotent)."""
+        await self._notices.close()
         await self._pool.close()
 
     async def __aenter__(self) -> Self:
@@ -442,9 +463,11 @@ class PostgresDurableStorage:
     async def transaction(self) -> AsyncIterator[DurableStorageTx]:
         try:
             async with _pg_pool.begun(self._pool, self.pool_max_size) as conn:
-                tx = PostgresStorageTx(conn, self.queries, self.ready_channel, self._poison)
+                tx = PostgresStorageTx(conn, self.queries, self._poison)
                 yield tx
                 tx.raise_if_refused()  # inside the block: psycopg rolls back
+            if tx.made_ready:
+                self._notices.poke()  # committed: other processes may claim it now
         except PoolClosed:
             raise StorageClosedError("The PostgreSQL storage is closed") from None
         except pg_errors.UndefinedTable as error:
@@ -457,7 +480,11 @@ class PostgresDurableStorage:
     async def watch_ready(self, on_ready: Callable[[], None]) -> AsyncIterator[None]:
         """Call ``on_ready`` whenever any process commits executions ready to run now (the
         optional ``ReadyWatchingStorage``). Each watch holds one connection outside the pool
-        while it is open; see :mod:`._pg_listener` for reconnection and the channel's scope."""
+        while it is open; see :mod:`._pg_listener` for reconnection and the channel's scope.
+        With ``listen=False`` the watch opens nothing and never calls: the executor polls."""
+        if not self.listen:
+            yield
+            return
         async with _pg_listener.watch_ready(
             self._conninfo,
             self.ready_channel,
@@ -466,6 +493,10 @@ class PostgresDurableStorage:
             connect_timeout_s=self._connect_timeout_s,
         ):
             yield
+
+    async def _send_ready_notice(self) -> None:
+        async with _pg_pool.begun(self._pool, self.pool_max_size) as conn:
+            await self.queries.notify_ready(conn, channel=self.ready_channel)
 
     async def migrate(self) -> list[int]:
         """Create or upgrade the schema; returns the migration versions applied now."""

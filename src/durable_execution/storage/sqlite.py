@@ -32,6 +32,7 @@ from durable_execution.storage import (
 )
 from durable_execution.storage import (
     _sqlite_schema,
+    _sqlite_session,
     _sqlite_worker,
     claiming,
     conversion,
@@ -48,6 +49,7 @@ from durable_execution.storage.errors import (
 from durable_execution.storage.types import (
     ClaimedTaskExecutions,
     DurableStorageTx,
+    HeldLease,
     PruneCursor,
     PrunedBatch,
     TaskExecutionRecord,
@@ -91,7 +93,7 @@ class SQLiteStorageTx:
     async def _run(self, step: Callable[[sqlite3.Connection], _T]) -> _T:
         if not self._open:
             raise StorageError("The transaction is over; open a new one")
-        translated = _translated(step, self._storage.table_name)
+        translated = _translated(step, self._storage.table_name, self._storage.path)
         if self.begun:
             return await self._storage.run_step(translated)
         # Marked before any hop: if the caller is cancelled meanwhile, the BEGIN may still run,
@@ -232,11 +234,11 @@ class SQLiteStorageTx:
             raise StorageError(f"SQLite refused the update: {error}") from error
 
     async def claim_ready_task_executions(
-        self, *, now: datetime, limit: int, lease_margin_ms: int
+        self, *, now: datetime, limit: int, lease_ms: int
     ) -> ClaimedTaskExecutions:
         """The claim, in one statement (see ``DurableStorageTx``)."""
         self.raise_if_refused()
-        conversion.check_claim_arguments(now, limit, lease_margin_ms)
+        conversion.check_claim_arguments(now, limit, lease_ms)
         if limit == 0:
             return ClaimedTaskExecutions(records=[], malformed=[])
         now_ms = to_epoch_ms(conversion.utc_ms(now, "now"))
@@ -245,7 +247,7 @@ class SQLiteStorageTx:
         def claim(conn: sqlite3.Connection) -> ClaimedTaskExecutions:
             try:
                 rows = self._queries.claim_ready_task_executions(
-                    conn, now=now_ms, lease_margin_ms=lease_margin_ms, row_limit=row_limit
+                    conn, now=now_ms, lease_ms=lease_ms, row_limit=row_limit
                 )
             except sqlite3.IntegrityError:
                 # A poison row (see .claiming); SQLite undid just the failed statement.
@@ -254,7 +256,7 @@ class SQLiteStorageTx:
                         conn, now=now_ms, row_limit=row_limit
                     ),
                     lambda execution_id: self._queries.claim_ready_task_execution_by_execution_id(
-                        conn, now=now_ms, lease_margin_ms=lease_margin_ms, execution_id=execution_id
+                        conn, now=now_ms, lease_ms=lease_ms, execution_id=execution_id
                     ),
                     _rows.record,
                     (sqlite3.IntegrityError,),
@@ -328,12 +330,38 @@ class SQLiteStorageTx:
 
         return await self._run(prune)
 
+    async def renew_task_execution_leases(
+        self, leases: Sequence[HeldLease], *, expires_at: datetime
+    ) -> list[str]:
+        """The batched lease renewal (see ``DurableStorageTx``): one statement,
+        the leases passed as one JSON object (no bound-variable limit to mind)."""
+        self.raise_if_refused()
+        expires_at_ms = to_epoch_ms(conversion.renewal_expires_at(leases, expires_at))
+        if not leases:
+            return []
+        versions = conversion.dump_json_text(
+            {lease.execution_id: lease.version for lease in leases}
+        )
+
+        return await self._run(
+            lambda conn: self._queries.renew_task_execution_leases(
+                conn, expires_at=expires_at_ms, leases=versions
+            )
+        )
+
+    async def try_lock_pruning(self) -> bool:
+        """Automatic retention's lock (see ``DurableStorageTx``): this transaction's ``BEGIN
+        IMMEDIATE`` is the database's one write lock, so taking it (waiting up to the busy
+        timeout, like any transaction here) is the lock."""
+        self.raise_if_refused()
+        return await self._run(lambda conn: True)
+
     def close(self) -> None:
         self._open = False
 
 
 def _translated(
-    step: Callable[[sqlite3.Connection], _T], table: str
+    step: Callable[[sqlite3.Connection], _T], table: str, path: Path
 ) -> Callable[[sqlite3.Connection], _T]:
     """``step``, with the sqlite3 errors a user can act on turned into clear storage errors."""
 
@@ -341,6 +369,8 @@ def _translated(
         try:
             return step(conn)
         except sqlite3.OperationalError as error:
+            if _sqlite_session.is_full(error):
+                raise _sqlite_session.full_error(path, error) from error
             if "no such table" in str(error):
                 raise StorageError(
                     f"Table {table} does not exist ({error}): create it with migrate() "
@@ -404,8 +434,11 @@ class SQLiteDurableStorage:
                 return
             try:
                 await self.connection.commit()
-            except BaseException:
+            except BaseException as error:
                 await self.connection.rollback()
+                # A COMMIT is where WAL frames are written: where a full disk shows up.
+                if isinstance(error, sqlite3.OperationalError) and _sqlite_session.is_full(error):
+                    raise _sqlite_session.full_error(self.path, error) from error
                 raise
 
     async def migrate(self) -> list[int]:
@@ -439,7 +472,7 @@ class SQLiteDurableStorage:
         """Run read-only ``step`` between this process's transactions (autocommit: one
         consistent snapshot per statement, no write lock taken; on the loop unless busy)."""
         async with self._lock:
-            return await self.run_step(_translated(step, self.table_name))
+            return await self.run_step(_translated(step, self.table_name, self.path))
 
     async def list_task_executions(
         self,

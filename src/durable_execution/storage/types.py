@@ -20,8 +20,9 @@ Semantics every backend honours (the contract tests check them):
   transaction stores nothing: a caller that catches the error finds every later call in the
   transaction, and the end of its block, raising it again (never a silent commit or rollback).
 
-The claim, the batch of guarded updates and the prune step are part of the contract: every
-backend does each in one set-based step, and the executor has no second, row-by-row path.
+The claim, the lease renewal, the batch of guarded updates and the prune step are part of the
+contract: every backend does each in one set-based step, and the executor has no second,
+row-by-row path.
 Optional, each a protocol checked with ``isinstance``: ``ReadyWatchingStorage`` (cross-process
 wake-ups instead of idle polling) and ``InspectableStorage`` (operators' read-only queries).
 """
@@ -172,6 +173,14 @@ class ClaimedTaskExecutions:
 
 
 @dataclass(frozen=True, slots=True)
+class HeldLease:
+    """A running attempt as its executor knows it: the row's id and the version its claim wrote."""
+
+    execution_id: str
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
 class PruneCursor:
     """Where a prune walk stands: after the top-level execution that finished at
     ``finished_at`` with storage id ``row_id`` (the walk's order is ``finished_at``, then id)."""
@@ -217,15 +226,31 @@ class DurableStorageTx(Protocol):
     ) -> int: ...
 
     async def claim_ready_task_executions(
-        self, *, now: datetime, limit: int, lease_margin_ms: int
+        self, *, now: datetime, limit: int, lease_ms: int
     ) -> ClaimedTaskExecutions:
         """Claim ready executions in one set-based step.
 
         Take up to ``limit`` (>= 1) rows with ``status = ready`` and ``start_at <= now``, oldest
         ``start_at`` first (ties by insertion), skipping rows that other transactions hold; set
-        ``status = running``, ``started_at = updated_at = now``, ``expires_at = now + timeout_ms
-        + lease_margin_ms`` (each row's own ``timeout_ms``) and ``version = version + 1``; return
+        ``status = running``, ``started_at = updated_at = now``, ``expires_at = now + lease_ms``
+        (whatever the row's ``timeout_ms``: the executor renews the lease while the attempt
+        runs, see :meth:`renew_task_execution_leases`) and ``version = version + 1``; return
         them. ``now`` is an aware datetime with whole milliseconds.
+        """
+        ...
+
+    async def renew_task_execution_leases(
+        self, leases: Sequence[HeldLease], *, expires_at: datetime
+    ) -> list[str]:
+        """Renew the leases of many running attempts in one statement.
+
+        For each of ``leases`` (distinct execution ids) whose row is still ``running`` with
+        exactly that ``version``, set ``expires_at`` to the given aware datetime (whole
+        milliseconds) and nothing else: not ``version`` (the attempt's result write is guarded
+        by the version its claim wrote and must keep matching), not ``updated_at`` (a renewal is
+        not a change of state). Return the execution ids renewed, in any order. A row that moved
+        on (finished, cancelled, expired and claimed again) is left alone, so a renewal never
+        revives another attempt's row.
         """
         ...
 
@@ -258,6 +283,13 @@ class DurableStorageTx(Protocol):
         execution) — or, with ``dry_run``, only counts it. Rows that other transactions hold are
         skipped.
         """
+        ...
+
+    async def try_lock_pruning(self) -> bool:
+        """Take the database-wide pruning lock for the rest of this transaction, without
+        waiting; ``False`` if another transaction holds it. Automatic retention takes it before
+        each batch so that executors sharing a database prune one at a time (an advisory lock
+        on PostgreSQL; SQLite's write lock, which every transaction there takes anyway)."""
         ...
 
 

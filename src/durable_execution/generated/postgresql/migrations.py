@@ -116,6 +116,19 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX ix_{table}_root_execution_id\n    ON {table} (root_execution_id)",
         ),
     ),
+    Migration(
+        version=4,
+        name="queue_storage_parameters",
+        statements=(
+            "ALTER TABLE {table} SET (\n"
+            "    fillfactor = 70,\n"
+            "    autovacuum_vacuum_scale_factor = 0.01,\n"
+            "    autovacuum_vacuum_threshold = 1000,\n"
+            "    autovacuum_vacuum_insert_scale_factor = 0.01,\n"
+            "    autovacuum_analyze_scale_factor = 0.02\n"
+            ")",
+        ),
+    ),
 )
 
 

@@ -33,8 +33,7 @@ CLAIM_READY_TASK_EXECUTIONS_SQL = (
     "    status = 'running',\n"
     "    started_at = $1::timestamptz,\n"
     "    updated_at = $1::timestamptz,\n"
-    "    expires_at = $1::timestamptz\n"
-    "        + (timeout_ms + $2::bigint) * INTERVAL '1 millisecond',\n"
+    "    expires_at = $1::timestamptz + $2::bigint * INTERVAL '1 millisecond',\n"
     "    version = version + 1\n"
     "WHERE id IN (\n"
     "    SELECT id\n"
@@ -146,8 +145,7 @@ CLAIM_READY_TASK_EXECUTION_BY_EXECUTION_ID_SQL = (
     "    status = 'running',\n"
     "    started_at = $1::timestamptz,\n"
     "    updated_at = $1::timestamptz,\n"
-    "    expires_at = $1::timestamptz\n"
-    "        + (timeout_ms + $2::bigint) * INTERVAL '1 millisecond',\n"
+    "    expires_at = $1::timestamptz + $2::bigint * INTERVAL '1 millisecond',\n"
     "    version = version + 1\n"
     "WHERE execution_id = $3\n"
     "    AND status = 'ready'\n"
@@ -158,6 +156,22 @@ CLAIM_READY_TASK_EXECUTION_BY_EXECUTION_ID_SQL = (
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
     "version, created_at, updated_at, lease_expiries"
+)
+
+
+# RenewTaskExecutionLeases :many (claim.sql)
+RENEW_TASK_EXECUTION_LEASES_SQL = (
+    "UPDATE {table} AS t\n"
+    "SET expires_at = $1::timestamptz\n"
+    "FROM (\n"
+    "    SELECT\n"
+    "        unnest($2::text[]) AS execution_id,\n"
+    "        unnest($3::bigint[]) AS version\n"
+    ") AS l\n"
+    "WHERE t.execution_id = l.execution_id\n"
+    "    AND t.version = l.version\n"
+    "    AND t.status = 'running'\n"
+    "RETURNING t.execution_id"
 )
 
 
@@ -362,6 +376,14 @@ DELETE_EXECUTION_TREES_SQL = (
     "SELECT status, count(*)::bigint AS execution_count\n"
     "FROM deleted\n"
     "GROUP BY status"
+)
+
+
+# TryLockPruning :one (prune.sql)
+TRY_LOCK_PRUNING_SQL = (
+    "SELECT pg_try_advisory_xact_lock(\n"
+    "    $1::bigint # hashtextextended(current_schema(), 0)\n"
+    ") AS locked"
 )
 
 
@@ -662,20 +684,20 @@ class AsyncQueries(_Texts):
         conn: psycopg.AsyncConnection[Any],
         *,
         now: datetime.datetime,
-        lease_margin_ms: int,
+        lease_ms: int,
         row_limit: int,
     ) -> list[DurableTaskExecution]:
         """Claims up to row_limit due ready executions in one statement: the subquery picks them in
         FIFO order (start_at, then insertion), skipping rows other transactions hold, and the
-        UPDATE moves them to running with a lease of each row's own timeout_ms plus
-        lease_margin_ms. The literal 'ready' lets the (status, start_at, id) index return the
-        rows already in that order, so the LIMIT stops the scan early. RETURNING order is
-        unspecified: the storage sorts the rows.
+        UPDATE moves them to running with a lease of lease_ms (renewed by the executor while it
+        runs). The literal 'ready' lets the (status, start_at, id) index return the rows already
+        in that order, so the LIMIT stops the scan early. RETURNING order is unspecified: the
+        storage sorts the rows.
 
         sqlc.arg() rather than @ where a parameter starts an arithmetic expression: sqlc reads @
         as the prefix operator, which would swallow the whole sum as the parameter.
         """
-        args = (now, lease_margin_ms, row_limit)
+        args = (now, lease_ms, row_limit)
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
             await cur.execute(self._sql(CLAIM_READY_TASK_EXECUTIONS_SQL), args)
             rows = await cur.fetchall()
@@ -765,8 +787,8 @@ class AsyncQueries(_Texts):
         row_limit: int,
     ) -> list[GetReadyTaskExecutionsToClaimRow]:
         """The claim's fallback, used only when the set-based claim failed on some row (a poison
-        row: a timeout_ms whose lease overflows bigint or timestamptz): the same candidates in
-        the same order, locked, each then claimed alone (in a savepoint) by
+        row: a stored value the database refuses to compute with): the same candidates in the
+        same order, locked, each then claimed alone (in a savepoint) by
         ClaimReadyTaskExecutionByExecutionId, so that one bad row fails alone and is set aside
         while the others still run.
         """
@@ -781,16 +803,37 @@ class AsyncQueries(_Texts):
         conn: psycopg.AsyncConnection[Any],
         *,
         now: datetime.datetime,
-        lease_margin_ms: int,
+        lease_ms: int,
         execution_id: str,
     ) -> DurableTaskExecution | None:
-        args = (now, lease_margin_ms, execution_id)
+        args = (now, lease_ms, execution_id)
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
             await cur.execute(self._sql(CLAIM_READY_TASK_EXECUTION_BY_EXECUTION_ID_SQL), args)
             row = await cur.fetchone()
         if row is None:
             return None
         return _as_durable_task_execution(row)
+
+    async def renew_task_execution_leases(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        *,
+        expires_at: datetime.datetime,
+        execution_ids: Sequence[str | None],
+        versions: Sequence[int | None],
+    ) -> list[str]:
+        """Renews the leases of this executor's running attempts in one statement (storage/types.py:
+        LeaseRenewingStorageTx). execution_ids and versions are parallel arrays (distinct ids): a
+        row is renewed only while it is still that attempt's (running, same version), so a
+        renewal can never revive a row that was cancelled, finished or expired and claimed again.
+        The version is not bumped: the attempt's result write is guarded by the version its claim
+        wrote, and must still match after any number of renewals. The renewed ids are returned.
+        """
+        args = (expires_at, list(execution_ids), list(versions))
+        async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
+            await cur.execute(self._sql(RENEW_TASK_EXECUTION_LEASES_SQL), args)
+            rows = await cur.fetchall()
+        return [row[0] for row in rows]
 
     async def insert_task_executions(
         self,
@@ -1018,6 +1061,28 @@ class AsyncQueries(_Texts):
             await cur.execute(self._sql(DELETE_EXECUTION_TREES_SQL), args)
             rows = await cur.fetchall()
         return [_as_delete_execution_trees_row(row) for row in rows]
+
+    async def try_lock_pruning(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        *,
+        lock_key: int,
+    ) -> bool | None:
+        """Automatic retention's one-pruner-at-a-time lock: a transaction-scoped advisory lock,
+        released at commit or rollback, taken without waiting (false: another executor is
+        pruning). The caller derives lock_key from the table name (distinct from the migration
+        lock's key); advisory locks are database-wide, so the schema the table lives in (the
+        first of the search path, where open_storage creates it) is mixed in: the same table name
+        in two schemas prunes independently.
+        """
+        args = (lock_key,)
+        async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
+            await cur.execute(self._sql(TRY_LOCK_PRUNING_SQL), args)
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        value: bool = row[0]
+        return value
 
     async def get_task_execution_ids_by_execution_ids(
         self,
@@ -1249,20 +1314,20 @@ class Queries(_Texts):
         conn: psycopg.Connection[Any],
         *,
         now: datetime.datetime,
-        lease_margin_ms: int,
+        lease_ms: int,
         row_limit: int,
     ) -> list[DurableTaskExecution]:
         """Claims up to row_limit due ready executions in one statement: the subquery picks them in
         FIFO order (start_at, then insertion), skipping rows other transactions hold, and the
-        UPDATE moves them to running with a lease of each row's own timeout_ms plus
-        lease_margin_ms. The literal 'ready' lets the (status, start_at, id) index return the
-        rows already in that order, so the LIMIT stops the scan early. RETURNING order is
-        unspecified: the storage sorts the rows.
+        UPDATE moves them to running with a lease of lease_ms (renewed by the executor while it
+        runs). The literal 'ready' lets the (status, start_at, id) index return the rows already
+        in that order, so the LIMIT stops the scan early. RETURNING order is unspecified: the
+        storage sorts the rows.
 
         sqlc.arg() rather than @ where a parameter starts an arithmetic expression: sqlc reads @
         as the prefix operator, which would swallow the whole sum as the parameter.
         """
-        args = (now, lease_margin_ms, row_limit)
+        args = (now, lease_ms, row_limit)
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
             cur.execute(self._sql(CLAIM_READY_TASK_EXECUTIONS_SQL), args)
             rows = cur.fetchall()
@@ -1352,8 +1417,8 @@ class Queries(_Texts):
         row_limit: int,
     ) -> list[GetReadyTaskExecutionsToClaimRow]:
         """The claim's fallback, used only when the set-based claim failed on some row (a poison
-        row: a timeout_ms whose lease overflows bigint or timestamptz): the same candidates in
-        the same order, locked, each then claimed alone (in a savepoint) by
+        row: a stored value the database refuses to compute with): the same candidates in the
+        same order, locked, each then claimed alone (in a savepoint) by
         ClaimReadyTaskExecutionByExecutionId, so that one bad row fails alone and is set aside
         while the others still run.
         """
@@ -1368,16 +1433,37 @@ class Queries(_Texts):
         conn: psycopg.Connection[Any],
         *,
         now: datetime.datetime,
-        lease_margin_ms: int,
+        lease_ms: int,
         execution_id: str,
     ) -> DurableTaskExecution | None:
-        args = (now, lease_margin_ms, execution_id)
+        args = (now, lease_ms, execution_id)
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
             cur.execute(self._sql(CLAIM_READY_TASK_EXECUTION_BY_EXECUTION_ID_SQL), args)
             row = cur.fetchone()
         if row is None:
             return None
         return _as_durable_task_execution(row)
+
+    def renew_task_execution_leases(
+        self,
+        conn: psycopg.Connection[Any],
+        *,
+        expires_at: datetime.datetime,
+        execution_ids: Sequence[str | None],
+        versions: Sequence[int | None],
+    ) -> list[str]:
+        """Renews the leases of this executor's running attempts in one statement (storage/types.py:
+        LeaseRenewingStorageTx). execution_ids and versions are parallel arrays (distinct ids): a
+        row is renewed only while it is still that attempt's (running, same version), so a
+        renewal can never revive a row that was cancelled, finished or expired and claimed again.
+        The version is not bumped: the attempt's result write is guarded by the version its claim
+        wrote, and must still match after any number of renewals. The renewed ids are returned.
+        """
+        args = (expires_at, list(execution_ids), list(versions))
+        with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
+            cur.execute(self._sql(RENEW_TASK_EXECUTION_LEASES_SQL), args)
+            rows = cur.fetchall()
+        return [row[0] for row in rows]
 
     def insert_task_executions(
         self,
@@ -1605,6 +1691,28 @@ class Queries(_Texts):
             cur.execute(self._sql(DELETE_EXECUTION_TREES_SQL), args)
             rows = cur.fetchall()
         return [_as_delete_execution_trees_row(row) for row in rows]
+
+    def try_lock_pruning(
+        self,
+        conn: psycopg.Connection[Any],
+        *,
+        lock_key: int,
+    ) -> bool | None:
+        """Automatic retention's one-pruner-at-a-time lock: a transaction-scoped advisory lock,
+        released at commit or rollback, taken without waiting (false: another executor is
+        pruning). The caller derives lock_key from the table name (distinct from the migration
+        lock's key); advisory locks are database-wide, so the schema the table lives in (the
+        first of the search path, where open_storage creates it) is mixed in: the same table name
+        in two schemas prunes independently.
+        """
+        args = (lock_key,)
+        with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
+            cur.execute(self._sql(TRY_LOCK_PRUNING_SQL), args)
+            row = cur.fetchone()
+        if row is None:
+            return None
+        value: bool = row[0]
+        return value
 
     def get_task_execution_ids_by_execution_ids(
         self,

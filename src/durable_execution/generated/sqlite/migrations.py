@@ -121,6 +121,11 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX ix_{table}_root_execution_id\n    ON {table} (root_execution_id)",
         ),
     ),
+    Migration(
+        version=4,
+        name="queue_storage_parameters",
+        statements=("SELECT 1",),
+    ),
 )
 
 

@@ -27,7 +27,7 @@ CLAIM_READY_TASK_EXECUTIONS_SQL = (
     "    status = 'running',\n"
     "    started_at = CAST(:p1 AS INTEGER),\n"
     "    updated_at = CAST(:p1 AS INTEGER),\n"
-    "    expires_at = CAST(:p1 AS INTEGER) + timeout_ms + CAST(:p2 AS INTEGER),\n"
+    "    expires_at = CAST(:p1 AS INTEGER) + CAST(:p2 AS INTEGER),\n"
     "    version = version + 1\n"
     "WHERE id IN (\n"
     "    SELECT id\n"
@@ -64,7 +64,7 @@ CLAIM_READY_TASK_EXECUTION_BY_EXECUTION_ID_SQL = (
     "    status = 'running',\n"
     "    started_at = CAST(:p1 AS INTEGER),\n"
     "    updated_at = CAST(:p1 AS INTEGER),\n"
-    "    expires_at = CAST(:p1 AS INTEGER) + timeout_ms + CAST(:p2 AS INTEGER),\n"
+    "    expires_at = CAST(:p1 AS INTEGER) + CAST(:p2 AS INTEGER),\n"
     "    version = version + 1\n"
     "WHERE execution_id = :p3\n"
     "    AND status = 'ready'\n"
@@ -75,6 +75,19 @@ CLAIM_READY_TASK_EXECUTION_BY_EXECUTION_ID_SQL = (
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
     "version, created_at, updated_at, lease_expiries"
+)
+
+
+# RenewTaskExecutionLeases :many (claim.sql)
+RENEW_TASK_EXECUTION_LEASES_SQL = (
+    "UPDATE {table}\n"
+    "SET expires_at = CAST(:p1 AS INTEGER)\n"
+    "WHERE status = 'running'\n"
+    "    AND execution_id IN (SELECT key FROM json_each(CAST(:p2 AS TEXT)))\n"
+    "    AND version = (\n"
+    "        SELECT value FROM json_each(CAST(:p2 AS TEXT)) WHERE key = execution_id\n"
+    "    )\n"
+    "RETURNING execution_id"
 )
 
 
@@ -529,17 +542,18 @@ class Queries(_Texts):
         conn: sqlite3.Connection,
         *,
         now: int,
-        lease_margin_ms: int,
+        lease_ms: int,
         row_limit: int,
     ) -> list[DurableTaskExecution]:
         """Claims up to row_limit due ready executions in one statement: the subquery picks them in
         FIFO order (start_at, then insertion) and the UPDATE moves them to running with a lease
-        of each row's own timeout_ms plus lease_margin_ms. The literal 'ready' lets the (status,
-        start_at, id) index return the rows already in that order, so the LIMIT stops the scan
-        early. No row locks are needed: the write transaction (BEGIN IMMEDIATE) already excludes
-        every other writer. RETURNING order is unspecified: the storage sorts the rows.
+        of lease_ms (renewed by the executor while it runs; the attempt's timeout is the
+        executor's business). The literal 'ready' lets the (status, start_at, id) index return
+        the rows already in that order, so the LIMIT stops the scan early. No row locks are
+        needed: the write transaction (BEGIN IMMEDIATE) already excludes every other writer.
+        RETURNING order is unspecified: the storage sorts the rows.
         """
-        args: dict[str, object] = {"p1": now, "p2": lease_margin_ms, "p3": row_limit}
+        args: dict[str, object] = {"p1": now, "p2": lease_ms, "p3": row_limit}
         with closing(conn.cursor()) as cur:
             cur.execute(self._sql(CLAIM_READY_TASK_EXECUTIONS_SQL), args)
             rows = cur.fetchall()
@@ -553,9 +567,9 @@ class Queries(_Texts):
         row_limit: int,
     ) -> list[GetReadyTaskExecutionsToClaimRow]:
         """The claim's fallback, used only when the set-based claim failed on some row (a poison
-        row: a timeout_ms whose lease overflows, a value a CHECK refuses): the same candidates in
-        the same order, each then claimed alone by ClaimReadyTaskExecutionByExecutionId, so that
-        one bad row fails alone and is set aside while the others still run.
+        row: a value a CHECK refuses): the same candidates in the same order, each then claimed
+        alone by ClaimReadyTaskExecutionByExecutionId, so that one bad row fails alone and is set
+        aside while the others still run.
         """
         args: dict[str, object] = {"p1": now, "p2": row_limit}
         with closing(conn.cursor()) as cur:
@@ -568,16 +582,36 @@ class Queries(_Texts):
         conn: sqlite3.Connection,
         *,
         now: int,
-        lease_margin_ms: int,
+        lease_ms: int,
         execution_id: str,
     ) -> DurableTaskExecution | None:
-        args: dict[str, object] = {"p1": now, "p2": lease_margin_ms, "p3": execution_id}
+        args: dict[str, object] = {"p1": now, "p2": lease_ms, "p3": execution_id}
         with closing(conn.cursor()) as cur:
             cur.execute(self._sql(CLAIM_READY_TASK_EXECUTION_BY_EXECUTION_ID_SQL), args)
             row = cur.fetchone()
         if row is None:
             return None
         return _as_durable_task_execution(row)
+
+    def renew_task_execution_leases(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        expires_at: int,
+        leases: str,
+    ) -> list[str]:
+        """Renews the leases of this executor's running attempts in one statement (storage/types.py:
+        LeaseRenewingStorageTx). leases is a JSON object {execution_id: claimed version}: a row
+        is renewed only while it is still that attempt's (running, same version), so a renewal
+        can never revive a row that was cancelled, finished or expired and claimed again. The
+        version is not bumped: the attempt's result write is guarded by the version its claim
+        wrote, and must still match after any number of renewals. The renewed ids are returned.
+        """
+        args: dict[str, object] = {"p1": expires_at, "p2": leases}
+        with closing(conn.cursor()) as cur:
+            cur.execute(self._sql(RENEW_TASK_EXECUTION_LEASES_SQL), args)
+            rows = cur.fetchall()
+        return [row[0] for row in rows]
 
     def insert_task_execution(
         self,
