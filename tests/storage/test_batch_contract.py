@@ -58,7 +58,7 @@ async def claim(storage: DurableStorage, limit: int, now_ms: int = 5) -> Claimed
 
 
 def claimed_form(before: TaskExecutionRecord, now_ms: int) -> TaskExecutionRecord:
-    """``before`` as the claim must leave it (the generic claim's write, per row)."""
+    """``before`` as the claim must leave it (a guarded ready -> running write, per row)."""
     return replace(
         before,
         status="running",
