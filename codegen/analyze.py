@@ -5,7 +5,9 @@ Every refusal happens here, with a message that names the query, so the emitters
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from codegen import naming
 from codegen.errors import CodegenError
@@ -33,6 +35,47 @@ RESERVED_FIELD_NAMES = frozenset(
     {"int", "float", "str", "bool", "bytes", "list", "datetime", "Decimal", "UUID", "JsonValue"}
 )
 RESERVED_METHOD_NAMES = frozenset({"table"})  # the attribute holding the table name
+# A comment line of a query that asks for a synchronous PostgreSQL method too.
+SYNC_MARKER = "@sync"
+_NAME_LINE = re.compile(r"--\s*name:\s*(\S+)")
+
+
+def _query_file(filename: str, query_paths: tuple[str, ...]) -> Path | None:
+    for query_path in query_paths:
+        path = Path(query_path)
+        if path.is_file() and path.name == filename:
+            return path
+        if path.is_dir() and (path / filename).is_file():
+            return path / filename
+    return None
+
+
+def _own_comments(query: Query, query_paths: tuple[str, ...]) -> tuple[str, ...]:
+    """The comments of ``query`` itself, without a comment block that a blank line separates.
+
+    sqlc sends every `--` line between the previous statement and the query, blank lines
+    dropped, so a file's opening comment arrives merged into its first query's comments. The
+    file tells them apart: the query's own comment is the block of `--` lines touching its
+    `-- name:` line (above it and below it).
+    """
+    path = _query_file(query.filename, query_paths)
+    if path is None:
+        return query.comments  # cannot tell: keep everything rather than guess
+    lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    for index, line in enumerate(lines):
+        match = _NAME_LINE.match(line)
+        if match is None or match.group(1) != query.name:
+            continue
+        above = 0
+        while index - above - 1 >= 0 and lines[index - above - 1].startswith("--"):
+            above += 1
+        below = 0
+        while index + below + 1 < len(lines) and lines[index + below + 1].startswith("--"):
+            below += 1
+        own = above + below
+        if own <= len(query.comments):
+            return query.comments[len(query.comments) - own :]
+    return query.comments
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +131,9 @@ class QueryPlan:
     constant: str
     doc: tuple[str, ...]
     args: tuple[Arg, ...]  # ordered by parameter number
-    row: RowClass | None  # None for :exec and :execrows
+    row: RowClass | None  # None for :exec, :execrows and single-column results
+    value: Field | None  # the one column of a single-column :one/:many, returned as is
+    sync: bool  # `-- @sync`: a synchronous caller uses it (PostgreSQL emits a sync method)
     postgresql_text: str  # the templated text, `$N` untouched (PostgreSQL only)
     sqlite_text: SqliteText | None  # the rewritten, templated text (SQLite only)
     table_identifiers: frozenset[str]  # the names in the text derived from the table name
@@ -187,20 +232,32 @@ def _same_columns(a: tuple[Field, ...], b: tuple[Field, ...]) -> bool:
     )
 
 
-def _row(request: Request, query: Query, tables: dict[str, RowClass]) -> RowClass:
+def _result(
+    request: Request, query: Query, tables: dict[str, RowClass]
+) -> tuple[RowClass | None, Field | None]:
+    """What a :one/:many returns: a row class, or the plain value of its only column."""
     if not query.columns:
         raise CodegenError(f"query {query.name}: {query.cmd} needs a query that returns columns")
     fields = _fields(request, query.columns, f"query {query.name}")
+    if len(fields) == 1:
+        # As sqlc's Go output does: one column is returned as itself, not in a one-field class.
+        if query.cmd == ":one" and fields[0].nullable:
+            raise CodegenError(
+                f"query {query.name}: :one returning the nullable column {fields[0].name!r} "
+                "cannot tell a NULL from no row; use coalesce() or :many"
+            )
+        return None, fields[0]
     sources = {column.table.name if column.table else "" for column in query.columns}
     if len(sources) == 1:
         table = tables.get(sources.pop())
         if table is not None and _same_columns(fields, table.fields):
-            return table
-    return RowClass(
+            return table, None
+    row = RowClass(
         name=naming.camel_case(query.name) + "Row",
         doc=f"The columns {query.name} returns.",
         fields=fields,
     )
+    return row, None
 
 
 def _postgresql_text(query: Query, table: str) -> str:
@@ -248,7 +305,9 @@ def _query_plan(request: Request, query: Query, tables: dict[str, RowClass]) -> 
     if not method or method in RESERVED_METHOD_NAMES:
         raise CodegenError(f"query {query.name}: gives the method name {method!r}; rename it")
     args = _args(request, query)
-    row = _row(request, query, tables) if query.cmd in (":one", ":many") else None
+    row, value = None, None
+    if query.cmd in (":one", ":many"):
+        row, value = _result(request, query, tables)
     text, sqlite_text = "", None
     try:
         if request.engine == POSTGRESQL:
@@ -257,10 +316,9 @@ def _query_plan(request: Request, query: Query, tables: dict[str, RowClass]) -> 
             sqlite_text = _sqlite_text(query, request.options.table)
     except CodegenError as error:
         raise CodegenError(f"query {query.name}: {error}") from None
-    # sqlc hands over every `--` line between the previous statement and this one, so a
-    # file's opening comment arrives here too, merged into its first query's comments (the
-    # blank line that separated them is not in the request).
-    doc = tuple(line.strip() for line in query.comments)
+    comments = [line.strip() for line in _own_comments(query, request.query_paths)]
+    sync = SYNC_MARKER in comments or request.options.sync == "all"
+    doc = tuple(line for line in comments if line != SYNC_MARKER)
     identifiers = table_identifiers(tokenize(query.text, request.engine), request.options.table)
     return QueryPlan(
         name=query.name,
@@ -271,6 +329,8 @@ def _query_plan(request: Request, query: Query, tables: dict[str, RowClass]) -> 
         doc=doc,
         args=args,
         row=row,
+        value=value,
+        sync=sync,
         postgresql_text=text,
         sqlite_text=sqlite_text,
         table_identifiers=identifiers,

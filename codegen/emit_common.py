@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from codegen.analyze import Package, QueryPlan, RowClass
+from codegen.analyze import Field, Package, QueryPlan, RowClass
 from codegen.naming import snake_case
 from codegen.pysource import (
     HEADER,
@@ -13,6 +13,8 @@ from codegen.pysource import (
     Imports,
     bracketed,
     docstring,
+    return_call,
+    return_list_comprehension,
     source,
     string_assignment,
     string_literal,
@@ -205,6 +207,89 @@ def sql_constant(plan: QueryPlan, text: str | Sequence[str]) -> list[str]:
     if isinstance(text, str):
         return [comment, *string_assignment(plan.constant, text)]
     return [comment, *string_tuple("", f"{plan.constant} = (", text, ")")]
+
+
+_TEXTS_CLASS = '''\
+class _Texts:
+    """The table name, and each SQL text with it filled in.
+
+    A text is filled once per query and kept: byte-identical texts keep the driver's statement
+    cache effective.
+    """
+
+    def __init__(self, table: str = DEFAULT_TABLE) -> None:
+        self.table = validate_table_name(table)
+        self._texts: dict[str, str] = {}
+
+    def _sql(self, template: str) -> str:
+        text = self._texts.get(template)
+        if text is None:
+            text = self._texts[template] = template.format(table=self.table)
+        return text
+'''
+
+
+def texts_class() -> list[str]:
+    """The base of the query classes: the table name and the filled-in SQL texts."""
+    return _TEXTS_CLASS.splitlines()
+
+
+def result_imports(plan: QueryPlan, imports: Imports) -> None:
+    """Import what the return annotation of ``plan`` names."""
+    if plan.row is not None:
+        imports.add_from(".models", plan.row.name)
+    if plan.value is not None:
+        imports.add(*plan.value.type.imports)
+        if plan.value.type.from_models:
+            imports.add_from(".models", plan.value.type.annotation)
+
+
+def return_annotation(plan: QueryPlan) -> str:
+    if plan.cmd in (":one", ":many"):
+        if plan.value is not None:
+            result = plan.value.annotation
+        else:
+            assert plan.row is not None
+            result = plan.row.name
+        if plan.cmd == ":many":
+            return f"list[{result}]"
+        return result if result.endswith("| None") else f"{result} | None"
+    return "int" if plan.cmd == ":execrows" else "None"
+
+
+def _value(field: Field, value: str, *, convert_bools: bool) -> str:
+    if convert_bools and field.type.to_bool:
+        # SQLite has no boolean storage class: a BOOLEAN column holds 0 or 1.
+        return f"None if {value} is None else bool({value})" if field.nullable else f"bool({value})"
+    return value
+
+
+def fetch_lines(plan: QueryPlan, pad: str, await_: str, *, convert_bools: bool) -> list[str]:
+    """The end of a method body: fetch the rows of a :one/:many and return them converted."""
+    lines: list[str] = []
+    if plan.cmd == ":one":
+        lines.append(f"{pad}{INDENT}row = {await_}cur.fetchone()")
+        lines += [f"{pad}if row is None:", f"{pad}{INDENT}return None"]
+        if plan.value is not None:
+            value = _value(plan.value, "row[0]", convert_bools=convert_bools)
+            if value == "row[0]":  # Any: give it the column's type, as a converter would
+                lines.append(f"{pad}value: {plan.value.annotation} = row[0]")
+                value = "value"
+            lines.append(f"{pad}return {value}")
+        else:
+            assert plan.row is not None
+            lines += return_call(pad, converter_name(plan.row), "row")
+    elif plan.cmd == ":many":
+        lines.append(f"{pad}{INDENT}rows = {await_}cur.fetchall()")
+        if plan.value is not None:
+            element = _value(plan.value, "row[0]", convert_bools=convert_bools)
+        else:
+            assert plan.row is not None
+            element = f"{converter_name(plan.row)}(row)"
+        lines += return_list_comprehension(pad, element, "for row in rows")
+    elif plan.cmd == ":execrows":
+        lines.append(f"{pad}{INDENT}return cur.rowcount")
+    return lines
 
 
 def converter_name(row: RowClass) -> str:

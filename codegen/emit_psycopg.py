@@ -8,16 +8,17 @@ the order they appear in the text). Nothing in the text needs escaping for it.
 from __future__ import annotations
 
 from codegen.analyze import Arg, Package, QueryPlan
-from codegen.emit_common import DIALECT_TITLES, converter, converter_name, head, sql_constant
-from codegen.pysource import (
-    INDENT,
-    Imports,
-    bracketed,
-    docstring,
-    return_call,
-    return_list_comprehension,
-    source,
+from codegen.emit_common import (
+    DIALECT_TITLES,
+    converter,
+    fetch_lines,
+    head,
+    result_imports,
+    return_annotation,
+    sql_constant,
+    texts_class,
 )
+from codegen.pysource import INDENT, Imports, bracketed, docstring, source
 from codegen.typemap import Import
 
 _ANY_COMMENT = (
@@ -32,9 +33,9 @@ def queries_module(package: Package) -> str:
     imports.add_from("._table", "DEFAULT_TABLE", "validate_table_name")
     rows = []
     for plan in package.queries:
+        result_imports(plan, imports)
         if plan.row is not None and plan.row not in rows:
             rows.append(plan.row)
-            imports.add_from(".models", plan.row.name)
         for arg in plan.args:
             imports.add(*arg.type.imports)
             if arg.type.from_models:
@@ -47,8 +48,9 @@ def queries_module(package: Package) -> str:
         f"Typed {DIALECT_TITLES[package.dialect]} queries for psycopg 3, from "
         f"{', '.join(package.query_paths)}.",
         "",
-        "Every SQL text is a template in which `{table}` stands for the table name; a",
-        "`Queries`/`AsyncQueries` object fills it in once, when it is created.",
+        "In each SQL text `{table}` stands for the table name, which the query class fills in.",
+        "`AsyncQueries` has every query; the synchronous `Queries` only those a synchronous",
+        "caller uses (marked `-- @sync` in the SQL).",
     ]
     blocks = [head(package, doc, imports)]
     blocks += [sql_constant(plan, plan.postgresql_text) for plan in package.queries]
@@ -56,51 +58,29 @@ def queries_module(package: Package) -> str:
     if converters:
         converters[0] = ["# Rows arrive as plain tuples (tuple_row) of Any.", *converters[0]]
     blocks += converters
-    blocks.append(_base_class(package))
+    blocks.append(texts_class())
     blocks.append([*_ANY_COMMENT, *_queries_class(package, is_async=True)])
-    blocks.append(_queries_class(package, is_async=False))
+    if has_sync(package):
+        blocks.append(_queries_class(package, is_async=False))
     return source(blocks, "queries.py")
 
 
-def _base_class(package: Package) -> list[str]:
-    lines = [
-        "class _SqlTexts:",
-        '    """The SQL texts with the table name filled in, shared by both query classes."""',
-        "",
-        "    def __init__(self, table: str = DEFAULT_TABLE) -> None:",
-        "        self.table = validate_table_name(table)",
-        "",
-        "        def fill(template: str) -> str:",
-        "            return template.format(table=table)",
-        "",
-        "        # Filled once: byte-identical texts keep psycopg's automatic prepared statements",
-        "        # effective.",
-    ]
-    for plan in package.queries:
-        lines += bracketed(INDENT * 2, f"self._{plan.method} = fill(", [plan.constant], ")")
-    return lines
+def has_sync(package: Package) -> bool:
+    """Whether any query asks for a synchronous method (then `Queries` exists)."""
+    return any(plan.sync for plan in package.queries)
 
 
 def _queries_class(package: Package, *, is_async: bool) -> list[str]:
     name = "AsyncQueries" if is_async else "Queries"
     kind = "for asyncio" if is_async else "synchronous"
     lines = [
-        f"class {name}(_SqlTexts):",
+        f"class {name}(_Texts):",
         f'    """The queries, {kind}; each method runs one statement on `conn`."""',
     ]
     for plan in package.queries:
-        lines += ["", *_method(plan, is_async=is_async)]
+        if is_async or plan.sync:
+            lines += ["", *_method(plan, is_async=is_async)]
     return lines
-
-
-def _return_annotation(plan: QueryPlan) -> str:
-    if plan.cmd == ":one":
-        assert plan.row is not None
-        return f"{plan.row.name} | None"
-    if plan.cmd == ":many":
-        assert plan.row is not None
-        return f"list[{plan.row.name}]"
-    return "int" if plan.cmd == ":execrows" else "None"
 
 
 def _bind(arg: Arg) -> str:
@@ -125,10 +105,10 @@ def _method(plan: QueryPlan, *, is_async: bool) -> list[str]:
         params += ["*", *(f"{arg.name}: {arg.annotation}" for arg in plan.args)]
     lines = [f"{INDENT}{'async ' if is_async else ''}def {plan.method}("]
     lines += [f"{pad}{param}," for param in params]
-    lines.append(f"{INDENT}) -> {_return_annotation(plan)}:")
+    lines.append(f"{INDENT}) -> {return_annotation(plan)}:")
     lines += docstring(plan.doc, pad)
     await_ = "await " if is_async else ""
-    execute_args = [f"self._{plan.method}"]
+    execute_args = [f"self._sql({plan.constant})"]
     if plan.args:
         lines += bracketed(pad, "args = (", [_bind(arg) for arg in plan.args], ")", is_tuple=True)
         execute_args.append("args")
@@ -137,17 +117,5 @@ def _method(plan: QueryPlan, *, is_async: bool) -> list[str]:
         f"{pad}{'async ' if is_async else ''}with {cursor}(conn, row_factory=tuple_row) as cur:"
     )
     lines += bracketed(pad + INDENT, f"{await_}cur.execute(", execute_args, ")")
-    if plan.cmd == ":one":
-        assert plan.row is not None
-        lines.append(f"{pad}{INDENT}row = {await_}cur.fetchone()")
-        lines += [f"{pad}if row is None:", f"{pad}{INDENT}return None"]
-        lines += return_call(pad, converter_name(plan.row), "row")
-    elif plan.cmd == ":many":
-        assert plan.row is not None
-        lines.append(f"{pad}{INDENT}rows = {await_}cur.fetchall()")
-        lines += return_list_comprehension(
-            pad, f"{converter_name(plan.row)}(row)", "for row in rows"
-        )
-    elif plan.cmd == ":execrows":
-        lines.append(f"{pad}{INDENT}return cur.rowcount")
+    lines += fetch_lines(plan, pad, await_, convert_bools=False)
     return lines

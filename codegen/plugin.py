@@ -32,7 +32,9 @@ def generate(data: bytes) -> dict[str, str]:
     limit = table_name_limit(frozenset().union(*derived), request.options.table)
     if request.options.target == "psycopg":
         queries = emit_psycopg.queries_module(package)
-        classes = ["AsyncQueries", "Queries"]
+        classes = ["AsyncQueries"]
+        if emit_psycopg.has_sync(package):
+            classes.append("Queries")
     else:
         queries = emit_sqlite.queries_module(package)
         classes = ["Queries"]

@@ -79,6 +79,7 @@ class Query:
 class Options:
     target: str  # "psycopg" or "sqlite3"
     table: str  # the default table name; SQL identifiers derived from it become templates
+    sync: str  # psycopg: "marked" (sync methods only for `-- @sync` queries) or "all"
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,9 +200,11 @@ def _options(encoded: str) -> Options:
     except ValueError as error:
         raise CodegenError(f"malformed plugin options: {error}") from error
     options = _obj(raw, "plugin options")
-    unknown = sorted(set(options) - {"target", "table"})
+    unknown = sorted(set(options) - {"target", "table", "sync"})
     if unknown:
-        raise CodegenError(f"unknown plugin option(s) {', '.join(unknown)}; known: target, table")
+        raise CodegenError(
+            f"unknown plugin option(s) {', '.join(unknown)}; known: target, table, sync"
+        )
     target = _str(options, "target")
     if target not in TARGETS:
         raise CodegenError(
@@ -210,7 +213,10 @@ def _options(encoded: str) -> Options:
     table = _str(options, "table")
     if not table:
         raise CodegenError("plugin option table is required (the default table name)")
-    return Options(target=target, table=table)
+    sync = _str(options, "sync") if "sync" in options else "marked"
+    if sync not in ("marked", "all"):
+        raise CodegenError(f"plugin option sync must be 'marked' or 'all', not {sync!r}")
+    return Options(target=target, table=table, sync=sync)
 
 
 def decode_request(data: bytes) -> Request:

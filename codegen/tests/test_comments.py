@@ -1,4 +1,4 @@
-"""Query docstrings come from the `comments` sqlc sends, which the plugin takes as they are."""
+"""Query docstrings: the `comments` sqlc sends, less a file comment that a blank line separates."""
 
 from __future__ import annotations
 
@@ -23,13 +23,12 @@ SELECT 2::int AS two;
 """
 
 
-def test_sqlc_merges_a_files_opening_comment_into_its_first_query(
+def test_a_files_opening_comment_stays_out_of_its_first_querys_docstring(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # sqlc collects every `--` line between the previous statement and the query's end
     # (internal/source StripComments) and drops blank lines, so the request cannot tell a
-    # file-level comment from the first query's own. If this starts failing, sqlc has changed:
-    # the plugin could then leave the file comment out of the docstring.
+    # file-level comment from the first query's own; the plugin reads the file to tell.
     project = write_project(
         tmp_path / "project",
         "postgresql",
@@ -45,6 +44,6 @@ def test_sqlc_merges_a_files_opening_comment_into_its_first_query(
     monkeypatch.chdir(work)
     plans = plan_package(request).queries
     assert [plan.doc for plan in plans] == [
-        ("About this whole file.", "About the first query."),
+        ("About the first query.",),
         ("About the second query.",),
     ]

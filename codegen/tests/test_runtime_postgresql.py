@@ -175,7 +175,7 @@ def test_array_parameters_admit_null_elements() -> None:
     assert hints["labels"] == Sequence[str | None]
     assert hints["execution_ids"] == Sequence[str | None]
     assert hints["inputs"] == Sequence[JsonValue]
-    optional = Queries.get_by_execution_ids.__annotations__["statuses"]
+    optional = AsyncQueries.get_by_execution_ids.__annotations__["statuses"]
     assert optional == Sequence[str | None] | None
 
 
@@ -334,3 +334,23 @@ def test_sync_twin(postgres_url: str) -> None:
         assert sync.count_by_status(conn, status="running") == CountByStatusRow(
             total=0, any_closed=False
         )
+
+
+def test_the_sync_class_has_only_the_queries_marked_for_a_sync_caller() -> None:
+    def methods(cls: type[object]) -> set[str]:
+        return {name for name in vars(cls) if not name.startswith("_")}
+
+    assert methods(Queries) == {"insert_task", "claim_batch", "set_meta", "count_by_status"}
+    assert methods(Queries) < methods(AsyncQueries)
+
+
+def test_a_files_opening_comment_is_in_no_docstring() -> None:
+    assert AsyncQueries.insert_task.__doc__ == "Insert one execution and return the whole row."
+
+
+async def test_single_column_results_are_plain_values(conn: Conn) -> None:
+    await insert(conn, "a")
+    await insert(conn, "b")
+    assert await q.list_execution_ids(conn, status="ready") == ["a", "b"]
+    assert await q.get_label(conn, execution_id="a") == ""
+    assert await q.get_label(conn, execution_id="missing") is None

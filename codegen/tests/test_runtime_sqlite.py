@@ -140,7 +140,7 @@ def test_bare_parameters_around_a_slice_bind_the_right_values(
     insert(q, conn, "y", status="ready")
     insert(q, conn, "z", status="done")
     rows = q.get_bare_params(conn, status="ready", attempts=0, execution_ids=["y", "z", "x"])
-    assert [r.id for r in rows] == sorted(r.id for r in rows)
+    assert rows == sorted(rows)
     assert len(rows) == 2
     assert q.get_bare_params(conn, status="ready", attempts=1, execution_ids=["x", "y"]) == []
 
@@ -160,10 +160,9 @@ def test_three_slices_literals_and_empty_slices(q: Queries, conn: sqlite3.Connec
         excluded: Sequence[str] = ("c",),
         min_attempts: int = 0,
     ) -> list[int]:
-        rows = q.get_two_slices(
+        return q.get_two_slices(
             conn, ids=ids, statuses=statuses, excluded=excluded, min_attempts=min_attempts
         )
-        return [r.id for r in rows]
 
     assert ids() == [a.id, b.id]
     assert ids(statuses=["running"]) == [b.id]
@@ -176,10 +175,10 @@ def test_numbered_parameters_reused(q: Queries, conn: sqlite3.Connection) -> Non
     low = insert(q, conn, "low", score=0.1)
     high = insert(q, conn, "high", score=0.9)
     unscored = insert(q, conn, "unscored")
-    assert [r.id for r in q.get_numbered(conn, attempts=0, score=0.5)] == [high.id, unscored.id]
-    assert [r.id for r in q.get_numbered(conn, attempts=0, score=None)] == [unscored.id]
+    assert q.get_numbered(conn, attempts=0, score=0.5) == [high.id, unscored.id]
+    assert q.get_numbered(conn, attempts=0, score=None) == [unscored.id]
     assert q.get_numbered(conn, attempts=-20, score=0.0) == []
-    assert low.id not in [r.id for r in q.get_numbered(conn, attempts=0, score=0.5)]
+    assert low.id not in q.get_numbered(conn, attempts=0, score=0.5)
 
 
 def test_optional_filter_and_boolean_cast(q: Queries, conn: sqlite3.Connection) -> None:
@@ -261,3 +260,14 @@ def test_longest_valid_table_name(conn: sqlite3.Connection) -> None:
     migrate(conn, table)
     names = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
     assert {table, f"{table}_migrations", f"ix_{table}_status", f"{table}_label"} <= names
+
+
+def test_single_column_results_are_plain_values(q: Queries, conn: sqlite3.Connection) -> None:
+    insert(q, conn, "open")
+    insert(q, conn, "closed", is_closed=True)
+    assert q.list_closed_flags(conn, execution_ids=["open", "closed"]) == [False, True]
+    assert q.list_closed_flags(conn, execution_ids=[]) == []
+
+
+def test_a_files_opening_comment_is_in_no_docstring() -> None:
+    assert Queries.insert_task.__doc__ is None or "fixture" not in Queries.insert_task.__doc__

@@ -6,8 +6,8 @@
 --   ignored when NULL; `expires_at < NULL` is never true, so rows without expires_at never match
 --   expires_at_less_than;
 -- * row_limit NULL means no limit (LIMIT NULL), 0 means no rows;
--- * results are ordered: by_execution_ids by id (insertion order), by_statuses by updated_at,
---   by_start_at_less_than by start_at (FIFO claims); ties are broken by id.
+-- * results are ordered: by_execution_ids by id (insertion order), by_statuses by updated_at;
+--   ties are broken by id.
 -- The same queries with FOR UPDATE SKIP LOCKED are in select_for_update.sql.
 
 -- name: GetTaskExecutionIdsByExecutionIds :many
@@ -58,20 +58,4 @@ WHERE status = ANY(@statuses::text[])
         OR expires_at < sqlc.narg('expires_at_less_than')
     )
 ORDER BY updated_at, id
-LIMIT sqlc.narg('row_limit')::integer;
-
--- name: GetTaskExecutionIdsByStartAtLessThan :many
-SELECT execution_id
-FROM durable_task_executions
-WHERE status = ANY(@statuses::text[])
-    AND start_at < @start_at_less_than::timestamptz
-ORDER BY start_at, id
-LIMIT sqlc.narg('row_limit')::integer;
-
--- name: GetTaskExecutionsByStartAtLessThan :many
-SELECT *
-FROM durable_task_executions
-WHERE status = ANY(@statuses::text[])
-    AND start_at < @start_at_less_than::timestamptz
-ORDER BY start_at, id
 LIMIT sqlc.narg('row_limit')::integer;

@@ -56,21 +56,3 @@ WHERE status = ANY(@statuses::text[])
 ORDER BY updated_at, id
 LIMIT sqlc.narg('row_limit')::integer
 FOR UPDATE SKIP LOCKED;
-
--- name: GetTaskExecutionIdsByStartAtLessThanForUpdateSkipLocked :many
-SELECT execution_id
-FROM durable_task_executions
-WHERE status = ANY(@statuses::text[])
-    AND start_at < @start_at_less_than::timestamptz
-ORDER BY start_at, id
-LIMIT sqlc.narg('row_limit')::integer
-FOR UPDATE SKIP LOCKED;
-
--- name: GetTaskExecutionsByStartAtLessThanForUpdateSkipLocked :many
-SELECT *
-FROM durable_task_executions
-WHERE status = ANY(@statuses::text[])
-    AND start_at < @start_at_less_than::timestamptz
-ORDER BY start_at, id
-LIMIT sqlc.narg('row_limit')::integer
-FOR UPDATE SKIP LOCKED;

@@ -75,3 +75,12 @@ INSERT INTO durable_task_executions (
     @rerun_of_execution_id,
     @trace_context
 );
+
+-- name: GetExistingExecutionIds :many
+-- Which of these execution ids are already stored: the insert refuses the whole batch before
+-- writing anything if any is (the transaction holds the write lock, so none can appear between
+-- this check and the inserts).
+SELECT execution_id
+FROM durable_task_executions
+WHERE execution_id IN (sqlc.slice('execution_ids'))
+ORDER BY id;

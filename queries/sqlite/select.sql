@@ -7,8 +7,8 @@
 --   expires_at_less_than; timestamps are epoch milliseconds;
 -- * row_limit NULL means no limit (SQLite's LIMIT -1), 0 means no rows; the caller must not pass
 --   a negative limit (SQLite would treat it as no limit);
--- * results are ordered: by_execution_ids by id (insertion order), by_statuses by updated_at,
---   by_start_at_less_than by start_at (FIFO claims); ties are broken by id;
+-- * results are ordered: by_execution_ids by id (insertion order), by_statuses by updated_at;
+--   ties are broken by id;
 -- * an empty slice (execution_ids, statuses) is expanded to NULL at run time and matches nothing.
 --
 -- The optional `statuses` filter of by_execution_ids is a slice plus a flag: filter_statuses
@@ -78,20 +78,4 @@ WHERE status IN (sqlc.slice('statuses'))
         OR expires_at < sqlc.narg('expires_at_less_than')
     )
 ORDER BY updated_at, id
-LIMIT COALESCE(CAST(sqlc.narg('row_limit') AS INTEGER), -1);
-
--- name: GetTaskExecutionIdsByStartAtLessThan :many
-SELECT execution_id
-FROM durable_task_executions
-WHERE status IN (sqlc.slice('statuses'))
-    AND start_at < CAST(@start_at_less_than AS INTEGER)
-ORDER BY start_at, id
-LIMIT COALESCE(CAST(sqlc.narg('row_limit') AS INTEGER), -1);
-
--- name: GetTaskExecutionsByStartAtLessThan :many
-SELECT *
-FROM durable_task_executions
-WHERE status IN (sqlc.slice('statuses'))
-    AND start_at < CAST(@start_at_less_than AS INTEGER)
-ORDER BY start_at, id
 LIMIT COALESCE(CAST(sqlc.narg('row_limit') AS INTEGER), -1);

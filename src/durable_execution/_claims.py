@@ -18,21 +18,17 @@ from datetime import datetime, timedelta
 from typing import TypeAlias
 
 from durable_execution import clock
-from durable_execution._quarantine import quarantine, read_quarantining
+from durable_execution._quarantine import quarantine
 from durable_execution._runner import Runner
 from durable_execution._runtime import Runtime
 from durable_execution._telemetry import claimed as record_claimed
 from durable_execution.errors import DurableExecutionNotFoundError
-from durable_execution.storage.batch import update_each
 from durable_execution.storage.errors import MalformedRowError
 from durable_execution.storage.types import (
-    ClaimingStorageTx,
     DurableStorageTx,
     TaskExecutionRecord,
     TaskExecutionUpdate,
     WhereByExecutionIds,
-    WhereByStartAtLessThan,
-    apply_update,
 )
 from durable_execution.tasks import TaskDefinition
 
@@ -51,12 +47,7 @@ class ReadyClaimer:
             return False  # a finishing run sets ready_wakeup
         now = clock.now()
 
-        async def claim(tx: DurableStorageTx) -> _Claim:
-            if isinstance(tx, ClaimingStorageTx):
-                return await self._claim_in_one_step(tx, now, limit)
-            return await self._claim_row_by_row(tx, now, limit)
-
-        claimed, unknown, poison = await rt.transactions.run(claim)
+        claimed, unknown, poison = await rt.transactions.run(lambda tx: self._claim(tx, now, limit))
         record_claimed([record for record, _ in claimed])
         # Started synchronously after the commit: shutdown, which awaits this loop first, then
         # sees every claimed run in the running map.
@@ -70,7 +61,7 @@ class ReadyClaimer:
         # next claim waits for a wake-up (a finished run, an enqueue, a timer, a notice, a poll).
         return len(claimed) + len(unknown) + len(poison) >= limit
 
-    async def _claim_in_one_step(self, tx: ClaimingStorageTx, now: datetime, limit: int) -> _Claim:
+    async def _claim(self, tx: DurableStorageTx, now: datetime, limit: int) -> _Claim:
         """The storage's set-based claim; then fail what this executor cannot run."""
         rt = self._rt
         result = await tx.claim_ready_task_executions(
@@ -96,42 +87,8 @@ class ReadyClaimer:
                 )
                 for row in strays
             ]
-            matched = await update_each(tx, failures)
+            matched = await tx.update_task_executions_each(failures)
             unknown = [row.execution_id for row, n in zip(strays, matched, strict=True) if n]
-        return claimed, unknown, poison
-
-    async def _claim_row_by_row(self, tx: DurableStorageTx, now: datetime, limit: int) -> _Claim:
-        """The generic claim: read the oldest ready rows, then move each one by a guarded write."""
-        rt = self._rt
-        claimed: list[tuple[TaskExecutionRecord, TaskDefinition]] = []
-        unknown: list[str] = []
-        # start_at <= now: the contract's bound is strict, and both are whole milliseconds.
-        rows, poison = await read_quarantining(
-            tx,
-            lambda: tx.get_task_executions(
-                WhereByStartAtLessThan(statuses=["ready"], start_at_less_than=now + _ONE_MS),
-                limit=limit,
-                skip_locked_for_update=True,
-            ),
-            now,
-        )
-        expires_at = now + timedelta(milliseconds=rt.config.expire_ms)
-        for row in rows:
-            guard = WhereByExecutionIds([row.execution_id], statuses=["ready"], version=row.version)
-            definition = rt.registry.get(row.task_id)
-            if definition is None:
-                if await tx.update_task_executions(guard, _unknown_task_failure(row, now)):
-                    unknown.append(row.execution_id)
-                continue
-            update = TaskExecutionUpdate(
-                updated_at=now,
-                status="running",
-                started_at=now,
-                expires_at=expires_at,
-                version=row.version + 1,
-            )
-            if await tx.update_task_executions(guard, update):
-                claimed.append((apply_update(row, update), definition))
         return claimed, unknown, poison
 
 

@@ -5,7 +5,7 @@ whatever its ``timeout_ms``: the timeout is enforced by the executor running the
 ``_runner``), and the lease only says "this executor is alive and still owns the row".
 
 * :class:`LeaseKeeper` renews the leases of all this executor's running attempts in one batched
-  statement every ``expire_ms / 3`` (:func:`~durable_execution.storage.batch.renew_leases`),
+  statement every ``expire_ms / 3`` (``DurableStorageTx.renew_task_execution_leases``),
   guarded by each attempt's claimed version. A renewal does not bump the version: the result
   write of the attempt is guarded by the version its claim wrote, and a renewal must not make
   that write fail. A row that moved on (cancelled, finished, or expired and claimed by another
@@ -17,12 +17,12 @@ whatever its ``timeout_ms``: the timeout is enforced by the executor running the
   guarded by the version, without counting a lease expiry — the executor did not die. An attempt
   whose code has finished is not stopped: only its result write remains, and the version guard
   decides whether that lands.
-* :class:`LeaseExpirer` puts rows whose lease passed (their executor stopped renewing: it
-  presumably died) back to ready, counting the expiry in the row. Rows this executor still holds
-  are the keeper's, never expired here. An expiry is not counted when this executor itself could
-  not reach the storage during the lease's last ``expire_ms`` (:class:`OutageLog`): the owner
-  was then most likely cut off by the same outage rather than dead, and an outage must not fail
-  harmless tasks through ``max_lease_expiries``.
+* ``LeaseExpirer`` (``_lease_expiry``, a loop of its own) puts rows whose lease passed (their
+  executor stopped renewing: it presumably died) back to ready, counting the expiry in the row.
+  Rows this executor still holds are the keeper's, never expired there. An expiry is not counted
+  when this executor itself could not reach the storage during the lease's last ``expire_ms``
+  (``_outage_log``): the owner was then most likely cut off by the same outage rather than
+  dead, and an outage must not fail harmless tasks through ``max_lease_expiries``.
 
 So a crashed attempt is re-run about ``expire_ms`` after the crash; the cost is one UPDATE per
 executor per ``expire_ms / 3``, whatever the number of attempts it runs.
@@ -32,28 +32,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
-from collections import deque
 from datetime import datetime, timedelta
-from typing import Final, TypeAlias
+from typing import Final
 
 from durable_execution import clock
-from durable_execution._claims import report_quarantined
+from durable_execution._lease_expiry import LeaseExpirer
 from durable_execution._local_runs import LocalRun
-from durable_execution._quarantine import read_quarantining
-from durable_execution._records import TASK_EXPIRED_ERROR, lease_expiries_exceeded_error
+from durable_execution._outage_log import OutageLog
+from durable_execution._records import TASK_EXPIRED_ERROR
 from durable_execution._runtime import Runtime
-from durable_execution._telemetry import execution_finished, lease_expired
-from durable_execution.logs import execution_extra
-from durable_execution.storage.batch import renew_leases, update_each
-from durable_execution.storage.errors import MalformedRowError
 from durable_execution.storage.types import (
     DurableStorageTx,
     HeldLease,
-    TaskExecutionRecord,
     TaskExecutionUpdate,
     WhereByExecutionIds,
-    WhereByStatuses,
 )
 
 # The lease of a running attempt, renewed every third of it by its executor. 30 s: a crashed
@@ -75,53 +67,10 @@ RENEWALS_PER_LEASE: Final = 3
 # The attempt stops this fraction of the lease before it runs out: time for the cancellation to
 # take effect before another executor may see the lease as expired.
 _STOP_MARGIN_FRACTION: Final = 1 / 6
-# Outage intervals remembered for the expirer's decision (older ones cannot matter any more).
-# A transaction stalled for a renewal interval counts as an outage.
-_OUTAGES_KEPT: Final = 64
 
 
 def renew_interval_s(expire_ms: int) -> float:
     return expire_ms / RENEWALS_PER_LEASE / 1000
-
-
-class OutageLog:
-    """When this executor could not reach its storage: failed or stalled transactions.
-
-    An interval opens at the start of a transaction that failed and closes when the next one
-    succeeds; a transaction that succeeded but took longer than ``stall`` (waiting for a lock,
-    for a connection) is an interval too. Shorter stalls cannot have cost anyone a lease.
-    """
-
-    def __init__(self, stall: timedelta) -> None:
-        self._stall = stall
-        self._closed: deque[tuple[datetime, datetime]] = deque(maxlen=_OUTAGES_KEPT)
-        self._open_since: datetime | None = None
-
-    @property
-    def in_outage(self) -> bool:
-        return self._open_since is not None
-
-    def failed(self, started: datetime) -> None:
-        if self._open_since is None:
-            self._open_since = started
-
-    def succeeded(self, started: datetime, finished: datetime) -> None:
-        if self._open_since is not None:
-            self._closed.append((self._open_since, finished))
-            self._open_since = None
-        elif finished - started > self._stall:
-            self._closed.append((started, finished))
-
-    def overlaps(self, start: datetime, end: datetime, *, current_started: datetime) -> bool:
-        """Whether an outage overlapped ``[start, end]``; ``current_started`` is when the
-        transaction asking began (its own stall counts, though it has not finished yet)."""
-        now = clock.now()
-        intervals: list[tuple[datetime, datetime]] = list(self._closed)
-        if self._open_since is not None:
-            intervals.append((self._open_since, now))
-        if now - current_started > self._stall:
-            intervals.append((current_started, now))
-        return any(begin < end and finish > start for begin, finish in intervals)
 
 
 class LeaseKeeper:
@@ -134,7 +83,7 @@ class LeaseKeeper:
         self._outages = outages = OutageLog(
             timedelta(seconds=renew_interval_s(runtime.config.expire_ms))
         )
-        self.expirer = LeaseExpirer(runtime, self, outages)
+        self.expirer = LeaseExpirer(runtime, self.holds, outages)
         self._lease = timedelta(milliseconds=runtime.config.expire_ms)
         self._interval_s = renew_interval_s(runtime.config.expire_ms)
         self._stop_margin = self._lease * _STOP_MARGIN_FRACTION
@@ -210,8 +159,7 @@ class LeaseKeeper:
                 if not local.cancel_requested and execution_id not in releases
             )
             now = clock.now()
-            released_counts = await update_each(
-                tx,
+            released_counts = await tx.update_task_executions_each(
                 [
                     (
                         WhereByExecutionIds([execution_id], statuses=["running"], version=version),
@@ -225,7 +173,9 @@ class LeaseKeeper:
             ]
             renewed_until = now + self._lease
             held = [HeldLease(run_id, local.claimed_version) for run_id, local in live.items()]
-            renewed = await renew_leases(tx, held, expires_at=renewed_until)
+            renewed = (
+                await tx.renew_task_execution_leases(held, expires_at=renewed_until) if held else []
+            )
             return released, renewed
 
         try:
@@ -319,150 +269,3 @@ def _release(version: int, now: datetime) -> TaskExecutionUpdate:
         unset_expires_at=True,
         version=version + 1,
     )
-
-
-class LeaseExpirer:
-    """Puts running executions whose lease passed (their executor stopped renewing it, so it
-    presumably died) back to ready.
-
-    The write bumps the version, so if the original attempt is in fact still alive its result is
-    refused; ``retry_attempts`` is unchanged and the error ``Task expired`` becomes ``prev_error``.
-    Each expiry is counted in the row (``lease_expiries``); the one that reaches the executor's
-    ``max_lease_expiries`` fails the execution instead, so a task that crashes its process every
-    time is not re-run forever. A failed row is closed (and its parent told) like any other.
-    Expiries that overlap an outage of this executor's own storage access are not counted (see
-    the module docstring).
-    """
-
-    def __init__(self, runtime: Runtime, keeper: LeaseKeeper, outages: OutageLog) -> None:
-        self._rt = runtime
-        self._keeper = keeper
-        self._outages = outages
-        self._lease = timedelta(milliseconds=runtime.config.expire_ms)
-
-    async def batch(self) -> bool:
-        rt = self._rt
-        now = clock.now()
-        bound = rt.config.max_lease_expiries
-        report_poison: list[MalformedRowError] = []
-        outages = self._outages
-
-        async def expire(tx: DurableStorageTx) -> tuple[_Rows, _Rows, _Rows]:
-            report_poison.clear()  # a retried transaction starts over
-            expired: _Rows = []
-            uncounted: _Rows = []
-            failed: _Rows = []
-            # A poison row is failed and reported here; it counts as none of the lists.
-            rows, poison = await read_quarantining(
-                tx,
-                lambda: tx.get_task_executions(
-                    WhereByStatuses(
-                        statuses=["running"], is_closed=False, expires_at_less_than=now
-                    ),
-                    limit=rt.config.batch_size,
-                    skip_locked_for_update=True,
-                ),
-                now,
-            )
-            report_poison.extend(poison)
-            for row in rows:
-                if self._keeper.holds(row.execution_id, row.version):
-                    continue  # alive here: the keeper renews or releases it
-                end = row.expires_at or now
-                counted = not outages.overlaps(end - self._lease, end, current_started=now)
-                lease_expiries = row.lease_expiries + 1 if counted else row.lease_expiries
-                if counted and bound is not None and lease_expiries >= bound:
-                    update = TaskExecutionUpdate(
-                        updated_at=now,
-                        status="failed",
-                        error=lease_expiries_exceeded_error(lease_expiries),
-                        lease_expiries=lease_expiries,
-                        finished_at=now,
-                        unset_expires_at=True,
-                        version=row.version + 1,
-                    )
-                    bucket = failed
-                else:
-                    update = TaskExecutionUpdate(
-                        updated_at=now,
-                        status="ready",
-                        error=TASK_EXPIRED_ERROR,
-                        lease_expiries=lease_expiries,
-                        start_at=now,
-                        unset_expires_at=True,
-                        version=row.version + 1,
-                    )
-                    bucket = expired if counted else uncounted
-                matched = await tx.update_task_executions(
-                    WhereByExecutionIds(
-                        [row.execution_id], statuses=["running"], version=row.version
-                    ),
-                    update,
-                )
-                if matched:
-                    bucket.append(row)
-            return expired, uncounted, failed
-
-        try:
-            expired, uncounted, failed = await rt.transactions.run(expire)
-        except Exception:
-            outages.failed(now)
-            raise
-        outages.succeeded(now, clock.now())
-        report_quarantined(rt, report_poison)
-        if not expired and not uncounted and not failed:
-            return bool(report_poison)
-        _log_expiries(rt.logger, expired, uncounted, failed, bound)
-        for row in [*expired, *uncounted, *failed]:
-            lease_expired(row.task_id)
-        for row in failed:
-            execution_finished(row.task_id, "failed")
-        if failed:
-            rt.executions_finished([row.execution_id for row in failed])
-        for execution_id in [row.execution_id for row in [*expired, *uncounted, *failed]]:
-            stale = rt.running.get(execution_id)
-            if stale is not None:
-                stale.request_cancel()
-        rt.ready_wakeup.set()
-        return True
-
-
-_Rows: TypeAlias = list[TaskExecutionRecord]
-
-
-def _log_expiries(
-    logger: logging.Logger, expired: _Rows, uncounted: _Rows, failed: _Rows, bound: int | None
-) -> None:
-    """One line per execution, with its fields in ``extra`` (see ``logs``)."""
-
-    def extra(row: TaskExecutionRecord, status: str, lease_expiries: int) -> dict[str, object]:
-        return execution_extra(
-            row.execution_id, row.task_id, row.retry_attempts, status, lease_expiries=lease_expiries
-        )
-
-    for row in expired:
-        logger.warning(
-            "Lease of execution %s of task %s expired (its executor died or stalled);"
-            " it is ready to run again",
-            row.execution_id,
-            row.task_id,
-            extra=extra(row, "ready", row.lease_expiries + 1),
-        )
-    for row in uncounted:
-        logger.warning(
-            "Lease of execution %s of task %s expired during a storage outage; it is ready to"
-            " run again (not counted as a lease expiry: its executor was probably cut off, not"
-            " dead)",
-            row.execution_id,
-            row.task_id,
-            extra=extra(row, "ready", row.lease_expiries),
-        )
-    for row in failed:
-        logger.error(
-            "Lease of execution %s of task %s expired %d times (max_lease_expiries=%s); it failed",
-            row.execution_id,
-            row.task_id,
-            row.lease_expiries + 1,
-            bound,
-            extra=extra(row, "failed", row.lease_expiries + 1),
-        )

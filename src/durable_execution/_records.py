@@ -65,7 +65,7 @@ def descendant_links(
 
 
 def parent_error(record: TaskExecutionRecord) -> ExecutionErrorInfo:
-    """What a finished, unsuccessful execution reports to its parent (behaviour doc §1.6).
+    """What a finished, unsuccessful execution reports to its parent.
 
     Without the traceback: the child's own row keeps it, and a parent of thousands of failed
     children would otherwise carry thousands of them."""

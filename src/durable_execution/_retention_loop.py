@@ -1,7 +1,7 @@
 """Automatic retention: an executor started with ``retention=`` prunes old trees now and then.
 
 Every executor sharing a database runs this loop, but each prune batch first takes the storage's
-pruning lock without waiting (:meth:`PruningStorageTx.try_lock_pruning`: an advisory lock on
+pruning lock without waiting (:meth:`DurableStorageTx.try_lock_pruning`: an advisory lock on
 PostgreSQL, the write lock on SQLite); an executor that finds it held stops its walk, since
 another one is pruning. So executors prune one at a time and never race through the same rows.
 

@@ -52,7 +52,6 @@ from durable_execution.ids import generate_execution_id
 from durable_execution.logs import enter_attempt, execution_extra
 from durable_execution.model import TaskRef
 from durable_execution.payloads import FinalizeTaskInput, ParentTaskOutput
-from durable_execution.storage.batch import update_each
 from durable_execution.storage.types import (
     DurableStorageTx,
     TaskExecutionRecord,
@@ -126,8 +125,9 @@ class _ResultWrite:
 
 async def _write_results(tx: DurableStorageTx, writes: Sequence[_ResultWrite]) -> list[bool]:
     """Each write whose guard matches; children or a finalize are inserted only for those."""
-    matched = await update_each(
-        tx,
+    if not writes:
+        return []
+    matched = await tx.update_task_executions_each(
         [
             (
                 WhereByExecutionIds(

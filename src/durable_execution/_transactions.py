@@ -23,9 +23,9 @@ from durable_execution.errors import DurableExecutionError
 from durable_execution.storage.errors import (
     DuplicateExecutionIdError,
     MalformedRowError,
+    SchemaTooNewError,
     StorageClosedError,
 )
-from durable_execution.storage.migrate import SchemaTooNewError
 from durable_execution.storage.types import DurableStorage, DurableStorageTx
 
 _T = TypeVar("_T")

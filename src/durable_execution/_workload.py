@@ -1,4 +1,4 @@
-"""The seed workload (behaviour doc §5.2), runnable on any storage with every value checked.
+"""The seed workload (the demo's), runnable on any storage with every value checked.
 
 Used by the demo (``python -m durable_execution.demo``) and meant for the benchmark and the
 storage tests too: :func:`run_seed_workload` takes the storage and executor options and returns a

@@ -25,7 +25,6 @@ from durable_execution.storage.types import (
     DurableStorageTx,
     PruneCursor,
     PrunedBatch,
-    PruningStorageTx,
 )
 
 DEFAULT_PRUNE_BATCH_SIZE: Final = 500
@@ -116,8 +115,6 @@ async def prune_executions(
         async def one_batch(
             tx: DurableStorageTx, after: PruneCursor | None = after
         ) -> PrunedBatch | None:
-            if not isinstance(tx, PruningStorageTx):
-                raise TypeError(f"{type(storage).__name__} cannot prune executions")
             if exclusive and not await tx.try_lock_pruning():
                 return None
             return await tx.prune_batch(

@@ -1,4 +1,4 @@
-"""``durable-execution demo``: the reference workload succeeds and the database shows it."""
+"""``durable-execution demo``: the seed workload succeeds and the database shows it."""
 
 from __future__ import annotations
 

@@ -464,7 +464,7 @@ def sqlite_migrate(conn: sqlite3.Connection, table: str = lite.DEFAULT_TABLE) ->
     try:
         for statement in _bootstrap(migrations).statements:
             conn.execute(statement)
-        applied = {row.version for row in queries.get_applied_migration_versions(conn)}
+        applied = set(queries.get_applied_migration_versions(conn))
         for migration in migrations:
             if migration.version == 0 or migration.version in applied:
                 continue
@@ -676,7 +676,7 @@ def postgres_migrate(conn: psycopg.Connection[Any], table: str = pg.DEFAULT_TABL
         queries.lock_migrations(conn, lock_key=migration_lock_key(table))
         for statement in _bootstrap(migrations).statements:
             conn.execute(statement)
-        applied = {row.version for row in queries.get_applied_migration_versions(conn)}
+        applied = set(queries.get_applied_migration_versions(conn))
         for migration in migrations:
             if migration.version == 0 or migration.version in applied:
                 continue

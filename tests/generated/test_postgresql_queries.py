@@ -121,12 +121,9 @@ def select_by_execution_ids(
         "row_limit": row_limit,
     }
     return agree(
-        [r.execution_id for r in Q.get_task_execution_ids_by_execution_ids(conn, **args)],
+        Q.get_task_execution_ids_by_execution_ids(conn, **args),
         [r.execution_id for r in Q.get_task_executions_by_execution_ids(conn, **args)],
-        [
-            r.execution_id
-            for r in Q.get_task_execution_ids_by_execution_ids_for_update_skip_locked(conn, **args)
-        ],
+        Q.get_task_execution_ids_by_execution_ids_for_update_skip_locked(conn, **args),
         [
             r.execution_id
             for r in Q.get_task_executions_by_execution_ids_for_update_skip_locked(conn, **args)
@@ -149,45 +146,12 @@ def select_by_statuses(
         "row_limit": row_limit,
     }
     return agree(
-        [r.execution_id for r in Q.get_task_execution_ids_by_statuses(conn, **args)],
+        Q.get_task_execution_ids_by_statuses(conn, **args),
         [r.execution_id for r in Q.get_task_executions_by_statuses(conn, **args)],
-        [
-            r.execution_id
-            for r in Q.get_task_execution_ids_by_statuses_for_update_skip_locked(conn, **args)
-        ],
+        Q.get_task_execution_ids_by_statuses_for_update_skip_locked(conn, **args),
         [
             r.execution_id
             for r in Q.get_task_executions_by_statuses_for_update_skip_locked(conn, **args)
-        ],
-    )
-
-
-def select_by_start_at_less_than(
-    conn: Conn,
-    statuses: list[str],
-    start_at_less_than: datetime,
-    *,
-    row_limit: int | None = None,
-) -> list[str]:
-    args: dict[str, Any] = {
-        "statuses": statuses,
-        "start_at_less_than": start_at_less_than,
-        "row_limit": row_limit,
-    }
-    return agree(
-        [r.execution_id for r in Q.get_task_execution_ids_by_start_at_less_than(conn, **args)],
-        [r.execution_id for r in Q.get_task_executions_by_start_at_less_than(conn, **args)],
-        [
-            r.execution_id
-            for r in Q.get_task_execution_ids_by_start_at_less_than_for_update_skip_locked(
-                conn, **args
-            )
-        ],
-        [
-            r.execution_id
-            for r in Q.get_task_executions_by_start_at_less_than_for_update_skip_locked(
-                conn, **args
-            )
         ],
     )
 
@@ -221,17 +185,11 @@ EVERY_QUERY = {
     "get_task_executions_by_execution_ids",
     "get_task_execution_ids_by_statuses",
     "get_task_executions_by_statuses",
-    "get_task_execution_ids_by_start_at_less_than",
-    "get_task_executions_by_start_at_less_than",
     "get_task_execution_ids_by_execution_ids_for_update_skip_locked",
     "get_task_executions_by_execution_ids_for_update_skip_locked",
     "get_task_execution_ids_by_statuses_for_update_skip_locked",
     "get_task_executions_by_statuses_for_update_skip_locked",
-    "get_task_execution_ids_by_start_at_less_than_for_update_skip_locked",
-    "get_task_executions_by_start_at_less_than_for_update_skip_locked",
     "update_task_executions_by_execution_ids",
-    "update_task_executions_by_statuses",
-    "update_task_executions_by_start_at_less_than",
     "list_task_executions",
     "count_task_executions_by_status",
     "get_oldest_ready_task_execution",
@@ -293,14 +251,14 @@ def test_migrations_create_the_tables_and_indexes_and_record_versions(conn: Conn
     )
     numbered = [m.version for m in pg.MIGRATIONS if m.version > 0]
     assert numbered
-    assert [row.version for row in Q.get_applied_migration_versions(conn)] == numbered
+    assert Q.get_applied_migration_versions(conn) == numbered
 
 
 def test_migrating_again_applies_nothing_and_keeps_the_data(conn: Conn) -> None:
     postgres_insert(Q, conn, [Execution("te_1")])
     assert postgres_migrate(conn) == []
     numbered = [m.version for m in pg.MIGRATIONS if m.version > 0]
-    assert [row.version for row in Q.get_applied_migration_versions(conn)] == numbered
+    assert list(Q.get_applied_migration_versions(conn)) == numbered
     assert [e.execution_id for e in read(conn, "te_1")] == ["te_1"]
 
 
@@ -313,7 +271,7 @@ def test_insert_applied_migration_records_name_and_time(postgres_url: str) -> No
         assert queries.get_applied_migration_versions(connection) == []
         queries.insert_applied_migration(connection, version=7, name="seven", applied_at=at(1))
         queries.insert_applied_migration(connection, version=3, name="three", applied_at=at(2))
-        assert [r.version for r in queries.get_applied_migration_versions(connection)] == [3, 7]
+        assert list(queries.get_applied_migration_versions(connection)) == [3, 7]
         stored = connection.execute("SELECT version, name, applied_at FROM x_migrations").fetchall()
         assert sorted(stored) == [(3, "three", at(2)), (7, "seven", at(1))]
         with pytest.raises(errors.UniqueViolation):
@@ -350,20 +308,14 @@ async def test_the_pruning_lock_is_taken_without_waiting_and_released_at_commit(
         transaction_connection(postgres_url) as first,
         transaction_connection(postgres_url) as second,
     ):
-        taken = await AQ.try_lock_pruning(first, lock_key=key)
-        assert taken is not None
-        assert taken.locked
-        refused = await AQ.try_lock_pruning(second, lock_key=key)  # no wait: refused at once
-        assert refused is not None
-        assert not refused.locked
+        assert await AQ.try_lock_pruning(first, lock_key=key) is True
+        # No wait: refused at once.
+        assert await AQ.try_lock_pruning(second, lock_key=key) is False
         other = await AQ.try_lock_pruning(second, lock_key=pruning_lock_key("other_table"))
-        assert other is not None
-        assert other.locked
+        assert other is True
         await second.rollback()
         await first.commit()  # releases the transaction-scoped lock
-        again = await AQ.try_lock_pruning(second, lock_key=key)
-        assert again is not None
-        assert again.locked
+        assert await AQ.try_lock_pruning(second, lock_key=key) is True
         await second.commit()
 
 
@@ -447,7 +399,11 @@ def test_insert_keeps_array_order_and_an_empty_batch_inserts_nothing(conn: Conn)
 def test_a_large_batch_is_one_statement(conn: Conn) -> None:
     batch = [Execution(f"te_{i:04}", start_at=at(i)) for i in range(1000)]
     assert postgres_insert(Q, conn, batch) == 1000
-    assert select_by_start_at_less_than(conn, ["ready"], at(3)) == ["te_0000", "te_0001", "te_0002"]
+    assert select_by_execution_ids(conn, ["te_0002", "te_0999", "te_0000"]) == [
+        "te_0000",
+        "te_0002",
+        "te_0999",
+    ]
 
 
 def test_duplicate_execution_id_raises_and_stores_nothing(conn: Conn) -> None:
@@ -551,28 +507,6 @@ def test_by_statuses_filters_and_order(
     assert found == expected
 
 
-# --- by_start_at_less_than ----------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("statuses", "start_at_less_than", "expected"),
-    [
-        # FIFO by start_at; te_2 and te_5 tie and keep insertion order; at(0) itself is excluded.
-        (["ready"], at(0), ["te_6", "te_2", "te_5"]),
-        (["ready"], at(1), ["te_6", "te_2", "te_5", "te_4"]),  # one millisecond later
-        (["ready", "running"], at(0), ["te_6", "te_3", "te_2", "te_5"]),
-        (["running"], at(100), ["te_3"]),
-        (["ready"], at(-1000), []),
-        ([], at(100), []),
-    ],
-)
-def test_by_start_at_less_than_filters_and_order(
-    conn: Conn, statuses: list[str], start_at_less_than: datetime, expected: list[str]
-) -> None:
-    postgres_insert(Q, conn, BY_START_AT)
-    assert select_by_start_at_less_than(conn, statuses, start_at_less_than) == expected
-
-
 # --- limits -------------------------------------------------------------------------------------
 
 
@@ -587,9 +521,6 @@ def test_limit_none_is_unlimited_and_zero_is_nothing(conn: Conn, row_limit: int 
     assert select_by_execution_ids(conn, everything, row_limit=row_limit) == cut(everything)
     by_updated = ["te_1", "te_2", "te_3", "te_4", "te_5", "te_6"]  # all updated_at are equal
     assert select_by_statuses(conn, ["ready", "running"], row_limit=row_limit) == cut(by_updated)
-    fifo = ["te_6", "te_3", "te_2", "te_5", "te_4", "te_1"]
-    found = select_by_start_at_less_than(conn, ["ready", "running"], at(100), row_limit=row_limit)
-    assert found == cut(fifo)
 
 
 # --- updates ------------------------------------------------------------------------------------
@@ -673,63 +604,11 @@ def test_update_by_execution_ids_filters(conn: Conn) -> None:
     }
 
 
-def test_update_by_statuses(conn: Conn) -> None:
-    postgres_insert(Q, conn, BY_STATUSES)
-    expire = Change(updated_at=at(500), status="ready", unset_expires_at=True, retry_attempts=1)
-    count = Q.update_task_executions_by_statuses(
-        conn,
-        **postgres_changes(expire),
-        statuses=["running"],
-        is_closed=False,
-        expires_at_less_than=EXPIRY,
-    )
-    assert count == 2
-    assert read(conn, "te_1", "te_2", "te_3", "te_4", "te_5") == [
-        expected_after(BY_STATUSES[0], expire),
-        BY_STATUSES[1],
-        BY_STATUSES[2],
-        BY_STATUSES[3],
-        expected_after(BY_STATUSES[4], expire),
-    ]
-    close = Change(updated_at=at(600), is_closed=True)
-    count = Q.update_task_executions_by_statuses(
-        conn,
-        **postgres_changes(close),
-        statuses=["completed"],
-        is_closed=None,
-        expires_at_less_than=None,
-    )
-    assert count == 2
-    assert [e.is_closed for e in read(conn, "te_3", "te_4")] == [True, True]
-    none = Q.update_task_executions_by_statuses(
-        conn, **postgres_changes(close), statuses=[], is_closed=None, expires_at_less_than=None
-    )
-    assert none == 0
-
-
-def test_update_by_start_at_less_than(conn: Conn) -> None:
-    postgres_insert(Q, conn, BY_START_AT)
-    claim = Change(updated_at=at(10), status="running", started_at=at(10), expires_at=at(2000))
-    count = Q.update_task_executions_by_start_at_less_than(
-        conn, **postgres_changes(claim), statuses=["ready"], start_at_less_than=at(0)
-    )
-    assert count == 3
-    after = {e.execution_id: e for e in read(conn, *[e.execution_id for e in BY_START_AT])}
-    for before in BY_START_AT:
-        claimed = before.execution_id in ("te_2", "te_5", "te_6")
-        assert after[before.execution_id] == (expected_after(before, claim) if claimed else before)
-
-
 # --- concurrency: SKIP LOCKED and the version guard under READ COMMITTED ------------------------
 
 
 async def claim_ids(conn: AsyncConn, variant: str, row_limit: int | None) -> list[str]:
     """One locking select of ``variant``: alternately the ids query and the rows query."""
-    if variant == "by_start_at_less_than":
-        ids = await AQ.get_task_execution_ids_by_start_at_less_than_for_update_skip_locked(
-            conn, statuses=["ready"], start_at_less_than=at(100), row_limit=row_limit
-        )
-        return [r.execution_id for r in ids]
     if variant == "by_statuses":
         rows = await AQ.get_task_executions_by_statuses_for_update_skip_locked(
             conn,
@@ -748,10 +627,10 @@ async def claim_ids(conn: AsyncConn, variant: str, row_limit: int | None) -> lis
         version=None,
         row_limit=row_limit,
     )
-    return [r.execution_id for r in id_rows]
+    return list(id_rows)
 
 
-@pytest.mark.parametrize("variant", ["by_start_at_less_than", "by_statuses", "by_execution_ids"])
+@pytest.mark.parametrize("variant", ["by_statuses", "by_execution_ids"])
 async def test_concurrent_claims_with_skip_locked_are_disjoint(
     conn: Conn, postgres_url: str, variant: str
 ) -> None:
@@ -759,7 +638,6 @@ async def test_concurrent_claims_with_skip_locked_are_disjoint(
     executions = [Execution(f"te_{i}", start_at=at(10 - i), updated_at=at(i)) for i in range(6)]
     postgres_insert(Q, conn, executions)
     fifo = {
-        "by_start_at_less_than": ["te_5", "te_4", "te_3", "te_2", "te_1", "te_0"],
         "by_statuses": ["te_0", "te_1", "te_2", "te_3", "te_4", "te_5"],
         "by_execution_ids": ["te_0", "te_1", "te_2", "te_3", "te_4", "te_5"],
     }[variant]
@@ -858,7 +736,7 @@ def test_custom_table_has_its_own_indexes_and_leaves_the_default_alone(conn: Con
     found = custom.get_task_execution_ids_by_statuses(
         conn, statuses=["ready"], is_closed=None, expires_at_less_than=None, row_limit=None
     )
-    assert [r.execution_id for r in found] == ["te_custom"]
+    assert list(found) == ["te_custom"]
     assert select_by_statuses(conn, ["ready"]) == []
     # The same execution id may exist once per table.
     postgres_insert(Q, conn, [Execution("te_custom")])
@@ -921,10 +799,10 @@ async def test_every_async_query(conn: Conn, postgres_url: str) -> None:
     async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as a:
         await AQ.lock_migrations(a, lock_key=1)
         await AQ.notify_ready(a, channel="nobody_listens")
-        versions = [r.version for r in await AQ.get_applied_migration_versions(a)]
+        versions = list(await AQ.get_applied_migration_versions(a))
         assert versions == [m.version for m in pg.MIGRATIONS if m.version > 0]
         await AQ.insert_applied_migration(a, version=999, name="extra", applied_at=at(0))
-        assert [r.version for r in await AQ.get_applied_migration_versions(a)][-1] == 999
+        assert list(await AQ.get_applied_migration_versions(a))[-1] == 999
 
         full = fully_populated("te_full")
         assert await AQ.insert_task_executions(a, **postgres_insert_args([full, *BY_START_AT])) == 7
@@ -936,9 +814,10 @@ async def test_every_async_query(conn: Conn, postgres_url: str) -> None:
             "version": 0,
             "row_limit": None,
         }
-        assert [
-            r.execution_id for r in await AQ.get_task_execution_ids_by_execution_ids(a, **by_ids)
-        ] == ["te_1", "te_2"]
+        assert list(await AQ.get_task_execution_ids_by_execution_ids(a, **by_ids)) == [
+            "te_1",
+            "te_2",
+        ]
         rows = await AQ.get_task_executions_by_execution_ids(a, **{**by_ids, "version": None})
         assert [from_postgres(r) for r in rows] == [full, BY_START_AT[0], BY_START_AT[1]]
         locked = await AQ.get_task_executions_by_execution_ids_for_update_skip_locked(
@@ -952,56 +831,28 @@ async def test_every_async_query(conn: Conn, postgres_url: str) -> None:
             "expires_at_less_than": at(5),
             "row_limit": None,
         }
-        assert [
-            r.execution_id for r in await AQ.get_task_execution_ids_by_statuses(a, **by_statuses)
-        ] == ["te_full"]
+        assert list(await AQ.get_task_execution_ids_by_statuses(a, **by_statuses)) == ["te_full"]
         assert [
             r.execution_id for r in await AQ.get_task_executions_by_statuses(a, **by_statuses)
         ] == ["te_full"]
-        assert [
-            r.execution_id
-            for r in await AQ.get_task_execution_ids_by_statuses_for_update_skip_locked(
-                a, **{**by_statuses, "is_closed": False}
+        assert (
+            list(
+                await AQ.get_task_execution_ids_by_statuses_for_update_skip_locked(
+                    a, **{**by_statuses, "is_closed": False}
+                )
             )
-        ] == []
+            == []
+        )
 
-        by_start: dict[str, Any] = {
-            "statuses": ["ready"],
-            "start_at_less_than": at(0),
-            "row_limit": 2,
-        }
-        assert [
-            r.execution_id
-            for r in await AQ.get_task_execution_ids_by_start_at_less_than(a, **by_start)
-        ] == ["te_6", "te_2"]
-        assert [
-            r.execution_id
-            for r in await AQ.get_task_executions_by_start_at_less_than(a, **by_start)
-        ] == ["te_6", "te_2"]
-        assert [
-            r.execution_id
-            for r in await AQ.get_task_execution_ids_by_start_at_less_than_for_update_skip_locked(
-                a, **by_start
-            )
-        ] == ["te_6", "te_2"]
-        assert [
-            r.execution_id
-            for r in await AQ.get_task_executions_by_start_at_less_than_for_update_skip_locked(
-                a, **{**by_start, "row_limit": 0}
-            )
-        ] == []
         assert [
             r.execution_id
             for r in await AQ.get_task_executions_by_statuses_for_update_skip_locked(
                 a, **by_statuses
             )
         ] == ["te_full"]
-        assert [
-            r.execution_id
-            for r in await AQ.get_task_execution_ids_by_execution_ids_for_update_skip_locked(
-                a, **by_ids
-            )
-        ] == ["te_1", "te_2"]
+        assert list(
+            await AQ.get_task_execution_ids_by_execution_ids_for_update_skip_locked(a, **by_ids)
+        ) == ["te_1", "te_2"]
 
         change = postgres_changes(Change(updated_at=at(50), status="cancelled", version=1))
         updated = await AQ.update_task_executions_by_execution_ids(
@@ -1013,14 +864,23 @@ async def test_every_async_query(conn: Conn, postgres_url: str) -> None:
             version=0,
         )
         assert updated == 1
-        updated = await AQ.update_task_executions_by_statuses(
-            a, **change, statuses=["running"], is_closed=True, expires_at_less_than=at(5)
+        guarded: dict[str, Any] = {"needs_promise_cancellation": None, "version": None}
+        updated = await AQ.update_task_executions_by_execution_ids(
+            a, **change, **guarded, execution_ids=["te_full", "te_3"], statuses=["completed"]
+        )
+        assert updated == 0  # neither is completed
+        updated = await AQ.update_task_executions_by_execution_ids(
+            a, **change, **guarded, execution_ids=["te_full"], statuses=["running"]
         )
         assert updated == 1
-        updated = await AQ.update_task_executions_by_start_at_less_than(
-            a, **change, statuses=["ready"], start_at_less_than=at(0)
+        updated = await AQ.update_task_executions_by_execution_ids(
+            a,
+            **change,
+            **guarded,
+            execution_ids=["te_6", "te_2", "te_5", "te_3"],
+            statuses=["ready"],
         )
-        assert updated == 3  # te_6, te_2, te_5
+        assert updated == 3  # te_6, te_2, te_5 (te_3 is running)
     statuses = {
         e.execution_id: e.status for e in read(conn, "te_full", *[f"te_{i}" for i in range(1, 7)])
     }
@@ -1252,7 +1112,7 @@ def test_renew_task_execution_leases(conn: Conn) -> None:
         execution_ids=list(RENEW_ASKED),
         versions=list(RENEW_ASKED.values()),
     )
-    assert [row.execution_id for row in rows] == ["te_1"]
+    assert rows == ["te_1"]
     assert read(conn, "te_1", "te_2", "te_3", "te_4") == [
         replace(RENEWED[0], expires_at=at(500)),
         *RENEWED[1:],
@@ -1265,7 +1125,7 @@ async def test_renew_task_execution_leases_async(conn: Conn, postgres_url: str) 
         rows = await AQ.renew_task_execution_leases(
             a, expires_at=at(500), execution_ids=["te_1", "te_4"], versions=[3, 0]
         )
-    assert [row.execution_id for row in rows] == ["te_1"]
+    assert rows == ["te_1"]
 
 
 def each_args(pairs: list[tuple[int, str, list[str] | None, Any, Any, Change]]) -> dict[str, Any]:
@@ -1299,7 +1159,7 @@ def test_update_task_executions_each(conn: Conn) -> None:
     postgres_insert(Q, conn, [*BY_IDS, full])
     rows = Q.update_task_executions_each(conn, **each_args(EACH_PAIRS))
     # One row per updated execution, tagged with the update that matched it.
-    assert sorted(r.item_index for r in rows) == [0, 2, 4, 5]
+    assert sorted(r for r in rows) == [0, 2, 4, 5]
     after = read(conn, "te_1", "te_2", "te_3", "te_4", "te_5", "te_full")
     assert after == [
         expected_after(BY_IDS[0], EACH_PAIRS[0][5]),
@@ -1317,7 +1177,7 @@ async def test_update_task_executions_each_async(conn: Conn, postgres_url: str) 
     pairs = EACH_PAIRS[:2]
     async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as a:
         rows = await AQ.update_task_executions_each(a, **each_args(pairs))
-    assert [r.item_index for r in rows] == [0]
+    assert list(rows) == [0]
     assert read(conn, "te_1")[0].status == "running"
 
 

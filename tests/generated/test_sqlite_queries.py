@@ -6,7 +6,6 @@ import json
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ import sqlite_utils
 
 from durable_execution.clock import to_epoch_ms
 from durable_execution.generated import sqlite as lite
+from durable_execution.generated.sqlite import queries as lite_queries
 from durable_execution.generated.sqlite.models import GetPrunableRootsRow as SqlitePrunableRoot
 
 from ._support import (
@@ -98,8 +98,8 @@ def select_by_execution_ids(
         version=version,
         row_limit=row_limit,
     )
-    assert [r.execution_id for r in ids] == [r.execution_id for r in rows]
-    return [r.execution_id for r in ids]
+    assert ids == [r.execution_id for r in rows]
+    return list(ids)
 
 
 def select_by_statuses(
@@ -124,25 +124,8 @@ def select_by_statuses(
         expires_at_less_than=expires_at_less_than,
         row_limit=row_limit,
     )
-    assert [r.execution_id for r in ids] == [r.execution_id for r in rows]
-    return [r.execution_id for r in ids]
-
-
-def select_by_start_at_less_than(
-    conn: sqlite3.Connection,
-    statuses: list[str],
-    start_at_less_than: int,
-    *,
-    row_limit: int | None = None,
-) -> list[str]:
-    ids = Q.get_task_execution_ids_by_start_at_less_than(
-        conn, statuses=statuses, start_at_less_than=start_at_less_than, row_limit=row_limit
-    )
-    rows = Q.get_task_executions_by_start_at_less_than(
-        conn, statuses=statuses, start_at_less_than=start_at_less_than, row_limit=row_limit
-    )
-    assert [r.execution_id for r in ids] == [r.execution_id for r in rows]
-    return [r.execution_id for r in ids]
+    assert ids == [r.execution_id for r in rows]
+    return list(ids)
 
 
 def test_every_generated_query_is_exercised_here() -> None:
@@ -150,17 +133,14 @@ def test_every_generated_query_is_exercised_here() -> None:
     public = {name for name in dir(lite.Queries) if not name.startswith("_")}
     assert public == {
         "insert_task_execution",
+        "get_existing_execution_ids",
         "get_applied_migration_versions",
         "insert_applied_migration",
         "get_task_execution_ids_by_execution_ids",
         "get_task_executions_by_execution_ids",
         "get_task_execution_ids_by_statuses",
         "get_task_executions_by_statuses",
-        "get_task_execution_ids_by_start_at_less_than",
-        "get_task_executions_by_start_at_less_than",
         "update_task_executions_by_execution_ids",
-        "update_task_executions_by_statuses",
-        "update_task_executions_by_start_at_less_than",
         "list_task_executions",
         "count_task_executions_by_status",
         "get_oldest_ready_task_execution",
@@ -204,14 +184,14 @@ def test_migrations_create_the_tables_and_indexes_and_record_versions(
     numbered = [m.version for m in lite.MIGRATIONS if m.version > 0]
     assert numbered == sorted(numbered)
     assert numbered
-    assert [row.version for row in Q.get_applied_migration_versions(conn)] == numbered
+    assert list(Q.get_applied_migration_versions(conn)) == numbered
 
 
 def test_migrating_again_applies_nothing_and_keeps_the_data(conn: sqlite3.Connection) -> None:
     sqlite_insert(Q, conn, [Execution("te_1")])
     assert sqlite_migrate(conn) == []
     numbered = [m.version for m in lite.MIGRATIONS if m.version > 0]
-    assert [row.version for row in Q.get_applied_migration_versions(conn)] == numbered
+    assert list(Q.get_applied_migration_versions(conn)) == numbered
     assert [e.execution_id for e in read(conn, "te_1")] == ["te_1"]
 
 
@@ -225,7 +205,7 @@ def test_insert_applied_migration_records_name_and_time(sqlite_path: Path) -> No
         assert queries.get_applied_migration_versions(connection) == []
         queries.insert_applied_migration(connection, version=7, name="seven", applied_at=1234)
         queries.insert_applied_migration(connection, version=3, name="three", applied_at=1235)
-        assert [r.version for r in queries.get_applied_migration_versions(connection)] == [3, 7]
+        assert list(queries.get_applied_migration_versions(connection)) == [3, 7]
         stored = connection.execute("SELECT version, name, applied_at FROM x_migrations").fetchall()
         assert sorted(stored) == [(3, "three", 1235), (7, "seven", 1234)]
         with pytest.raises(sqlite3.IntegrityError):
@@ -354,6 +334,13 @@ def test_duplicate_execution_id_raises_and_the_transaction_can_roll_back(
     assert read(conn, "te_1", "te_2") == [Execution("te_1")]
 
 
+def test_get_existing_execution_ids_in_insertion_order(conn: sqlite3.Connection) -> None:
+    sqlite_insert(Q, conn, [Execution("te_2"), Execution("te_1")])
+    found = Q.get_existing_execution_ids(conn, execution_ids=["te_1", "te_3", "te_2", "te_1"])
+    assert found == ["te_2", "te_1"]
+    assert Q.get_existing_execution_ids(conn, execution_ids=[]) == []
+
+
 # --- by_execution_ids ---------------------------------------------------------------------------
 
 
@@ -409,7 +396,7 @@ def test_by_execution_ids_statuses_are_ignored_unless_flagged(conn: sqlite3.Conn
         version=None,
         row_limit=None,
     )
-    assert [r.execution_id for r in ignored] == ["te_1", "te_2", "te_3", "te_4"]
+    assert list(ignored) == ["te_1", "te_2", "te_3", "te_4"]
 
 
 def test_by_execution_ids_accepts_many_ids(conn: sqlite3.Connection) -> None:
@@ -453,32 +440,6 @@ def test_by_statuses_filters_and_order(
     assert found == expected
 
 
-# --- by_start_at_less_than ----------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("statuses", "start_at_less_than", "expected"),
-    [
-        # FIFO by start_at; te_2 and te_5 tie and keep insertion order; at(0) itself is excluded.
-        (["ready"], at(0), ["te_6", "te_2", "te_5"]),
-        (["ready"], at(1), ["te_6", "te_2", "te_5", "te_4"]),  # one millisecond later
-        (["ready", "running"], at(0), ["te_6", "te_3", "te_2", "te_5"]),
-        (["running"], at(100), ["te_3"]),
-        (["ready"], at(-1000), []),
-        ([], at(100), []),
-    ],
-)
-def test_by_start_at_less_than_filters_and_order(
-    conn: sqlite3.Connection,
-    statuses: list[str],
-    start_at_less_than: datetime,
-    expected: list[str],
-) -> None:
-    sqlite_insert(Q, conn, BY_START_AT)
-    found = select_by_start_at_less_than(conn, statuses, to_epoch_ms(start_at_less_than))
-    assert found == expected
-
-
 # --- limits -------------------------------------------------------------------------------------
 
 
@@ -495,11 +456,6 @@ def test_limit_none_is_unlimited_and_zero_is_nothing(
     assert select_by_execution_ids(conn, everything, row_limit=row_limit) == cut(everything)
     by_updated = ["te_1", "te_2", "te_3", "te_4", "te_5", "te_6"]  # all updated_at are equal
     assert select_by_statuses(conn, ["ready", "running"], row_limit=row_limit) == cut(by_updated)
-    fifo = ["te_6", "te_3", "te_2", "te_5", "te_4", "te_1"]
-    found = select_by_start_at_less_than(
-        conn, ["ready", "running"], to_epoch_ms(at(100)), row_limit=row_limit
-    )
-    assert found == cut(fifo)
 
 
 # --- updates ------------------------------------------------------------------------------------
@@ -610,54 +566,6 @@ def test_update_by_execution_ids_filters(conn: sqlite3.Connection) -> None:
     }
 
 
-def test_update_by_statuses(conn: sqlite3.Connection) -> None:
-    sqlite_insert(Q, conn, BY_STATUSES)
-    expire = Change(updated_at=at(500), status="ready", unset_expires_at=True, retry_attempts=1)
-    count = Q.update_task_executions_by_statuses(
-        conn,
-        **sqlite_changes(expire),
-        statuses=["running"],
-        is_closed=False,
-        expires_at_less_than=to_epoch_ms(EXPIRY),
-    )
-    assert count == 2
-    after = read(conn, "te_1", "te_2", "te_3", "te_4", "te_5")
-    assert after == [
-        expected_after(BY_STATUSES[0], expire),
-        BY_STATUSES[1],
-        BY_STATUSES[2],
-        BY_STATUSES[3],
-        expected_after(BY_STATUSES[4], expire),
-    ]
-    close = Change(updated_at=at(600), is_closed=True)
-    count = Q.update_task_executions_by_statuses(
-        conn,
-        **sqlite_changes(close),
-        statuses=["completed"],
-        is_closed=None,
-        expires_at_less_than=None,
-    )
-    assert count == 2
-    assert [e.is_closed for e in read(conn, "te_3", "te_4")] == [True, True]
-    none = Q.update_task_executions_by_statuses(
-        conn, **sqlite_changes(close), statuses=[], is_closed=None, expires_at_less_than=None
-    )
-    assert none == 0
-
-
-def test_update_by_start_at_less_than(conn: sqlite3.Connection) -> None:
-    sqlite_insert(Q, conn, BY_START_AT)
-    claim = Change(updated_at=at(10), status="running", started_at=at(10), expires_at=at(2000))
-    count = Q.update_task_executions_by_start_at_less_than(
-        conn, **sqlite_changes(claim), statuses=["ready"], start_at_less_than=to_epoch_ms(at(0))
-    )
-    assert count == 3
-    after = {e.execution_id: e for e in read(conn, *[e.execution_id for e in BY_START_AT])}
-    for before in BY_START_AT:
-        claimed = before.execution_id in ("te_2", "te_5", "te_6")
-        assert after[before.execution_id] == (expected_after(before, claim) if claimed else before)
-
-
 # --- custom table name --------------------------------------------------------------------------
 
 
@@ -683,7 +591,7 @@ def test_custom_table_has_its_own_indexes_and_leaves_the_default_alone(
     found = custom.get_task_execution_ids_by_statuses(
         conn, statuses=["ready"], is_closed=None, expires_at_less_than=None, row_limit=None
     )
-    assert [r.execution_id for r in found] == ["te_custom"]
+    assert list(found) == ["te_custom"]
     assert select_by_statuses(conn, ["ready"]) == []  # the default table is untouched
     assert conn.execute(f"SELECT count(*) FROM {table}").fetchone() == (1,)
     # The same execution id may exist once per table.
@@ -871,7 +779,7 @@ def test_renew_task_execution_leases(conn: sqlite3.Connection) -> None:
     rows = Q.renew_task_execution_leases(
         conn, expires_at=to_epoch_ms(at(500)), leases=json.dumps(RENEW_ASKED)
     )
-    assert [row.execution_id for row in rows] == ["te_1"]
+    assert rows == ["te_1"]
     assert read(conn, "te_1", "te_2", "te_3", "te_4") == [
         replace(RENEWED[0], expires_at=at(500)),
         *RENEWED[1:],
@@ -881,7 +789,8 @@ def test_renew_task_execution_leases(conn: sqlite3.Connection) -> None:
 
 def test_claim_ready_task_executions_uses_the_fifo_index(conn: sqlite3.Connection) -> None:
     plan = conn.execute(
-        "EXPLAIN QUERY PLAN " + Q._claim_ready_task_executions, {"p1": 0, "p2": 0, "p3": 1}
+        "EXPLAIN QUERY PLAN " + Q._sql(lite_queries.CLAIM_READY_TASK_EXECUTIONS_SQL),
+        {"p1": 0, "p2": 0, "p3": 1},
     ).fetchall()
     details = " | ".join(str(row[3]) for row in plan)
     assert "ix_durable_task_executions_status_start_at_id" in details
@@ -928,7 +837,7 @@ def test_count_and_delete_execution_trees(conn: sqlite3.Connection) -> None:
         ("failed", 1),
     ]
     deleted = Q.delete_execution_trees(conn, **trees)
-    assert sorted(r.status for r in deleted) == ["completed", "completed", "failed"]
+    assert sorted(r for r in deleted) == ["completed", "completed", "failed"]
     left = read(conn, *[e.execution_id for e in PRUNED])
     assert [e.execution_id for e in left] == ["te_2", "te_2c", "te_4", "te_5"]
     assert Q.delete_execution_trees(conn, root_execution_ids=[], tree_root_execution_ids=[]) == []
@@ -938,7 +847,8 @@ def test_get_prunable_roots_walks_the_top_level_index_without_sorting(
     conn: sqlite3.Connection,
 ) -> None:
     args: dict[str, object] = {"p1": 0, "p2": 0, "p3": 0, "p5": 0, "p6": 1}
-    sql = "NULL".join(Q._get_prunable_roots)  # the statuses slice as one NULL
+    # the statuses slice as one NULL
+    sql = lite_queries.GET_PRUNABLE_ROOTS_SQL.format(table=Q.table, p4="NULL")
     plan = conn.execute("EXPLAIN QUERY PLAN " + sql, args).fetchall()
     details = " | ".join(str(row[3]) for row in plan)
     assert "ix_durable_task_executions_top_level_finished_at" in details

@@ -20,7 +20,7 @@ import pytest
 from durable_execution import DurableExecutor, TaskContext
 from durable_execution.storage import DurableStorage, open_storage
 
-from . import _b_raw as raw
+from . import _raw_sql as raw
 
 HEALTHY = 30
 

@@ -21,8 +21,8 @@ from durable_execution import DurableExecutor, JsonSerializer
 from durable_execution.clock import now
 from durable_execution.storage import DurableStorage, open_storage
 
-from ._a_support import read, runs_of, wait_finished, wait_for_run, workers
-from ._a_tasks import SideStore, register_tasks
+from ._crash_tasks import SideStore, register_tasks
+from ._worker_processes import read, runs_of, wait_finished, wait_for_run, workers
 
 EXPIRE_MS = 2000
 LEASE = timedelta(milliseconds=EXPIRE_MS)

@@ -4,11 +4,11 @@ is not a crash.
 Two executors, each with a storage of its own (as two processes would), run one harmless task
 that waits until the test lets it finish. Three times, the storage becomes unreachable for
 longer than the lease while the task runs: on SQLite another process holds the write lock
-(``_b_sqlite_locker.py``); on PostgreSQL a private server is stopped and started again. Each
+(``_sqlite_locker.py``); on PostgreSQL a private server is stopped and started again. Each
 time, the executor running the attempt stops it before its lease runs out (so it can never run
 at the same time as a re-run), and once the storage answers the execution is made ready again
 and re-run — without counting a lease expiry, so three outages with ``max_lease_expiries=2``
-do not fail the task for good. (``test_a_crash`` checks that real crashes still do.)
+do not fail the task for good. (``test_crash_recovery`` checks that real crashes still do.)
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from durable_execution.handle import TaskHandle
 from durable_execution.storage import DurableStorage, WhereByExecutionIds, open_storage
 from durable_execution.storage.postgres import PostgresDurableStorage
 
-from ._b_pg_server import PrivatePostgres
+from ._private_pg_server import PrivatePostgres
 
 HERE = Path(__file__).parent
 EXPIRE_MS = 1500
@@ -147,7 +147,7 @@ async def test_sqlite_write_lock_longer_than_the_lease_stops_and_releases_the_at
         nonlocal locker
         locker = await asyncio.create_subprocess_exec(
             sys.executable,
-            str(HERE / "_b_sqlite_locker.py"),
+            str(HERE / "_sqlite_locker.py"),
             str(path),
             str(OUTAGE_S),
             stdout=asyncio.subprocess.PIPE,

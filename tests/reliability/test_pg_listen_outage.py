@@ -17,7 +17,7 @@ from durable_execution.model import RetryOptions
 from durable_execution.storage import TaskExecutionRecord, open_storage
 from durable_execution.storage.postgres import PostgresDurableStorage
 
-from ._b_pg_server import PrivatePostgres
+from ._private_pg_server import PrivatePostgres
 
 SECRET = "ListenSecret-93f1"  # trust auth ignores it; it must never show in logs
 BOUND_S = 30.0  # liveness bound: the watch retries with a backoff capped at 1 s

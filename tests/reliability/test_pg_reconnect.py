@@ -25,7 +25,7 @@ from durable_execution.storage import open_storage
 from durable_execution.storage.postgres import PostgresDurableStorage
 from durable_execution.tasks import Task
 
-from ._b_pg_server import PrivatePostgres
+from ._private_pg_server import PrivatePostgres
 
 SECRET = "ReconnectSecret-2c7d"  # trust auth ignores it; it must never show in logs
 APP = "de_reconnect_test"  # names the storage's sessions, so that only they are terminated

@@ -1,7 +1,7 @@
-"""The optional fast paths of the storage contract, on every backend: the one-statement claim
-(``ClaimingStorageTx``) and the batch of guarded updates (``BatchUpdatingStorageTx``).
+"""The set-based operations of the storage contract, on every backend: the one-statement claim
+and the batch of guarded updates (``DurableStorageTx``).
 
-The claim must do what the executor's generic read-then-write claim does; the batch must return
+The claim must do what a read-then-guarded-write claim would do; the batch must return
 exactly what a loop of ``update_task_executions`` returns, and leave the same rows behind.
 """
 
@@ -26,12 +26,8 @@ from durable_execution.storage import (
     WhereByStatuses,
     open_storage,
 )
-from durable_execution.storage.batch import update_each
 from durable_execution.storage.types import (
-    BatchUpdatingStorageTx,
     ClaimedTaskExecutions,
-    ClaimingStorageTx,
-    DurableStorageTx,
 )
 from durable_execution.storage.url import PostgresUrl, SqliteUrl, parse_storage_url
 
@@ -56,25 +52,13 @@ async def opened_sql(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Dura
         yield storage, url
 
 
-def claiming(tx: DurableStorageTx) -> ClaimingStorageTx:
-    assert isinstance(tx, ClaimingStorageTx)
-    return tx
-
-
-def batching(tx: DurableStorageTx) -> BatchUpdatingStorageTx:
-    assert isinstance(tx, BatchUpdatingStorageTx)
-    return tx
-
-
 async def claim(storage: DurableStorage, limit: int, now_ms: int = 5) -> ClaimedTaskExecutions:
     async with storage.transaction() as tx:
-        return await claiming(tx).claim_ready_task_executions(
-            now=at(now_ms), limit=limit, lease_ms=LEASE_MS
-        )
+        return await tx.claim_ready_task_executions(now=at(now_ms), limit=limit, lease_ms=LEASE_MS)
 
 
 def claimed_form(before: TaskExecutionRecord, now_ms: int) -> TaskExecutionRecord:
-    """``before`` as the claim must leave it (the generic claim's write, per row)."""
+    """``before`` as the claim must leave it (a guarded ready -> running write, per row)."""
     return replace(
         before,
         status="running",
@@ -121,10 +105,12 @@ CLAIM_ROWS = [
 BY_ID = {r.execution_id: r for r in CLAIM_ROWS}
 
 
-async def test_every_bundled_transaction_offers_both_fast_paths(storage: DurableStorage) -> None:
+async def test_every_bundled_transaction_offers_both_set_operations(
+    storage: DurableStorage,
+) -> None:
     async with storage.transaction() as tx:
-        claiming(tx)
-        batching(tx)
+        assert callable(tx.claim_ready_task_executions)
+        assert callable(tx.update_task_executions_each)
 
 
 async def test_claim_is_fifo_with_ties_by_insertion_and_honours_the_limit(
@@ -168,7 +154,7 @@ async def test_claim_limit_zero_claims_nothing_and_a_huge_limit_claims_all(
 async def test_claim_refuses_bad_arguments(storage: DurableStorage) -> None:
     await insert(storage, *CLAIM_ROWS)
     async with storage.transaction() as tx:
-        claimer = claiming(tx)
+        claimer = tx
         with pytest.raises(StorageError, match="limit"):
             await claimer.claim_ready_task_executions(now=at(5), limit=-1, lease_ms=1)
         with pytest.raises(StorageError, match="lease_ms"):
@@ -185,7 +171,7 @@ async def test_a_rolled_back_claim_leaves_the_rows_ready(storage: DurableStorage
 
     async def claim_then_fail() -> None:
         async with storage.transaction() as tx:
-            got = await claiming(tx).claim_ready_task_executions(now=at(5), limit=2, lease_ms=1)
+            got = await tx.claim_ready_task_executions(now=at(5), limit=2, lease_ms=1)
             assert len(got.records) == 2
             raise _Rollback
 
@@ -222,7 +208,7 @@ async def test_concurrent_postgres_claims_take_disjoint_rows(postgres_url: str) 
 
         async def first_claim() -> list[str]:
             async with storage.transaction() as tx:
-                got = await claiming(tx).claim_ready_task_executions(now=at(5), limit=2, lease_ms=1)
+                got = await tx.claim_ready_task_executions(now=at(5), limit=2, lease_ms=1)
                 holding.set()
                 await release.wait()  # keeps its row locks until the others have claimed
                 return [r.execution_id for r in got.records]
@@ -301,7 +287,7 @@ async def outcome(
         async with storage.transaction() as tx:
             updates = each_updates()
             if batched:
-                counts = await batching(tx).update_task_executions_each(updates)
+                counts = await tx.update_task_executions_each(updates)
             else:
                 counts = [await tx.update_task_executions(w, u) for w, u in updates]
             rows = await tx.get_task_executions(WhereByStatuses(ALL_STATUSES))
@@ -335,7 +321,7 @@ async def test_update_each_equals_the_loop(storage: DurableStorage) -> None:
 async def test_update_each_commits_like_any_write(storage: DurableStorage) -> None:
     await insert(storage, *EACH_ROWS)
     async with storage.transaction() as tx:
-        assert await update_each(tx, each_updates()) == EACH_COUNTS
+        assert await tx.update_task_executions_each(each_updates()) == EACH_COUNTS
     back = await read(storage, "te_a")
     assert back is not None
     assert (back.version, back.output) == (3, '"out"')
@@ -352,7 +338,7 @@ async def test_update_each_of_many_distinct_rows(storage: DurableStorage) -> Non
         for n, r in enumerate(rows)
     ]
     async with storage.transaction() as tx:
-        counts = await batching(tx).update_task_executions_each(updates)
+        counts = await tx.update_task_executions_each(updates)
     assert counts == [1 if r.version == 1 else 0 for r in rows]
     for n in (0, 1, 2, 247, 249):
         back = await read(storage, f"te_{n:03}")
@@ -362,8 +348,7 @@ async def test_update_each_of_many_distinct_rows(storage: DurableStorage) -> Non
 
 async def test_update_each_of_nothing_is_empty(storage: DurableStorage) -> None:
     async with storage.transaction() as tx:
-        assert await batching(tx).update_task_executions_each([]) == []
-        assert await update_each(tx, []) == []
+        assert await tx.update_task_executions_each([]) == []
 
 
 async def test_update_each_refuses_a_naive_timestamp_before_writing(
@@ -374,7 +359,7 @@ async def test_update_each_refuses_a_naive_timestamp_before_writing(
     bad = TaskExecutionUpdate(updated_at=at(1), finished_at=T0.replace(tzinfo=None))
     async with sql_storage.transaction() as tx:
         with pytest.raises(ValueError, match="naive"):
-            await batching(tx).update_task_executions_each(
+            await tx.update_task_executions_each(
                 [(WhereByExecutionIds(["te_a"]), good), (WhereByExecutionIds(["te_d"]), bad)]
             )
     assert await read(sql_storage, "te_a") == EACH_ROWS[0]

@@ -19,13 +19,13 @@ from durable_execution.storage import (
     DurableStorage,
     TaskExecutionUpdate,
     WhereByExecutionIds,
-    WhereByStartAtLessThan,
+    WhereByStatuses,
     open_storage,
 )
 
 from ._records import at, ids, insert, read, record
 
-CLAIM = WhereByStartAtLessThan(statuses=["ready"], start_at_less_than=at(10_000))
+CLAIM = WhereByStatuses(statuses=["ready"])
 HAMMER = Path(__file__).with_name("_hammer.py")
 
 

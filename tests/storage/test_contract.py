@@ -21,7 +21,6 @@ from durable_execution.storage import (
     TaskExecutionUpdate,
     TaskExecutionWhere,
     WhereByExecutionIds,
-    WhereByStartAtLessThan,
     WhereByStatuses,
 )
 
@@ -145,28 +144,9 @@ async def test_by_statuses_filters_and_orders_by_updated_at(storage: DurableStor
     assert await ids(storage, WhereByStatuses([])) == []
 
 
-async def test_by_start_at_less_than_is_strict_and_fifo(storage: DurableStorage) -> None:
-    await insert(
-        storage,
-        record("te_3", start_at=at(3)),
-        record("te_1", start_at=at(1)),
-        record("te_2a", start_at=at(2)),
-        record("te_2b", start_at=at(2)),
-        record("te_running", status="running", start_at=at(0)),
-        record("te_future", start_at=at(100)),
-    )
-    where = WhereByStartAtLessThan(statuses=["ready"], start_at_less_than=at(3))
-    assert await ids(storage, where) == ["te_1", "te_2a", "te_2b"]
-    both = WhereByStartAtLessThan(statuses=["ready", "running"], start_at_less_than=at(4))
-    assert await ids(storage, both) == ["te_running", "te_1", "te_2a", "te_2b", "te_3"]
-    assert await ids(storage, replace(where, statuses=[])) == []
-
-
 async def test_sub_millisecond_bounds_compare_like_python(storage: DurableStorage) -> None:
     await insert(storage, record("te_a", start_at=at(5), expires_at=at(5), status="ready"))
     just_after = at(5) + timedelta(microseconds=1)
-    assert await ids(storage, WhereByStartAtLessThan(["ready"], just_after)) == ["te_a"]
-    assert await ids(storage, WhereByStartAtLessThan(["ready"], at(5))) == []
     assert await ids(storage, WhereByStatuses(["ready"], expires_at_less_than=just_after)) == [
         "te_a"
     ]
@@ -175,7 +155,6 @@ async def test_sub_millisecond_bounds_compare_like_python(storage: DurableStorag
 LIMIT_WHERES: list[TaskExecutionWhere] = [
     WhereByExecutionIds(["te_0", "te_1", "te_2", "te_3"]),
     WhereByStatuses(["ready"]),
-    WhereByStartAtLessThan(statuses=["ready"], start_at_less_than=at(1000)),
 ]
 
 
@@ -304,7 +283,7 @@ async def test_version_guard(storage: DurableStorage) -> None:
         assert await tx.update_task_executions(WhereByExecutionIds(["te_v"], version=4), stale) == 0
 
 
-async def test_update_by_each_where_variant_counts_matches(storage: DurableStorage) -> None:
+async def test_update_by_ids_counts_the_rows_its_filters_match(storage: DurableStorage) -> None:
     await insert(
         storage,
         record("te_r1", start_at=at(1)),
@@ -314,19 +293,16 @@ async def test_update_by_each_where_variant_counts_matches(storage: DurableStora
     )
     touch = TaskExecutionUpdate(updated_at=at(60), retry_attempts=1)
     async with storage.transaction() as tx:
-        assert await tx.update_task_executions(WhereByStartAtLessThan(["ready"], at(2)), touch) == 1
-        assert (
-            await tx.update_task_executions(
-                WhereByStatuses(["running"], is_closed=False, expires_at_less_than=at(4)), touch
-            )
-            == 1
-        )
-        assert await tx.update_task_executions(WhereByStatuses(["completed", "ready"]), touch) == 3
+        ready_only = WhereByExecutionIds(["te_r1", "te_run"], statuses=["ready"])
+        assert await tx.update_task_executions(ready_only, touch) == 1
+        running_only = WhereByExecutionIds(["te_run", "te_r2"], statuses=["running"])
+        assert await tx.update_task_executions(running_only, touch) == 1
+        two = WhereByExecutionIds(["te_r2", "te_done", "te_run"], statuses=["completed", "ready"])
+        assert await tx.update_task_executions(two, touch) == 2
         assert await tx.update_task_executions(WhereByExecutionIds([]), touch) == 0
         assert (
             await tx.update_task_executions(WhereByExecutionIds(["te_r1"], statuses=[]), touch) == 0
         )
-        assert await tx.update_task_executions(WhereByStatuses([]), touch) == 0
     attempts = {}
     for execution_id in ("te_r1", "te_r2", "te_run", "te_done"):
         back = await read(storage, execution_id)

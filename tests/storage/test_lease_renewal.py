@@ -1,5 +1,5 @@
-"""The optional batched lease renewal (``LeaseRenewingStorageTx``) on every backend, and the
-generic fallback the executor uses on a storage without it.
+"""The batched lease renewal (``DurableStorageTx.renew_task_execution_leases``) on every
+backend: one statement, however many leases.
 
 A renewal moves ``expires_at`` of the rows still running at exactly the given version, and
 nothing else: not the version (the attempt's result write is guarded by its claimed version and
@@ -8,7 +8,6 @@ must still match after renewals), not ``updated_at``. A row that moved on is nev
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import replace
 
 import pytest
@@ -16,17 +15,10 @@ import pytest
 from durable_execution.storage import (
     DurableStorage,
     StorageError,
-    TaskExecutionRecord,
     TaskExecutionUpdate,
-    TaskExecutionWhere,
     WhereByExecutionIds,
 )
-from durable_execution.storage.batch import renew_leases
-from durable_execution.storage.types import (
-    DurableStorageTx,
-    HeldLease,
-    LeaseRenewingStorageTx,
-)
+from durable_execution.storage.types import HeldLease
 
 from ._records import T0, at, insert, read, record
 
@@ -50,17 +42,12 @@ ASKED = [
 UNTOUCHED = ["te_taken", "te_done", "te_ready", "te_other"]
 
 
-def renewing(tx: DurableStorageTx) -> LeaseRenewingStorageTx:
-    assert isinstance(tx, LeaseRenewingStorageTx)
-    return tx
-
-
 async def test_only_rows_still_running_at_their_version_are_renewed(
     storage: DurableStorage,
 ) -> None:
     await insert(storage, *ROWS)
     async with storage.transaction() as tx:
-        renewed = await renewing(tx).renew_task_execution_leases(ASKED, expires_at=at(500))
+        renewed = await tx.renew_task_execution_leases(ASKED, expires_at=at(500))
     assert renewed == ["te_mine"]
     by_id = {r.execution_id: r for r in ROWS}
     # Only expires_at moved: same version (the result write's guard), same updated_at.
@@ -75,7 +62,7 @@ async def test_renewal_never_bumps_the_version_so_the_claimed_guard_still_matche
     await insert(storage, ROWS[0])
     for n in range(3):
         async with storage.transaction() as tx:
-            renewed = await renewing(tx).renew_task_execution_leases(
+            renewed = await tx.renew_task_execution_leases(
                 [HeldLease("te_mine", 3)], expires_at=at(100 * (n + 1))
             )
         assert renewed == ["te_mine"]
@@ -91,9 +78,7 @@ async def test_an_expired_lease_still_held_is_renewed(storage: DurableStorage) -
     # Nobody took the row over (same version): renewing it after a pause is safe.
     await insert(storage, ROWS[0])
     async with storage.transaction() as tx:
-        renewed = await renewing(tx).renew_task_execution_leases(
-            [HeldLease("te_mine", 3)], expires_at=at(5)
-        )
+        renewed = await tx.renew_task_execution_leases([HeldLease("te_mine", 3)], expires_at=at(5))
     assert renewed == ["te_mine"]
     row = await read(storage, "te_mine")
     assert row is not None
@@ -108,7 +93,7 @@ async def test_a_rolled_back_renewal_leaves_the_lease(storage: DurableStorage) -
 
     async def renew_then_fail() -> None:
         async with storage.transaction() as tx:
-            await renewing(tx).renew_task_execution_leases(ASKED, expires_at=at(500))
+            await tx.renew_task_execution_leases(ASKED, expires_at=at(500))
             raise Rollback
 
     with pytest.raises(Rollback):
@@ -119,7 +104,7 @@ async def test_a_rolled_back_renewal_leaves_the_lease(storage: DurableStorage) -
 async def test_bad_arguments_are_refused_before_writing(storage: DurableStorage) -> None:
     await insert(storage, *ROWS)
     async with storage.transaction() as tx:
-        renewer = renewing(tx)
+        renewer = tx
         assert await renewer.renew_task_execution_leases([], expires_at=at(5)) == []
         with pytest.raises(StorageError, match="twice"):
             await renewer.renew_task_execution_leases(
@@ -138,60 +123,7 @@ async def test_many_leases_in_one_statement(storage: DurableStorage) -> None:
     ]
     await insert(storage, *rows)
     async with storage.transaction() as tx:
-        renewed = await renewing(tx).renew_task_execution_leases(
+        renewed = await tx.renew_task_execution_leases(
             [HeldLease(r.execution_id, r.version) for r in rows], expires_at=at(9)
         )
     assert sorted(renewed) == [r.execution_id for r in rows]
-
-
-class _CoreOnly:
-    """A transaction offering only the core contract (a third-party storage's)."""
-
-    def __init__(self, tx: DurableStorageTx) -> None:
-        self._tx = tx
-
-    async def insert_task_executions(self, executions: Sequence[TaskExecutionRecord]) -> None:
-        await self._tx.insert_task_executions(executions)
-
-    async def get_task_execution_ids(
-        self,
-        where: TaskExecutionWhere,
-        *,
-        limit: int | None = None,
-        skip_locked_for_update: bool = False,
-    ) -> list[str]:
-        return await self._tx.get_task_execution_ids(
-            where, limit=limit, skip_locked_for_update=skip_locked_for_update
-        )
-
-    async def get_task_executions(
-        self,
-        where: TaskExecutionWhere,
-        *,
-        limit: int | None = None,
-        skip_locked_for_update: bool = False,
-    ) -> list[TaskExecutionRecord]:
-        return await self._tx.get_task_executions(
-            where, limit=limit, skip_locked_for_update=skip_locked_for_update
-        )
-
-    async def update_task_executions(
-        self, where: TaskExecutionWhere, update: TaskExecutionUpdate
-    ) -> int:
-        return await self._tx.update_task_executions(where, update)
-
-
-async def test_the_generic_fallback_renews_the_same_rows(storage: DurableStorage) -> None:
-    await insert(storage, *ROWS)
-    async with storage.transaction() as tx:
-        core = _CoreOnly(tx)
-        assert not isinstance(core, LeaseRenewingStorageTx)
-        renewed = await renew_leases(core, ASKED, expires_at=at(500))
-        assert await renew_leases(core, [], expires_at=at(500)) == []
-    assert renewed == ["te_mine"]
-    mine = await read(storage, "te_mine")
-    assert mine is not None
-    assert (mine.expires_at, mine.version) == (at(500), 3)
-    by_id = {r.execution_id: r for r in ROWS}
-    for execution_id in UNTOUCHED:
-        assert await read(storage, execution_id) == by_id[execution_id]

@@ -17,7 +17,6 @@ import pytest
 
 from durable_execution import PruneResult, prune_executions
 from durable_execution.storage import DurableStorage, open_storage
-from durable_execution.storage.types import PruningStorageTx
 
 from ._records import all_ids, insert
 from .test_prune import NOW, finished
@@ -25,7 +24,6 @@ from .test_prune import NOW, finished
 
 async def test_every_backend_takes_the_lock_when_no_one_holds_it(storage: DurableStorage) -> None:
     async with storage.transaction() as tx:
-        assert isinstance(tx, PruningStorageTx)
         assert await tx.try_lock_pruning() is True
 
 
@@ -54,12 +52,10 @@ async def test_postgresql_a_second_transaction_is_refused_the_lock_without_waiti
     pg_storage: DurableStorage,
 ) -> None:
     async with pg_storage.transaction() as first:
-        assert isinstance(first, PruningStorageTx)
         assert await first.try_lock_pruning()
 
         async def second_attempt() -> bool:
             async with pg_storage.transaction() as second:
-                assert isinstance(second, PruningStorageTx)
                 return await second.try_lock_pruning()
 
         # Refused at once (try, not wait): bounded so that a blocking lock fails the test.
@@ -73,7 +69,6 @@ async def test_postgresql_a_pruner_that_finds_the_lock_held_prunes_nothing(
 ) -> None:
     await insert(pg_storage, finished("te_a", days_ago=10), finished("te_b", days_ago=9))
     async with pg_storage.transaction() as holder:
-        assert isinstance(holder, PruningStorageTx)
         assert await holder.try_lock_pruning()
         blocked = await asyncio.wait_for(
             prune_executions(pg_storage, older_than=timedelta(days=7), now=NOW, exclusive=True),
@@ -99,8 +94,6 @@ async def test_postgresql_the_lock_is_per_table(
         pg_storage.transaction() as first,
         other.transaction() as second,
     ):
-        assert isinstance(first, PruningStorageTx)
-        assert isinstance(second, PruningStorageTx)
         assert await first.try_lock_pruning()
         assert await second.try_lock_pruning()
 
@@ -122,7 +115,6 @@ async def test_postgresql_the_lock_is_a_transaction_advisory_lock(
 
     before = await asyncio.to_thread(advisory_locks)
     async with pg_storage.transaction() as tx:
-        assert isinstance(tx, PruningStorageTx)
         assert await tx.try_lock_pruning()
         assert await asyncio.to_thread(advisory_locks) == before + 1
     assert await asyncio.to_thread(advisory_locks) == before

@@ -18,7 +18,7 @@ from typing import TypeVar
 import pytest
 
 from durable_execution.storage import SQLiteDurableStorage, open_storage
-from durable_execution.storage._sqlite_session import SQLiteBusyError
+from durable_execution.storage.errors import SQLiteBusyError
 
 from ._records import all_ids, insert, record
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from durable_execution.storage import SQLiteDurableStorage, StorageError, open_storage
-from durable_execution.storage._sqlite_session import SQLiteBusyError
+from durable_execution.storage.errors import SQLiteBusyError
 
 from ._records import all_ids, insert, record
 

@@ -34,14 +34,17 @@ NORMAL = 1
 
 @pytest.fixture
 def opened_connections(monkeypatch: pytest.MonkeyPatch) -> list[sqlite3.Connection]:
-    """Every SQLite connection opened during the test, whoever opened it."""
+    """Every SQLite connection to a file opened during the test, whoever opened it."""
     connections: list[sqlite3.Connection] = []
     real_connect = sqlite3.connect
 
     # Any: sqlite3.connect's own signature, passed through unchanged.
     def recording_connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
         connection: sqlite3.Connection = real_connect(*args, **kwargs)
-        connections.append(connection)
+        # A scratch in-memory database (the schema check builds the expected table there)
+        # holds no executions: only connections to the file must run the level asked for.
+        if str(args[0] if args else kwargs.get("database")) != ":memory:":
+            connections.append(connection)
         return connection
 
     monkeypatch.setattr(sqlite3, "connect", recording_connect)

@@ -8,6 +8,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from datetime import datetime
 
 import pytest
 
@@ -17,7 +18,7 @@ from durable_execution import (
     ParentTaskResult,
     TaskContext,
 )
-from durable_execution.model import FINISHED_STATUSES, ParentTaskRef, TaskRef
+from durable_execution.model import FINISHED_STATUSES, ParentTaskRef, TaskExecutionStatus, TaskRef
 from durable_execution.payloads import ChildTaskOutput
 from durable_execution.serializer import JsonSerializer
 from durable_execution.storage import (
@@ -27,6 +28,12 @@ from durable_execution.storage import (
     TaskExecutionUpdate,
     TaskExecutionWhere,
     WhereByExecutionIds,
+)
+from durable_execution.storage.types import (
+    ClaimedTaskExecutions,
+    HeldLease,
+    PruneCursor,
+    PrunedBatch,
 )
 
 from ._support import make_record
@@ -69,9 +76,46 @@ class CountingTx:
         )
 
     async def update_task_executions(
-        self, where: TaskExecutionWhere, update: TaskExecutionUpdate
+        self, where: WhereByExecutionIds, update: TaskExecutionUpdate
     ) -> int:
         return await self._inner.update_task_executions(where, update)
+
+    async def claim_ready_task_executions(
+        self, *, now: datetime, limit: int, lease_ms: int
+    ) -> ClaimedTaskExecutions:
+        return await self._inner.claim_ready_task_executions(
+            now=now, limit=limit, lease_ms=lease_ms
+        )
+
+    async def renew_task_execution_leases(
+        self, leases: Sequence[HeldLease], *, expires_at: datetime
+    ) -> list[str]:
+        return await self._inner.renew_task_execution_leases(leases, expires_at=expires_at)
+
+    async def try_lock_pruning(self) -> bool:
+        return await self._inner.try_lock_pruning()
+
+    async def update_task_executions_each(
+        self, updates: Sequence[tuple[WhereByExecutionIds, TaskExecutionUpdate]]
+    ) -> list[int]:
+        return await self._inner.update_task_executions_each(updates)
+
+    async def prune_batch(
+        self,
+        *,
+        finished_before: datetime,
+        statuses: Sequence[TaskExecutionStatus],
+        after: PruneCursor | None,
+        limit: int,
+        dry_run: bool,
+    ) -> PrunedBatch:
+        return await self._inner.prune_batch(
+            finished_before=finished_before,
+            statuses=statuses,
+            after=after,
+            limit=limit,
+            dry_run=dry_run,
+        )
 
 
 class CountingStorage:

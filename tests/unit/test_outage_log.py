@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from durable_execution._leases import OutageLog
+from durable_execution._outage_log import OutageLog
 from durable_execution.clock import now
 
 STALL = timedelta(seconds=1)

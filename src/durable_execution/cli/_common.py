@@ -16,8 +16,8 @@ from typing import Final, TypeVar
 import click
 
 from durable_execution import DurableStorage, open_storage
-from durable_execution.generated.sqlite import DEFAULT_TABLE, validate_table_name
 from durable_execution.ids import EXECUTION_ID_PREFIX
+from durable_execution.storage.table_names import DEFAULT_TABLE, validate_table_name
 from durable_execution.storage.url import (
     MemoryUrl,
     SqliteUrl,

@@ -1,4 +1,4 @@
-"""``durable-execution demo``: the reference workload, live, then its finished trees.
+"""``durable-execution demo``: the seed workload, live, then its finished trees.
 
 The demo keeps to a table of its own (``durable_demo`` by default) so that it can never touch a
 real application's executions, even in a shared database: its executor would otherwise claim
@@ -127,7 +127,7 @@ async def _run_demo(
 @click.command()
 @storage_options(from_env=False, allow_memory=True, default_table=DEMO_TABLE)
 def demo(db: str, table: str) -> None:
-    """Run the reference workload and check every outcome; exit 0 only if all happened.
+    """Run the seed workload and check every outcome; exit 0 only if all happened.
 
     A task tree (parents, children, finalize tasks and a 3-step sequential chain), 100
     concurrent tasks, a task that succeeds on its third attempt, failing tasks, a failing child

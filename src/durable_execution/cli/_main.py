@@ -25,7 +25,7 @@ def cli() -> None:
 
     \b
     Start here:
-      durable-execution demo                       the reference workload, live
+      durable-execution demo                       the seed workload, live
       durable-execution worker myapp.tasks:register --db postgresql://…
       durable-execution list --status failed       the newest failed executions
       durable-execution show te_…                  an execution and its subtree

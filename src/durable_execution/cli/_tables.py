@@ -21,7 +21,7 @@ from typing import Final
 import click
 
 from durable_execution.cli._common import CliError, Target
-from durable_execution.generated.sqlite import validate_table_name
+from durable_execution.storage.table_names import validate_table_name
 from durable_execution.storage.url import PostgresUrl, SqliteUrl, parse_storage_url
 
 _MIGRATIONS_SUFFIX: Final = "_migrations"

@@ -10,11 +10,11 @@ from durable_execution.storage._sqlite_session import SqliteSynchronous
 from durable_execution.storage.errors import (
     DuplicateExecutionIdError,
     MalformedRowError,
+    SchemaTooNewError,
     StorageClosedError,
     StorageError,
 )
 from durable_execution.storage.memory import InMemoryStorage, InMemoryStorageTx
-from durable_execution.storage.migrate import SchemaTooNewError
 from durable_execution.storage.open import open_storage
 from durable_execution.storage.sqlite import SQLiteDurableStorage, SQLiteStorageTx
 from durable_execution.storage.types import (
@@ -25,7 +25,6 @@ from durable_execution.storage.types import (
     TaskExecutionUpdate,
     TaskExecutionWhere,
     WhereByExecutionIds,
-    WhereByStartAtLessThan,
     WhereByStatuses,
 )
 
@@ -63,7 +62,6 @@ __all__ = [
     "TaskExecutionUpdate",
     "TaskExecutionWhere",
     "WhereByExecutionIds",
-    "WhereByStartAtLessThan",
     "WhereByStatuses",
     "open_storage",
 ]

@@ -45,7 +45,7 @@ async def claim_ready(
         raise StorageError(
             f"The claim failed on some row ({error}); the next claim goes row by row"
         ) from error
-    return conversion.claimed_from_rows(sorted(rows, key=_fifo), conversion.record_from_columns)
+    return claiming.claimed_from_rows(sorted(rows, key=_fifo), conversion.record_from_columns)
 
 
 async def _claim_each(

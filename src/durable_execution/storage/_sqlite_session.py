@@ -32,7 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Final, Literal, TypeAlias, TypeVar, get_args
 
-from durable_execution.storage.errors import StorageError
+from durable_execution.storage.errors import SQLiteBusyError, SQLiteFullError
 
 _T = TypeVar("_T")
 
@@ -64,23 +64,6 @@ BUSY_RETRIES: Final = 8
 BUSY_RETRY_PAUSE_S: Final = 0.05
 
 _BUSY_CODES: Final = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
-
-
-class SQLiteBusyError(StorageError):
-    """Another connection kept the SQLite database locked for longer than we were willing to wait.
-
-    Transient: the transaction did not happen and can be retried.
-    """
-
-
-class SQLiteFullError(StorageError):
-    """SQLite could not write: the disk holding the database (or its WAL) is full, or the
-    database reached its ``max_page_count`` (``SQLITE_FULL``).
-
-    Transient: the transaction was rolled back and succeeds again once space is freed; the
-    executor retries result writes, stops attempts whose leases it cannot renew meanwhile, and
-    makes them ready again once it can write (see ``_leases``).
-    """
 
 
 def is_full(error: sqlite3.Error) -> bool:
@@ -149,8 +132,11 @@ def connect(
     try:
         # journal_mode is stored in the file; switching needs a moment of exclusive access.
         retry_busy(lambda: conn.execute("PRAGMA journal_mode = WAL"), "enable WAL", busy_timeout_ms)
-        # Set from the closed Literal only: never text from the caller.
-        conn.execute(f"PRAGMA synchronous = {check_synchronous(synchronous).upper()}")
+        # One of two constant statements: never text from the caller.
+        if check_synchronous(synchronous) == "normal":
+            conn.execute("PRAGMA synchronous = NORMAL")
+        else:
+            conn.execute("PRAGMA synchronous = FULL")
     except BaseException:
         conn.close()
         raise

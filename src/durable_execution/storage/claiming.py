@@ -108,3 +108,18 @@ def _decode_into(
         records.append(decode(row))
     except MalformedRowError as error:
         malformed.append(error)
+
+
+def claimed_from_rows(
+    rows: Iterable[_Row], decode: Callable[[_Row], TaskExecutionRecord]
+) -> ClaimedTaskExecutions:
+    """The claim's result from its rows, already in FIFO order: each row is decoded on its own,
+    so a poison row is reported (the claim moved it too) without hiding the others."""
+    records: list[TaskExecutionRecord] = []
+    malformed: list[MalformedRowError] = []
+    for row in rows:
+        try:
+            records.append(decode(row))
+        except MalformedRowError as error:
+            malformed.append(error)
+    return ClaimedTaskExecutions(records=records, malformed=malformed)

@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Final, Protocol, TypeAlias, TypedDict, TypeGuard, TypeVar
+from typing import Final, Protocol, TypeAlias, TypedDict, TypeGuard
 
 from durable_execution.clock import truncate_to_ms
 from durable_execution.model import (
@@ -38,13 +38,11 @@ from durable_execution.model import (
 from durable_execution.storage.error_json import error_from_json, error_json
 from durable_execution.storage.errors import MalformedRowError, StorageError
 from durable_execution.storage.types import (
-    ClaimedTaskExecutions,
     HeldLease,
     TaskExecutionRecord,
     TaskExecutionUpdate,
     TaskExecutionWhere,
     WhereByExecutionIds,
-    WhereByStartAtLessThan,
     WhereByStatuses,
 )
 
@@ -74,7 +72,7 @@ def matches_nothing(where: TaskExecutionWhere) -> bool:
     match where:
         case WhereByExecutionIds():
             return not where.execution_ids or (where.statuses is not None and not where.statuses)
-        case WhereByStatuses() | WhereByStartAtLessThan():
+        case WhereByStatuses():
             return not where.statuses
 
 
@@ -94,24 +92,6 @@ def renewal_expires_at(leases: Sequence[HeldLease], expires_at: datetime) -> dat
     if len(set(ids)) != len(ids):
         raise StorageError("renew_task_execution_leases: an execution id is given twice")
     return utc_ms(expires_at, "expires_at")
-
-
-_Row = TypeVar("_Row")
-
-
-def claimed_from_rows(
-    rows: Iterable[_Row], decode: Callable[[_Row], TaskExecutionRecord]
-) -> ClaimedTaskExecutions:
-    """The claim's result from its rows, already in FIFO order: each row is decoded on its own,
-    so a poison row is reported (the claim moved it too) without hiding the others."""
-    records: list[TaskExecutionRecord] = []
-    malformed: list[MalformedRowError] = []
-    for row in rows:
-        try:
-            records.append(decode(row))
-        except MalformedRowError as error:
-            malformed.append(error)
-    return ClaimedTaskExecutions(records=records, malformed=malformed)
 
 
 # --- timestamps -----------------------------------------------------------------------------

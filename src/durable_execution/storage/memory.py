@@ -36,7 +36,6 @@ from durable_execution.storage.types import (
     TaskExecutionUpdate,
     TaskExecutionWhere,
     WhereByExecutionIds,
-    WhereByStartAtLessThan,
     WhereByStatuses,
     apply_update,
 )
@@ -177,17 +176,6 @@ class InMemoryStorageTx:
                 def order(r: TaskExecutionRecord) -> tuple[object, ...]:
                     return (r.updated_at, table.sequence[r.execution_id])
 
-            case WhereByStartAtLessThan():
-                start_bound = where.start_at_less_than
-                candidates = (
-                    record
-                    for record in table.with_statuses(where.statuses, None)
-                    if record.start_at < start_bound
-                )
-
-                def order(r: TaskExecutionRecord) -> tuple[object, ...]:
-                    return (r.start_at, table.sequence[r.execution_id])
-
         if limit is None:
             return sorted(candidates, key=order)
         return heapq.nsmallest(limit, candidates, key=order)
@@ -228,7 +216,7 @@ class InMemoryStorageTx:
         return self._select(where, limit)
 
     async def update_task_executions(
-        self, where: TaskExecutionWhere, update: TaskExecutionUpdate
+        self, where: WhereByExecutionIds, update: TaskExecutionUpdate
     ) -> int:
         self._check_open()
         matched = self._select(where, None)
@@ -239,7 +227,7 @@ class InMemoryStorageTx:
     async def claim_ready_task_executions(
         self, *, now: datetime, limit: int, lease_ms: int
     ) -> ClaimedTaskExecutions:
-        """The optional one-step claim (see ``ClaimingStorageTx``)."""
+        """The claim, in one step (see ``DurableStorageTx``)."""
         self._check_open()
         conversion.check_claim_arguments(now, limit, lease_ms)
         table = self._table
@@ -265,11 +253,11 @@ class InMemoryStorageTx:
     async def update_task_executions_each(
         self, updates: Sequence[tuple[WhereByExecutionIds, TaskExecutionUpdate]]
     ) -> list[int]:
-        """The optional batch of guarded updates: here simply the loop it stands for."""
+        """The batch of guarded updates: here simply the loop it stands for."""
         return [await self.update_task_executions(where, update) for where, update in updates]
 
     async def try_lock_pruning(self) -> bool:
-        """Automatic retention's lock (see ``PruningStorageTx``): every transaction here holds
+        """Automatic retention's lock (see ``DurableStorageTx``): every transaction here holds
         the storage's one lock already."""
         self._check_open()
         return True
@@ -283,7 +271,7 @@ class InMemoryStorageTx:
         limit: int,
         dry_run: bool,
     ) -> PrunedBatch:
-        """Retention's batch step (see ``PruningStorageTx``), by scanning: fine in memory."""
+        """Retention's batch step (see ``DurableStorageTx``), by scanning: fine in memory."""
         self._check_open()
         table = self._table
         descendants: dict[str, list[TaskExecutionRecord]] = {}
@@ -328,7 +316,7 @@ class InMemoryStorageTx:
     async def renew_task_execution_leases(
         self, leases: Sequence[HeldLease], *, expires_at: datetime
     ) -> list[str]:
-        """The optional batched lease renewal (see ``LeaseRenewingStorageTx``)."""
+        """The batched lease renewal (see ``DurableStorageTx``)."""
         self._check_open()
         expires_at = conversion.renewal_expires_at(leases, expires_at)
         renewed: list[str] = []

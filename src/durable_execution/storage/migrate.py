@@ -24,26 +24,13 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from durable_execution.clock import now, to_epoch_ms
 from durable_execution.storage import _sqlite_session
-from durable_execution.storage.errors import StorageError
+from durable_execution.storage.errors import SchemaTooNewError
 
 if TYPE_CHECKING:
     import psycopg
 
     from durable_execution.generated import postgresql as pg
     from durable_execution.generated import sqlite as lite
-
-
-class SchemaTooNewError(StorageError):
-    """The database records a schema version this code does not know: it was upgraded by a newer
-    release. Running against it could corrupt data, so the storage refuses."""
-
-    def __init__(self, database_version: int, code_version: int) -> None:
-        self.database_version = database_version
-        self.code_version = code_version
-        super().__init__(
-            f"schema version {database_version} is newer than this code supports "
-            f"({code_version}); upgrade durable-execution"
-        )
 
 
 class _Migration(Protocol):
@@ -105,7 +92,7 @@ def migrate_sqlite(
     try:
         for statement in _bootstrap(migrations).statements:
             conn.execute(statement)
-        applied = [row.version for row in queries.get_applied_migration_versions(conn)]
+        applied = queries.get_applied_migration_versions(conn)
         applied_now: list[int] = []
         for migration in pending(migrations, applied):
             for statement in migration.statements:
@@ -131,7 +118,7 @@ async def migrate_postgres(
         await queries.lock_migrations(conn, lock_key=migration_lock_key(queries.table))
         for statement in _bootstrap(migrations).statements:
             await conn.execute(statement)
-        applied = [row.version for row in await queries.get_applied_migration_versions(conn)]
+        applied = await queries.get_applied_migration_versions(conn)
         applied_now: list[int] = []
         for migration in pending(migrations, applied):
             for statement in migration.statements:

@@ -6,11 +6,14 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import TypeVar
 
-# The SQLite package's validator is the PostgreSQL one's twin and imports no driver.
-from durable_execution.generated.sqlite import DEFAULT_TABLE, validate_table_name
 from durable_execution.storage import sqlite
-from durable_execution.storage._sqlite_session import SqliteSynchronous, check_synchronous
+from durable_execution.storage._sqlite_session import (
+    DEFAULT_SYNCHRONOUS,
+    SqliteSynchronous,
+    check_synchronous,
+)
 from durable_execution.storage.memory import InMemoryStorage
+from durable_execution.storage.table_names import DEFAULT_TABLE, validate_table_name
 from durable_execution.storage.types import DurableStorage
 from durable_execution.storage.url import (
     MemoryUrl,
@@ -82,11 +85,13 @@ async def open_storage(
                 path,
                 table_name=table_name,
                 busy_timeout_ms=_or(busy_timeout_ms, sqlite.DEFAULT_BUSY_TIMEOUT_MS),
-                synchronous=_or(url_synchronous or sqlite_synchronous, sqlite.DEFAULT_SYNCHRONOUS),
+                synchronous=_or(url_synchronous or sqlite_synchronous, DEFAULT_SYNCHRONOUS),
             )
             async with sqlite_storage:
                 if migrate:
-                    await sqlite_storage.migrate()
+                    await sqlite_storage.migrate()  # verifies the schema too
+                else:  # a table that is there must be whole; one that is not, untouched
+                    await sqlite_storage.verify_schema(if_exists=True)
                 yield sqlite_storage
         case PostgresUrl(conninfo=conninfo, masked=masked):
             _refuse_options(sqlite_options, "postgresql://")

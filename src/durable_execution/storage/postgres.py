@@ -23,7 +23,6 @@ import re
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Final, Self, TypeVar
@@ -45,8 +44,10 @@ from durable_execution.storage import (
     inspection,
     migrate,
 )
+from durable_execution.storage import (
+    _pg_rows as _rows,
+)
 from durable_execution.storage._pg_timestamps import register_tolerant_timestamps
-from durable_execution.storage.conversion import ColumnChanges, Columns, JsonValue
 from durable_execution.storage.errors import (
     DuplicateExecutionIdError,
     MalformedRowError,
@@ -64,7 +65,6 @@ from durable_execution.storage.types import (
     TaskExecutionUpdate,
     TaskExecutionWhere,
     WhereByExecutionIds,
-    WhereByStartAtLessThan,
     WhereByStatuses,
 )
 
@@ -136,51 +136,13 @@ class PostgresStorageTx:
             self._refused_ids = repeated
             raise DuplicateExecutionIdError(repeated)
         try:
-            await self._insert(rows)
+            await _rows.insert_rows(self._queries, self._conn, rows)
             if not self.made_ready:
                 self.made_ready = _ready_now(executions)
         except pg_errors.UniqueViolation as error:
             # The transaction is now aborted: nothing it did will be stored.
             self._refused_ids = _duplicate_ids(error, ids)
             raise DuplicateExecutionIdError(self._refused_ids) from error
-
-    async def _insert(self, rows: Sequence[Columns]) -> None:
-        await self._queries.insert_task_executions(
-            self._conn,
-            root_task_id=[r.root_task_id for r in rows],
-            root_execution_id=[r.root_execution_id for r in rows],
-            parent_task_id=[r.parent_task_id for r in rows],
-            parent_execution_id=[r.parent_execution_id for r in rows],
-            is_finalize_task=[r.is_finalize_task for r in rows],
-            task_id=[r.task_id for r in rows],
-            execution_id=[r.execution_id for r in rows],
-            retry_options=[r.retry_options for r in rows],
-            sleep_ms_before_run=[r.sleep_ms_before_run for r in rows],
-            timeout_ms=[r.timeout_ms for r in rows],
-            run_input=[r.run_input for r in rows],
-            run_output=[r.run_output for r in rows],
-            output=[r.output for r in rows],
-            children_tasks_completed_count=[r.children_tasks_completed_count for r in rows],
-            children_tasks=[r.children_tasks for r in rows],
-            children_tasks_errors=[r.children_tasks_errors for r in rows],
-            finalize_task=[r.finalize_task for r in rows],
-            finalize_task_error=[r.finalize_task_error for r in rows],
-            error=[r.error for r in rows],
-            status=[r.status for r in rows],
-            is_closed=[r.is_closed for r in rows],
-            needs_promise_cancellation=[r.needs_promise_cancellation for r in rows],
-            retry_attempts=[r.retry_attempts for r in rows],
-            lease_expiries=[r.lease_expiries for r in rows],
-            start_at=[r.start_at for r in rows],
-            started_at=[r.started_at for r in rows],
-            finished_at=[r.finished_at for r in rows],
-            expires_at=[r.expires_at for r in rows],
-            version=[r.version for r in rows],
-            created_at=[r.created_at for r in rows],
-            updated_at=[r.updated_at for r in rows],
-            rerun_of_execution_id=[r.rerun_of_execution_id for r in rows],
-            trace_context=[r.trace_context for r in rows],
-        )
 
     async def get_task_execution_ids(
         self,
@@ -202,7 +164,7 @@ class PostgresStorageTx:
                     if lock
                     else q.get_task_execution_ids_by_execution_ids
                 )
-                id_rows = await by_id(
+                return await by_id(
                     conn,
                     execution_ids=where.execution_ids,
                     statuses=where.statuses,
@@ -210,34 +172,19 @@ class PostgresStorageTx:
                     version=where.version,
                     row_limit=limit,
                 )
-                return [row.execution_id for row in id_rows]
             case WhereByStatuses():
                 by_status = (
                     q.get_task_execution_ids_by_statuses_for_update_skip_locked
                     if lock
                     else q.get_task_execution_ids_by_statuses
                 )
-                status_rows = await by_status(
+                return await by_status(
                     conn,
                     statuses=where.statuses,
                     is_closed=where.is_closed,
                     expires_at_less_than=_optional_aware(where.expires_at_less_than),
                     row_limit=limit,
                 )
-                return [row.execution_id for row in status_rows]
-            case WhereByStartAtLessThan():
-                by_start = (
-                    q.get_task_execution_ids_by_start_at_less_than_for_update_skip_locked
-                    if lock
-                    else q.get_task_execution_ids_by_start_at_less_than
-                )
-                start_rows = await by_start(
-                    conn,
-                    statuses=where.statuses,
-                    start_at_less_than=_aware(where.start_at_less_than, "start_at_less_than"),
-                    row_limit=limit,
-                )
-                return [row.execution_id for row in start_rows]
 
     async def get_task_executions(
         self,
@@ -280,58 +227,27 @@ class PostgresStorageTx:
                     expires_at_less_than=_optional_aware(where.expires_at_less_than),
                     row_limit=limit,
                 )
-            case WhereByStartAtLessThan():
-                by_start = (
-                    q.get_task_executions_by_start_at_less_than_for_update_skip_locked
-                    if lock
-                    else q.get_task_executions_by_start_at_less_than
-                )
-                rows = await by_start(
-                    conn,
-                    statuses=where.statuses,
-                    start_at_less_than=_aware(where.start_at_less_than, "start_at_less_than"),
-                    row_limit=limit,
-                )
         return [conversion.record_from_columns(row) for row in rows]
 
     async def update_task_executions(
-        self, where: TaskExecutionWhere, update: TaskExecutionUpdate
+        self, where: WhereByExecutionIds, update: TaskExecutionUpdate
     ) -> int:
         self.raise_if_refused()
         if conversion.matches_nothing(where):
             return 0
-        changes = conversion.changes_from_update(update)
-        q, conn = self._queries, self._conn
-        match where:
-            case WhereByExecutionIds():
-                return await q.update_task_executions_by_execution_ids(
-                    conn,
-                    **changes,
-                    execution_ids=where.execution_ids,
-                    statuses=where.statuses,
-                    needs_promise_cancellation=where.needs_promise_cancellation,
-                    version=where.version,
-                )
-            case WhereByStatuses():
-                return await q.update_task_executions_by_statuses(
-                    conn,
-                    **changes,
-                    statuses=where.statuses,
-                    is_closed=where.is_closed,
-                    expires_at_less_than=_optional_aware(where.expires_at_less_than),
-                )
-            case WhereByStartAtLessThan():
-                return await q.update_task_executions_by_start_at_less_than(
-                    conn,
-                    **changes,
-                    statuses=where.statuses,
-                    start_at_less_than=_aware(where.start_at_less_than, "start_at_less_than"),
-                )
+        return await self._queries.update_task_executions_by_execution_ids(
+            self._conn,
+            **conversion.changes_from_update(update),
+            execution_ids=where.execution_ids,
+            statuses=where.statuses,
+            needs_promise_cancellation=where.needs_promise_cancellation,
+            version=where.version,
+        )
 
     async def claim_ready_task_executions(
         self, *, now: datetime, limit: int, lease_ms: int
     ) -> ClaimedTaskExecutions:
-        """The optional one-statement claim (see ``ClaimingStorageTx``)."""
+        """The claim, in one statement (see ``DurableStorageTx``)."""
         self.raise_if_refused()
         conversion.check_claim_arguments(now, limit, lease_ms)
         if limit == 0:
@@ -348,36 +264,35 @@ class PostgresStorageTx:
     async def renew_task_execution_leases(
         self, leases: Sequence[HeldLease], *, expires_at: datetime
     ) -> list[str]:
-        """The optional batched lease renewal (see ``LeaseRenewingStorageTx``): one statement,
+        """The batched lease renewal (see ``DurableStorageTx``): one statement,
         ids and versions as two parallel arrays."""
         self.raise_if_refused()
         expires_at = conversion.renewal_expires_at(leases, expires_at)
         if not leases:
             return []
-        rows = await self._queries.renew_task_execution_leases(
+        return await self._queries.renew_task_execution_leases(
             self._conn,
             expires_at=expires_at,
             execution_ids=[lease.execution_id for lease in leases],
             versions=[lease.version for lease in leases],
         )
-        return [row.execution_id for row in rows]
 
     async def update_task_executions_each(
         self, updates: Sequence[tuple[WhereByExecutionIds, TaskExecutionUpdate]]
     ) -> list[int]:
-        """The optional batch of guarded updates (see ``BatchUpdatingStorageTx``): one statement
+        """The batch of guarded updates (see ``DurableStorageTx``): one statement
         for the lot, unless an execution id comes up again (then one more per repeat)."""
         self.raise_if_refused()
         counts = [0] * len(updates)
-        batch = _UpdateEachBatch()
+        batch = _rows.UpdateEachBatch()
         for index, where, changes in conversion.pending_updates(updates):
             execution_ids = list(dict.fromkeys(where.execution_ids))
             if batch.targets.intersection(execution_ids):
                 # Sent first, so that this update sees its writes, as in a loop.
-                await self._run_update_batch(batch, counts)
-                batch = _UpdateEachBatch()
+                await _rows.run_update_batch(self._queries, self._conn, batch, counts)
+                batch = _rows.UpdateEachBatch()
             batch.add(index, where, execution_ids, changes)
-        await self._run_update_batch(batch, counts)
+        await _rows.run_update_batch(self._queries, self._conn, batch, counts)
         return counts
 
     async def prune_batch(
@@ -389,7 +304,7 @@ class PostgresStorageTx:
         limit: int,
         dry_run: bool,
     ) -> PrunedBatch:
-        """Retention's batch step (see ``PruningStorageTx``): find, then delete or count."""
+        """Retention's batch step (see ``DurableStorageTx``): find, then delete or count."""
         self.raise_if_refused()
         roots = await self._queries.get_prunable_roots(
             self._conn,
@@ -416,81 +331,12 @@ class PostgresStorageTx:
         return PrunedBatch(trees=len(roots), executions_by_status=counts, cursor=cursor)
 
     async def try_lock_pruning(self) -> bool:
-        """Automatic retention's lock (see ``PruningStorageTx``): an advisory lock per table."""
+        """Automatic retention's lock (see ``DurableStorageTx``): an advisory lock per table."""
         self.raise_if_refused()
-        row = await self._queries.try_lock_pruning(
+        locked = await self._queries.try_lock_pruning(
             self._conn, lock_key=migrate.pruning_lock_key(self._queries.table)
         )
-        return row is not None and row.locked
-
-    async def _run_update_batch(self, batch: _UpdateEachBatch, counts: list[int]) -> None:
-        if not batch.item_index:
-            return
-        ch = batch.changes
-        rows = await self._queries.update_task_executions_each(
-            self._conn,
-            item_index=batch.item_index,
-            execution_id=batch.execution_id,
-            statuses=batch.statuses,
-            needs_promise_cancellation=batch.needs_promise_cancellation,
-            version=batch.version,
-            new_run_output=[c["new_run_output"] for c in ch],
-            new_output=[c["new_output"] for c in ch],
-            new_children_tasks_completed_count=[
-                c["new_children_tasks_completed_count"] for c in ch
-            ],
-            new_children_tasks=[c["new_children_tasks"] for c in ch],
-            new_children_tasks_errors=[c["new_children_tasks_errors"] for c in ch],
-            new_finalize_task=[c["new_finalize_task"] for c in ch],
-            new_finalize_task_error=[c["new_finalize_task_error"] for c in ch],
-            unset_error=[c["unset_error"] for c in ch],
-            new_error=[c["new_error"] for c in ch],
-            new_status=[c["new_status"] for c in ch],
-            new_is_closed=[c["new_is_closed"] for c in ch],
-            new_needs_promise_cancellation=[c["new_needs_promise_cancellation"] for c in ch],
-            new_retry_attempts=[c["new_retry_attempts"] for c in ch],
-            new_lease_expiries=[c["new_lease_expiries"] for c in ch],
-            new_start_at=[c["new_start_at"] for c in ch],
-            new_started_at=[c["new_started_at"] for c in ch],
-            new_finished_at=[c["new_finished_at"] for c in ch],
-            unset_expires_at=[c["unset_expires_at"] for c in ch],
-            new_expires_at=[c["new_expires_at"] for c in ch],
-            new_version=[c["new_version"] for c in ch],
-            new_updated_at=[c["new_updated_at"] for c in ch],
-        )
-        for row in rows:
-            counts[row.item_index] += 1
-
-
-@dataclass
-class _UpdateEachBatch:
-    """The parallel arrays of one UpdateTaskExecutionsEach statement: one element per (update,
-    execution id) pair, no execution id twice (a statement updates a row at most once)."""
-
-    item_index: list[int] = field(default_factory=list)
-    execution_id: list[str] = field(default_factory=list)
-    statuses: list[JsonValue] = field(default_factory=list)
-    needs_promise_cancellation: list[bool | None] = field(default_factory=list)
-    version: list[int | None] = field(default_factory=list)
-    changes: list[ColumnChanges] = field(default_factory=list)
-    targets: set[str] = field(default_factory=set)
-
-    def add(
-        self,
-        index: int,
-        where: WhereByExecutionIds,
-        execution_ids: list[str],
-        changes: ColumnChanges,
-    ) -> None:
-        statuses: JsonValue = None if where.statuses is None else list(where.statuses)
-        for execution_id in execution_ids:
-            self.item_index.append(index)
-            self.execution_id.append(execution_id)
-            self.statuses.append(statuses)
-            self.needs_promise_cancellation.append(where.needs_promise_cancellation)
-            self.version.append(where.version)
-            self.changes.append(changes)
-        self.targets.update(execution_ids)
+        return locked is True
 
 
 def _optional_aware(moment: datetime | None) -> datetime | None:

@@ -1,27 +1,8 @@
 """The SQLite storage: executions in one database file, shared safely by several processes.
 
-How it works:
+How it works (statement scheduling, between the event loop and a worker thread, is
+:mod:`._sqlite_worker`'s):
 
-* One ``sqlite3`` connection per storage, used on two threads but never on both at once: the
-  event loop's, for every statement that cannot wait, and a dedicated worker thread
-  (``ThreadPoolExecutor(1)``) for those that can. A hop to the worker and back costs far more than
-  the statements themselves (they take microseconds; the hop waits for the GIL and for the loop
-  to wake), so the loop runs them itself while nothing is queued on the worker.
-* Only waiting for another process's lock can block for long. SQLite's busy timeout is 0: on the
-  loop, ``BEGIN IMMEDIATE`` either takes the write lock at once or answers ``SQLITE_BUSY``, and
-  then the worker begins again, waiting for up to ``busy_timeout_ms`` (see
-  :mod:`._sqlite_session`). Once the write lock is held, statements and ``COMMIT`` do not
-  wait in WAL mode: readers use snapshots, and the auto-checkpoint after a ``COMMIT`` is PASSIVE,
-  which never waits for readers or writers. A busy answer that escapes anyway sends the step to
-  the worker, or rolls the transaction back if the step had already changed rows (re-running it
-  would apply them twice). Without WAL (``:memory:``, a VFS without shared memory) every
-  statement runs on the worker, as a COMMIT there may wait for readers.
-* The auto-checkpoint (after the COMMIT that brings the WAL to ~1000 pages, some hundreds of
-  write transactions) stays on the loop. It costs 5-13 ms of writes and fsyncs on a small VM,
-  but the next transaction of this process would wait for it on any thread (it needs the
-  connection), and switching checkpoints off altogether moved neither throughput nor latency
-  percentiles of the benchmarks beyond their noise; a checkpoint on a second connection of the
-  worker is the way out should that change.
 * Transactions of this process queue on an ``asyncio.Lock`` (one connection can hold one
   transaction); across processes, ``BEGIN IMMEDIATE`` takes the write lock up front and WAL lets
   readers of other processes go on (see :mod:`._sqlite_session`). ``skip_locked_for_update`` is
@@ -37,20 +18,29 @@ import os
 import sqlite3
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Final, Self, TypedDict, TypeVar
+from typing import Final, Self, TypeVar
 
 from durable_execution.clock import from_epoch_ms, to_epoch_ms
 from durable_execution.generated import sqlite as lite
-from durable_execution.generated.sqlite.models import DurableTaskExecution as SqliteRow
 from durable_execution.model import TaskExecutionStatus
-from durable_execution.storage import _sqlite_session, claiming, conversion, inspection, migrate
-from durable_execution.storage._sqlite_session import SqliteSynchronous
-from durable_execution.storage.conversion import Columns, JsonValue
+from durable_execution.storage import (
+    _sqlite_rows as _rows,
+)
+from durable_execution.storage import (
+    _sqlite_schema,
+    _sqlite_session,
+    _sqlite_worker,
+    claiming,
+    conversion,
+    inspection,
+    migrate,
+)
+from durable_execution.storage._sqlite_session import DEFAULT_SYNCHRONOUS, SqliteSynchronous
+from durable_execution.storage.conversion import Columns
 from durable_execution.storage.errors import (
     DuplicateExecutionIdError,
     MalformedRowError,
@@ -67,95 +57,12 @@ from durable_execution.storage.types import (
     TaskExecutionUpdate,
     TaskExecutionWhere,
     WhereByExecutionIds,
-    WhereByStartAtLessThan,
     WhereByStatuses,
 )
 
 _T = TypeVar("_T")
 
 DEFAULT_BUSY_TIMEOUT_MS: Final = 30_000
-DEFAULT_SYNCHRONOUS: Final = _sqlite_session.DEFAULT_SYNCHRONOUS
-
-
-# --- neutral columns <-> SQLite values ---------------------------------------------------------
-
-
-def _json_text(value: JsonValue) -> str | None:
-    return None if value is None else conversion.dump_json_text(value)
-
-
-def _ms(moment: datetime | None) -> int | None:
-    return None if moment is None else to_epoch_ms(moment)
-
-
-def _bound_ms(moment: datetime, name: str) -> int:
-    """An exclusive upper bound in epoch ms: ``stored < bound`` means the same as in Python.
-
-    Stored values are whole milliseconds, so ``x < 10.5 ms`` holds exactly when ``x < 11``:
-    a bound with a sub-millisecond part rounds *up*.
-    """
-    if moment.tzinfo is None:
-        raise ValueError(f"{name} is a naive datetime ({moment!r}); timestamps must be aware")
-    floor = to_epoch_ms(moment)
-    return floor + 1 if moment.microsecond % 1000 else floor
-
-
-def _columns(row: SqliteRow) -> Columns:
-    """A row's values in the neutral form (JSON decoded, timestamps as aware datetimes)."""
-
-    def json_column(column: str, text: str | None) -> JsonValue:
-        return conversion.load_json_text(text, execution_id=row.execution_id, column=column)
-
-    def moment(column: str, epoch_ms: int) -> datetime:
-        try:
-            return from_epoch_ms(epoch_ms)
-        except (OverflowError, ValueError):  # beyond datetime's years 1-9999
-            raise MalformedRowError(
-                row.execution_id, column, f"{epoch_ms} epoch ms is out of range"
-            ) from None
-
-    def optional_moment(column: str, epoch_ms: int | None) -> datetime | None:
-        return None if epoch_ms is None else moment(column, epoch_ms)
-
-    return Columns(
-        root_task_id=row.root_task_id,
-        root_execution_id=row.root_execution_id,
-        parent_task_id=row.parent_task_id,
-        parent_execution_id=row.parent_execution_id,
-        is_finalize_task=row.is_finalize_task,
-        task_id=row.task_id,
-        execution_id=row.execution_id,
-        retry_options=json_column("retry_options", row.retry_options),
-        sleep_ms_before_run=row.sleep_ms_before_run,
-        timeout_ms=row.timeout_ms,
-        run_input=row.run_input,
-        run_output=row.run_output,
-        output=row.output,
-        children_tasks_completed_count=row.children_tasks_completed_count,
-        children_tasks=json_column("children_tasks", row.children_tasks),
-        children_tasks_errors=json_column("children_tasks_errors", row.children_tasks_errors),
-        finalize_task=json_column("finalize_task", row.finalize_task),
-        finalize_task_error=json_column("finalize_task_error", row.finalize_task_error),
-        error=json_column("error", row.error),
-        status=row.status,
-        is_closed=row.is_closed,
-        needs_promise_cancellation=row.needs_promise_cancellation,
-        retry_attempts=row.retry_attempts,
-        lease_expiries=row.lease_expiries,
-        start_at=moment("start_at", row.start_at),
-        started_at=optional_moment("started_at", row.started_at),
-        finished_at=optional_moment("finished_at", row.finished_at),
-        expires_at=optional_moment("expires_at", row.expires_at),
-        version=row.version,
-        created_at=moment("created_at", row.created_at),
-        updated_at=moment("updated_at", row.updated_at),
-        rerun_of_execution_id=row.rerun_of_execution_id,
-        trace_context=row.trace_context,
-    )
-
-
-def _record(row: SqliteRow) -> TaskExecutionRecord:
-    return conversion.record_from_columns(_columns(row))
 
 
 # --- the transaction ------------------------------------------------------------------------
@@ -193,7 +100,7 @@ class SQLiteStorageTx:
         # Marked before any hop: if the caller is cancelled meanwhile, the BEGIN may still run,
         # and the ROLLBACK that follows must not be skipped (it is harmless if nothing began).
         self.begun = True
-        return await self._storage.begin_and_run(translated)
+        return await self._storage.connection.begin_and_run(translated)
 
     async def insert_task_executions(self, executions: Sequence[TaskExecutionRecord]) -> None:
         self.raise_if_refused()
@@ -212,63 +119,17 @@ class SQLiteStorageTx:
         # insert between this check and the inserts: the transaction holds the write lock.
         ids = [row.execution_id for row in rows]
         repeated = [execution_id for execution_id, n in Counter(ids).items() if n > 1]
-        existing = self._queries.get_task_execution_ids_by_execution_ids(
-            conn,
-            execution_ids=ids,
-            filter_statuses=False,
-            statuses=(),
-            needs_promise_cancellation=None,
-            version=None,
-            row_limit=None,
-        )
-        duplicates = list(dict.fromkeys([*(r.execution_id for r in existing), *repeated]))
+        existing = self._queries.get_existing_execution_ids(conn, execution_ids=ids)
+        duplicates = list(dict.fromkeys([*existing, *repeated]))
         if duplicates:
             raise DuplicateExecutionIdError(duplicates)
         for row in rows:
             try:
-                self._insert_one(conn, row)
+                _rows.insert_row(self._queries, conn, row)
             except sqlite3.IntegrityError as error:
                 raise StorageError(
                     f"SQLite refused to store execution {row.execution_id}: {error}"
                 ) from error
-
-    def _insert_one(self, conn: sqlite3.Connection, c: Columns) -> None:
-        self._queries.insert_task_execution(
-            conn,
-            root_task_id=c.root_task_id,
-            root_execution_id=c.root_execution_id,
-            parent_task_id=c.parent_task_id,
-            parent_execution_id=c.parent_execution_id,
-            is_finalize_task=c.is_finalize_task,
-            task_id=c.task_id,
-            execution_id=c.execution_id,
-            retry_options=conversion.dump_json_text(c.retry_options),
-            sleep_ms_before_run=c.sleep_ms_before_run,
-            timeout_ms=c.timeout_ms,
-            run_input=c.run_input,
-            run_output=c.run_output,
-            output=c.output,
-            children_tasks_completed_count=c.children_tasks_completed_count,
-            children_tasks=_json_text(c.children_tasks),
-            children_tasks_errors=_json_text(c.children_tasks_errors),
-            finalize_task=_json_text(c.finalize_task),
-            finalize_task_error=_json_text(c.finalize_task_error),
-            error=_json_text(c.error),
-            status=c.status,
-            is_closed=c.is_closed,
-            needs_promise_cancellation=c.needs_promise_cancellation,
-            retry_attempts=c.retry_attempts,
-            lease_expiries=c.lease_expiries,
-            start_at=to_epoch_ms(c.start_at),
-            started_at=_ms(c.started_at),
-            finished_at=_ms(c.finished_at),
-            expires_at=_ms(c.expires_at),
-            version=c.version,
-            created_at=to_epoch_ms(c.created_at),
-            updated_at=to_epoch_ms(c.updated_at),
-            rerun_of_execution_id=c.rerun_of_execution_id,
-            trace_context=c.trace_context,
-        )
 
     async def get_task_execution_ids(
         self,
@@ -291,7 +152,7 @@ class SQLiteStorageTx:
         q = self._queries
         match where:
             case WhereByExecutionIds():
-                rows = q.get_task_execution_ids_by_execution_ids(
+                return q.get_task_execution_ids_by_execution_ids(
                     conn,
                     execution_ids=where.execution_ids,
                     filter_statuses=where.statuses is not None,
@@ -300,24 +161,14 @@ class SQLiteStorageTx:
                     version=where.version,
                     row_limit=limit,
                 )
-                return [row.execution_id for row in rows]
             case WhereByStatuses():
-                by_status = q.get_task_execution_ids_by_statuses(
+                return q.get_task_execution_ids_by_statuses(
                     conn,
                     statuses=where.statuses,
                     is_closed=where.is_closed,
-                    expires_at_less_than=_optional_bound(where.expires_at_less_than),
+                    expires_at_less_than=_rows.optional_bound(where.expires_at_less_than),
                     row_limit=limit,
                 )
-                return [row.execution_id for row in by_status]
-            case WhereByStartAtLessThan():
-                by_start = q.get_task_execution_ids_by_start_at_less_than(
-                    conn,
-                    statuses=where.statuses,
-                    start_at_less_than=_bound_ms(where.start_at_less_than, "start_at_less_than"),
-                    row_limit=limit,
-                )
-                return [row.execution_id for row in by_start]
 
     async def get_task_executions(
         self,
@@ -353,67 +204,40 @@ class SQLiteStorageTx:
                     conn,
                     statuses=where.statuses,
                     is_closed=where.is_closed,
-                    expires_at_less_than=_optional_bound(where.expires_at_less_than),
+                    expires_at_less_than=_rows.optional_bound(where.expires_at_less_than),
                     row_limit=limit,
                 )
-            case WhereByStartAtLessThan():
-                rows = q.get_task_executions_by_start_at_less_than(
-                    conn,
-                    statuses=where.statuses,
-                    start_at_less_than=_bound_ms(where.start_at_less_than, "start_at_less_than"),
-                    row_limit=limit,
-                )
-        return [_record(row) for row in rows]
+        return [_rows.record(row) for row in rows]
 
     async def update_task_executions(
-        self, where: TaskExecutionWhere, update: TaskExecutionUpdate
+        self, where: WhereByExecutionIds, update: TaskExecutionUpdate
     ) -> int:
         self.raise_if_refused()
         if conversion.matches_nothing(where):
             return 0
-        changes = _sqlite_changes(conversion.changes_from_update(update))
+        changes = _rows.sqlite_changes(conversion.changes_from_update(update))
         return await self._run(lambda conn: self._update(conn, where, changes))
 
     def _update(
-        self, conn: sqlite3.Connection, where: TaskExecutionWhere, changes: _SqliteChanges
+        self, conn: sqlite3.Connection, where: WhereByExecutionIds, changes: _rows.SqliteChanges
     ) -> int:
-        q = self._queries
         try:
-            match where:
-                case WhereByExecutionIds():
-                    return q.update_task_executions_by_execution_ids(
-                        conn,
-                        **changes,
-                        execution_ids=where.execution_ids,
-                        filter_statuses=where.statuses is not None,
-                        statuses=where.statuses or (),
-                        needs_promise_cancellation=where.needs_promise_cancellation,
-                        version=where.version,
-                    )
-                case WhereByStatuses():
-                    return q.update_task_executions_by_statuses(
-                        conn,
-                        **changes,
-                        statuses=where.statuses,
-                        is_closed=where.is_closed,
-                        expires_at_less_than=_optional_bound(where.expires_at_less_than),
-                    )
-                case WhereByStartAtLessThan():
-                    return q.update_task_executions_by_start_at_less_than(
-                        conn,
-                        **changes,
-                        statuses=where.statuses,
-                        start_at_less_than=_bound_ms(
-                            where.start_at_less_than, "start_at_less_than"
-                        ),
-                    )
+            return self._queries.update_task_executions_by_execution_ids(
+                conn,
+                **changes,
+                execution_ids=where.execution_ids,
+                filter_statuses=where.statuses is not None,
+                statuses=where.statuses or (),
+                needs_promise_cancellation=where.needs_promise_cancellation,
+                version=where.version,
+            )
         except sqlite3.IntegrityError as error:
             raise StorageError(f"SQLite refused the update: {error}") from error
 
     async def claim_ready_task_executions(
         self, *, now: datetime, limit: int, lease_ms: int
     ) -> ClaimedTaskExecutions:
-        """The optional one-statement claim (see ``ClaimingStorageTx``)."""
+        """The claim, in one statement (see ``DurableStorageTx``)."""
         self.raise_if_refused()
         conversion.check_claim_arguments(now, limit, lease_ms)
         if limit == 0:
@@ -435,22 +259,22 @@ class SQLiteStorageTx:
                     lambda execution_id: self._queries.claim_ready_task_execution_by_execution_id(
                         conn, now=now_ms, lease_ms=lease_ms, execution_id=execution_id
                     ),
-                    _record,
+                    _rows.record,
                     (sqlite3.IntegrityError,),
                 )
-            return conversion.claimed_from_rows(sorted(rows, key=_fifo), _record)
+            return claiming.claimed_from_rows(sorted(rows, key=_rows.fifo), _rows.record)
 
         return await self._run(claim)
 
     async def update_task_executions_each(
         self, updates: Sequence[tuple[WhereByExecutionIds, TaskExecutionUpdate]]
     ) -> list[int]:
-        """The optional batch of guarded updates (see ``BatchUpdatingStorageTx``): the same
+        """The batch of guarded updates (see ``DurableStorageTx``): the same
         statements as a loop, in one step (see ``_run``)."""
         self.raise_if_refused()
         counts = [0] * len(updates)
         pending = [
-            (index, where, _sqlite_changes(changes))
+            (index, where, _rows.sqlite_changes(changes))
             for index, where, changes in conversion.pending_updates(updates)
         ]
         if not pending:
@@ -472,10 +296,10 @@ class SQLiteStorageTx:
         limit: int,
         dry_run: bool,
     ) -> PrunedBatch:
-        """Retention's batch step (see ``PruningStorageTx``): find, then delete or count."""
+        """Retention's batch step (see ``DurableStorageTx``): find, then delete or count."""
         self.raise_if_refused()
-        before_ms = _bound_ms(finished_before, "finished_before")
-        after_ms = -(2**63) if after is None else _bound_ms(after.finished_at, "after")
+        before_ms = _rows.bound_ms(finished_before, "finished_before")
+        after_ms = -(2**63) if after is None else _rows.bound_ms(after.finished_at, "after")
         after_id = 0 if after is None else after.row_id
 
         def prune(conn: sqlite3.Connection) -> PrunedBatch:
@@ -497,10 +321,10 @@ class SQLiteStorageTx:
                 ):
                     counts[inspection.counted_status(row.status)] += row.execution_count
             else:
-                for deleted in self._queries.delete_execution_trees(
+                for status in self._queries.delete_execution_trees(
                     conn, root_execution_ids=ids, tree_root_execution_ids=ids
                 ):
-                    counts[inspection.counted_status(deleted.status)] += 1
+                    counts[inspection.counted_status(status)] += 1
             last = roots[-1]
             cursor = PruneCursor(finished_at=from_epoch_ms(last.finished_at), row_id=last.id)
             return PrunedBatch(trees=len(roots), executions_by_status=dict(counts), cursor=cursor)
@@ -510,7 +334,7 @@ class SQLiteStorageTx:
     async def renew_task_execution_leases(
         self, leases: Sequence[HeldLease], *, expires_at: datetime
     ) -> list[str]:
-        """The optional batched lease renewal (see ``LeaseRenewingStorageTx``): one statement,
+        """The batched lease renewal (see ``DurableStorageTx``): one statement,
         the leases passed as one JSON object (no bound-variable limit to mind)."""
         self.raise_if_refused()
         expires_at_ms = to_epoch_ms(conversion.renewal_expires_at(leases, expires_at))
@@ -520,16 +344,14 @@ class SQLiteStorageTx:
             {lease.execution_id: lease.version for lease in leases}
         )
 
-        def renew(conn: sqlite3.Connection) -> list[str]:
-            rows = self._queries.renew_task_execution_leases(
+        return await self._run(
+            lambda conn: self._queries.renew_task_execution_leases(
                 conn, expires_at=expires_at_ms, leases=versions
             )
-            return [row.execution_id for row in rows]
-
-        return await self._run(renew)
+        )
 
     async def try_lock_pruning(self) -> bool:
-        """Automatic retention's lock (see ``PruningStorageTx``): this transaction's ``BEGIN
+        """Automatic retention's lock (see ``DurableStorageTx``): this transaction's ``BEGIN
         IMMEDIATE`` is the database's one write lock, so taking it (waiting up to the busy
         timeout, like any transaction here) is the lock."""
         self.raise_if_refused()
@@ -537,37 +359,6 @@ class SQLiteStorageTx:
 
     def close(self) -> None:
         self._open = False
-
-
-_BUSY_MID_TRANSACTION: Final = (
-    "The SQLite database was busy in the middle of a transaction; it was rolled back and can be "
-    "retried"
-)
-
-
-def _attempt(conn: sqlite3.Connection, step: Callable[[sqlite3.Connection], _T]) -> _T:
-    """``step(conn)``; a busy answer after the step changed rows becomes SQLiteBusyError: running
-    it again would apply those changes twice, so the transaction is lost instead (rolled back)."""
-    changes_before = conn.total_changes
-    try:
-        return step(conn)
-    except sqlite3.OperationalError as error:
-        if _sqlite_session.is_busy(error) and conn.total_changes != changes_before:
-            raise _sqlite_session.SQLiteBusyError(_BUSY_MID_TRANSACTION) from None
-        raise
-
-
-def _waiting(
-    step: Callable[[sqlite3.Connection], _T], busy_timeout_ms: int
-) -> Callable[[sqlite3.Connection], _T]:
-    """``step`` for the worker thread: while it is busy before changing anything, wait and retry."""
-
-    def run(conn: sqlite3.Connection) -> _T:
-        return _sqlite_session.retry_busy(
-            lambda: _attempt(conn, step), "run a statement", busy_timeout_ms
-        )
-
-    return run
 
 
 def _translated(
@@ -589,66 +380,6 @@ def _translated(
             raise
 
     return run
-
-
-def _fifo(row: SqliteRow) -> tuple[int, int]:
-    return (row.start_at, row.id)
-
-
-def _optional_bound(moment: datetime | None) -> int | None:
-    return None if moment is None else _bound_ms(moment, "expires_at_less_than")
-
-
-class _SqliteChanges(TypedDict):
-    """The value parameters of the SQLite update queries: JSON as text, epoch milliseconds."""
-
-    new_run_output: str | None
-    new_output: str | None
-    new_children_tasks_completed_count: int | None
-    new_children_tasks: str | None
-    new_children_tasks_errors: str | None
-    new_finalize_task: str | None
-    new_finalize_task_error: str | None
-    unset_error: bool
-    new_error: str | None
-    new_status: str | None
-    new_is_closed: bool | None
-    new_needs_promise_cancellation: bool | None
-    new_retry_attempts: int | None
-    new_lease_expiries: int | None
-    new_start_at: int | None
-    new_started_at: int | None
-    new_finished_at: int | None
-    unset_expires_at: bool
-    new_expires_at: int | None
-    new_version: int | None
-    new_updated_at: int
-
-
-def _sqlite_changes(c: conversion.ColumnChanges) -> _SqliteChanges:
-    return _SqliteChanges(
-        new_run_output=c["new_run_output"],
-        new_output=c["new_output"],
-        new_children_tasks_completed_count=c["new_children_tasks_completed_count"],
-        new_children_tasks=_json_text(c["new_children_tasks"]),
-        new_children_tasks_errors=_json_text(c["new_children_tasks_errors"]),
-        new_finalize_task=_json_text(c["new_finalize_task"]),
-        new_finalize_task_error=_json_text(c["new_finalize_task_error"]),
-        unset_error=c["unset_error"],
-        new_error=_json_text(c["new_error"]),
-        new_status=c["new_status"],
-        new_is_closed=c["new_is_closed"],
-        new_needs_promise_cancellation=c["new_needs_promise_cancellation"],
-        new_retry_attempts=c["new_retry_attempts"],
-        new_lease_expiries=c["new_lease_expiries"],
-        new_start_at=_ms(c["new_start_at"]),
-        new_started_at=_ms(c["new_started_at"]),
-        new_finished_at=_ms(c["new_finished_at"]),
-        unset_expires_at=c["unset_expires_at"],
-        new_expires_at=_ms(c["new_expires_at"]),
-        new_version=c["new_version"],
-        new_updated_at=to_epoch_ms(c["new_updated_at"]),
-    )
 
 
 # --- the storage ------------------------------------------------------------------------------
@@ -681,127 +412,13 @@ class SQLiteDurableStorage:
         self.table_name = lite.validate_table_name(table_name)
         self.busy_timeout_ms = busy_timeout_ms
         self.queries = lite.Queries(table_name)
-        self._worker = ThreadPoolExecutor(1, thread_name_prefix="durable-sqlite")
+        self.connection = _sqlite_worker.SQLiteConnection(
+            self.path, busy_timeout_ms, self.synchronous
+        )
+        self.run_on_worker = self.connection.run_on_worker  # run a step on the worker thread
+        self.run_step = self.connection.run_step  # on the loop unless it would wait
         self._lock = asyncio.Lock()
-        # Opened on the worker; used on the loop too, but only while _worker_idle().
-        self._conn: sqlite3.Connection | None = None
-        self._inline = False  # whether the loop may run statements (WAL; known once connected)
-        self._worker_idle: Callable[[], bool] = lambda: True  # the last worker job is done
         self._closed = False
-
-    # The worker thread -------------------------------------------------------------------
-
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:
-            try:
-                conn = _sqlite_session.connect(self.path, self.busy_timeout_ms, self.synchronous)
-            except sqlite3.OperationalError as error:
-                if _sqlite_session.is_busy(error):
-                    raise
-                raise StorageError(f"Cannot open SQLite database {self.path}: {error}") from None
-            self._inline = _sqlite_session.in_wal_mode(conn)
-            self._conn = conn
-        return self._conn
-
-    def _submit(self, step: Callable[[sqlite3.Connection], _T]) -> Future[_T]:
-        future = self._worker.submit(lambda: step(self._connection()))
-        self._worker_idle = future.done
-        return future
-
-    async def run_on_worker(self, step: Callable[[sqlite3.Connection], _T]) -> _T:
-        """Run ``step`` with the connection on the worker thread and return its result.
-
-        If the awaiting task is cancelled, a step that already started still finishes on the
-        thread; one that had not started is dropped.
-        """
-        if self._closed:
-            raise StorageClosedError("The SQLite storage is closed")
-        return await asyncio.wrap_future(self._submit(step))
-
-    async def _run_to_completion(self, step: Callable[[sqlite3.Connection], None]) -> None:
-        """Like :meth:`run_on_worker`, but a cancellation of the caller cannot drop ``step``.
-
-        For COMMIT and ROLLBACK: the connection must never be left inside a transaction.
-        """
-        await asyncio.shield(asyncio.wrap_future(self._submit(step)))
-
-    # The event-loop thread -----------------------------------------------------------------
-
-    def _loop_connection(self) -> sqlite3.Connection | None:
-        """The connection, if the loop may use it now, else None.
-
-        None before the worker has connected, without WAL, and while a worker job is queued or
-        running (a cancelled caller stops awaiting its job, but the job still uses the
-        connection): the caller then queues its step on the worker, behind that job.
-        """
-        conn = self._conn
-        if conn is None or not self._inline:
-            return None
-        if not self._worker_idle():
-            return None
-        return conn
-
-    async def run_step(self, step: Callable[[sqlite3.Connection], _T]) -> _T:
-        """Run ``step``, on the event loop unless it would wait for another connection's lock.
-
-        A busy answer on the loop sends ``step`` to the worker, where it may wait, unless it had
-        already changed rows: then the transaction is lost (SQLiteBusyError), not applied twice.
-        """
-        if self._closed:
-            raise StorageClosedError("The SQLite storage is closed")
-        conn = self._loop_connection()
-        if conn is not None:
-            try:
-                return _attempt(conn, step)
-            except sqlite3.OperationalError as error:
-                if not _sqlite_session.is_busy(error):
-                    raise
-        return await self.run_on_worker(_waiting(step, self.busy_timeout_ms))
-
-    async def begin_and_run(self, step: Callable[[sqlite3.Connection], _T]) -> _T:
-        """``BEGIN IMMEDIATE``, then :meth:`run_step`; a begin that must wait for another
-        process's write lock runs on the worker, together with ``step`` (one hop, not two)."""
-        if self._closed:
-            raise StorageClosedError("The SQLite storage is closed")
-        conn = self._loop_connection()
-        if conn is not None:
-            try:
-                _sqlite_session.begin_immediate_once(conn)
-            except sqlite3.OperationalError as error:
-                if not _sqlite_session.is_busy(error):
-                    raise
-            else:
-                return await self.run_step(step)
-        busy_timeout_ms = self.busy_timeout_ms
-
-        def begin_then_step(conn: sqlite3.Connection) -> _T:
-            _sqlite_session.begin_immediate(conn, busy_timeout_ms)
-            return _waiting(step, busy_timeout_ms)(conn)
-
-        return await self.run_on_worker(begin_then_step)
-
-    async def _commit(self) -> None:
-        conn = self._loop_connection()
-        if conn is not None:
-            try:
-                _sqlite_session.commit_once(conn)
-                return
-            except sqlite3.OperationalError as error:
-                if not _sqlite_session.is_busy(error):
-                    raise
-        busy_timeout_ms = self.busy_timeout_ms
-        await self._run_to_completion(lambda c: _sqlite_session.commit(c, busy_timeout_ms))
-
-    async def _rollback(self) -> None:
-        conn = self._loop_connection()
-        if conn is not None:
-            try:
-                _sqlite_session.rollback(conn)
-                return
-            except sqlite3.OperationalError as error:
-                if not _sqlite_session.is_busy(error):
-                    raise
-        await self._run_to_completion(_sqlite_session.rollback)
 
     # The storage contract ----------------------------------------------------------------
 
@@ -818,27 +435,42 @@ class SQLiteDurableStorage:
                 # Cancellation included: an interrupted transaction must not half-commit.
                 tx.close()
                 if tx.begun:
-                    await self._rollback()
+                    await self.connection.rollback()
                 raise
             tx.close()
             if not tx.begun:
                 return
             try:
-                await self._commit()
+                await self.connection.commit()
             except BaseException as error:
-                await self._rollback()
+                await self.connection.rollback()
                 # A COMMIT is where WAL frames are written: where a full disk shows up.
                 if isinstance(error, sqlite3.OperationalError) and _sqlite_session.is_full(error):
                     raise _sqlite_session.full_error(self.path, error) from error
                 raise
 
     async def migrate(self) -> list[int]:
-        """Create or upgrade the schema; returns the migration versions applied now."""
+        """Create or upgrade the schema, then check it (:meth:`verify_schema`); returns the
+        migration versions applied now."""
+        migrations = lite.migrations_for_table(self.table_name)
+
+        def run(conn: sqlite3.Connection) -> list[int]:
+            applied = migrate.migrate_sqlite(conn, self.queries, migrations, self.busy_timeout_ms)
+            _sqlite_schema.verify_schema(conn, self.table_name, migrations)
+            return applied
+
+        async with self._lock:
+            return await self.run_on_worker(run)
+
+    async def verify_schema(self, *, if_exists: bool = False) -> None:
+        """Raise StorageError naming each column or index the table lacks or has changed,
+        compared with what the migrations create (say, an index dropped by hand). With
+        ``if_exists``, a database without the table passes."""
         migrations = lite.migrations_for_table(self.table_name)
         async with self._lock:
-            return await self.run_on_worker(
-                lambda conn: migrate.migrate_sqlite(
-                    conn, self.queries, migrations, self.busy_timeout_ms
+            await self.run_on_worker(
+                lambda conn: _sqlite_schema.verify_schema(
+                    conn, self.table_name, migrations, if_exists=if_exists
                 )
             )
 
@@ -867,8 +499,10 @@ class SQLiteDurableStorage:
         if limit == 0 or (statuses is not None and not statuses):
             return []
         # Stored values are whole milliseconds: both bounds round a sub-millisecond part up.
-        from_ms = None if created_from is None else _bound_ms(created_from, "created_from")
-        before_ms = None if created_before is None else _bound_ms(created_before, "created_before")
+        from_ms = None if created_from is None else _rows.bound_ms(created_from, "created_from")
+        before_ms = (
+            None if created_before is None else _rows.bound_ms(created_before, "created_before")
+        )
 
         def select(conn: sqlite3.Connection) -> list[TaskExecutionRecord | MalformedRowError]:
             rows = self.queries.list_task_executions(
@@ -883,7 +517,7 @@ class SQLiteDurableStorage:
                 row_limit=limit,
                 row_offset=offset,
             )
-            return inspection.each_decoded(rows, _record)
+            return inspection.each_decoded(rows, _rows.record)
 
         return await self._read(select)
 
@@ -903,7 +537,7 @@ class SQLiteDurableStorage:
         row = await self._read(
             lambda conn: self.queries.get_oldest_ready_task_execution(conn, task_id=task_id)
         )
-        return None if row is None else inspection.decoded(row, _record)
+        return None if row is None else inspection.decoded(row, _rows.record)
 
     # Lifetime ------------------------------------------------------------------------------
 
@@ -920,14 +554,7 @@ class SQLiteDurableStorage:
             if self._closed:  # a concurrent close() got here first
                 return
             self._closed = True
-            future = self._worker.submit(self._close_connection)
-            await asyncio.shield(asyncio.wrap_future(future))
-            self._worker.shutdown(wait=False)
-
-    def _close_connection(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+            await self.connection.close()
 
     async def __aenter__(self) -> Self:
         try:

@@ -1,14 +1,16 @@
 """The storage contract: what the executor asks of every backend.
 
-A storage opens transactions; a transaction inserts, selects and updates task-execution records
-filtered by one of three ``where`` variants. Everything here is a frozen dataclass, tagged with a
+A storage opens transactions; a transaction inserts task-execution records, selects them by id
+or by status, updates them by id (every write the executor makes names its rows, guarded by
+the status and version it read), claims ready ones, writes batches of guarded updates and
+prunes finished trees. Everything here is a frozen dataclass, tagged with a
 ``Literal`` ``type`` where it is one arm of a union, so ``match``/``isinstance`` narrow it.
 
 Semantics every backend honours (the contract tests check them):
 
 * ``limit=None`` means unlimited, ``limit=0`` means no rows.
-* Results are ordered: ``WhereByStartAtLessThan`` by ``start_at``, ``WhereByStatuses`` by
-  ``updated_at``, ``WhereByExecutionIds`` by insertion; ties are broken by insertion order.
+* Results are ordered: ``WhereByStatuses`` by ``updated_at``, ``WhereByExecutionIds`` by
+  insertion; ties are broken by insertion order. (Claims are FIFO by ``start_at``.)
 * Every optional filter that is not ``None`` is an equality filter (``False`` included).
 * ``version`` in a ``where`` is an optimistic-locking guard; ``version`` in an update writes it.
 * In an update, ``None`` means "leave unchanged"; ``unset_error``/``unset_expires_at`` clear.
@@ -18,11 +20,11 @@ Semantics every backend honours (the contract tests check them):
   transaction stores nothing: a caller that catches the error finds every later call in the
   transaction, and the end of its block, raising it again (never a silent commit or rollback).
 
-Beyond that core, a backend may offer optional fast paths, each a protocol checked with
-``isinstance``: ``ClaimingStorageTx``, ``BatchUpdatingStorageTx`` and ``LeaseRenewingStorageTx``
-(one statement where the core needs one per row; the executor falls back to the core without
-them) and
-``ReadyWatchingStorage`` (cross-process wake-ups instead of idle polling).
+The claim, the lease renewal, the batch of guarded updates and the prune step are part of the
+contract: every backend does each in one set-based step, and the executor has no second,
+row-by-row path.
+Optional, each a protocol checked with ``isinstance``: ``ReadyWatchingStorage`` (cross-process
+wake-ups instead of idle polling) and ``InspectableStorage`` (operators' read-only queries).
 """
 
 from __future__ import annotations
@@ -102,14 +104,7 @@ class WhereByStatuses:
     type: Literal["by_statuses"] = "by_statuses"
 
 
-@dataclass(frozen=True, slots=True)
-class WhereByStartAtLessThan:
-    statuses: Sequence[TaskExecutionStatus]
-    start_at_less_than: datetime
-    type: Literal["by_start_at_less_than"] = "by_start_at_less_than"
-
-
-TaskExecutionWhere: TypeAlias = WhereByExecutionIds | WhereByStatuses | WhereByStartAtLessThan
+TaskExecutionWhere: TypeAlias = WhereByExecutionIds | WhereByStatuses
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +163,47 @@ def apply_update(record: TaskExecutionRecord, update: TaskExecutionUpdate) -> Ta
     return TaskExecutionRecord(*values)
 
 
+@dataclass(frozen=True, slots=True)
+class ClaimedTaskExecutions:
+    """What one set-based claim moved from ``ready`` to ``running``.
+
+    ``records`` are the claimed rows as they now are, oldest ``start_at`` first (ties by
+    insertion). ``malformed`` are rows the claim also moved to ``running`` but that cannot be
+    decoded (poison rows): the caller must set them aside (fail them) in the same transaction.
+    """
+
+    records: list[TaskExecutionRecord]
+    malformed: list[MalformedRowError]
+
+
+@dataclass(frozen=True, slots=True)
+class HeldLease:
+    """A running attempt as its executor knows it: the row's id and the version its claim wrote."""
+
+    execution_id: str
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class PruneCursor:
+    """Where a prune walk stands: after the top-level execution that finished at
+    ``finished_at`` with storage id ``row_id`` (the walk's order is ``finished_at``, then id)."""
+
+    finished_at: datetime
+    row_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class PrunedBatch:
+    """What one batch of a prune found: ``trees`` top-level executions and, per status, the
+    executions in their trees (deleted, or only counted in a dry run); ``cursor`` is the last
+    root the batch saw (``None`` when it found none: the walk is over)."""
+
+    trees: int
+    executions_by_status: dict[TaskExecutionStatus, int]
+    cursor: PruneCursor | None
+
+
 class DurableStorageTx(Protocol):
     """One open transaction. Never shared between tasks; never nested."""
 
@@ -190,8 +226,75 @@ class DurableStorageTx(Protocol):
     ) -> list[TaskExecutionRecord]: ...
 
     async def update_task_executions(
-        self, where: TaskExecutionWhere, update: TaskExecutionUpdate
+        self, where: WhereByExecutionIds, update: TaskExecutionUpdate
     ) -> int: ...
+
+    async def claim_ready_task_executions(
+        self, *, now: datetime, limit: int, lease_ms: int
+    ) -> ClaimedTaskExecutions:
+        """Claim ready executions in one set-based step.
+
+        Take up to ``limit`` (>= 1) rows with ``status = ready`` and ``start_at <= now``, oldest
+        ``start_at`` first (ties by insertion), skipping rows that other transactions hold; set
+        ``status = running``, ``started_at = updated_at = now``, ``expires_at = now + lease_ms``
+        (whatever the row's ``timeout_ms``: the executor renews the lease while the attempt
+        runs, see :meth:`renew_task_execution_leases`) and ``version = version + 1``; return
+        them. ``now`` is an aware datetime with whole milliseconds.
+        """
+        ...
+
+    async def renew_task_execution_leases(
+        self, leases: Sequence[HeldLease], *, expires_at: datetime
+    ) -> list[str]:
+        """Renew the leases of many running attempts in one statement.
+
+        For each of ``leases`` (distinct execution ids) whose row is still ``running`` with
+        exactly that ``version``, set ``expires_at`` to the given aware datetime (whole
+        milliseconds) and nothing else: not ``version`` (the attempt's result write is guarded
+        by the version its claim wrote and must keep matching), not ``updated_at`` (a renewal is
+        not a change of state). Return the execution ids renewed, in any order. A row that moved
+        on (finished, cancelled, expired and claimed again) is left alone, so a renewal never
+        revives another attempt's row.
+        """
+        ...
+
+    async def update_task_executions_each(
+        self, updates: Sequence[tuple[WhereByExecutionIds, TaskExecutionUpdate]]
+    ) -> list[int]:
+        """Many independent guarded updates in one call (one round trip where the backend can).
+
+        The result is the rows each update matched, in the order given: exactly what calling
+        ``update_task_executions`` once per item, in order, would return.
+        """
+        ...
+
+    async def prune_batch(
+        self,
+        *,
+        finished_before: datetime,
+        statuses: Sequence[TaskExecutionStatus],
+        after: PruneCursor | None,
+        limit: int,
+        dry_run: bool,
+    ) -> PrunedBatch:
+        """Retention: delete (or count) whole trees of finished executions, one batch.
+
+        Takes up to ``limit`` (>= 1) top-level executions after ``after`` (``None``: from the
+        start), in ``finished_at`` then insertion order, that finished before
+        ``finished_before`` with one of ``statuses`` (finished statuses), are closed, and whose
+        every descendant (children, finalize executions, chain steps at any depth) is finished
+        and closed; deletes each such tree whole (never part of a tree, never an active
+        execution) — or, with ``dry_run``, only counts it. Rows that other transactions hold are
+        skipped.
+        """
+        ...
+
+    async def try_lock_pruning(self) -> bool:
+        """Take the database-wide pruning lock for the rest of this transaction, without
+        waiting; ``False`` if another transaction holds it. Automatic retention takes it before
+        each batch so that executors sharing a database prune one at a time (an advisory lock
+        on PostgreSQL; SQLite's write lock, which every transaction there takes anyway)."""
+        ...
 
 
 class DurableStorage(Protocol):
@@ -202,75 +305,6 @@ class DurableStorage(Protocol):
     """
 
     def transaction(self) -> AbstractAsyncContextManager[DurableStorageTx]: ...
-
-
-@dataclass(frozen=True, slots=True)
-class ClaimedTaskExecutions:
-    """What one set-based claim moved from ``ready`` to ``running``.
-
-    ``records`` are the claimed rows as they now are, oldest ``start_at`` first (ties by
-    insertion). ``malformed`` are rows the claim also moved to ``running`` but that cannot be
-    decoded (poison rows): the caller must set them aside (fail them) in the same transaction.
-    """
-
-    records: list[TaskExecutionRecord]
-    malformed: list[MalformedRowError]
-
-
-@runtime_checkable
-class ClaimingStorageTx(DurableStorageTx, Protocol):
-    """Optional fast path: claim ready executions in one statement instead of read-then-write.
-
-    A transaction that offers it must do what the generic claim does (``_claims`` in the
-    executor), in one set-based step: take up to ``limit`` (>= 1) rows with ``status = ready``
-    and ``start_at <= now``, oldest ``start_at`` first (ties by insertion), skipping rows that
-    other transactions hold; set ``status = running``, ``started_at = updated_at = now``,
-    ``expires_at = now + lease_ms`` (whatever the row's ``timeout_ms``: the executor renews the
-    lease while the attempt runs, see ``LeaseRenewingStorageTx``) and ``version = version + 1``;
-    return them. ``now`` is an aware datetime with whole milliseconds.
-    """
-
-    async def claim_ready_task_executions(
-        self, *, now: datetime, limit: int, lease_ms: int
-    ) -> ClaimedTaskExecutions: ...
-
-
-@dataclass(frozen=True, slots=True)
-class HeldLease:
-    """A running attempt as its executor knows it: the row's id and the version its claim wrote."""
-
-    execution_id: str
-    version: int
-
-
-@runtime_checkable
-class LeaseRenewingStorageTx(DurableStorageTx, Protocol):
-    """Optional fast path: renew the leases of many running attempts in one statement.
-
-    For each of ``leases`` (distinct execution ids) whose row is still ``running`` with exactly
-    that ``version``, set ``expires_at`` to the given aware datetime (whole milliseconds) and
-    nothing else: not ``version`` (the attempt's result write is guarded by the version its claim
-    wrote and must keep matching), not ``updated_at`` (a renewal is not a change of state).
-    Return the execution ids renewed, in any order. A row that moved on (finished, cancelled,
-    expired and claimed again) is left alone, so a renewal never revives another attempt's row.
-    Without it the executor renews through ``update_task_executions_each`` (one guarded update
-    per row, which also writes ``updated_at``).
-    """
-
-    async def renew_task_execution_leases(
-        self, leases: Sequence[HeldLease], *, expires_at: datetime
-    ) -> list[str]: ...
-
-
-@runtime_checkable
-class BatchUpdatingStorageTx(DurableStorageTx, Protocol):
-    """Optional fast path: many independent guarded updates in one call (one round trip where
-    the backend can). The result is the rows each update matched, in the order given — exactly
-    what calling ``update_task_executions`` once per item, in order, would return."""
-
-    async def update_task_executions_each(
-        self, updates: Sequence[tuple[WhereByExecutionIds, TaskExecutionUpdate]]
-    ) -> list[int]: ...
 
 
 @runtime_checkable
@@ -332,53 +366,3 @@ class InspectableStorage(Protocol):
     async def get_oldest_ready_task_execution(
         self, *, task_id: str | None = None
     ) -> TaskExecutionRecord | MalformedRowError | None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class PruneCursor:
-    """Where a prune walk stands: after the top-level execution that finished at
-    ``finished_at`` with storage id ``row_id`` (the walk's order is ``finished_at``, then id)."""
-
-    finished_at: datetime
-    row_id: int
-
-
-@dataclass(frozen=True, slots=True)
-class PrunedBatch:
-    """What one batch of a prune found: ``trees`` top-level executions and, per status, the
-    executions in their trees (deleted, or only counted in a dry run); ``cursor`` is the last
-    root the batch saw (``None`` when it found none: the walk is over)."""
-
-    trees: int
-    executions_by_status: dict[TaskExecutionStatus, int]
-    cursor: PruneCursor | None
-
-
-@runtime_checkable
-class PruningStorageTx(Protocol):
-    """Retention: delete (or count) whole trees of finished executions, one batch at a time.
-
-    ``prune_batch`` takes up to ``limit`` (>= 1) top-level executions after ``after`` (``None``:
-    from the start), in ``finished_at`` then insertion order, that finished before
-    ``finished_before`` with one of ``statuses`` (finished statuses), are closed, and whose every
-    descendant (children, finalize executions, chain steps at any depth) is finished and closed;
-    it deletes each such tree whole (never part of a tree, never an active execution) — or, with
-    ``dry_run``, only counts it. Rows that other transactions hold are skipped.
-    """
-
-    async def prune_batch(
-        self,
-        *,
-        finished_before: datetime,
-        statuses: Sequence[TaskExecutionStatus],
-        after: PruneCursor | None,
-        limit: int,
-        dry_run: bool,
-    ) -> PrunedBatch: ...
-
-    async def try_lock_pruning(self) -> bool:
-        """Take the database-wide pruning lock for the rest of this transaction, without
-        waiting; ``False`` if another transaction holds it. Automatic retention takes it before
-        each batch so that executors sharing a database prune one at a time (an advisory lock
-        on PostgreSQL; SQLite's write lock, which every transaction there takes anyway)."""
-        ...

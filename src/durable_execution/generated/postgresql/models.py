@@ -60,13 +60,6 @@ class DurableTaskExecution:
 
 
 @dataclass(frozen=True, slots=True)
-class UpdateTaskExecutionsEachRow:
-    """The columns UpdateTaskExecutionsEach returns."""
-
-    item_index: int
-
-
-@dataclass(frozen=True, slots=True)
 class GetReadyTaskExecutionsToClaimRow:
     """The columns GetReadyTaskExecutionsToClaim returns."""
 
@@ -75,25 +68,11 @@ class GetReadyTaskExecutionsToClaimRow:
 
 
 @dataclass(frozen=True, slots=True)
-class RenewTaskExecutionLeasesRow:
-    """The columns RenewTaskExecutionLeases returns."""
-
-    execution_id: str
-
-
-@dataclass(frozen=True, slots=True)
 class CountTaskExecutionsByStatusRow:
     """The columns CountTaskExecutionsByStatus returns."""
 
     status: str
     execution_count: int
-
-
-@dataclass(frozen=True, slots=True)
-class GetAppliedMigrationVersionsRow:
-    """The columns GetAppliedMigrationVersions returns."""
-
-    version: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,52 +98,3 @@ class DeleteExecutionTreesRow:
 
     status: str
     execution_count: int
-
-
-@dataclass(frozen=True, slots=True)
-class TryLockPruningRow:
-    """The columns TryLockPruning returns."""
-
-    locked: bool
-
-
-@dataclass(frozen=True, slots=True)
-class GetTaskExecutionIdsByExecutionIdsRow:
-    """The columns GetTaskExecutionIdsByExecutionIds returns."""
-
-    execution_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class GetTaskExecutionIdsByStatusesRow:
-    """The columns GetTaskExecutionIdsByStatuses returns."""
-
-    execution_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class GetTaskExecutionIdsByStartAtLessThanRow:
-    """The columns GetTaskExecutionIdsByStartAtLessThan returns."""
-
-    execution_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class GetTaskExecutionIdsByExecutionIdsForUpdateSkipLockedRow:
-    """The columns GetTaskExecutionIdsByExecutionIdsForUpdateSkipLocked returns."""
-
-    execution_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class GetTaskExecutionIdsByStatusesForUpdateSkipLockedRow:
-    """The columns GetTaskExecutionIdsByStatusesForUpdateSkipLocked returns."""
-
-    execution_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class GetTaskExecutionIdsByStartAtLessThanForUpdateSkipLockedRow:
-    """The columns GetTaskExecutionIdsByStartAtLessThanForUpdateSkipLocked returns."""
-
-    execution_id: str

@@ -2,8 +2,9 @@
 # sqlc v1.31.1
 """Typed PostgreSQL queries for psycopg 3, from queries/postgresql.
 
-Every SQL text is a template in which `{table}` stands for the table name; a
-`Queries`/`AsyncQueries` object fills it in once, when it is created.
+In each SQL text `{table}` stands for the table name, which the query class fills in.
+`AsyncQueries` has every query; the synchronous `Queries` only those a synchronous caller uses
+(marked `-- @sync` in the SQL).
 """
 
 import datetime
@@ -20,19 +21,9 @@ from .models import (
     CountTaskExecutionsByStatusRow,
     DeleteExecutionTreesRow,
     DurableTaskExecution,
-    GetAppliedMigrationVersionsRow,
     GetPrunableRootsRow,
     GetReadyTaskExecutionsToClaimRow,
-    GetTaskExecutionIdsByExecutionIdsForUpdateSkipLockedRow,
-    GetTaskExecutionIdsByExecutionIdsRow,
-    GetTaskExecutionIdsByStartAtLessThanForUpdateSkipLockedRow,
-    GetTaskExecutionIdsByStartAtLessThanRow,
-    GetTaskExecutionIdsByStatusesForUpdateSkipLockedRow,
-    GetTaskExecutionIdsByStatusesRow,
     JsonValue,
-    RenewTaskExecutionLeasesRow,
-    TryLockPruningRow,
-    UpdateTaskExecutionsEachRow,
 )
 
 # ClaimReadyTaskExecutions :many (claim.sql)
@@ -472,33 +463,6 @@ GET_TASK_EXECUTIONS_BY_STATUSES_SQL = (
 )
 
 
-# GetTaskExecutionIdsByStartAtLessThan :many (select.sql)
-GET_TASK_EXECUTION_IDS_BY_START_AT_LESS_THAN_SQL = (
-    "SELECT execution_id\n"
-    "FROM {table}\n"
-    "WHERE status = ANY($1::text[])\n"
-    "    AND start_at < $2::timestamptz\n"
-    "ORDER BY start_at, id\n"
-    "LIMIT $3::integer"
-)
-
-
-# GetTaskExecutionsByStartAtLessThan :many (select.sql)
-GET_TASK_EXECUTIONS_BY_START_AT_LESS_THAN_SQL = (
-    "SELECT id, root_task_id, root_execution_id, parent_task_id, parent_execution_id, "
-    "is_finalize_task, task_id, execution_id, retry_options, sleep_ms_before_run, timeout_ms, "
-    "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
-    "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
-    "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context\n"
-    "FROM {table}\n"
-    "WHERE status = ANY($1::text[])\n"
-    "    AND start_at < $2::timestamptz\n"
-    "ORDER BY start_at, id\n"
-    "LIMIT $3::integer"
-)
-
-
 # GetTaskExecutionIdsByExecutionIdsForUpdateSkipLocked :many (select_for_update.sql)
 GET_TASK_EXECUTION_IDS_BY_EXECUTION_IDS_FOR_UPDATE_SKIP_LOCKED_SQL = (
     "SELECT execution_id\n"
@@ -575,35 +539,6 @@ GET_TASK_EXECUTIONS_BY_STATUSES_FOR_UPDATE_SKIP_LOCKED_SQL = (
 )
 
 
-# GetTaskExecutionIdsByStartAtLessThanForUpdateSkipLocked :many (select_for_update.sql)
-GET_TASK_EXECUTION_IDS_BY_START_AT_LESS_THAN_FOR_UPDATE_SKIP_LOCKED_SQL = (
-    "SELECT execution_id\n"
-    "FROM {table}\n"
-    "WHERE status = ANY($1::text[])\n"
-    "    AND start_at < $2::timestamptz\n"
-    "ORDER BY start_at, id\n"
-    "LIMIT $3::integer\n"
-    "FOR UPDATE SKIP LOCKED"
-)
-
-
-# GetTaskExecutionsByStartAtLessThanForUpdateSkipLocked :many (select_for_update.sql)
-GET_TASK_EXECUTIONS_BY_START_AT_LESS_THAN_FOR_UPDATE_SKIP_LOCKED_SQL = (
-    "SELECT id, root_task_id, root_execution_id, parent_task_id, parent_execution_id, "
-    "is_finalize_task, task_id, execution_id, retry_options, sleep_ms_before_run, timeout_ms, "
-    "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
-    "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
-    "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context\n"
-    "FROM {table}\n"
-    "WHERE status = ANY($1::text[])\n"
-    "    AND start_at < $2::timestamptz\n"
-    "ORDER BY start_at, id\n"
-    "LIMIT $3::integer\n"
-    "FOR UPDATE SKIP LOCKED"
-)
-
-
 # UpdateTaskExecutionsByExecutionIds :execrows (update.sql)
 UPDATE_TASK_EXECUTIONS_BY_EXECUTION_IDS_SQL = (
     "UPDATE {table}\n"
@@ -649,90 +584,6 @@ UPDATE_TASK_EXECUTIONS_BY_EXECUTION_IDS_SQL = (
 )
 
 
-# UpdateTaskExecutionsByStatuses :execrows (update.sql)
-UPDATE_TASK_EXECUTIONS_BY_STATUSES_SQL = (
-    "UPDATE {table}\n"
-    "SET\n"
-    "    run_output = COALESCE($1::text, run_output),\n"
-    "    output = COALESCE($2::text, output),\n"
-    "    children_tasks_completed_count = COALESCE(\n"
-    "        $3::integer, children_tasks_completed_count\n"
-    "    ),\n"
-    "    children_tasks = COALESCE($4::jsonb, children_tasks),\n"
-    "    children_tasks_errors = COALESCE(\n"
-    "        $5::jsonb, children_tasks_errors\n"
-    "    ),\n"
-    "    finalize_task = COALESCE($6::jsonb, finalize_task),\n"
-    "    finalize_task_error = COALESCE($7::jsonb, finalize_task_error),\n"
-    "    error = CASE\n"
-    "        WHEN $8::boolean THEN NULL\n"
-    "        ELSE COALESCE($9::jsonb, error)\n"
-    "    END,\n"
-    "    status = COALESCE($10::text, status),\n"
-    "    is_closed = COALESCE($11::boolean, is_closed),\n"
-    "    needs_promise_cancellation = COALESCE(\n"
-    "        $12::boolean, needs_promise_cancellation\n"
-    "    ),\n"
-    "    retry_attempts = COALESCE($13::integer, retry_attempts),\n"
-    "    lease_expiries = COALESCE($14::integer, lease_expiries),\n"
-    "    start_at = COALESCE($15::timestamptz, start_at),\n"
-    "    started_at = COALESCE($16::timestamptz, started_at),\n"
-    "    finished_at = COALESCE($17::timestamptz, finished_at),\n"
-    "    expires_at = CASE\n"
-    "        WHEN $18::boolean THEN NULL\n"
-    "        ELSE COALESCE($19::timestamptz, expires_at)\n"
-    "    END,\n"
-    "    version = COALESCE($20::bigint, version),\n"
-    "    updated_at = $21::timestamptz\n"
-    "WHERE status = ANY($22::text[])\n"
-    "    AND ($23::boolean IS NULL OR is_closed = $23)\n"
-    "    AND (\n"
-    "        $24::timestamptz IS NULL\n"
-    "        OR expires_at < $24\n"
-    "    )"
-)
-
-
-# UpdateTaskExecutionsByStartAtLessThan :execrows (update.sql)
-UPDATE_TASK_EXECUTIONS_BY_START_AT_LESS_THAN_SQL = (
-    "UPDATE {table}\n"
-    "SET\n"
-    "    run_output = COALESCE($1::text, run_output),\n"
-    "    output = COALESCE($2::text, output),\n"
-    "    children_tasks_completed_count = COALESCE(\n"
-    "        $3::integer, children_tasks_completed_count\n"
-    "    ),\n"
-    "    children_tasks = COALESCE($4::jsonb, children_tasks),\n"
-    "    children_tasks_errors = COALESCE(\n"
-    "        $5::jsonb, children_tasks_errors\n"
-    "    ),\n"
-    "    finalize_task = COALESCE($6::jsonb, finalize_task),\n"
-    "    finalize_task_error = COALESCE($7::jsonb, finalize_task_error),\n"
-    "    error = CASE\n"
-    "        WHEN $8::boolean THEN NULL\n"
-    "        ELSE COALESCE($9::jsonb, error)\n"
-    "    END,\n"
-    "    status = COALESCE($10::text, status),\n"
-    "    is_closed = COALESCE($11::boolean, is_closed),\n"
-    "    needs_promise_cancellation = COALESCE(\n"
-    "        $12::boolean, needs_promise_cancellation\n"
-    "    ),\n"
-    "    retry_attempts = COALESCE($13::integer, retry_attempts),\n"
-    "    lease_expiries = COALESCE($14::integer, lease_expiries),\n"
-    "    start_at = COALESCE($15::timestamptz, start_at),\n"
-    "    started_at = COALESCE($16::timestamptz, started_at),\n"
-    "    finished_at = COALESCE($17::timestamptz, finished_at),\n"
-    "    expires_at = CASE\n"
-    "        WHEN $18::boolean THEN NULL\n"
-    "        ELSE COALESCE($19::timestamptz, expires_at)\n"
-    "    END,\n"
-    "    version = COALESCE($20::bigint, version),\n"
-    "    updated_at = $21::timestamptz\n"
-    "WHERE status = ANY($22::text[])\n"
-    "    AND start_at < $23::timestamptz"
-)
-
-
 # Rows arrive as plain tuples (tuple_row) of Any.
 def _as_durable_task_execution(row: tuple[Any, ...]) -> DurableTaskExecution:
     return DurableTaskExecution(
@@ -773,12 +624,6 @@ def _as_durable_task_execution(row: tuple[Any, ...]) -> DurableTaskExecution:
     )
 
 
-def _as_update_task_executions_each_row(row: tuple[Any, ...]) -> UpdateTaskExecutionsEachRow:
-    return UpdateTaskExecutionsEachRow(
-        item_index=row[0],
-    )
-
-
 def _as_get_ready_task_executions_to_claim_row(
     row: tuple[Any, ...],
 ) -> GetReadyTaskExecutionsToClaimRow:
@@ -788,22 +633,10 @@ def _as_get_ready_task_executions_to_claim_row(
     )
 
 
-def _as_renew_task_execution_leases_row(row: tuple[Any, ...]) -> RenewTaskExecutionLeasesRow:
-    return RenewTaskExecutionLeasesRow(
-        execution_id=row[0],
-    )
-
-
 def _as_count_task_executions_by_status_row(row: tuple[Any, ...]) -> CountTaskExecutionsByStatusRow:
     return CountTaskExecutionsByStatusRow(
         status=row[0],
         execution_count=row[1],
-    )
-
-
-def _as_get_applied_migration_versions_row(row: tuple[Any, ...]) -> GetAppliedMigrationVersionsRow:
-    return GetAppliedMigrationVersionsRow(
-        version=row[0],
     )
 
 
@@ -829,132 +662,27 @@ def _as_delete_execution_trees_row(row: tuple[Any, ...]) -> DeleteExecutionTrees
     )
 
 
-def _as_try_lock_pruning_row(row: tuple[Any, ...]) -> TryLockPruningRow:
-    return TryLockPruningRow(
-        locked=row[0],
-    )
+class _Texts:
+    """The table name, and each SQL text with it filled in.
 
-
-def _as_get_task_execution_ids_by_execution_ids_row(
-    row: tuple[Any, ...],
-) -> GetTaskExecutionIdsByExecutionIdsRow:
-    return GetTaskExecutionIdsByExecutionIdsRow(
-        execution_id=row[0],
-    )
-
-
-def _as_get_task_execution_ids_by_statuses_row(
-    row: tuple[Any, ...],
-) -> GetTaskExecutionIdsByStatusesRow:
-    return GetTaskExecutionIdsByStatusesRow(
-        execution_id=row[0],
-    )
-
-
-def _as_get_task_execution_ids_by_start_at_less_than_row(
-    row: tuple[Any, ...],
-) -> GetTaskExecutionIdsByStartAtLessThanRow:
-    return GetTaskExecutionIdsByStartAtLessThanRow(
-        execution_id=row[0],
-    )
-
-
-def _as_get_task_execution_ids_by_execution_ids_for_update_skip_locked_row(
-    row: tuple[Any, ...],
-) -> GetTaskExecutionIdsByExecutionIdsForUpdateSkipLockedRow:
-    return GetTaskExecutionIdsByExecutionIdsForUpdateSkipLockedRow(
-        execution_id=row[0],
-    )
-
-
-def _as_get_task_execution_ids_by_statuses_for_update_skip_locked_row(
-    row: tuple[Any, ...],
-) -> GetTaskExecutionIdsByStatusesForUpdateSkipLockedRow:
-    return GetTaskExecutionIdsByStatusesForUpdateSkipLockedRow(
-        execution_id=row[0],
-    )
-
-
-def _as_get_task_execution_ids_by_start_at_less_than_for_update_skip_locked_row(
-    row: tuple[Any, ...],
-) -> GetTaskExecutionIdsByStartAtLessThanForUpdateSkipLockedRow:
-    return GetTaskExecutionIdsByStartAtLessThanForUpdateSkipLockedRow(
-        execution_id=row[0],
-    )
-
-
-class _SqlTexts:
-    """The SQL texts with the table name filled in, shared by both query classes."""
+    A text is filled once per query and kept: byte-identical texts keep the driver's statement
+    cache effective.
+    """
 
     def __init__(self, table: str = DEFAULT_TABLE) -> None:
         self.table = validate_table_name(table)
+        self._texts: dict[str, str] = {}
 
-        def fill(template: str) -> str:
-            return template.format(table=table)
-
-        # Filled once: byte-identical texts keep psycopg's automatic prepared statements
-        # effective.
-        self._claim_ready_task_executions = fill(CLAIM_READY_TASK_EXECUTIONS_SQL)
-        self._update_task_executions_each = fill(UPDATE_TASK_EXECUTIONS_EACH_SQL)
-        self._get_ready_task_executions_to_claim = fill(GET_READY_TASK_EXECUTIONS_TO_CLAIM_SQL)
-        self._claim_ready_task_execution_by_execution_id = fill(
-            CLAIM_READY_TASK_EXECUTION_BY_EXECUTION_ID_SQL,
-        )
-        self._renew_task_execution_leases = fill(RENEW_TASK_EXECUTION_LEASES_SQL)
-        self._insert_task_executions = fill(INSERT_TASK_EXECUTIONS_SQL)
-        self._list_task_executions = fill(LIST_TASK_EXECUTIONS_SQL)
-        self._count_task_executions_by_status = fill(COUNT_TASK_EXECUTIONS_BY_STATUS_SQL)
-        self._get_oldest_ready_task_execution = fill(GET_OLDEST_READY_TASK_EXECUTION_SQL)
-        self._lock_migrations = fill(LOCK_MIGRATIONS_SQL)
-        self._get_applied_migration_versions = fill(GET_APPLIED_MIGRATION_VERSIONS_SQL)
-        self._insert_applied_migration = fill(INSERT_APPLIED_MIGRATION_SQL)
-        self._notify_ready = fill(NOTIFY_READY_SQL)
-        self._get_prunable_roots = fill(GET_PRUNABLE_ROOTS_SQL)
-        self._count_execution_trees = fill(COUNT_EXECUTION_TREES_SQL)
-        self._delete_execution_trees = fill(DELETE_EXECUTION_TREES_SQL)
-        self._try_lock_pruning = fill(TRY_LOCK_PRUNING_SQL)
-        self._get_task_execution_ids_by_execution_ids = fill(
-            GET_TASK_EXECUTION_IDS_BY_EXECUTION_IDS_SQL,
-        )
-        self._get_task_executions_by_execution_ids = fill(GET_TASK_EXECUTIONS_BY_EXECUTION_IDS_SQL)
-        self._get_task_execution_ids_by_statuses = fill(GET_TASK_EXECUTION_IDS_BY_STATUSES_SQL)
-        self._get_task_executions_by_statuses = fill(GET_TASK_EXECUTIONS_BY_STATUSES_SQL)
-        self._get_task_execution_ids_by_start_at_less_than = fill(
-            GET_TASK_EXECUTION_IDS_BY_START_AT_LESS_THAN_SQL,
-        )
-        self._get_task_executions_by_start_at_less_than = fill(
-            GET_TASK_EXECUTIONS_BY_START_AT_LESS_THAN_SQL,
-        )
-        self._get_task_execution_ids_by_execution_ids_for_update_skip_locked = fill(
-            GET_TASK_EXECUTION_IDS_BY_EXECUTION_IDS_FOR_UPDATE_SKIP_LOCKED_SQL,
-        )
-        self._get_task_executions_by_execution_ids_for_update_skip_locked = fill(
-            GET_TASK_EXECUTIONS_BY_EXECUTION_IDS_FOR_UPDATE_SKIP_LOCKED_SQL,
-        )
-        self._get_task_execution_ids_by_statuses_for_update_skip_locked = fill(
-            GET_TASK_EXECUTION_IDS_BY_STATUSES_FOR_UPDATE_SKIP_LOCKED_SQL,
-        )
-        self._get_task_executions_by_statuses_for_update_skip_locked = fill(
-            GET_TASK_EXECUTIONS_BY_STATUSES_FOR_UPDATE_SKIP_LOCKED_SQL,
-        )
-        self._get_task_execution_ids_by_start_at_less_than_for_update_skip_locked = fill(
-            GET_TASK_EXECUTION_IDS_BY_START_AT_LESS_THAN_FOR_UPDATE_SKIP_LOCKED_SQL,
-        )
-        self._get_task_executions_by_start_at_less_than_for_update_skip_locked = fill(
-            GET_TASK_EXECUTIONS_BY_START_AT_LESS_THAN_FOR_UPDATE_SKIP_LOCKED_SQL,
-        )
-        self._update_task_executions_by_execution_ids = fill(
-            UPDATE_TASK_EXECUTIONS_BY_EXECUTION_IDS_SQL,
-        )
-        self._update_task_executions_by_statuses = fill(UPDATE_TASK_EXECUTIONS_BY_STATUSES_SQL)
-        self._update_task_executions_by_start_at_less_than = fill(
-            UPDATE_TASK_EXECUTIONS_BY_START_AT_LESS_THAN_SQL,
-        )
+    def _sql(self, template: str) -> str:
+        text = self._texts.get(template)
+        if text is None:
+            text = self._texts[template] = template.format(table=self.table)
+        return text
 
 
 # Connections are typed `Connection[Any]`: whatever row factory the caller's connection
 # has does not matter, because every cursor here is opened with row_factory=tuple_row.
-class AsyncQueries(_SqlTexts):
+class AsyncQueries(_Texts):
     """The queries, for asyncio; each method runs one statement on `conn`."""
 
     async def claim_ready_task_executions(
@@ -965,21 +693,19 @@ class AsyncQueries(_SqlTexts):
         lease_ms: int,
         row_limit: int,
     ) -> list[DurableTaskExecution]:
-        """The executor's set-based fast paths (storage/types.py: ClaimingStorageTx and
-        BatchUpdatingStorageTx): one statement where the generic path runs one per row. Claims up
-        to row_limit due ready executions in one statement: the subquery picks them in FIFO order
-        (start_at, then insertion), skipping rows other transactions hold, and the UPDATE moves
-        them to running with a lease of lease_ms (renewed by the executor while it runs). The
-        literal 'ready' lets the (status, start_at, id) index return the rows already in that
-        order, so the LIMIT stops the scan early. RETURNING order is unspecified: the storage
-        sorts the rows.
+        """Claims up to row_limit due ready executions in one statement: the subquery picks them in
+        FIFO order (start_at, then insertion), skipping rows other transactions hold, and the
+        UPDATE moves them to running with a lease of lease_ms (renewed by the executor while it
+        runs). The literal 'ready' lets the (status, start_at, id) index return the rows already
+        in that order, so the LIMIT stops the scan early. RETURNING order is unspecified: the
+        storage sorts the rows.
 
         sqlc.arg() rather than @ where a parameter starts an arithmetic expression: sqlc reads @
         as the prefix operator, which would swallow the whole sum as the parameter.
         """
         args = (now, lease_ms, row_limit)
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
-            await cur.execute(self._claim_ready_task_executions, args)
+            await cur.execute(self._sql(CLAIM_READY_TASK_EXECUTIONS_SQL), args)
             rows = await cur.fetchall()
         return [_as_durable_task_execution(row) for row in rows]
 
@@ -1013,7 +739,7 @@ class AsyncQueries(_SqlTexts):
         new_expires_at: Sequence[datetime.datetime | None],
         new_version: Sequence[int | None],
         new_updated_at: Sequence[datetime.datetime | None],
-    ) -> list[UpdateTaskExecutionsEachRow]:
+    ) -> list[int]:
         """Many independent guarded updates by execution id in one statement (what the executor does
         when it writes the results of many runs in one transaction). Parameters are parallel
         arrays with one element per (update, execution id) pair: item_index numbers the update,
@@ -1055,9 +781,9 @@ class AsyncQueries(_SqlTexts):
             list(new_updated_at),
         )
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
-            await cur.execute(self._update_task_executions_each, args)
+            await cur.execute(self._sql(UPDATE_TASK_EXECUTIONS_EACH_SQL), args)
             rows = await cur.fetchall()
-        return [_as_update_task_executions_each_row(row) for row in rows]
+        return [row[0] for row in rows]
 
     async def get_ready_task_executions_to_claim(
         self,
@@ -1074,7 +800,7 @@ class AsyncQueries(_SqlTexts):
         """
         args = (now, row_limit)
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
-            await cur.execute(self._get_ready_task_executions_to_claim, args)
+            await cur.execute(self._sql(GET_READY_TASK_EXECUTIONS_TO_CLAIM_SQL), args)
             rows = await cur.fetchall()
         return [_as_get_ready_task_executions_to_claim_row(row) for row in rows]
 
@@ -1088,7 +814,7 @@ class AsyncQueries(_SqlTexts):
     ) -> DurableTaskExecution | None:
         args = (now, lease_ms, execution_id)
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
-            await cur.execute(self._claim_ready_task_execution_by_execution_id, args)
+            await cur.execute(self._sql(CLAIM_READY_TASK_EXECUTION_BY_EXECUTION_ID_SQL), args)
             row = await cur.fetchone()
         if row is None:
             return None
@@ -1101,7 +827,7 @@ class AsyncQueries(_SqlTexts):
         expires_at: datetime.datetime,
         execution_ids: Sequence[str | None],
         versions: Sequence[int | None],
-    ) -> list[RenewTaskExecutionLeasesRow]:
+    ) -> list[str]:
         """Renews the leases of this executor's running attempts in one statement (storage/types.py:
         LeaseRenewingStorageTx). execution_ids and versions are parallel arrays (distinct ids): a
         row is renewed only while it is still that attempt's (running, same version), so a
@@ -1111,9 +837,9 @@ class AsyncQueries(_SqlTexts):
         """
         args = (expires_at, list(execution_ids), list(versions))
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
-            await cur.execute(self._renew_task_execution_leases, args)
+            await cur.execute(self._sql(RENEW_TASK_EXECUTION_LEASES_SQL), args)
             rows = await cur.fetchall()
-        return [_as_renew_task_execution_leases_row(row) for row in rows]
+        return [row[0] for row in rows]
 
     async def insert_task_executions(
         self,
@@ -1153,21 +879,6 @@ class AsyncQueries(_SqlTexts):
         rerun_of_execution_id: Sequence[str | None],
         trace_context: Sequence[str | None],
     ) -> int:
-        """Inserting executions. Parameters are parallel arrays, one element per record, named after
-        the column they fill; the i-th elements of every array make up the i-th row. One
-        statement inserts a whole batch (a parent and its children) in a single round trip.
-
-        There is no ON CONFLICT: a duplicate execution_id must raise (unique_violation) so the
-        caller can roll back the transaction and report it.
-
-        Nullable columns (root_*, parent_*, is_finalize_task, run_output, output, started_at,
-        finished_at, expires_at, trace_context) take arrays whose elements may be NULL: the
-        element type of those parameters is `T | None`. JSON columns take jsonb[]; a JSON null
-        element is stored as SQL NULL (NULLIF) so that "absent" has exactly one representation.
-
-        unnest() appears once per array in the select list (sqlc only knows single-argument
-        unnest); PostgreSQL zips equally long arrays row by row and assigns ids in array order.
-        """
         args = (
             list(root_task_id),
             list(root_execution_id),
@@ -1204,7 +915,7 @@ class AsyncQueries(_SqlTexts):
             list(trace_context),
         )
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
-            await cur.execute(self._insert_task_executions, args)
+            await cur.execute(self._sql(INSERT_TASK_EXECUTIONS_SQL), args)
             return cur.rowcount
 
     async def list_task_executions(
@@ -1220,18 +931,6 @@ class AsyncQueries(_SqlTexts):
         row_offset: int,
         row_limit: int,
     ) -> list[DurableTaskExecution]:
-        """Read-only queries for operators (the CLI's `list` and `stats`): the optional inspection
-        protocol of storage/types.py (InspectableStorage). The executor never runs them.
-
-        * Newest first is insertion order, backwards: ORDER BY id DESC walks the primary key, so
-        a page needs no sort however large the table is.
-        * Optional filters (sqlc.narg) are ignored when NULL; top_level_only keeps executions
-        that were enqueued (no parent).
-        * Keyset paging (the dashboard's "older" link): before_execution_id keeps the rows
-        inserted before that execution. The bound is always present (the largest id when no
-        cursor is given, nothing when the cursor's execution no longer exists), never behind an
-        OR, so that the primary-key walk starts at the cursor instead of skipping rows up to it.
-        """
         args = (
             before_execution_id,
             None if statuses is None else list(statuses),
@@ -1243,7 +942,7 @@ class AsyncQueries(_SqlTexts):
             row_limit,
         )
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
-            await cur.execute(self._list_task_executions, args)
+            await cur.execute(self._sql(LIST_TASK_EXECUTIONS_SQL), args)
             rows = await cur.fetchall()
         return [_as_durable_task_execution(row) for row in rows]
 
@@ -1256,7 +955,7 @@ class AsyncQueries(_SqlTexts):
     ) -> list[CountTaskExecutionsByStatusRow]:
         args = (task_id, top_level_only)
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
-            await cur.execute(self._count_task_executions_by_status, args)
+            await cur.execute(self._sql(COUNT_TASK_EXECUTIONS_BY_STATUS_SQL), args)
             rows = await cur.fetchall()
         return [_as_count_task_executions_by_status_row(row) for row in rows]
 
@@ -1271,7 +970,7 @@ class AsyncQueries(_SqlTexts):
         """
         args = (task_id,)
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
-            await cur.execute(self._get_oldest_ready_task_execution, args)
+            await cur.execute(self._sql(GET_OLDEST_READY_TASK_EXECUTION_SQL), args)
             row = await cur.fetchone()
         if row is None:
             return None
@@ -1283,24 +982,21 @@ class AsyncQueries(_SqlTexts):
         *,
         lock_key: int,
     ) -> None:
-        """The migration runner's bookkeeping. Numbered schema files are applied in one transaction
-        that first takes LockMigrations, so migrators starting at the same time run one after
-        another and each sees what the previous one recorded. A transaction-scoped advisory lock,
-        released at commit or rollback. The caller derives lock_key from the table name, so
-        different tables migrate independently.
+        """A transaction-scoped advisory lock, released at commit or rollback. The caller derives
+        lock_key from the table name, so different tables migrate independently.
         """
         args = (lock_key,)
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
-            await cur.execute(self._lock_migrations, args)
+            await cur.execute(self._sql(LOCK_MIGRATIONS_SQL), args)
 
     async def get_applied_migration_versions(
         self,
         conn: psycopg.AsyncConnection[Any],
-    ) -> list[GetAppliedMigrationVersionsRow]:
+    ) -> list[int]:
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
-            await cur.execute(self._get_applied_migration_versions)
+            await cur.execute(self._sql(GET_APPLIED_MIGRATION_VERSIONS_SQL))
             rows = await cur.fetchall()
-        return [_as_get_applied_migration_versions_row(row) for row in rows]
+        return [row[0] for row in rows]
 
     async def insert_applied_migration(
         self,
@@ -1312,7 +1008,7 @@ class AsyncQueries(_SqlTexts):
     ) -> None:
         args = (version, name, applied_at)
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
-            await cur.execute(self._insert_applied_migration, args)
+            await cur.execute(self._sql(INSERT_APPLIED_MIGRATION_SQL), args)
 
     async def notify_ready(
         self,
@@ -1320,15 +1016,15 @@ class AsyncQueries(_SqlTexts):
         *,
         channel: str,
     ) -> None:
-        """Waking the executors of other processes (LISTEN/NOTIFY). Sent in the transaction that
-        inserted executions ready to run now: PostgreSQL delivers the notice at commit (never
-        after a rollback) to every session that LISTENs on the channel, and folds repeated
-        notices of one transaction into one. The caller derives the channel from the table name;
-        LISTEN itself is a utility command sqlc cannot compile, so the listener sends it.
+        """Sent in the transaction that inserted executions ready to run now: PostgreSQL delivers
+        the notice at commit (never after a rollback) to every session that LISTENs on the
+        channel, and folds repeated notices of one transaction into one. The caller derives the
+        channel from the table name; LISTEN itself is a utility command sqlc cannot compile, so
+        the listener sends it.
         """
         args = (channel,)
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
-            await cur.execute(self._notify_ready, args)
+            await cur.execute(self._sql(NOTIFY_READY_SQL), args)
 
     async def get_prunable_roots(
         self,
@@ -1340,16 +1036,13 @@ class AsyncQueries(_SqlTexts):
         statuses: Sequence[str | None],
         row_limit: int,
     ) -> list[GetPrunableRootsRow]:
-        """Retention: deleting whole trees of finished executions (storage/types.py:
-        PruningStorage). The storage walks the candidates in (finished_at, id) order, a batch per
-        transaction, so no statement holds many locks or binds more than one batch of ids. Up to
-        row_limit top-level executions after the (after_finished_at, after_id) cursor that
+        """Up to row_limit top-level executions after the (after_finished_at, after_id) cursor that
         finished before finished_before with one of the statuses, are closed, and whose tree has
         no active or unclosed execution left. Locked rows are skipped (another pruner has them).
         """
         args = (finished_before, after_finished_at, after_id, list(statuses), row_limit)
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
-            await cur.execute(self._get_prunable_roots, args)
+            await cur.execute(self._sql(GET_PRUNABLE_ROOTS_SQL), args)
             rows = await cur.fetchall()
         return [_as_get_prunable_roots_row(row) for row in rows]
 
@@ -1362,7 +1055,7 @@ class AsyncQueries(_SqlTexts):
         """How many executions the trees of these roots hold, per status (a dry run's report)."""
         args = (list(root_execution_ids),)
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
-            await cur.execute(self._count_execution_trees, args)
+            await cur.execute(self._sql(COUNT_EXECUTION_TREES_SQL), args)
             rows = await cur.fetchall()
         return [_as_count_execution_trees_row(row) for row in rows]
 
@@ -1375,7 +1068,7 @@ class AsyncQueries(_SqlTexts):
         """Deletes the trees of these roots: the roots and every execution under them."""
         args = (list(root_execution_ids),)
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
-            await cur.execute(self._delete_execution_trees, args)
+            await cur.execute(self._sql(DELETE_EXECUTION_TREES_SQL), args)
             rows = await cur.fetchall()
         return [_as_delete_execution_trees_row(row) for row in rows]
 
@@ -1384,7 +1077,7 @@ class AsyncQueries(_SqlTexts):
         conn: psycopg.AsyncConnection[Any],
         *,
         lock_key: int,
-    ) -> TryLockPruningRow | None:
+    ) -> bool | None:
         """Automatic retention's one-pruner-at-a-time lock: a transaction-scoped advisory lock,
         released at commit or rollback, taken without waiting (false: another executor is
         pruning). The caller derives lock_key from the table name (distinct from the migration
@@ -1394,11 +1087,12 @@ class AsyncQueries(_SqlTexts):
         """
         args = (lock_key,)
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
-            await cur.execute(self._try_lock_pruning, args)
+            await cur.execute(self._sql(TRY_LOCK_PRUNING_SQL), args)
             row = await cur.fetchone()
         if row is None:
             return None
-        return _as_try_lock_pruning_row(row)
+        value: bool = row[0]
+        return value
 
     async def get_task_execution_ids_by_execution_ids(
         self,
@@ -1409,19 +1103,7 @@ class AsyncQueries(_SqlTexts):
         needs_promise_cancellation: bool | None,
         version: int | None,
         row_limit: int | None,
-    ) -> list[GetTaskExecutionIdsByExecutionIdsRow]:
-        """Reading executions, one query per `where` variant of the storage contract, returning
-        either the execution ids or whole rows.
-
-        Shared rules (the contract in storage/types.py):
-        * every optional filter (sqlc.narg) is an equality filter when given, False included, and
-        is ignored when NULL; `expires_at < NULL` is never true, so rows without expires_at never
-        match expires_at_less_than;
-        * row_limit NULL means no limit (LIMIT NULL), 0 means no rows;
-        * results are ordered: by_execution_ids by id (insertion order), by_statuses by
-        updated_at, by_start_at_less_than by start_at (FIFO claims); ties are broken by id. The
-        same queries with FOR UPDATE SKIP LOCKED are in select_for_update.sql.
-        """
+    ) -> list[str]:
         args = (
             list(execution_ids),
             None if statuses is None else list(statuses),
@@ -1430,9 +1112,9 @@ class AsyncQueries(_SqlTexts):
             row_limit,
         )
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
-            await cur.execute(self._get_task_execution_ids_by_execution_ids, args)
+            await cur.execute(self._sql(GET_TASK_EXECUTION_IDS_BY_EXECUTION_IDS_SQL), args)
             rows = await cur.fetchall()
-        return [_as_get_task_execution_ids_by_execution_ids_row(row) for row in rows]
+        return [row[0] for row in rows]
 
     async def get_task_executions_by_execution_ids(
         self,
@@ -1452,7 +1134,7 @@ class AsyncQueries(_SqlTexts):
             row_limit,
         )
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
-            await cur.execute(self._get_task_executions_by_execution_ids, args)
+            await cur.execute(self._sql(GET_TASK_EXECUTIONS_BY_EXECUTION_IDS_SQL), args)
             rows = await cur.fetchall()
         return [_as_durable_task_execution(row) for row in rows]
 
@@ -1464,12 +1146,12 @@ class AsyncQueries(_SqlTexts):
         is_closed: bool | None,
         expires_at_less_than: datetime.datetime | None,
         row_limit: int | None,
-    ) -> list[GetTaskExecutionIdsByStatusesRow]:
+    ) -> list[str]:
         args = (list(statuses), is_closed, expires_at_less_than, row_limit)
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
-            await cur.execute(self._get_task_execution_ids_by_statuses, args)
+            await cur.execute(self._sql(GET_TASK_EXECUTION_IDS_BY_STATUSES_SQL), args)
             rows = await cur.fetchall()
-        return [_as_get_task_execution_ids_by_statuses_row(row) for row in rows]
+        return [row[0] for row in rows]
 
     async def get_task_executions_by_statuses(
         self,
@@ -1482,35 +1164,7 @@ class AsyncQueries(_SqlTexts):
     ) -> list[DurableTaskExecution]:
         args = (list(statuses), is_closed, expires_at_less_than, row_limit)
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
-            await cur.execute(self._get_task_executions_by_statuses, args)
-            rows = await cur.fetchall()
-        return [_as_durable_task_execution(row) for row in rows]
-
-    async def get_task_execution_ids_by_start_at_less_than(
-        self,
-        conn: psycopg.AsyncConnection[Any],
-        *,
-        statuses: Sequence[str | None],
-        start_at_less_than: datetime.datetime,
-        row_limit: int | None,
-    ) -> list[GetTaskExecutionIdsByStartAtLessThanRow]:
-        args = (list(statuses), start_at_less_than, row_limit)
-        async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
-            await cur.execute(self._get_task_execution_ids_by_start_at_less_than, args)
-            rows = await cur.fetchall()
-        return [_as_get_task_execution_ids_by_start_at_less_than_row(row) for row in rows]
-
-    async def get_task_executions_by_start_at_less_than(
-        self,
-        conn: psycopg.AsyncConnection[Any],
-        *,
-        statuses: Sequence[str | None],
-        start_at_less_than: datetime.datetime,
-        row_limit: int | None,
-    ) -> list[DurableTaskExecution]:
-        args = (list(statuses), start_at_less_than, row_limit)
-        async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
-            await cur.execute(self._get_task_executions_by_start_at_less_than, args)
+            await cur.execute(self._sql(GET_TASK_EXECUTIONS_BY_STATUSES_SQL), args)
             rows = await cur.fetchall()
         return [_as_durable_task_execution(row) for row in rows]
 
@@ -1523,13 +1177,7 @@ class AsyncQueries(_SqlTexts):
         needs_promise_cancellation: bool | None,
         version: int | None,
         row_limit: int | None,
-    ) -> list[GetTaskExecutionIdsByExecutionIdsForUpdateSkipLockedRow]:
-        """The queries of select.sql with FOR UPDATE SKIP LOCKED: they lock the returned rows until
-        the transaction ends and skip rows other transactions hold, so concurrent executors claim
-        disjoint rows. The clause cannot be a parameter, hence separate named queries. Same
-        filters, limits and ordering as select.sql (the ORDER BY picks which unlocked rows are
-        claimed first).
-        """
+    ) -> list[str]:
         args = (
             list(execution_ids),
             None if statuses is None else list(statuses),
@@ -1539,14 +1187,11 @@ class AsyncQueries(_SqlTexts):
         )
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
             await cur.execute(
-                self._get_task_execution_ids_by_execution_ids_for_update_skip_locked,
+                self._sql(GET_TASK_EXECUTION_IDS_BY_EXECUTION_IDS_FOR_UPDATE_SKIP_LOCKED_SQL),
                 args,
             )
             rows = await cur.fetchall()
-        return [
-            _as_get_task_execution_ids_by_execution_ids_for_update_skip_locked_row(row)
-            for row in rows
-        ]
+        return [row[0] for row in rows]
 
     async def get_task_executions_by_execution_ids_for_update_skip_locked(
         self,
@@ -1567,7 +1212,7 @@ class AsyncQueries(_SqlTexts):
         )
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
             await cur.execute(
-                self._get_task_executions_by_execution_ids_for_update_skip_locked,
+                self._sql(GET_TASK_EXECUTIONS_BY_EXECUTION_IDS_FOR_UPDATE_SKIP_LOCKED_SQL),
                 args,
             )
             rows = await cur.fetchall()
@@ -1581,14 +1226,15 @@ class AsyncQueries(_SqlTexts):
         is_closed: bool | None,
         expires_at_less_than: datetime.datetime | None,
         row_limit: int | None,
-    ) -> list[GetTaskExecutionIdsByStatusesForUpdateSkipLockedRow]:
+    ) -> list[str]:
         args = (list(statuses), is_closed, expires_at_less_than, row_limit)
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
-            await cur.execute(self._get_task_execution_ids_by_statuses_for_update_skip_locked, args)
+            await cur.execute(
+                self._sql(GET_TASK_EXECUTION_IDS_BY_STATUSES_FOR_UPDATE_SKIP_LOCKED_SQL),
+                args,
+            )
             rows = await cur.fetchall()
-        return [
-            _as_get_task_execution_ids_by_statuses_for_update_skip_locked_row(row) for row in rows
-        ]
+        return [row[0] for row in rows]
 
     async def get_task_executions_by_statuses_for_update_skip_locked(
         self,
@@ -1601,42 +1247,8 @@ class AsyncQueries(_SqlTexts):
     ) -> list[DurableTaskExecution]:
         args = (list(statuses), is_closed, expires_at_less_than, row_limit)
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
-            await cur.execute(self._get_task_executions_by_statuses_for_update_skip_locked, args)
-            rows = await cur.fetchall()
-        return [_as_durable_task_execution(row) for row in rows]
-
-    async def get_task_execution_ids_by_start_at_less_than_for_update_skip_locked(
-        self,
-        conn: psycopg.AsyncConnection[Any],
-        *,
-        statuses: Sequence[str | None],
-        start_at_less_than: datetime.datetime,
-        row_limit: int | None,
-    ) -> list[GetTaskExecutionIdsByStartAtLessThanForUpdateSkipLockedRow]:
-        args = (list(statuses), start_at_less_than, row_limit)
-        async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
             await cur.execute(
-                self._get_task_execution_ids_by_start_at_less_than_for_update_skip_locked,
-                args,
-            )
-            rows = await cur.fetchall()
-        return [
-            _as_get_task_execution_ids_by_start_at_less_than_for_update_skip_locked_row(row)
-            for row in rows
-        ]
-
-    async def get_task_executions_by_start_at_less_than_for_update_skip_locked(
-        self,
-        conn: psycopg.AsyncConnection[Any],
-        *,
-        statuses: Sequence[str | None],
-        start_at_less_than: datetime.datetime,
-        row_limit: int | None,
-    ) -> list[DurableTaskExecution]:
-        args = (list(statuses), start_at_less_than, row_limit)
-        async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
-            await cur.execute(
-                self._get_task_executions_by_start_at_less_than_for_update_skip_locked,
+                self._sql(GET_TASK_EXECUTIONS_BY_STATUSES_FOR_UPDATE_SKIP_LOCKED_SQL),
                 args,
             )
             rows = await cur.fetchall()
@@ -1672,18 +1284,6 @@ class AsyncQueries(_SqlTexts):
         needs_promise_cancellation: bool | None,
         version: int | None,
     ) -> int:
-        """Partial updates, one query per `where` variant (same filters as select.sql, no limit).
-
-        Parameter names: new_<column> is the value to write, NULL meaning "leave unchanged"
-        (COALESCE); every other parameter is a filter, named as in select.sql. unset_error and
-        unset_expires_at clear those columns and win over new_error / new_expires_at. updated_at
-        is always written. The root/parent columns, task_id, execution_id and the enqueue-time
-        options are never updated.
-
-        The version guard is part of the WHERE clause, so under READ COMMITTED a row that a
-        concurrent transaction changed is re-checked against its new version before being
-        updated: a stale version updates 0 rows. The result is the number of rows updated.
-        """
         args = (
             new_run_output,
             new_output,
@@ -1712,127 +1312,11 @@ class AsyncQueries(_SqlTexts):
             version,
         )
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
-            await cur.execute(self._update_task_executions_by_execution_ids, args)
-            return cur.rowcount
-
-    async def update_task_executions_by_statuses(
-        self,
-        conn: psycopg.AsyncConnection[Any],
-        *,
-        new_run_output: str | None,
-        new_output: str | None,
-        new_children_tasks_completed_count: int | None,
-        new_children_tasks: JsonValue | None,
-        new_children_tasks_errors: JsonValue | None,
-        new_finalize_task: JsonValue | None,
-        new_finalize_task_error: JsonValue | None,
-        unset_error: bool,
-        new_error: JsonValue | None,
-        new_status: str | None,
-        new_is_closed: bool | None,
-        new_needs_promise_cancellation: bool | None,
-        new_retry_attempts: int | None,
-        new_lease_expiries: int | None,
-        new_start_at: datetime.datetime | None,
-        new_started_at: datetime.datetime | None,
-        new_finished_at: datetime.datetime | None,
-        unset_expires_at: bool,
-        new_expires_at: datetime.datetime | None,
-        new_version: int | None,
-        new_updated_at: datetime.datetime,
-        statuses: Sequence[str | None],
-        is_closed: bool | None,
-        expires_at_less_than: datetime.datetime | None,
-    ) -> int:
-        args = (
-            new_run_output,
-            new_output,
-            new_children_tasks_completed_count,
-            None if new_children_tasks is None else Jsonb(new_children_tasks),
-            None if new_children_tasks_errors is None else Jsonb(new_children_tasks_errors),
-            None if new_finalize_task is None else Jsonb(new_finalize_task),
-            None if new_finalize_task_error is None else Jsonb(new_finalize_task_error),
-            unset_error,
-            None if new_error is None else Jsonb(new_error),
-            new_status,
-            new_is_closed,
-            new_needs_promise_cancellation,
-            new_retry_attempts,
-            new_lease_expiries,
-            new_start_at,
-            new_started_at,
-            new_finished_at,
-            unset_expires_at,
-            new_expires_at,
-            new_version,
-            new_updated_at,
-            list(statuses),
-            is_closed,
-            expires_at_less_than,
-        )
-        async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
-            await cur.execute(self._update_task_executions_by_statuses, args)
-            return cur.rowcount
-
-    async def update_task_executions_by_start_at_less_than(
-        self,
-        conn: psycopg.AsyncConnection[Any],
-        *,
-        new_run_output: str | None,
-        new_output: str | None,
-        new_children_tasks_completed_count: int | None,
-        new_children_tasks: JsonValue | None,
-        new_children_tasks_errors: JsonValue | None,
-        new_finalize_task: JsonValue | None,
-        new_finalize_task_error: JsonValue | None,
-        unset_error: bool,
-        new_error: JsonValue | None,
-        new_status: str | None,
-        new_is_closed: bool | None,
-        new_needs_promise_cancellation: bool | None,
-        new_retry_attempts: int | None,
-        new_lease_expiries: int | None,
-        new_start_at: datetime.datetime | None,
-        new_started_at: datetime.datetime | None,
-        new_finished_at: datetime.datetime | None,
-        unset_expires_at: bool,
-        new_expires_at: datetime.datetime | None,
-        new_version: int | None,
-        new_updated_at: datetime.datetime,
-        statuses: Sequence[str | None],
-        start_at_less_than: datetime.datetime,
-    ) -> int:
-        args = (
-            new_run_output,
-            new_output,
-            new_children_tasks_completed_count,
-            None if new_children_tasks is None else Jsonb(new_children_tasks),
-            None if new_children_tasks_errors is None else Jsonb(new_children_tasks_errors),
-            None if new_finalize_task is None else Jsonb(new_finalize_task),
-            None if new_finalize_task_error is None else Jsonb(new_finalize_task_error),
-            unset_error,
-            None if new_error is None else Jsonb(new_error),
-            new_status,
-            new_is_closed,
-            new_needs_promise_cancellation,
-            new_retry_attempts,
-            new_lease_expiries,
-            new_start_at,
-            new_started_at,
-            new_finished_at,
-            unset_expires_at,
-            new_expires_at,
-            new_version,
-            new_updated_at,
-            list(statuses),
-            start_at_less_than,
-        )
-        async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
-            await cur.execute(self._update_task_executions_by_start_at_less_than, args)
+            await cur.execute(self._sql(UPDATE_TASK_EXECUTIONS_BY_EXECUTION_IDS_SQL), args)
             return cur.rowcount
 
 
-class Queries(_SqlTexts):
+class Queries(_Texts):
     """The queries, synchronous; each method runs one statement on `conn`."""
 
     def claim_ready_task_executions(
@@ -1843,21 +1327,19 @@ class Queries(_SqlTexts):
         lease_ms: int,
         row_limit: int,
     ) -> list[DurableTaskExecution]:
-        """The executor's set-based fast paths (storage/types.py: ClaimingStorageTx and
-        BatchUpdatingStorageTx): one statement where the generic path runs one per row. Claims up
-        to row_limit due ready executions in one statement: the subquery picks them in FIFO order
-        (start_at, then insertion), skipping rows other transactions hold, and the UPDATE moves
-        them to running with a lease of lease_ms (renewed by the executor while it runs). The
-        literal 'ready' lets the (status, start_at, id) index return the rows already in that
-        order, so the LIMIT stops the scan early. RETURNING order is unspecified: the storage
-        sorts the rows.
+        """Claims up to row_limit due ready executions in one statement: the subquery picks them in
+        FIFO order (start_at, then insertion), skipping rows other transactions hold, and the
+        UPDATE moves them to running with a lease of lease_ms (renewed by the executor while it
+        runs). The literal 'ready' lets the (status, start_at, id) index return the rows already
+        in that order, so the LIMIT stops the scan early. RETURNING order is unspecified: the
+        storage sorts the rows.
 
         sqlc.arg() rather than @ where a parameter starts an arithmetic expression: sqlc reads @
         as the prefix operator, which would swallow the whole sum as the parameter.
         """
         args = (now, lease_ms, row_limit)
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
-            cur.execute(self._claim_ready_task_executions, args)
+            cur.execute(self._sql(CLAIM_READY_TASK_EXECUTIONS_SQL), args)
             rows = cur.fetchall()
         return [_as_durable_task_execution(row) for row in rows]
 
@@ -1891,7 +1373,7 @@ class Queries(_SqlTexts):
         new_expires_at: Sequence[datetime.datetime | None],
         new_version: Sequence[int | None],
         new_updated_at: Sequence[datetime.datetime | None],
-    ) -> list[UpdateTaskExecutionsEachRow]:
+    ) -> list[int]:
         """Many independent guarded updates by execution id in one statement (what the executor does
         when it writes the results of many runs in one transaction). Parameters are parallel
         arrays with one element per (update, execution id) pair: item_index numbers the update,
@@ -1933,9 +1415,9 @@ class Queries(_SqlTexts):
             list(new_updated_at),
         )
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
-            cur.execute(self._update_task_executions_each, args)
+            cur.execute(self._sql(UPDATE_TASK_EXECUTIONS_EACH_SQL), args)
             rows = cur.fetchall()
-        return [_as_update_task_executions_each_row(row) for row in rows]
+        return [row[0] for row in rows]
 
     def get_ready_task_executions_to_claim(
         self,
@@ -1952,7 +1434,7 @@ class Queries(_SqlTexts):
         """
         args = (now, row_limit)
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
-            cur.execute(self._get_ready_task_executions_to_claim, args)
+            cur.execute(self._sql(GET_READY_TASK_EXECUTIONS_TO_CLAIM_SQL), args)
             rows = cur.fetchall()
         return [_as_get_ready_task_executions_to_claim_row(row) for row in rows]
 
@@ -1966,7 +1448,7 @@ class Queries(_SqlTexts):
     ) -> DurableTaskExecution | None:
         args = (now, lease_ms, execution_id)
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
-            cur.execute(self._claim_ready_task_execution_by_execution_id, args)
+            cur.execute(self._sql(CLAIM_READY_TASK_EXECUTION_BY_EXECUTION_ID_SQL), args)
             row = cur.fetchone()
         if row is None:
             return None
@@ -1979,7 +1461,7 @@ class Queries(_SqlTexts):
         expires_at: datetime.datetime,
         execution_ids: Sequence[str | None],
         versions: Sequence[int | None],
-    ) -> list[RenewTaskExecutionLeasesRow]:
+    ) -> list[str]:
         """Renews the leases of this executor's running attempts in one statement (storage/types.py:
         LeaseRenewingStorageTx). execution_ids and versions are parallel arrays (distinct ids): a
         row is renewed only while it is still that attempt's (running, same version), so a
@@ -1989,9 +1471,9 @@ class Queries(_SqlTexts):
         """
         args = (expires_at, list(execution_ids), list(versions))
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
-            cur.execute(self._renew_task_execution_leases, args)
+            cur.execute(self._sql(RENEW_TASK_EXECUTION_LEASES_SQL), args)
             rows = cur.fetchall()
-        return [_as_renew_task_execution_leases_row(row) for row in rows]
+        return [row[0] for row in rows]
 
     def insert_task_executions(
         self,
@@ -2031,21 +1513,6 @@ class Queries(_SqlTexts):
         rerun_of_execution_id: Sequence[str | None],
         trace_context: Sequence[str | None],
     ) -> int:
-        """Inserting executions. Parameters are parallel arrays, one element per record, named after
-        the column they fill; the i-th elements of every array make up the i-th row. One
-        statement inserts a whole batch (a parent and its children) in a single round trip.
-
-        There is no ON CONFLICT: a duplicate execution_id must raise (unique_violation) so the
-        caller can roll back the transaction and report it.
-
-        Nullable columns (root_*, parent_*, is_finalize_task, run_output, output, started_at,
-        finished_at, expires_at, trace_context) take arrays whose elements may be NULL: the
-        element type of those parameters is `T | None`. JSON columns take jsonb[]; a JSON null
-        element is stored as SQL NULL (NULLIF) so that "absent" has exactly one representation.
-
-        unnest() appears once per array in the select list (sqlc only knows single-argument
-        unnest); PostgreSQL zips equally long arrays row by row and assigns ids in array order.
-        """
         args = (
             list(root_task_id),
             list(root_execution_id),
@@ -2082,7 +1549,7 @@ class Queries(_SqlTexts):
             list(trace_context),
         )
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
-            cur.execute(self._insert_task_executions, args)
+            cur.execute(self._sql(INSERT_TASK_EXECUTIONS_SQL), args)
             return cur.rowcount
 
     def list_task_executions(
@@ -2098,18 +1565,6 @@ class Queries(_SqlTexts):
         row_offset: int,
         row_limit: int,
     ) -> list[DurableTaskExecution]:
-        """Read-only queries for operators (the CLI's `list` and `stats`): the optional inspection
-        protocol of storage/types.py (InspectableStorage). The executor never runs them.
-
-        * Newest first is insertion order, backwards: ORDER BY id DESC walks the primary key, so
-        a page needs no sort however large the table is.
-        * Optional filters (sqlc.narg) are ignored when NULL; top_level_only keeps executions
-        that were enqueued (no parent).
-        * Keyset paging (the dashboard's "older" link): before_execution_id keeps the rows
-        inserted before that execution. The bound is always present (the largest id when no
-        cursor is given, nothing when the cursor's execution no longer exists), never behind an
-        OR, so that the primary-key walk starts at the cursor instead of skipping rows up to it.
-        """
         args = (
             before_execution_id,
             None if statuses is None else list(statuses),
@@ -2121,7 +1576,7 @@ class Queries(_SqlTexts):
             row_limit,
         )
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
-            cur.execute(self._list_task_executions, args)
+            cur.execute(self._sql(LIST_TASK_EXECUTIONS_SQL), args)
             rows = cur.fetchall()
         return [_as_durable_task_execution(row) for row in rows]
 
@@ -2134,7 +1589,7 @@ class Queries(_SqlTexts):
     ) -> list[CountTaskExecutionsByStatusRow]:
         args = (task_id, top_level_only)
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
-            cur.execute(self._count_task_executions_by_status, args)
+            cur.execute(self._sql(COUNT_TASK_EXECUTIONS_BY_STATUS_SQL), args)
             rows = cur.fetchall()
         return [_as_count_task_executions_by_status_row(row) for row in rows]
 
@@ -2149,7 +1604,7 @@ class Queries(_SqlTexts):
         """
         args = (task_id,)
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
-            cur.execute(self._get_oldest_ready_task_execution, args)
+            cur.execute(self._sql(GET_OLDEST_READY_TASK_EXECUTION_SQL), args)
             row = cur.fetchone()
         if row is None:
             return None
@@ -2161,24 +1616,21 @@ class Queries(_SqlTexts):
         *,
         lock_key: int,
     ) -> None:
-        """The migration runner's bookkeeping. Numbered schema files are applied in one transaction
-        that first takes LockMigrations, so migrators starting at the same time run one after
-        another and each sees what the previous one recorded. A transaction-scoped advisory lock,
-        released at commit or rollback. The caller derives lock_key from the table name, so
-        different tables migrate independently.
+        """A transaction-scoped advisory lock, released at commit or rollback. The caller derives
+        lock_key from the table name, so different tables migrate independently.
         """
         args = (lock_key,)
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
-            cur.execute(self._lock_migrations, args)
+            cur.execute(self._sql(LOCK_MIGRATIONS_SQL), args)
 
     def get_applied_migration_versions(
         self,
         conn: psycopg.Connection[Any],
-    ) -> list[GetAppliedMigrationVersionsRow]:
+    ) -> list[int]:
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
-            cur.execute(self._get_applied_migration_versions)
+            cur.execute(self._sql(GET_APPLIED_MIGRATION_VERSIONS_SQL))
             rows = cur.fetchall()
-        return [_as_get_applied_migration_versions_row(row) for row in rows]
+        return [row[0] for row in rows]
 
     def insert_applied_migration(
         self,
@@ -2190,7 +1642,7 @@ class Queries(_SqlTexts):
     ) -> None:
         args = (version, name, applied_at)
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
-            cur.execute(self._insert_applied_migration, args)
+            cur.execute(self._sql(INSERT_APPLIED_MIGRATION_SQL), args)
 
     def notify_ready(
         self,
@@ -2198,15 +1650,15 @@ class Queries(_SqlTexts):
         *,
         channel: str,
     ) -> None:
-        """Waking the executors of other processes (LISTEN/NOTIFY). Sent in the transaction that
-        inserted executions ready to run now: PostgreSQL delivers the notice at commit (never
-        after a rollback) to every session that LISTENs on the channel, and folds repeated
-        notices of one transaction into one. The caller derives the channel from the table name;
-        LISTEN itself is a utility command sqlc cannot compile, so the listener sends it.
+        """Sent in the transaction that inserted executions ready to run now: PostgreSQL delivers
+        the notice at commit (never after a rollback) to every session that LISTENs on the
+        channel, and folds repeated notices of one transaction into one. The caller derives the
+        channel from the table name; LISTEN itself is a utility command sqlc cannot compile, so
+        the listener sends it.
         """
         args = (channel,)
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
-            cur.execute(self._notify_ready, args)
+            cur.execute(self._sql(NOTIFY_READY_SQL), args)
 
     def get_prunable_roots(
         self,
@@ -2218,16 +1670,13 @@ class Queries(_SqlTexts):
         statuses: Sequence[str | None],
         row_limit: int,
     ) -> list[GetPrunableRootsRow]:
-        """Retention: deleting whole trees of finished executions (storage/types.py:
-        PruningStorage). The storage walks the candidates in (finished_at, id) order, a batch per
-        transaction, so no statement holds many locks or binds more than one batch of ids. Up to
-        row_limit top-level executions after the (after_finished_at, after_id) cursor that
+        """Up to row_limit top-level executions after the (after_finished_at, after_id) cursor that
         finished before finished_before with one of the statuses, are closed, and whose tree has
         no active or unclosed execution left. Locked rows are skipped (another pruner has them).
         """
         args = (finished_before, after_finished_at, after_id, list(statuses), row_limit)
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
-            cur.execute(self._get_prunable_roots, args)
+            cur.execute(self._sql(GET_PRUNABLE_ROOTS_SQL), args)
             rows = cur.fetchall()
         return [_as_get_prunable_roots_row(row) for row in rows]
 
@@ -2240,7 +1689,7 @@ class Queries(_SqlTexts):
         """How many executions the trees of these roots hold, per status (a dry run's report)."""
         args = (list(root_execution_ids),)
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
-            cur.execute(self._count_execution_trees, args)
+            cur.execute(self._sql(COUNT_EXECUTION_TREES_SQL), args)
             rows = cur.fetchall()
         return [_as_count_execution_trees_row(row) for row in rows]
 
@@ -2253,7 +1702,7 @@ class Queries(_SqlTexts):
         """Deletes the trees of these roots: the roots and every execution under them."""
         args = (list(root_execution_ids),)
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
-            cur.execute(self._delete_execution_trees, args)
+            cur.execute(self._sql(DELETE_EXECUTION_TREES_SQL), args)
             rows = cur.fetchall()
         return [_as_delete_execution_trees_row(row) for row in rows]
 
@@ -2262,7 +1711,7 @@ class Queries(_SqlTexts):
         conn: psycopg.Connection[Any],
         *,
         lock_key: int,
-    ) -> TryLockPruningRow | None:
+    ) -> bool | None:
         """Automatic retention's one-pruner-at-a-time lock: a transaction-scoped advisory lock,
         released at commit or rollback, taken without waiting (false: another executor is
         pruning). The caller derives lock_key from the table name (distinct from the migration
@@ -2272,11 +1721,12 @@ class Queries(_SqlTexts):
         """
         args = (lock_key,)
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
-            cur.execute(self._try_lock_pruning, args)
+            cur.execute(self._sql(TRY_LOCK_PRUNING_SQL), args)
             row = cur.fetchone()
         if row is None:
             return None
-        return _as_try_lock_pruning_row(row)
+        value: bool = row[0]
+        return value
 
     def get_task_execution_ids_by_execution_ids(
         self,
@@ -2287,19 +1737,7 @@ class Queries(_SqlTexts):
         needs_promise_cancellation: bool | None,
         version: int | None,
         row_limit: int | None,
-    ) -> list[GetTaskExecutionIdsByExecutionIdsRow]:
-        """Reading executions, one query per `where` variant of the storage contract, returning
-        either the execution ids or whole rows.
-
-        Shared rules (the contract in storage/types.py):
-        * every optional filter (sqlc.narg) is an equality filter when given, False included, and
-        is ignored when NULL; `expires_at < NULL` is never true, so rows without expires_at never
-        match expires_at_less_than;
-        * row_limit NULL means no limit (LIMIT NULL), 0 means no rows;
-        * results are ordered: by_execution_ids by id (insertion order), by_statuses by
-        updated_at, by_start_at_less_than by start_at (FIFO claims); ties are broken by id. The
-        same queries with FOR UPDATE SKIP LOCKED are in select_for_update.sql.
-        """
+    ) -> list[str]:
         args = (
             list(execution_ids),
             None if statuses is None else list(statuses),
@@ -2308,9 +1746,9 @@ class Queries(_SqlTexts):
             row_limit,
         )
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
-            cur.execute(self._get_task_execution_ids_by_execution_ids, args)
+            cur.execute(self._sql(GET_TASK_EXECUTION_IDS_BY_EXECUTION_IDS_SQL), args)
             rows = cur.fetchall()
-        return [_as_get_task_execution_ids_by_execution_ids_row(row) for row in rows]
+        return [row[0] for row in rows]
 
     def get_task_executions_by_execution_ids(
         self,
@@ -2330,7 +1768,7 @@ class Queries(_SqlTexts):
             row_limit,
         )
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
-            cur.execute(self._get_task_executions_by_execution_ids, args)
+            cur.execute(self._sql(GET_TASK_EXECUTIONS_BY_EXECUTION_IDS_SQL), args)
             rows = cur.fetchall()
         return [_as_durable_task_execution(row) for row in rows]
 
@@ -2342,12 +1780,12 @@ class Queries(_SqlTexts):
         is_closed: bool | None,
         expires_at_less_than: datetime.datetime | None,
         row_limit: int | None,
-    ) -> list[GetTaskExecutionIdsByStatusesRow]:
+    ) -> list[str]:
         args = (list(statuses), is_closed, expires_at_less_than, row_limit)
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
-            cur.execute(self._get_task_execution_ids_by_statuses, args)
+            cur.execute(self._sql(GET_TASK_EXECUTION_IDS_BY_STATUSES_SQL), args)
             rows = cur.fetchall()
-        return [_as_get_task_execution_ids_by_statuses_row(row) for row in rows]
+        return [row[0] for row in rows]
 
     def get_task_executions_by_statuses(
         self,
@@ -2360,35 +1798,7 @@ class Queries(_SqlTexts):
     ) -> list[DurableTaskExecution]:
         args = (list(statuses), is_closed, expires_at_less_than, row_limit)
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
-            cur.execute(self._get_task_executions_by_statuses, args)
-            rows = cur.fetchall()
-        return [_as_durable_task_execution(row) for row in rows]
-
-    def get_task_execution_ids_by_start_at_less_than(
-        self,
-        conn: psycopg.Connection[Any],
-        *,
-        statuses: Sequence[str | None],
-        start_at_less_than: datetime.datetime,
-        row_limit: int | None,
-    ) -> list[GetTaskExecutionIdsByStartAtLessThanRow]:
-        args = (list(statuses), start_at_less_than, row_limit)
-        with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
-            cur.execute(self._get_task_execution_ids_by_start_at_less_than, args)
-            rows = cur.fetchall()
-        return [_as_get_task_execution_ids_by_start_at_less_than_row(row) for row in rows]
-
-    def get_task_executions_by_start_at_less_than(
-        self,
-        conn: psycopg.Connection[Any],
-        *,
-        statuses: Sequence[str | None],
-        start_at_less_than: datetime.datetime,
-        row_limit: int | None,
-    ) -> list[DurableTaskExecution]:
-        args = (list(statuses), start_at_less_than, row_limit)
-        with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
-            cur.execute(self._get_task_executions_by_start_at_less_than, args)
+            cur.execute(self._sql(GET_TASK_EXECUTIONS_BY_STATUSES_SQL), args)
             rows = cur.fetchall()
         return [_as_durable_task_execution(row) for row in rows]
 
@@ -2401,13 +1811,7 @@ class Queries(_SqlTexts):
         needs_promise_cancellation: bool | None,
         version: int | None,
         row_limit: int | None,
-    ) -> list[GetTaskExecutionIdsByExecutionIdsForUpdateSkipLockedRow]:
-        """The queries of select.sql with FOR UPDATE SKIP LOCKED: they lock the returned rows until
-        the transaction ends and skip rows other transactions hold, so concurrent executors claim
-        disjoint rows. The clause cannot be a parameter, hence separate named queries. Same
-        filters, limits and ordering as select.sql (the ORDER BY picks which unlocked rows are
-        claimed first).
-        """
+    ) -> list[str]:
         args = (
             list(execution_ids),
             None if statuses is None else list(statuses),
@@ -2416,12 +1820,12 @@ class Queries(_SqlTexts):
             row_limit,
         )
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
-            cur.execute(self._get_task_execution_ids_by_execution_ids_for_update_skip_locked, args)
+            cur.execute(
+                self._sql(GET_TASK_EXECUTION_IDS_BY_EXECUTION_IDS_FOR_UPDATE_SKIP_LOCKED_SQL),
+                args,
+            )
             rows = cur.fetchall()
-        return [
-            _as_get_task_execution_ids_by_execution_ids_for_update_skip_locked_row(row)
-            for row in rows
-        ]
+        return [row[0] for row in rows]
 
     def get_task_executions_by_execution_ids_for_update_skip_locked(
         self,
@@ -2441,7 +1845,10 @@ class Queries(_SqlTexts):
             row_limit,
         )
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
-            cur.execute(self._get_task_executions_by_execution_ids_for_update_skip_locked, args)
+            cur.execute(
+                self._sql(GET_TASK_EXECUTIONS_BY_EXECUTION_IDS_FOR_UPDATE_SKIP_LOCKED_SQL),
+                args,
+            )
             rows = cur.fetchall()
         return [_as_durable_task_execution(row) for row in rows]
 
@@ -2453,14 +1860,15 @@ class Queries(_SqlTexts):
         is_closed: bool | None,
         expires_at_less_than: datetime.datetime | None,
         row_limit: int | None,
-    ) -> list[GetTaskExecutionIdsByStatusesForUpdateSkipLockedRow]:
+    ) -> list[str]:
         args = (list(statuses), is_closed, expires_at_less_than, row_limit)
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
-            cur.execute(self._get_task_execution_ids_by_statuses_for_update_skip_locked, args)
+            cur.execute(
+                self._sql(GET_TASK_EXECUTION_IDS_BY_STATUSES_FOR_UPDATE_SKIP_LOCKED_SQL),
+                args,
+            )
             rows = cur.fetchall()
-        return [
-            _as_get_task_execution_ids_by_statuses_for_update_skip_locked_row(row) for row in rows
-        ]
+        return [row[0] for row in rows]
 
     def get_task_executions_by_statuses_for_update_skip_locked(
         self,
@@ -2473,44 +1881,7 @@ class Queries(_SqlTexts):
     ) -> list[DurableTaskExecution]:
         args = (list(statuses), is_closed, expires_at_less_than, row_limit)
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
-            cur.execute(self._get_task_executions_by_statuses_for_update_skip_locked, args)
-            rows = cur.fetchall()
-        return [_as_durable_task_execution(row) for row in rows]
-
-    def get_task_execution_ids_by_start_at_less_than_for_update_skip_locked(
-        self,
-        conn: psycopg.Connection[Any],
-        *,
-        statuses: Sequence[str | None],
-        start_at_less_than: datetime.datetime,
-        row_limit: int | None,
-    ) -> list[GetTaskExecutionIdsByStartAtLessThanForUpdateSkipLockedRow]:
-        args = (list(statuses), start_at_less_than, row_limit)
-        with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
-            cur.execute(
-                self._get_task_execution_ids_by_start_at_less_than_for_update_skip_locked,
-                args,
-            )
-            rows = cur.fetchall()
-        return [
-            _as_get_task_execution_ids_by_start_at_less_than_for_update_skip_locked_row(row)
-            for row in rows
-        ]
-
-    def get_task_executions_by_start_at_less_than_for_update_skip_locked(
-        self,
-        conn: psycopg.Connection[Any],
-        *,
-        statuses: Sequence[str | None],
-        start_at_less_than: datetime.datetime,
-        row_limit: int | None,
-    ) -> list[DurableTaskExecution]:
-        args = (list(statuses), start_at_less_than, row_limit)
-        with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
-            cur.execute(
-                self._get_task_executions_by_start_at_less_than_for_update_skip_locked,
-                args,
-            )
+            cur.execute(self._sql(GET_TASK_EXECUTIONS_BY_STATUSES_FOR_UPDATE_SKIP_LOCKED_SQL), args)
             rows = cur.fetchall()
         return [_as_durable_task_execution(row) for row in rows]
 
@@ -2544,18 +1915,6 @@ class Queries(_SqlTexts):
         needs_promise_cancellation: bool | None,
         version: int | None,
     ) -> int:
-        """Partial updates, one query per `where` variant (same filters as select.sql, no limit).
-
-        Parameter names: new_<column> is the value to write, NULL meaning "leave unchanged"
-        (COALESCE); every other parameter is a filter, named as in select.sql. unset_error and
-        unset_expires_at clear those columns and win over new_error / new_expires_at. updated_at
-        is always written. The root/parent columns, task_id, execution_id and the enqueue-time
-        options are never updated.
-
-        The version guard is part of the WHERE clause, so under READ COMMITTED a row that a
-        concurrent transaction changed is re-checked against its new version before being
-        updated: a stale version updates 0 rows. The result is the number of rows updated.
-        """
         args = (
             new_run_output,
             new_output,
@@ -2584,121 +1943,5 @@ class Queries(_SqlTexts):
             version,
         )
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
-            cur.execute(self._update_task_executions_by_execution_ids, args)
-            return cur.rowcount
-
-    def update_task_executions_by_statuses(
-        self,
-        conn: psycopg.Connection[Any],
-        *,
-        new_run_output: str | None,
-        new_output: str | None,
-        new_children_tasks_completed_count: int | None,
-        new_children_tasks: JsonValue | None,
-        new_children_tasks_errors: JsonValue | None,
-        new_finalize_task: JsonValue | None,
-        new_finalize_task_error: JsonValue | None,
-        unset_error: bool,
-        new_error: JsonValue | None,
-        new_status: str | None,
-        new_is_closed: bool | None,
-        new_needs_promise_cancellation: bool | None,
-        new_retry_attempts: int | None,
-        new_lease_expiries: int | None,
-        new_start_at: datetime.datetime | None,
-        new_started_at: datetime.datetime | None,
-        new_finished_at: datetime.datetime | None,
-        unset_expires_at: bool,
-        new_expires_at: datetime.datetime | None,
-        new_version: int | None,
-        new_updated_at: datetime.datetime,
-        statuses: Sequence[str | None],
-        is_closed: bool | None,
-        expires_at_less_than: datetime.datetime | None,
-    ) -> int:
-        args = (
-            new_run_output,
-            new_output,
-            new_children_tasks_completed_count,
-            None if new_children_tasks is None else Jsonb(new_children_tasks),
-            None if new_children_tasks_errors is None else Jsonb(new_children_tasks_errors),
-            None if new_finalize_task is None else Jsonb(new_finalize_task),
-            None if new_finalize_task_error is None else Jsonb(new_finalize_task_error),
-            unset_error,
-            None if new_error is None else Jsonb(new_error),
-            new_status,
-            new_is_closed,
-            new_needs_promise_cancellation,
-            new_retry_attempts,
-            new_lease_expiries,
-            new_start_at,
-            new_started_at,
-            new_finished_at,
-            unset_expires_at,
-            new_expires_at,
-            new_version,
-            new_updated_at,
-            list(statuses),
-            is_closed,
-            expires_at_less_than,
-        )
-        with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
-            cur.execute(self._update_task_executions_by_statuses, args)
-            return cur.rowcount
-
-    def update_task_executions_by_start_at_less_than(
-        self,
-        conn: psycopg.Connection[Any],
-        *,
-        new_run_output: str | None,
-        new_output: str | None,
-        new_children_tasks_completed_count: int | None,
-        new_children_tasks: JsonValue | None,
-        new_children_tasks_errors: JsonValue | None,
-        new_finalize_task: JsonValue | None,
-        new_finalize_task_error: JsonValue | None,
-        unset_error: bool,
-        new_error: JsonValue | None,
-        new_status: str | None,
-        new_is_closed: bool | None,
-        new_needs_promise_cancellation: bool | None,
-        new_retry_attempts: int | None,
-        new_lease_expiries: int | None,
-        new_start_at: datetime.datetime | None,
-        new_started_at: datetime.datetime | None,
-        new_finished_at: datetime.datetime | None,
-        unset_expires_at: bool,
-        new_expires_at: datetime.datetime | None,
-        new_version: int | None,
-        new_updated_at: datetime.datetime,
-        statuses: Sequence[str | None],
-        start_at_less_than: datetime.datetime,
-    ) -> int:
-        args = (
-            new_run_output,
-            new_output,
-            new_children_tasks_completed_count,
-            None if new_children_tasks is None else Jsonb(new_children_tasks),
-            None if new_children_tasks_errors is None else Jsonb(new_children_tasks_errors),
-            None if new_finalize_task is None else Jsonb(new_finalize_task),
-            None if new_finalize_task_error is None else Jsonb(new_finalize_task_error),
-            unset_error,
-            None if new_error is None else Jsonb(new_error),
-            new_status,
-            new_is_closed,
-            new_needs_promise_cancellation,
-            new_retry_attempts,
-            new_lease_expiries,
-            new_start_at,
-            new_started_at,
-            new_finished_at,
-            unset_expires_at,
-            new_expires_at,
-            new_version,
-            new_updated_at,
-            list(statuses),
-            start_at_less_than,
-        )
-        with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
-            cur.execute(self._update_task_executions_by_start_at_less_than, args)
+            cur.execute(self._sql(UPDATE_TASK_EXECUTIONS_BY_EXECUTION_IDS_SQL), args)
             return cur.rowcount

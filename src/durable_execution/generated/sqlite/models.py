@@ -63,25 +63,11 @@ class GetReadyTaskExecutionsToClaimRow:
 
 
 @dataclass(frozen=True, slots=True)
-class RenewTaskExecutionLeasesRow:
-    """The columns RenewTaskExecutionLeases returns."""
-
-    execution_id: str
-
-
-@dataclass(frozen=True, slots=True)
 class CountTaskExecutionsByStatusRow:
     """The columns CountTaskExecutionsByStatus returns."""
 
     status: str
     execution_count: int
-
-
-@dataclass(frozen=True, slots=True)
-class GetAppliedMigrationVersionsRow:
-    """The columns GetAppliedMigrationVersions returns."""
-
-    version: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,31 +85,3 @@ class CountExecutionTreesRow:
 
     status: str
     execution_count: int
-
-
-@dataclass(frozen=True, slots=True)
-class DeleteExecutionTreesRow:
-    """The columns DeleteExecutionTrees returns."""
-
-    status: str
-
-
-@dataclass(frozen=True, slots=True)
-class GetTaskExecutionIdsByExecutionIdsRow:
-    """The columns GetTaskExecutionIdsByExecutionIds returns."""
-
-    execution_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class GetTaskExecutionIdsByStatusesRow:
-    """The columns GetTaskExecutionIdsByStatuses returns."""
-
-    execution_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class GetTaskExecutionIdsByStartAtLessThanRow:
-    """The columns GetTaskExecutionIdsByStartAtLessThan returns."""
-
-    execution_id: str

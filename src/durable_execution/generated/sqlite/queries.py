@@ -2,8 +2,8 @@
 # sqlc v1.31.1
 """Typed SQLite queries for the sqlite3 module, from queries/sqlite.
 
-Every SQL text is a template in which `{table}` stands for the table name; a `Queries` object
-fills it in once, when it is created.
+In each SQL text `{table}` stands for the table name and `{pN}` for the elements of a list
+parameter (sqlc.slice); `Queries` fills them in.
 """
 
 import sqlite3
@@ -15,15 +15,9 @@ from ._table import DEFAULT_TABLE, validate_table_name
 from .models import (
     CountExecutionTreesRow,
     CountTaskExecutionsByStatusRow,
-    DeleteExecutionTreesRow,
     DurableTaskExecution,
-    GetAppliedMigrationVersionsRow,
     GetPrunableRootsRow,
     GetReadyTaskExecutionsToClaimRow,
-    GetTaskExecutionIdsByExecutionIdsRow,
-    GetTaskExecutionIdsByStartAtLessThanRow,
-    GetTaskExecutionIdsByStatusesRow,
-    RenewTaskExecutionLeasesRow,
 )
 
 # ClaimReadyTaskExecutions :many (claim.sql)
@@ -171,6 +165,12 @@ INSERT_TASK_EXECUTION_SQL = (
 )
 
 
+# GetExistingExecutionIds :many (insert.sql)
+GET_EXISTING_EXECUTION_IDS_SQL = (
+    "SELECT execution_id\nFROM {table}\nWHERE execution_id IN ({p1})\nORDER BY id"
+)
+
+
 # ListTaskExecutions :many (inspect.sql)
 LIST_TASK_EXECUTIONS_SQL = (
     "SELECT listed.id, listed.root_task_id, listed.root_execution_id, listed.parent_task_id, "
@@ -179,10 +179,9 @@ LIST_TASK_EXECUTIONS_SQL = (
     "listed.run_output, listed.output, listed.children_tasks_completed_count, "
     "listed.children_tasks, listed.children_tasks_errors, listed.finalize_task, "
     "listed.finalize_task_error, listed.error, listed.status, listed.is_closed, "
-    "listed.needs_promise_cancellation, listed.retry_attempts, listed.start_at, "
-    "listed.started_at, listed.finished_at, listed.expires_at, listed.version, listed.created_at, "
-    "listed.updated_at, listed.lease_expiries, listed.rerun_of_execution_id, "
-    "listed.trace_context\n"
+    "listed.needs_promise_cancellation, listed.retry_attempts, listed.start_at, listed.started_at, "
+    "listed.finished_at, listed.expires_at, listed.version, listed.created_at, listed.updated_at, "
+    "listed.lease_expiries, listed.rerun_of_execution_id, listed.trace_context\n"
     "FROM {table} AS listed\n"
     "WHERE listed.id < coalesce(\n"
     "        (\n"
@@ -193,8 +192,7 @@ LIST_TASK_EXECUTIONS_SQL = (
     "        CASE WHEN CAST(:p1 AS TEXT) IS NULL\n"
     "            THEN 9223372036854775807 ELSE 0 END\n"
     "    )\n"
-    "    AND (NOT CAST(:p2 AS BOOLEAN) OR listed.status IN (",
-    "))\n"
+    "    AND (NOT CAST(:p2 AS BOOLEAN) OR listed.status IN ({p3}))\n"
     "    AND (CAST(:p4 AS TEXT) IS NULL OR listed.task_id = :p4)\n"
     "    AND (NOT CAST(:p5 AS BOOLEAN) OR listed.parent_execution_id IS NULL)\n"
     "    AND (CAST(:p6 AS INTEGER) IS NULL\n"
@@ -203,7 +201,7 @@ LIST_TASK_EXECUTIONS_SQL = (
     "        OR listed.created_at < :p7)\n"
     "ORDER BY listed.id DESC\n"
     "LIMIT CAST(:p9 AS INTEGER)\n"
-    "OFFSET CAST(:p8 AS INTEGER)",
+    "OFFSET CAST(:p8 AS INTEGER)"
 )
 
 
@@ -259,8 +257,7 @@ GET_PRUNABLE_ROOTS_SQL = (
     "        )\n"
     "    )\n"
     "    AND r.is_closed = 1\n"
-    "    AND r.status IN (",
-    ")\n"
+    "    AND r.status IN ({p4})\n"
     "    AND NOT EXISTS (\n"
     "        SELECT 1\n"
     "        FROM {table} AS d\n"
@@ -274,7 +271,7 @@ GET_PRUNABLE_ROOTS_SQL = (
     "            )\n"
     "    )\n"
     "ORDER BY r.finished_at, r.id\n"
-    "LIMIT CAST(:p5 AS INTEGER)",
+    "LIMIT CAST(:p5 AS INTEGER)"
 )
 
 
@@ -282,25 +279,27 @@ GET_PRUNABLE_ROOTS_SQL = (
 COUNT_EXECUTION_TREES_SQL = (
     "SELECT status, CAST(count(*) AS INTEGER) AS execution_count\n"
     "FROM {table}\n"
-    "WHERE execution_id IN (",
-    ")\n    OR root_execution_id IN (",
-    ")\nGROUP BY status",
+    "WHERE execution_id IN ({p1})\n"
+    "    OR root_execution_id IN ({p2})\n"
+    "GROUP BY status"
 )
 
 
 # DeleteExecutionTrees :many (prune.sql)
 DELETE_EXECUTION_TREES_SQL = (
-    "DELETE FROM {table}\nWHERE execution_id IN (",
-    ")\n    OR root_execution_id IN (",
-    ")\nRETURNING status",
+    "DELETE FROM {table}\n"
+    "WHERE execution_id IN ({p1})\n"
+    "    OR root_execution_id IN ({p2})\n"
+    "RETURNING status"
 )
 
 
 # GetTaskExecutionIdsByExecutionIds :many (select.sql)
 GET_TASK_EXECUTION_IDS_BY_EXECUTION_IDS_SQL = (
-    "SELECT execution_id\nFROM {table}\nWHERE execution_id IN (",
-    ")\n    AND (NOT CAST(:p2 AS BOOLEAN) OR status IN (",
-    "))\n"
+    "SELECT execution_id\n"
+    "FROM {table}\n"
+    "WHERE execution_id IN ({p1})\n"
+    "    AND (NOT CAST(:p2 AS BOOLEAN) OR status IN ({p3}))\n"
     "    AND (\n"
     "        CAST(:p4 AS BOOLEAN) IS NULL\n"
     "        OR needs_promise_cancellation = :p4\n"
@@ -310,7 +309,7 @@ GET_TASK_EXECUTION_IDS_BY_EXECUTION_IDS_SQL = (
     "        OR version = :p5\n"
     "    )\n"
     "ORDER BY id\n"
-    "LIMIT COALESCE(CAST(:p6 AS INTEGER), -1)",
+    "LIMIT COALESCE(CAST(:p6 AS INTEGER), -1)"
 )
 
 
@@ -323,9 +322,8 @@ GET_TASK_EXECUTIONS_BY_EXECUTION_IDS_SQL = (
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
     "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context\n"
     "FROM {table}\n"
-    "WHERE execution_id IN (",
-    ")\n    AND (NOT CAST(:p2 AS BOOLEAN) OR status IN (",
-    "))\n"
+    "WHERE execution_id IN ({p1})\n"
+    "    AND (NOT CAST(:p2 AS BOOLEAN) OR status IN ({p3}))\n"
     "    AND (\n"
     "        CAST(:p4 AS BOOLEAN) IS NULL\n"
     "        OR needs_promise_cancellation = :p4\n"
@@ -335,14 +333,15 @@ GET_TASK_EXECUTIONS_BY_EXECUTION_IDS_SQL = (
     "        OR version = :p5\n"
     "    )\n"
     "ORDER BY id\n"
-    "LIMIT COALESCE(CAST(:p6 AS INTEGER), -1)",
+    "LIMIT COALESCE(CAST(:p6 AS INTEGER), -1)"
 )
 
 
 # GetTaskExecutionIdsByStatuses :many (select.sql)
 GET_TASK_EXECUTION_IDS_BY_STATUSES_SQL = (
-    "SELECT execution_id\nFROM {table}\nWHERE status IN (",
-    ")\n"
+    "SELECT execution_id\n"
+    "FROM {table}\n"
+    "WHERE status IN ({p1})\n"
     "    AND (\n"
     "        CAST(:p2 AS BOOLEAN) IS NULL\n"
     "        OR is_closed = :p2\n"
@@ -352,7 +351,7 @@ GET_TASK_EXECUTION_IDS_BY_STATUSES_SQL = (
     "        OR expires_at < :p3\n"
     "    )\n"
     "ORDER BY updated_at, id\n"
-    "LIMIT COALESCE(CAST(:p4 AS INTEGER), -1)",
+    "LIMIT COALESCE(CAST(:p4 AS INTEGER), -1)"
 )
 
 
@@ -365,8 +364,7 @@ GET_TASK_EXECUTIONS_BY_STATUSES_SQL = (
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
     "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context\n"
     "FROM {table}\n"
-    "WHERE status IN (",
-    ")\n"
+    "WHERE status IN ({p1})\n"
     "    AND (\n"
     "        CAST(:p2 AS BOOLEAN) IS NULL\n"
     "        OR is_closed = :p2\n"
@@ -376,34 +374,7 @@ GET_TASK_EXECUTIONS_BY_STATUSES_SQL = (
     "        OR expires_at < :p3\n"
     "    )\n"
     "ORDER BY updated_at, id\n"
-    "LIMIT COALESCE(CAST(:p4 AS INTEGER), -1)",
-)
-
-
-# GetTaskExecutionIdsByStartAtLessThan :many (select.sql)
-GET_TASK_EXECUTION_IDS_BY_START_AT_LESS_THAN_SQL = (
-    "SELECT execution_id\nFROM {table}\nWHERE status IN (",
-    ")\n"
-    "    AND start_at < CAST(:p2 AS INTEGER)\n"
-    "ORDER BY start_at, id\n"
-    "LIMIT COALESCE(CAST(:p3 AS INTEGER), -1)",
-)
-
-
-# GetTaskExecutionsByStartAtLessThan :many (select.sql)
-GET_TASK_EXECUTIONS_BY_START_AT_LESS_THAN_SQL = (
-    "SELECT id, root_task_id, root_execution_id, parent_task_id, parent_execution_id, "
-    "is_finalize_task, task_id, execution_id, retry_options, sleep_ms_before_run, timeout_ms, "
-    "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
-    "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
-    "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context\n"
-    "FROM {table}\n"
-    "WHERE status IN (",
-    ")\n"
-    "    AND start_at < CAST(:p2 AS INTEGER)\n"
-    "ORDER BY start_at, id\n"
-    "LIMIT COALESCE(CAST(:p3 AS INTEGER), -1)",
+    "LIMIT COALESCE(CAST(:p4 AS INTEGER), -1)"
 )
 
 
@@ -445,9 +416,8 @@ UPDATE_TASK_EXECUTIONS_BY_EXECUTION_IDS_SQL = (
     "    END,\n"
     "    version = COALESCE(CAST(:p20 AS INTEGER), version),\n"
     "    updated_at = CAST(:p21 AS INTEGER)\n"
-    "WHERE execution_id IN (",
-    ")\n    AND (NOT CAST(:p23 AS BOOLEAN) OR status IN (",
-    "))\n"
+    "WHERE execution_id IN ({p22})\n"
+    "    AND (NOT CAST(:p23 AS BOOLEAN) OR status IN ({p24}))\n"
     "    AND (\n"
     "        CAST(:p25 AS BOOLEAN) IS NULL\n"
     "        OR needs_promise_cancellation = :p25\n"
@@ -455,123 +425,30 @@ UPDATE_TASK_EXECUTIONS_BY_EXECUTION_IDS_SQL = (
     "    AND (\n"
     "        CAST(:p26 AS INTEGER) IS NULL\n"
     "        OR version = :p26\n"
-    "    )",
-)
-
-
-# UpdateTaskExecutionsByStatuses :execrows (update.sql)
-UPDATE_TASK_EXECUTIONS_BY_STATUSES_SQL = (
-    "UPDATE {table}\n"
-    "SET\n"
-    "    run_output = COALESCE(CAST(:p1 AS TEXT), run_output),\n"
-    "    output = COALESCE(CAST(:p2 AS TEXT), output),\n"
-    "    children_tasks_completed_count = COALESCE(\n"
-    "        CAST(:p3 AS INTEGER),\n"
-    "        children_tasks_completed_count\n"
-    "    ),\n"
-    "    children_tasks = COALESCE(CAST(:p4 AS TEXT), children_tasks),\n"
-    "    children_tasks_errors = COALESCE(\n"
-    "        CAST(:p5 AS TEXT), children_tasks_errors\n"
-    "    ),\n"
-    "    finalize_task = COALESCE(CAST(:p6 AS TEXT), finalize_task),\n"
-    "    finalize_task_error = COALESCE(\n"
-    "        CAST(:p7 AS TEXT), finalize_task_error\n"
-    "    ),\n"
-    "    error = CASE\n"
-    "        WHEN CAST(:p8 AS BOOLEAN) THEN NULL\n"
-    "        ELSE COALESCE(CAST(:p9 AS TEXT), error)\n"
-    "    END,\n"
-    "    status = COALESCE(CAST(:p10 AS TEXT), status),\n"
-    "    is_closed = COALESCE(CAST(:p11 AS BOOLEAN), is_closed),\n"
-    "    needs_promise_cancellation = COALESCE(\n"
-    "        CAST(:p12 AS BOOLEAN), needs_promise_cancellation\n"
-    "    ),\n"
-    "    retry_attempts = COALESCE(CAST(:p13 AS INTEGER), retry_attempts),\n"
-    "    lease_expiries = COALESCE(CAST(:p14 AS INTEGER), lease_expiries),\n"
-    "    start_at = COALESCE(CAST(:p15 AS INTEGER), start_at),\n"
-    "    started_at = COALESCE(CAST(:p16 AS INTEGER), started_at),\n"
-    "    finished_at = COALESCE(CAST(:p17 AS INTEGER), finished_at),\n"
-    "    expires_at = CASE\n"
-    "        WHEN CAST(:p18 AS BOOLEAN) THEN NULL\n"
-    "        ELSE COALESCE(CAST(:p19 AS INTEGER), expires_at)\n"
-    "    END,\n"
-    "    version = COALESCE(CAST(:p20 AS INTEGER), version),\n"
-    "    updated_at = CAST(:p21 AS INTEGER)\n"
-    "WHERE status IN (",
-    ")\n"
-    "    AND (\n"
-    "        CAST(:p23 AS BOOLEAN) IS NULL\n"
-    "        OR is_closed = :p23\n"
-    "    )\n"
-    "    AND (\n"
-    "        CAST(:p24 AS INTEGER) IS NULL\n"
-    "        OR expires_at < :p24\n"
-    "    )",
-)
-
-
-# UpdateTaskExecutionsByStartAtLessThan :execrows (update.sql)
-UPDATE_TASK_EXECUTIONS_BY_START_AT_LESS_THAN_SQL = (
-    "UPDATE {table}\n"
-    "SET\n"
-    "    run_output = COALESCE(CAST(:p1 AS TEXT), run_output),\n"
-    "    output = COALESCE(CAST(:p2 AS TEXT), output),\n"
-    "    children_tasks_completed_count = COALESCE(\n"
-    "        CAST(:p3 AS INTEGER),\n"
-    "        children_tasks_completed_count\n"
-    "    ),\n"
-    "    children_tasks = COALESCE(CAST(:p4 AS TEXT), children_tasks),\n"
-    "    children_tasks_errors = COALESCE(\n"
-    "        CAST(:p5 AS TEXT), children_tasks_errors\n"
-    "    ),\n"
-    "    finalize_task = COALESCE(CAST(:p6 AS TEXT), finalize_task),\n"
-    "    finalize_task_error = COALESCE(\n"
-    "        CAST(:p7 AS TEXT), finalize_task_error\n"
-    "    ),\n"
-    "    error = CASE\n"
-    "        WHEN CAST(:p8 AS BOOLEAN) THEN NULL\n"
-    "        ELSE COALESCE(CAST(:p9 AS TEXT), error)\n"
-    "    END,\n"
-    "    status = COALESCE(CAST(:p10 AS TEXT), status),\n"
-    "    is_closed = COALESCE(CAST(:p11 AS BOOLEAN), is_closed),\n"
-    "    needs_promise_cancellation = COALESCE(\n"
-    "        CAST(:p12 AS BOOLEAN), needs_promise_cancellation\n"
-    "    ),\n"
-    "    retry_attempts = COALESCE(CAST(:p13 AS INTEGER), retry_attempts),\n"
-    "    lease_expiries = COALESCE(CAST(:p14 AS INTEGER), lease_expiries),\n"
-    "    start_at = COALESCE(CAST(:p15 AS INTEGER), start_at),\n"
-    "    started_at = COALESCE(CAST(:p16 AS INTEGER), started_at),\n"
-    "    finished_at = COALESCE(CAST(:p17 AS INTEGER), finished_at),\n"
-    "    expires_at = CASE\n"
-    "        WHEN CAST(:p18 AS BOOLEAN) THEN NULL\n"
-    "        ELSE COALESCE(CAST(:p19 AS INTEGER), expires_at)\n"
-    "    END,\n"
-    "    version = COALESCE(CAST(:p20 AS INTEGER), version),\n"
-    "    updated_at = CAST(:p21 AS INTEGER)\n"
-    "WHERE status IN (",
-    ")\n    AND start_at < CAST(:p23 AS INTEGER)",
+    "    )"
 )
 
 
 def _expand_slices(
-    parts: tuple[str, ...],
+    template: str,
+    table: str,
     args: dict[str, object],
     slices: Sequence[tuple[str, Sequence[object]]],
 ) -> str:
-    """Join `parts` around each slice, binding one `:<name>_<i>` per element into `args`.
+    """Fill `template`: the table name, and one `:<name>_<i>` per element of each slice.
 
-    An empty slice becomes NULL: `x IN (NULL)` and `x NOT IN (NULL)` match no row.
+    The elements are bound into `args`. An empty slice becomes NULL: `x IN (NULL)` and
+    `x NOT IN (NULL)` match no row.
     """
-    pieces = [parts[0]]
-    for (name, values), part in zip(slices, parts[1:], strict=True):
+    holes = {}
+    for name, values in slices:
         if values:
             names = [f"{name}_{i}" for i in range(len(values))]
             args.update(zip(names, values, strict=True))
-            pieces.append(", ".join(f":{n}" for n in names))
+            holes[name] = ", ".join(f":{n}" for n in names)
         else:
-            pieces.append("NULL")
-        pieces.append(part)
-    return "".join(pieces)
+            holes[name] = "NULL"
+    return template.format(table=table, **holes)
 
 
 # sqlite3 rows are plain tuples of Any.
@@ -623,22 +500,10 @@ def _as_get_ready_task_executions_to_claim_row(
     )
 
 
-def _as_renew_task_execution_leases_row(row: tuple[Any, ...]) -> RenewTaskExecutionLeasesRow:
-    return RenewTaskExecutionLeasesRow(
-        execution_id=row[0],
-    )
-
-
 def _as_count_task_executions_by_status_row(row: tuple[Any, ...]) -> CountTaskExecutionsByStatusRow:
     return CountTaskExecutionsByStatusRow(
         status=row[0],
         execution_count=row[1],
-    )
-
-
-def _as_get_applied_migration_versions_row(row: tuple[Any, ...]) -> GetAppliedMigrationVersionsRow:
-    return GetAppliedMigrationVersionsRow(
-        version=row[0],
     )
 
 
@@ -657,88 +522,26 @@ def _as_count_execution_trees_row(row: tuple[Any, ...]) -> CountExecutionTreesRo
     )
 
 
-def _as_delete_execution_trees_row(row: tuple[Any, ...]) -> DeleteExecutionTreesRow:
-    return DeleteExecutionTreesRow(
-        status=row[0],
-    )
+class _Texts:
+    """The table name, and each SQL text with it filled in.
 
-
-def _as_get_task_execution_ids_by_execution_ids_row(
-    row: tuple[Any, ...],
-) -> GetTaskExecutionIdsByExecutionIdsRow:
-    return GetTaskExecutionIdsByExecutionIdsRow(
-        execution_id=row[0],
-    )
-
-
-def _as_get_task_execution_ids_by_statuses_row(
-    row: tuple[Any, ...],
-) -> GetTaskExecutionIdsByStatusesRow:
-    return GetTaskExecutionIdsByStatusesRow(
-        execution_id=row[0],
-    )
-
-
-def _as_get_task_execution_ids_by_start_at_less_than_row(
-    row: tuple[Any, ...],
-) -> GetTaskExecutionIdsByStartAtLessThanRow:
-    return GetTaskExecutionIdsByStartAtLessThanRow(
-        execution_id=row[0],
-    )
-
-
-class Queries:
-    """The queries; each method runs one statement on `conn`."""
+    A text is filled once per query and kept: byte-identical texts keep the driver's statement
+    cache effective.
+    """
 
     def __init__(self, table: str = DEFAULT_TABLE) -> None:
         self.table = validate_table_name(table)
+        self._texts: dict[str, str] = {}
 
-        def fill(template: str) -> str:
-            return template.format(table=table)
+    def _sql(self, template: str) -> str:
+        text = self._texts.get(template)
+        if text is None:
+            text = self._texts[template] = template.format(table=self.table)
+        return text
 
-        def fill_parts(parts: tuple[str, ...]) -> tuple[str, ...]:
-            return tuple(map(fill, parts))
 
-        self._claim_ready_task_executions = fill(CLAIM_READY_TASK_EXECUTIONS_SQL)
-        self._get_ready_task_executions_to_claim = fill(GET_READY_TASK_EXECUTIONS_TO_CLAIM_SQL)
-        self._claim_ready_task_execution_by_execution_id = fill(
-            CLAIM_READY_TASK_EXECUTION_BY_EXECUTION_ID_SQL,
-        )
-        self._renew_task_execution_leases = fill(RENEW_TASK_EXECUTION_LEASES_SQL)
-        self._insert_task_execution = fill(INSERT_TASK_EXECUTION_SQL)
-        self._list_task_executions = fill_parts(LIST_TASK_EXECUTIONS_SQL)
-        self._count_task_executions_by_status = fill(COUNT_TASK_EXECUTIONS_BY_STATUS_SQL)
-        self._get_oldest_ready_task_execution = fill(GET_OLDEST_READY_TASK_EXECUTION_SQL)
-        self._get_applied_migration_versions = fill(GET_APPLIED_MIGRATION_VERSIONS_SQL)
-        self._insert_applied_migration = fill(INSERT_APPLIED_MIGRATION_SQL)
-        self._get_prunable_roots = fill_parts(GET_PRUNABLE_ROOTS_SQL)
-        self._count_execution_trees = fill_parts(COUNT_EXECUTION_TREES_SQL)
-        self._delete_execution_trees = fill_parts(DELETE_EXECUTION_TREES_SQL)
-        self._get_task_execution_ids_by_execution_ids = fill_parts(
-            GET_TASK_EXECUTION_IDS_BY_EXECUTION_IDS_SQL,
-        )
-        self._get_task_executions_by_execution_ids = fill_parts(
-            GET_TASK_EXECUTIONS_BY_EXECUTION_IDS_SQL,
-        )
-        self._get_task_execution_ids_by_statuses = fill_parts(
-            GET_TASK_EXECUTION_IDS_BY_STATUSES_SQL,
-        )
-        self._get_task_executions_by_statuses = fill_parts(GET_TASK_EXECUTIONS_BY_STATUSES_SQL)
-        self._get_task_execution_ids_by_start_at_less_than = fill_parts(
-            GET_TASK_EXECUTION_IDS_BY_START_AT_LESS_THAN_SQL,
-        )
-        self._get_task_executions_by_start_at_less_than = fill_parts(
-            GET_TASK_EXECUTIONS_BY_START_AT_LESS_THAN_SQL,
-        )
-        self._update_task_executions_by_execution_ids = fill_parts(
-            UPDATE_TASK_EXECUTIONS_BY_EXECUTION_IDS_SQL,
-        )
-        self._update_task_executions_by_statuses = fill_parts(
-            UPDATE_TASK_EXECUTIONS_BY_STATUSES_SQL,
-        )
-        self._update_task_executions_by_start_at_less_than = fill_parts(
-            UPDATE_TASK_EXECUTIONS_BY_START_AT_LESS_THAN_SQL,
-        )
+class Queries(_Texts):
+    """The queries; each method runs one statement on `conn`."""
 
     def claim_ready_task_executions(
         self,
@@ -748,19 +551,17 @@ class Queries:
         lease_ms: int,
         row_limit: int,
     ) -> list[DurableTaskExecution]:
-        """The executor's set-based fast path (storage/types.py: ClaimingStorageTx): one statement
-        where the generic claim runs one per row. Timestamps are epoch milliseconds. Claims up to
-        row_limit due ready executions in one statement: the subquery picks them in FIFO order
-        (start_at, then insertion) and the UPDATE moves them to running with a lease of lease_ms
-        (renewed by the executor while it runs; the attempt's timeout is the executor's
-        business). The literal 'ready' lets the (status, start_at, id) index return the rows
-        already in that order, so the LIMIT stops the scan early. No row locks are needed: the
-        write transaction (BEGIN IMMEDIATE) already excludes every other writer. RETURNING order
-        is unspecified: the storage sorts the rows.
+        """Claims up to row_limit due ready executions in one statement: the subquery picks them in
+        FIFO order (start_at, then insertion) and the UPDATE moves them to running with a lease
+        of lease_ms (renewed by the executor while it runs; the attempt's timeout is the
+        executor's business). The literal 'ready' lets the (status, start_at, id) index return
+        the rows already in that order, so the LIMIT stops the scan early. No row locks are
+        needed: the write transaction (BEGIN IMMEDIATE) already excludes every other writer.
+        RETURNING order is unspecified: the storage sorts the rows.
         """
         args: dict[str, object] = {"p1": now, "p2": lease_ms, "p3": row_limit}
         with closing(conn.cursor()) as cur:
-            cur.execute(self._claim_ready_task_executions, args)
+            cur.execute(self._sql(CLAIM_READY_TASK_EXECUTIONS_SQL), args)
             rows = cur.fetchall()
         return [_as_durable_task_execution(row) for row in rows]
 
@@ -778,7 +579,7 @@ class Queries:
         """
         args: dict[str, object] = {"p1": now, "p2": row_limit}
         with closing(conn.cursor()) as cur:
-            cur.execute(self._get_ready_task_executions_to_claim, args)
+            cur.execute(self._sql(GET_READY_TASK_EXECUTIONS_TO_CLAIM_SQL), args)
             rows = cur.fetchall()
         return [_as_get_ready_task_executions_to_claim_row(row) for row in rows]
 
@@ -792,7 +593,7 @@ class Queries:
     ) -> DurableTaskExecution | None:
         args: dict[str, object] = {"p1": now, "p2": lease_ms, "p3": execution_id}
         with closing(conn.cursor()) as cur:
-            cur.execute(self._claim_ready_task_execution_by_execution_id, args)
+            cur.execute(self._sql(CLAIM_READY_TASK_EXECUTION_BY_EXECUTION_ID_SQL), args)
             row = cur.fetchone()
         if row is None:
             return None
@@ -804,7 +605,7 @@ class Queries:
         *,
         expires_at: int,
         leases: str,
-    ) -> list[RenewTaskExecutionLeasesRow]:
+    ) -> list[str]:
         """Renews the leases of this executor's running attempts in one statement (storage/types.py:
         LeaseRenewingStorageTx). leases is a JSON object {execution_id: claimed version}: a row
         is renewed only while it is still that attempt's (running, same version), so a renewal
@@ -814,9 +615,9 @@ class Queries:
         """
         args: dict[str, object] = {"p1": expires_at, "p2": leases}
         with closing(conn.cursor()) as cur:
-            cur.execute(self._renew_task_execution_leases, args)
+            cur.execute(self._sql(RENEW_TASK_EXECUTION_LEASES_SQL), args)
             rows = cur.fetchall()
-        return [_as_renew_task_execution_leases_row(row) for row in rows]
+        return [row[0] for row in rows]
 
     def insert_task_execution(
         self,
@@ -856,14 +657,6 @@ class Queries:
         rerun_of_execution_id: str | None,
         trace_context: str | None,
     ) -> None:
-        """Inserting executions, one row per call: the storage runs it once per record inside its
-        transaction (SQLite statements are in-process calls, so a batch costs no round trips).
-        Parameters are named after the columns they fill; their types and nullability come from
-        them.
-
-        There is no OR IGNORE / ON CONFLICT: a duplicate execution_id must raise (IntegrityError)
-        so the caller can roll back the transaction and report it.
-        """
         args: dict[str, object] = {
             "p1": root_task_id,
             "p2": root_execution_id,
@@ -900,7 +693,29 @@ class Queries:
             "p33": trace_context,
         }
         with closing(conn.cursor()) as cur:
-            cur.execute(self._insert_task_execution, args)
+            cur.execute(self._sql(INSERT_TASK_EXECUTION_SQL), args)
+
+    def get_existing_execution_ids(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        execution_ids: Sequence[str],
+    ) -> list[str]:
+        """Which of these execution ids are already stored: the insert refuses the whole batch
+        before writing anything if any is (the transaction holds the write lock, so none can
+        appear between this check and the inserts).
+        """
+        args: dict[str, object] = {}
+        sql = _expand_slices(
+            GET_EXISTING_EXECUTION_IDS_SQL,
+            self.table,
+            args,
+            [("p1", execution_ids)],
+        )
+        with closing(conn.cursor()) as cur:
+            cur.execute(sql, args)
+            rows = cur.fetchall()
+        return [row[0] for row in rows]
 
     def list_task_executions(
         self,
@@ -916,20 +731,6 @@ class Queries:
         row_offset: int,
         row_limit: int,
     ) -> list[DurableTaskExecution]:
-        """Read-only queries for operators (the CLI's `list` and `stats`): the optional inspection
-        protocol of storage/types.py (InspectableStorage). The executor never runs them.
-
-        * Newest first is insertion order, backwards: ORDER BY id DESC walks the primary key, so
-        a page needs no sort however large the table is.
-        * Optional filters (sqlc.narg) are ignored when NULL; top_level_only keeps executions
-        that were enqueued (no parent). The statuses filter is a slice plus a flag, as in
-        select.sql.
-        * Keyset paging (the dashboard's "older" link): before_execution_id keeps the rows
-        inserted before that execution. The bound is always present (the largest id when no
-        cursor is given, nothing when the cursor's execution no longer exists), never behind an
-        OR, so that SQLite and PostgreSQL start the primary-key walk at the cursor instead of
-        skipping rows up to it.
-        """
         args: dict[str, object] = {
             "p1": before_execution_id,
             "p2": filter_statuses,
@@ -940,7 +741,7 @@ class Queries:
             "p8": row_offset,
             "p9": row_limit,
         }
-        sql = _expand_slices(self._list_task_executions, args, [("p3", statuses)])
+        sql = _expand_slices(LIST_TASK_EXECUTIONS_SQL, self.table, args, [("p3", statuses)])
         with closing(conn.cursor()) as cur:
             cur.execute(sql, args)
             rows = cur.fetchall()
@@ -955,7 +756,7 @@ class Queries:
     ) -> list[CountTaskExecutionsByStatusRow]:
         args: dict[str, object] = {"p1": task_id, "p2": top_level_only}
         with closing(conn.cursor()) as cur:
-            cur.execute(self._count_task_executions_by_status, args)
+            cur.execute(self._sql(COUNT_TASK_EXECUTIONS_BY_STATUS_SQL), args)
             rows = cur.fetchall()
         return [_as_count_task_executions_by_status_row(row) for row in rows]
 
@@ -970,7 +771,7 @@ class Queries:
         """
         args: dict[str, object] = {"p1": task_id}
         with closing(conn.cursor()) as cur:
-            cur.execute(self._get_oldest_ready_task_execution, args)
+            cur.execute(self._sql(GET_OLDEST_READY_TASK_EXECUTION_SQL), args)
             row = cur.fetchone()
         if row is None:
             return None
@@ -979,15 +780,11 @@ class Queries:
     def get_applied_migration_versions(
         self,
         conn: sqlite3.Connection,
-    ) -> list[GetAppliedMigrationVersionsRow]:
-        """The migration runner's bookkeeping. There is no lock query: the runner applies migrations
-        in a BEGIN IMMEDIATE transaction, which already makes concurrent migrators run one at a
-        time.
-        """
+    ) -> list[int]:
         with closing(conn.cursor()) as cur:
-            cur.execute(self._get_applied_migration_versions)
+            cur.execute(self._sql(GET_APPLIED_MIGRATION_VERSIONS_SQL))
             rows = cur.fetchall()
-        return [_as_get_applied_migration_versions_row(row) for row in rows]
+        return [row[0] for row in rows]
 
     def insert_applied_migration(
         self,
@@ -999,7 +796,7 @@ class Queries:
     ) -> None:
         args: dict[str, object] = {"p1": version, "p2": name, "p3": applied_at}
         with closing(conn.cursor()) as cur:
-            cur.execute(self._insert_applied_migration, args)
+            cur.execute(self._sql(INSERT_APPLIED_MIGRATION_SQL), args)
 
     def get_prunable_roots(
         self,
@@ -1011,12 +808,9 @@ class Queries:
         statuses: Sequence[str],
         row_limit: int,
     ) -> list[GetPrunableRootsRow]:
-        """Retention: deleting whole trees of finished executions (storage/types.py:
-        PruningStorage). The storage walks the candidates in (finished_at, id) order, a batch per
-        transaction, so no statement holds the write lock for long or binds more than one batch
-        of ids (twice). Timestamps are epoch milliseconds. Up to row_limit top-level executions
-        after the (after_finished_at, after_id) cursor that finished before finished_before with
-        one of the statuses, are closed, and whose tree has no active or unclosed execution left.
+        """Up to row_limit top-level executions after the (after_finished_at, after_id) cursor that
+        finished before finished_before with one of the statuses, are closed, and whose tree has
+        no active or unclosed execution left.
         """
         args: dict[str, object] = {
             "p1": finished_before,
@@ -1024,7 +818,7 @@ class Queries:
             "p3": after_id,
             "p5": row_limit,
         }
-        sql = _expand_slices(self._get_prunable_roots, args, [("p4", statuses)])
+        sql = _expand_slices(GET_PRUNABLE_ROOTS_SQL, self.table, args, [("p4", statuses)])
         with closing(conn.cursor()) as cur:
             cur.execute(sql, args)
             rows = cur.fetchall()
@@ -1040,7 +834,8 @@ class Queries:
         """How many executions the trees of these roots hold, per status (a dry run's report)."""
         args: dict[str, object] = {}
         sql = _expand_slices(
-            self._count_execution_trees,
+            COUNT_EXECUTION_TREES_SQL,
+            self.table,
             args,
             [("p1", root_execution_ids), ("p2", tree_root_execution_ids)],
         )
@@ -1055,21 +850,22 @@ class Queries:
         *,
         root_execution_ids: Sequence[str],
         tree_root_execution_ids: Sequence[str],
-    ) -> list[DeleteExecutionTreesRow]:
+    ) -> list[str]:
         """Deletes the trees of these roots: the roots and every execution under them. SQLite has no
         DELETE inside a WITH, so each deleted row's status comes back and the storage counts
         them.
         """
         args: dict[str, object] = {}
         sql = _expand_slices(
-            self._delete_execution_trees,
+            DELETE_EXECUTION_TREES_SQL,
+            self.table,
             args,
             [("p1", root_execution_ids), ("p2", tree_root_execution_ids)],
         )
         with closing(conn.cursor()) as cur:
             cur.execute(sql, args)
             rows = cur.fetchall()
-        return [_as_delete_execution_trees_row(row) for row in rows]
+        return [row[0] for row in rows]
 
     def get_task_execution_ids_by_execution_ids(
         self,
@@ -1081,29 +877,7 @@ class Queries:
         needs_promise_cancellation: bool | None,
         version: int | None,
         row_limit: int | None,
-    ) -> list[GetTaskExecutionIdsByExecutionIdsRow]:
-        """Reading executions, one query per `where` variant of the storage contract, returning
-        either the execution ids or whole rows.
-
-        Shared rules (the contract in storage/types.py):
-        * every optional filter (sqlc.narg) is an equality filter when given, False included, and
-        is ignored when NULL; `expires_at < NULL` is never true, so rows without expires_at never
-        match expires_at_less_than; timestamps are epoch milliseconds;
-        * row_limit NULL means no limit (SQLite's LIMIT -1), 0 means no rows; the caller must not
-        pass a negative limit (SQLite would treat it as no limit);
-        * results are ordered: by_execution_ids by id (insertion order), by_statuses by
-        updated_at, by_start_at_less_than by start_at (FIFO claims); ties are broken by id;
-        * an empty slice (execution_ids, statuses) is expanded to NULL at run time and matches
-        nothing.
-
-        The optional `statuses` filter of by_execution_ids is a slice plus a flag:
-        filter_statuses false ignores `statuses` (pass an empty list), true keeps only rows whose
-        status is in it. (A slice cannot be NULL, and a second query per variant would double
-        them.)
-
-        There is no FOR UPDATE SKIP LOCKED variant: SQLite has no row locks; the storage
-        serialises write transactions with BEGIN IMMEDIATE instead.
-        """
+    ) -> list[str]:
         args: dict[str, object] = {
             "p2": filter_statuses,
             "p4": needs_promise_cancellation,
@@ -1111,14 +885,15 @@ class Queries:
             "p6": row_limit,
         }
         sql = _expand_slices(
-            self._get_task_execution_ids_by_execution_ids,
+            GET_TASK_EXECUTION_IDS_BY_EXECUTION_IDS_SQL,
+            self.table,
             args,
             [("p1", execution_ids), ("p3", statuses)],
         )
         with closing(conn.cursor()) as cur:
             cur.execute(sql, args)
             rows = cur.fetchall()
-        return [_as_get_task_execution_ids_by_execution_ids_row(row) for row in rows]
+        return [row[0] for row in rows]
 
     def get_task_executions_by_execution_ids(
         self,
@@ -1138,7 +913,8 @@ class Queries:
             "p6": row_limit,
         }
         sql = _expand_slices(
-            self._get_task_executions_by_execution_ids,
+            GET_TASK_EXECUTIONS_BY_EXECUTION_IDS_SQL,
+            self.table,
             args,
             [("p1", execution_ids), ("p3", statuses)],
         )
@@ -1155,13 +931,18 @@ class Queries:
         is_closed: bool | None,
         expires_at_less_than: int | None,
         row_limit: int | None,
-    ) -> list[GetTaskExecutionIdsByStatusesRow]:
+    ) -> list[str]:
         args: dict[str, object] = {"p2": is_closed, "p3": expires_at_less_than, "p4": row_limit}
-        sql = _expand_slices(self._get_task_execution_ids_by_statuses, args, [("p1", statuses)])
+        sql = _expand_slices(
+            GET_TASK_EXECUTION_IDS_BY_STATUSES_SQL,
+            self.table,
+            args,
+            [("p1", statuses)],
+        )
         with closing(conn.cursor()) as cur:
             cur.execute(sql, args)
             rows = cur.fetchall()
-        return [_as_get_task_execution_ids_by_statuses_row(row) for row in rows]
+        return [row[0] for row in rows]
 
     def get_task_executions_by_statuses(
         self,
@@ -1173,42 +954,9 @@ class Queries:
         row_limit: int | None,
     ) -> list[DurableTaskExecution]:
         args: dict[str, object] = {"p2": is_closed, "p3": expires_at_less_than, "p4": row_limit}
-        sql = _expand_slices(self._get_task_executions_by_statuses, args, [("p1", statuses)])
-        with closing(conn.cursor()) as cur:
-            cur.execute(sql, args)
-            rows = cur.fetchall()
-        return [_as_durable_task_execution(row) for row in rows]
-
-    def get_task_execution_ids_by_start_at_less_than(
-        self,
-        conn: sqlite3.Connection,
-        *,
-        statuses: Sequence[str],
-        start_at_less_than: int,
-        row_limit: int | None,
-    ) -> list[GetTaskExecutionIdsByStartAtLessThanRow]:
-        args: dict[str, object] = {"p2": start_at_less_than, "p3": row_limit}
         sql = _expand_slices(
-            self._get_task_execution_ids_by_start_at_less_than,
-            args,
-            [("p1", statuses)],
-        )
-        with closing(conn.cursor()) as cur:
-            cur.execute(sql, args)
-            rows = cur.fetchall()
-        return [_as_get_task_execution_ids_by_start_at_less_than_row(row) for row in rows]
-
-    def get_task_executions_by_start_at_less_than(
-        self,
-        conn: sqlite3.Connection,
-        *,
-        statuses: Sequence[str],
-        start_at_less_than: int,
-        row_limit: int | None,
-    ) -> list[DurableTaskExecution]:
-        args: dict[str, object] = {"p2": start_at_less_than, "p3": row_limit}
-        sql = _expand_slices(
-            self._get_task_executions_by_start_at_less_than,
+            GET_TASK_EXECUTIONS_BY_STATUSES_SQL,
+            self.table,
             args,
             [("p1", statuses)],
         )
@@ -1248,17 +996,6 @@ class Queries:
         needs_promise_cancellation: bool | None,
         version: int | None,
     ) -> int:
-        """Partial updates, one query per `where` variant (same filters as select.sql, no limit).
-
-        Parameter names: new_<column> is the value to write, NULL meaning "leave unchanged"
-        (COALESCE); every other parameter is a filter, named as in select.sql. unset_error and
-        unset_expires_at clear those columns and win over new_error / new_expires_at. updated_at
-        is always written. The root/parent columns, task_id, execution_id and the enqueue-time
-        options are never updated. Timestamps are epoch milliseconds; JSON values are text.
-
-        The version guard (by_execution_ids) is part of the WHERE clause: a stale version updates
-        0 rows. The result is the number of rows updated.
-        """
         args: dict[str, object] = {
             "p1": new_run_output,
             "p2": new_output,
@@ -1286,129 +1023,10 @@ class Queries:
             "p26": version,
         }
         sql = _expand_slices(
-            self._update_task_executions_by_execution_ids,
+            UPDATE_TASK_EXECUTIONS_BY_EXECUTION_IDS_SQL,
+            self.table,
             args,
             [("p22", execution_ids), ("p24", statuses)],
-        )
-        with closing(conn.cursor()) as cur:
-            cur.execute(sql, args)
-            return cur.rowcount
-
-    def update_task_executions_by_statuses(
-        self,
-        conn: sqlite3.Connection,
-        *,
-        new_run_output: str | None,
-        new_output: str | None,
-        new_children_tasks_completed_count: int | None,
-        new_children_tasks: str | None,
-        new_children_tasks_errors: str | None,
-        new_finalize_task: str | None,
-        new_finalize_task_error: str | None,
-        unset_error: bool,
-        new_error: str | None,
-        new_status: str | None,
-        new_is_closed: bool | None,
-        new_needs_promise_cancellation: bool | None,
-        new_retry_attempts: int | None,
-        new_lease_expiries: int | None,
-        new_start_at: int | None,
-        new_started_at: int | None,
-        new_finished_at: int | None,
-        unset_expires_at: bool,
-        new_expires_at: int | None,
-        new_version: int | None,
-        new_updated_at: int,
-        statuses: Sequence[str],
-        is_closed: bool | None,
-        expires_at_less_than: int | None,
-    ) -> int:
-        args: dict[str, object] = {
-            "p1": new_run_output,
-            "p2": new_output,
-            "p3": new_children_tasks_completed_count,
-            "p4": new_children_tasks,
-            "p5": new_children_tasks_errors,
-            "p6": new_finalize_task,
-            "p7": new_finalize_task_error,
-            "p8": unset_error,
-            "p9": new_error,
-            "p10": new_status,
-            "p11": new_is_closed,
-            "p12": new_needs_promise_cancellation,
-            "p13": new_retry_attempts,
-            "p14": new_lease_expiries,
-            "p15": new_start_at,
-            "p16": new_started_at,
-            "p17": new_finished_at,
-            "p18": unset_expires_at,
-            "p19": new_expires_at,
-            "p20": new_version,
-            "p21": new_updated_at,
-            "p23": is_closed,
-            "p24": expires_at_less_than,
-        }
-        sql = _expand_slices(self._update_task_executions_by_statuses, args, [("p22", statuses)])
-        with closing(conn.cursor()) as cur:
-            cur.execute(sql, args)
-            return cur.rowcount
-
-    def update_task_executions_by_start_at_less_than(
-        self,
-        conn: sqlite3.Connection,
-        *,
-        new_run_output: str | None,
-        new_output: str | None,
-        new_children_tasks_completed_count: int | None,
-        new_children_tasks: str | None,
-        new_children_tasks_errors: str | None,
-        new_finalize_task: str | None,
-        new_finalize_task_error: str | None,
-        unset_error: bool,
-        new_error: str | None,
-        new_status: str | None,
-        new_is_closed: bool | None,
-        new_needs_promise_cancellation: bool | None,
-        new_retry_attempts: int | None,
-        new_lease_expiries: int | None,
-        new_start_at: int | None,
-        new_started_at: int | None,
-        new_finished_at: int | None,
-        unset_expires_at: bool,
-        new_expires_at: int | None,
-        new_version: int | None,
-        new_updated_at: int,
-        statuses: Sequence[str],
-        start_at_less_than: int,
-    ) -> int:
-        args: dict[str, object] = {
-            "p1": new_run_output,
-            "p2": new_output,
-            "p3": new_children_tasks_completed_count,
-            "p4": new_children_tasks,
-            "p5": new_children_tasks_errors,
-            "p6": new_finalize_task,
-            "p7": new_finalize_task_error,
-            "p8": unset_error,
-            "p9": new_error,
-            "p10": new_status,
-            "p11": new_is_closed,
-            "p12": new_needs_promise_cancellation,
-            "p13": new_retry_attempts,
-            "p14": new_lease_expiries,
-            "p15": new_start_at,
-            "p16": new_started_at,
-            "p17": new_finished_at,
-            "p18": unset_expires_at,
-            "p19": new_expires_at,
-            "p20": new_version,
-            "p21": new_updated_at,
-            "p23": start_at_less_than,
-        }
-        sql = _expand_slices(
-            self._update_task_executions_by_start_at_less_than,
-            args,
-            [("p22", statuses)],
         )
         with closing(conn.cursor()) as cur:
             cur.execute(sql, args)

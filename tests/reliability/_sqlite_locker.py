@@ -1,4 +1,4 @@
-"""Holds a SQLite database's write lock for a while: ``_b_sqlite_locker.py PATH SECONDS``.
+"""Holds a SQLite database's write lock for a while: ``_sqlite_locker.py PATH SECONDS``.
 
 Prints ``locked`` once ``BEGIN IMMEDIATE`` succeeded, sleeps, then commits (nothing written).
 Run by the outage tests as a separate process, as another application would.

@@ -9,8 +9,8 @@ counts, the same duplicate-id failures. The operations:
   stored one: that insert must fail on every backend and store nothing);
 * select ids or whole records with a random ``where`` variant, random optional filters, a random
   limit (None, 0, n, beyond any row count) and a random ``skip_locked_for_update``;
-* update with a random partial update (every field, unset flags included) under a random
-  ``where`` (version guards included);
+* update with a random partial update (every field, unset flags included) of random ids under
+  random filters (version guards included);
 * several of those in one transaction that is then committed or rolled back by an exception;
   a refused insert in it either ends it (uncaught) or is caught, after which every later call
   and the end of the block must raise the refusal again on every backend.
@@ -52,8 +52,8 @@ from durable_execution.storage import (
     WhereByStatuses,
 )
 
-from . import _c_strategies as gen
-from ._c_backends import NAMES, Backends
+from . import _model_strategies as gen
+from ._model_backends import NAMES, Backends
 
 # --- operations -----------------------------------------------------------------------------
 
@@ -73,7 +73,7 @@ class Select:
 
 @dataclass(frozen=True)
 class Update:
-    where: TaskExecutionWhere
+    where: WhereByExecutionIds
     update: TaskExecutionUpdate
 
 
@@ -82,7 +82,7 @@ Operation = Insert | Select | Update
 operations: st.SearchStrategy[Operation] = st.one_of(
     st.builds(Insert, gen.record_batches),
     st.builds(Select, gen.wheres, gen.limits, st.booleans(), st.booleans()),
-    st.builds(Update, gen.wheres, gen.updates),
+    st.builds(Update, gen.wheres_by_ids, gen.updates),
 )
 
 
@@ -326,8 +326,8 @@ class StorageContractMachine(RuleBasedStateMachine):
     ) -> None:
         self._transaction([Select(where, limit, skip_locked_for_update, ids_only)])
 
-    @rule(where=gen.wheres, update=gen.updates)
-    def update(self, where: TaskExecutionWhere, update: TaskExecutionUpdate) -> None:
+    @rule(where=gen.wheres_by_ids, update=gen.updates)
+    def update(self, where: WhereByExecutionIds, update: TaskExecutionUpdate) -> None:
         self._transaction([Update(where, update)])
 
     @rule(

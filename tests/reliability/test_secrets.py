@@ -16,6 +16,7 @@ import base64
 import logging
 import os
 import pickle
+import re
 import shutil
 import signal
 import subprocess
@@ -312,6 +313,7 @@ def test_the_serializer_imports_nothing_that_can_run_code() -> None:
 # Formatting the generated code may do, by function: placeholder *names* for an expanded list
 # (values are bound), the {table} templating, and the table-name check's error message.
 _ALLOWED_FSTRINGS = {"_expand_slices", "validate_table_name"}
+_SLICE_HOLE = re.compile(r"\{p[0-9]+\}")  # a sqlc.slice list (SQLite), see _expand_slices
 
 
 def _enclosing_functions(tree: ast.AST) -> dict[ast.AST, str]:
@@ -346,12 +348,15 @@ def _problems(path: Path) -> list[str]:
             and node.func.attr == "format"
         ):
             keywords = [keyword.arg for keyword in node.keywords]
-            if node.args or keywords != ["table"]:
+            # _expand_slices also fills the {pN} holes of sqlc.slice lists, with the names of
+            # bound parameters it makes itself (`:p2_0, :p2_1`) or NULL: never a value.
+            slices = owner.get(node) == "_expand_slices" and keywords == ["table", None]
+            if node.args or (keywords != ["table"] and not slices):
                 problems.append(f"{where}: .format() other than format(table=...)")
         if isinstance(node, ast.Constant) and isinstance(node.value, str):
             text = node.value
             if ("SELECT" in text or "UPDATE" in text or "INSERT" in text) and "{" in text:
-                stripped = text.replace("{table}", "")
+                stripped = _SLICE_HOLE.sub("", text.replace("{table}", ""))
                 if "{" in stripped or "}" in stripped:
                     problems.append(f"{where}: a placeholder other than {{table}} in SQL")
     return problems

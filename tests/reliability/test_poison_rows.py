@@ -19,7 +19,7 @@ from durable_execution.handle import TaskHandle
 from durable_execution.storage import DurableStorage, MalformedRowError, open_storage
 from durable_execution.tasks import ChildTask, ParentTaskResult
 
-from . import _b_raw as raw
+from . import _raw_sql as raw
 
 HEALTHY = 40
 

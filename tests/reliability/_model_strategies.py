@@ -33,7 +33,6 @@ from durable_execution.storage import (
     TaskExecutionUpdate,
     TaskExecutionWhere,
     WhereByExecutionIds,
-    WhereByStartAtLessThan,
     WhereByStatuses,
 )
 
@@ -174,6 +173,8 @@ _RECORD_FIELDS: Final[dict[str, st.SearchStrategy[object]]] = {
     "finished_at": _optional(stored_times),
     "expires_at": _optional(stored_times),
     "version": versions,
+    "rerun_of": _optional(st.sampled_from(IDS)),
+    "trace_context": _optional(texts),
 }
 
 _UPDATE_FIELDS: Final[dict[str, st.SearchStrategy[object]]] = {
@@ -235,21 +236,22 @@ initial_batches: Final = st.lists(
 
 # --- where variants and limits --------------------------------------------------------------
 
+# Updates name their rows (the contract updates by id only); selects also go by status.
+wheres_by_ids: Final[st.SearchStrategy[WhereByExecutionIds]] = st.builds(
+    WhereByExecutionIds,
+    execution_ids=_rarely_empty(st.lists(st.sampled_from(IDS), min_size=1, max_size=4)),
+    statuses=_optional(status_lists),
+    needs_promise_cancellation=_optional(st.booleans()),
+    version=_optional(versions),
+)
 wheres: Final[st.SearchStrategy[TaskExecutionWhere]] = st.one_of(
-    st.builds(
-        WhereByExecutionIds,
-        execution_ids=_rarely_empty(st.lists(st.sampled_from(IDS), min_size=1, max_size=4)),
-        statuses=_optional(status_lists),
-        needs_promise_cancellation=_optional(st.booleans()),
-        version=_optional(versions),
-    ),
+    wheres_by_ids,
     st.builds(
         WhereByStatuses,
         statuses=status_lists,
         is_closed=_optional(st.booleans()),
         expires_at_less_than=_optional(bounds),
     ),
-    st.builds(WhereByStartAtLessThan, statuses=status_lists, start_at_less_than=bounds),
 )
 
 # None is unlimited, 0 is no rows; a limit beyond any row count must mean "all of them".

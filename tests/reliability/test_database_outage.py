@@ -28,12 +28,11 @@ from durable_execution._transactions import is_transient
 from durable_execution.handle import TaskHandle
 from durable_execution.payloads import FinalizeTaskInput
 from durable_execution.storage import DuplicateExecutionIdError, MalformedRowError, open_storage
-from durable_execution.storage._sqlite_session import SQLiteBusyError
-from durable_execution.storage.migrate import SchemaTooNewError
+from durable_execution.storage.errors import SchemaTooNewError, SQLiteBusyError
 from durable_execution.storage.postgres import PostgresDurableStorage
 from durable_execution.tasks import ChildTask, FinalizeTask, ParentTaskResult, Task
 
-from ._b_pg_server import PrivatePostgres
+from ._private_pg_server import PrivatePostgres
 
 HERE = Path(__file__).parent
 SECRET = "OutageSecret-5a1e"  # trust auth ignores it; it must never show in logs
@@ -251,7 +250,7 @@ async def test_sqlite_write_lock_held_by_another_process_delays_but_does_not_fai
             first = await _enqueue(executor, simple_task, parent_task, range(40), range(1))
             locker = await asyncio.create_subprocess_exec(
                 sys.executable,
-                str(HERE / "_b_sqlite_locker.py"),
+                str(HERE / "_sqlite_locker.py"),
                 str(sqlite_path),
                 str(lock_hold_s),
                 stdout=asyncio.subprocess.PIPE,

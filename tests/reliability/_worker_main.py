@@ -1,7 +1,7 @@
-"""A worker process for the part-A reliability tests: one executor on a real database.
+"""A worker process for the worker-process tests: one executor on a real database.
 
-Run as ``python tests/reliability/_a_worker.py URL SIDE_FILE STATE_DIR [options]``. It opens the
-storage, registers the part-A tasks, starts the executor, writes ``STATE_DIR/ready-<pid>`` and
+Run as ``python tests/reliability/_worker_main.py URL SIDE_FILE STATE_DIR [options]``. It opens the
+storage, registers those tasks, starts the executor, writes ``STATE_DIR/ready-<pid>`` and
 runs until ``STATE_DIR/stop`` exists; then it shuts down cleanly and exits 0. The tests kill it
 (SIGKILL), pause it (SIGSTOP/SIGCONT) or stop it, and read the side file and the storage.
 """
@@ -14,7 +14,7 @@ import logging
 import os
 from pathlib import Path
 
-from tests.reliability._a_tasks import SideStore, register_tasks
+from tests.reliability._crash_tasks import SideStore, register_tasks
 
 # Run as a script with PYTHONPATH=src:<repo root> (the tests set it), so both import.
 from durable_execution import DurableExecutor

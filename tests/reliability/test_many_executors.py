@@ -19,8 +19,8 @@ import pytest
 from durable_execution import DurableExecutor, JsonSerializer, TaskHandle
 from durable_execution.storage import DurableStorage, open_storage
 
-from ._a_support import all_records, assert_nothing_stuck, side_query, wait_finished, workers
-from ._a_tasks import SideStore, register_tasks
+from ._crash_tasks import SideStore, register_tasks
+from ._worker_processes import all_records, assert_nothing_stuck, side_query, wait_finished, workers
 
 WORKERS = {"sqlite": 3, "postgresql": 4}
 # Long leases: no attempt may expire (and be re-run) just because a loaded machine is slow.

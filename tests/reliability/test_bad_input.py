@@ -28,10 +28,10 @@ from durable_execution import (
     TaskContext,
 )
 from durable_execution.storage import DurableStorage, open_storage
-from durable_execution.storage.migrate import SchemaTooNewError
+from durable_execution.storage.errors import SchemaTooNewError
 from durable_execution.tasks import Task, TaskEnqueueOptions
 
-from . import _b_raw as raw
+from . import _raw_sql as raw
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Helpers of the part-A tests: worker subprocesses, the side file, and reading the storage."""
+"""Helpers of the worker-process tests: worker subprocesses, the side file, reading the storage."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from durable_execution.storage import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
-WORKER = Path(__file__).with_name("_a_worker.py")
+WORKER = Path(__file__).with_name("_worker_main.py")
 READY_TIMEOUT_S = 60.0
 
 

@@ -3,7 +3,7 @@ random points; another worker with a short ``expire_ms`` re-runs what they held 
 passed. Each execution completes exactly once and nothing is left stuck. Lease expiries are
 bounded by ``max_lease_expiries``.
 
-The runs are counted in a side SQLite file (``_a_tasks.SideStore``): a run records itself before
+The runs are counted in a side SQLite file (``_crash_tasks.SideStore``): a run records itself before
 anything else, so a run that a kill interrupted is counted too.
 """
 
@@ -30,7 +30,8 @@ from durable_execution.storage import (
     open_storage,
 )
 
-from ._a_support import (
+from ._crash_tasks import ATasks, SideStore, register_tasks
+from ._worker_processes import (
     Workers,
     all_records,
     assert_nothing_stuck,
@@ -41,7 +42,6 @@ from ._a_support import (
     wait_for_run,
     workers,
 )
-from ._a_tasks import ATasks, SideStore, register_tasks
 
 EXPIRED = "Task expired"
 # Lease of the crash workers: expire_ms 2000, so a re-run follows a kill within ~2 s.

@@ -1,6 +1,6 @@
-"""The tasks of the part-A reliability tests and the side store that counts their runs.
+"""The tasks of the worker-process tests and the side store that counts their runs.
 
-Worker subprocesses (``_a_worker.py``) and the test process register the same tasks, so that the
+Worker subprocesses (``_worker_main.py``) and the test process register the same tasks, so that the
 test can enqueue them and the workers can run them. Every run writes a row to a SQLite side file
 *before* doing anything else, from whichever process runs it, so the test counts runs (and the
 runs a SIGKILL interrupted) independently of the storage under test.
@@ -110,7 +110,7 @@ class ATasks:
 
 
 def register_tasks(executor: DurableExecutor, side: SideStore, gate: Path | None) -> ATasks:
-    """Register every part-A task on ``executor``; ``gate`` releases ``stale_once``'s first run."""
+    """Register every such task on ``executor``; ``gate`` releases ``stale_once``'s first run."""
 
     async def hang_once(ctx: TaskContext, key: str) -> str:
         side.record_run(ctx)

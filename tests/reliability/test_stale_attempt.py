@@ -19,8 +19,8 @@ import pytest
 from durable_execution import DurableExecutor, JsonSerializer
 from durable_execution.storage import DurableStorage, open_storage
 
-from ._a_support import read, runs_of, side_query, wait_finished, wait_for_run, workers
-from ._a_tasks import SideStore, register_tasks
+from ._crash_tasks import SideStore, register_tasks
+from ._worker_processes import read, runs_of, side_query, wait_finished, wait_for_run, workers
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
