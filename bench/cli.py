@@ -5,6 +5,7 @@ Examples::
     python -m bench                                   # everything, 3 repeats (takes a while)
     python -m bench --backend sqlite --workload W1 --workload floor --json out.json
     python -m bench --smoke --json smoke.json         # tiny sizes, 1 repeat (CI)
+    python -m bench --backend sqlite --sqlite-synchronous normal   # SQLite's opt-in NORMAL
 
 Each case runs ``--repeat`` times per backend, every time on a fresh storage (a new SQLite file,
 a new PostgreSQL database created through ``--postgres-admin-url`` and dropped afterwards).
@@ -25,6 +26,7 @@ import traceback
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import get_args
 
 from bench.cases import Case, JsonValue, Sample, SampleContext, Scale
 from bench.catalog import DESCRIPTIONS, WORKLOADS
@@ -38,6 +40,7 @@ from bench.targets import (
     postgres_admin_url,
     remove_targets_in_use,
 )
+from durable_execution.storage import SqliteSynchronous
 
 ALL = "all"
 DEFAULT_TIMEOUT_S = 900.0
@@ -70,6 +73,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--repeat", type=_positive_int, help="samples per case and backend (default 3; smoke 1)"
+    )
+    parser.add_argument(
+        "--sqlite-synchronous",
+        choices=get_args(SqliteSynchronous),
+        default="full",
+        help="SQLite's PRAGMA synchronous: full (the library's default) or normal (the opt-in); "
+        "default full",
     )
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results here")
     parser.add_argument(
@@ -121,6 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     repeat: int = args.repeat if args.repeat is not None else (1 if args.smoke else 3)
     scale = Scale(smoke=args.smoke, n=args.n)
     admin_url: str = args.postgres_admin_url
+    synchronous: SqliteSynchronous = args.sqlite_synchronous
 
     started_at = datetime.now(UTC).isoformat()
     machine = machine_facts(admin_url)
@@ -129,10 +140,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         for case in WORKLOADS[workload](scale):
             for backend in backends:
                 if backend in case.backends:
-                    results.append(_run_case(case, backend, repeat, args.timeout, admin_url))
+                    results.append(
+                        _run_case(case, backend, repeat, args.timeout, admin_url, synchronous)
+                    )
 
     # Other processes on a shared machine skew figures; the load at both ends tells the reader.
     machine["load_average_1m_at_end"] = round(os.getloadavg()[0], 2)
+    if "sqlite" in backends:
+        print(f"SQLite: synchronous={synchronous.upper()}\n")
     print(format_table(results))
     if args.json is not None:
         settings: dict[str, JsonValue] = {
@@ -142,6 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "smoke": args.smoke,
             "n": args.n,
             "timeout_s": args.timeout,
+            "sqlite_synchronous": synchronous,
             "argv": list(sys.argv[1:] if argv is None else argv),
         }
         report = document(
@@ -158,7 +174,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run_case(
-    case: Case, backend: Backend, repeat: int, timeout_s: float, admin_url: str
+    case: Case,
+    backend: Backend,
+    repeat: int,
+    timeout_s: float,
+    admin_url: str,
+    synchronous: SqliteSynchronous,
 ) -> CaseResult:
     """``repeat`` samples, each on a fresh target; the first failure ends the case."""
     samples: list[Sample] = []
@@ -168,7 +189,7 @@ def _run_case(
         gc.collect()  # start each sample without the previous one's garbage
         began = time.perf_counter()
         try:
-            with fresh_target(backend, admin_url) as target:
+            with fresh_target(backend, admin_url, synchronous) as target:
                 sample = case.measure(SampleContext(target, timeout_s))
         except Exception as error:
             print(f"{label} FAILED:\n{traceback.format_exc()}", file=sys.stderr, flush=True)

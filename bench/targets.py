@@ -24,6 +24,8 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 from psycopg import sql
 
+from durable_execution.storage import SqliteSynchronous
+
 Backend: TypeAlias = Literal["memory", "sqlite", "postgresql"]
 BACKENDS: Final[tuple[Backend, ...]] = get_args(Backend)
 
@@ -41,13 +43,15 @@ class Target:
     """A fresh storage location: ``url`` is what ``open_storage`` (and worker processes) take.
 
     ``sqlite_path`` and ``postgres_conninfo`` are the same place for plain driver access (the
-    floor measurement and the scale-out coordinator's progress query).
+    floor measurement and the scale-out coordinator's progress query); ``sqlite_synchronous`` is
+    the ``PRAGMA synchronous`` the URL asks for, which the floor's plain connection copies.
     """
 
     backend: Backend
     url: str
     sqlite_path: Path | None = None
     postgres_conninfo: str | None = None
+    sqlite_synchronous: SqliteSynchronous = "full"
 
 
 def with_database(url: str, database: str) -> str:
@@ -80,14 +84,24 @@ def _removed_afterwards(key: str, remove: Callable[[], None]) -> Iterator[None]:
 
 
 @contextmanager
-def fresh_target(backend: Backend, admin_url: str) -> Iterator[Target]:
+def fresh_target(
+    backend: Backend, admin_url: str, sqlite_synchronous: SqliteSynchronous = "full"
+) -> Iterator[Target]:
+    """A fresh location for ``backend``; a SQLite URL carries ``?synchronous=normal`` when asked
+    (and no parameter for FULL, so that the default is what gets measured)."""
     if backend == "memory":
         yield Target(backend, "memory://")
     elif backend == "sqlite":
         directory = Path(tempfile.mkdtemp(prefix="durable-bench-"))
         path = directory / "bench.db"
         with _removed_afterwards(str(directory), partial(shutil.rmtree, directory, True)):
-            yield Target(backend, f"sqlite:///{path}", sqlite_path=path)
+            query = "" if sqlite_synchronous == "full" else f"?synchronous={sqlite_synchronous}"
+            yield Target(
+                backend,
+                f"sqlite:///{path}{query}",
+                sqlite_path=path,
+                sqlite_synchronous=sqlite_synchronous,
+            )
     else:
         database = f"durable_bench_{secrets.token_hex(6)}"
         with psycopg.connect(admin_url, autocommit=True, connect_timeout=10) as admin:

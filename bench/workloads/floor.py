@@ -4,7 +4,8 @@ The same number of rows as W1 goes through the minimum SQL a task lifecycle need
 claim (mark running, FIFO), complete (guarded by status and version), close — with plain driver
 calls (``sqlite3``, sync ``psycopg``) in one process, on the library's own table and indexes
 (created from the generated migrations, so the floor follows schema changes), with the
-library's connection settings (SQLite: WAL, ``synchronous=NORMAL``, ``BEGIN IMMEDIATE``;
+library's connection settings (SQLite: WAL, the target's ``synchronous`` — FULL unless the
+run asked for NORMAL —, ``BEGIN IMMEDIATE``;
 PostgreSQL: server defaults, READ COMMITTED, ``FOR UPDATE SKIP LOCKED``).
 
 Two shapes, so executor figures can be read against both:
@@ -37,6 +38,7 @@ from durable_execution.generated.postgresql.migrations import (
     migrations_for_table as postgres_migrations,
 )
 from durable_execution.generated.sqlite.migrations import migrations_for_table as sqlite_migrations
+from durable_execution.storage import SqliteSynchronous
 
 ROWS_PER_S: Final = Metric(
     "rows_per_s", "rows/s", True, "rows through insert, claim, complete and close per second"
@@ -115,7 +117,7 @@ def measure(context: SampleContext, n: int, batch: int) -> Sample:
 
 def _open_lifecycle(target: Target) -> Lifecycle:
     if target.sqlite_path is not None:
-        return _SqliteLifecycle(target.sqlite_path)
+        return _SqliteLifecycle(target.sqlite_path, target.sqlite_synchronous)
     if target.postgres_conninfo is not None:
         return _PostgresLifecycle(target.postgres_conninfo)
     raise ValueError(f"the floor needs a SQL backend, not {target.backend}")
@@ -126,10 +128,11 @@ def _epoch_ms(moment: datetime) -> int:
 
 
 class _SqliteLifecycle:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, synchronous: SqliteSynchronous) -> None:
         self._conn = sqlite3.connect(path, timeout=30, isolation_level=None)
         self._conn.execute("PRAGMA journal_mode = WAL")
-        self._conn.execute("PRAGMA synchronous = NORMAL")
+        # Upper-cased from the closed Literal: no caller text reaches the statement.
+        self._conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
         for migration in sqlite_migrations(TABLE):
             for statement in migration.statements:
                 self._conn.execute(statement)

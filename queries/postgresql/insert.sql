@@ -45,7 +45,8 @@ INSERT INTO durable_task_executions (
     expires_at,
     version,
     created_at,
-    updated_at
+    updated_at,
+    rerun_of_execution_id
 )
 SELECT
     unnest(@root_task_id::text[]),
@@ -78,4 +79,5 @@ SELECT
     unnest(@expires_at::timestamptz[]),
     unnest(@version::bigint[]),
     unnest(@created_at::timestamptz[]),
-    unnest(@updated_at::timestamptz[]);
+    unnest(@updated_at::timestamptz[]),
+    unnest(@rerun_of_execution_id::text[]);

@@ -37,7 +37,8 @@ INSERT INTO durable_task_executions (
     expires_at,
     version,
     created_at,
-    updated_at
+    updated_at,
+    rerun_of_execution_id
 ) VALUES (
     @root_task_id,
     @root_execution_id,
@@ -69,7 +70,8 @@ INSERT INTO durable_task_executions (
     @expires_at,
     @version,
     @created_at,
-    @updated_at
+    @updated_at,
+    @rerun_of_execution_id
 );
 
 -- name: GetExistingExecutionIds :many

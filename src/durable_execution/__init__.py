@@ -39,6 +39,7 @@ from durable_execution.model import (
     TaskRef,
 )
 from durable_execution.payloads import ChildTaskOutput, FinalizeTaskInput, ParentTaskOutput
+from durable_execution.rerun import rerun_execution
 from durable_execution.retention import PruneResult, prune_executions
 from durable_execution.serializer import (
     CheckedSerializer,
@@ -134,4 +135,5 @@ __all__ = [
     "cancel_execution",
     "open_storage",
     "prune_executions",
+    "rerun_execution",
 ]

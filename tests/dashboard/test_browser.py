@@ -96,3 +96,17 @@ def test_list_refreshes_in_place(page: Page, served: str, populated: Populated) 
     expect(page.locator(f"a:text-is('{added}')")).to_be_visible(timeout=REFRESH_WAIT_MS)
     expect(page.locator("table.executions tbody tr")).to_have_count(2)
     assert page.evaluate("window.sameDocument") is True  # no reload: a fragment was swapped in
+
+
+def test_rerun_a_failed_parent(page: Page, served: str, populated: Populated) -> None:
+    mixed = populated.parents["mixed"]
+    page.goto(f"{served}/executions/{mixed}")
+    expect(page.locator("button:text('Cancel execution')")).to_have_count(0)
+    page.click("button:text('Rerun')")
+    # The new execution's page: ready (no worker here), linked back to the original.
+    expect(page).not_to_have_url(re.compile(rf"/executions/{mixed}$"))
+    expect(page.locator("#status")).to_have_text("ready")
+    expect(page.locator("dd a.mono", has_text=mixed)).to_be_visible()
+    expect(page.locator("button:text('Rerun')")).to_have_count(0)  # active: nothing to rerun
+    page.goto(f"{served}/executions/{populated.ready}")
+    expect(page.locator("button:text('Rerun')")).to_have_count(0)

@@ -91,7 +91,23 @@ def test_cancel_needs_the_csrf_token(populated_sqlite: Populated) -> None:
         assert 'id="status">cancelled<' in fetch(url + done.headers["location"]).body
 
 
-def test_read_only_hides_and_refuses_cancel(populated_sqlite: Populated) -> None:
+def test_rerun_needs_the_csrf_token_and_a_finished_execution(
+    populated_sqlite: Populated,
+) -> None:
+    mixed, ready = populated_sqlite.parents["mixed"], populated_sqlite.ready
+    with serving(settings(populated_sqlite.db)) as url:
+        token = csrf_token(fetch(f"{url}/executions/{mixed}"))
+        assert fetch(f"{url}/executions/{mixed}/rerun", data={}).status == 403
+        active = fetch(f"{url}/executions/{ready}/rerun", data={CSRF_FIELD: token})
+        assert active.status == 409
+        assert "only a finished execution can be rerun" in active.body
+        done = fetch(f"{url}/executions/{mixed}/rerun", data={CSRF_FIELD: token})
+        assert done.status == 303
+        assert done.headers["location"] != f"/executions/{mixed}"
+        assert f"/executions/{mixed}" in fetch(url + done.headers["location"]).body
+
+
+def test_read_only_hides_and_refuses_cancel_and_rerun(populated_sqlite: Populated) -> None:
     ready = populated_sqlite.ready
     with serving(settings(populated_sqlite.db)) as url:
         token = csrf_token(fetch(f"{url}/executions/{ready}"))
@@ -104,6 +120,10 @@ def test_read_only_hides_and_refuses_cancel(populated_sqlite: Populated) -> None
         assert "read-only" in page.body
         forged = fetch(f"{url}/executions/{ready}/cancel", data={CSRF_FIELD: token})
         assert forged.status == 403
+        mixed = populated_sqlite.parents["mixed"]
+        assert "Rerun" not in fetch(f"{url}/executions/{mixed}").body
+        forged_rerun = fetch(f"{url}/executions/{mixed}/rerun", data={CSRF_FIELD: token})
+        assert forged_rerun.status == 403
         assert 'id="status">ready<' in fetch(f"{url}/executions/{ready}").body
 
 

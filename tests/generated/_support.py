@@ -73,6 +73,7 @@ class Execution:
     version: int = 0
     created_at: datetime = T0
     updated_at: datetime = T0
+    rerun_of_execution_id: str | None = None
 
 
 def fully_populated(execution_id: str) -> Execution:
@@ -124,6 +125,7 @@ def fully_populated(execution_id: str) -> Execution:
         version=7,
         created_at=at(-5),
         updated_at=at(6),
+        rerun_of_execution_id="te_original",
     )
 
 
@@ -336,6 +338,7 @@ def sqlite_insert(
             version=e.version,
             created_at=to_epoch_ms(e.created_at),
             updated_at=to_epoch_ms(e.updated_at),
+            rerun_of_execution_id=e.rerun_of_execution_id,
         )
 
 
@@ -372,6 +375,7 @@ def from_sqlite(row: SqliteRow) -> Execution:
         version=row.version,
         created_at=from_epoch_ms(row.created_at),
         updated_at=from_epoch_ms(row.updated_at),
+        rerun_of_execution_id=row.rerun_of_execution_id,
     )
 
 
@@ -513,6 +517,7 @@ class PostgresInsertArgs(TypedDict):
     version: Sequence[int]
     created_at: Sequence[datetime]
     updated_at: Sequence[datetime]
+    rerun_of_execution_id: Sequence[str | None]
 
 
 def postgres_insert_args(executions: Sequence[Execution]) -> PostgresInsertArgs:
@@ -549,6 +554,7 @@ def postgres_insert_args(executions: Sequence[Execution]) -> PostgresInsertArgs:
         version=[e.version for e in es],
         created_at=[e.created_at for e in es],
         updated_at=[e.updated_at for e in es],
+        rerun_of_execution_id=[e.rerun_of_execution_id for e in es],
     )
 
 
@@ -592,6 +598,7 @@ def from_postgres(row: PgRow) -> Execution:
         version=row.version,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        rerun_of_execution_id=row.rerun_of_execution_id,
     )
 
 

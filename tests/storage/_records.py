@@ -105,6 +105,7 @@ def full_record(execution_id: str) -> TaskExecutionRecord:
         finished_at=at(3),
         expires_at=at(4),
         version=7,
+        rerun_of="te_original",
     )
 
 

@@ -168,8 +168,9 @@ async def opened(
                     target.url,
                     migrate=migrate,
                     table_name=target.table,
-                    # Passed only when off: the option exists for PostgreSQL URLs alone.
-                    **({} if listen else {"listen": False}),
+                    # Passed only when off (None: not given): the option exists for PostgreSQL
+                    # URLs alone.
+                    listen=None if listen else False,
                 )
             )
         except Exception as error:

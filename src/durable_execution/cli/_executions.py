@@ -1,4 +1,4 @@
-"""Commands about stored executions: ``migrate``, ``show`` and ``cancel``."""
+"""Commands about stored executions: ``migrate``, ``show``, ``cancel`` and ``rerun``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,13 @@ from typing import Protocol, runtime_checkable
 import click
 from rich.console import Console
 
-from durable_execution import DurableExecutionNotFoundError, DurableStorage, cancel_execution
+from durable_execution import (
+    DurableExecutionError,
+    DurableExecutionNotFoundError,
+    DurableStorage,
+    cancel_execution,
+    rerun_execution,
+)
 from durable_execution.cli._common import (
     CliError,
     Target,
@@ -133,3 +139,34 @@ def cancel(execution_id: str, db: str, table: str) -> None:
             f"{after.task_id} {execution_id} had already finished ({after.status}); "
             "nothing changed."
         )
+
+
+@click.command()
+@click.argument("execution_id", metavar="ID")
+@storage_options()
+def rerun(execution_id: str, db: str, table: str) -> None:
+    """Enqueue a new execution of finished execution ID's task, with the same input.
+
+    The original is left as it is; the new execution is a top-level one that `show` links to
+    it ("rerun of"). A parent reruns its whole tree (its children are made anew when it runs).
+    A worker that registers the task runs it. Prints the new execution's id.
+    """
+    target = Target(db, table)
+    check_execution_id(execution_id)
+
+    async def work() -> TaskExecutionRecord | None:
+        async with opened(target, migrate=False, must_exist=True) as storage:
+            try:
+                return await rerun_execution(storage, execution_id)
+            except DurableExecutionNotFoundError:
+                return None
+            except DurableExecutionError as error:
+                raise CliError(str(error)) from None
+
+    record = run(target, "rerunning", work())
+    if record is None:
+        raise _not_found(execution_id, target)
+    click.echo(record.execution_id)
+    click.echo(
+        f"Enqueued {record.task_id} {record.execution_id}, a rerun of {execution_id}.", err=True
+    )

@@ -8,7 +8,7 @@ import click
 
 from durable_execution.cli._dashboard import dashboard
 from durable_execution.cli._demo import demo
-from durable_execution.cli._executions import cancel, migrate, show
+from durable_execution.cli._executions import cancel, migrate, rerun, show
 from durable_execution.cli._inspect import list_command, stats
 from durable_execution.cli._prune import prune
 from durable_execution.cli._worker import worker
@@ -34,7 +34,7 @@ def cli() -> None:
     """
 
 
-for command in (demo, worker, migrate, list_command, show, cancel, stats, prune, dashboard):
+for command in (demo, worker, migrate, list_command, show, cancel, stats, prune, dashboard, rerun):
     cli.add_command(command)
 
 

@@ -208,6 +208,8 @@ def execution_details(record: TaskExecutionRecord) -> Table:
         )
     if record.root_task is not None:
         rows.append(("root", f"{record.root_task.task_id} {record.root_task.execution_id}"))
+    if record.rerun_of is not None:
+        rows.append(("rerun of", record.rerun_of))
     if record.run_output is not None and record.children_tasks is not None:
         rows.append(("run output", preview(record.run_output)))
     if record.output is not None:

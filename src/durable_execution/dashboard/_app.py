@@ -24,11 +24,13 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from durable_execution import (
+    DurableExecutionError,
     DurableExecutionNotFoundError,
     DurableStorage,
     cancel_execution,
     clock,
     open_storage,
+    rerun_execution,
 )
 from durable_execution.cli._render import format_duration, timing
 from durable_execution.cli._tree import load_tree
@@ -221,6 +223,10 @@ def create_app(settings: Settings) -> Starlette:
             "children_count": len(record.children_tasks or ()),
             "can_cancel": present.is_active(record.status) and not settings.read_only,
             "cancelled": request.query_params.get("cancelled"),
+            # A finished execution that is not a finalize task's (rerun its parent instead).
+            "can_rerun": not present.is_active(record.status)
+            and not (record.parent_task is not None and record.parent_task.is_finalize_task)
+            and not settings.read_only,
         }
         return render(request, "execution.html", context)
 
@@ -245,8 +251,8 @@ def create_app(settings: Settings) -> Starlette:
         text = stored if name == "traceback" else present.pretty(stored)
         return PlainTextResponse(text)
 
-    async def cancel(request: Request) -> Response:
-        execution_id = request.path_params["execution_id"]
+    async def refused_action(request: Request) -> Response | None:
+        """Why a POST action may not run (read-only, bad origin or CSRF token), or None."""
         if settings.read_only:
             return problem(request, 403, "Read-only", "This dashboard runs with --read-only.")
         fields = await form_fields(request)
@@ -258,6 +264,13 @@ def create_app(settings: Settings) -> Starlette:
                 "The form's CSRF token is missing or stale (the dashboard may have restarted): "
                 "reload the page and try again.",
             )
+        return None
+
+    async def cancel(request: Request) -> Response:
+        execution_id = request.path_params["execution_id"]
+        refused = await refused_action(request)
+        if refused is not None:
+            return refused
         try:
             done = await cancel_execution(state.storage, execution_id)
         except DurableExecutionNotFoundError:
@@ -266,6 +279,21 @@ def create_app(settings: Settings) -> Starlette:
         return RedirectResponse(
             f"/executions/{quote(execution_id, safe='')}?{urlencode({'cancelled': outcome})}",
             status_code=303,
+        )
+
+    async def rerun(request: Request) -> Response:
+        execution_id = request.path_params["execution_id"]
+        refused = await refused_action(request)
+        if refused is not None:
+            return refused
+        try:
+            record = await rerun_execution(state.storage, execution_id)
+        except DurableExecutionNotFoundError:
+            return problem(request, 404, "Not found", f"No execution has the id {execution_id!r}.")
+        except DurableExecutionError as error:
+            return problem(request, 409, "Cannot rerun", str(error))
+        return RedirectResponse(
+            f"/executions/{quote(record.execution_id, safe='')}", status_code=303
         )
 
     async def login(request: Request) -> Response:
@@ -290,6 +318,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/executions/{execution_id}", execution_page),
             Route("/executions/{execution_id}/values/{name}", execution_value),
             Route("/executions/{execution_id}/cancel", cancel, methods=["POST"]),
+            Route("/executions/{execution_id}/rerun", rerun, methods=["POST"]),
             Route("/login", login, methods=["GET", "POST"]),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ],

@@ -6,6 +6,7 @@ driver is an optional extra: SQLite-only users can import everything else withou
 
 from typing import TYPE_CHECKING
 
+from durable_execution.storage._sqlite_session import SqliteSynchronous
 from durable_execution.storage.errors import (
     DuplicateExecutionIdError,
     MalformedRowError,
@@ -54,6 +55,7 @@ __all__ = [
     "SQLiteDurableStorage",
     "SQLiteStorageTx",
     "SchemaTooNewError",
+    "SqliteSynchronous",
     "StorageClosedError",
     "StorageError",
     "TaskExecutionRecord",

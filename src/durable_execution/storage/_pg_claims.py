@@ -9,7 +9,7 @@ round trips on every claim, for a row that should never exist.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final
 
 import psycopg
@@ -73,5 +73,10 @@ async def _claim_each(
     return claimed
 
 
+# An unreadable start_at (see _pg_timestamps) sorts first: its row is set aside, not run.
+_UNREADABLE_FIRST: Final = datetime.min.replace(tzinfo=UTC)
+
+
 def _fifo(row: PgRow) -> tuple[datetime, int]:
-    return (row.start_at, row.id)
+    start_at = row.start_at if isinstance(row.start_at, datetime) else _UNREADABLE_FIRST
+    return (start_at, row.id)

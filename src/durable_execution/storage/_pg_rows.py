@@ -50,6 +50,7 @@ async def insert_rows(queries: pg.AsyncQueries, conn: Connection, rows: Sequence
         version=[r.version for r in rows],
         created_at=[r.created_at for r in rows],
         updated_at=[r.updated_at for r in rows],
+        rerun_of_execution_id=[r.rerun_of_execution_id for r in rows],
     )
 
 

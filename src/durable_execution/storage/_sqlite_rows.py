@@ -85,6 +85,7 @@ def columns(row: SqliteRow) -> Columns:
         version=row.version,
         created_at=moment("created_at", row.created_at),
         updated_at=moment("updated_at", row.updated_at),
+        rerun_of_execution_id=row.rerun_of_execution_id,
     )
 
 
@@ -187,4 +188,5 @@ def insert_row(queries: lite.Queries, conn: sqlite3.Connection, c: Columns) -> N
         version=c.version,
         created_at=to_epoch_ms(c.created_at),
         updated_at=to_epoch_ms(c.updated_at),
+        rerun_of_execution_id=c.rerun_of_execution_id,
     )

@@ -8,8 +8,11 @@ event-loop thread when they cannot wait (see :mod:`.sqlite`) and on its worker t
 Lock discipline, so that several processes can share one file:
 
 * WAL journal: readers never block the writer and the writer never blocks readers;
-  ``synchronous=NORMAL`` is durable against application crashes under WAL (a power loss may
-  drop the last commits, never corrupt the file);
+* ``synchronous=FULL`` by default: the WAL is synced at every commit, so a transaction that
+  returned survives a power loss or an OS crash. ``NORMAL`` (an explicit opt-in, see
+  :data:`SqliteSynchronous`) syncs only at checkpoints: still safe against application crashes
+  and never corrupts the file, but a power loss or OS crash may drop the last commits — an
+  enqueue or a result that had already returned;
 * every transaction is ``BEGIN IMMEDIATE``: the write lock is taken up front, so two connections
   never both hold a read lock and then deadlock trying to upgrade it (the case in which SQLite
   returns ``SQLITE_BUSY`` at once, without waiting);
@@ -27,11 +30,30 @@ import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Final, TypeVar
+from typing import Final, Literal, TypeAlias, TypeVar, get_args
 
 from durable_execution.storage.errors import SQLiteBusyError, SQLiteFullError
 
 _T = TypeVar("_T")
+
+SqliteSynchronous: TypeAlias = Literal["full", "normal"]
+"""SQLite's ``PRAGMA synchronous`` for the storage's connection: ``"full"`` (the default) syncs
+every commit to disk; ``"normal"`` is faster but a power loss or OS crash may lose the last
+commits (never the application's own crash)."""
+SYNCHRONOUS_VALUES: Final[tuple[SqliteSynchronous, ...]] = get_args(SqliteSynchronous)
+DEFAULT_SYNCHRONOUS: Final[SqliteSynchronous] = "full"
+# What ``PRAGMA synchronous`` reads back for each setting.
+SYNCHRONOUS_LEVELS: Final[dict[SqliteSynchronous, int]] = {"full": 2, "normal": 1}
+
+
+def check_synchronous(value: object, what: str = "synchronous") -> SqliteSynchronous:
+    """``value`` as a :data:`SqliteSynchronous`, or ``ValueError`` naming it and the choices."""
+    for choice in SYNCHRONOUS_VALUES:
+        if value == choice:
+            return choice
+    choices = " or ".join(repr(choice) for choice in SYNCHRONOUS_VALUES)
+    raise ValueError(f"{what} must be {choices}, got {value!r}")
+
 
 # Pauses while waiting for a lock within the busy timeout: SQLite's own busy handler's, then
 # its last one over and over (a released lock is noticed within that).
@@ -94,8 +116,11 @@ def retry_busy(step: Callable[[], _T], what: str, busy_timeout_ms: int) -> _T:
         time.sleep(BUSY_RETRY_PAUSE_S * (0.5 + random.random()))
 
 
-def connect(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
-    """Open ``path`` in autocommit mode (transactions are begun explicitly) with WAL enabled.
+def connect(
+    path: Path, busy_timeout_ms: int, synchronous: SqliteSynchronous = DEFAULT_SYNCHRONOUS
+) -> sqlite3.Connection:
+    """Open ``path`` in autocommit mode (transactions are begun explicitly) with WAL enabled
+    and ``PRAGMA synchronous`` set to ``synchronous`` (a per-connection setting, not stored).
 
     SQLite's busy timeout is 0 (see the module docstring; ``busy_timeout_ms`` bounds the
     waits of :func:`retry_busy` here). ``check_same_thread`` is off because the storage uses the
@@ -107,7 +132,8 @@ def connect(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
     try:
         # journal_mode is stored in the file; switching needs a moment of exclusive access.
         retry_busy(lambda: conn.execute("PRAGMA journal_mode = WAL"), "enable WAL", busy_timeout_ms)
-        conn.execute("PRAGMA synchronous = NORMAL")
+        # Set from the closed Literal only: never text from the caller.
+        conn.execute(f"PRAGMA synchronous = {check_synchronous(synchronous).upper()}")
     except BaseException:
         conn.close()
         raise

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Final, TypeVar
 
 from durable_execution.storage import _sqlite_session
+from durable_execution.storage._sqlite_session import SqliteSynchronous
 from durable_execution.storage.errors import SQLiteBusyError, StorageClosedError, StorageError
 
 _T = TypeVar("_T")
@@ -73,9 +74,12 @@ def _waiting(
 class SQLiteConnection:
     """The storage's one connection and the worker thread; opened by the first step."""
 
-    def __init__(self, path: str | os.PathLike[str], busy_timeout_ms: int) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], busy_timeout_ms: int, synchronous: SqliteSynchronous
+    ) -> None:
         self.path = Path(path)
         self.busy_timeout_ms = busy_timeout_ms
+        self.synchronous = synchronous
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="durable-sqlite")
         # Opened on the worker; used on the loop too, but only while _worker_idle().
         self._conn: sqlite3.Connection | None = None
@@ -88,7 +92,7 @@ class SQLiteConnection:
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
             try:
-                conn = _sqlite_session.connect(self.path, self.busy_timeout_ms)
+                conn = _sqlite_session.connect(self.path, self.busy_timeout_ms, self.synchronous)
             except sqlite3.OperationalError as error:
                 if _sqlite_session.is_busy(error):
                     raise

@@ -203,6 +203,8 @@ class RowColumns(Protocol):
     def created_at(self) -> datetime: ...
     @property
     def updated_at(self) -> datetime: ...
+    @property
+    def rerun_of_execution_id(self) -> str | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,6 +242,7 @@ class Columns:
     version: int
     created_at: datetime
     updated_at: datetime
+    rerun_of_execution_id: str | None
 
 
 # --- encoding: records and updates to columns -------------------------------------------------
@@ -320,6 +323,7 @@ def columns_from_record(record: TaskExecutionRecord) -> Columns:
         version=record.version,
         created_at=utc_ms(record.created_at, "created_at"),
         updated_at=utc_ms(record.updated_at, "updated_at"),
+        rerun_of_execution_id=record.rerun_of,
     )
 
 
@@ -581,6 +585,7 @@ def record_from_columns(row: RowColumns) -> TaskExecutionRecord:
         finished_at=d.optional_timestamp(row.finished_at, "finished_at"),
         expires_at=d.optional_timestamp(row.expires_at, "expires_at"),
         version=row.version,
+        rerun_of=row.rerun_of_execution_id,
     )
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import TypeVar
 
 from durable_execution.storage import sqlite
+from durable_execution.storage._sqlite_session import SqliteSynchronous, check_synchronous
 from durable_execution.storage.memory import InMemoryStorage
 from durable_execution.storage.table_names import DEFAULT_TABLE, validate_table_name
 from durable_execution.storage.types import DurableStorage
@@ -31,6 +32,7 @@ async def open_storage(
     migrate: bool = True,
     table_name: str = DEFAULT_TABLE,
     busy_timeout_ms: int | None = None,
+    sqlite_synchronous: SqliteSynchronous | None = None,
     pool_min_size: int | None = None,
     pool_max_size: int | None = None,
     listen: bool | None = None,
@@ -44,15 +46,22 @@ async def open_storage(
     (a plain identifier; its indexes and migrations table are named after it).
 
     Backend options: ``busy_timeout_ms`` (SQLite: how long to wait for another process's write
-    lock), ``pool_min_size`` / ``pool_max_size`` (PostgreSQL connection pool), ``listen``
-    (PostgreSQL, default ``True``: ``False`` opens no LISTEN session, so executors find work
-    other processes enqueue by polling only — for PgBouncer in transaction mode). Passing an option
-    to a backend it does not apply to is an error, as is a malformed URL or an unknown scheme
-    (``ValueError``, with any password in the URL masked).
+    lock), ``sqlite_synchronous`` (SQLite: ``"full"``, the default, syncs every commit to disk;
+    ``"normal"`` is faster, but a power loss or OS crash may drop the last commits — also
+    ``?synchronous=normal`` in the URL), ``pool_min_size`` / ``pool_max_size`` (PostgreSQL
+    connection pool), ``listen`` (PostgreSQL, default ``True``: ``False`` opens no LISTEN
+    session, so executors find work other processes enqueue by polling only — for PgBouncer in
+    transaction mode). Passing an option to a backend it does not apply to is an error, as is a
+    malformed URL or an unknown scheme (``ValueError``, with any password in the URL masked).
     """
+    if sqlite_synchronous is not None:
+        check_synchronous(sqlite_synchronous, "sqlite_synchronous")
     target = parse_storage_url(url)
     validate_table_name(table_name)
-    sqlite_options = {"busy_timeout_ms": busy_timeout_ms}
+    sqlite_options = {
+        "busy_timeout_ms": busy_timeout_ms,
+        "sqlite_synchronous": sqlite_synchronous,
+    }
     postgres_options = {
         "pool_min_size": pool_min_size,
         "pool_max_size": pool_max_size,
@@ -60,14 +69,19 @@ async def open_storage(
     }
     match target:
         case MemoryUrl():
-            _refuse_options(sqlite_options | postgres_options, "memory://")
+            _refuse_options({**sqlite_options, **postgres_options}, "memory://")
             yield InMemoryStorage()
-        case SqliteUrl(path=path):
+        case SqliteUrl(path=path, synchronous=url_synchronous):
             _refuse_options(postgres_options, "sqlite://")
+            if url_synchronous is not None and sqlite_synchronous is not None:
+                raise ValueError(
+                    "synchronous is given twice, in the URL and as sqlite_synchronous; give it once"
+                )
             sqlite_storage = sqlite.SQLiteDurableStorage(
                 path,
                 table_name=table_name,
                 busy_timeout_ms=_or(busy_timeout_ms, sqlite.DEFAULT_BUSY_TIMEOUT_MS),
+                synchronous=_or(url_synchronous or sqlite_synchronous, sqlite.DEFAULT_SYNCHRONOUS),
             )
             async with sqlite_storage:
                 if migrate:
@@ -95,7 +109,7 @@ async def open_storage(
                 yield postgres_storage
 
 
-def _refuse_options(options: dict[str, int | bool | None], backend: str) -> None:
+def _refuse_options(options: Mapping[str, object], backend: str) -> None:
     given = sorted(name for name, value in options.items() if value is not None)
     if given:
         raise ValueError(f"{', '.join(given)} does not apply to {backend} storage URLs")

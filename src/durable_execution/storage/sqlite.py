@@ -39,6 +39,7 @@ from durable_execution.storage import (
     inspection,
     migrate,
 )
+from durable_execution.storage._sqlite_session import SqliteSynchronous
 from durable_execution.storage.conversion import Columns
 from durable_execution.storage.errors import (
     DuplicateExecutionIdError,
@@ -62,6 +63,7 @@ from durable_execution.storage.types import (
 _T = TypeVar("_T")
 
 DEFAULT_BUSY_TIMEOUT_MS: Final = 30_000
+DEFAULT_SYNCHRONOUS: Final = _sqlite_session.DEFAULT_SYNCHRONOUS
 
 
 # --- the transaction ------------------------------------------------------------------------
@@ -389,8 +391,11 @@ class SQLiteDurableStorage:
 
     ``table_name`` selects the table (validated as a plain identifier; its indexes and migrations
     table are named after it). ``busy_timeout_ms`` is how long SQLite waits for another process's
-    write lock before the storage's own retries start. The schema is created or upgraded by
-    :meth:`migrate` (``open_storage`` calls it unless told not to).
+    write lock before the storage's own retries start. ``synchronous`` is SQLite's ``PRAGMA
+    synchronous``: ``"full"`` (the default) makes every commit survive a power loss or OS crash;
+    ``"normal"`` is an opt-in trading that away for speed (a power loss may drop the last
+    commits). The schema is created or upgraded by :meth:`migrate` (``open_storage`` calls it
+    unless told not to).
     """
 
     def __init__(
@@ -399,14 +404,18 @@ class SQLiteDurableStorage:
         *,
         table_name: str = lite.DEFAULT_TABLE,
         busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+        synchronous: SqliteSynchronous = DEFAULT_SYNCHRONOUS,
     ) -> None:
         if busy_timeout_ms < 0:
             raise ValueError(f"busy_timeout_ms must be >= 0, got {busy_timeout_ms}")
+        self.synchronous = _sqlite_session.check_synchronous(synchronous)
         self.path = Path(path)
         self.table_name = lite.validate_table_name(table_name)
         self.busy_timeout_ms = busy_timeout_ms
         self.queries = lite.Queries(table_name)
-        self.connection = _sqlite_worker.SQLiteConnection(self.path, busy_timeout_ms)
+        self.connection = _sqlite_worker.SQLiteConnection(
+            self.path, busy_timeout_ms, self.synchronous
+        )
         self.run_on_worker = self.connection.run_on_worker  # run a step on the worker thread
         self.run_step = self.connection.run_step  # on the loop unless it would wait
         self._lock = asyncio.Lock()

@@ -81,6 +81,8 @@ class TaskExecutionRecord:
     finished_at: datetime | None = None
     expires_at: datetime | None = None
     version: int = 0
+    # The execution this one reruns (`durable-execution rerun`): same task, same input.
+    rerun_of: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,9 @@
 
 * ``memory://`` — the in-memory storage;
 * ``sqlite:///relative/path.db`` and ``sqlite:////absolute/path.db`` — a SQLite file (three
-  slashes, then the path; an absolute path therefore shows four);
+  slashes, then the path; an absolute path therefore shows four); one query parameter is
+  understood, ``?synchronous=full`` (the default) or ``?synchronous=normal`` (see
+  :data:`~durable_execution.storage._sqlite_session.SqliteSynchronous`);
 * ``postgresql://user:password@host:port/database?…`` (also ``postgres://``) — any libpq URL;
 * ``host=… dbname=… user=… password=…`` — a libpq key/value connection string (PostgreSQL).
 
@@ -15,9 +17,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeAlias
-from urllib.parse import urlsplit
+from typing import TypeAlias, TypedDict
+from urllib.parse import parse_qsl, urlsplit
 
+from durable_execution.storage._sqlite_session import SqliteSynchronous, check_synchronous
 from durable_execution.storage.masking import MASK, mask_password, scrub
 from durable_execution.storage.masking import masked as _masked
 
@@ -51,6 +54,7 @@ class MemoryUrl:
 @dataclass(frozen=True, slots=True)
 class SqliteUrl:
     path: Path
+    synchronous: SqliteSynchronous | None = None  # None: not in the URL
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +84,8 @@ def parse_storage_url(url: str) -> StorageUrl:
             raise ValueError(f"malformed storage URL {shown!r}: memory:// takes nothing after it")
         return MemoryUrl()
     if scheme == "sqlite":
-        return SqliteUrl(_sqlite_path(rest, shown))
+        path, query = rest.partition("?")[::2]
+        return SqliteUrl(_sqlite_path(path, shown), **_sqlite_parameters(query, shown))
     if scheme in ("postgresql", "postgres"):
         _check_postgres(url, shown)
         return PostgresUrl(conninfo=url, masked=shown)
@@ -94,9 +99,9 @@ def _sqlite_path(rest: str, shown: str) -> Path:
             "sqlite:////absolute/path.db (no host)"
         )
     path = rest[3:]
-    if "?" in path or "#" in path:
+    if "#" in path:
         raise ValueError(
-            f"malformed storage URL {shown!r}: SQLite URLs take no query or fragment; "
+            f"malformed storage URL {shown!r}: SQLite URLs take no fragment; "
             "pass options to open_storage() as keyword arguments"
         )
     if path in ("", "/") or path.endswith("/"):
@@ -107,6 +112,37 @@ def _sqlite_path(rest: str, shown: str) -> Path:
             "one connection; use memory:// for an in-memory storage"
         )
     return Path(path)
+
+
+class _SqliteParameters(TypedDict, total=False):
+    synchronous: SqliteSynchronous
+
+
+def _sqlite_parameters(query: str, shown: str) -> _SqliteParameters:
+    """The SQLite URL's query: ``synchronous`` at most once; anything else is refused, so that a
+    misspelt parameter cannot silently leave the default in force."""
+    try:
+        pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
+    except ValueError:
+        raise ValueError(
+            f"malformed storage URL {shown!r}: cannot parse the query {query!r}; "
+            "expected ?synchronous=full or ?synchronous=normal"
+        ) from None
+    names = [name for name, _ in pairs]
+    unknown = sorted({name for name in names if name != "synchronous"})
+    if unknown:
+        raise ValueError(
+            f"malformed storage URL {shown!r}: unknown SQLite URL parameter(s) "
+            f"{', '.join(map(repr, unknown))}; the only one is synchronous=full|normal"
+        )
+    if len(pairs) > 1:
+        raise ValueError(f"malformed storage URL {shown!r}: synchronous is given more than once")
+    if not pairs:
+        return {}
+    try:
+        return {"synchronous": check_synchronous(pairs[0][1], "the synchronous URL parameter")}
+    except ValueError as error:
+        raise ValueError(f"malformed storage URL {shown!r}: {error}") from None
 
 
 def _check_postgres(url: str, shown: str) -> None:

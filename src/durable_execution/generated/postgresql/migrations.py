@@ -129,6 +129,11 @@ MIGRATIONS: tuple[Migration, ...] = (
             ")",
         ),
     ),
+    Migration(
+        version=5,
+        name="rerun_of",
+        statements=("ALTER TABLE {table}\n    ADD COLUMN rerun_of_execution_id text",),
+    ),
 )
 
 

@@ -55,6 +55,7 @@ class DurableTaskExecution:
     created_at: datetime.datetime
     updated_at: datetime.datetime
     lease_expiries: int
+    rerun_of_execution_id: str | None
 
 
 @dataclass(frozen=True, slots=True)

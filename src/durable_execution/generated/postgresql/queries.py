@@ -49,7 +49,7 @@ CLAIM_READY_TASK_EXECUTIONS_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries"
+    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id"
 )
 
 
@@ -155,7 +155,7 @@ CLAIM_READY_TASK_EXECUTION_BY_EXECUTION_ID_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries"
+    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id"
 )
 
 
@@ -208,7 +208,8 @@ INSERT_TASK_EXECUTIONS_SQL = (
     "    expires_at,\n"
     "    version,\n"
     "    created_at,\n"
-    "    updated_at\n"
+    "    updated_at,\n"
+    "    rerun_of_execution_id\n"
     ")\n"
     "SELECT\n"
     "    unnest($1::text[]),\n"
@@ -241,7 +242,8 @@ INSERT_TASK_EXECUTIONS_SQL = (
     "    unnest($28::timestamptz[]),\n"
     "    unnest($29::bigint[]),\n"
     "    unnest($30::timestamptz[]),\n"
-    "    unnest($31::timestamptz[])"
+    "    unnest($31::timestamptz[]),\n"
+    "    unnest($32::text[])"
 )
 
 
@@ -255,7 +257,7 @@ LIST_TASK_EXECUTIONS_SQL = (
     "listed.finalize_task_error, listed.error, listed.status, listed.is_closed, "
     "listed.needs_promise_cancellation, listed.retry_attempts, listed.start_at, listed.started_at, "
     "listed.finished_at, listed.expires_at, listed.version, listed.created_at, listed.updated_at, "
-    "listed.lease_expiries\n"
+    "listed.lease_expiries, listed.rerun_of_execution_id\n"
     "FROM {table} AS listed\n"
     "WHERE listed.id < coalesce(\n"
     "        (\n"
@@ -297,7 +299,7 @@ GET_OLDEST_READY_TASK_EXECUTION_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries\n"
+    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id\n"
     "FROM {table}\n"
     "WHERE status = 'ready'\n"
     "    AND ($1::text IS NULL OR task_id = $1)\n"
@@ -410,7 +412,7 @@ GET_TASK_EXECUTIONS_BY_EXECUTION_IDS_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries\n"
+    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id\n"
     "FROM {table}\n"
     "WHERE execution_id = ANY($1::text[])\n"
     "    AND ($2::text[] IS NULL OR status = ANY($2::text[]))\n"
@@ -446,7 +448,7 @@ GET_TASK_EXECUTIONS_BY_STATUSES_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries\n"
+    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id\n"
     "FROM {table}\n"
     "WHERE status = ANY($1::text[])\n"
     "    AND ($2::boolean IS NULL OR is_closed = $2)\n"
@@ -483,7 +485,7 @@ GET_TASK_EXECUTIONS_BY_EXECUTION_IDS_FOR_UPDATE_SKIP_LOCKED_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries\n"
+    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id\n"
     "FROM {table}\n"
     "WHERE execution_id = ANY($1::text[])\n"
     "    AND ($2::text[] IS NULL OR status = ANY($2::text[]))\n"
@@ -521,7 +523,7 @@ GET_TASK_EXECUTIONS_BY_STATUSES_FOR_UPDATE_SKIP_LOCKED_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries\n"
+    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id\n"
     "FROM {table}\n"
     "WHERE status = ANY($1::text[])\n"
     "    AND ($2::boolean IS NULL OR is_closed = $2)\n"
@@ -615,6 +617,7 @@ def _as_durable_task_execution(row: tuple[Any, ...]) -> DurableTaskExecution:
         created_at=row[29],
         updated_at=row[30],
         lease_expiries=row[31],
+        rerun_of_execution_id=row[32],
     )
 
 
@@ -870,6 +873,7 @@ class AsyncQueries(_Texts):
         version: Sequence[int | None],
         created_at: Sequence[datetime.datetime | None],
         updated_at: Sequence[datetime.datetime | None],
+        rerun_of_execution_id: Sequence[str | None],
     ) -> int:
         args = (
             list(root_task_id),
@@ -903,6 +907,7 @@ class AsyncQueries(_Texts):
             list(version),
             list(created_at),
             list(updated_at),
+            list(rerun_of_execution_id),
         )
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
             await cur.execute(self._sql(INSERT_TASK_EXECUTIONS_SQL), args)
@@ -1500,6 +1505,7 @@ class Queries(_Texts):
         version: Sequence[int | None],
         created_at: Sequence[datetime.datetime | None],
         updated_at: Sequence[datetime.datetime | None],
+        rerun_of_execution_id: Sequence[str | None],
     ) -> int:
         args = (
             list(root_task_id),
@@ -1533,6 +1539,7 @@ class Queries(_Texts):
             list(version),
             list(created_at),
             list(updated_at),
+            list(rerun_of_execution_id),
         )
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
             cur.execute(self._sql(INSERT_TASK_EXECUTIONS_SQL), args)

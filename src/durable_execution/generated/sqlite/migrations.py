@@ -126,6 +126,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         name="queue_storage_parameters",
         statements=("SELECT 1",),
     ),
+    Migration(
+        version=5,
+        name="rerun_of",
+        statements=("ALTER TABLE {table}\n    ADD COLUMN rerun_of_execution_id TEXT",),
+    ),
 )
 
 

@@ -50,6 +50,7 @@ class DurableTaskExecution:
     created_at: int
     updated_at: int
     lease_expiries: int
+    rerun_of_execution_id: str | None
 
 
 @dataclass(frozen=True, slots=True)

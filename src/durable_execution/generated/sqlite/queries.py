@@ -42,7 +42,7 @@ CLAIM_READY_TASK_EXECUTIONS_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries"
+    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id"
 )
 
 
@@ -74,7 +74,7 @@ CLAIM_READY_TASK_EXECUTION_BY_EXECUTION_ID_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries"
+    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id"
 )
 
 
@@ -124,7 +124,8 @@ INSERT_TASK_EXECUTION_SQL = (
     "    expires_at,\n"
     "    version,\n"
     "    created_at,\n"
-    "    updated_at\n"
+    "    updated_at,\n"
+    "    rerun_of_execution_id\n"
     ") VALUES (\n"
     "    :p1,\n"
     "    :p2,\n"
@@ -156,7 +157,8 @@ INSERT_TASK_EXECUTION_SQL = (
     "    :p28,\n"
     "    :p29,\n"
     "    :p30,\n"
-    "    :p31\n"
+    "    :p31,\n"
+    "    :p32\n"
     ")"
 )
 
@@ -177,7 +179,7 @@ LIST_TASK_EXECUTIONS_SQL = (
     "listed.finalize_task_error, listed.error, listed.status, listed.is_closed, "
     "listed.needs_promise_cancellation, listed.retry_attempts, listed.start_at, listed.started_at, "
     "listed.finished_at, listed.expires_at, listed.version, listed.created_at, listed.updated_at, "
-    "listed.lease_expiries\n"
+    "listed.lease_expiries, listed.rerun_of_execution_id\n"
     "FROM {table} AS listed\n"
     "WHERE listed.id < coalesce(\n"
     "        (\n"
@@ -219,7 +221,7 @@ GET_OLDEST_READY_TASK_EXECUTION_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries\n"
+    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id\n"
     "FROM {table}\n"
     "WHERE status = 'ready'\n"
     "    AND (CAST(:p1 AS TEXT) IS NULL OR task_id = :p1)\n"
@@ -316,7 +318,7 @@ GET_TASK_EXECUTIONS_BY_EXECUTION_IDS_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries\n"
+    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id\n"
     "FROM {table}\n"
     "WHERE execution_id IN ({p1})\n"
     "    AND (NOT CAST(:p2 AS BOOLEAN) OR status IN ({p3}))\n"
@@ -358,7 +360,7 @@ GET_TASK_EXECUTIONS_BY_STATUSES_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries\n"
+    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id\n"
     "FROM {table}\n"
     "WHERE status IN ({p1})\n"
     "    AND (\n"
@@ -482,6 +484,7 @@ def _as_durable_task_execution(row: tuple[Any, ...]) -> DurableTaskExecution:
         created_at=row[29],
         updated_at=row[30],
         lease_expiries=row[31],
+        rerun_of_execution_id=row[32],
     )
 
 
@@ -648,6 +651,7 @@ class Queries(_Texts):
         version: int,
         created_at: int,
         updated_at: int,
+        rerun_of_execution_id: str | None,
     ) -> None:
         args: dict[str, object] = {
             "p1": root_task_id,
@@ -681,6 +685,7 @@ class Queries(_Texts):
             "p29": version,
             "p30": created_at,
             "p31": updated_at,
+            "p32": rerun_of_execution_id,
         }
         with closing(conn.cursor()) as cur:
             cur.execute(self._sql(INSERT_TASK_EXECUTION_SQL), args)
