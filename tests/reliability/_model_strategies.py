@@ -173,6 +173,8 @@ _RECORD_FIELDS: Final[dict[str, st.SearchStrategy[object]]] = {
     "finished_at": _optional(stored_times),
     "expires_at": _optional(stored_times),
     "version": versions,
+    # The execution a rerun copies: an id, stored and read back as it is.
+    "rerun_of": _optional(st.sampled_from(IDS)),
 }
 
 _UPDATE_FIELDS: Final[dict[str, st.SearchStrategy[object]]] = {

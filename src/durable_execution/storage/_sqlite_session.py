@@ -44,6 +44,11 @@ SYNCHRONOUS_VALUES: Final[tuple[SqliteSynchronous, ...]] = get_args(SqliteSynchr
 DEFAULT_SYNCHRONOUS: Final[SqliteSynchronous] = "full"
 # What ``PRAGMA synchronous`` reads back for each setting.
 SYNCHRONOUS_LEVELS: Final[dict[SqliteSynchronous, int]] = {"full": 2, "normal": 1}
+# Constant statements, one per setting: no SQL is ever built from what the caller passed.
+_SYNCHRONOUS_PRAGMAS: Final[dict[SqliteSynchronous, str]] = {
+    "full": "PRAGMA synchronous = FULL",
+    "normal": "PRAGMA synchronous = NORMAL",
+}
 
 
 def check_synchronous(value: object, what: str = "synchronous") -> SqliteSynchronous:
@@ -132,8 +137,8 @@ def connect(
     try:
         # journal_mode is stored in the file; switching needs a moment of exclusive access.
         retry_busy(lambda: conn.execute("PRAGMA journal_mode = WAL"), "enable WAL", busy_timeout_ms)
-        # Set from the closed Literal only: never text from the caller.
-        conn.execute(f"PRAGMA synchronous = {check_synchronous(synchronous).upper()}")
+        pragma = _SYNCHRONOUS_PRAGMAS[check_synchronous(synchronous)]  # one of two constants
+        conn.execute(pragma)
     except BaseException:
         conn.close()
         raise
