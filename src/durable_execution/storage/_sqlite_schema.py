@@ -25,12 +25,19 @@ def _database(conn: sqlite3.Connection) -> sqlite_utils.Database:
     return sqlite_utils.Database(conn, recursive_triggers=False, execute_plugins=False)
 
 
-def _expected(table: str, migrations: Sequence[Migration]) -> sqlite_utils.db.Table:
+def _expected(
+    table: str, migrations: Sequence[Migration]
+) -> tuple[list[sqlite_utils.db.Column], list[sqlite_utils.db.Index]]:
+    """The columns and indexes the migrations create, on a scratch in-memory database."""
     scratch = sqlite3.connect(":memory:")
-    for migration in migrations:
-        for statement in migration.statements:
-            scratch.execute(statement)
-    return _database(scratch).table(table)
+    try:
+        for migration in migrations:
+            for statement in migration.statements:
+                scratch.execute(statement)
+        expected = _database(scratch).table(table)
+        return expected.columns, expected.indexes
+    finally:
+        scratch.close()
 
 
 def _column(column: sqlite_utils.db.Column) -> str:
@@ -59,10 +66,10 @@ def schema_differences(
     actual = _database(conn).table(table)
     if not actual.exists():
         return [] if if_exists else [f"table {table} does not exist"]
-    expected = _expected(table, migrations)
+    expected_columns, expected_indexes = _expected(table, migrations)
     problems: list[str] = []
     found_columns = {column.name: column for column in actual.columns}
-    for column in expected.columns:
+    for column in expected_columns:
         found = found_columns.get(column.name)
         if found is None:
             problems.append(f"column {column.name} ({_column(column)}) is missing")
@@ -71,7 +78,7 @@ def schema_differences(
                 f"column {column.name} is {_column(found)}, the migrations made {_column(column)}"
             )
     found_indexes = {index.name: index for index in actual.indexes}
-    for index in expected.indexes:
+    for index in expected_indexes:
         if index.origin == "pk":
             continue  # the INTEGER PRIMARY KEY is the rowid, not an index
         found_index = found_indexes.get(index.name)
