@@ -15,7 +15,6 @@ from __future__ import annotations
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, cast
 
 import pytest
@@ -339,15 +338,6 @@ CASES: dict[str, tuple[Case, type[Exception], str]] = {
         r"^invalid table name 'two words': a table name must match",
     ),
 }
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest) -> str:
-    if request.param == "sqlite":
-        path: Path = request.getfixturevalue("sqlite_path")
-        return f"sqlite:///{path}"
-    url: str = request.getfixturevalue("postgres_url")
-    return url
 
 
 @pytest.fixture

@@ -12,32 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
 
 from durable_execution import DurableExecutor, TaskContext
-from durable_execution.storage import DurableStorage, open_storage
+from durable_execution.storage import DurableStorage
 
 from . import _raw_sql as raw
 
 HEALTHY = 30
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest) -> str:
-    if request.param == "sqlite":
-        path: Path = request.getfixturevalue("sqlite_path")
-        return f"sqlite:///{path}"
-    url: str = request.getfixturevalue("postgres_url")
-    return url
-
-
-@pytest.fixture
-async def storage(db_url: str) -> AsyncIterator[DurableStorage]:
-    async with open_storage(db_url) as opened:
-        yield opened
 
 
 # Timeouts the option checks would refuse. They once made every claim fail (the lease was

@@ -9,34 +9,17 @@ output that does not deserialize. Healthy work enqueued after them must still co
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from durable_execution import DurableExecutionError, DurableExecutor, TaskContext
 from durable_execution.handle import TaskHandle
-from durable_execution.storage import DurableStorage, MalformedRowError, open_storage
+from durable_execution.storage import DurableStorage, MalformedRowError
 from durable_execution.tasks import ChildTask, ParentTaskResult
 
 from . import _raw_sql as raw
 
 HEALTHY = 40
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest) -> str:
-    if request.param == "sqlite":
-        path: Path = request.getfixturevalue("sqlite_path")
-        return f"sqlite:///{path}"
-    url: str = request.getfixturevalue("postgres_url")
-    return url
-
-
-@pytest.fixture
-async def storage(db_url: str) -> AsyncIterator[DurableStorage]:
-    async with open_storage(db_url) as opened:
-        yield opened
 
 
 async def _set(db_url: str, execution_id: str, column: str, value: str) -> None:
