@@ -1,23 +1,91 @@
 """PostgreSQL statements that bind a whole batch: records and updates as one array per column.
 
 The insert and the batched guarded update send every column as an array (``unnest`` in the
-SQL), so a batch of any size is one statement and one round trip.
+SQL), so a batch of any size is one statement and one round trip (two when some record's
+idempotency key was taken: the holders are then read, see :func:`insert_rows`).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Final
 
 from durable_execution.generated import postgresql as pg
 from durable_execution.storage._pg_pool import Connection
 from durable_execution.storage.conversion import ColumnChanges, Columns, JsonValue
+from durable_execution.storage.errors import StorageError
 from durable_execution.storage.types import WhereByExecutionIds
 
+# How often an insert is retried for records whose key holder vanished between the insert that
+# skipped them and the read of their holders (a prune deleted it: the key is free again).
+_KEY_ATTEMPTS: Final = 3
 
-async def insert_rows(queries: pg.AsyncQueries, conn: Connection, rows: Sequence[Columns]) -> None:
-    """Insert executions in one statement: one array per column, one element per row."""
-    await queries.insert_task_executions(
+
+async def insert_rows(
+    queries: pg.AsyncQueries, conn: Connection, rows: Sequence[Columns]
+) -> list[str]:
+    """Insert executions; the execution id standing for each row (the storage contract's
+    ``insert_task_executions``: a row whose idempotency key is taken is skipped and stands for
+    the key's holder).
+
+    The statement skips such rows itself (ON CONFLICT on the key index, waiting for a concurrent
+    inserter of the same key to finish), so concurrent enqueues of one key from any number of
+    processes store one execution. The holders are read afterwards in the same transaction:
+    under READ COMMITTED that read sees a concurrent holder once the insert waited for it.
+    """
+    resolved: list[str | None] = [None] * len(rows)
+    pending = list(range(len(rows)))
+    for _ in range(_KEY_ATTEMPTS):
+        batch = [rows[i] for i in pending]
+        inserted = set(await _insert(queries, conn, batch))
+        pending = _resolve(rows, pending, inserted, resolved)
+        keyed = [i for i in pending if resolved[i] is None]
+        if keyed:
+            holders = await queries.get_task_execution_ids_by_idempotency_keys(
+                conn,
+                task_ids=[rows[i].task_id for i in keyed],
+                idempotency_keys=[rows[i].idempotency_key for i in keyed],
+            )
+            by_key = {(h.task_id, h.idempotency_key): h.execution_id for h in holders}
+            for i in keyed:
+                resolved[i] = by_key.get((rows[i].task_id, rows[i].idempotency_key or ""))
+        pending = [i for i in pending if resolved[i] is None]
+        if not pending:
+            return [execution_id for execution_id in resolved if execution_id is not None]
+    raise StorageError(
+        f"Could not store or find the holder of {len(pending)} idempotency keys (their holders"
+        " were deleted each time right after the insert skipped them); try again"
+    )
+
+
+def _resolve(
+    rows: Sequence[Columns], pending: list[int], inserted: set[str], resolved: list[str | None]
+) -> list[int]:
+    """Settle the rows of ``pending`` that the insert certainly stored; the rest are returned.
+
+    A keyless row is always stored. A keyed row whose id the insert returned was stored, unless
+    another row of the batch has the same id (then the returned id may be that row's): such rows
+    and the ones not returned are settled by reading their key's holder.
+    """
+    counts = Counter(rows[i].execution_id for i in pending)
+    unsettled: list[int] = []
+    for i in pending:
+        row = rows[i]
+        if row.idempotency_key is None or (
+            row.execution_id in inserted and counts[row.execution_id] == 1
+        ):
+            resolved[i] = row.execution_id
+        else:
+            unsettled.append(i)
+    return unsettled
+
+
+async def _insert(queries: pg.AsyncQueries, conn: Connection, rows: Sequence[Columns]) -> list[str]:
+    """One InsertTaskExecutions statement: one array per column, one element per row; the ids
+    of the rows it stored."""
+    return await queries.insert_task_executions(
         conn,
         root_task_id=[r.root_task_id for r in rows],
         root_execution_id=[r.root_execution_id for r in rows],
@@ -52,6 +120,8 @@ async def insert_rows(queries: pg.AsyncQueries, conn: Connection, rows: Sequence
         updated_at=[r.updated_at for r in rows],
         rerun_of_execution_id=[r.rerun_of_execution_id for r in rows],
         trace_context=[r.trace_context for r in rows],
+        idempotency_key=[r.idempotency_key for r in rows],
+        priority=[r.priority for r in rows],
     )
 
 

@@ -28,9 +28,7 @@ from durable_execution.clock import from_epoch_ms, to_epoch_ms
 from durable_execution.generated import sqlite as lite
 from durable_execution.model import TaskExecutionStatus
 from durable_execution.storage import (
-    _sqlite_rows as _rows,
-)
-from durable_execution.storage import (
+    _sqlite_inserts,
     _sqlite_schema,
     _sqlite_session,
     _sqlite_worker,
@@ -38,6 +36,9 @@ from durable_execution.storage import (
     conversion,
     inspection,
     migrate,
+)
+from durable_execution.storage import (
+    _sqlite_rows as _rows,
 )
 from durable_execution.storage._sqlite_session import DEFAULT_SYNCHRONOUS, SqliteSynchronous
 from durable_execution.storage.conversion import Columns
@@ -102,34 +103,37 @@ class SQLiteStorageTx:
         self.begun = True
         return await self._storage.connection.begin_and_run(translated)
 
-    async def insert_task_executions(self, executions: Sequence[TaskExecutionRecord]) -> None:
+    async def insert_task_executions(self, executions: Sequence[TaskExecutionRecord]) -> list[str]:
         self.raise_if_refused()
         if not executions:
-            return
+            return []
         columns = [conversion.columns_from_record(record) for record in executions]
         try:
-            await self._run(lambda conn: self._insert(conn, columns))
+            return await self._run(lambda conn: self._insert(conn, columns))
         except DuplicateExecutionIdError as error:
             self._refused_ids = error.execution_ids
             raise
 
-    def _insert(self, conn: sqlite3.Connection, rows: Sequence[Columns]) -> None:
-        # Duplicates are found before anything is written, so a refused insert writes nothing
+    def _insert(self, conn: sqlite3.Connection, rows: Sequence[Columns]) -> list[str]:
+        # Every outcome is decided before anything is written, so a refused insert writes nothing
         # (and the transaction then refuses everything: see raise_if_refused). Nobody else can
-        # insert between this check and the inserts: the transaction holds the write lock.
-        ids = [row.execution_id for row in rows]
-        repeated = [execution_id for execution_id, n in Counter(ids).items() if n > 1]
-        existing = self._queries.get_existing_execution_ids(conn, execution_ids=ids)
-        duplicates = list(dict.fromkeys([*existing, *repeated]))
-        if duplicates:
-            raise DuplicateExecutionIdError(duplicates)
-        for row in rows:
+        # insert between these reads and the inserts: the transaction holds the write lock.
+        plan = _sqlite_inserts.plan(self._queries, conn, rows)
+        if plan.duplicates:
+            raise DuplicateExecutionIdError(plan.duplicates)
+        for row in plan.inserts:
             try:
-                _rows.insert_row(self._queries, conn, row)
+                stored = _rows.insert_row(self._queries, conn, row)
             except sqlite3.IntegrityError as error:
                 raise StorageError(
                     f"SQLite refused to store execution {row.execution_id}: {error}"
                 ) from error
+            if not stored:  # the insert tolerates a taken key; the write lock makes it moot
+                raise StorageError(
+                    f"The idempotency key of execution {row.execution_id} was taken while this"
+                    " transaction held the write lock"
+                )
+        return plan.resolved
 
     async def get_task_execution_ids(
         self,
@@ -262,7 +266,7 @@ class SQLiteStorageTx:
                     _rows.record,
                     (sqlite3.IntegrityError,),
                 )
-            return claiming.claimed_from_rows(sorted(rows, key=_rows.fifo), _rows.record)
+            return claiming.claimed_from_rows(sorted(rows, key=_rows.claim_order), _rows.record)
 
         return await self._run(claim)
 
