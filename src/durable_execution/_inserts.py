@@ -7,6 +7,10 @@ duplicates: the caller would be told the enqueue failed although it is stored, a
 enqueue would run the task twice. So a retried insert first reads the ids it is about to insert:
 a stored row with the same content (task, input, options, parent) is its own earlier insert and
 counts as inserted; a stored row with other content is a real duplicate and still refused.
+
+Every insert returns, per record, the execution id that stands for it: its own, or, for a record
+whose idempotency key an execution of its task already holds, that execution's (the storage
+skips the record; see ``DurableStorageTx.insert_task_executions``).
 """
 
 from __future__ import annotations
@@ -25,19 +29,22 @@ from durable_execution.storage.types import (
 CHUNK: Final = 500
 
 
-async def insert_new(tx: DurableStorageTx, records: Sequence[TaskExecutionRecord]) -> None:
+async def insert_new(tx: DurableStorageTx, records: Sequence[TaskExecutionRecord]) -> list[str]:
     """Insert ``records`` (the first attempt: nothing of them can be stored yet)."""
+    resolved: list[str] = []
     for start in range(0, len(records), CHUNK):
-        await tx.insert_task_executions(records[start : start + CHUNK])
+        resolved += await tx.insert_task_executions(records[start : start + CHUNK])
+    return resolved
 
 
 async def insert_unless_stored(
     tx: DurableStorageTx, records: Sequence[TaskExecutionRecord]
-) -> None:
+) -> list[str]:
     """Insert those of ``records`` that an earlier attempt did not store; raise
     :class:`DuplicateExecutionIdError` for ids stored with other content."""
     missing: list[TaskExecutionRecord] = []
     foreign: list[str] = []
+    stored_ids: set[str] = set()
     for start in range(0, len(records), CHUNK):
         chunk = records[start : start + CHUNK]
         stored = await tx.get_task_executions(
@@ -50,9 +57,17 @@ async def insert_unless_stored(
                 missing.append(record)
             elif not same_execution(row, record):
                 foreign.append(record.execution_id)
+            else:
+                stored_ids.add(record.execution_id)
     if foreign:
         raise DuplicateExecutionIdError(foreign)
-    await insert_new(tx, missing)
+    # The records stored before stand for themselves; the others resolve as a first insert does
+    # (a key that an earlier attempt's record took then resolves to that record).
+    inserted = iter(await insert_new(tx, missing))
+    return [
+        record.execution_id if record.execution_id in stored_ids else next(inserted)
+        for record in records
+    ]
 
 
 def same_execution(stored: TaskExecutionRecord, inserted: TaskExecutionRecord) -> bool:
@@ -66,20 +81,6 @@ def same_execution(stored: TaskExecutionRecord, inserted: TaskExecutionRecord) -
         and stored.timeout_ms == inserted.timeout_ms
         and stored.root_task == inserted.root_task
         and stored.parent_task == inserted.parent_task
+        and stored.idempotency_key == inserted.idempotency_key
+        and stored.priority == inserted.priority
     )
-
-
-async def insert_records(
-    tx: DurableStorageTx, records: Sequence[TaskExecutionRecord]
-) -> list[None]:
-    """``enqueue_task``'s coalesced insert (one result per record, as the coalescer wants)."""
-    await tx.insert_task_executions(records)
-    return [None] * len(records)
-
-
-async def insert_records_unless_stored(
-    tx: DurableStorageTx, records: Sequence[TaskExecutionRecord]
-) -> list[None]:
-    """Its retry after an unknown commit outcome: finds its own rows (see insert_unless_stored)."""
-    await insert_unless_stored(tx, records)
-    return [None] * len(records)
