@@ -23,16 +23,20 @@ def once(ctx: TaskContext, value: int) -> int:
     return value
 
 
+def _wait_for(go: Path) -> None:
+    deadline = time.monotonic() + 60
+    while not go.exists():
+        if time.monotonic() > deadline:
+            raise SystemExit("the go file never appeared")
+        time.sleep(0.005)
+
+
 async def main(url: str, key: str, count: int, go: Path) -> None:
     async with open_storage(url) as storage:
         executor = DurableExecutor(storage)
         task = executor.task(id="idempotent", timeout_ms=5000, run=once)
         options = TaskEnqueueOptions(idempotency_key=key)
-        deadline = time.monotonic() + 60
-        while not go.exists():
-            if time.monotonic() > deadline:
-                raise SystemExit("the go file never appeared")
-            await asyncio.sleep(0.005)
+        await asyncio.to_thread(_wait_for, go)
         ids: list[str] = []
         half = count // 2
         for first in range(0, half, 10):

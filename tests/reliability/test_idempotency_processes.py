@@ -1,4 +1,4 @@
-"""Idempotency keys hold across processes: 4 processes × 100 enqueues of one key → 1 execution.
+"""Idempotency keys hold across processes: 4 processes x 100 enqueues of one key → 1 execution.
 
 Each process (``_enqueue_main.py``) waits for a common start signal, then enqueues the same key
 100 times through concurrent ``enqueue_task`` calls and ``enqueue_tasks`` batches, on one SQLite
@@ -8,6 +8,7 @@ process's memory, must make all 400 handles point at one stored execution, which
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -27,9 +28,8 @@ def once(ctx: TaskContext, value: int) -> int:
     return value
 
 
-async def test_processes_enqueuing_one_key_store_one_execution(
-    storage: DurableStorage, db_url: str, tmp_path: Path
-) -> None:
+def _enqueue_in_processes(db_url: str, tmp_path: Path) -> list[list[str]]:
+    """Start the processes, give them the signal together, and collect what each printed."""
     go = tmp_path / "go"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)])}
     procs = [
@@ -48,6 +48,13 @@ async def test_processes_enqueuing_one_key_store_one_execution(
         out, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err.decode()
         outputs.append(out.decode().split())
+    return outputs
+
+
+async def test_processes_enqueuing_one_key_store_one_execution(
+    storage: DurableStorage, db_url: str, tmp_path: Path
+) -> None:
+    outputs = await asyncio.to_thread(_enqueue_in_processes, db_url, tmp_path)
     assert [len(ids) for ids in outputs] == [ENQUEUES] * PROCESSES
     handed_out = {execution_id for ids in outputs for execution_id in ids}
     records = await all_records(storage)
