@@ -47,6 +47,8 @@ class TickSpec:
 
     def next_after(self, moment: datetime) -> datetime:
         """The first tick strictly after ``moment`` (aware), in UTC."""
+        # Compared in UTC: two datetimes of one ZoneInfo compare by wall time, not as instants.
+        moment = moment.astimezone(UTC)
         if self.every_ms is not None:
             ticks = to_epoch_ms(moment) // self.every_ms + 1
             return from_epoch_ms(ticks * self.every_ms)
@@ -55,7 +57,7 @@ class TickSpec:
         # Cron's local-time arithmetic can give a tick before `moment` when `moment` lies in
         # the second pass of a repeated hour (it names the first pass): skip those.
         for tick in CronSim(self.cron, moment.astimezone(zone)):
-            if tick > moment:
+            if tick.astimezone(UTC) > moment:
                 return tick.astimezone(UTC)
         raise AssertionError("unreachable: cronsim iterates without end")  # pragma: no cover
 
@@ -82,6 +84,7 @@ class DueTick:
 def due_tick(spec: TickSpec, next_tick_at: datetime, now: datetime) -> DueTick | None:
     """The tick to fire now for a schedule whose next tick is ``next_tick_at``, or ``None`` if
     it is not due yet. Of several due ticks only the latest fires (see the module docstring)."""
+    next_tick_at, now = next_tick_at.astimezone(UTC), now.astimezone(UTC)  # as instants
     if next_tick_at > now:
         return None
     latest = spec.latest_at_or_before(now)
