@@ -12,9 +12,12 @@ both halves of a repeated hour, as cron does. Only the standard five fields are 
 
 Missed ticks (see :func:`due_tick`): when a schedule is found due, it fires once, for the
 latest tick that is due, and moves on to the first tick after now. Ticks in between are not
-fired: after three days with every worker down, a nightly report runs once, not three times
-(as River and pg_timetable do; procrastinate catches up only the latest tick too). A task that
-must see every period can compute them from its previous run.
+fired: after three days with every worker down, a nightly report runs once, not three times.
+Running each missed tick would flood the queue with stale work after a long outage, and most
+periodic jobs (reports, syncs, cleanups) only need the latest state. Peers agree: pgqueuer
+collapses missed ticks into one run, procrastinate catches up only the latest tick (if under 10
+minutes late), River skips them. A task that must cover every period can look at when it last
+ran.
 """
 
 from __future__ import annotations
