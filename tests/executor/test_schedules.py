@@ -249,7 +249,11 @@ async def test_bad_schedules_are_refused_when_defined(make_executor: MakeExecuto
     executor = await make_executor(start=False)
     echo = register_echo(executor)
     other = DurableExecutor(executor._rt.transactions.storage)
-    foreign_only = other.task(id="foreign_only", timeout_ms=1000, run=lambda ctx, v: v)
+
+    def foreign(ctx: TaskContext, value: int) -> int:
+        return value
+
+    foreign_only = other.task(id="foreign_only", timeout_ms=1000, run=foreign)
     with pytest.raises(DurableExecutionNotFoundError, match="foreign_only"):
         executor.schedule(foreign_only, id="x", every_ms=1000, input=1)
     with pytest.raises(ValueError, match="schedule id 'a:b' may hold only"):
@@ -263,7 +267,7 @@ async def test_bad_schedules_are_refused_when_defined(make_executor: MakeExecuto
     with pytest.raises(ValueError, match="exactly one of cron= and every_ms="):
         executor.schedule(echo, id="x", input=1)
     with pytest.raises(DurableExecutionError, match="input of schedule 'x'"):
-        executor.schedule(echo, id="x", every_ms=1000, input=object())  # type: ignore[arg-type]
+        executor.schedule(echo, id="x", every_ms=1000, input=object())  # type: ignore[misc]
     executor.schedule(echo, id="x", every_ms=1000, input=1)
     with pytest.raises(ValueError, match="'x' is already defined on this executor"):
         executor.schedule(echo, id="x", cron="0 3 * * *", input=1)

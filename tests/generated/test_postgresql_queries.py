@@ -1313,7 +1313,8 @@ def test_register_task_schedule_inserts_then_keeps_the_next_tick_unless_the_timi
         at(100),
         at(1),
     )
-    assert row.last_tick_at is None and row.last_execution_id is None
+    assert row.last_tick_at is None
+    assert row.last_execution_id is None
     # Same timing, new input: the next tick stays (a missed one is still caught up).
     _register(conn, "nightly", cron="0 3 * * *", every_ms=None, next_tick=500, now=2, run_input="2")
     [row] = Q.get_task_schedules(conn, schedule_ids=["nightly"])

@@ -27,8 +27,8 @@ def every(ms: int) -> TickSpec:
     return check_tick_spec("test", None, ms, None)
 
 
-def local(*parts: int, fold: int = 0) -> datetime:
-    return datetime(*parts, tzinfo=BERLIN, fold=fold)  # type: ignore[misc]
+def local(year: int, month: int, day: int, hour: int, minute: int, *, fold: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=BERLIN, fold=fold)
 
 
 def fired_ticks(spec: TickSpec, start: datetime, end: datetime, step: timedelta) -> list[datetime]:
@@ -168,7 +168,7 @@ def test_after_downtime_only_the_latest_missed_tick_fires() -> None:
 def test_bad_timing_is_refused_naming_the_problem(
     cron_expression: object, every_ms: object, timezone: object, message: str
 ) -> None:
-    with pytest.raises(InvalidOptionError, match="^schedule 'nightly': ") as caught:
+    with pytest.raises(InvalidOptionError, match=r"^schedule 'nightly': ") as caught:
         check_tick_spec("nightly", cron_expression, every_ms, timezone)
     assert message in str(caught.value)
     assert isinstance(caught.value, ValueError)
