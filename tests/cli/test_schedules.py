@@ -8,7 +8,7 @@ import re
 from datetime import timedelta
 
 from durable_execution import DurableExecutor, TaskContext, clock, open_storage
-from durable_execution.storage import InspectableStorage, ScheduleRecord
+from durable_execution.storage import InspectableSchedulesStorage, ScheduleRecord
 
 from ._support import cli
 
@@ -44,7 +44,7 @@ async def make_schedules(db: str) -> str:
         executor.schedule(
             report, id="nightly", cron="0 3 * * *", timezone="Europe/Berlin", input={"pages": 9}
         )
-        assert isinstance(storage, InspectableStorage)
+        assert isinstance(storage, InspectableSchedulesStorage)
         async with executor:
             for _ in range(500):
                 listed = {

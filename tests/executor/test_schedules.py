@@ -27,7 +27,7 @@ from durable_execution import (
 from durable_execution.model import ALL_STATUSES
 from durable_execution.storage import (
     DurableStorage,
-    InspectableStorage,
+    InspectableSchedulesStorage,
     ScheduleRecord,
     TaskExecutionRecord,
     WhereByStatuses,
@@ -235,7 +235,7 @@ async def test_the_storage_lists_schedules_with_their_last_run(
     await executor.start()
     await eventually(lambda: len(fired(caplog)) >= 1, what="a fired tick")
     await executor.shutdown()
-    assert isinstance(storage, InspectableStorage)
+    assert isinstance(storage, InspectableSchedulesStorage)
     [listing] = await storage.list_task_schedules()
     assert listing.schedule.schedule_id == "listed"
     assert listing.schedule.last_execution_id == fired(caplog)[-1][1]
@@ -292,5 +292,5 @@ async def test_an_input_its_validator_refuses_fails_start(
     executor.schedule(checked, id="checked-often", every_ms=1000, input=-1)
     with pytest.raises(DurableExecutionError, match="Invalid input to task checked"):
         await executor.start()
-    assert isinstance(storage, InspectableStorage)
+    assert isinstance(storage, InspectableSchedulesStorage)
     assert await storage.list_task_schedules() == []

@@ -15,7 +15,7 @@ import pytest
 
 from durable_execution.storage import (
     DurableStorage,
-    InspectableStorage,
+    InspectableSchedulesStorage,
     ScheduleListing,
     ScheduleRecord,
     ScheduleTickAdvance,
@@ -205,7 +205,7 @@ async def test_concurrent_advances_of_one_tick_have_one_winner(storage: DurableS
 async def test_list_task_schedules_names_the_last_executions_status(
     storage: DurableStorage,
 ) -> None:
-    assert isinstance(storage, InspectableStorage)
+    assert isinstance(storage, InspectableSchedulesStorage)
     assert await storage.list_task_schedules() == []
     await insert(storage, record("te_done", status="completed"))
     await register(storage, schedule("c"), schedule("a"), schedule("b"))

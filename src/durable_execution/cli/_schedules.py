@@ -23,7 +23,7 @@ from durable_execution.cli._common import CliError, Target, opened, run, storage
 from durable_execution.cli._json import dumps, stored_value
 from durable_execution.cli._render import format_duration, status_text
 from durable_execution.cli._tables import chosen_target
-from durable_execution.storage import InspectableStorage, ScheduleListing, ScheduleRecord
+from durable_execution.storage import InspectableSchedulesStorage, ScheduleListing, ScheduleRecord
 
 # Longer past its next run than this, a schedule is not being fired by any executor: the loop
 # fires a due tick within a few milliseconds, or seconds on a busy database.
@@ -119,7 +119,7 @@ def schedules(db: str, table: str, as_json: bool) -> None:
 
     async def work() -> Sequence[ScheduleListing]:
         async with opened(target, migrate=False, must_exist=True) as storage:
-            if not isinstance(storage, InspectableStorage):
+            if not isinstance(storage, InspectableSchedulesStorage):
                 raise CliError(f"{target.shown} does not support listing schedules")
             return await storage.list_task_schedules()
 

@@ -20,6 +20,7 @@ from durable_execution.storage.sqlite import SQLiteDurableStorage, SQLiteStorage
 from durable_execution.storage.types import (
     DurableStorage,
     DurableStorageTx,
+    InspectableSchedulesStorage,
     InspectableStorage,
     ScheduleListing,
     ScheduleRecord,
@@ -51,6 +52,7 @@ __all__ = [
     "DurableStorageTx",
     "InMemoryStorage",
     "InMemoryStorageTx",
+    "InspectableSchedulesStorage",
     "InspectableStorage",
     "MalformedRowError",
     "PostgresDurableStorage",

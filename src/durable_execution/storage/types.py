@@ -24,7 +24,8 @@ The claim, the lease renewal, the batch of guarded updates and the prune step ar
 contract: every backend does each in one set-based step, and the executor has no second,
 row-by-row path.
 Optional, each a protocol checked with ``isinstance``: ``ReadyWatchingStorage`` (cross-process
-wake-ups instead of idle polling) and ``InspectableStorage`` (operators' read-only queries).
+wake-ups instead of idle polling), ``InspectableStorage`` (operators' read-only queries) and
+``InspectableSchedulesStorage`` (the schedules, for the CLI).
 """
 
 from __future__ import annotations
@@ -413,7 +414,6 @@ class InspectableStorage(Protocol):
     * ``count_task_executions_by_status``: only statuses with at least one execution appear.
     * ``get_oldest_ready_task_execution``: the ``ready`` execution with the earliest
       ``start_at`` (ties by insertion), due or not; ``None`` if none is ready.
-    * ``list_task_schedules``: the schedules (``durable-execution schedules``).
 
     A row that cannot be decoded is returned as the :class:`MalformedRowError` that says why, in
     its place: one damaged row must not hide the others from the operator looking for it.
@@ -439,6 +439,13 @@ class InspectableStorage(Protocol):
     async def get_oldest_ready_task_execution(
         self, *, task_id: str | None = None
     ) -> TaskExecutionRecord | MalformedRowError | None: ...
+
+
+@runtime_checkable
+class InspectableSchedulesStorage(Protocol):
+    """Optional, like :class:`InspectableStorage` (a protocol of its own, so that a storage
+    written before schedules existed still passes that one): what ``durable-execution
+    schedules`` reads, in a transaction of its own. The bundled backends implement it."""
 
     async def list_task_schedules(self) -> Sequence[ScheduleListing]:
         """Every stored schedule, ordered by id, with its last execution's status."""
