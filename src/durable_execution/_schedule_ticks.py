@@ -136,6 +136,11 @@ def check_cron(where: str, cron: object) -> str:
     if not isinstance(cron, str):
         raise InvalidOptionError(f"{where}: cron must be a string, got {cron!r}")
     fields = cron.split()
+    if cron.strip().startswith("@"):
+        raise InvalidOptionError(
+            f"{where}: cron expression {cron!r}: macros such as @daily are not supported; write"
+            f" the five fields ({_FIELD_EXAMPLE})"
+        )
     if len(fields) != len(_FIELDS):
         raise InvalidOptionError(
             f"{where}: cron expression {cron!r} has {len(fields)} fields; it needs 5:"

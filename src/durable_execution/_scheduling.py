@@ -103,7 +103,9 @@ async def register_schedules(rt: Runtime) -> None:
         return
     now = clock.now()
     records: list[ScheduleRecord] = []
-    for defined in rt.schedules.values():
+    # In id order, as the loop reads them: two executors upserting the same rows lock them in
+    # the same order (no deadlock between their transactions on PostgreSQL).
+    for _, defined in sorted(rt.schedules.items()):
         run_input = defined.run_input
         if run_input is None:
             validated = await validated_input(defined.definition, defined.input)

@@ -11,7 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import cast
 
 import pytest
 
@@ -27,8 +30,10 @@ from durable_execution import (
 from durable_execution.model import ALL_STATUSES
 from durable_execution.storage import (
     DurableStorage,
+    DurableStorageTx,
     InspectableSchedulesStorage,
     ScheduleRecord,
+    ScheduleTickAdvance,
     TaskExecutionRecord,
     WhereByStatuses,
 )
@@ -240,6 +245,73 @@ async def test_the_storage_lists_schedules_with_their_last_run(
     assert listing.schedule.schedule_id == "listed"
     assert listing.schedule.last_execution_id == fired(caplog)[-1][1]
     assert listing.last_execution_status in ALL_STATUSES
+
+
+class _TickTx:
+    """A transaction that notes whether it advanced a schedule (and forwards everything)."""
+
+    def __init__(self, inner: DurableStorageTx) -> None:
+        self._inner = inner
+        self.advanced = False
+
+    async def advance_task_schedule(self, advance: ScheduleTickAdvance) -> bool:
+        won = await self._inner.advance_task_schedule(advance)
+        self.advanced = self.advanced or won
+        return won
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._inner, name)
+
+
+class _LostTickAcknowledgement:
+    """The real storage; the first transaction that fires a tick commits, then raises as a
+    commit whose acknowledgement was lost does (a dropped connection): its outcome is unknown
+    to the executor, which retries the transaction."""
+
+    def __init__(self, inner: DurableStorage) -> None:
+        self.inner = inner
+        self.cuts = 0
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[DurableStorageTx]:
+        async with self.inner.transaction() as tx:
+            tick_tx = _TickTx(tx)
+            yield cast("DurableStorageTx", tick_tx)
+        if tick_tx.advanced and not self.cuts:
+            self.cuts += 1
+            raise ConnectionResetError("connection lost before the commit was acknowledged")
+
+
+async def test_a_tick_whose_commit_outcome_was_unknown_fires_once(
+    storage: DurableStorage, caplog: pytest.LogCaptureFixture
+) -> None:
+    cutting = _LostTickAcknowledgement(storage)
+    executor = DurableExecutor(cutting, background_process_intra_batch_sleep_ms=50)
+    # Yearly: the tick after the one due now is months away.
+    executor.schedule(register_echo(executor), id="cut", cron="0 0 1 1 *", input=1)
+    async with storage.transaction() as tx:  # the next tick is due now
+        await tx.register_task_schedules(
+            [
+                ScheduleRecord(
+                    schedule_id="cut",
+                    task_id="echo",
+                    cron="0 0 1 1 *",
+                    every_ms=None,
+                    timezone="UTC",
+                    run_input="1",
+                    next_tick_at=clock.now(),
+                    created_at=clock.now(),
+                    updated_at=clock.now(),
+                )
+            ]
+        )
+    async with executor:
+        await eventually(lambda: cutting.cuts == 1, what="the lost acknowledgement")
+        await asyncio.sleep(0.3)  # the retried transaction has run by now
+    assert any("Transaction failed" in r.getMessage() for r in caplog.records)
+    stored = await executions_of(storage, "echo")
+    assert len(stored) == 1
+    assert (await stored_schedule(storage, "cut")).last_execution_id == stored[0].execution_id
 
 
 # --- refusals ---------------------------------------------------------------------------------
