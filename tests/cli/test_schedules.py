@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import signal
+import time
 from datetime import timedelta
+from pathlib import Path
 
 from durable_execution import DurableExecutor, TaskContext, clock, open_storage
 from durable_execution.storage import InspectableSchedulesStorage, ScheduleRecord
 
-from ._support import cli
+from ._support import cli, running_worker
 
 
 async def make_schedules(db: str) -> str:
@@ -109,3 +112,26 @@ async def test_no_schedules(db_url: str) -> None:
     assert result.returncode == 0, result.stderr
     assert "No schedules in" in result.stdout
     assert json.loads(cli("schedules", "--db", db_url, "--json").stdout) == {"schedules": []}
+
+
+async def test_a_worker_fires_the_schedules_its_app_defines(db_url: str, tmp_path: Path) -> None:
+    with running_worker(
+        tmp_path, db_url, "--poll-interval-ms", "50", app="schedule_app:register"
+    ) as worker:
+        deadline = time.monotonic() + 30
+        while True:
+            result = cli("schedules", "--db", db_url, "--json")
+            assert result.returncode == 0, result.stderr
+            [listed] = json.loads(result.stdout)["schedules"]
+            if listed["last_execution_status"] == "completed":
+                break
+            assert time.monotonic() < deadline, worker.log()
+            await asyncio.sleep(0.1)
+        worker.signal(signal.SIGTERM)
+        assert worker.wait() == 0, worker.log()
+    assert (listed["schedule_id"], listed["task_id"], listed["input"]) == (
+        "heartbeat-often",
+        "heartbeat",
+        "schedule_app",
+    )
+    assert "Schedule heartbeat-often fired tick schedule:heartbeat-often:" in worker.log()
