@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Final
 
 from durable_execution.storage.errors import DuplicateExecutionIdError
+from durable_execution.storage.sync_types import SyncStorageTx
 from durable_execution.storage.types import (
     DurableStorageTx,
     TaskExecutionRecord,
@@ -40,19 +41,52 @@ async def insert_unless_stored(
     foreign: list[str] = []
     for start in range(0, len(records), CHUNK):
         chunk = records[start : start + CHUNK]
-        stored = await tx.get_task_executions(
-            WhereByExecutionIds(execution_ids=[record.execution_id for record in chunk])
-        )
-        by_id = {row.execution_id: row for row in stored}
-        for record in chunk:
-            row = by_id.get(record.execution_id)
-            if row is None:
-                missing.append(record)
-            elif not same_execution(row, record):
-                foreign.append(record.execution_id)
+        stored = await tx.get_task_executions(stored_where(chunk))
+        sort_stored(chunk, stored, missing, foreign)
     if foreign:
         raise DuplicateExecutionIdError(foreign)
     await insert_new(tx, missing)
+
+
+def insert_new_sync(tx: SyncStorageTx, records: Sequence[TaskExecutionRecord]) -> None:
+    """:func:`insert_new` for the ``SyncClient``."""
+    for start in range(0, len(records), CHUNK):
+        tx.insert_task_executions(records[start : start + CHUNK])
+
+
+def insert_unless_stored_sync(tx: SyncStorageTx, records: Sequence[TaskExecutionRecord]) -> None:
+    """:func:`insert_unless_stored` for the ``SyncClient``."""
+    missing: list[TaskExecutionRecord] = []
+    foreign: list[str] = []
+    for start in range(0, len(records), CHUNK):
+        chunk = records[start : start + CHUNK]
+        sort_stored(chunk, tx.get_task_executions(stored_where(chunk)), missing, foreign)
+    if foreign:
+        raise DuplicateExecutionIdError(foreign)
+    insert_new_sync(tx, missing)
+
+
+def stored_where(chunk: Sequence[TaskExecutionRecord]) -> WhereByExecutionIds:
+    """What a retried insert reads first: the rows of the ids it is about to insert."""
+    return WhereByExecutionIds(execution_ids=[record.execution_id for record in chunk])
+
+
+def sort_stored(
+    chunk: Sequence[TaskExecutionRecord],
+    stored: Sequence[TaskExecutionRecord],
+    missing: list[TaskExecutionRecord],
+    foreign: list[str],
+) -> None:
+    """Sort ``chunk`` by what ``stored`` (its rows read back) holds: records not stored go to
+    ``missing``; ids stored with other content, to ``foreign``; records stored as they are,
+    nowhere (an earlier attempt committed them)."""
+    by_id = {row.execution_id: row for row in stored}
+    for record in chunk:
+        row = by_id.get(record.execution_id)
+        if row is None:
+            missing.append(record)
+        elif not same_execution(row, record):
+            foreign.append(record.execution_id)
 
 
 def same_execution(stored: TaskExecutionRecord, inserted: TaskExecutionRecord) -> bool:
