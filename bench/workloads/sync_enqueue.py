@@ -9,7 +9,10 @@ Three figures per SQL backend:
   worker threads);
 * ``asyncio_run_ms``: the workaround the client replaces, one ``asyncio.run`` per enqueue that
   opens the storage, enqueues through a never-started executor and closes it again (fewer
-  samples: it is slow).
+  samples: it is slow);
+* ``floor_ms``: the plain driver committing one one-row insert into a scratch table of the same
+  database, same settings: what a durable commit costs on this machine (on SQLite with FULL,
+  mostly the fsync), so the client's own share is the difference.
 
 Every execution enqueued is read back afterwards, so a lost or mangled enqueue fails the case.
 """
@@ -17,15 +20,19 @@ Every execution enqueued is read back afterwards, so a lost or mangled enqueue f
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import statistics
 import threading
 import time
 from functools import partial
 from typing import Final
 
+import psycopg
+
 from bench.cases import Case, Sample, SampleContext, Scale, WorkloadFailedError
 from bench.figures import Metric, percentile
 from bench.storage import open_bench_storage
+from bench.targets import Target
 from bench.workloads._common import TASK_TIMEOUT_MS, echo
 from durable_execution import DurableExecutor, InMemoryStorage, SyncClient, Task
 
@@ -34,6 +41,7 @@ P95: Final = Metric("enqueue_p95_ms", "ms", False, "95th percentile SyncClient.e
 MEAN: Final = Metric("enqueue_mean_ms", "ms", False, "mean SyncClient.enqueue_task")
 THREADS: Final = Metric("threads_per_s", "/s", True, "enqueues/s, 8 threads sharing a client")
 WORKAROUND: Final = Metric("asyncio_run_ms", "ms", False, "asyncio.run(open + enqueue) each")
+FLOOR: Final = Metric("floor_ms", "ms", False, "plain driver: one-row insert + commit")
 
 WARM_UP: Final = 20
 THREAD_COUNT: Final = 8
@@ -45,7 +53,7 @@ def cases(scale: Scale) -> list[Case]:
             workload="W8",
             name=f"W8 sync enqueue n={n}",
             params={"n": n},
-            metrics=(P50, P95, MEAN, THREADS, WORKAROUND),
+            metrics=(P50, P95, MEAN, THREADS, WORKAROUND, FLOOR),
             backends=("sqlite", "postgresql"),
             measure=partial(measure, n=n),
         )
@@ -81,6 +89,7 @@ def measure(context: SampleContext, n: int) -> Sample:
             if client.get_execution(execution_id).status != "ready":
                 raise WorkloadFailedError(f"W8: {execution_id} is not stored ready")
     workaround_ms = _workaround(url, task, max(3, n // 20))
+    floor_ms = _floor(context.target, n)
     return Sample(
         {
             P50.key: percentile(single_ms, 50),
@@ -88,6 +97,7 @@ def measure(context: SampleContext, n: int) -> Sample:
             MEAN.key: statistics.fmean(single_ms),
             THREADS.key: per_s,
             WORKAROUND.key: statistics.fmean(workaround_ms),
+            FLOOR.key: statistics.fmean(floor_ms),
         },
         info={"enqueued": len(ids), "workaround_samples": len(workaround_ms)},
     )
@@ -134,4 +144,37 @@ def _workaround(url: str, task: Task[int, int], samples: int) -> list[float]:
         started = time.perf_counter()
         asyncio.run(enqueue_once(index))
         elapsed_ms.append((time.perf_counter() - started) * 1000)
+    return elapsed_ms
+
+
+def _floor(target: Target, n: int) -> list[float]:
+    """One-row inserts committed one by one through the plain driver (see the module doc)."""
+    elapsed_ms: list[float] = []
+    if target.sqlite_path is not None:
+        conn = sqlite3.connect(target.sqlite_path, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            # One of two constant statements, as the storage does.
+            if target.sqlite_synchronous == "normal":
+                conn.execute("PRAGMA synchronous = NORMAL")
+            else:
+                conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("CREATE TABLE floor_probe (id INTEGER PRIMARY KEY, v TEXT)")
+            for index in range(n):
+                started = time.perf_counter()
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute("INSERT INTO floor_probe (v) VALUES (?)", (str(index),))
+                conn.execute("COMMIT")
+                elapsed_ms.append((time.perf_counter() - started) * 1000)
+        finally:
+            conn.close()
+        return elapsed_ms
+    assert target.postgres_conninfo is not None
+    with psycopg.connect(target.postgres_conninfo, autocommit=True) as pg_conn:
+        pg_conn.execute("CREATE TABLE floor_probe (id bigserial PRIMARY KEY, v text)")
+        for index in range(n):
+            started = time.perf_counter()
+            with pg_conn.transaction():
+                pg_conn.execute("INSERT INTO floor_probe (v) VALUES (%s)", (str(index),))
+            elapsed_ms.append((time.perf_counter() - started) * 1000)
     return elapsed_ms
