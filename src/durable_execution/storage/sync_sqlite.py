@@ -1,9 +1,11 @@
 """The synchronous SQLite storage of a ``SyncClient``: the same file, statements and locking as
 :mod:`.sqlite`, without an event loop.
 
-* One connection per thread (``threading.local``), opened with the same settings as the async
-  storage's (:func:`._sqlite_session.connect`: WAL, ``synchronous`` FULL unless NORMAL was asked
-  for): reads of several threads go on at once (WAL readers never wait).
+* Connections are borrowed from a small free list for one read or one transaction, and opened
+  (with the async storage's settings, :func:`._sqlite_session.connect`: WAL, ``synchronous``
+  FULL unless NORMAL was asked for) only when none is free: reads of several threads go on at
+  once (WAL readers never wait), and a server that starts a thread per request does not leave a
+  connection behind per thread. At most :data:`MAX_IDLE_CONNECTIONS` are kept between uses.
 * Writes of this process queue on one ``threading.Lock`` before ``BEGIN IMMEDIATE``, so the
   threads of one process wait for each other on the lock, not by polling SQLite's busy answer;
   across processes, ``BEGIN IMMEDIATE`` and :func:`._sqlite_session.retry_busy` wait for the
@@ -18,7 +20,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Final, TypeVar
 
 from durable_execution.generated import sqlite as lite
 from durable_execution.storage import _sqlite_rows as _rows
@@ -34,6 +36,8 @@ from durable_execution.storage.types import (
 )
 
 _T = TypeVar("_T")
+
+MAX_IDLE_CONNECTIONS: Final = 4
 
 
 class SyncSQLiteTx:
@@ -94,28 +98,33 @@ class SyncSQLiteStorage:
         self.busy_timeout_ms = busy_timeout_ms
         self.synchronous = _sqlite_session.check_synchronous(synchronous)
         self.queries = lite.Queries(table_name)
-        self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
-        self._guard = threading.Lock()  # guards _connections and _closed
+        self._idle: list[sqlite3.Connection] = []
+        self._guard = threading.Lock()  # guards _idle and _closed
         self._write_lock = threading.Lock()  # one write transaction of this process at a time
         self._closed = False
 
-    def _connection(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is not None and not self._closed:
-            return conn
+    @contextmanager
+    def _borrowed(self) -> Iterator[sqlite3.Connection]:
+        """A connection for one read or one transaction, given back (or closed) after it."""
         with self._guard:
             if self._closed:
                 raise StorageClosedError("The SQLite storage is closed")
+            conn = self._idle.pop() if self._idle else None
+        if conn is None:
             conn = _sqlite_session.connect(self.path, self.busy_timeout_ms, self.synchronous)
-            self._connections.append(conn)
-        self._local.conn = conn
-        return conn
+        try:
+            yield conn
+        finally:
+            with self._guard:
+                keep = not self._closed and len(self._idle) < MAX_IDLE_CONNECTIONS
+                if keep:
+                    self._idle.append(conn)
+            if not keep:
+                conn.close()
 
     @contextmanager
     def transaction(self) -> Iterator[SyncStorageTx]:
-        conn = self._connection()
-        with self._write_lock:
+        with self._borrowed() as conn, self._write_lock:
             tx = SyncSQLiteTx(self, conn)
             try:
                 yield tx
@@ -139,21 +148,20 @@ class SyncSQLiteStorage:
         database like every other statement here."""
         if conversion.matches_nothing(where):
             return []
-        conn = self._connection()
         step = _steps.translated(
             lambda c: _steps.select_records(self.queries, c, where, None),
             self.table_name,
             self.path,
         )
-        return _sqlite_session.retry_busy(
-            lambda: step(conn), "read executions", self.busy_timeout_ms
-        )
+        with self._borrowed() as conn:
+            return _sqlite_session.retry_busy(
+                lambda: step(conn), "read executions", self.busy_timeout_ms
+            )
 
     def close(self) -> None:
-        """Close every thread's connection (idempotent). Call it once no thread uses the
-        storage any more: a statement running meanwhile fails."""
+        """Close the idle connections (idempotent); one in use is closed when given back."""
         with self._guard:
             self._closed = True
-            connections, self._connections = self._connections, []
-        for conn in connections:
+            idle, self._idle = self._idle, []
+        for conn in idle:
             conn.close()
