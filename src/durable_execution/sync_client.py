@@ -18,9 +18,10 @@ async storage sends.
 One client is meant to be shared by every thread of a process (a web server's worker threads):
 on SQLite threads borrow connections from a small free list and this process's writes queue on
 a lock; the PostgreSQL pool hands each transaction a connection of its own. Connections do not
-survive a fork: a pre-forking server creates the client in each worker process. Waiting for an execution polls
-the database, starting at 5 ms and doubling up to ``polling_interval_ms`` (default 1000 ms):
-the client hears no wake-ups from the executors.
+survive a fork: a pre-forking server creates the client in each worker process.
+
+Waiting for an execution polls the database, starting at 5 ms and doubling up to
+``polling_interval_ms`` (default 1000 ms): the client hears no wake-ups from the executors.
 """
 
 from __future__ import annotations
