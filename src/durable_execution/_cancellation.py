@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Container, Sequence
-from typing import Literal, TypeAlias
+from typing import Final, Literal, TypeAlias
 
 from durable_execution import clock
 from durable_execution._runtime import Runtime
@@ -25,7 +25,7 @@ from durable_execution.storage.types import (
     WhereByExecutionIds,
 )
 
-MAX_CONFLICTS = 5
+MAX_CONFLICTS: Final = 5
 
 CancelOutcome: TypeAlias = Literal["cancelled", "already_finished", "not_found"]
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import threading
 from pathlib import Path
+from typing import Any
 
+import pydantic
 import pytest
 
 from durable_execution import (
@@ -20,6 +22,7 @@ from durable_execution import (
     InMemoryStorage,
     StorageError,
     SyncClient,
+    TaskContext,
     TaskEnqueueOptions,
     open_storage,
 )
@@ -258,3 +261,24 @@ def test_other_table_names(db_url: str, tasks: Tasks, worker: Worker) -> None:
     assert stored_count(db_url) == 0  # the default table is untouched
     with SyncClient(db_url, table_name="other_queue") as client:
         assert client.get_execution(handle.execution_id).status == "ready"
+
+
+class Person(pydantic.BaseModel):
+    name: str
+    age: int
+
+
+def test_a_pydantic_schema_task_is_validated_and_stored_as_its_dump(tmp_path: Path) -> None:
+    executor = DurableExecutor(InMemoryStorage())
+
+    def greet(ctx: TaskContext, person: Person) -> str:
+        return f"{person.name} is {person.age}"
+
+    task = executor.input_schema(Person).task(id="greet_person", timeout_ms=1000, run=greet)
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    with SyncClient(url) as client:
+        with pytest.raises(DurableExecutionError, match="Invalid input to task greet_person"):
+            client.enqueue_task(task, {"name": "Ada"})  # type: ignore[misc]
+        raw: Any = {"name": "Ada", "age": "36"}  # what a pydantic schema accepts and converts
+        handle = client.enqueue_task(task, raw)
+        assert handle.get_execution().run_input == {"name": "Ada", "age": 36}
