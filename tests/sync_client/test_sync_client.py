@@ -282,3 +282,9 @@ def test_a_pydantic_schema_task_is_validated_and_stored_as_its_dump(tmp_path: Pa
         raw: Any = {"name": "Ada", "age": "36"}  # what a pydantic schema accepts and converts
         handle = client.enqueue_task(task, raw)
         assert handle.get_execution().run_input == {"name": "Ada", "age": 36}
+
+
+async def test_it_opens_inside_a_running_event_loop_too(tmp_path: Path, tasks: Tasks) -> None:
+    # Its schema pass runs open_storage on a thread of its own, never on the caller's loop.
+    with SyncClient(f"sqlite:///{tmp_path / 'db.sqlite'}") as client:
+        assert client.enqueue_task(tasks.add_one, 1).get_execution().status == "ready"
