@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pydantic
 import pytest
 
@@ -288,3 +289,22 @@ async def test_it_opens_inside_a_running_event_loop_too(tmp_path: Path, tasks: T
     # Its schema pass runs open_storage on a thread of its own, never on the caller's loop.
     with SyncClient(f"sqlite:///{tmp_path / 'db.sqlite'}") as client:
         assert client.enqueue_task(tasks.add_one, 1).get_execution().status == "ready"
+
+
+def test_postgres_connections_dropped_by_the_server_are_replaced(
+    postgres_url: str, tasks: Tasks
+) -> None:
+    # Four idle connections, all killed: more than the transaction retries (3) could absorb.
+    with SyncClient(postgres_url, pool_min_size=4) as client:
+        first = client.enqueue_task(tasks.add_one, 1)
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            killed = admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                " AND backend_type = 'client backend'"
+            ).fetchone()
+        assert killed is not None
+        assert killed[0] >= 4  # the client's pooled connections, now dead
+        second = client.enqueue_task(tasks.add_one, 2)
+        assert client.get_execution(first.execution_id).status == "ready"
+        assert second.get_execution().run_input == 2

@@ -167,9 +167,10 @@ class SyncPostgresStorage:
             raise missing_table_error(self.table_name, error) from None
 
     def read_task_executions(self, where: WhereByExecutionIds) -> list[TaskExecutionRecord]:
-        """Read in autocommit on a pooled connection (no transaction held open)."""
+        """One statement in a short transaction of its own: ``begun_sync`` passes over pooled
+        connections the server dropped meanwhile (a restart), as for writes."""
         try:
-            with self._pool.connection() as conn:
+            with _pg_pool.begun_sync(self._pool, self.pool_max_size) as conn:
                 return select_by_ids(self.queries, conn, where)
         except PoolClosed:
             raise StorageClosedError("The PostgreSQL storage is closed") from None
