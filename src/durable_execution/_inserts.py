@@ -11,11 +11,13 @@ counts as inserted; a stored row with other content is a real duplicate and stil
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Final
 
+from durable_execution._transactions import is_transient, run_sync
 from durable_execution.storage.errors import DuplicateExecutionIdError
-from durable_execution.storage.sync_types import SyncStorageTx
+from durable_execution.storage.sync_types import SyncStorage, SyncStorageTx
 from durable_execution.storage.types import (
     DurableStorageTx,
     TaskExecutionRecord,
@@ -64,6 +66,32 @@ def insert_unless_stored_sync(tx: SyncStorageTx, records: Sequence[TaskExecution
     if foreign:
         raise DuplicateExecutionIdError(foreign)
     insert_new_sync(tx, missing)
+
+
+def store_new_sync(
+    storage: SyncStorage, logger: logging.Logger, records: Sequence[TaskExecutionRecord]
+) -> None:
+    """A ``SyncClient``'s enqueue: ``records`` stored and committed, once.
+
+    Up to :data:`CHUNK` records go in one atomic write outside a transaction
+    (``storage.insert_at_once``: one round trip on PostgreSQL); more need a transaction. A
+    transient failure leaves the outcome unknown, so the retries (``run_sync``'s, each in a
+    transaction) first look for the rows, as :func:`insert_unless_stored` does.
+    """
+
+    def again(tx: SyncStorageTx) -> None:
+        insert_unless_stored_sync(tx, records)
+
+    if len(records) > CHUNK:
+        run_sync(storage, logger, lambda tx: insert_new_sync(tx, records), again=again)
+        return
+    try:
+        storage.insert_at_once(records)
+    except Exception as error:
+        if not is_transient(error):
+            raise
+        logger.warning("Insert failed, retrying in a transaction: %r", error)
+        run_sync(storage, logger, again)
 
 
 def stored_where(chunk: Sequence[TaskExecutionRecord]) -> WhereByExecutionIds:

@@ -33,10 +33,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Generic, Self, TypeVar, cast, overload
 
 from durable_execution._cancellation import write_cancellation_sync
-from durable_execution._inserts import (
-    insert_new_sync,
-    insert_unless_stored_sync,
-)
+from durable_execution._inserts import store_new_sync
 from durable_execution._options import (
     check_wait_ms,
     resolve_enqueue_options,
@@ -46,7 +43,7 @@ from durable_execution._records import enqueued_record
 from durable_execution._registry import validated_input_sync
 from durable_execution._sync_open import open_sync_storage
 from durable_execution._telemetry import enqueue_span, enqueued
-from durable_execution._transactions import is_transient, run_sync
+from durable_execution._transactions import is_transient
 from durable_execution.errors import DurableExecutionNotFoundError, DurableExecutionTimedOutError
 from durable_execution.executions import (
     FinishedTaskExecution,
@@ -240,12 +237,7 @@ class SyncClient:
             else:
                 enqueued(count=len(records))
             if records:
-                run_sync(
-                    storage,
-                    self._logger,
-                    lambda tx: insert_new_sync(tx, records),
-                    again=lambda tx: insert_unless_stored_sync(tx, records),
-                )
+                store_new_sync(storage, self._logger, records)
         self._logger.debug("Enqueued %d executions of %s", len(records), definition.id)
         return [SyncTaskHandle(self, definition.id, record.execution_id) for record in records]
 

@@ -153,3 +153,16 @@ def test_every_poke_is_followed_by_a_notice_sent_after_it() -> None:
     notices.close()
     assert sent[-1] >= max(pokes)  # no wake-up lost
     assert len(sent) < len(pokes) / 2  # folded
+
+
+def test_insert_at_once_stores_or_refuses_like_a_transaction(sync_storage: SyncStorage) -> None:
+    sync_storage.insert_at_once([record("te_a"), full_record("te_full")])
+    assert stored(sync_storage, "te_a", "te_full") == ["te_a", "te_full"]
+    with pytest.raises(DuplicateExecutionIdError) as caught:
+        sync_storage.insert_at_once([record("te_b"), record("te_a")])
+    assert caught.value.execution_ids == ["te_a"]
+    with pytest.raises(DuplicateExecutionIdError):
+        sync_storage.insert_at_once([record("te_c"), record("te_c")])
+    assert stored(sync_storage, "te_b", "te_c") == []
+    [row] = sync_storage.read_task_executions(WhereByExecutionIds(["te_full"]))
+    assert row == full_record("te_full")

@@ -308,3 +308,12 @@ def test_postgres_connections_dropped_by_the_server_are_replaced(
         second = client.enqueue_task(tasks.add_one, 2)
         assert client.get_execution(first.execution_id).status == "ready"
         assert second.get_execution().run_input == 2
+
+
+def test_more_than_one_statement_of_executions_in_one_transaction(
+    db_url: str, tasks: Tasks
+) -> None:
+    with SyncClient(db_url) as client:
+        handles = client.enqueue_tasks(tasks.add_one, range(1203))  # three chunks of at most 500
+        assert [h.get_execution().run_input for h in handles[::300]] == [0, 300, 600, 900, 1200]
+    assert stored_count(db_url) == 1203

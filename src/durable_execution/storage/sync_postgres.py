@@ -58,18 +58,8 @@ class SyncPostgresTx:
         self.made_ready = False  # whether it stored work claimable now: notify after commit
 
     def insert_task_executions(self, executions: Sequence[TaskExecutionRecord]) -> None:
-        if not executions:
-            return
-        rows = [conversion.columns_from_record(record) for record in executions]
-        ids = [row.execution_id for row in rows]
-        repeated = [execution_id for execution_id, n in Counter(ids).items() if n > 1]
-        if repeated:
-            raise DuplicateExecutionIdError(repeated)
-        try:
-            self._queries.insert_task_executions(self._conn, **_rows.insert_arrays(rows))
-        except pg_errors.UniqueViolation as error:
-            raise DuplicateExecutionIdError(duplicate_ids(error, ids)) from error
-        self.made_ready = self.made_ready or ready_now(executions)
+        made_ready = insert(self._queries, self._conn, executions)
+        self.made_ready = self.made_ready or made_ready
 
     def get_task_executions(self, where: WhereByExecutionIds) -> list[TaskExecutionRecord]:
         return select_by_ids(self._queries, self._conn, where)
@@ -87,6 +77,25 @@ class SyncPostgresTx:
             needs_promise_cancellation=where.needs_promise_cancellation,
             version=where.version,
         )
+
+
+def insert(
+    queries: pg.Queries, conn: _Connection, executions: Sequence[TaskExecutionRecord]
+) -> bool:
+    """Insert ``executions`` in one statement (in the caller's transaction, or alone in
+    autocommit); whether they include work claimable now (then a ready notice is due)."""
+    if not executions:
+        return False
+    rows = [conversion.columns_from_record(record) for record in executions]
+    ids = [row.execution_id for row in rows]
+    repeated = [execution_id for execution_id, n in Counter(ids).items() if n > 1]
+    if repeated:
+        raise DuplicateExecutionIdError(repeated)
+    try:
+        queries.insert_task_executions(conn, **_rows.insert_arrays(rows))
+    except pg_errors.UniqueViolation as error:
+        raise DuplicateExecutionIdError(duplicate_ids(error, ids)) from error
+    return ready_now(executions)
 
 
 def select_by_ids(
@@ -165,6 +174,20 @@ class SyncPostgresStorage:
             raise StorageClosedError("The PostgreSQL storage is closed") from None
         except pg_errors.UndefinedTable as error:
             raise missing_table_error(self.table_name, error) from None
+
+    def insert_at_once(self, executions: Sequence[TaskExecutionRecord]) -> None:
+        """One INSERT in autocommit: atomic by itself, and one round trip where a transaction
+        takes three. A pooled connection the server dropped fails here like any lost
+        connection; the caller's retry (in a transaction, finding its own rows) replaces it."""
+        try:
+            with self._pool.connection() as conn:
+                made_ready = insert(self.queries, conn, executions)
+        except PoolClosed:
+            raise StorageClosedError("The PostgreSQL storage is closed") from None
+        except pg_errors.UndefinedTable as error:
+            raise missing_table_error(self.table_name, error) from None
+        if made_ready:
+            self.notices.poke()
 
     def read_task_executions(self, where: WhereByExecutionIds) -> list[TaskExecutionRecord]:
         """One statement in a short transaction of its own: ``begun_sync`` passes over pooled

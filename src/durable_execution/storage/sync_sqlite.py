@@ -143,6 +143,11 @@ class SyncSQLiteStorage:
                     raise _sqlite_session.full_error(self.path, error) from error
                 raise
 
+    def insert_at_once(self, executions: Sequence[TaskExecutionRecord]) -> None:
+        # The duplicate check and the inserts must share the write lock: a transaction.
+        with self.transaction() as tx:
+            tx.insert_task_executions(executions)
+
     def read_task_executions(self, where: WhereByExecutionIds) -> list[TaskExecutionRecord]:
         """Read in autocommit (one consistent snapshot, no write lock), waiting out a busy
         database like every other statement here."""

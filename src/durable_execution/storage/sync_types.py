@@ -38,6 +38,13 @@ class SyncStorage(Protocol):
 
     def transaction(self) -> AbstractContextManager[SyncStorageTx]: ...
 
+    def insert_at_once(self, executions: Sequence[TaskExecutionRecord]) -> None:
+        """Insert up to ``_inserts.CHUNK`` executions as one atomic write, committed: what a
+        transaction doing only ``insert_task_executions`` does, in as few round trips as the
+        backend allows (PostgreSQL: one statement in autocommit, instead of BEGIN, INSERT,
+        COMMIT)."""
+        ...
+
     def read_task_executions(self, where: WhereByExecutionIds) -> list[TaskExecutionRecord]: ...
 
     def close(self) -> None: ...
