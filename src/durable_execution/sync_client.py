@@ -55,6 +55,7 @@ from durable_execution.ids import check_execution_id
 from durable_execution.model import FINISHED_STATUSES
 from durable_execution.serializer import CheckedSerializer, JsonSerializer, Serializer
 from durable_execution.storage.errors import StorageClosedError
+from durable_execution.storage.masking import mask_password
 from durable_execution.storage.table_names import DEFAULT_TABLE, validate_table_name
 from durable_execution.storage.types import TaskExecutionRecord, WhereByExecutionIds
 from durable_execution.tasks import Task, TaskDefinition, TaskEnqueueOptions, definition_of
@@ -149,6 +150,7 @@ class SyncClient:
             validate_max_serialized_size_bytes(max_serialized_size_bytes),
         )
         self._logger = logger or logging.getLogger("durable_execution")
+        self._display = f"{mask_password(url)!r} table={table_name!r}"  # never the password
         self._closed = False
         self._storage: SyncStorage = open_sync_storage(
             url,
@@ -159,6 +161,10 @@ class SyncClient:
             pool_min_size=pool_min_size,
             pool_max_size=pool_max_size,
         )
+
+    def __repr__(self) -> str:
+        state = " closed" if self._closed else ""
+        return f"<SyncClient {self._display}{state}>"
 
     # -- lifecycle ---------------------------------------------------------------------------
 

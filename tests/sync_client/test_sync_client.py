@@ -317,3 +317,11 @@ def test_more_than_one_statement_of_executions_in_one_transaction(
         handles = client.enqueue_tasks(tasks.add_one, range(1203))  # three chunks of at most 500
         assert [h.get_execution().run_input for h in handles[::300]] == [0, 300, 600, 900, 1200]
     assert stored_count(db_url) == 1203
+
+
+def test_its_repr_never_shows_the_password(postgres_url: str) -> None:
+    url = postgres_url.replace("postgresql://postgres@", "postgresql://postgres:s3cret@")
+    with SyncClient(url) as client:  # trust auth: the password is not checked
+        assert "s3cret" not in repr(client)
+        assert "table='durable_task_executions'" in repr(client)
+    assert repr(client).endswith(" closed>")
