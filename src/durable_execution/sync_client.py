@@ -150,7 +150,6 @@ class SyncClient:
             validate_max_serialized_size_bytes(max_serialized_size_bytes),
         )
         self._logger = logger or logging.getLogger("durable_execution")
-        self._display = f"{mask_password(url)!r} table={table_name!r}"  # never the password
         self._closed = False
         self._storage: SyncStorage = open_sync_storage(
             url,
@@ -161,6 +160,7 @@ class SyncClient:
             pool_min_size=pool_min_size,
             pool_max_size=pool_max_size,
         )
+        self._display = f"{mask_password(url)!r} table={table_name!r}"  # never the password
 
     def __repr__(self) -> str:
         state = " closed" if self._closed else ""
