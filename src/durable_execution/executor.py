@@ -14,12 +14,11 @@ Usage::
         if execution.status == "completed":
             print(execution.output)
 
-Four loops run while the executor is started: claiming ready executions (up to
-``max_concurrent_task_executions`` running at once), closing finished ones, recovering expired
-leases, and stopping local runs that another process cancelled; and, until the last attempt
-finished, the renewal of this executor's leases. See the ``_claims``, ``_runner``, ``_closing``,
-``_leases`` and ``_cancellation`` modules for what each guarantees, and ``_background`` for how
-shutdown drains them.
+While started, loops claim ready executions (up to ``max_concurrent_task_executions`` at once),
+close finished ones, recover expired leases, stop local runs cancelled elsewhere and fire
+schedules (``executor.schedule``, in ``_executor_schedules``); until the last attempt finished,
+this executor's leases are renewed. See ``_claims``, ``_runner``, ``_closing``, ``_leases``,
+``_cancellation`` and ``_schedule_loop``, and ``_background`` for how shutdown drains them.
 """
 
 from __future__ import annotations
@@ -32,6 +31,7 @@ from typing import Any, Final, NoReturn, Protocol, TypeVar, overload
 
 from durable_execution._background import BackgroundLoops
 from durable_execution._coalescing import Coalescer
+from durable_execution._executor_schedules import ExecutorSchedules
 from durable_execution._inserts import (
     insert_new,
     insert_records,
@@ -117,7 +117,7 @@ class TaskDecorator(Protocol):
     ) -> Task[StorableInputT, StorableOutputT]: ...
 
 
-class DurableExecutor:
+class DurableExecutor(ExecutorSchedules):
     def __init__(
         self,
         storage: DurableStorage,
