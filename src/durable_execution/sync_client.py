@@ -26,6 +26,7 @@ Waiting for an execution polls the database, starting at 5 ms and doubling up to
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Iterable
@@ -110,8 +111,10 @@ class SyncTaskHandle(Generic[OutputT_co]):
         return cast("FinishedTaskExecution[OutputT_co]", finished)
 
     def cancel(self) -> None:
-        """Cancel the execution if it is still active; harmless if it already finished."""
-        self._client.cancel(self._execution_id)
+        """Cancel the execution if it is still active; harmless if it already finished or is
+        gone (pruned), as a ``TaskHandle``'s is."""
+        with contextlib.suppress(DurableExecutionNotFoundError):
+            self._client.cancel(self._execution_id)
 
     def __repr__(self) -> str:
         return f"SyncTaskHandle(task_id={self._task_id!r}, execution_id={self._execution_id!r})"

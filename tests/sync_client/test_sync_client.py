@@ -23,6 +23,7 @@ from durable_execution import (
     InMemoryStorage,
     StorageError,
     SyncClient,
+    SyncTaskHandle,
     TaskContext,
     TaskEnqueueOptions,
     open_storage,
@@ -149,6 +150,7 @@ def test_cancel(db_url: str, tasks: Tasks) -> None:
         assert execution.status == "cancelled"
         with pytest.raises(DurableExecutionNotFoundError):
             client.cancel("te_unknown")
+        SyncTaskHandle(client, "add_one", "te_unknown").cancel()  # silent, as TaskHandle's
 
 
 def test_cancel_stops_a_running_attempt_in_the_worker(
