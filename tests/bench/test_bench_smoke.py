@@ -38,6 +38,7 @@ EXPECTED_CASES: dict[str, set[str]] = {
     "rss W1 n=200": ALL_BACKENDS,
     "retained W1 n=200": ALL_BACKENDS,
     "W7 soak n=2000": SQL_BACKENDS,
+    "W8 sync enqueue n=20": SQL_BACKENDS,
 }
 METRICS_BY_CASE_PREFIX: dict[str, set[str]] = {
     "W1": {"tasks_per_s", "enqueue_per_s", "closed_per_s"},
@@ -50,6 +51,14 @@ METRICS_BY_CASE_PREFIX: dict[str, set[str]] = {
     "rss": {"peak_rss_mib", "rss_growth_per_task_bytes"},
     "retained": {"retained_per_execution_bytes"},
     "W7": {"tasks_per_s", "claim_p50_ms", "claim_p99_ms", "table_mib"},
+    "W8": {
+        "enqueue_p50_ms",
+        "enqueue_p95_ms",
+        "enqueue_mean_ms",
+        "threads_per_s",
+        "asyncio_run_ms",
+        "floor_ms",
+    },
 }
 
 # Any: the report is parsed JSON; the test checks its shape field by field.
