@@ -18,6 +18,7 @@
 -- unnest() appears once per array in the select list (sqlc only knows single-argument unnest);
 -- PostgreSQL zips equally long arrays row by row and assigns ids in array order.
 
+-- @sync
 -- name: InsertTaskExecutions :many
 INSERT INTO durable_task_executions (
     root_task_id,
@@ -100,6 +101,7 @@ RETURNING execution_id;
 -- transaction, after the insert: a holder that a concurrent transaction committed meanwhile is
 -- visible (READ COMMITTED takes a new snapshot per statement). The IS NOT NULL lets the partial
 -- unique index serve the lookup.
+-- @sync
 -- name: GetTaskExecutionIdsByIdempotencyKeys :many
 SELECT t.task_id, t.idempotency_key::text AS idempotency_key, t.execution_id
 FROM durable_task_executions AS t

@@ -15,15 +15,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Final
 
-from durable_execution import clock
 from durable_execution._coalescing import Coalescer
 from durable_execution._inserts import insert_new, insert_unless_stored
-from durable_execution._options import InvalidOptionError, resolve_enqueue_options
-from durable_execution._records import new_record
-from durable_execution._registry import storable_input, validated_input
+from durable_execution._options import options_per_input, resolve_enqueue_options
+from durable_execution._records import enqueued_record
+from durable_execution._registry import validated_input
 from durable_execution._runtime import Runtime
-from durable_execution._telemetry import current_trace_context, enqueue_span, enqueued
-from durable_execution.ids import generate_execution_id
+from durable_execution._telemetry import enqueue_span, enqueued
 from durable_execution.storage.types import TaskExecutionRecord
 from durable_execution.tasks import TaskDefinition, TaskEnqueueOptions
 
@@ -66,7 +64,7 @@ class Enqueuer:
         options: TaskEnqueueOptions | Sequence[TaskEnqueueOptions | None] | None,
     ) -> list[str]:
         values = list(inputs)
-        per_input = _options_per_input(definition, values, options)
+        per_input = options_per_input(definition.id, len(values), options)
         with enqueue_span(definition.id):  # one span for the batch, however many
             records = [
                 await self._record(definition, value, value_options)
@@ -88,17 +86,7 @@ class Enqueuer:
     ) -> TaskExecutionRecord:
         resolved = resolve_enqueue_options(definition, options)
         validated = await validated_input(definition, input)
-        run_input = self._rt.serializer.serialize_limited(
-            storable_input(definition, validated), f"the input of task {definition.id}"
-        )
-        return new_record(
-            task_id=definition.id,
-            execution_id=generate_execution_id(),
-            options=resolved,
-            run_input=run_input,
-            now=clock.now(),
-            trace_context=current_trace_context(),
-        )
+        return enqueued_record(definition, resolved, validated, self._rt.serializer)
 
     def _log(
         self,
@@ -122,31 +110,3 @@ class Enqueuer:
             logger.debug("Enqueued %s as %s", definition.id, records[0].execution_id)
         elif len(records) > 1:
             logger.debug("Enqueued %d executions of %s", stored, definition.id)
-
-
-def _options_per_input(
-    definition: TaskDefinition,
-    values: list[object],
-    options: TaskEnqueueOptions | Sequence[TaskEnqueueOptions | None] | None,
-) -> Sequence[TaskEnqueueOptions | None]:
-    """One options (or ``None``) per input: ``enqueue_tasks`` takes one for all, or a sequence
-    with one per input (how each input gets its own idempotency key)."""
-    if options is None or isinstance(options, TaskEnqueueOptions):
-        if options is not None and options.idempotency_key is not None and len(values) > 1:
-            raise InvalidOptionError(
-                f"Invalid enqueue options for task {definition.id}: one idempotency_key for"
-                f" {len(values)} inputs would make them all one execution; pass a list of"
-                " TaskEnqueueOptions, one per input, to give each input its own key"
-            )
-        return [options] * len(values)
-    if isinstance(options, str | bytes) or not isinstance(options, Sequence):
-        raise InvalidOptionError(
-            f"Invalid enqueue options for task {definition.id}: expected TaskEnqueueOptions,"
-            f" a sequence of them (one per input) or None, got {type(options).__name__}"
-        )
-    if len(options) != len(values):
-        raise InvalidOptionError(
-            f"Invalid enqueue options for task {definition.id}: {len(options)} options for"
-            f" {len(values)} inputs (a sequence of options needs exactly one per input)"
-        )
-    return options

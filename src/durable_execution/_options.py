@@ -22,6 +22,7 @@ enqueued ``timeout_ms=sys.maxsize`` used to make every claim fail on that row, f
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Final, TypeGuard
@@ -249,6 +250,36 @@ def resolve_enqueue_options(
         raise _invalid(f"Invalid enqueue options for task {task_id}: {error.message}") from None
 
 
+def options_per_input(
+    task_id: str,
+    count: int,
+    options: TaskEnqueueOptions | Sequence[TaskEnqueueOptions | None] | None,
+) -> Sequence[TaskEnqueueOptions | None]:
+    """One options (or ``None``) per input of an ``enqueue_tasks`` of ``count`` inputs: it takes
+    one for all, or a sequence with one per input (how each input gets its own idempotency key;
+    one key for several inputs would make them all one execution, and is refused)."""
+    prefix = f"Invalid enqueue options for task {task_id}"
+    if options is None or isinstance(options, TaskEnqueueOptions):
+        if options is not None and options.idempotency_key is not None and count > 1:
+            raise _invalid(
+                f"{prefix}: one idempotency_key for {count} inputs would make them all one"
+                " execution; pass a list of TaskEnqueueOptions, one per input, to give each"
+                " input its own key"
+            )
+        return [options] * count
+    if isinstance(options, str | bytes) or not isinstance(options, Sequence):
+        raise _invalid(
+            f"{prefix}: expected TaskEnqueueOptions, a sequence of them (one per input) or None,"
+            f" got {type(options).__name__}"
+        )
+    if len(options) != count:
+        raise _invalid(
+            f"{prefix}: {len(options)} options for {count} inputs (a sequence of options needs"
+            " exactly one per input)"
+        )
+    return options
+
+
 def retry_delay_ms(options: RetryOptions, retry_attempts: int) -> float:
     """Delay before the retry that follows ``retry_attempts`` earlier retries (0 for the first).
 
@@ -316,6 +347,17 @@ def _executor_int(
     return value
 
 
+def validate_max_serialized_size_bytes(value: object) -> int:
+    """The executor's (and a ``SyncClient``'s) limit on one serialized input or output."""
+    return _executor_int(
+        "max_serialized_size_bytes",
+        value,
+        1,
+        MAX_SERIALIZED_SIZE_BYTES,
+        " (2**30, PostgreSQL's limit for one text value)",
+    )
+
+
 def validate_executor_options(
     *,
     expire_ms: object,
@@ -346,13 +388,7 @@ def validate_executor_options(
             MAX_COUNT,
             _COUNT_LIMIT,
         ),
-        max_serialized_size_bytes=_executor_int(
-            "max_serialized_size_bytes",
-            max_serialized_size_bytes,
-            1,
-            MAX_SERIALIZED_SIZE_BYTES,
-            " (2**30, PostgreSQL's limit for one text value)",
-        ),
+        max_serialized_size_bytes=validate_max_serialized_size_bytes(max_serialized_size_bytes),
         max_lease_expiries=None
         if max_lease_expiries is None
         else _executor_int(
