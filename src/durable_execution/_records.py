@@ -57,6 +57,8 @@ def new_record(
         root_task=root_task,
         parent_task=parent_task,
         trace_context=trace_context,
+        idempotency_key=options.idempotency_key,
+        priority=options.priority,
     )
 
 

@@ -45,6 +45,11 @@ def expected_indexes(table: str) -> dict[str, tuple[bool, list[str]]]:
         f"ix_{table}_parent_execution_id": (False, ["parent_execution_id"]),
         f"ix_{table}_top_level_finished_at": (False, ["finished_at", "id"]),
         f"ix_{table}_root_execution_id": (False, ["root_execution_id"]),
+        f"ix_{table}_task_id_idempotency_key": (True, ["task_id", "idempotency_key"]),
+        f"ix_{table}_status_priority_start_at_id": (
+            False,
+            ["status", "priority", "start_at", "id"],
+        ),
     }
 
 

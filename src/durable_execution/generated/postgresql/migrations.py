@@ -140,6 +140,19 @@ MIGRATIONS: tuple[Migration, ...] = (
         statements=("ALTER TABLE {table}\n    ADD COLUMN trace_context text",),
     ),
     Migration(
+        version=7,
+        name="idempotency_and_priority",
+        statements=(
+            "ALTER TABLE {table}\n    ADD COLUMN idempotency_key text",
+            "CREATE UNIQUE INDEX ix_{table}_task_id_idempotency_key\n"
+            "    ON {table} (task_id, idempotency_key)\n"
+            "    WHERE idempotency_key IS NOT NULL",
+            "ALTER TABLE {table}\n    ADD COLUMN priority integer NOT NULL DEFAULT 0",
+            "CREATE INDEX ix_{table}_status_priority_start_at_id\n"
+            "    ON {table} (status, priority DESC, start_at, id)",
+        ),
+    ),
+    Migration(
         version=9,
         name="schedules",
         statements=(

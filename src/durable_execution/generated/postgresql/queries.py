@@ -24,6 +24,7 @@ from .models import (
     DurableTaskExecutionsSchedule,
     GetPrunableRootsRow,
     GetReadyTaskExecutionsToClaimRow,
+    GetTaskExecutionIdsByIdempotencyKeysRow,
     JsonValue,
     ListTaskSchedulesRow,
 )
@@ -42,7 +43,9 @@ CLAIM_READY_TASK_EXECUTIONS_SQL = (
     "    FROM {table}\n"
     "    WHERE status = 'ready'\n"
     "        AND start_at <= $1::timestamptz\n"
-    "    ORDER BY start_at, id\n"
+    "    -- Priority first (higher runs first), then FIFO: the partial index\n"
+    "    -- ix_..._status_priority_start_at_id (migration 0007) returns ready rows in this order.\n"
+    "    ORDER BY priority DESC, start_at, id\n"
     "    LIMIT $3::integer\n"
     "    FOR UPDATE SKIP LOCKED\n"
     ")\n"
@@ -51,7 +54,8 @@ CLAIM_READY_TASK_EXECUTIONS_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context"
+    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context, "
+    "idempotency_key, priority"
 )
 
 
@@ -134,7 +138,7 @@ GET_READY_TASK_EXECUTIONS_TO_CLAIM_SQL = (
     "FROM {table}\n"
     "WHERE status = 'ready'\n"
     "    AND start_at <= $1::timestamptz\n"
-    "ORDER BY start_at, id\n"
+    "ORDER BY priority DESC, start_at, id\n"
     "LIMIT $2::integer\n"
     "FOR UPDATE SKIP LOCKED"
 )
@@ -157,7 +161,8 @@ CLAIM_READY_TASK_EXECUTION_BY_EXECUTION_ID_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context"
+    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context, "
+    "idempotency_key, priority"
 )
 
 
@@ -177,7 +182,7 @@ RENEW_TASK_EXECUTION_LEASES_SQL = (
 )
 
 
-# InsertTaskExecutions :execrows (insert.sql)
+# InsertTaskExecutions :many (insert.sql)
 INSERT_TASK_EXECUTIONS_SQL = (
     "INSERT INTO {table} (\n"
     "    root_task_id,\n"
@@ -212,7 +217,9 @@ INSERT_TASK_EXECUTIONS_SQL = (
     "    created_at,\n"
     "    updated_at,\n"
     "    rerun_of_execution_id,\n"
-    "    trace_context\n"
+    "    trace_context,\n"
+    "    idempotency_key,\n"
+    "    priority\n"
     ")\n"
     "SELECT\n"
     "    unnest($1::text[]),\n"
@@ -247,7 +254,24 @@ INSERT_TASK_EXECUTIONS_SQL = (
     "    unnest($30::timestamptz[]),\n"
     "    unnest($31::timestamptz[]),\n"
     "    unnest($32::text[]),\n"
-    "    unnest($33::text[])"
+    "    unnest($33::text[]),\n"
+    "    unnest($34::text[]),\n"
+    "    unnest($35::integer[])\n"
+    "ON CONFLICT (task_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING\n"
+    "RETURNING execution_id"
+)
+
+
+# GetTaskExecutionIdsByIdempotencyKeys :many (insert.sql)
+GET_TASK_EXECUTION_IDS_BY_IDEMPOTENCY_KEYS_SQL = (
+    "SELECT t.task_id, t.idempotency_key::text AS idempotency_key, t.execution_id\n"
+    "FROM {table} AS t\n"
+    "JOIN (\n"
+    "    SELECT\n"
+    "        unnest($1::text[]) AS task_id,\n"
+    "        unnest($2::text[]) AS idempotency_key\n"
+    ") AS k ON t.task_id = k.task_id AND t.idempotency_key = k.idempotency_key\n"
+    "WHERE t.idempotency_key IS NOT NULL"
 )
 
 
@@ -261,7 +285,8 @@ LIST_TASK_EXECUTIONS_SQL = (
     "listed.finalize_task_error, listed.error, listed.status, listed.is_closed, "
     "listed.needs_promise_cancellation, listed.retry_attempts, listed.start_at, listed.started_at, "
     "listed.finished_at, listed.expires_at, listed.version, listed.created_at, listed.updated_at, "
-    "listed.lease_expiries, listed.rerun_of_execution_id, listed.trace_context\n"
+    "listed.lease_expiries, listed.rerun_of_execution_id, listed.trace_context, "
+    "listed.idempotency_key, listed.priority\n"
     "FROM {table} AS listed\n"
     "WHERE listed.id < coalesce(\n"
     "        (\n"
@@ -303,7 +328,8 @@ GET_OLDEST_READY_TASK_EXECUTION_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context\n"
+    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context, "
+    "idempotency_key, priority\n"
     "FROM {table}\n"
     "WHERE status = 'ready'\n"
     "    AND ($1::text IS NULL OR task_id = $1)\n"
@@ -483,7 +509,8 @@ GET_TASK_EXECUTIONS_BY_EXECUTION_IDS_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context\n"
+    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context, "
+    "idempotency_key, priority\n"
     "FROM {table}\n"
     "WHERE execution_id = ANY($1::text[])\n"
     "    AND ($2::text[] IS NULL OR status = ANY($2::text[]))\n"
@@ -519,7 +546,8 @@ GET_TASK_EXECUTIONS_BY_STATUSES_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context\n"
+    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context, "
+    "idempotency_key, priority\n"
     "FROM {table}\n"
     "WHERE status = ANY($1::text[])\n"
     "    AND ($2::boolean IS NULL OR is_closed = $2)\n"
@@ -556,7 +584,8 @@ GET_TASK_EXECUTIONS_BY_EXECUTION_IDS_FOR_UPDATE_SKIP_LOCKED_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context\n"
+    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context, "
+    "idempotency_key, priority\n"
     "FROM {table}\n"
     "WHERE execution_id = ANY($1::text[])\n"
     "    AND ($2::text[] IS NULL OR status = ANY($2::text[]))\n"
@@ -594,7 +623,8 @@ GET_TASK_EXECUTIONS_BY_STATUSES_FOR_UPDATE_SKIP_LOCKED_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context\n"
+    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context, "
+    "idempotency_key, priority\n"
     "FROM {table}\n"
     "WHERE status = ANY($1::text[])\n"
     "    AND ($2::boolean IS NULL OR is_closed = $2)\n"
@@ -690,6 +720,8 @@ def _as_durable_task_execution(row: tuple[Any, ...]) -> DurableTaskExecution:
         lease_expiries=row[31],
         rerun_of_execution_id=row[32],
         trace_context=row[33],
+        idempotency_key=row[34],
+        priority=row[35],
     )
 
 
@@ -699,6 +731,16 @@ def _as_get_ready_task_executions_to_claim_row(
     return GetReadyTaskExecutionsToClaimRow(
         execution_id=row[0],
         timeout_ms=row[1],
+    )
+
+
+def _as_get_task_execution_ids_by_idempotency_keys_row(
+    row: tuple[Any, ...],
+) -> GetTaskExecutionIdsByIdempotencyKeysRow:
+    return GetTaskExecutionIdsByIdempotencyKeysRow(
+        task_id=row[0],
+        idempotency_key=row[1],
+        execution_id=row[2],
     )
 
 
@@ -795,12 +837,12 @@ class AsyncQueries(_Texts):
         lease_ms: int,
         row_limit: int,
     ) -> list[DurableTaskExecution]:
-        """Claims up to row_limit due ready executions in one statement: the subquery picks them in
-        FIFO order (start_at, then insertion), skipping rows other transactions hold, and the
-        UPDATE moves them to running with a lease of lease_ms (renewed by the executor while it
-        runs). The literal 'ready' lets the (status, start_at, id) index return the rows already
-        in that order, so the LIMIT stops the scan early. RETURNING order is unspecified: the
-        storage sorts the rows.
+        """Claims up to row_limit due ready executions in one statement: the subquery picks them
+        highest priority first, FIFO within a priority (start_at, then insertion), skipping rows
+        other transactions hold, and the UPDATE moves them to running with a lease of lease_ms
+        (renewed by the executor while it runs). The literal 'ready' lets the (status, priority
+        DESC, start_at, id) index return the rows already in that order, so the LIMIT stops the
+        scan early. RETURNING order is unspecified: the storage sorts the rows.
 
         sqlc.arg() rather than @ where a parameter starts an arithmetic expression: sqlc reads @
         as the prefix operator, which would swallow the whole sum as the parameter.
@@ -894,11 +936,10 @@ class AsyncQueries(_Texts):
         now: datetime.datetime,
         row_limit: int,
     ) -> list[GetReadyTaskExecutionsToClaimRow]:
-        """The claim's fallback, used only when the set-based claim failed on some row (a poison
-        row: a stored value the database refuses to compute with): the same candidates in the
-        same order, locked, each then claimed alone (in a savepoint) by
+        """a stored value the database refuses to compute with): the same candidates in the same
+        order, locked, each then claimed alone (in a savepoint) by
         ClaimReadyTaskExecutionByExecutionId, so that one bad row fails alone and is set aside
-        while the others still run.
+        while the others still run. The claim's order (see ClaimReadyTaskExecutions).
         """
         args = (now, row_limit)
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
@@ -980,7 +1021,9 @@ class AsyncQueries(_Texts):
         updated_at: Sequence[datetime.datetime | None],
         rerun_of_execution_id: Sequence[str | None],
         trace_context: Sequence[str | None],
-    ) -> int:
+        idempotency_key: Sequence[str | None],
+        priority: Sequence[int | None],
+    ) -> list[str]:
         args = (
             list(root_task_id),
             list(root_execution_id),
@@ -1015,10 +1058,32 @@ class AsyncQueries(_Texts):
             list(updated_at),
             list(rerun_of_execution_id),
             list(trace_context),
+            list(idempotency_key),
+            list(priority),
         )
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
             await cur.execute(self._sql(INSERT_TASK_EXECUTIONS_SQL), args)
-            return cur.rowcount
+            rows = await cur.fetchall()
+        return [row[0] for row in rows]
+
+    async def get_task_execution_ids_by_idempotency_keys(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        *,
+        task_ids: Sequence[str | None],
+        idempotency_keys: Sequence[str | None],
+    ) -> list[GetTaskExecutionIdsByIdempotencyKeysRow]:
+        """The executions that hold these (task_id, idempotency_key) pairs (parallel arrays): what
+        an insert whose rows were skipped for a taken key returns instead. Read in the inserting
+        transaction, after the insert: a holder that a concurrent transaction committed meanwhile
+        is visible (READ COMMITTED takes a new snapshot per statement). The IS NOT NULL lets the
+        partial unique index serve the lookup.
+        """
+        args = (list(task_ids), list(idempotency_keys))
+        async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
+            await cur.execute(self._sql(GET_TASK_EXECUTION_IDS_BY_IDEMPOTENCY_KEYS_SQL), args)
+            rows = await cur.fetchall()
+        return [_as_get_task_execution_ids_by_idempotency_keys_row(row) for row in rows]
 
     async def list_task_executions(
         self,
@@ -1504,12 +1569,12 @@ class Queries(_Texts):
         lease_ms: int,
         row_limit: int,
     ) -> list[DurableTaskExecution]:
-        """Claims up to row_limit due ready executions in one statement: the subquery picks them in
-        FIFO order (start_at, then insertion), skipping rows other transactions hold, and the
-        UPDATE moves them to running with a lease of lease_ms (renewed by the executor while it
-        runs). The literal 'ready' lets the (status, start_at, id) index return the rows already
-        in that order, so the LIMIT stops the scan early. RETURNING order is unspecified: the
-        storage sorts the rows.
+        """Claims up to row_limit due ready executions in one statement: the subquery picks them
+        highest priority first, FIFO within a priority (start_at, then insertion), skipping rows
+        other transactions hold, and the UPDATE moves them to running with a lease of lease_ms
+        (renewed by the executor while it runs). The literal 'ready' lets the (status, priority
+        DESC, start_at, id) index return the rows already in that order, so the LIMIT stops the
+        scan early. RETURNING order is unspecified: the storage sorts the rows.
 
         sqlc.arg() rather than @ where a parameter starts an arithmetic expression: sqlc reads @
         as the prefix operator, which would swallow the whole sum as the parameter.
@@ -1603,11 +1668,10 @@ class Queries(_Texts):
         now: datetime.datetime,
         row_limit: int,
     ) -> list[GetReadyTaskExecutionsToClaimRow]:
-        """The claim's fallback, used only when the set-based claim failed on some row (a poison
-        row: a stored value the database refuses to compute with): the same candidates in the
-        same order, locked, each then claimed alone (in a savepoint) by
+        """a stored value the database refuses to compute with): the same candidates in the same
+        order, locked, each then claimed alone (in a savepoint) by
         ClaimReadyTaskExecutionByExecutionId, so that one bad row fails alone and is set aside
-        while the others still run.
+        while the others still run. The claim's order (see ClaimReadyTaskExecutions).
         """
         args = (now, row_limit)
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
@@ -1689,7 +1753,9 @@ class Queries(_Texts):
         updated_at: Sequence[datetime.datetime | None],
         rerun_of_execution_id: Sequence[str | None],
         trace_context: Sequence[str | None],
-    ) -> int:
+        idempotency_key: Sequence[str | None],
+        priority: Sequence[int | None],
+    ) -> list[str]:
         args = (
             list(root_task_id),
             list(root_execution_id),
@@ -1724,10 +1790,32 @@ class Queries(_Texts):
             list(updated_at),
             list(rerun_of_execution_id),
             list(trace_context),
+            list(idempotency_key),
+            list(priority),
         )
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
             cur.execute(self._sql(INSERT_TASK_EXECUTIONS_SQL), args)
-            return cur.rowcount
+            rows = cur.fetchall()
+        return [row[0] for row in rows]
+
+    def get_task_execution_ids_by_idempotency_keys(
+        self,
+        conn: psycopg.Connection[Any],
+        *,
+        task_ids: Sequence[str | None],
+        idempotency_keys: Sequence[str | None],
+    ) -> list[GetTaskExecutionIdsByIdempotencyKeysRow]:
+        """The executions that hold these (task_id, idempotency_key) pairs (parallel arrays): what
+        an insert whose rows were skipped for a taken key returns instead. Read in the inserting
+        transaction, after the insert: a holder that a concurrent transaction committed meanwhile
+        is visible (READ COMMITTED takes a new snapshot per statement). The IS NOT NULL lets the
+        partial unique index serve the lookup.
+        """
+        args = (list(task_ids), list(idempotency_keys))
+        with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
+            cur.execute(self._sql(GET_TASK_EXECUTION_IDS_BY_IDEMPOTENCY_KEYS_SQL), args)
+            rows = cur.fetchall()
+        return [_as_get_task_execution_ids_by_idempotency_keys_row(row) for row in rows]
 
     def list_task_executions(
         self,

@@ -36,7 +36,9 @@ CLAIM_READY_TASK_EXECUTIONS_SQL = (
     "    FROM {table}\n"
     "    WHERE status = 'ready'\n"
     "        AND start_at <= CAST(:p1 AS INTEGER)\n"
-    "    ORDER BY start_at, id\n"
+    "    -- Priority first (higher runs first), then FIFO: the partial index\n"
+    "    -- ix_..._status_priority_start_at_id (migration 0007) returns ready rows in this order.\n"
+    "    ORDER BY priority DESC, start_at, id\n"
     "    LIMIT CAST(:p3 AS INTEGER)\n"
     ")\n"
     "RETURNING id, root_task_id, root_execution_id, parent_task_id, parent_execution_id, "
@@ -44,7 +46,8 @@ CLAIM_READY_TASK_EXECUTIONS_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context"
+    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context, "
+    "idempotency_key, priority"
 )
 
 
@@ -54,7 +57,7 @@ GET_READY_TASK_EXECUTIONS_TO_CLAIM_SQL = (
     "FROM {table}\n"
     "WHERE status = 'ready'\n"
     "    AND start_at <= CAST(:p1 AS INTEGER)\n"
-    "ORDER BY start_at, id\n"
+    "ORDER BY priority DESC, start_at, id\n"
     "LIMIT CAST(:p2 AS INTEGER)"
 )
 
@@ -76,7 +79,8 @@ CLAIM_READY_TASK_EXECUTION_BY_EXECUTION_ID_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context"
+    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context, "
+    "idempotency_key, priority"
 )
 
 
@@ -93,7 +97,7 @@ RENEW_TASK_EXECUTION_LEASES_SQL = (
 )
 
 
-# InsertTaskExecution :exec (insert.sql)
+# InsertTaskExecution :execrows (insert.sql)
 INSERT_TASK_EXECUTION_SQL = (
     "INSERT INTO {table} (\n"
     "    root_task_id,\n"
@@ -128,7 +132,9 @@ INSERT_TASK_EXECUTION_SQL = (
     "    created_at,\n"
     "    updated_at,\n"
     "    rerun_of_execution_id,\n"
-    "    trace_context\n"
+    "    trace_context,\n"
+    "    idempotency_key,\n"
+    "    priority\n"
     ") VALUES (\n"
     "    :p1,\n"
     "    :p2,\n"
@@ -162,8 +168,21 @@ INSERT_TASK_EXECUTION_SQL = (
     "    :p30,\n"
     "    :p31,\n"
     "    :p32,\n"
-    "    :p33\n"
-    ")"
+    "    :p33,\n"
+    "    :p34,\n"
+    "    :p35\n"
+    ")\n"
+    "ON CONFLICT (task_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
+)
+
+
+# GetTaskExecutionIdByIdempotencyKey :one (insert.sql)
+GET_TASK_EXECUTION_ID_BY_IDEMPOTENCY_KEY_SQL = (
+    "SELECT execution_id\n"
+    "FROM {table}\n"
+    "WHERE task_id = :p1\n"
+    "    AND idempotency_key = :p2\n"
+    "    AND idempotency_key IS NOT NULL"
 )
 
 
@@ -183,7 +202,8 @@ LIST_TASK_EXECUTIONS_SQL = (
     "listed.finalize_task_error, listed.error, listed.status, listed.is_closed, "
     "listed.needs_promise_cancellation, listed.retry_attempts, listed.start_at, listed.started_at, "
     "listed.finished_at, listed.expires_at, listed.version, listed.created_at, listed.updated_at, "
-    "listed.lease_expiries, listed.rerun_of_execution_id, listed.trace_context\n"
+    "listed.lease_expiries, listed.rerun_of_execution_id, listed.trace_context, "
+    "listed.idempotency_key, listed.priority\n"
     "FROM {table} AS listed\n"
     "WHERE listed.id < coalesce(\n"
     "        (\n"
@@ -225,7 +245,8 @@ GET_OLDEST_READY_TASK_EXECUTION_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context\n"
+    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context, "
+    "idempotency_key, priority\n"
     "FROM {table}\n"
     "WHERE status = 'ready'\n"
     "    AND (CAST(:p1 AS TEXT) IS NULL OR task_id = :p1)\n"
@@ -388,7 +409,8 @@ GET_TASK_EXECUTIONS_BY_EXECUTION_IDS_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context\n"
+    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context, "
+    "idempotency_key, priority\n"
     "FROM {table}\n"
     "WHERE execution_id IN ({p1})\n"
     "    AND (NOT CAST(:p2 AS BOOLEAN) OR status IN ({p3}))\n"
@@ -430,7 +452,8 @@ GET_TASK_EXECUTIONS_BY_STATUSES_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context\n"
+    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context, "
+    "idempotency_key, priority\n"
     "FROM {table}\n"
     "WHERE status IN ({p1})\n"
     "    AND (\n"
@@ -556,6 +579,8 @@ def _as_durable_task_execution(row: tuple[Any, ...]) -> DurableTaskExecution:
         lease_expiries=row[31],
         rerun_of_execution_id=row[32],
         trace_context=row[33],
+        idempotency_key=row[34],
+        priority=row[35],
     )
 
 
@@ -652,13 +677,14 @@ class Queries(_Texts):
         lease_ms: int,
         row_limit: int,
     ) -> list[DurableTaskExecution]:
-        """Claims up to row_limit due ready executions in one statement: the subquery picks them in
-        FIFO order (start_at, then insertion) and the UPDATE moves them to running with a lease
-        of lease_ms (renewed by the executor while it runs; the attempt's timeout is the
-        executor's business). The literal 'ready' lets the (status, start_at, id) index return
-        the rows already in that order, so the LIMIT stops the scan early. No row locks are
-        needed: the write transaction (BEGIN IMMEDIATE) already excludes every other writer.
-        RETURNING order is unspecified: the storage sorts the rows.
+        """Claims up to row_limit due ready executions in one statement: the subquery picks them
+        highest priority first, FIFO within a priority (start_at, then insertion), and the UPDATE
+        moves them to running with a lease of lease_ms (renewed by the executor while it runs;
+        the attempt's timeout is the executor's business). The literal 'ready' lets the (status,
+        priority DESC, start_at, id) index return the rows already in that order, so the LIMIT
+        stops the scan early. No row locks are needed: the write transaction (BEGIN IMMEDIATE)
+        already excludes every other writer. RETURNING order is unspecified: the storage sorts
+        the rows.
         """
         args: dict[str, object] = {"p1": now, "p2": lease_ms, "p3": row_limit}
         with closing(conn.cursor()) as cur:
@@ -673,10 +699,9 @@ class Queries(_Texts):
         now: int,
         row_limit: int,
     ) -> list[GetReadyTaskExecutionsToClaimRow]:
-        """The claim's fallback, used only when the set-based claim failed on some row (a poison
-        row: a value a CHECK refuses): the same candidates in the same order, each then claimed
-        alone by ClaimReadyTaskExecutionByExecutionId, so that one bad row fails alone and is set
-        aside while the others still run.
+        """value a CHECK refuses): the same candidates in the same order, each then claimed alone by
+        ClaimReadyTaskExecutionByExecutionId, so that one bad row fails alone and is set aside
+        while the others still run. The claim's order (see ClaimReadyTaskExecutions).
         """
         args: dict[str, object] = {"p1": now, "p2": row_limit}
         with closing(conn.cursor()) as cur:
@@ -757,7 +782,9 @@ class Queries(_Texts):
         updated_at: int,
         rerun_of_execution_id: str | None,
         trace_context: str | None,
-    ) -> None:
+        idempotency_key: str | None,
+        priority: int,
+    ) -> int:
         args: dict[str, object] = {
             "p1": root_task_id,
             "p2": root_execution_id,
@@ -792,9 +819,32 @@ class Queries(_Texts):
             "p31": updated_at,
             "p32": rerun_of_execution_id,
             "p33": trace_context,
+            "p34": idempotency_key,
+            "p35": priority,
         }
         with closing(conn.cursor()) as cur:
             cur.execute(self._sql(INSERT_TASK_EXECUTION_SQL), args)
+            return cur.rowcount
+
+    def get_task_execution_id_by_idempotency_key(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        task_id: str,
+        idempotency_key: str | None,
+    ) -> str | None:
+        """The execution that holds this (task_id, idempotency_key): what an insert skipped for a
+        taken key returns instead. The IS NOT NULL lets the partial unique index serve the
+        lookup.
+        """
+        args: dict[str, object] = {"p1": task_id, "p2": idempotency_key}
+        with closing(conn.cursor()) as cur:
+            cur.execute(self._sql(GET_TASK_EXECUTION_ID_BY_IDEMPOTENCY_KEY_SQL), args)
+            row = cur.fetchone()
+        if row is None:
+            return None
+        value: str = row[0]
+        return value
 
     def get_existing_execution_ids(
         self,
