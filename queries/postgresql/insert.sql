@@ -6,8 +6,8 @@
 -- can roll back the transaction and report it.
 --
 -- Nullable columns (root_*, parent_*, is_finalize_task, run_output, output, started_at,
--- finished_at, expires_at, trace_context) take arrays whose elements may be NULL: the element
--- type of those parameters is `T | None`. JSON columns take jsonb[]; a JSON null element is
+-- finished_at, expires_at, trace_context, concurrency_*) take arrays whose elements may be
+-- NULL: the element type of those parameters is `T | None`. JSON columns take jsonb[]; a JSON null element is
 -- stored as SQL NULL (NULLIF) so that "absent" has exactly one representation.
 --
 -- unnest() appears once per array in the select list (sqlc only knows single-argument unnest);
@@ -47,7 +47,10 @@ INSERT INTO durable_task_executions (
     created_at,
     updated_at,
     rerun_of_execution_id,
-    trace_context
+    trace_context,
+    queue,
+    concurrency_key,
+    concurrency_limit
 )
 SELECT
     unnest(@root_task_id::text[]),
@@ -82,4 +85,7 @@ SELECT
     unnest(@created_at::timestamptz[]),
     unnest(@updated_at::timestamptz[]),
     unnest(@rerun_of_execution_id::text[]),
-    unnest(@trace_context::text[]);
+    unnest(@trace_context::text[]),
+    unnest(@queue::text[]),
+    unnest(@concurrency_key::text[]),
+    unnest(@concurrency_limit::integer[]);

@@ -39,7 +39,10 @@ INSERT INTO durable_task_executions (
     created_at,
     updated_at,
     rerun_of_execution_id,
-    trace_context
+    trace_context,
+    queue,
+    concurrency_key,
+    concurrency_limit
 ) VALUES (
     @root_task_id,
     @root_execution_id,
@@ -73,7 +76,10 @@ INSERT INTO durable_task_executions (
     @created_at,
     @updated_at,
     @rerun_of_execution_id,
-    @trace_context
+    @trace_context,
+    @queue,
+    @concurrency_key,
+    @concurrency_limit
 );
 
 -- name: GetExistingExecutionIds :many

@@ -15,6 +15,7 @@ from durable_execution.clock import to_epoch_ms
 from durable_execution.generated import sqlite as lite
 from durable_execution.generated.sqlite import queries as lite_queries
 from durable_execution.generated.sqlite.models import GetPrunableRootsRow as SqlitePrunableRoot
+from durable_execution.generated.sqlite.models import GetReadyTaskExecutionsToClaimRow
 
 from ._support import (
     ASKED,
@@ -26,9 +27,11 @@ from ._support import (
     EXPIRY,
     FINISHED,
     INDEXES,
+    LIMITED,
     PRUNE_BEFORE,
     PRUNED,
     PRUNED_TREES,
+    READY_CONCURRENCY_INDEX,
     RENEW_ASKED,
     RENEWED,
     Change,
@@ -158,7 +161,8 @@ def test_every_generated_query_is_exercised_here() -> None:
 
 
 def expected_indexes(table: str) -> dict[str, tuple[list[str], bool]]:
-    return {name.format(t=table): spec for name, spec in INDEXES.items()}
+    indexes = {name.format(t=table): spec for name, spec in INDEXES.items()}
+    return {**indexes, f"ix_{table}_ready_concurrency": READY_CONCURRENCY_INDEX["sqlite"]}
 
 
 def indexes_of(conn: sqlite3.Connection, table: str) -> dict[str, tuple[list[str], bool]]:
@@ -714,11 +718,34 @@ def test_get_oldest_ready_task_execution(conn: sqlite3.Connection) -> None:
 # --- claim.sql: the set-based claim -------------------------------------------------------------
 
 
-def claim(conn: sqlite3.Connection, row_limit: int, lease_ms: int = 100) -> list[Execution]:
+def claim(
+    conn: sqlite3.Connection,
+    row_limit: int,
+    lease_ms: int = 100,
+    queues: list[str] | None = None,
+) -> list[Execution]:
     rows = Q.claim_ready_task_executions(
-        conn, now=to_epoch_ms(at(0)), lease_ms=lease_ms, row_limit=row_limit
+        conn,
+        now=to_epoch_ms(at(0)),
+        lease_ms=lease_ms,
+        row_limit=row_limit,
+        any_queue=queues is None,
+        queues=json.dumps(queues or []),
     )
     return [from_sqlite(row) for row in sorted(rows, key=lambda r: (r.start_at, r.id))]
+
+
+def candidates_to_claim(
+    conn: sqlite3.Connection, row_limit: int, queues: list[str] | None = None
+) -> list[GetReadyTaskExecutionsToClaimRow]:
+    rows = Q.get_ready_task_executions_to_claim(
+        conn,
+        now=to_epoch_ms(at(0)),
+        row_limit=row_limit,
+        any_queue=queues is None,
+        queues=json.dumps(queues or []),
+    )
+    return rows
 
 
 def test_claim_ready_task_executions_fifo_limit_and_lease(conn: sqlite3.Connection) -> None:
@@ -743,12 +770,12 @@ def test_claim_fallback_candidates_and_one_row_claim(conn: sqlite3.Connection) -
     sqlite_insert(Q, conn, CLAIMED)
     by_id = {e.execution_id: e for e in CLAIMED}
     # The same rows in the same order as the set-based claim, and their timeouts.
-    candidates = Q.get_ready_task_executions_to_claim(conn, now=to_epoch_ms(at(0)), row_limit=10)
+    candidates = candidates_to_claim(conn, 10)
     assert [c.execution_id for c in candidates] == ["te_6", "te_2", "te_5", "te_4", "te_7"]
     assert [c.timeout_ms for c in candidates] == [
         by_id[c.execution_id].timeout_ms for c in candidates
     ]
-    assert len(Q.get_ready_task_executions_to_claim(conn, now=to_epoch_ms(at(0)), row_limit=2)) == 2
+    assert len(candidates_to_claim(conn, 2)) == 2
     # One row, claimed exactly like the set-based claim does; then it is no longer ready.
     row = Q.claim_ready_task_execution_by_execution_id(
         conn, now=to_epoch_ms(at(0)), lease_ms=100, execution_id="te_5"
@@ -766,6 +793,16 @@ def test_claim_fallback_candidates_and_one_row_claim(conn: sqlite3.Connection) -
         )
         is None
     )  # not ready
+
+
+def test_claim_filters_queues_and_honours_concurrency_limits(conn: sqlite3.Connection) -> None:
+    sqlite_insert(Q, conn, LIMITED)
+    expected = ["te_free", "te_a1", "te_a2", "te_mail"]
+    assert [c.execution_id for c in candidates_to_claim(conn, 10)] == expected
+    assert [c.execution_id for c in candidates_to_claim(conn, 10, ["emails"])] == ["te_mail"]
+    assert [e.execution_id for e in claim(conn, 10, queues=["default", "x"])] == expected[:3]
+    assert [e.execution_id for e in claim(conn, 10)] == ["te_mail"]
+    assert claim(conn, 10) == []  # a and b are full; c is not due
 
 
 def test_claim_ready_task_executions_limit_zero(conn: sqlite3.Connection) -> None:
@@ -787,14 +824,23 @@ def test_renew_task_execution_leases(conn: sqlite3.Connection) -> None:
     assert Q.renew_task_execution_leases(conn, expires_at=0, leases="{}") == []
 
 
-def test_claim_ready_task_executions_uses_the_fifo_index(conn: sqlite3.Connection) -> None:
+def test_claim_ready_task_executions_uses_the_partial_indexes(conn: sqlite3.Connection) -> None:
     plan = conn.execute(
         "EXPLAIN QUERY PLAN " + Q._sql(lite_queries.CLAIM_READY_TASK_EXECUTIONS_SQL),
-        {"p1": 0, "p2": 0, "p3": 1},
+        {"p1": 0, "p2": 0, "p3": 1, "p4": "[]", "p5": 1},
     ).fetchall()
-    details = " | ".join(str(row[3]) for row in plan)
-    assert "ix_durable_task_executions_status_start_at_id" in details
-    assert "TEMP B-TREE" not in details  # no sort: the index yields FIFO order
+    searches = [str(row[3]) for row in plan if str(row[3]).startswith("SEARCH")]
+    # Each part reads only its own rows: the unlimited part in FIFO order (no sort before its
+    # LIMIT), the limited part the waiting rows under a limit, the count the running ones.
+    assert searches == [
+        "SEARCH durable_task_executions USING INTEGER PRIMARY KEY (rowid=?)",
+        "SEARCH durable_task_executions USING INDEX ix_durable_task_executions_ready_unlimited"
+        " (status=? AND start_at<?)",
+        "SEARCH e USING INDEX ix_durable_task_executions_ready_concurrency"
+        " (status=? AND start_at<?)",
+        "SEARCH r USING INDEX ix_durable_task_executions_running_concurrency"
+        " (status=? AND task_id=? AND concurrency_key=?)",
+    ]
 
 
 # --- prune.sql: retention -----------------------------------------------------------------------

@@ -52,6 +52,9 @@ async def insert_rows(queries: pg.AsyncQueries, conn: Connection, rows: Sequence
         updated_at=[r.updated_at for r in rows],
         rerun_of_execution_id=[r.rerun_of_execution_id for r in rows],
         trace_context=[r.trace_context for r in rows],
+        queue=[r.queue for r in rows],
+        concurrency_key=[r.concurrency_key for r in rows],
+        concurrency_limit=[r.concurrency_limit for r in rows],
     )
 
 

@@ -76,15 +76,6 @@ def matches_nothing(where: TaskExecutionWhere) -> bool:
             return not where.statuses
 
 
-def check_claim_arguments(now: datetime, limit: int, lease_ms: int) -> None:
-    """Refuses what ``claim_ready_task_executions`` cannot honour, before any statement runs."""
-    check_limit(limit)
-    if lease_ms < 1:
-        raise StorageError(f"lease_ms must be >= 1, got {lease_ms}")
-    if now.tzinfo is None or now.utcoffset() is None:
-        raise ValueError(f"now is a naive datetime ({now!r}); timestamps must be aware")
-
-
 def renewal_expires_at(leases: Sequence[HeldLease], expires_at: datetime) -> datetime:
     """``expires_at`` as stored (UTC, whole ms), once the arguments of
     ``renew_task_execution_leases`` are known to be sound (before any statement runs)."""
@@ -188,6 +179,12 @@ class RowColumns(Protocol):
     def rerun_of_execution_id(self) -> str | None: ...
     @property
     def trace_context(self) -> str | None: ...
+    @property
+    def queue(self) -> str: ...
+    @property
+    def concurrency_key(self) -> str | None: ...
+    @property
+    def concurrency_limit(self) -> int | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +224,9 @@ class Columns:
     updated_at: datetime
     rerun_of_execution_id: str | None
     trace_context: str | None
+    queue: str
+    concurrency_key: str | None
+    concurrency_limit: int | None
 
 
 # --- encoding: records and updates to columns -------------------------------------------------
@@ -309,6 +309,9 @@ def columns_from_record(record: TaskExecutionRecord) -> Columns:
         updated_at=utc_ms(record.updated_at, "updated_at"),
         rerun_of_execution_id=record.rerun_of,
         trace_context=record.trace_context,
+        queue=record.queue,
+        concurrency_key=record.concurrency_key,
+        concurrency_limit=record.concurrency_limit,
     )
 
 
@@ -572,6 +575,9 @@ def record_from_columns(row: RowColumns) -> TaskExecutionRecord:
         version=row.version,
         rerun_of=row.rerun_of_execution_id,
         trace_context=row.trace_context,
+        queue=row.queue,
+        concurrency_key=row.concurrency_key,
+        concurrency_limit=row.concurrency_limit,
     )
 
 

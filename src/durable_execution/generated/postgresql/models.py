@@ -57,6 +57,18 @@ class DurableTaskExecution:
     lease_expiries: int
     rerun_of_execution_id: str | None
     trace_context: str | None
+    queue: str
+    concurrency_key: str | None
+    concurrency_limit: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class LockReadyConcurrencyKeysRow:
+    """The columns LockReadyConcurrencyKeys returns."""
+
+    task_id: str
+    concurrency_key: str
+    concurrency_limit: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,6 +52,9 @@ class DurableTaskExecution:
     lease_expiries: int
     rerun_of_execution_id: str | None
     trace_context: str | None
+    queue: str
+    concurrency_key: str | None
+    concurrency_limit: int | None
 
 
 @dataclass(frozen=True, slots=True)

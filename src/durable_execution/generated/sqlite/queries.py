@@ -30,30 +30,121 @@ CLAIM_READY_TASK_EXECUTIONS_SQL = (
     "    expires_at = CAST(:p1 AS INTEGER) + CAST(:p2 AS INTEGER),\n"
     "    version = version + 1\n"
     "WHERE id IN (\n"
-    "    SELECT id\n"
-    "    FROM {table}\n"
-    "    WHERE status = 'ready'\n"
-    "        AND start_at <= CAST(:p1 AS INTEGER)\n"
-    "    ORDER BY start_at, id\n"
-    "    LIMIT CAST(:p3 AS INTEGER)\n"
+    "    SELECT c.id\n"
+    "    FROM (\n"
+    "        SELECT u.id, u.start_at\n"
+    "        FROM (\n"
+    "            SELECT id, start_at\n"
+    "            FROM {table}\n"
+    "            WHERE status = 'ready'\n"
+    "                AND concurrency_limit IS NULL\n"
+    "                AND start_at <= CAST(:p1 AS INTEGER)\n"
+    "                AND (\n"
+    "                    CAST(:p3 AS BOOLEAN)\n"
+    "                    OR queue IN (SELECT value FROM json_each(CAST(:p4 AS TEXT)))\n"
+    "                )\n"
+    "            ORDER BY start_at, id\n"
+    "            LIMIT CAST(:p5 AS INTEGER)\n"
+    "        ) AS u\n"
+    "        UNION ALL\n"
+    "        SELECT w.id, w.start_at\n"
+    "        FROM (\n"
+    "            SELECT\n"
+    "                e.id,\n"
+    "                e.start_at,\n"
+    "                e.task_id,\n"
+    "                e.concurrency_key,\n"
+    "                row_number() OVER (\n"
+    "                    PARTITION BY e.task_id, e.concurrency_key ORDER BY e.start_at, e.id\n"
+    "                ) AS place,\n"
+    "                min(e.concurrency_limit) OVER (\n"
+    "                    PARTITION BY e.task_id, e.concurrency_key\n"
+    "                ) AS key_limit\n"
+    "            FROM {table} AS e\n"
+    "            WHERE e.status = 'ready'\n"
+    "                AND e.concurrency_limit IS NOT NULL\n"
+    "                AND e.start_at <= CAST(:p1 AS INTEGER)\n"
+    "                AND (\n"
+    "                    CAST(:p3 AS BOOLEAN)\n"
+    "                    OR e.queue IN (SELECT value FROM json_each(CAST(:p4 AS TEXT)))\n"
+    "                )\n"
+    "        ) AS w\n"
+    "        WHERE w.place + (\n"
+    "            SELECT count(*)\n"
+    "            FROM {table} AS r\n"
+    "            WHERE r.status = 'running'\n"
+    "                AND r.concurrency_limit IS NOT NULL\n"
+    "                AND r.task_id = w.task_id\n"
+    "                AND r.concurrency_key = w.concurrency_key\n"
+    "        ) <= w.key_limit\n"
+    "    ) AS c\n"
+    "    ORDER BY c.start_at, c.id\n"
+    "    LIMIT CAST(:p5 AS INTEGER)\n"
     ")\n"
     "RETURNING id, root_task_id, root_execution_id, parent_task_id, parent_execution_id, "
     "is_finalize_task, task_id, execution_id, retry_options, sleep_ms_before_run, timeout_ms, "
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context"
+    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context, queue, "
+    "concurrency_key, concurrency_limit"
 )
 
 
 # GetReadyTaskExecutionsToClaim :many (claim.sql)
 GET_READY_TASK_EXECUTIONS_TO_CLAIM_SQL = (
-    "SELECT execution_id, timeout_ms\n"
-    "FROM {table}\n"
-    "WHERE status = 'ready'\n"
-    "    AND start_at <= CAST(:p1 AS INTEGER)\n"
-    "ORDER BY start_at, id\n"
-    "LIMIT CAST(:p2 AS INTEGER)"
+    "SELECT c.execution_id, c.timeout_ms\n"
+    "FROM (\n"
+    "    SELECT u.execution_id, u.timeout_ms, u.start_at, u.id\n"
+    "    FROM (\n"
+    "        SELECT execution_id, timeout_ms, start_at, id\n"
+    "        FROM {table}\n"
+    "        WHERE status = 'ready'\n"
+    "            AND concurrency_limit IS NULL\n"
+    "            AND start_at <= CAST(:p1 AS INTEGER)\n"
+    "            AND (\n"
+    "                CAST(:p2 AS BOOLEAN)\n"
+    "                OR queue IN (SELECT value FROM json_each(CAST(:p3 AS TEXT)))\n"
+    "            )\n"
+    "        ORDER BY start_at, id\n"
+    "        LIMIT CAST(:p4 AS INTEGER)\n"
+    "    ) AS u\n"
+    "    UNION ALL\n"
+    "    SELECT w.execution_id, w.timeout_ms, w.start_at, w.id\n"
+    "    FROM (\n"
+    "        SELECT\n"
+    "            e.execution_id,\n"
+    "            e.timeout_ms,\n"
+    "            e.start_at,\n"
+    "            e.id,\n"
+    "            e.task_id,\n"
+    "            e.concurrency_key,\n"
+    "            row_number() OVER (\n"
+    "                PARTITION BY e.task_id, e.concurrency_key ORDER BY e.start_at, e.id\n"
+    "            ) AS place,\n"
+    "            min(e.concurrency_limit) OVER (\n"
+    "                PARTITION BY e.task_id, e.concurrency_key\n"
+    "            ) AS key_limit\n"
+    "        FROM {table} AS e\n"
+    "        WHERE e.status = 'ready'\n"
+    "            AND e.concurrency_limit IS NOT NULL\n"
+    "            AND e.start_at <= CAST(:p1 AS INTEGER)\n"
+    "            AND (\n"
+    "                CAST(:p2 AS BOOLEAN)\n"
+    "                OR e.queue IN (SELECT value FROM json_each(CAST(:p3 AS TEXT)))\n"
+    "            )\n"
+    "    ) AS w\n"
+    "    WHERE w.place + (\n"
+    "        SELECT count(*)\n"
+    "        FROM {table} AS r\n"
+    "        WHERE r.status = 'running'\n"
+    "            AND r.concurrency_limit IS NOT NULL\n"
+    "            AND r.task_id = w.task_id\n"
+    "            AND r.concurrency_key = w.concurrency_key\n"
+    "    ) <= w.key_limit\n"
+    ") AS c\n"
+    "ORDER BY c.start_at, c.id\n"
+    "LIMIT CAST(:p4 AS INTEGER)"
 )
 
 
@@ -74,7 +165,8 @@ CLAIM_READY_TASK_EXECUTION_BY_EXECUTION_ID_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context"
+    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context, queue, "
+    "concurrency_key, concurrency_limit"
 )
 
 
@@ -126,7 +218,10 @@ INSERT_TASK_EXECUTION_SQL = (
     "    created_at,\n"
     "    updated_at,\n"
     "    rerun_of_execution_id,\n"
-    "    trace_context\n"
+    "    trace_context,\n"
+    "    queue,\n"
+    "    concurrency_key,\n"
+    "    concurrency_limit\n"
     ") VALUES (\n"
     "    :p1,\n"
     "    :p2,\n"
@@ -160,7 +255,10 @@ INSERT_TASK_EXECUTION_SQL = (
     "    :p30,\n"
     "    :p31,\n"
     "    :p32,\n"
-    "    :p33\n"
+    "    :p33,\n"
+    "    :p34,\n"
+    "    :p35,\n"
+    "    :p36\n"
     ")"
 )
 
@@ -181,7 +279,8 @@ LIST_TASK_EXECUTIONS_SQL = (
     "listed.finalize_task_error, listed.error, listed.status, listed.is_closed, "
     "listed.needs_promise_cancellation, listed.retry_attempts, listed.start_at, listed.started_at, "
     "listed.finished_at, listed.expires_at, listed.version, listed.created_at, listed.updated_at, "
-    "listed.lease_expiries, listed.rerun_of_execution_id, listed.trace_context\n"
+    "listed.lease_expiries, listed.rerun_of_execution_id, listed.trace_context, listed.queue, "
+    "listed.concurrency_key, listed.concurrency_limit\n"
     "FROM {table} AS listed\n"
     "WHERE listed.id < coalesce(\n"
     "        (\n"
@@ -223,7 +322,8 @@ GET_OLDEST_READY_TASK_EXECUTION_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context\n"
+    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context, queue, "
+    "concurrency_key, concurrency_limit\n"
     "FROM {table}\n"
     "WHERE status = 'ready'\n"
     "    AND (CAST(:p1 AS TEXT) IS NULL OR task_id = :p1)\n"
@@ -320,7 +420,8 @@ GET_TASK_EXECUTIONS_BY_EXECUTION_IDS_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context\n"
+    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context, queue, "
+    "concurrency_key, concurrency_limit\n"
     "FROM {table}\n"
     "WHERE execution_id IN ({p1})\n"
     "    AND (NOT CAST(:p2 AS BOOLEAN) OR status IN ({p3}))\n"
@@ -362,7 +463,8 @@ GET_TASK_EXECUTIONS_BY_STATUSES_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context\n"
+    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context, queue, "
+    "concurrency_key, concurrency_limit\n"
     "FROM {table}\n"
     "WHERE status IN ({p1})\n"
     "    AND (\n"
@@ -488,6 +590,9 @@ def _as_durable_task_execution(row: tuple[Any, ...]) -> DurableTaskExecution:
         lease_expiries=row[31],
         rerun_of_execution_id=row[32],
         trace_context=row[33],
+        queue=row[34],
+        concurrency_key=row[35],
+        concurrency_limit=row[36],
     )
 
 
@@ -549,17 +654,32 @@ class Queries(_Texts):
         *,
         now: int,
         lease_ms: int,
+        any_queue: bool,
+        queues: str,
         row_limit: int,
     ) -> list[DurableTaskExecution]:
-        """Claims up to row_limit due ready executions in one statement: the subquery picks them in
-        FIFO order (start_at, then insertion) and the UPDATE moves them to running with a lease
-        of lease_ms (renewed by the executor while it runs; the attempt's timeout is the
-        executor's business). The literal 'ready' lets the (status, start_at, id) index return
-        the rows already in that order, so the LIMIT stops the scan early. No row locks are
-        needed: the write transaction (BEGIN IMMEDIATE) already excludes every other writer.
-        RETURNING order is unspecified: the storage sorts the rows.
+        """Claims up to row_limit due ready executions in one statement, oldest start_at first (then
+        insertion), and moves them to running with a lease of lease_ms (renewed by the executor
+        while it runs; the attempt's timeout is the executor's business). Only executions of the
+        served queues (@queues, a JSON array of names; @any_queue: every queue). No row locks are
+        needed: the write transaction (BEGIN IMMEDIATE) already excludes every other writer, so
+        counting running rows inside the statement enforces per-key concurrency limits across
+        processes. Two parts, merged in FIFO order under the outer LIMIT:
+        * executions without a concurrency limit, read in order from the ready_unlimited index,
+        so the LIMIT stops the scan early;
+        * executions under a limit: each takes its place in its (task_id, concurrency_key) FIFO
+        and is claimable while place + running executions of the key <= the key's limit (the
+        smallest its waiting rows carry). Executions of a key at its limit are passed over, never
+        in the way of later ones. This part reads every due waiting row under a limit. RETURNING
+        order is unspecified: the storage sorts the rows.
         """
-        args: dict[str, object] = {"p1": now, "p2": lease_ms, "p3": row_limit}
+        args: dict[str, object] = {
+            "p1": now,
+            "p2": lease_ms,
+            "p3": any_queue,
+            "p4": queues,
+            "p5": row_limit,
+        }
         with closing(conn.cursor()) as cur:
             cur.execute(self._sql(CLAIM_READY_TASK_EXECUTIONS_SQL), args)
             rows = cur.fetchall()
@@ -570,14 +690,16 @@ class Queries(_Texts):
         conn: sqlite3.Connection,
         *,
         now: int,
+        any_queue: bool,
+        queues: str,
         row_limit: int,
     ) -> list[GetReadyTaskExecutionsToClaimRow]:
         """The claim's fallback, used only when the set-based claim failed on some row (a poison
-        row: a value a CHECK refuses): the same candidates in the same order, each then claimed
-        alone by ClaimReadyTaskExecutionByExecutionId, so that one bad row fails alone and is set
-        aside while the others still run.
+        row: a value a CHECK refuses): the same candidates in the same order (same two parts),
+        each then claimed alone by ClaimReadyTaskExecutionByExecutionId, so that one bad row
+        fails alone and is set aside while the others still run.
         """
-        args: dict[str, object] = {"p1": now, "p2": row_limit}
+        args: dict[str, object] = {"p1": now, "p2": any_queue, "p3": queues, "p4": row_limit}
         with closing(conn.cursor()) as cur:
             cur.execute(self._sql(GET_READY_TASK_EXECUTIONS_TO_CLAIM_SQL), args)
             rows = cur.fetchall()
@@ -656,6 +778,9 @@ class Queries(_Texts):
         updated_at: int,
         rerun_of_execution_id: str | None,
         trace_context: str | None,
+        queue: str,
+        concurrency_key: str | None,
+        concurrency_limit: int | None,
     ) -> None:
         args: dict[str, object] = {
             "p1": root_task_id,
@@ -691,6 +816,9 @@ class Queries(_Texts):
             "p31": updated_at,
             "p32": rerun_of_execution_id,
             "p33": trace_context,
+            "p34": queue,
+            "p35": concurrency_key,
+            "p36": concurrency_limit,
         }
         with closing(conn.cursor()) as cur:
             cur.execute(self._sql(INSERT_TASK_EXECUTION_SQL), args)
