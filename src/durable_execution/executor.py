@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import timedelta
-from typing import Any, Final, NoReturn, Protocol, TypeVar, overload
+from typing import Any, Final, NoReturn, TypeVar, overload
 
 from durable_execution import clock
 from durable_execution._background import BackgroundLoops
@@ -40,16 +40,20 @@ from durable_execution._inserts import (
     insert_unless_stored,
 )
 from durable_execution._leases import DEFAULT_EXPIRE_MS, DEFAULT_MAX_LEASE_EXPIRIES
-from durable_execution._options import resolve_enqueue_options, validate_executor_options
+from durable_execution._options import (
+    resolve_enqueue_options,
+    validate_executor_options,
+    validate_queues,
+)
 from durable_execution._records import new_record
 from durable_execution._registry import (
-    make_definition,
     make_validator,
     storable_input,
     validated_input,
 )
 from durable_execution._runtime import ExecutorConfig, Runtime
 from durable_execution._sequential import SequentialChains
+from durable_execution._task_registration import TaskRegistration
 from durable_execution._telemetry import current_trace_context, enqueue_span, enqueued
 from durable_execution._transactions import TransactionRunner
 from durable_execution.builders import (
@@ -61,8 +65,6 @@ from durable_execution.builders import (
 from durable_execution.errors import DurableExecutionNotFoundError, executor_shutdown_error
 from durable_execution.handle import TaskHandle, read_record
 from durable_execution.ids import check_execution_id, generate_execution_id
-from durable_execution.model import RetryOptions
-from durable_execution.payloads import FinalizeTaskInput, ParentTaskOutput
 from durable_execution.serializer import (
     CheckedSerializer,
     JsonSerializer,
@@ -74,10 +76,7 @@ from durable_execution.storage.types import (
     TaskExecutionRecord,
 )
 from durable_execution.tasks import (
-    FinalizeTask,
-    RunParentFunction,
     Task,
-    TaskContext,
     TaskDefinition,
     TaskEnqueueOptions,
 )
@@ -105,21 +104,7 @@ DEFAULT_INTRA_BATCH_SLEEP_MS: Final = 500
 _ENQUEUE_CHUNK: Final = 500
 
 
-class TaskDecorator(Protocol):
-    """What ``executor.task(id=…, timeout_ms=…)`` returns when ``run`` is omitted."""
-
-    @overload
-    def __call__(
-        self, run: Callable[[TaskContext, StorableInputT], StorableOutputT], /
-    ) -> Task[StorableInputT, StorableOutputT]: ...
-
-    @overload
-    def __call__(
-        self, run: Callable[[TaskContext, StorableInputT], Awaitable[StorableOutputT]], /
-    ) -> Task[StorableInputT, StorableOutputT]: ...
-
-
-class DurableExecutor:
+class DurableExecutor(TaskRegistration):
     def __init__(
         self,
         storage: DurableStorage,
@@ -132,6 +117,7 @@ class DurableExecutor:
         max_serialized_size_bytes: int = 1_048_576,
         max_lease_expiries: int | None = DEFAULT_MAX_LEASE_EXPIRIES,
         retention: timedelta | None = None,
+        queues: Sequence[str] | None = None,
     ) -> None:
         """``expire_ms`` is a running attempt's lease, renewed by its executor (see ``_leases``):
         a crash is recovered about ``expire_ms`` later, whatever the task's timeout.
@@ -146,6 +132,8 @@ class DurableExecutor:
         ``None`` re-runs forever, as the reference does.
         ``retention`` (default ``None``: keep everything) prunes trees finished longer ago than
         it, automatically and one executor at a time (``_retention_loop``).
+        ``queues``: the queues this executor claims from; ``None`` (default) serves the default
+        queue and the queues of the tasks registered here, whenever they were registered.
 
         Each option is checked (type and range: durations up to 2**40 ms, counts up to
         2**31 - 1; see ``_options``); a bad one raises a ``ValueError`` naming it."""
@@ -172,6 +160,7 @@ class DurableExecutor:
                 max_concurrent_task_executions=options.max_concurrent_task_executions,
                 max_lease_expiries=options.max_lease_expiries,
                 retention=options.retention,
+                queues=validate_queues(queues),
             ),
         )
         # Concurrent enqueue_task calls share a transaction (see _coalescing).
@@ -229,123 +218,7 @@ class DurableExecutor:
         self._rt.registry.register(definition)
         self._logger.debug("Registered task %s", definition.id)
 
-    # -- registration ------------------------------------------------------------------------
-
-    @overload
-    def task(
-        self,
-        *,
-        id: str,
-        timeout_ms: int,
-        run: Callable[[TaskContext, StorableInputT], StorableOutputT],
-        retry_options: RetryOptions | None = None,
-        sleep_ms_before_run: int | None = None,
-    ) -> Task[StorableInputT, StorableOutputT]: ...
-
-    @overload
-    def task(
-        self,
-        *,
-        id: str,
-        timeout_ms: int,
-        run: Callable[[TaskContext, StorableInputT], Awaitable[StorableOutputT]],
-        retry_options: RetryOptions | None = None,
-        sleep_ms_before_run: int | None = None,
-    ) -> Task[StorableInputT, StorableOutputT]: ...
-
-    @overload
-    def task(
-        self,
-        *,
-        id: str,
-        timeout_ms: int,
-        retry_options: RetryOptions | None = None,
-        sleep_ms_before_run: int | None = None,
-    ) -> TaskDecorator: ...
-
-    def task(
-        self,
-        *,
-        id: str,
-        timeout_ms: int,
-        run: Callable[[TaskContext, Any], Any] | None = None,
-        retry_options: RetryOptions | None = None,
-        sleep_ms_before_run: int | None = None,
-    ) -> Task[Any, Any] | TaskDecorator:
-        """Register a task; without ``run``, a decorator that registers the decorated function.
-
-        ``run(ctx, input)`` may be sync (run in a worker thread) or async.
-        """
-
-        def register(function: Callable[[TaskContext, Any], Any]) -> Task[Any, Any]:
-            definition = make_definition(
-                id=id,
-                timeout_ms=timeout_ms,
-                run=function,
-                shape="simple",
-                retry_options=retry_options,
-                sleep_ms_before_run=sleep_ms_before_run,
-            )
-            self._register(definition)
-            return Task(definition)
-
-        if run is None:
-            self._check_open()
-            return register
-        return register(run)
-
-    @overload
-    def parent_task(
-        self,
-        *,
-        id: str,
-        timeout_ms: int,
-        run_parent: RunParentFunction[StorableInputT, StorableRunOutputT],
-        finalize_task: None = None,
-        retry_options: RetryOptions | None = None,
-        sleep_ms_before_run: int | None = None,
-    ) -> Task[StorableInputT, ParentTaskOutput[StorableRunOutputT]]: ...
-
-    @overload
-    def parent_task(
-        self,
-        *,
-        id: str,
-        timeout_ms: int,
-        run_parent: RunParentFunction[StorableInputT, StorableRunOutputT],
-        finalize_task: FinalizeTask[
-            FinalizeTaskInput[StorableInputT, StorableRunOutputT], FinalOutputT
-        ],
-        retry_options: RetryOptions | None = None,
-        sleep_ms_before_run: int | None = None,
-    ) -> Task[StorableInputT, FinalOutputT]: ...
-
-    def parent_task(
-        self,
-        *,
-        id: str,
-        timeout_ms: int,
-        run_parent: Callable[[TaskContext, Any], Any],
-        finalize_task: FinalizeTask[Any, Any] | None = None,
-        retry_options: RetryOptions | None = None,
-        sleep_ms_before_run: int | None = None,
-    ) -> Task[Any, Any]:
-        """Register a task whose ``run_parent`` returns a :class:`ParentTaskResult`.
-
-        Without ``finalize_task`` the output is a :class:`ParentTaskOutput` (run output plus the
-        children's outputs); with one, it is the finalize task's output.
-        """
-        definition = make_definition(
-            id=id,
-            timeout_ms=timeout_ms,
-            run=run_parent,
-            shape="parent",
-            retry_options=retry_options,
-            sleep_ms_before_run=sleep_ms_before_run,
-            finalize_task=finalize_task,
-        )
-        self._register(definition)
-        return Task(definition)
+    # -- registration (task and parent_task: see _task_registration) -----------------------
 
     @overload
     def validate_input(
