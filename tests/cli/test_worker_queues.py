@@ -16,7 +16,7 @@ from pathlib import Path
 from durable_execution import DurableExecutor, TaskEnqueueOptions, open_storage
 
 from ._support import running_worker
-from .limited_app import LIMIT, create_counter, peaks, register, runs
+from .limited_app import LIMIT, Work, create_counter, peaks, register, runs
 
 WORKERS = 3
 PER_KEY = {"a": 12, "b": 6}
@@ -41,7 +41,7 @@ async def test_three_workers_never_run_more_than_the_limit_of_one_key(
             handles = [
                 await executor.enqueue_task(
                     tasks.limited,
-                    {"counter": counter, "key": key},
+                    Work(counter=counter, key=key),
                     TaskEnqueueOptions(concurrency_key=key),
                 )
                 for key, count in PER_KEY.items()
