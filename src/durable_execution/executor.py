@@ -1,18 +1,8 @@
 """The durable executor: registers tasks, enqueues executions and runs the background loops.
 
-Usage::
-
-    executor = DurableExecutor(InMemoryStorage())
-
-    @executor.task(id="greet", timeout_ms=1000)
-    async def greet(ctx: TaskContext, name: str) -> str:
-        return f"Hello, {name}!"
-
-    async with executor:
-        handle = await executor.enqueue_task(greet, "world")
-        execution = await handle.wait_and_get_finished_execution()
-        if execution.status == "completed":
-            print(execution.output)
+Usage: see the README's Quickstart (``executor.task(...)``, ``async with executor:``,
+``await executor.enqueue_task(task, input)``, then the handle's
+``wait_and_get_finished_execution()``).
 
 Four loops run while the executor is started: claiming ready executions (up to
 ``max_concurrent_task_executions`` running at once), closing finished ones, recovering expired
@@ -47,13 +37,13 @@ from durable_execution._options import (
 )
 from durable_execution._records import new_record
 from durable_execution._registry import (
+    make_definition,
     make_validator,
     storable_input,
     validated_input,
 )
 from durable_execution._runtime import ExecutorConfig, Runtime
 from durable_execution._sequential import SequentialChains
-from durable_execution._task_registration import TaskRegistration
 from durable_execution._telemetry import current_trace_context, enqueue_span, enqueued
 from durable_execution._transactions import TransactionRunner
 from durable_execution.builders import (
@@ -65,18 +55,17 @@ from durable_execution.builders import (
 from durable_execution.errors import DurableExecutionNotFoundError, executor_shutdown_error
 from durable_execution.handle import TaskHandle, read_record
 from durable_execution.ids import check_execution_id, generate_execution_id
-from durable_execution.serializer import (
-    CheckedSerializer,
-    JsonSerializer,
-    Serializable,
-    Serializer,
-)
-from durable_execution.storage.types import (
-    DurableStorage,
-    TaskExecutionRecord,
-)
+from durable_execution.model import RetryOptions
+from durable_execution.payloads import FinalizeTaskInput, ParentTaskOutput
+from durable_execution.serializer import CheckedSerializer, JsonSerializer, Serializable, Serializer
+from durable_execution.storage.types import DurableStorage, TaskExecutionRecord
 from durable_execution.tasks import (
+    DEFAULT_QUEUE,
+    FinalizeTask,
+    RunParentFunction,
     Task,
+    TaskContext,
+    TaskDecorator,
     TaskDefinition,
     TaskEnqueueOptions,
 )
@@ -104,7 +93,7 @@ DEFAULT_INTRA_BATCH_SLEEP_MS: Final = 500
 _ENQUEUE_CHUNK: Final = 500
 
 
-class DurableExecutor(TaskRegistration):
+class DurableExecutor:
     def __init__(
         self,
         storage: DurableStorage,
@@ -218,7 +207,143 @@ class DurableExecutor(TaskRegistration):
         self._rt.registry.register(definition)
         self._logger.debug("Registered task %s", definition.id)
 
-    # -- registration (task and parent_task: see _task_registration) -----------------------
+    # -- registration ------------------------------------------------------------------------
+
+    @overload
+    def task(
+        self,
+        *,
+        id: str,
+        timeout_ms: int,
+        run: Callable[[TaskContext, StorableInputT], StorableOutputT],
+        retry_options: RetryOptions | None = None,
+        sleep_ms_before_run: int | None = None,
+        queue: str = DEFAULT_QUEUE,
+        concurrency_limit: int | None = None,
+    ) -> Task[StorableInputT, StorableOutputT]: ...
+
+    @overload
+    def task(
+        self,
+        *,
+        id: str,
+        timeout_ms: int,
+        run: Callable[[TaskContext, StorableInputT], Awaitable[StorableOutputT]],
+        retry_options: RetryOptions | None = None,
+        sleep_ms_before_run: int | None = None,
+        queue: str = DEFAULT_QUEUE,
+        concurrency_limit: int | None = None,
+    ) -> Task[StorableInputT, StorableOutputT]: ...
+
+    @overload
+    def task(
+        self,
+        *,
+        id: str,
+        timeout_ms: int,
+        retry_options: RetryOptions | None = None,
+        sleep_ms_before_run: int | None = None,
+        queue: str = DEFAULT_QUEUE,
+        concurrency_limit: int | None = None,
+    ) -> TaskDecorator: ...
+
+    def task(
+        self,
+        *,
+        id: str,
+        timeout_ms: int,
+        run: Callable[[TaskContext, Any], Any] | None = None,
+        retry_options: RetryOptions | None = None,
+        sleep_ms_before_run: int | None = None,
+        queue: str = DEFAULT_QUEUE,
+        concurrency_limit: int | None = None,
+    ) -> Task[Any, Any] | TaskDecorator:
+        """Register a task; without ``run``, a decorator that registers the decorated function.
+
+        ``run(ctx, input)`` may be sync (run in a worker thread) or async. Its executions go to
+        ``queue``; with ``concurrency_limit=N`` at most N of them run at once per
+        ``TaskEnqueueOptions.concurrency_key``, across every executor (see the README).
+        """
+
+        def register(function: Callable[[TaskContext, Any], Any]) -> Task[Any, Any]:
+            definition = make_definition(
+                id=id,
+                timeout_ms=timeout_ms,
+                run=function,
+                shape="simple",
+                retry_options=retry_options,
+                sleep_ms_before_run=sleep_ms_before_run,
+                queue=queue,
+                concurrency_limit=concurrency_limit,
+            )
+            self._register(definition)
+            return Task(definition)
+
+        if run is None:
+            self._check_open()
+            return register
+        return register(run)
+
+    @overload
+    def parent_task(
+        self,
+        *,
+        id: str,
+        timeout_ms: int,
+        run_parent: RunParentFunction[StorableInputT, StorableRunOutputT],
+        finalize_task: None = None,
+        retry_options: RetryOptions | None = None,
+        sleep_ms_before_run: int | None = None,
+        queue: str = DEFAULT_QUEUE,
+        concurrency_limit: int | None = None,
+    ) -> Task[StorableInputT, ParentTaskOutput[StorableRunOutputT]]: ...
+
+    @overload
+    def parent_task(
+        self,
+        *,
+        id: str,
+        timeout_ms: int,
+        run_parent: RunParentFunction[StorableInputT, StorableRunOutputT],
+        finalize_task: FinalizeTask[
+            FinalizeTaskInput[StorableInputT, StorableRunOutputT], FinalOutputT
+        ],
+        retry_options: RetryOptions | None = None,
+        sleep_ms_before_run: int | None = None,
+        queue: str = DEFAULT_QUEUE,
+        concurrency_limit: int | None = None,
+    ) -> Task[StorableInputT, FinalOutputT]: ...
+
+    def parent_task(
+        self,
+        *,
+        id: str,
+        timeout_ms: int,
+        run_parent: Callable[[TaskContext, Any], Any],
+        finalize_task: FinalizeTask[Any, Any] | None = None,
+        retry_options: RetryOptions | None = None,
+        sleep_ms_before_run: int | None = None,
+        queue: str = DEFAULT_QUEUE,
+        concurrency_limit: int | None = None,
+    ) -> Task[Any, Any]:
+        """Register a task whose ``run_parent`` returns a :class:`ParentTaskResult`.
+
+        Without ``finalize_task`` the output is a :class:`ParentTaskOutput` (run output plus the
+        children's outputs); with one, it is the finalize task's output.
+        """
+        definition = make_definition(
+            id=id,
+            timeout_ms=timeout_ms,
+            run=run_parent,
+            shape="parent",
+            retry_options=retry_options,
+            sleep_ms_before_run=sleep_ms_before_run,
+            finalize_task=finalize_task,
+            queue=queue,
+            concurrency_limit=concurrency_limit,
+        )
+        self._register(definition)
+        return Task(definition)
 
     @overload
     def validate_input(

@@ -70,4 +70,4 @@ async def test_three_workers_never_run_more_than_the_limit_of_one_key(
     assert all(peak <= LIMIT for peak in observed.values()), observed
     assert "Traceback" not in logs
     # Each worker served only its queue (the log names it).
-    assert all("queues limited," in worker.log() for worker in workers)
+    assert all("queues limited\n" in worker.log() for worker in workers)

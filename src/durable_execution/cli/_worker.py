@@ -161,12 +161,12 @@ async def run_worker(config: WorkerConfig, register: RegisterTasks) -> None:
         try:
             await executor.start()
             logger.info(
-                "Worker started: app %s, tasks %s, queues %s, concurrency %d, storage %s",
+                "Worker started: app %s, tasks %s, concurrency %d, storage %s, queues %s",
                 config.app,
                 _task_list(executor),
-                ", ".join(config.queues) if config.queues else "those of its tasks",
                 config.concurrency,
                 config.target.shown,
+                ", ".join(config.queues) if config.queues else "default and its tasks'",
             )
             logger.info("Executor options: %s", config.tuning.describe(config.poll_interval_ms))
             await signals.stop.wait()
