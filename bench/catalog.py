@@ -40,7 +40,7 @@ DESCRIPTIONS: Final[dict[str, str]] = {
     "W2": "fan-out: one parent, 500 children, a finalize task",
     "W3": "chains: 100 three-step sequential_tasks chains at once",
     "W4": "latency: one trivial task on an idle executor, p50/p95 of 50",
-    "W5": "the reference workload of behaviour doc section 5.2",
+    "W5": "the seed workload (the demo's), every value checked",
     "W6": "scale-out: 1, 2, 4 worker processes draining 10,000 tasks of 5 ms (SQL backends)",
     "rss": "memory of W1 at N=10,000: peak RSS and retained bytes per execution (subprocess)",
     "W7": "soak: 1,000,000 tasks with retention=2s; claim p50/p99, throughput, size per 100k",
