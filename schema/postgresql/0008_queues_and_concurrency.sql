@@ -29,9 +29,11 @@ CREATE INDEX ix_durable_task_executions_ready_unlimited
     WHERE status = 'ready' AND concurrency_limit IS NULL;
 
 -- Executions waiting under a limit, per key in FIFO order: LockReadyConcurrencyKeys groups
--- them by key, and the limited part of the claim reads each locked key's oldest ones.
+-- them by key, and the limited part of the claim reads each locked key's oldest ones. The
+-- INCLUDE columns let the grouping read the index alone (an index-only scan), not the table.
 CREATE INDEX ix_durable_task_executions_ready_concurrency
     ON durable_task_executions (task_id, concurrency_key, start_at, id)
+    INCLUDE (concurrency_limit, queue)
     WHERE status = 'ready' AND concurrency_limit IS NOT NULL;
 
 -- "How many executions of this key run now", counted per key the claim considers: only running

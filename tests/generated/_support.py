@@ -194,7 +194,10 @@ INDEXES = {
 # Waiting executions under a concurrency limit: read per key on PostgreSQL (a lateral join per
 # locked key), all at once on SQLite (numbered per key by a window function).
 READY_CONCURRENCY_INDEX = {
-    "postgresql": (["task_id", "concurrency_key", "start_at", "id"], False),
+    "postgresql": (
+        ["task_id", "concurrency_key", "start_at", "id", "concurrency_limit", "queue"],
+        False,
+    ),
     "sqlite": (["status", "start_at", "id"], False),
 }
 

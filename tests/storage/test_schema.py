@@ -53,7 +53,10 @@ def expected_indexes(table: str, dialect: str) -> dict[str, tuple[bool, list[str
 
 # The claim reads waiting executions under a limit per key on PostgreSQL, all at once on SQLite.
 READY_CONCURRENCY = {
-    "postgresql": (False, ["task_id", "concurrency_key", "start_at", "id"]),
+    "postgresql": (
+        False,
+        ["task_id", "concurrency_key", "start_at", "id", "concurrency_limit", "queue"],
+    ),
     "sqlite": (False, ["status", "start_at", "id"]),
 }
 

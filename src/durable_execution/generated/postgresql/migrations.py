@@ -156,6 +156,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             "    WHERE status = 'ready' AND concurrency_limit IS NULL",
             "CREATE INDEX ix_{table}_ready_concurrency\n"
             "    ON {table} (task_id, concurrency_key, start_at, id)\n"
+            "    INCLUDE (concurrency_limit, queue)\n"
             "    WHERE status = 'ready' AND concurrency_limit IS NOT NULL",
             "CREATE INDEX ix_{table}_running_concurrency\n"
             "    ON {table} (status, task_id, concurrency_key)\n"
