@@ -41,6 +41,7 @@ from durable_execution.model import (
 from durable_execution.payloads import ChildTaskOutput, FinalizeTaskInput, ParentTaskOutput
 from durable_execution.rerun import rerun_execution
 from durable_execution.retention import PruneResult, prune_executions
+from durable_execution.schedules import Schedule, schedule_tick_key
 from durable_execution.serializer import (
     CheckedSerializer,
     JsonSerializer,
@@ -119,6 +120,7 @@ __all__ = [
     "RetryOptions",
     "RunningExecution",
     "SQLiteDurableStorage",
+    "Schedule",
     "Serializable",
     "Serializer",
     "StorageError",
@@ -137,4 +139,5 @@ __all__ = [
     "open_storage",
     "prune_executions",
     "rerun_execution",
+    "schedule_tick_key",
 ]

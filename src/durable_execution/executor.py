@@ -4,12 +4,11 @@ Usage: see the README's Quickstart (``executor.task(...)``, ``async with executo
 ``await executor.enqueue_task(task, input)``, then the handle's
 ``wait_and_get_finished_execution()``).
 
-Four loops run while the executor is started: claiming ready executions (up to
-``max_concurrent_task_executions`` running at once), closing finished ones, recovering expired
-leases, and stopping local runs that another process cancelled; and, until the last attempt
-finished, the renewal of this executor's leases. See the ``_claims``, ``_runner``, ``_closing``,
-``_leases`` and ``_cancellation`` modules for what each guarantees, and ``_background`` for how
-shutdown drains them.
+While started, loops claim ready executions (up to ``max_concurrent_task_executions`` at once),
+close finished ones, recover expired leases, stop local runs cancelled elsewhere and fire
+schedules (``executor.schedule``, in ``_executor_schedules``); until the last attempt finished,
+this executor's leases are renewed. See ``_claims``, ``_runner``, ``_closing``, ``_leases``,
+``_cancellation`` and ``_schedule_loop``, and ``_background`` for how shutdown drains them.
 """
 
 from __future__ import annotations
@@ -23,6 +22,7 @@ from typing import Any, Final, NoReturn, TypeVar, overload
 from durable_execution import clock
 from durable_execution._background import BackgroundLoops
 from durable_execution._coalescing import Coalescer
+from durable_execution._executor_schedules import ExecutorSchedules
 from durable_execution._inserts import (
     insert_new,
     insert_records,
@@ -93,7 +93,7 @@ DEFAULT_INTRA_BATCH_SLEEP_MS: Final = 500
 _ENQUEUE_CHUNK: Final = 500
 
 
-class DurableExecutor:
+class DurableExecutor(ExecutorSchedules):
     def __init__(
         self,
         storage: DurableStorage,

@@ -208,6 +208,10 @@ EVERY_QUERY = {
     "delete_execution_trees",
     "renew_task_execution_leases",
     "try_lock_pruning",
+    "register_task_schedule",
+    "get_task_schedules",
+    "advance_task_schedule",
+    "list_task_schedules",
 }
 
 
@@ -252,7 +256,11 @@ def expected_indexes(table: str) -> dict[str, tuple[list[str], bool]]:
 
 
 def test_migrations_create_the_tables_and_indexes_and_record_versions(conn: Conn) -> None:
-    assert tables_of(conn) == {"durable_task_executions", "durable_task_executions_migrations"}
+    assert tables_of(conn) == {
+        "durable_task_executions",
+        "durable_task_executions_migrations",
+        "durable_task_executions_schedules",
+    }
     assert indexes_of(conn, "durable_task_executions") == expected_indexes(
         "durable_task_executions"
     )
@@ -731,8 +739,10 @@ def test_custom_table_has_its_own_indexes_and_leaves_the_default_alone(conn: Con
     assert tables_of(conn) == {
         "durable_task_executions",
         "durable_task_executions_migrations",
+        "durable_task_executions_schedules",
         table,
         f"{table}_migrations",
+        f"{table}_schedules",
     }
     assert indexes_of(conn, table) == expected_indexes(table)
     assert indexes_of(conn, "durable_task_executions") == expected_indexes(
@@ -1372,3 +1382,172 @@ async def test_prune_queries_async(conn: Conn, postgres_url: str) -> None:
         assert [(r.status, r.execution_count) for r in counted] == [("failed", 1)]
         deleted = await AQ.delete_execution_trees(a, root_execution_ids=["te_3"])
         assert [(r.status, r.execution_count) for r in deleted] == [("failed", 1)]
+
+
+# --- schedules ------------------------------------------------------------------------------------
+
+
+def _register(
+    conn: Conn,
+    schedule_id: str,
+    *,
+    cron: str | None,
+    every_ms: int | None,
+    timezone: str = "UTC",
+    next_tick: int,
+    now: int,
+    run_input: str = "1",
+) -> None:
+    Q.register_task_schedule(
+        conn,
+        schedule_id=schedule_id,
+        task_id="report",
+        cron=cron,
+        every_ms=every_ms,
+        timezone=timezone,
+        run_input=run_input,
+        next_tick_at=at(next_tick),
+        now=at(now),
+    )
+
+
+def test_register_task_schedule_inserts_then_keeps_the_next_tick_unless_the_timing_changed(
+    conn: Conn,
+) -> None:
+    _register(conn, "nightly", cron="0 3 * * *", every_ms=None, next_tick=100, now=1)
+    [row] = Q.get_task_schedules(conn, schedule_ids=["nightly", "unknown"])
+    assert (row.cron, row.every_ms, row.next_tick_at, row.created_at) == (
+        "0 3 * * *",
+        None,
+        at(100),
+        at(1),
+    )
+    assert row.last_tick_at is None
+    assert row.last_execution_id is None
+    # Same timing, new input: the next tick stays (a missed one is still caught up).
+    _register(conn, "nightly", cron="0 3 * * *", every_ms=None, next_tick=500, now=2, run_input="2")
+    [row] = Q.get_task_schedules(conn, schedule_ids=["nightly"])
+    assert (row.next_tick_at, row.run_input, row.created_at, row.updated_at) == (
+        at(100),
+        "2",
+        at(1),
+        at(2),
+    )
+    # New timing: the new next tick.
+    _register(conn, "nightly", cron=None, every_ms=500, next_tick=600, now=3)
+    [row] = Q.get_task_schedules(conn, schedule_ids=["nightly"])
+    assert (row.cron, row.every_ms, row.next_tick_at) == (None, 500, at(600))
+    _register(
+        conn, "nightly", cron=None, every_ms=500, timezone="Europe/Berlin", next_tick=700, now=4
+    )
+    [row] = Q.get_task_schedules(conn, schedule_ids=["nightly"])
+    assert (row.timezone, row.next_tick_at) == ("Europe/Berlin", at(700))
+
+
+def test_schedules_need_exactly_one_of_cron_and_every_ms(conn: Conn) -> None:
+    with pytest.raises(errors.CheckViolation):
+        _register(conn, "both", cron="* * * * *", every_ms=5, next_tick=1, now=1)
+    with pytest.raises(errors.CheckViolation):
+        _register(conn, "neither", cron=None, every_ms=None, next_tick=1, now=1)
+
+
+def test_advance_task_schedule_is_a_compare_and_set(conn: Conn) -> None:
+    _register(conn, "poll", cron=None, every_ms=500, next_tick=100, now=1)
+    advance: dict[str, Any] = {
+        "next_tick_at": at(600),
+        "last_tick_at": at(100),
+        "last_execution_id": "te_1",
+        "updated_at": at(101),
+        "schedule_id": "poll",
+        "expected_next_tick_at": at(100),
+    }
+    assert Q.advance_task_schedule(conn, **advance) == 1
+    assert Q.advance_task_schedule(conn, **{**advance, "last_execution_id": "te_2"}) == 0
+    assert Q.advance_task_schedule(conn, **{**advance, "schedule_id": "other"}) == 0
+    [row] = Q.get_task_schedules(conn, schedule_ids=["poll"])
+    assert (row.next_tick_at, row.last_tick_at, row.last_execution_id, row.updated_at) == (
+        at(600),
+        at(100),
+        "te_1",
+        at(101),
+    )
+
+
+async def test_concurrent_advances_of_one_tick_have_one_winner(
+    conn: Conn, postgres_url: str
+) -> None:
+    _register(conn, "poll", cron=None, every_ms=500, next_tick=100, now=1)
+    advance: dict[str, Any] = {
+        "next_tick_at": at(600),
+        "last_tick_at": at(100),
+        "updated_at": at(101),
+        "schedule_id": "poll",
+        "expected_next_tick_at": at(100),
+    }
+    async with (
+        await psycopg.AsyncConnection.connect(postgres_url) as first,
+        await psycopg.AsyncConnection.connect(postgres_url) as second,
+    ):
+        assert await AQ.advance_task_schedule(first, **advance, last_execution_id="te_1") == 1
+        # The second waits for the first's row lock, then re-checks its guard: no match.
+        waiting = asyncio.ensure_future(
+            AQ.advance_task_schedule(second, **advance, last_execution_id="te_2")
+        )
+        await asyncio.sleep(0.2)
+        await first.commit()
+        assert await waiting == 0
+        await second.commit()
+    [row] = Q.get_task_schedules(conn, schedule_ids=["poll"])
+    assert row.last_execution_id == "te_1"
+
+
+def test_list_task_schedules_with_the_last_execution_status(conn: Conn) -> None:
+    postgres_insert(Q, conn, [Execution("te_1", status="completed")])
+    _register(conn, "b", cron=None, every_ms=500, next_tick=100, now=1)
+    _register(conn, "a", cron="0 3 * * *", every_ms=None, next_tick=100, now=1)
+    _register(conn, "c", cron=None, every_ms=500, next_tick=100, now=1)
+    for schedule_id, execution_id in (("b", "te_1"), ("c", "te_pruned")):
+        Q.advance_task_schedule(
+            conn,
+            next_tick_at=at(600),
+            last_tick_at=at(100),
+            last_execution_id=execution_id,
+            updated_at=at(101),
+            schedule_id=schedule_id,
+            expected_next_tick_at=at(100),
+        )
+    rows = Q.list_task_schedules(conn)
+    assert [(r.schedule_id, r.last_execution_id, r.last_execution_status) for r in rows] == [
+        ("a", None, None),
+        ("b", "te_1", "completed"),
+        ("c", "te_pruned", None),
+    ]
+
+
+async def test_schedule_queries_async(conn: Conn, postgres_url: str) -> None:
+    async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as a:
+        await AQ.register_task_schedule(
+            a,
+            schedule_id="poll",
+            task_id="report",
+            cron=None,
+            every_ms=500,
+            timezone="UTC",
+            run_input="1",
+            next_tick_at=at(100),
+            now=at(1),
+        )
+        [row] = await AQ.get_task_schedules(a, schedule_ids=["poll"])
+        assert row.next_tick_at == at(100)
+        changed = await AQ.advance_task_schedule(
+            a,
+            next_tick_at=at(600),
+            last_tick_at=at(100),
+            last_execution_id="te_1",
+            updated_at=at(101),
+            schedule_id="poll",
+            expected_next_tick_at=at(100),
+        )
+        assert changed == 1
+        [listed] = await AQ.list_task_schedules(a)
+        assert (listed.schedule_id, listed.next_tick_at) == ("poll", at(600))

@@ -85,7 +85,10 @@ async def test_sqlite_schema_has_the_expected_indexes_for_any_table_name(
         await insert(custom, record("te_custom"))
     db = sqlite_utils.Database(sqlite_path)
     try:
-        tables = {DEFAULT, f"{DEFAULT}_migrations", custom_table, f"{custom_table}_migrations"}
+        tables = {
+            *(DEFAULT, f"{DEFAULT}_migrations", f"{DEFAULT}_schedules"),
+            *(custom_table, f"{custom_table}_migrations", f"{custom_table}_schedules"),
+        }
         assert set(db.table_names()) == tables
         assert db.journal_mode == "wal"
         assert db.table(custom_table).count == 1

@@ -22,7 +22,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 
 from durable_execution.model import FINISHED_STATUSES, TaskExecutionStatus
-from durable_execution.storage import claiming, conversion, inspection
+from durable_execution.storage import _schedule_rows, claiming, conversion, inspection
 from durable_execution.storage.errors import (
     DuplicateExecutionIdError,
     StorageError,
@@ -33,6 +33,9 @@ from durable_execution.storage.types import (
     HeldLease,
     PruneCursor,
     PrunedBatch,
+    ScheduleListing,
+    ScheduleRecord,
+    ScheduleTickAdvance,
     TaskExecutionRecord,
     TaskExecutionUpdate,
     TaskExecutionWhere,
@@ -52,6 +55,7 @@ class _Table:
         self.sequence: dict[str, int] = {}
         self.by_status: dict[_IndexKey, dict[str, None]] = {}
         self.next_sequence = 0
+        self.schedules: dict[str, ScheduleRecord] = {}  # by schedule_id
 
     def put(self, record: TaskExecutionRecord) -> None:
         execution_id = record.execution_id
@@ -104,6 +108,8 @@ class InMemoryStorageTx:
         self._open = True
         self._refused_ids: list[str] | None = None  # set by an insert refused as duplicate
         self._deleted_sequence: dict[str, int] = {}  # execution_id -> its place, if deleted
+        # schedule_id -> the committed schedule it replaced (None: the schedule was inserted).
+        self._schedule_undo: dict[str, ScheduleRecord | None] = {}
 
     def _check_open(self) -> None:
         if not self._open:
@@ -136,6 +142,11 @@ class InMemoryStorageTx:
         if commit:
             return
         table = self._table
+        for schedule_id, old_schedule in self._schedule_undo.items():
+            if old_schedule is None:
+                table.schedules.pop(schedule_id, None)
+            else:
+                table.schedules[schedule_id] = old_schedule
         for execution_id, old in self._undo.items():
             if old is None:
                 if execution_id in table.rows:
@@ -366,6 +377,58 @@ class InMemoryStorageTx:
             renewed.append(lease.execution_id)
         return renewed
 
+    def _write_schedule(self, schedule: ScheduleRecord) -> None:
+        schedules = self._table.schedules
+        self._schedule_undo.setdefault(schedule.schedule_id, schedules.get(schedule.schedule_id))
+        schedules[schedule.schedule_id] = schedule
+
+    async def register_task_schedules(self, schedules: Sequence[ScheduleRecord]) -> None:
+        """Store schedules by id (see ``DurableStorageTx``)."""
+        self._check_open()
+        for given in schedules:
+            schedule = _schedule_rows.normalised(given)
+            stored = self._table.schedules.get(schedule.schedule_id)
+            if stored is None:
+                self._write_schedule(schedule)
+                continue
+            same_timing = (stored.cron, stored.every_ms, stored.timezone) == (
+                schedule.cron,
+                schedule.every_ms,
+                schedule.timezone,
+            )
+            self._write_schedule(
+                dataclasses.replace(
+                    schedule,
+                    next_tick_at=stored.next_tick_at if same_timing else schedule.next_tick_at,
+                    created_at=stored.created_at,
+                    last_tick_at=stored.last_tick_at,
+                    last_execution_id=stored.last_execution_id,
+                )
+            )
+
+    async def get_task_schedules(self, schedule_ids: Sequence[str]) -> list[ScheduleRecord]:
+        self._check_open()
+        schedules = self._table.schedules
+        return [schedules[i] for i in sorted(set(schedule_ids)) if i in schedules]
+
+    async def advance_task_schedule(self, advance: ScheduleTickAdvance) -> bool:
+        """Fire a tick, compare-and-set (see ``DurableStorageTx``)."""
+        self._check_open()
+        advance = _schedule_rows.normalised_advance(advance)
+        stored = self._table.schedules.get(advance.schedule_id)
+        if stored is None or stored.next_tick_at != advance.expected_next_tick_at:
+            return False
+        self._write_schedule(
+            dataclasses.replace(
+                stored,
+                next_tick_at=advance.next_tick_at,
+                last_tick_at=advance.tick_at,
+                last_execution_id=advance.execution_id,
+                updated_at=advance.updated_at,
+            )
+        )
+        return True
+
 
 class InMemoryStorage:
     """Executions in a dict, transactions serialised by an ``asyncio.Lock``.
@@ -434,3 +497,13 @@ class InMemoryStorage:
     ) -> TaskExecutionRecord | None:
         async with self._lock:
             return inspection.oldest_ready(self.snapshot(), task_id=task_id)
+
+    async def list_task_schedules(self) -> list[ScheduleListing]:
+        async with self._lock:
+            table = self._table
+            listings = []
+            for schedule_id in sorted(table.schedules):
+                schedule = table.schedules[schedule_id]
+                last = table.rows.get(schedule.last_execution_id or "")
+                listings.append(ScheduleListing(schedule, None if last is None else last.status))
+            return listings

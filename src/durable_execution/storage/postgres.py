@@ -47,6 +47,7 @@ from durable_execution.storage import (
 from durable_execution.storage import (
     _pg_rows as _rows,
 )
+from durable_execution.storage._pg_schedules import PostgresScheduleMethods, list_schedules
 from durable_execution.storage._pg_timestamps import register_tolerant_timestamps
 from durable_execution.storage.errors import (
     DuplicateExecutionIdError,
@@ -61,6 +62,7 @@ from durable_execution.storage.types import (
     HeldLease,
     PruneCursor,
     PrunedBatch,
+    ScheduleListing,
     TaskExecutionRecord,
     TaskExecutionUpdate,
     TaskExecutionWhere,
@@ -101,7 +103,7 @@ def _ready_now(executions: Sequence[TaskExecutionRecord]) -> bool:
     return any(e.status == "ready" and e.start_at <= now for e in executions)
 
 
-class PostgresStorageTx:
+class PostgresStorageTx(PostgresScheduleMethods):
     """One transaction of a :class:`PostgresDurableStorage`, on one pooled connection."""
 
     def __init__(
@@ -568,3 +570,6 @@ class PostgresDurableStorage:
             lambda conn: self.queries.get_oldest_ready_task_execution(conn, task_id=task_id)
         )
         return None if row is None else inspection.decoded(row, conversion.record_from_columns)
+
+    async def list_task_schedules(self) -> list[ScheduleListing]:
+        return await self._read(lambda conn: list_schedules(self.queries, conn))

@@ -40,6 +40,7 @@ from durable_execution.storage import (
     inspection,
     migrate,
 )
+from durable_execution.storage._sqlite_schedules import SQLiteScheduleMethods, list_schedules
 from durable_execution.storage._sqlite_session import DEFAULT_SYNCHRONOUS, SqliteSynchronous
 from durable_execution.storage.conversion import Columns
 from durable_execution.storage.errors import (
@@ -54,6 +55,7 @@ from durable_execution.storage.types import (
     HeldLease,
     PruneCursor,
     PrunedBatch,
+    ScheduleListing,
     TaskExecutionRecord,
     TaskExecutionUpdate,
     TaskExecutionWhere,
@@ -69,7 +71,7 @@ DEFAULT_BUSY_TIMEOUT_MS: Final = 30_000
 # --- the transaction ------------------------------------------------------------------------
 
 
-class SQLiteStorageTx:
+class SQLiteStorageTx(SQLiteScheduleMethods):
     """One transaction of a :class:`SQLiteDurableStorage`; valid only inside its ``async with``.
 
     Every method runs one step through :meth:`SQLiteDurableStorage.run_step` (on the event loop
@@ -557,6 +559,9 @@ class SQLiteDurableStorage:
             lambda conn: self.queries.get_oldest_ready_task_execution(conn, task_id=task_id)
         )
         return None if row is None else inspection.decoded(row, _rows.record)
+
+    async def list_task_schedules(self) -> list[ScheduleListing]:
+        return await self._read(lambda conn: list_schedules(self.queries, conn))
 
     # Lifetime ------------------------------------------------------------------------------
 

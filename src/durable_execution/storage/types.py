@@ -24,7 +24,8 @@ The claim, the lease renewal, the batch of guarded updates and the prune step ar
 contract: every backend does each in one set-based step, and the executor has no second,
 row-by-row path.
 Optional, each a protocol checked with ``isinstance``: ``ReadyWatchingStorage`` (cross-process
-wake-ups instead of idle polling) and ``InspectableStorage`` (operators' read-only queries).
+wake-ups instead of idle polling), ``InspectableStorage`` (operators' read-only queries) and
+``InspectableSchedulesStorage`` (the schedules, for the CLI).
 """
 
 from __future__ import annotations
@@ -211,6 +212,50 @@ class PrunedBatch:
     cursor: PruneCursor | None
 
 
+@dataclass(frozen=True, slots=True)
+class ScheduleRecord:
+    """One stored schedule (``executor.schedule``): its definition and where its ticks stand.
+
+    Exactly one of ``cron`` (a 5-field expression read in ``timezone``, an IANA zone name) and
+    ``every_ms`` is set. ``next_tick_at`` is the next tick to fire; ``last_tick_at`` and
+    ``last_execution_id`` say which tick fired last and the execution it created.
+    """
+
+    schedule_id: str
+    task_id: str
+    cron: str | None
+    every_ms: int | None
+    timezone: str
+    run_input: str
+    next_tick_at: datetime
+    created_at: datetime
+    updated_at: datetime
+    last_tick_at: datetime | None = None
+    last_execution_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleTickAdvance:
+    """Firing one tick: move the schedule from ``expected_next_tick_at`` (the tick the caller
+    read) to ``next_tick_at``, recording ``tick_at`` and the execution it created."""
+
+    schedule_id: str
+    expected_next_tick_at: datetime
+    next_tick_at: datetime
+    tick_at: datetime
+    execution_id: str
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleListing:
+    """A schedule as the CLI lists it: with the status of its last execution (``None`` when it
+    has none, or that execution was pruned)."""
+
+    schedule: ScheduleRecord
+    last_execution_status: TaskExecutionStatus | None
+
+
 class DurableStorageTx(Protocol):
     """One open transaction. Never shared between tasks; never nested."""
 
@@ -314,6 +359,34 @@ class DurableStorageTx(Protocol):
         on PostgreSQL; SQLite's write lock, which every transaction there takes anyway)."""
         ...
 
+    async def register_task_schedules(self, schedules: Sequence[ScheduleRecord]) -> None:
+        """Store the schedules an executor defines (at its start), each by ``schedule_id``.
+
+        A new id is inserted as given. An existing one takes the given ``task_id``,
+        ``run_input``, ``cron``, ``every_ms``, ``timezone`` and ``updated_at``, and the given
+        ``next_tick_at`` only if its timing (``cron``, ``every_ms``, ``timezone``) changed; it
+        keeps its ``created_at``, ``last_tick_at`` and ``last_execution_id``. (An unchanged
+        schedule keeps its next tick, so a tick missed while no executor ran is caught up.)
+        """
+        ...
+
+    async def get_task_schedules(self, schedule_ids: Sequence[str]) -> list[ScheduleRecord]:
+        """The stored schedules with these ids, ordered by id (unknown ids are left out)."""
+        ...
+
+    async def advance_task_schedule(self, advance: ScheduleTickAdvance) -> bool:
+        """Fire a tick (compare-and-set): if the schedule's ``next_tick_at`` still equals
+        ``advance.expected_next_tick_at``, set ``next_tick_at``, ``last_tick_at`` (=
+        ``tick_at``), ``last_execution_id`` and ``updated_at`` and return ``True``; otherwise
+        change nothing and return ``False`` (another transaction fired that tick first).
+
+        The executor inserts the tick's execution in the same transaction only when this
+        returned ``True``, so each tick creates exactly one execution however many executors
+        race for it. A concurrent transaction that advanced the row first makes this one
+        match nothing (PostgreSQL re-checks the guard against the committed row).
+        """
+        ...
+
 
 class DurableStorage(Protocol):
     """A place executions live. ``transaction()`` commits on normal exit, rolls back on error.
@@ -384,3 +457,14 @@ class InspectableStorage(Protocol):
     async def get_oldest_ready_task_execution(
         self, *, task_id: str | None = None
     ) -> TaskExecutionRecord | MalformedRowError | None: ...
+
+
+@runtime_checkable
+class InspectableSchedulesStorage(Protocol):
+    """Optional, like :class:`InspectableStorage` (a protocol of its own, so that a storage
+    written before schedules existed still passes that one): what ``durable-execution
+    schedules`` reads, in a transaction of its own. The bundled backends implement it."""
+
+    async def list_task_schedules(self) -> Sequence[ScheduleListing]:
+        """Every stored schedule, ordered by id, with its last execution's status."""
+        ...

@@ -163,6 +163,26 @@ MIGRATIONS: tuple[Migration, ...] = (
             "    WHERE status = 'running' AND concurrency_limit IS NOT NULL",
         ),
     ),
+    Migration(
+        version=9,
+        name="schedules",
+        statements=(
+            "CREATE TABLE {table}_schedules (\n"
+            "    schedule_id text NOT NULL PRIMARY KEY,\n"
+            "    task_id text NOT NULL,\n"
+            "    cron text,\n"
+            "    every_ms bigint,\n"
+            "    timezone text NOT NULL,\n"
+            "    run_input text NOT NULL,\n"
+            "    next_tick_at timestamptz NOT NULL,\n"
+            "    last_tick_at timestamptz,\n"
+            "    last_execution_id text,\n"
+            "    created_at timestamptz NOT NULL,\n"
+            "    updated_at timestamptz NOT NULL,\n"
+            "    CHECK ((cron IS NULL) <> (every_ms IS NULL))\n"
+            ")",
+        ),
+    ),
 )
 
 

@@ -63,6 +63,23 @@ class DurableTaskExecution:
 
 
 @dataclass(frozen=True, slots=True)
+class DurableTaskExecutionsSchedule:
+    """A row of the durable_task_executions_schedules table."""
+
+    schedule_id: str
+    task_id: str
+    cron: str | None
+    every_ms: int | None
+    timezone: str
+    run_input: str
+    next_tick_at: datetime.datetime
+    last_tick_at: datetime.datetime | None
+    last_execution_id: str | None
+    created_at: datetime.datetime
+    updated_at: datetime.datetime
+
+
+@dataclass(frozen=True, slots=True)
 class LockReadyConcurrencyKeysRow:
     """The columns LockReadyConcurrencyKeys returns."""
 
@@ -110,3 +127,21 @@ class DeleteExecutionTreesRow:
 
     status: str
     execution_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class ListTaskSchedulesRow:
+    """The columns ListTaskSchedules returns."""
+
+    schedule_id: str
+    task_id: str
+    cron: str | None
+    every_ms: int | None
+    timezone: str
+    run_input: str
+    next_tick_at: datetime.datetime
+    last_tick_at: datetime.datetime | None
+    last_execution_id: str | None
+    created_at: datetime.datetime
+    updated_at: datetime.datetime
+    last_execution_status: str | None

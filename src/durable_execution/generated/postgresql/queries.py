@@ -21,9 +21,11 @@ from .models import (
     CountTaskExecutionsByStatusRow,
     DeleteExecutionTreesRow,
     DurableTaskExecution,
+    DurableTaskExecutionsSchedule,
     GetPrunableRootsRow,
     GetReadyTaskExecutionsToClaimRow,
     JsonValue,
+    ListTaskSchedulesRow,
     LockReadyConcurrencyKeysRow,
 )
 
@@ -515,6 +517,73 @@ TRY_LOCK_PRUNING_SQL = (
 )
 
 
+# RegisterTaskSchedule :exec (schedules.sql)
+REGISTER_TASK_SCHEDULE_SQL = (
+    "INSERT INTO {table}_schedules AS s (\n"
+    "    schedule_id, task_id, cron, every_ms, timezone, run_input, next_tick_at, created_at,\n"
+    "    updated_at\n"
+    ")\n"
+    "VALUES (\n"
+    "    $1::text,\n"
+    "    $2::text,\n"
+    "    $3::text,\n"
+    "    $4::bigint,\n"
+    "    $5::text,\n"
+    "    $6::text,\n"
+    "    $7::timestamptz,\n"
+    "    $8::timestamptz,\n"
+    "    $8::timestamptz\n"
+    ")\n"
+    "ON CONFLICT (schedule_id) DO UPDATE SET\n"
+    "    task_id = excluded.task_id,\n"
+    "    run_input = excluded.run_input,\n"
+    "    next_tick_at = CASE\n"
+    "        WHEN s.cron IS NOT DISTINCT FROM excluded.cron\n"
+    "            AND s.every_ms IS NOT DISTINCT FROM excluded.every_ms\n"
+    "            AND s.timezone = excluded.timezone\n"
+    "        THEN s.next_tick_at\n"
+    "        ELSE excluded.next_tick_at\n"
+    "    END,\n"
+    "    cron = excluded.cron,\n"
+    "    every_ms = excluded.every_ms,\n"
+    "    timezone = excluded.timezone,\n"
+    "    updated_at = excluded.updated_at"
+)
+
+
+# GetTaskSchedules :many (schedules.sql)
+GET_TASK_SCHEDULES_SQL = (
+    "SELECT schedule_id, task_id, cron, every_ms, timezone, run_input, next_tick_at, last_tick_at, "
+    "last_execution_id, created_at, updated_at\n"
+    "FROM {table}_schedules\n"
+    "WHERE schedule_id = ANY($1::text[])\n"
+    "ORDER BY schedule_id"
+)
+
+
+# AdvanceTaskSchedule :execrows (schedules.sql)
+ADVANCE_TASK_SCHEDULE_SQL = (
+    "UPDATE {table}_schedules\n"
+    "SET next_tick_at = $1::timestamptz,\n"
+    "    last_tick_at = $2::timestamptz,\n"
+    "    last_execution_id = $3::text,\n"
+    "    updated_at = $4::timestamptz\n"
+    "WHERE schedule_id = $5::text\n"
+    "    AND next_tick_at = $6::timestamptz"
+)
+
+
+# ListTaskSchedules :many (schedules.sql)
+LIST_TASK_SCHEDULES_SQL = (
+    "SELECT s.schedule_id, s.task_id, s.cron, s.every_ms, s.timezone, s.run_input, s.next_tick_at, "
+    "s.last_tick_at, s.last_execution_id, s.created_at, s.updated_at, e.status AS "
+    "last_execution_status\n"
+    "FROM {table}_schedules AS s\n"
+    "LEFT JOIN {table} AS e ON e.execution_id = s.last_execution_id\n"
+    "ORDER BY s.schedule_id"
+)
+
+
 # GetTaskExecutionIdsByExecutionIds :many (select.sql)
 GET_TASK_EXECUTION_IDS_BY_EXECUTION_IDS_SQL = (
     "SELECT execution_id\n"
@@ -798,6 +867,39 @@ def _as_delete_execution_trees_row(row: tuple[Any, ...]) -> DeleteExecutionTrees
     return DeleteExecutionTreesRow(
         status=row[0],
         execution_count=row[1],
+    )
+
+
+def _as_durable_task_executions_schedule(row: tuple[Any, ...]) -> DurableTaskExecutionsSchedule:
+    return DurableTaskExecutionsSchedule(
+        schedule_id=row[0],
+        task_id=row[1],
+        cron=row[2],
+        every_ms=row[3],
+        timezone=row[4],
+        run_input=row[5],
+        next_tick_at=row[6],
+        last_tick_at=row[7],
+        last_execution_id=row[8],
+        created_at=row[9],
+        updated_at=row[10],
+    )
+
+
+def _as_list_task_schedules_row(row: tuple[Any, ...]) -> ListTaskSchedulesRow:
+    return ListTaskSchedulesRow(
+        schedule_id=row[0],
+        task_id=row[1],
+        cron=row[2],
+        every_ms=row[3],
+        timezone=row[4],
+        run_input=row[5],
+        next_tick_at=row[6],
+        last_tick_at=row[7],
+        last_execution_id=row[8],
+        created_at=row[9],
+        updated_at=row[10],
+        last_execution_status=row[11],
     )
 
 
@@ -1307,6 +1409,81 @@ class AsyncQueries(_Texts):
             return None
         value: bool = row[0]
         return value
+
+    async def register_task_schedule(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        *,
+        schedule_id: str,
+        task_id: str,
+        cron: str | None,
+        every_ms: int | None,
+        timezone: str,
+        run_input: str,
+        next_tick_at: datetime.datetime,
+        now: datetime.datetime,
+    ) -> None:
+        """Store a schedule an executor defines in code, at its start. A new schedule is inserted;
+        an existing one takes the new task and input, and the new next_tick_at only if its timing
+        (cron, every_ms, timezone) changed: an unchanged schedule keeps its next tick, so a tick
+        missed while every executor was down is still caught up.
+        """
+        args = (schedule_id, task_id, cron, every_ms, timezone, run_input, next_tick_at, now)
+        async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
+            await cur.execute(self._sql(REGISTER_TASK_SCHEDULE_SQL), args)
+
+    async def get_task_schedules(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        *,
+        schedule_ids: Sequence[str | None],
+    ) -> list[DurableTaskExecutionsSchedule]:
+        """The schedules with these ids (those an executor defines), by id."""
+        args = (list(schedule_ids),)
+        async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
+            await cur.execute(self._sql(GET_TASK_SCHEDULES_SQL), args)
+            rows = await cur.fetchall()
+        return [_as_durable_task_executions_schedule(row) for row in rows]
+
+    async def advance_task_schedule(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        *,
+        next_tick_at: datetime.datetime,
+        last_tick_at: datetime.datetime,
+        last_execution_id: str,
+        updated_at: datetime.datetime,
+        schedule_id: str,
+        expected_next_tick_at: datetime.datetime,
+    ) -> int:
+        """Fire a tick: move next_tick_at on, only if it is still the tick the caller read (the
+        compare-and-set that lets exactly one executor fire each tick: a concurrent one waits for
+        the row lock, then finds next_tick_at moved and matches nothing). 1 row: fired; 0:
+        another executor fired it (or the schedule was redefined) first.
+        """
+        args = (
+            next_tick_at,
+            last_tick_at,
+            last_execution_id,
+            updated_at,
+            schedule_id,
+            expected_next_tick_at,
+        )
+        async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
+            await cur.execute(self._sql(ADVANCE_TASK_SCHEDULE_SQL), args)
+            return cur.rowcount
+
+    async def list_task_schedules(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+    ) -> list[ListTaskSchedulesRow]:
+        """Every schedule, by id, with the status of the execution its last tick created (NULL when
+        there is none, or it was pruned): the CLI's `schedules`.
+        """
+        async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
+            await cur.execute(self._sql(LIST_TASK_SCHEDULES_SQL))
+            rows = await cur.fetchall()
+        return [_as_list_task_schedules_row(row) for row in rows]
 
     async def get_task_execution_ids_by_execution_ids(
         self,
@@ -2016,6 +2193,81 @@ class Queries(_Texts):
             return None
         value: bool = row[0]
         return value
+
+    def register_task_schedule(
+        self,
+        conn: psycopg.Connection[Any],
+        *,
+        schedule_id: str,
+        task_id: str,
+        cron: str | None,
+        every_ms: int | None,
+        timezone: str,
+        run_input: str,
+        next_tick_at: datetime.datetime,
+        now: datetime.datetime,
+    ) -> None:
+        """Store a schedule an executor defines in code, at its start. A new schedule is inserted;
+        an existing one takes the new task and input, and the new next_tick_at only if its timing
+        (cron, every_ms, timezone) changed: an unchanged schedule keeps its next tick, so a tick
+        missed while every executor was down is still caught up.
+        """
+        args = (schedule_id, task_id, cron, every_ms, timezone, run_input, next_tick_at, now)
+        with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
+            cur.execute(self._sql(REGISTER_TASK_SCHEDULE_SQL), args)
+
+    def get_task_schedules(
+        self,
+        conn: psycopg.Connection[Any],
+        *,
+        schedule_ids: Sequence[str | None],
+    ) -> list[DurableTaskExecutionsSchedule]:
+        """The schedules with these ids (those an executor defines), by id."""
+        args = (list(schedule_ids),)
+        with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
+            cur.execute(self._sql(GET_TASK_SCHEDULES_SQL), args)
+            rows = cur.fetchall()
+        return [_as_durable_task_executions_schedule(row) for row in rows]
+
+    def advance_task_schedule(
+        self,
+        conn: psycopg.Connection[Any],
+        *,
+        next_tick_at: datetime.datetime,
+        last_tick_at: datetime.datetime,
+        last_execution_id: str,
+        updated_at: datetime.datetime,
+        schedule_id: str,
+        expected_next_tick_at: datetime.datetime,
+    ) -> int:
+        """Fire a tick: move next_tick_at on, only if it is still the tick the caller read (the
+        compare-and-set that lets exactly one executor fire each tick: a concurrent one waits for
+        the row lock, then finds next_tick_at moved and matches nothing). 1 row: fired; 0:
+        another executor fired it (or the schedule was redefined) first.
+        """
+        args = (
+            next_tick_at,
+            last_tick_at,
+            last_execution_id,
+            updated_at,
+            schedule_id,
+            expected_next_tick_at,
+        )
+        with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
+            cur.execute(self._sql(ADVANCE_TASK_SCHEDULE_SQL), args)
+            return cur.rowcount
+
+    def list_task_schedules(
+        self,
+        conn: psycopg.Connection[Any],
+    ) -> list[ListTaskSchedulesRow]:
+        """Every schedule, by id, with the status of the execution its last tick created (NULL when
+        there is none, or it was pruned): the CLI's `schedules`.
+        """
+        with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
+            cur.execute(self._sql(LIST_TASK_SCHEDULES_SQL))
+            rows = cur.fetchall()
+        return [_as_list_task_schedules_row(row) for row in rows]
 
     def get_task_execution_ids_by_execution_ids(
         self,

@@ -170,6 +170,26 @@ MIGRATIONS: tuple[Migration, ...] = (
             "    WHERE status = 'running' AND concurrency_limit IS NOT NULL",
         ),
     ),
+    Migration(
+        version=9,
+        name="schedules",
+        statements=(
+            "CREATE TABLE {table}_schedules (\n"
+            "    schedule_id TEXT NOT NULL PRIMARY KEY,\n"
+            "    task_id TEXT NOT NULL,\n"
+            "    cron TEXT,\n"
+            "    every_ms INTEGER CHECK (typeof(every_ms) IN ('integer', 'null')),\n"
+            "    timezone TEXT NOT NULL,\n"
+            "    run_input TEXT NOT NULL,\n"
+            "    next_tick_at INTEGER NOT NULL CHECK (typeof(next_tick_at) = 'integer'),\n"
+            "    last_tick_at INTEGER CHECK (typeof(last_tick_at) IN ('integer', 'null')),\n"
+            "    last_execution_id TEXT,\n"
+            "    created_at INTEGER NOT NULL CHECK (typeof(created_at) = 'integer'),\n"
+            "    updated_at INTEGER NOT NULL CHECK (typeof(updated_at) = 'integer'),\n"
+            "    CHECK ((cron IS NULL) <> (every_ms IS NULL))\n"
+            ")",
+        ),
+    ),
 )
 
 

@@ -58,6 +58,23 @@ class DurableTaskExecution:
 
 
 @dataclass(frozen=True, slots=True)
+class DurableTaskExecutionsSchedule:
+    """A row of the durable_task_executions_schedules table."""
+
+    schedule_id: str
+    task_id: str
+    cron: str | None
+    every_ms: int | None
+    timezone: str
+    run_input: str
+    next_tick_at: int
+    last_tick_at: int | None
+    last_execution_id: str | None
+    created_at: int
+    updated_at: int
+
+
+@dataclass(frozen=True, slots=True)
 class GetReadyTaskExecutionsToClaimRow:
     """The columns GetReadyTaskExecutionsToClaim returns."""
 
@@ -88,3 +105,21 @@ class CountExecutionTreesRow:
 
     status: str
     execution_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class ListTaskSchedulesRow:
+    """The columns ListTaskSchedules returns."""
+
+    schedule_id: str
+    task_id: str
+    cron: str | None
+    every_ms: int | None
+    timezone: str
+    run_input: str
+    next_tick_at: int
+    last_tick_at: int | None
+    last_execution_id: str | None
+    created_at: int
+    updated_at: int
+    last_execution_status: str | None

@@ -16,8 +16,10 @@ from .models import (
     CountExecutionTreesRow,
     CountTaskExecutionsByStatusRow,
     DurableTaskExecution,
+    DurableTaskExecutionsSchedule,
     GetPrunableRootsRow,
     GetReadyTaskExecutionsToClaimRow,
+    ListTaskSchedulesRow,
 )
 
 # ClaimReadyTaskExecutions :many (claim.sql)
@@ -394,6 +396,72 @@ DELETE_EXECUTION_TREES_SQL = (
 )
 
 
+# RegisterTaskSchedule :exec (schedules.sql)
+REGISTER_TASK_SCHEDULE_SQL = (
+    "INSERT INTO {table}_schedules (\n"
+    "    schedule_id, task_id, cron, every_ms, timezone, run_input, next_tick_at, created_at,\n"
+    "    updated_at\n"
+    ")\n"
+    "VALUES (\n"
+    "    :p1,\n"
+    "    :p2,\n"
+    "    CAST(:p3 AS TEXT),\n"
+    "    CAST(:p4 AS INTEGER),\n"
+    "    :p5,\n"
+    "    :p6,\n"
+    "    CAST(:p7 AS INTEGER),\n"
+    "    CAST(:p8 AS INTEGER),\n"
+    "    CAST(:p8 AS INTEGER)\n"
+    ")\n"
+    "ON CONFLICT (schedule_id) DO UPDATE SET\n"
+    "    task_id = excluded.task_id,\n"
+    "    run_input = excluded.run_input,\n"
+    "    next_tick_at = CASE\n"
+    "        WHEN cron IS excluded.cron AND every_ms IS excluded.every_ms\n"
+    "            AND timezone = excluded.timezone\n"
+    "        THEN next_tick_at\n"
+    "        ELSE excluded.next_tick_at\n"
+    "    END,\n"
+    "    cron = excluded.cron,\n"
+    "    every_ms = excluded.every_ms,\n"
+    "    timezone = excluded.timezone,\n"
+    "    updated_at = excluded.updated_at"
+)
+
+
+# GetTaskSchedules :many (schedules.sql)
+GET_TASK_SCHEDULES_SQL = (
+    "SELECT schedule_id, task_id, cron, every_ms, timezone, run_input, next_tick_at, last_tick_at, "
+    "last_execution_id, created_at, updated_at\n"
+    "FROM {table}_schedules\n"
+    "WHERE schedule_id IN ({p1})\n"
+    "ORDER BY schedule_id"
+)
+
+
+# AdvanceTaskSchedule :execrows (schedules.sql)
+ADVANCE_TASK_SCHEDULE_SQL = (
+    "UPDATE {table}_schedules\n"
+    "SET next_tick_at = CAST(:p1 AS INTEGER),\n"
+    "    last_tick_at = CAST(:p2 AS INTEGER),\n"
+    "    last_execution_id = :p3,\n"
+    "    updated_at = CAST(:p4 AS INTEGER)\n"
+    "WHERE schedule_id = :p5\n"
+    "    AND next_tick_at = CAST(:p6 AS INTEGER)"
+)
+
+
+# ListTaskSchedules :many (schedules.sql)
+LIST_TASK_SCHEDULES_SQL = (
+    "SELECT s.schedule_id, s.task_id, s.cron, s.every_ms, s.timezone, s.run_input, s.next_tick_at, "
+    "s.last_tick_at, s.last_execution_id, s.created_at, s.updated_at, e.status AS "
+    "last_execution_status\n"
+    "FROM {table}_schedules AS s\n"
+    "LEFT JOIN {table} AS e ON e.execution_id = s.last_execution_id\n"
+    "ORDER BY s.schedule_id"
+)
+
+
 # GetTaskExecutionIdsByExecutionIds :many (select.sql)
 GET_TASK_EXECUTION_IDS_BY_EXECUTION_IDS_SQL = (
     "SELECT execution_id\n"
@@ -624,6 +692,39 @@ def _as_count_execution_trees_row(row: tuple[Any, ...]) -> CountExecutionTreesRo
     return CountExecutionTreesRow(
         status=row[0],
         execution_count=row[1],
+    )
+
+
+def _as_durable_task_executions_schedule(row: tuple[Any, ...]) -> DurableTaskExecutionsSchedule:
+    return DurableTaskExecutionsSchedule(
+        schedule_id=row[0],
+        task_id=row[1],
+        cron=row[2],
+        every_ms=row[3],
+        timezone=row[4],
+        run_input=row[5],
+        next_tick_at=row[6],
+        last_tick_at=row[7],
+        last_execution_id=row[8],
+        created_at=row[9],
+        updated_at=row[10],
+    )
+
+
+def _as_list_task_schedules_row(row: tuple[Any, ...]) -> ListTaskSchedulesRow:
+    return ListTaskSchedulesRow(
+        schedule_id=row[0],
+        task_id=row[1],
+        cron=row[2],
+        every_ms=row[3],
+        timezone=row[4],
+        run_input=row[5],
+        next_tick_at=row[6],
+        last_tick_at=row[7],
+        last_execution_id=row[8],
+        created_at=row[9],
+        updated_at=row[10],
+        last_execution_status=row[11],
     )
 
 
@@ -994,6 +1095,90 @@ class Queries(_Texts):
             cur.execute(sql, args)
             rows = cur.fetchall()
         return [row[0] for row in rows]
+
+    def register_task_schedule(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        schedule_id: str,
+        task_id: str,
+        cron: str | None,
+        every_ms: int | None,
+        timezone: str,
+        run_input: str,
+        next_tick_at: int,
+        now: int,
+    ) -> None:
+        """Store a schedule an executor defines in code, at its start. A new schedule is inserted;
+        an existing one takes the new task and input, and the new next_tick_at only if its timing
+        (cron, every_ms, timezone) changed: an unchanged schedule keeps its next tick, so a tick
+        missed while every executor was down is still caught up.
+        """
+        args: dict[str, object] = {
+            "p1": schedule_id,
+            "p2": task_id,
+            "p3": cron,
+            "p4": every_ms,
+            "p5": timezone,
+            "p6": run_input,
+            "p7": next_tick_at,
+            "p8": now,
+        }
+        with closing(conn.cursor()) as cur:
+            cur.execute(self._sql(REGISTER_TASK_SCHEDULE_SQL), args)
+
+    def get_task_schedules(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        schedule_ids: Sequence[str],
+    ) -> list[DurableTaskExecutionsSchedule]:
+        """The schedules with these ids (those an executor defines), by id."""
+        args: dict[str, object] = {}
+        sql = _expand_slices(GET_TASK_SCHEDULES_SQL, self.table, args, [("p1", schedule_ids)])
+        with closing(conn.cursor()) as cur:
+            cur.execute(sql, args)
+            rows = cur.fetchall()
+        return [_as_durable_task_executions_schedule(row) for row in rows]
+
+    def advance_task_schedule(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        next_tick_at: int,
+        last_tick_at: int,
+        last_execution_id: str | None,
+        updated_at: int,
+        schedule_id: str,
+        expected_next_tick_at: int,
+    ) -> int:
+        """Fire a tick: move next_tick_at on, only if it is still the tick the caller read (the
+        compare-and-set that lets exactly one executor fire each tick). 1 row: fired; 0: another
+        executor fired it (or the schedule was redefined) first.
+        """
+        args: dict[str, object] = {
+            "p1": next_tick_at,
+            "p2": last_tick_at,
+            "p3": last_execution_id,
+            "p4": updated_at,
+            "p5": schedule_id,
+            "p6": expected_next_tick_at,
+        }
+        with closing(conn.cursor()) as cur:
+            cur.execute(self._sql(ADVANCE_TASK_SCHEDULE_SQL), args)
+            return cur.rowcount
+
+    def list_task_schedules(
+        self,
+        conn: sqlite3.Connection,
+    ) -> list[ListTaskSchedulesRow]:
+        """Every schedule, by id, with the status of the execution its last tick created (NULL when
+        there is none, or it was pruned): the CLI's `schedules`.
+        """
+        with closing(conn.cursor()) as cur:
+            cur.execute(self._sql(LIST_TASK_SCHEDULES_SQL))
+            rows = cur.fetchall()
+        return [_as_list_task_schedules_row(row) for row in rows]
 
     def get_task_execution_ids_by_execution_ids(
         self,
