@@ -13,6 +13,7 @@
 -- unnest() appears once per array in the select list (sqlc only knows single-argument unnest);
 -- PostgreSQL zips equally long arrays row by row and assigns ids in array order.
 
+-- @sync
 -- name: InsertTaskExecutions :execrows
 INSERT INTO durable_task_executions (
     root_task_id,

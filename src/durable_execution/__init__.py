@@ -57,6 +57,7 @@ from durable_execution.storage import (
     StorageError,
     open_storage,
 )
+from durable_execution.sync_client import SyncClient, SyncTaskHandle
 from durable_execution.tasks import (
     AnyChildTask,
     ChildTask,
@@ -124,6 +125,8 @@ __all__ = [
     "Serializable",
     "Serializer",
     "StorageError",
+    "SyncClient",
+    "SyncTaskHandle",
     "Task",
     "TaskContext",
     "TaskDecorator",

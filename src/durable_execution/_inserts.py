@@ -11,10 +11,13 @@ counts as inserted; a stored row with other content is a real duplicate and stil
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Final
 
+from durable_execution._transactions import is_transient, run_sync
 from durable_execution.storage.errors import DuplicateExecutionIdError
+from durable_execution.storage.sync_types import SyncStorage, SyncStorageTx
 from durable_execution.storage.types import (
     DurableStorageTx,
     TaskExecutionRecord,
@@ -40,19 +43,78 @@ async def insert_unless_stored(
     foreign: list[str] = []
     for start in range(0, len(records), CHUNK):
         chunk = records[start : start + CHUNK]
-        stored = await tx.get_task_executions(
-            WhereByExecutionIds(execution_ids=[record.execution_id for record in chunk])
-        )
-        by_id = {row.execution_id: row for row in stored}
-        for record in chunk:
-            row = by_id.get(record.execution_id)
-            if row is None:
-                missing.append(record)
-            elif not same_execution(row, record):
-                foreign.append(record.execution_id)
+        stored = await tx.get_task_executions(stored_where(chunk))
+        sort_stored(chunk, stored, missing, foreign)
     if foreign:
         raise DuplicateExecutionIdError(foreign)
     await insert_new(tx, missing)
+
+
+def insert_new_sync(tx: SyncStorageTx, records: Sequence[TaskExecutionRecord]) -> None:
+    """:func:`insert_new` for the ``SyncClient``."""
+    for start in range(0, len(records), CHUNK):
+        tx.insert_task_executions(records[start : start + CHUNK])
+
+
+def insert_unless_stored_sync(tx: SyncStorageTx, records: Sequence[TaskExecutionRecord]) -> None:
+    """:func:`insert_unless_stored` for the ``SyncClient``."""
+    missing: list[TaskExecutionRecord] = []
+    foreign: list[str] = []
+    for start in range(0, len(records), CHUNK):
+        chunk = records[start : start + CHUNK]
+        sort_stored(chunk, tx.get_task_executions(stored_where(chunk)), missing, foreign)
+    if foreign:
+        raise DuplicateExecutionIdError(foreign)
+    insert_new_sync(tx, missing)
+
+
+def store_new_sync(
+    storage: SyncStorage, logger: logging.Logger, records: Sequence[TaskExecutionRecord]
+) -> None:
+    """A ``SyncClient``'s enqueue: ``records`` stored and committed, once.
+
+    Up to :data:`CHUNK` records go in one atomic write outside a transaction
+    (``storage.insert_at_once``: one round trip on PostgreSQL); more need a transaction. A
+    transient failure leaves the outcome unknown, so the retries (``run_sync``'s, each in a
+    transaction) first look for the rows, as :func:`insert_unless_stored` does.
+    """
+
+    def again(tx: SyncStorageTx) -> None:
+        insert_unless_stored_sync(tx, records)
+
+    if len(records) > CHUNK:
+        run_sync(storage, logger, lambda tx: insert_new_sync(tx, records), again=again)
+        return
+    try:
+        storage.insert_at_once(records)
+    except Exception as error:
+        if not is_transient(error):
+            raise
+        logger.warning("Insert failed, retrying in a transaction: %r", error)
+        run_sync(storage, logger, again)
+
+
+def stored_where(chunk: Sequence[TaskExecutionRecord]) -> WhereByExecutionIds:
+    """What a retried insert reads first: the rows of the ids it is about to insert."""
+    return WhereByExecutionIds(execution_ids=[record.execution_id for record in chunk])
+
+
+def sort_stored(
+    chunk: Sequence[TaskExecutionRecord],
+    stored: Sequence[TaskExecutionRecord],
+    missing: list[TaskExecutionRecord],
+    foreign: list[str],
+) -> None:
+    """Sort ``chunk`` by what ``stored`` (its rows read back) holds: records not stored go to
+    ``missing``; ids stored with other content, to ``foreign``; records stored as they are,
+    nowhere (an earlier attempt committed them)."""
+    by_id = {row.execution_id: row for row in stored}
+    for record in chunk:
+        row = by_id.get(record.execution_id)
+        if row is None:
+            missing.append(record)
+        elif not same_execution(row, record):
+            foreign.append(record.execution_id)
 
 
 def same_execution(stored: TaskExecutionRecord, inserted: TaskExecutionRecord) -> bool:

@@ -311,6 +311,17 @@ def _executor_int(
     return value
 
 
+def validate_max_serialized_size_bytes(value: object) -> int:
+    """The executor's (and a ``SyncClient``'s) limit on one serialized input or output."""
+    return _executor_int(
+        "max_serialized_size_bytes",
+        value,
+        1,
+        MAX_SERIALIZED_SIZE_BYTES,
+        " (2**30, PostgreSQL's limit for one text value)",
+    )
+
+
 def validate_executor_options(
     *,
     expire_ms: object,
@@ -341,13 +352,7 @@ def validate_executor_options(
             MAX_COUNT,
             _COUNT_LIMIT,
         ),
-        max_serialized_size_bytes=_executor_int(
-            "max_serialized_size_bytes",
-            max_serialized_size_bytes,
-            1,
-            MAX_SERIALIZED_SIZE_BYTES,
-            " (2**30, PostgreSQL's limit for one text value)",
-        ),
+        max_serialized_size_bytes=validate_max_serialized_size_bytes(max_serialized_size_bytes),
         max_lease_expiries=None
         if max_lease_expiries is None
         else _executor_int(

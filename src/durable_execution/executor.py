@@ -19,7 +19,6 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import timedelta
 from typing import Any, Final, NoReturn, TypeVar, overload
 
-from durable_execution import clock
 from durable_execution._background import BackgroundLoops
 from durable_execution._coalescing import Coalescer
 from durable_execution._executor_schedules import ExecutorSchedules
@@ -35,16 +34,15 @@ from durable_execution._options import (
     validate_executor_options,
     validate_queues,
 )
-from durable_execution._records import new_record
+from durable_execution._records import enqueued_record
 from durable_execution._registry import (
     make_definition,
     make_validator,
-    storable_input,
     validated_input,
 )
 from durable_execution._runtime import ExecutorConfig, Runtime
 from durable_execution._sequential import SequentialChains
-from durable_execution._telemetry import current_trace_context, enqueue_span, enqueued
+from durable_execution._telemetry import enqueue_span, enqueued
 from durable_execution._transactions import TransactionRunner
 from durable_execution.builders import (
     InputValidatedTaskBuilder,
@@ -54,7 +52,7 @@ from durable_execution.builders import (
 )
 from durable_execution.errors import DurableExecutionNotFoundError, executor_shutdown_error
 from durable_execution.handle import TaskHandle, read_record
-from durable_execution.ids import check_execution_id, generate_execution_id
+from durable_execution.ids import check_execution_id
 from durable_execution.model import RetryOptions
 from durable_execution.payloads import FinalizeTaskInput, ParentTaskOutput
 from durable_execution.serializer import CheckedSerializer, JsonSerializer, Serializable, Serializer
@@ -555,17 +553,7 @@ class DurableExecutor(ExecutorSchedules):
     ) -> TaskExecutionRecord:
         resolved = resolve_enqueue_options(definition, options)
         validated = await validated_input(definition, input)
-        run_input = self._rt.serializer.serialize_limited(
-            storable_input(definition, validated), f"the input of task {definition.id}"
-        )
-        return new_record(
-            task_id=definition.id,
-            execution_id=generate_execution_id(),
-            options=resolved,
-            run_input=run_input,
-            now=clock.now(),
-            trace_context=current_trace_context(),
-        )
+        return enqueued_record(definition, resolved, validated, self._rt.serializer)
 
     async def get_task_handle(
         self, task: Task[Any, OutputT], execution_id: str

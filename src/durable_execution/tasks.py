@@ -157,6 +157,12 @@ class Task(Generic[InputT, OutputT_co]):
         return f"Task(id={self.id!r})"
 
 
+def definition_of(task: Task[Any, Any]) -> TaskDefinition:
+    """The definition ``task`` refers to (internal: a ``SyncClient`` has no registry of its own
+    and enqueues with the definition the task was registered with)."""
+    return task._definition
+
+
 class AnyChildTask:
     """A child of any task: the element type of :attr:`ParentTaskResult.children_tasks`.
 

@@ -24,18 +24,19 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AsyncExitStack, ExitStack, asynccontextmanager, contextmanager
 from typing import Any, Final, TypeVar
 
 import psycopg
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 logger = logging.getLogger("durable_execution.storage.postgres")
 
 # Any: the pool's connections keep psycopg's default row factory; the generated queries open
 # their own tuple cursors, so the row type never matters here.
 Connection = psycopg.AsyncConnection[Any]
+SyncConnection = psycopg.Connection[Any]  # the same, for the SyncClient's pool
 
 _T = TypeVar("_T")
 
@@ -80,7 +81,7 @@ class ReconnectingPool(AsyncConnectionPool[Connection]):
             delay = min(delay * 2, RETRY_CAP_S)
 
 
-def _dead(conn: Connection) -> bool:
+def _dead(conn: Connection | SyncConnection) -> bool:
     return conn.closed or conn.broken
 
 
@@ -97,6 +98,24 @@ async def begun(pool: AsyncConnectionPool[Connection], pool_size: int) -> AsyncI
             conn = await stack.enter_async_context(pool.connection())
             try:
                 await stack.enter_async_context(conn.transaction())
+            except psycopg.OperationalError as error:
+                if passed_over == pool_size or not _dead(conn):
+                    raise
+                logger.debug("A pooled connection was dead (%s); trying another", error)
+                continue
+            yield conn
+            return
+
+
+@contextmanager
+def begun_sync(pool: ConnectionPool[SyncConnection], pool_size: int) -> Iterator[SyncConnection]:
+    """:func:`begun` for a synchronous pool (the ``SyncClient``'s): the same passing over of
+    dead connections."""
+    for passed_over in range(pool_size + 1):
+        with ExitStack() as stack:
+            conn = stack.enter_context(pool.connection())
+            try:
+                stack.enter_context(conn.transaction())
             except psycopg.OperationalError as error:
                 if passed_over == pool_size or not _dead(conn):
                     raise

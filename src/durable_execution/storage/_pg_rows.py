@@ -6,8 +6,10 @@ SQL), so a batch of any size is one statement and one round trip.
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 from durable_execution.generated import postgresql as pg
 from durable_execution.storage._pg_pool import Connection
@@ -15,10 +17,51 @@ from durable_execution.storage.conversion import ColumnChanges, Columns, JsonVal
 from durable_execution.storage.types import WhereByExecutionIds
 
 
-async def insert_rows(queries: pg.AsyncQueries, conn: Connection, rows: Sequence[Columns]) -> None:
-    """Insert executions in one statement: one array per column, one element per row."""
-    await queries.insert_task_executions(
-        conn,
+class InsertArrays(TypedDict):
+    """The parameters of ``InsertTaskExecutions``: one array per column, one element per row."""
+
+    root_task_id: list[str | None]
+    root_execution_id: list[str | None]
+    parent_task_id: list[str | None]
+    parent_execution_id: list[str | None]
+    is_finalize_task: list[bool | None]
+    task_id: list[str | None]
+    execution_id: list[str | None]
+    retry_options: list[JsonValue]
+    sleep_ms_before_run: list[int | None]
+    timeout_ms: list[int | None]
+    run_input: list[str | None]
+    run_output: list[str | None]
+    output: list[str | None]
+    children_tasks_completed_count: list[int | None]
+    children_tasks: list[JsonValue]
+    children_tasks_errors: list[JsonValue]
+    finalize_task: list[JsonValue]
+    finalize_task_error: list[JsonValue]
+    error: list[JsonValue]
+    status: list[str | None]
+    is_closed: list[bool | None]
+    needs_promise_cancellation: list[bool | None]
+    retry_attempts: list[int | None]
+    lease_expiries: list[int | None]
+    start_at: list[datetime.datetime | None]
+    started_at: list[datetime.datetime | None]
+    finished_at: list[datetime.datetime | None]
+    expires_at: list[datetime.datetime | None]
+    version: list[int | None]
+    created_at: list[datetime.datetime | None]
+    updated_at: list[datetime.datetime | None]
+    rerun_of_execution_id: list[str | None]
+    trace_context: list[str | None]
+    queue: list[str]
+    concurrency_key: list[str | None]
+    concurrency_limit: list[int | None]
+
+
+def insert_arrays(rows: Sequence[Columns]) -> InsertArrays:
+    """The arrays that insert ``rows`` in one statement (the async and the synchronous insert
+    both send these: a new column is added here, once)."""
+    return InsertArrays(
         root_task_id=[r.root_task_id for r in rows],
         root_execution_id=[r.root_execution_id for r in rows],
         parent_task_id=[r.parent_task_id for r in rows],
@@ -56,6 +99,11 @@ async def insert_rows(queries: pg.AsyncQueries, conn: Connection, rows: Sequence
         concurrency_key=[r.concurrency_key for r in rows],
         concurrency_limit=[r.concurrency_limit for r in rows],
     )
+
+
+async def insert_rows(queries: pg.AsyncQueries, conn: Connection, rows: Sequence[Columns]) -> None:
+    """Insert executions in one statement: one array per column, one element per row."""
+    await queries.insert_task_executions(conn, **insert_arrays(rows))
 
 
 @dataclass

@@ -29,6 +29,7 @@ from typing import Final, Self, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg.adapt import AdaptersMap
 from psycopg.types.array import ListBinaryDumper
 from psycopg_pool import PoolClosed
 
@@ -91,7 +92,7 @@ def _aware(moment: datetime, name: str) -> datetime:
 _NO_CURSOR_TIME: Final = datetime(1, 1, 2, tzinfo=UTC)
 
 
-def _ready_now(executions: Sequence[TaskExecutionRecord]) -> bool:
+def ready_now(executions: Sequence[TaskExecutionRecord]) -> bool:
     """Whether an insert stored work claimable now (worth waking other processes for).
 
     Work that starts later is left to polling: a notice now would find nothing to claim. The
@@ -140,10 +141,10 @@ class PostgresStorageTx(PostgresScheduleMethods):
         try:
             await _rows.insert_rows(self._queries, self._conn, rows)
             if not self.made_ready:
-                self.made_ready = _ready_now(executions)
+                self.made_ready = ready_now(executions)
         except pg_errors.UniqueViolation as error:
             # The transaction is now aborted: nothing it did will be stored.
-            self._refused_ids = _duplicate_ids(error, ids)
+            self._refused_ids = duplicate_ids(error, ids)
             raise DuplicateExecutionIdError(self._refused_ids) from error
 
     async def get_task_execution_ids(
@@ -352,11 +353,18 @@ def _optional_aware(moment: datetime | None) -> datetime | None:
     return None if moment is None else _aware(moment, "expires_at_less_than")
 
 
-def _duplicate_ids(error: pg_errors.UniqueViolation, batch_ids: list[str]) -> list[str]:
+def duplicate_ids(error: pg_errors.UniqueViolation, batch_ids: list[str]) -> list[str]:
     match = _DUPLICATE_KEY.search(error.diag.message_detail or "")
     if match is not None and match.group("id") in batch_ids:
         return [match.group("id")]
     return batch_ids
+
+
+def missing_table_error(table_name: str, error: pg_errors.UndefinedTable) -> StorageError:
+    return StorageError(
+        f"Table {table_name} does not exist in the connection's schema: create it "
+        f"with migrate() (open_storage does unless migrate=False): {error}"
+    )
 
 
 async def _configure(conn: _Connection) -> None:
@@ -371,8 +379,13 @@ async def _configure(conn: _Connection) -> None:
     """
     await conn.set_autocommit(True)
     await conn.set_isolation_level(psycopg.IsolationLevel.READ_COMMITTED)
-    conn.adapters.register_dumper(list, ListBinaryDumper)
-    register_tolerant_timestamps(conn.adapters)
+    register_adapters(conn.adapters)
+
+
+def register_adapters(adapters: AdaptersMap) -> None:
+    """The adapters of every connection, async or sync: see :func:`_configure`."""
+    adapters.register_dumper(list, ListBinaryDumper)
+    register_tolerant_timestamps(adapters)
 
 
 class PostgresDurableStorage:
@@ -480,10 +493,7 @@ class PostgresDurableStorage:
         except PoolClosed:
             raise StorageClosedError("The PostgreSQL storage is closed") from None
         except pg_errors.UndefinedTable as error:
-            raise StorageError(
-                f"Table {self.table_name} does not exist in the connection's schema: create it "
-                f"with migrate() (open_storage does unless migrate=False): {error}"
-            ) from None
+            raise missing_table_error(self.table_name, error) from None
 
     @asynccontextmanager
     async def watch_ready(self, on_ready: Callable[[], None]) -> AsyncIterator[None]:
