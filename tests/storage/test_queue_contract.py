@@ -7,9 +7,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import Any
 
+import psycopg
 import pytest
+from psycopg.pq import TransactionStatus
 
+from durable_execution.generated import postgresql as pg
+from durable_execution.generated.postgresql.models import DurableTaskExecution
 from durable_execution.model import TaskExecutionStatus
 from durable_execution.storage import (
     DurableStorage,
@@ -17,6 +22,9 @@ from durable_execution.storage import (
     TaskExecutionRecord,
     TaskExecutionUpdate,
     WhereByExecutionIds,
+    _pg_claims,
+    claiming,
+    migrate,
     open_storage,
 )
 
@@ -232,3 +240,60 @@ async def test_many_concurrent_claims_never_exceed_the_limit(postgres_url: str) 
             per_key = {key: [e for e in taken if e.startswith(f"te_{key}")] for key in "abc"}
             assert all(len(ids) <= 2 for ids in per_key.values()), per_key
             await finish(storage, *taken)
+
+
+async def test_a_claim_outside_a_transaction_still_locks_the_keys_it_claims_from(
+    postgres_url: str,
+) -> None:
+    """A claim sent on an autocommit connection (one transaction per statement) must hold its
+    keys' locks while its claim statement runs: it locks and claims in a transaction of its own.
+    Another connection, trying the same keys just before that statement runs, finds them held."""
+    async with open_storage(postgres_url) as storage:
+        await insert(
+            storage,
+            record("te_free", offset_ms=1),
+            *(keyed(f"te_a{n}", "a", 2, 10 + n) for n in range(3)),
+            keyed("te_b", "b", 1, 20),
+        )
+    async with (
+        await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as conn,
+        await psycopg.AsyncConnection.connect(postgres_url) as other,
+    ):
+        lock_key = migrate.concurrency_lock_key(pg.DEFAULT_TABLE)
+
+        async def lockable() -> list[str]:
+            """The keys another transaction could lock now (it lets them go at once)."""
+            keys = await pg.AsyncQueries().lock_ready_concurrency_keys(
+                other, now=at(100), any_queue=True, queues=[], row_limit=10, lock_key=lock_key
+            )
+            await other.rollback()
+            return sorted(key.concurrency_key for key in keys)
+
+        seen_during_claims: list[list[str]] = []
+
+        class Spy(pg.AsyncQueries):
+            async def claim_ready_task_executions(
+                self, conn: psycopg.AsyncConnection[Any], **arguments: Any
+            ) -> list[DurableTaskExecution]:
+                seen_during_claims.append(await lockable())
+                return await super().claim_ready_task_executions(conn, **arguments)
+
+        assert await lockable() == ["a", "b"]
+        claimed = await _pg_claims.claim_ready(
+            conn,
+            Spy(),
+            claiming.PoisonSeen(),
+            now=at(100),
+            row_limit=10,
+            lease_ms=LEASE_MS,
+            queues=None,
+        )
+        assert [row.execution_id for row in claimed.records] == [
+            "te_free",
+            "te_a0",
+            "te_a1",
+            "te_b",
+        ]
+        assert seen_during_claims == [[]]  # both keys were held by the claim
+        assert conn.info.transaction_status == TransactionStatus.IDLE  # and committed
+        assert await lockable() == []  # both keys are full now

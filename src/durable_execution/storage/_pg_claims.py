@@ -22,9 +22,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, Final
 
 import psycopg
+from psycopg.pq import TransactionStatus
 
 from durable_execution.generated import postgresql as pg
 from durable_execution.generated.postgresql.models import DurableTaskExecution as PgRow
@@ -84,7 +86,32 @@ async def claim_ready(
     lease_ms: int,
     queues: Sequence[str] | None,
 ) -> ClaimedTaskExecutions:
-    served = await _lock_keys(conn, queries, now=now, row_limit=row_limit, queues=queues)
+    lock = partial(_lock_keys, conn, queries, now=now, row_limit=row_limit, queues=queues)
+    claim = partial(_claim, conn, queries, poison, now=now, row_limit=row_limit, lease_ms=lease_ms)
+    if conn.autocommit and conn.info.transaction_status == TransactionStatus.IDLE:
+        # Outside a transaction each statement is one, and the key locks would end with the
+        # statement that takes them. Look first (the locks it takes end at once): with no key to
+        # claim from, the claim statement alone is right (it takes nothing under a limit); with
+        # some, lock and claim in a transaction of their own.
+        served = await lock()
+        if not served.key_task_ids:
+            return await claim(served)
+        async with conn.transaction():
+            return await claim(await lock())
+    return await claim(await lock())
+
+
+async def _claim(
+    conn: psycopg.AsyncConnection[Any],
+    queries: pg.AsyncQueries,
+    poison: claiming.PoisonSeen,
+    served: _Served,
+    *,
+    now: datetime,
+    row_limit: int,
+    lease_ms: int,
+) -> ClaimedTaskExecutions:
+    """The claim under the key locks ``served`` holds (in this transaction)."""
     if poison.seen:
         return await _claim_each(conn, queries, poison, now, row_limit, lease_ms, served)
     try:
