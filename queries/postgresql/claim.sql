@@ -10,8 +10,8 @@
 -- key are serialised; claims of other keys and of unlimited executions never wait.
 --
 -- The keys considered: those with due ready executions in the served queues (@any_queue: all)
--- that have a free slot as far as this statement's snapshot sees (step 2 recounts), oldest
--- waiting execution first, at most row_limit of them (a claim cannot use more). A key at its
+-- that have a free slot as far as this statement's snapshot sees (step 2 recounts), the key
+-- with the highest waiting priority first (then the oldest), at most row_limit of them (a claim cannot use more). A key at its
 -- limit is left out before that LIMIT, so keys at their limit never crowd out the others. Its
 -- limit is the smallest its waiting rows carry (the task's limit when each was enqueued).
 -- pg_try_advisory_xact_lock never waits: a key another claim is working on is skipped, like a
@@ -28,6 +28,7 @@ FROM (
         r.task_id,
         r.concurrency_key,
         min(r.concurrency_limit) AS concurrency_limit,
+        max(r.priority) AS head_priority,
         min(r.start_at) AS head_start_at
     FROM durable_task_executions AS r
     WHERE r.status = 'ready'
@@ -43,7 +44,7 @@ FROM (
             AND w.task_id = r.task_id
             AND w.concurrency_key = r.concurrency_key
     ) < min(r.concurrency_limit)
-    ORDER BY head_start_at, r.task_id, r.concurrency_key
+    ORDER BY head_priority DESC, head_start_at, r.task_id, r.concurrency_key
     LIMIT @row_limit::integer
 ) AS k
 WHERE pg_try_advisory_xact_lock(
@@ -52,14 +53,14 @@ WHERE pg_try_advisory_xact_lock(
     # hashtextextended(k.task_id || chr(31) || k.concurrency_key, 0)
 );
 
--- Claims up to row_limit due ready executions in one statement, oldest start_at first (then
--- insertion), skipping rows other transactions hold, and moves them to running with a lease of
+-- Claims up to row_limit due ready executions in one statement, highest priority first, FIFO
+-- within a priority (start_at, then insertion), skipping rows other transactions hold, and moves them to running with a lease of
 -- lease_ms (renewed by the executor while it runs). Only executions of the served queues
--- (@any_queue: every queue). Two parts, merged in FIFO order under the outer LIMIT:
+-- (@any_queue: every queue). Two parts, merged in that order under the outer LIMIT:
 -- * executions without a concurrency limit, read in order from the ready_unlimited index, so
 --   the LIMIT stops the scan early;
 -- * per key locked by LockReadyConcurrencyKeys (the parallel key_* arrays, one element per key;
---   empty when none), its oldest waiting executions, as many as the key has free slots: its
+--   empty when none), its first waiting executions in that order, as many as the key has free slots: its
 --   limit minus its running executions, counted now, under the key's lock. Executions of keys
 --   not locked are not claimed (a later claim takes them), whatever their place in the FIFO.
 -- The locking subqueries sit in FROM: PostgreSQL refuses FOR UPDATE directly in a UNION.
@@ -78,20 +79,20 @@ SET
 WHERE id IN (
     SELECT c.id
     FROM (
-        SELECT u.id, u.start_at
+        SELECT u.id, u.priority, u.start_at
         FROM (
-            SELECT id, start_at
+            SELECT id, priority, start_at
             FROM durable_task_executions
             WHERE status = 'ready'
                 AND concurrency_limit IS NULL
                 AND start_at <= @now::timestamptz
                 AND (@any_queue::boolean OR queue = ANY(@queues::text[]))
-            ORDER BY start_at, id
+            ORDER BY priority DESC, start_at, id
             LIMIT @row_limit::integer
             FOR UPDATE SKIP LOCKED
         ) AS u
         UNION ALL
-        SELECT l.id, l.start_at
+        SELECT l.id, l.priority, l.start_at
         FROM (
             SELECT
                 unnest(@key_task_ids::text[]) AS task_id,
@@ -99,7 +100,7 @@ WHERE id IN (
                 unnest(@key_concurrency_limits::integer[]) AS concurrency_limit
         ) AS k
         CROSS JOIN LATERAL (
-            SELECT e.id, e.start_at
+            SELECT e.id, e.priority, e.start_at
             FROM durable_task_executions AS e
             WHERE e.status = 'ready'
                 AND e.concurrency_limit IS NOT NULL
@@ -107,7 +108,7 @@ WHERE id IN (
                 AND e.concurrency_key = k.concurrency_key
                 AND e.start_at <= @now::timestamptz
                 AND (@any_queue::boolean OR e.queue = ANY(@queues::text[]))
-            ORDER BY e.start_at, e.id
+            ORDER BY e.priority DESC, e.start_at, e.id
             LIMIT greatest(0, k.concurrency_limit - (
                 SELECT count(*)
                 FROM durable_task_executions AS w
@@ -119,7 +120,7 @@ WHERE id IN (
             FOR UPDATE SKIP LOCKED
         ) AS l
     ) AS c
-    ORDER BY c.start_at, c.id
+    ORDER BY c.priority DESC, c.start_at, c.id
     LIMIT @row_limit::integer
 )
 RETURNING *;
@@ -212,20 +213,20 @@ RETURNING u.item_index::integer AS item_index;
 -- name: GetReadyTaskExecutionsToClaim :many
 SELECT c.execution_id, c.timeout_ms
 FROM (
-    SELECT u.execution_id, u.timeout_ms, u.start_at, u.id
+    SELECT u.execution_id, u.timeout_ms, u.priority, u.start_at, u.id
     FROM (
-        SELECT execution_id, timeout_ms, start_at, id
+        SELECT execution_id, timeout_ms, priority, start_at, id
         FROM durable_task_executions
         WHERE status = 'ready'
             AND concurrency_limit IS NULL
             AND start_at <= @now::timestamptz
             AND (@any_queue::boolean OR queue = ANY(@queues::text[]))
-        ORDER BY start_at, id
+        ORDER BY priority DESC, start_at, id
         LIMIT @row_limit::integer
         FOR UPDATE SKIP LOCKED
     ) AS u
     UNION ALL
-    SELECT l.execution_id, l.timeout_ms, l.start_at, l.id
+    SELECT l.execution_id, l.timeout_ms, l.priority, l.start_at, l.id
     FROM (
         SELECT
             unnest(@key_task_ids::text[]) AS task_id,
@@ -233,7 +234,7 @@ FROM (
             unnest(@key_concurrency_limits::integer[]) AS concurrency_limit
     ) AS k
     CROSS JOIN LATERAL (
-        SELECT e.execution_id, e.timeout_ms, e.start_at, e.id
+        SELECT e.execution_id, e.timeout_ms, e.priority, e.start_at, e.id
         FROM durable_task_executions AS e
         WHERE e.status = 'ready'
             AND e.concurrency_limit IS NOT NULL
@@ -241,7 +242,7 @@ FROM (
             AND e.concurrency_key = k.concurrency_key
             AND e.start_at <= @now::timestamptz
             AND (@any_queue::boolean OR e.queue = ANY(@queues::text[]))
-        ORDER BY e.start_at, e.id
+        ORDER BY e.priority DESC, e.start_at, e.id
         LIMIT greatest(0, k.concurrency_limit - (
             SELECT count(*)
             FROM durable_task_executions AS w
@@ -253,7 +254,7 @@ FROM (
         FOR UPDATE SKIP LOCKED
     ) AS l
 ) AS c
-ORDER BY c.start_at, c.id
+ORDER BY c.priority DESC, c.start_at, c.id
 LIMIT @row_limit::integer;
 
 -- name: ClaimReadyTaskExecutionByExecutionId :one

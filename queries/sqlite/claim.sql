@@ -1,20 +1,23 @@
 -- The executor's set-based fast path (storage/types.py: ClaimingStorageTx): one statement where
 -- the generic claim runs one per row. Timestamps are epoch milliseconds.
 
--- Claims up to row_limit due ready executions in one statement, oldest start_at first (then
--- insertion), and moves them to running with a lease of lease_ms (renewed by the executor while
--- it runs; the attempt's timeout is the executor's business). Only executions of the served
+-- Claims up to row_limit due ready executions in one statement, highest priority first, FIFO
+-- within a priority (start_at, then insertion), and moves them to running with a lease of
+-- lease_ms (renewed by the executor while it runs; the attempt's timeout is the executor's
+-- business). Only executions of the served
 -- queues (@queues, a JSON array of names; @any_queue: every queue). No row locks are needed: the
 -- write transaction (BEGIN IMMEDIATE) already excludes every other writer, so counting running
 -- rows inside the statement enforces per-key concurrency limits across processes. Two parts,
--- merged in FIFO order under the outer LIMIT:
+-- merged in that order under the outer LIMIT:
 -- * executions without a concurrency limit, read in order from the ready_unlimited index, so
 --   the LIMIT stops the scan early;
--- * executions under a limit: each takes its place in its (task_id, concurrency_key) FIFO and
+-- * executions under a limit: each takes its place in its (task_id, concurrency_key) order and
 --   is claimable while place + running executions of the key <= the key's limit (the smallest
 --   its waiting rows carry). Executions of a key at its limit are passed over, never in the
 --   way of later ones. This part reads every due waiting row under a limit.
--- RETURNING order is unspecified: the storage sorts the rows.
+-- INDEXED BY: both parts read their partial index (the planner, without statistics, would
+-- rather range-scan start_at in the general index and sort). RETURNING order is unspecified:
+-- the storage sorts the rows.
 -- name: ClaimReadyTaskExecutions :many
 UPDATE durable_task_executions
 SET
@@ -26,10 +29,10 @@ SET
 WHERE id IN (
     SELECT c.id
     FROM (
-        SELECT u.id, u.start_at
+        SELECT u.id, u.priority, u.start_at
         FROM (
-            SELECT id, start_at
-            FROM durable_task_executions
+            SELECT id, priority, start_at
+            FROM durable_task_executions INDEXED BY ix_durable_task_executions_ready_unlimited
             WHERE status = 'ready'
                 AND concurrency_limit IS NULL
                 AND start_at <= CAST(@now AS INTEGER)
@@ -37,24 +40,27 @@ WHERE id IN (
                     CAST(@any_queue AS BOOLEAN)
                     OR queue IN (SELECT value FROM json_each(CAST(@queues AS TEXT)))
                 )
-            ORDER BY start_at, id
+            ORDER BY priority DESC, start_at, id
             LIMIT CAST(@row_limit AS INTEGER)
         ) AS u
         UNION ALL
-        SELECT w.id, w.start_at
+        SELECT w.id, w.priority, w.start_at
         FROM (
             SELECT
                 e.id,
+                e.priority,
                 e.start_at,
                 e.task_id,
                 e.concurrency_key,
                 row_number() OVER (
-                    PARTITION BY e.task_id, e.concurrency_key ORDER BY e.start_at, e.id
+                    PARTITION BY e.task_id, e.concurrency_key
+                    ORDER BY e.priority DESC, e.start_at, e.id
                 ) AS place,
                 min(e.concurrency_limit) OVER (
                     PARTITION BY e.task_id, e.concurrency_key
                 ) AS key_limit
             FROM durable_task_executions AS e
+                INDEXED BY ix_durable_task_executions_ready_concurrency
             WHERE e.status = 'ready'
                 AND e.concurrency_limit IS NOT NULL
                 AND e.start_at <= CAST(@now AS INTEGER)
@@ -72,7 +78,7 @@ WHERE id IN (
                 AND r.concurrency_key = w.concurrency_key
         ) <= w.key_limit
     ) AS c
-    ORDER BY c.start_at, c.id
+    ORDER BY c.priority DESC, c.start_at, c.id
     LIMIT CAST(@row_limit AS INTEGER)
 )
 RETURNING *;
@@ -84,10 +90,10 @@ RETURNING *;
 -- name: GetReadyTaskExecutionsToClaim :many
 SELECT c.execution_id, c.timeout_ms
 FROM (
-    SELECT u.execution_id, u.timeout_ms, u.start_at, u.id
+    SELECT u.execution_id, u.timeout_ms, u.priority, u.start_at, u.id
     FROM (
-        SELECT execution_id, timeout_ms, start_at, id
-        FROM durable_task_executions
+        SELECT execution_id, timeout_ms, priority, start_at, id
+        FROM durable_task_executions INDEXED BY ix_durable_task_executions_ready_unlimited
         WHERE status = 'ready'
             AND concurrency_limit IS NULL
             AND start_at <= CAST(@now AS INTEGER)
@@ -95,26 +101,29 @@ FROM (
                 CAST(@any_queue AS BOOLEAN)
                 OR queue IN (SELECT value FROM json_each(CAST(@queues AS TEXT)))
             )
-        ORDER BY start_at, id
+        ORDER BY priority DESC, start_at, id
         LIMIT CAST(@row_limit AS INTEGER)
     ) AS u
     UNION ALL
-    SELECT w.execution_id, w.timeout_ms, w.start_at, w.id
+    SELECT w.execution_id, w.timeout_ms, w.priority, w.start_at, w.id
     FROM (
         SELECT
             e.execution_id,
             e.timeout_ms,
+            e.priority,
             e.start_at,
             e.id,
             e.task_id,
             e.concurrency_key,
             row_number() OVER (
-                PARTITION BY e.task_id, e.concurrency_key ORDER BY e.start_at, e.id
+                PARTITION BY e.task_id, e.concurrency_key
+                ORDER BY e.priority DESC, e.start_at, e.id
             ) AS place,
             min(e.concurrency_limit) OVER (
                 PARTITION BY e.task_id, e.concurrency_key
             ) AS key_limit
         FROM durable_task_executions AS e
+            INDEXED BY ix_durable_task_executions_ready_concurrency
         WHERE e.status = 'ready'
             AND e.concurrency_limit IS NOT NULL
             AND e.start_at <= CAST(@now AS INTEGER)
@@ -132,7 +141,7 @@ FROM (
             AND r.concurrency_key = w.concurrency_key
     ) <= w.key_limit
 ) AS c
-ORDER BY c.start_at, c.id
+ORDER BY c.priority DESC, c.start_at, c.id
 LIMIT CAST(@row_limit AS INTEGER);
 
 -- name: ClaimReadyTaskExecutionByExecutionId :one

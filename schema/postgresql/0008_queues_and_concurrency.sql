@@ -22,17 +22,17 @@ ALTER TABLE durable_task_executions
 -- The claim's indexes, each partial over the rows one part of the claim reads. (The leading
 -- status column, constant in each, keeps their shapes the same as SQLite's where it can.)
 --
--- Executions without a limit, in FIFO order: the unlimited part of ClaimReadyTaskExecutions
+-- Executions without a limit, in claim order (priority, then FIFO): the unlimited part of ClaimReadyTaskExecutions
 -- stops at its LIMIT, and never walks past executions waiting for their concurrency key.
 CREATE INDEX ix_durable_task_executions_ready_unlimited
-    ON durable_task_executions (status, start_at, id)
+    ON durable_task_executions (status, priority DESC, start_at, id)
     WHERE status = 'ready' AND concurrency_limit IS NULL;
 
--- Executions waiting under a limit, per key in FIFO order: LockReadyConcurrencyKeys groups
+-- Executions waiting under a limit, per key in claim order (priority, then FIFO): LockReadyConcurrencyKeys groups
 -- them by key, and the limited part of the claim reads each locked key's oldest ones. The
 -- INCLUDE columns let the grouping read the index alone (an index-only scan), not the table.
 CREATE INDEX ix_durable_task_executions_ready_concurrency
-    ON durable_task_executions (task_id, concurrency_key, start_at, id)
+    ON durable_task_executions (task_id, concurrency_key, priority DESC, start_at, id)
     INCLUDE (concurrency_limit, queue)
     WHERE status = 'ready' AND concurrency_limit IS NOT NULL;
 

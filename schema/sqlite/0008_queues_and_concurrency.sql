@@ -32,15 +32,15 @@ ALTER TABLE durable_task_executions
 -- with the status it is restricted to: SQLite's planner (which has no statistics) then prefers
 -- it over the general (status, start_at, id) index, which has the same shape but covers every row.
 --
--- Executions without a limit, in FIFO order: the unlimited part of ClaimReadyTaskExecutions
+-- Executions without a limit, in claim order (priority, then FIFO): the unlimited part of ClaimReadyTaskExecutions
 -- stops at its LIMIT, and never walks past executions waiting for their concurrency key.
 CREATE INDEX ix_durable_task_executions_ready_unlimited
-    ON durable_task_executions (status, start_at, id)
+    ON durable_task_executions (status, priority DESC, start_at, id)
     WHERE status = 'ready' AND concurrency_limit IS NULL;
 
 -- Executions waiting under a limit: the limited part reads them all (to number them per key).
 CREATE INDEX ix_durable_task_executions_ready_concurrency
-    ON durable_task_executions (status, start_at, id)
+    ON durable_task_executions (status, priority DESC, start_at, id)
     WHERE status = 'ready' AND concurrency_limit IS NOT NULL;
 
 -- "How many executions of this key run now", counted per key the claim considers: only running

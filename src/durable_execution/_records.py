@@ -60,6 +60,8 @@ def new_record(
         queue=options.queue,
         concurrency_key=options.concurrency_key,
         concurrency_limit=options.concurrency_limit,
+        idempotency_key=options.idempotency_key,
+        priority=options.priority,
     )
 
 

@@ -21,7 +21,7 @@ Between passes the loop sleeps until the earliest next tick (a little after it),
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Final
 
@@ -73,15 +73,22 @@ def tick_record(
     """The execution one tick of ``schedule`` creates (None: its task is not registered here).
 
     Its key is :func:`schedule_tick_key` (``schedule:<id>:<tick>``), in the log line that
-    reports it (see :func:`run_schedule_loop`).
+    reports it (see :func:`run_schedule_loop`) and stored as the execution's idempotency key:
+    the schedule row's compare-and-set already fires each tick once, and the key makes the
+    database say so too (an execution that holds a tick's key, however it was enqueued, stands
+    for that tick: the insert then stores nothing).
     """
     definition = rt.registry.get(schedule.task_id)
     if definition is None:
         return None
+    options = replace(
+        resolve_enqueue_options(definition, None),
+        idempotency_key=schedule_tick_key(schedule.schedule_id, tick_at),
+    )
     return new_record(
         task_id=schedule.task_id,
         execution_id=generate_execution_id(),
-        options=resolve_enqueue_options(definition, None),
+        options=options,
         run_input=schedule.run_input,
         now=now,
     )

@@ -20,29 +20,19 @@ from datetime import timedelta
 from typing import Any, Final, NoReturn, TypeVar, overload
 
 from durable_execution._background import BackgroundLoops
-from durable_execution._coalescing import Coalescer
+from durable_execution._enqueue import Enqueuer
 from durable_execution._executor_schedules import ExecutorSchedules
-from durable_execution._inserts import (
-    insert_new,
-    insert_records,
-    insert_records_unless_stored,
-    insert_unless_stored,
-)
 from durable_execution._leases import DEFAULT_EXPIRE_MS, DEFAULT_MAX_LEASE_EXPIRIES
 from durable_execution._options import (
-    resolve_enqueue_options,
     validate_executor_options,
     validate_queues,
 )
-from durable_execution._records import enqueued_record
 from durable_execution._registry import (
     make_definition,
     make_validator,
-    validated_input,
 )
 from durable_execution._runtime import ExecutorConfig, Runtime
 from durable_execution._sequential import SequentialChains
-from durable_execution._telemetry import enqueue_span, enqueued
 from durable_execution._transactions import TransactionRunner
 from durable_execution.builders import (
     InputValidatedTaskBuilder,
@@ -56,7 +46,7 @@ from durable_execution.ids import check_execution_id
 from durable_execution.model import RetryOptions
 from durable_execution.payloads import FinalizeTaskInput, ParentTaskOutput
 from durable_execution.serializer import CheckedSerializer, JsonSerializer, Serializable, Serializer
-from durable_execution.storage.types import DurableStorage, TaskExecutionRecord
+from durable_execution.storage.types import DurableStorage
 from durable_execution.tasks import (
     DEFAULT_QUEUE,
     FinalizeTask,
@@ -87,8 +77,6 @@ T4 = TypeVar("T4")
 T5 = TypeVar("T5")
 
 DEFAULT_INTRA_BATCH_SLEEP_MS: Final = 500
-# Most executions one insert statement carries (SQLite binds each id of its duplicate check).
-_ENQUEUE_CHUNK: Final = 500
 
 
 class DurableExecutor(ExecutorSchedules):
@@ -150,14 +138,7 @@ class DurableExecutor(ExecutorSchedules):
                 queues=validate_queues(queues),
             ),
         )
-        # Concurrent enqueue_task calls share a transaction (see _coalescing).
-        # A retry after an unknown commit outcome finds its own rows (see _inserts).
-        self._enqueues: Coalescer[TaskExecutionRecord, None] = Coalescer(
-            self._rt.transactions,
-            insert_records,
-            max_batch=_ENQUEUE_CHUNK,
-            again=insert_records_unless_stored,
-        )
+        self._enqueues = Enqueuer(self._rt)
         self._chains = SequentialChains(self._rt.registry, self._register)
         self._background = BackgroundLoops(self._rt)
         self._shutdown_done: asyncio.Event | None = None
@@ -500,44 +481,37 @@ class DurableExecutor(ExecutorSchedules):
         fails, or the options are invalid, this raises and nothing is stored. Works before
         ``start()`` too: the execution waits for an executor to run it.
 
+        With ``options.idempotency_key``: if an execution of ``task`` already holds that key
+        (any status, enqueued by any process), nothing is stored and the handle is on that
+        execution (see :class:`TaskEnqueueOptions`).
+
         Cancelled (or timed out) before its request was sent to the storage, the enqueue is
         withdrawn and nothing is stored; once sent, its shared transaction may still commit.
         """
         self._check_open()
         definition = self._registered(task)
-        with enqueue_span(definition.id):  # current while the record is built: it stores it
-            record = await self._new_record(definition, input, options)
-            enqueued(execution_id=record.execution_id)
-            await self._enqueues.submit(record)
-        self._rt.wake_ready_at([record.start_at])
-        self._logger.debug("Enqueued %s as %s", definition.id, record.execution_id)
-        return TaskHandle(self._rt, definition.id, record.execution_id)
+        execution_id = await self._enqueues.one(definition, input, options)
+        return TaskHandle(self._rt, definition.id, execution_id)
 
     async def enqueue_tasks(
         self,
         task: Task[InputT, OutputT],
         inputs: Iterable[InputT],
-        options: TaskEnqueueOptions | None = None,
+        options: TaskEnqueueOptions | Sequence[TaskEnqueueOptions | None] | None = None,
     ) -> list[TaskHandle[OutputT]]:
         """Store one new execution of ``task`` per input, all in one transaction; their handles,
         in the order of ``inputs``.
 
-        All or nothing: if any input fails validation or serialization, or the options are
-        invalid, this raises and nothing is stored. The fast way to enqueue many executions.
+        ``options`` applies to every input, or is a sequence with one per input (``None`` for
+        the task's defaults): how each input gets its own idempotency key (one key for several
+        inputs is refused). An input whose key is held gets a handle on the holder, in its
+        place. All or nothing: if any input fails validation or serialization, or the options
+        are invalid, this raises and nothing is stored. The fast way to enqueue many executions.
         """
         self._check_open()
         definition = self._registered(task)
-        with enqueue_span(definition.id):  # one span for the batch, however many
-            records = [await self._new_record(definition, value, options) for value in inputs]
-            enqueued(count=len(records))
-            if records:
-                await self._rt.transactions.run(
-                    lambda tx: insert_new(tx, records),
-                    again=lambda tx: insert_unless_stored(tx, records),
-                )
-                self._rt.wake_ready_at([records[0].start_at])
-        self._logger.debug("Enqueued %d executions of %s", len(records), definition.id)
-        return [TaskHandle(self._rt, definition.id, record.execution_id) for record in records]
+        execution_ids = await self._enqueues.many(definition, inputs, options)
+        return [TaskHandle(self._rt, definition.id, execution_id) for execution_id in execution_ids]
 
     def _registered(self, task: Task[Any, Any]) -> TaskDefinition:
         definition = self._rt.registry.get(task.id)
@@ -547,13 +521,6 @@ class DurableExecutor(ExecutorSchedules):
                 " executor.parent_task(...) before enqueueing it"
             )
         return definition
-
-    async def _new_record(
-        self, definition: TaskDefinition, input: object, options: TaskEnqueueOptions | None
-    ) -> TaskExecutionRecord:
-        resolved = resolve_enqueue_options(definition, options)
-        validated = await validated_input(definition, input)
-        return enqueued_record(definition, resolved, validated, self._rt.serializer)
 
     async def get_task_handle(
         self, task: Task[Any, OutputT], execution_id: str

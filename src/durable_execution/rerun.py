@@ -57,6 +57,9 @@ def rerun_record(original: TaskExecutionRecord) -> TaskExecutionRecord:
         queue=original.queue,
         concurrency_key=original.concurrency_key,
         concurrency_limit=original.concurrency_limit,
+        # Its priority, not its idempotency key: the original keeps the key (a rerun is a new
+        # execution on purpose; an enqueue with that key still finds the original).
+        priority=original.priority,
     )
 
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Generic, Self, TypeVar, cast, overload
 
@@ -37,6 +37,7 @@ from durable_execution._cancellation import write_cancellation_sync
 from durable_execution._inserts import store_new_sync
 from durable_execution._options import (
     check_wait_ms,
+    options_per_input,
     resolve_enqueue_options,
     validate_max_serialized_size_bytes,
 )
@@ -220,35 +221,47 @@ class SyncClient:
     ) -> SyncTaskHandle[Any]:
         """Store a new execution of ``task``; its handle. As ``DurableExecutor.enqueue_task``:
         invalid options or input, or an input the serializer refuses, raise and store nothing;
-        the execution waits for an executor to run it. Commits before it returns."""
+        the execution waits for an executor to run it; with ``options.idempotency_key``, a key
+        an execution of ``task`` already holds gives a handle on that execution and stores
+        nothing. Commits before it returns."""
         return self.enqueue_tasks(task, [input], options)[0]
 
     def enqueue_tasks(
         self,
         task: Task[InputT, OutputT],
         inputs: Iterable[InputT],
-        options: TaskEnqueueOptions | None = None,
+        options: TaskEnqueueOptions | Sequence[TaskEnqueueOptions | None] | None = None,
     ) -> list[SyncTaskHandle[OutputT]]:
         """One new execution of ``task`` per input, all in one transaction (all or nothing);
-        their handles, in the order of ``inputs``."""
+        their handles, in the order of ``inputs``. As ``DurableExecutor.enqueue_tasks``:
+        ``options`` is one for all inputs or one per input (each input's own idempotency key),
+        and an input whose key is held gets a handle on the holder."""
         storage = self._open_storage()
         definition = _definition(task)
+        values = list(inputs)
+        per_input = options_per_input(definition.id, len(values), options)
         with enqueue_span(definition.id):  # current while the records are built: they store it
-            resolved = resolve_enqueue_options(definition, options)
             records = [
                 enqueued_record(
-                    definition, resolved, validated_input_sync(definition, value), self._serializer
+                    definition,
+                    resolve_enqueue_options(definition, value_options),
+                    validated_input_sync(definition, value),
+                    self._serializer,
                 )
-                for value in inputs
+                for value, value_options in zip(values, per_input, strict=True)
             ]
             if len(records) == 1:
                 enqueued(execution_id=records[0].execution_id)
             else:
                 enqueued(count=len(records))
-            if records:
-                store_new_sync(storage, self._logger, records)
-        self._logger.debug("Enqueued %d executions of %s", len(records), definition.id)
-        return [SyncTaskHandle(self, definition.id, record.execution_id) for record in records]
+            execution_ids = store_new_sync(storage, self._logger, records) if records else []
+        self._logger.debug(
+            "Enqueued %d executions of %s (%d existing returned for their idempotency keys)",
+            len(records),
+            definition.id,
+            sum(r.execution_id != e for r, e in zip(records, execution_ids, strict=True)),
+        )
+        return [SyncTaskHandle(self, definition.id, execution_id) for execution_id in execution_ids]
 
     # -- executions --------------------------------------------------------------------------
 

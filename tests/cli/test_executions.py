@@ -7,7 +7,13 @@ import re
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from durable_execution import RetryOptions, open_storage
+from durable_execution import (
+    DurableExecutor,
+    RetryOptions,
+    TaskContext,
+    TaskEnqueueOptions,
+    open_storage,
+)
 from durable_execution.ids import generate_execution_id
 from durable_execution.storage import TaskExecutionRecord, WhereByExecutionIds
 
@@ -189,3 +195,22 @@ async def test_show_names_the_queue_and_the_concurrency_key(db_url: str) -> None
         "customer-7",
         2,
     )
+
+
+async def test_show_prints_the_priority_and_the_idempotency_key(db_url: str) -> None:
+    async with open_storage(db_url) as storage:
+        executor = DurableExecutor(storage)
+
+        @executor.task(id="keyed", timeout_ms=5_000)
+        def keyed(ctx: TaskContext, value: str) -> str:
+            return value
+
+        options = TaskEnqueueOptions(idempotency_key="[bold]order-42[/bold]", priority=7)
+        execution_id = (await executor.enqueue_task(keyed, "input", options)).execution_id
+    result = cli("show", execution_id, "--db", db_url)
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"priority\s+7 *\n", result.stdout)
+    # As stored: Rich markup in a key is not interpreted.
+    assert re.search(r"idempotency key\s+\[bold\]order-42\[/bold\] *\n", result.stdout)
+    as_json = json.loads(cli("show", execution_id, "--db", db_url, "--json").stdout)
+    assert (as_json["priority"], as_json["idempotency_key"]) == (7, "[bold]order-42[/bold]")

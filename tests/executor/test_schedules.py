@@ -98,6 +98,8 @@ async def test_an_interval_schedule_runs_its_task_with_its_input_at_each_tick(
     assert all(key.startswith("schedule:echo-often:") for key in keys)
     stored = await executions_of(storage, "echo")
     assert sorted(row.execution_id for row in stored) == sorted(e for _, e in ticks)
+    # Each tick's execution holds the tick's key.
+    assert sorted((row.idempotency_key, row.execution_id) for row in stored) == sorted(ticks)
     row = await stored_schedule(storage, "echo-often")
     assert row.last_execution_id == ticks[-1][1]
     assert row.last_tick_at is not None

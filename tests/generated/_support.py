@@ -78,6 +78,8 @@ class Execution:
     queue: str = "default"
     concurrency_key: str | None = None
     concurrency_limit: int | None = None
+    idempotency_key: str | None = None
+    priority: int = 0
 
 
 def fully_populated(execution_id: str) -> Execution:
@@ -134,6 +136,8 @@ def fully_populated(execution_id: str) -> Execution:
         queue="emails",
         concurrency_key="customer-7",
         concurrency_limit=2**31 - 1,
+        idempotency_key=f"key-{execution_id}",
+        priority=-7,
     )
 
 
@@ -188,17 +192,19 @@ INDEXES = {
     "ix_{t}_parent_execution_id": (["parent_execution_id"], False),
     "ix_{t}_top_level_finished_at": (["finished_at", "id"], False),
     "ix_{t}_root_execution_id": (["root_execution_id"], False),
-    "ix_{t}_ready_unlimited": (["status", "start_at", "id"], False),
+    "ix_{t}_ready_unlimited": (["status", "priority", "start_at", "id"], False),
     "ix_{t}_running_concurrency": (["status", "task_id", "concurrency_key"], False),
+    "ix_{t}_task_id_idempotency_key": (["task_id", "idempotency_key"], True),
+    "ix_{t}_status_priority_start_at_id": (["status", "priority", "start_at", "id"], False),
 }
 # Waiting executions under a concurrency limit: read per key on PostgreSQL (a lateral join per
 # locked key), all at once on SQLite (numbered per key by a window function).
 READY_CONCURRENCY_INDEX = {
     "postgresql": (
-        ["task_id", "concurrency_key", "start_at", "id", "concurrency_limit", "queue"],
+        ["task_id", "concurrency_key", "priority", "start_at", "id", "concurrency_limit", "queue"],
         False,
     ),
-    "sqlite": (["status", "start_at", "id"], False),
+    "sqlite": (["status", "priority", "start_at", "id"], False),
 }
 
 
@@ -343,9 +349,11 @@ def _from_json_text(text: str | None) -> JsonValue:
 
 def sqlite_insert(
     queries: lite.Queries, conn: sqlite3.Connection, executions: Sequence[Execution]
-) -> None:
+) -> int:
+    """One ``insert_task_execution`` per execution; how many rows they stored."""
+    stored = 0
     for e in executions:
-        queries.insert_task_execution(
+        stored += queries.insert_task_execution(
             conn,
             root_task_id=e.root_task_id,
             root_execution_id=e.root_execution_id,
@@ -383,7 +391,10 @@ def sqlite_insert(
             queue=e.queue,
             concurrency_key=e.concurrency_key,
             concurrency_limit=e.concurrency_limit,
+            idempotency_key=e.idempotency_key,
+            priority=e.priority,
         )
+    return stored
 
 
 def from_sqlite(row: SqliteRow) -> Execution:
@@ -424,6 +435,8 @@ def from_sqlite(row: SqliteRow) -> Execution:
         queue=row.queue,
         concurrency_key=row.concurrency_key,
         concurrency_limit=row.concurrency_limit,
+        idempotency_key=row.idempotency_key,
+        priority=row.priority,
     )
 
 
@@ -570,6 +583,8 @@ class PostgresInsertArgs(TypedDict):
     queue: Sequence[str | None]
     concurrency_key: Sequence[str | None]
     concurrency_limit: Sequence[int | None]
+    idempotency_key: Sequence[str | None]
+    priority: Sequence[int]
 
 
 def postgres_insert_args(executions: Sequence[Execution]) -> PostgresInsertArgs:
@@ -611,13 +626,16 @@ def postgres_insert_args(executions: Sequence[Execution]) -> PostgresInsertArgs:
         queue=[e.queue for e in es],
         concurrency_key=[e.concurrency_key for e in es],
         concurrency_limit=[e.concurrency_limit for e in es],
+        idempotency_key=[e.idempotency_key for e in es],
+        priority=[e.priority for e in es],
     )
 
 
 def postgres_insert(
     queries: pg.Queries, conn: psycopg.Connection[Any], executions: Sequence[Execution]
-) -> int:
-    """One ``insert_task_executions`` call: one array per column, one element per execution."""
+) -> list[str]:
+    """One ``insert_task_executions`` call: one array per column, one element per execution;
+    the ids it stored."""
     return queries.insert_task_executions(conn, **postgres_insert_args(executions))
 
 
@@ -659,6 +677,8 @@ def from_postgres(row: PgRow) -> Execution:
         queue=row.queue,
         concurrency_key=row.concurrency_key,
         concurrency_limit=row.concurrency_limit,
+        idempotency_key=row.idempotency_key,
+        priority=row.priority,
     )
 
 

@@ -135,6 +135,7 @@ def test_every_generated_query_is_exercised_here() -> None:
     # A new named query must come with tests: extend this file, then this list.
     public = {name for name in dir(lite.Queries) if not name.startswith("_")}
     assert public == {
+        "get_task_execution_id_by_idempotency_key",
         "insert_task_execution",
         "get_existing_execution_ids",
         "get_applied_migration_versions",
@@ -837,14 +838,14 @@ def test_claim_ready_task_executions_uses_the_partial_indexes(conn: sqlite3.Conn
         {"p1": 0, "p2": 0, "p3": 1, "p4": "[]", "p5": 1},
     ).fetchall()
     searches = [str(row[3]) for row in plan if str(row[3]).startswith("SEARCH")]
-    # Each part reads only its own rows: the unlimited part in FIFO order (no sort before its
-    # LIMIT), the limited part the waiting rows under a limit, the count the running ones.
+    # Each part reads only its own rows: the unlimited part in claim order (priority, then
+    # FIFO: no sort before its LIMIT), the limited part the waiting rows under a limit, the
+    # count the running ones.
     assert searches == [
         "SEARCH durable_task_executions USING INTEGER PRIMARY KEY (rowid=?)",
         "SEARCH durable_task_executions USING INDEX ix_durable_task_executions_ready_unlimited"
-        " (status=? AND start_at<?)",
-        "SEARCH e USING INDEX ix_durable_task_executions_ready_concurrency"
-        " (status=? AND start_at<?)",
+        " (status=?)",
+        "SEARCH e USING INDEX ix_durable_task_executions_ready_concurrency (status=?)",
         "SEARCH r USING INDEX ix_durable_task_executions_running_concurrency"
         " (status=? AND task_id=? AND concurrency_key=?)",
     ]
@@ -907,6 +908,60 @@ def test_get_prunable_roots_walks_the_top_level_index_without_sorting(
     assert "ix_durable_task_executions_top_level_finished_at" in details
     assert "ix_durable_task_executions_root_execution_id" in details
     assert "TEMP B-TREE" not in details
+
+
+# --- insert.sql and claim.sql: idempotency keys and priorities (migration 0007) -----------------
+
+
+def holder(conn: sqlite3.Connection, task_id: str, key: str) -> str | None:
+    return Q.get_task_execution_id_by_idempotency_key(conn, task_id=task_id, idempotency_key=key)
+
+
+def test_insert_skips_a_row_whose_key_is_taken(conn: sqlite3.Connection) -> None:
+    assert sqlite_insert(Q, conn, [Execution("te_1", idempotency_key="k")]) == 1
+    assert sqlite_insert(Q, conn, [Execution("te_2", idempotency_key="k")]) == 0  # held by te_1
+    assert sqlite_insert(Q, conn, [Execution("te_3", idempotency_key="k", task_id="other")]) == 1
+    assert sqlite_insert(Q, conn, [Execution("te_4"), Execution("te_5")]) == 2  # keyless
+    assert holder(conn, "task", "k") == "te_1"
+    assert holder(conn, "other", "k") == "te_3"
+    assert holder(conn, "task", "none") is None
+    assert [e.execution_id for e in read(conn, *(f"te_{i}" for i in range(1, 6)))] == [
+        "te_1",
+        "te_3",
+        "te_4",
+        "te_5",
+    ]
+    # Only the key index is an arbiter: a duplicate id with a free key still raises.
+    with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
+        sqlite_insert(Q, conn, [Execution("te_1", idempotency_key="free")])
+
+
+def test_priority_and_key_columns_refuse_other_types(conn: sqlite3.Connection) -> None:
+    sqlite_insert(Q, conn, [Execution("te_1")])
+    for column, value in (("priority", "'high'"), ("idempotency_key", "X'6b'")):
+        with pytest.raises(sqlite3.IntegrityError, match="CHECK constraint failed"):
+            conn.execute(
+                f"UPDATE durable_task_executions SET {column} = {value} WHERE execution_id = 'te_1'"
+            )
+
+
+PRIORITIZED = [
+    Execution("te_1", priority=0, start_at=at(-3)),
+    Execution("te_2", priority=5, start_at=at(-1)),
+    Execution("te_3", priority=-2, start_at=at(-9)),
+    Execution("te_4", priority=5, start_at=at(-2)),
+    Execution("te_5", priority=0, start_at=at(-3)),  # same start_at as te_1: insertion order
+    Execution("te_6", priority=9, start_at=at(1)),  # not due
+]
+
+
+def test_claims_take_higher_priorities_first_then_fifo(conn: sqlite3.Connection) -> None:
+    sqlite_insert(Q, conn, PRIORITIZED)
+    order = ["te_4", "te_2", "te_1", "te_5", "te_3"]
+    assert [c.execution_id for c in candidates_to_claim(conn, 10)] == order
+    for expected in (order[:3], order[3:]):
+        rows = claim(conn, 3)
+        assert sorted(row.execution_id for row in rows) == sorted(expected)
 
 
 # --- schedules ------------------------------------------------------------------------------------

@@ -109,6 +109,8 @@ def full_record(execution_id: str) -> TaskExecutionRecord:
         queue="emails ✉",
         concurrency_key="customer-7 ✓",
         concurrency_limit=2**31 - 1,
+        idempotency_key=f"key of {execution_id} ✓",
+        priority=-3,
     )
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import psycopg
@@ -297,3 +298,18 @@ async def test_a_claim_outside_a_transaction_still_locks_the_keys_it_claims_from
         assert seen_during_claims == [[]]  # both keys were held by the claim
         assert conn.info.transaction_status == TransactionStatus.IDLE  # and committed
         assert await lockable() == []  # both keys are full now
+
+
+async def test_priorities_order_the_claim_within_a_key_and_across_both_parts(
+    storage: DurableStorage,
+) -> None:
+    await insert(
+        storage,
+        keyed("te_a_low", "a", 1, 1),
+        replace(keyed("te_a_high", "a", 1, 2), priority=5),
+        record("te_free_low", offset_ms=0),
+        record("te_free_high", offset_ms=3, priority=9),
+    )
+    # The key's one slot goes to its highest priority; the parts merge in claim order.
+    assert await claim(storage) == ["te_free_high", "te_a_high", "te_free_low"]
+    assert await claim(storage) == []

@@ -46,8 +46,13 @@ def expected_indexes(table: str, dialect: str) -> dict[str, tuple[bool, list[str
         f"ix_{table}_parent_execution_id": (False, ["parent_execution_id"]),
         f"ix_{table}_top_level_finished_at": (False, ["finished_at", "id"]),
         f"ix_{table}_root_execution_id": (False, ["root_execution_id"]),
-        f"ix_{table}_ready_unlimited": (False, ["status", "start_at", "id"]),
+        f"ix_{table}_ready_unlimited": (False, ["status", "priority", "start_at", "id"]),
         f"ix_{table}_running_concurrency": (False, ["status", "task_id", "concurrency_key"]),
+        f"ix_{table}_task_id_idempotency_key": (True, ["task_id", "idempotency_key"]),
+        f"ix_{table}_status_priority_start_at_id": (
+            False,
+            ["status", "priority", "start_at", "id"],
+        ),
     }
 
 
@@ -55,9 +60,9 @@ def expected_indexes(table: str, dialect: str) -> dict[str, tuple[bool, list[str
 READY_CONCURRENCY = {
     "postgresql": (
         False,
-        ["task_id", "concurrency_key", "start_at", "id", "concurrency_limit", "queue"],
+        ["task_id", "concurrency_key", "priority", "start_at", "id", "concurrency_limit", "queue"],
     ),
-    "sqlite": (False, ["status", "start_at", "id"]),
+    "sqlite": (False, ["status", "priority", "start_at", "id"]),
 }
 
 

@@ -50,8 +50,8 @@ class CountingTx:
         self._inner = inner
         self._reads = reads
 
-    async def insert_task_executions(self, executions: Sequence[TaskExecutionRecord]) -> None:
-        await self._inner.insert_task_executions(executions)
+    async def insert_task_executions(self, executions: Sequence[TaskExecutionRecord]) -> list[str]:
+        return await self._inner.insert_task_executions(executions)
 
     async def get_task_execution_ids(
         self,

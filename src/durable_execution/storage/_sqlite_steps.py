@@ -8,14 +8,13 @@ calling thread. One place per statement, whoever runs it.
 from __future__ import annotations
 
 import sqlite3
-from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
 from durable_execution.generated import sqlite as lite
+from durable_execution.storage import _sqlite_inserts, _sqlite_session
 from durable_execution.storage import _sqlite_rows as _rows
-from durable_execution.storage import _sqlite_session
 from durable_execution.storage.conversion import Columns
 from durable_execution.storage.errors import DuplicateExecutionIdError, StorageError
 from durable_execution.storage.types import (
@@ -49,24 +48,29 @@ def translated(
     return run
 
 
-def insert(queries: lite.Queries, conn: sqlite3.Connection, rows: Sequence[Columns]) -> None:
-    """Insert ``rows`` (refusing duplicates first; the caller holds the write lock)."""
-    # Duplicates are found before anything is written, so a refused insert writes nothing (and
-    # the async storage's transaction then refuses everything: see raise_if_refused). Nobody
-    # else can insert between this check and the inserts: the transaction holds the write lock.
-    ids = [row.execution_id for row in rows]
-    repeated = [execution_id for execution_id, n in Counter(ids).items() if n > 1]
-    existing = queries.get_existing_execution_ids(conn, execution_ids=ids)
-    duplicates = list(dict.fromkeys([*existing, *repeated]))
-    if duplicates:
-        raise DuplicateExecutionIdError(duplicates)
-    for row in rows:
+def insert(queries: lite.Queries, conn: sqlite3.Connection, rows: Sequence[Columns]) -> list[str]:
+    """Insert ``rows`` (the caller holds the write lock); the execution id standing for each:
+    its own, or the holder of its idempotency key (``DurableStorageTx.insert_task_executions``).
+    """
+    # Every outcome is decided before anything is written, so a refused insert writes nothing
+    # (and the async storage's transaction then refuses everything: see raise_if_refused).
+    # Nobody else can insert between these reads and the inserts: the caller holds the write lock.
+    plan = _sqlite_inserts.plan(queries, conn, rows)
+    if plan.duplicates:
+        raise DuplicateExecutionIdError(plan.duplicates)
+    for row in plan.inserts:
         try:
-            _rows.insert_row(queries, conn, row)
+            stored = _rows.insert_row(queries, conn, row)
         except sqlite3.IntegrityError as error:
             raise StorageError(
                 f"SQLite refused to store execution {row.execution_id}: {error}"
             ) from error
+        if not stored:  # the insert tolerates a taken key; the write lock makes it moot
+            raise StorageError(
+                f"The idempotency key of execution {row.execution_id} was taken while this"
+                " transaction held the write lock"
+            )
+    return plan.resolved
 
 
 def select_ids(

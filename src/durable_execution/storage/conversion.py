@@ -90,10 +90,8 @@ def renewal_expires_at(leases: Sequence[HeldLease], expires_at: datetime) -> dat
 
 def utc_ms(moment: datetime, name: str) -> datetime:
     """``moment`` in UTC, truncated to the millisecond: the one form every backend stores exactly.
-
     A naive datetime is refused: PostgreSQL would read it in the session's time zone and SQLite
-    would have to guess, so the same record would mean different instants on each backend.
-    """
+    would have to guess, so the same record would mean different instants on each backend."""
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(f"{name} is a naive datetime ({moment!r}); timestamps must be aware")
     return truncate_to_ms(moment.astimezone(UTC))
@@ -185,6 +183,10 @@ class RowColumns(Protocol):
     def concurrency_key(self) -> str | None: ...
     @property
     def concurrency_limit(self) -> int | None: ...
+    @property
+    def idempotency_key(self) -> str | None: ...
+    @property
+    def priority(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +229,8 @@ class Columns:
     queue: str
     concurrency_key: str | None
     concurrency_limit: int | None
+    idempotency_key: str | None
+    priority: int
 
 
 # --- encoding: records and updates to columns -------------------------------------------------
@@ -312,6 +316,8 @@ def columns_from_record(record: TaskExecutionRecord) -> Columns:
         queue=record.queue,
         concurrency_key=record.concurrency_key,
         concurrency_limit=record.concurrency_limit,
+        idempotency_key=record.idempotency_key,
+        priority=record.priority,
     )
 
 
@@ -578,6 +584,8 @@ def record_from_columns(row: RowColumns) -> TaskExecutionRecord:
         queue=row.queue,
         concurrency_key=row.concurrency_key,
         concurrency_limit=row.concurrency_limit,
+        idempotency_key=row.idempotency_key,
+        priority=row.priority,
     )
 
 

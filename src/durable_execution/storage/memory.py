@@ -54,6 +54,8 @@ class _Table:
         self.rows: dict[str, TaskExecutionRecord] = {}
         self.sequence: dict[str, int] = {}
         self.by_status: dict[_IndexKey, dict[str, None]] = {}
+        # (task_id, idempotency_key) -> the execution holding it (the SQL unique index).
+        self.by_key: dict[tuple[str, str], str] = {}
         self.next_sequence = 0
         self.schedules: dict[str, ScheduleRecord] = {}  # by schedule_id
 
@@ -67,6 +69,8 @@ class _Table:
             self.next_sequence += 1
         self.rows[execution_id] = record
         self.by_status.setdefault((record.status, record.is_closed), {})[execution_id] = None
+        if record.idempotency_key is not None:
+            self.by_key[(record.task_id, record.idempotency_key)] = execution_id
 
     def delete(self, execution_id: str) -> None:
         old = self.rows.pop(execution_id)
@@ -76,6 +80,8 @@ class _Table:
     def _unindex(self, record: TaskExecutionRecord) -> None:
         bucket = self.by_status[(record.status, record.is_closed)]
         del bucket[record.execution_id]
+        if record.idempotency_key is not None:
+            del self.by_key[(record.task_id, record.idempotency_key)]
 
     def with_statuses(
         self, statuses: Iterable[TaskExecutionStatus], is_closed: bool | None
@@ -192,20 +198,34 @@ class InMemoryStorageTx:
             return sorted(candidates, key=order)
         return heapq.nsmallest(limit, candidates, key=order)
 
-    async def insert_task_executions(self, executions: Sequence[TaskExecutionRecord]) -> None:
+    async def insert_task_executions(self, executions: Sequence[TaskExecutionRecord]) -> list[str]:
+        """The insert (see ``DurableStorageTx``): every outcome is decided before anything is
+        written, so a refused insert writes nothing."""
         self._check_open()
-        seen: set[str] = set()
+        stored, held = self._table.rows.keys(), self._table.by_key
+        taken: dict[tuple[str, str], str] = {}  # the keys this call takes
+        inserting: dict[str, TaskExecutionRecord] = {}
+        resolved: list[str] = []
         duplicates: list[str] = []
         for record in executions:
             execution_id = record.execution_id
-            if execution_id in seen or execution_id in self._table.rows:
+            key = record.idempotency_key
+            if key is not None:
+                holder = taken.get((record.task_id, key)) or held.get((record.task_id, key))
+                if holder is not None:
+                    resolved.append(holder)
+                    continue
+                taken[(record.task_id, key)] = execution_id
+            if execution_id in inserting or execution_id in stored:
                 duplicates.append(execution_id)
-            seen.add(execution_id)
+            inserting[execution_id] = record
+            resolved.append(execution_id)
         if duplicates:
-            self._refused_ids = duplicates
-            raise DuplicateExecutionIdError(duplicates)
-        for record in executions:
+            self._refused_ids = list(dict.fromkeys(duplicates))
+            raise DuplicateExecutionIdError(self._refused_ids)
+        for record in inserting.values():
             self._write(record)
+        return resolved
 
     async def get_task_execution_ids(
         self,
@@ -256,14 +276,15 @@ class InMemoryStorageTx:
             if record.start_at <= now and (served is None or record.queue in served)
         ]
 
-        def fifo(record: TaskExecutionRecord) -> tuple[datetime, int]:
-            return (record.start_at, table.sequence[record.execution_id])
+        # The SQL claims' order: highest priority first, then FIFO (start_at, insertion).
+        def order(record: TaskExecutionRecord) -> tuple[int, datetime, int]:
+            return (-record.priority, record.start_at, table.sequence[record.execution_id])
 
         unlimited = (record for record in due if record.concurrency_limit is None)
         limited = self._claimable_limited(
-            sorted((record for record in due if record.concurrency_limit is not None), key=fifo)
+            sorted((record for record in due if record.concurrency_limit is not None), key=order)
         )
-        picked = heapq.nsmallest(limit, itertools.chain(unlimited, limited), key=fifo)
+        picked = heapq.nsmallest(limit, itertools.chain(unlimited, limited), key=order)
         claimed = [
             dataclasses.replace(
                 record,
@@ -280,7 +301,7 @@ class InMemoryStorageTx:
         return ClaimedTaskExecutions(records=claimed, malformed=[])
 
     def _claimable_limited(self, waiting: list[TaskExecutionRecord]) -> list[TaskExecutionRecord]:
-        """Of the due waiting executions under a limit (in FIFO order), those that fit their
+        """Of the due waiting executions under a limit (in claim order), those that fit their
         key's free slots: its limit (the smallest its waiting rows carry) minus its running."""
         slots: dict[tuple[str, str | None], int] = {}
         for record in waiting:

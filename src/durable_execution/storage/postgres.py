@@ -127,25 +127,28 @@ class PostgresStorageTx(PostgresScheduleMethods):
         if self._refused_ids is not None:
             raise DuplicateExecutionIdError(self._refused_ids)
 
-    async def insert_task_executions(self, executions: Sequence[TaskExecutionRecord]) -> None:
+    async def insert_task_executions(self, executions: Sequence[TaskExecutionRecord]) -> list[str]:
         self.raise_if_refused()
         if not executions:
-            return
+            return []
         rows = [conversion.columns_from_record(record) for record in executions]
         ids = [row.execution_id for row in rows]
         repeated = [execution_id for execution_id, n in Counter(ids).items() if n > 1]
-        if repeated:
+        # With keys, a repeated id is a duplicate only if both rows are stored: the statement
+        # (which skips a row whose key is taken before checking its id) decides.
+        if repeated and all(row.idempotency_key is None for row in rows):
             # Caught before the statement, but refused all the same (see raise_if_refused).
             self._refused_ids = repeated
             raise DuplicateExecutionIdError(repeated)
         try:
-            await _rows.insert_rows(self._queries, self._conn, rows)
+            resolved = await _rows.insert_rows(self._queries, self._conn, rows)
             if not self.made_ready:
                 self.made_ready = ready_now(executions)
         except pg_errors.UniqueViolation as error:
             # The transaction is now aborted: nothing it did will be stored.
             self._refused_ids = duplicate_ids(error, ids)
             raise DuplicateExecutionIdError(self._refused_ids) from error
+        return resolved
 
     async def get_task_execution_ids(
         self,

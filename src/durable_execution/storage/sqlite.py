@@ -106,13 +106,13 @@ class SQLiteStorageTx(SQLiteScheduleMethods):
         self.begun = True
         return await self._storage.connection.begin_and_run(translated)
 
-    async def insert_task_executions(self, executions: Sequence[TaskExecutionRecord]) -> None:
+    async def insert_task_executions(self, executions: Sequence[TaskExecutionRecord]) -> list[str]:
         self.raise_if_refused()
         if not executions:
-            return
+            return []
         columns = [conversion.columns_from_record(record) for record in executions]
         try:
-            await self._run(lambda conn: _steps.insert(self._queries, conn, columns))
+            return await self._run(lambda conn: _steps.insert(self._queries, conn, columns))
         except DuplicateExecutionIdError as error:
             self._refused_ids = error.execution_ids
             raise
@@ -203,7 +203,7 @@ class SQLiteStorageTx(SQLiteScheduleMethods):
                     _rows.record,
                     (sqlite3.IntegrityError,),
                 )
-            return claiming.claimed_from_rows(sorted(rows, key=_rows.fifo), _rows.record)
+            return claiming.claimed_from_rows(sorted(rows, key=_rows.claim_order), _rows.record)
 
         return await self._run(claim)
 

@@ -28,6 +28,7 @@ from psycopg_pool import ConnectionPool, PoolClosed
 from durable_execution.generated import postgresql as pg
 from durable_execution.storage import _pg_listener, _pg_notices, _pg_pool, conversion
 from durable_execution.storage import _pg_rows as _rows
+from durable_execution.storage.conversion import Columns
 from durable_execution.storage.errors import DuplicateExecutionIdError, StorageClosedError
 from durable_execution.storage.postgres import (
     DEFAULT_CONNECT_TIMEOUT_S,
@@ -57,9 +58,10 @@ class SyncPostgresTx:
         self._queries = queries
         self.made_ready = False  # whether it stored work claimable now: notify after commit
 
-    def insert_task_executions(self, executions: Sequence[TaskExecutionRecord]) -> None:
-        made_ready = insert(self._queries, self._conn, executions)
-        self.made_ready = self.made_ready or made_ready
+    def insert_task_executions(self, executions: Sequence[TaskExecutionRecord]) -> list[str]:
+        resolved = insert(self._queries, self._conn, executions)
+        self.made_ready = self.made_ready or ready_now(executions)
+        return resolved
 
     def get_task_executions(self, where: WhereByExecutionIds) -> list[TaskExecutionRecord]:
         return select_by_ids(self._queries, self._conn, where)
@@ -81,21 +83,36 @@ class SyncPostgresTx:
 
 def insert(
     queries: pg.Queries, conn: _Connection, executions: Sequence[TaskExecutionRecord]
-) -> bool:
-    """Insert ``executions`` in one statement (in the caller's transaction, or alone in
-    autocommit); whether they include work claimable now (then a ready notice is due)."""
+) -> list[str]:
+    """Insert ``executions`` (in the caller's transaction, or in autocommit: the statement is
+    atomic by itself, and the read of taken keys' holders that may follow needs no transaction);
+    the execution id standing for each (see ``_pg_rows.insert_rows``)."""
     if not executions:
-        return False
+        return []
     rows = [conversion.columns_from_record(record) for record in executions]
     ids = [row.execution_id for row in rows]
     repeated = [execution_id for execution_id, n in Counter(ids).items() if n > 1]
-    if repeated:
+    # With keys, a repeated id is a duplicate only if both rows are stored: the statement decides.
+    if repeated and all(row.idempotency_key is None for row in rows):
         raise DuplicateExecutionIdError(repeated)
     try:
-        queries.insert_task_executions(conn, **_rows.insert_arrays(rows))
+        return insert_rows(queries, conn, rows)
     except pg_errors.UniqueViolation as error:
         raise DuplicateExecutionIdError(duplicate_ids(error, ids)) from error
-    return ready_now(executions)
+
+
+def insert_rows(queries: pg.Queries, conn: _Connection, rows: Sequence[Columns]) -> list[str]:
+    """``_pg_rows.insert_rows`` on a synchronous connection: the insert, then the holders of the
+    keys it found taken (the same two statements, the same rules: ``_pg_rows.KeyedInsert``)."""
+    outcome = _rows.KeyedInsert(rows)
+    while outcome.pending:
+        batch = outcome.batch()
+        outcome.stored(queries.insert_task_executions(conn, **_rows.insert_arrays(batch)))
+        if outcome.keyed:
+            outcome.holders(
+                queries.get_task_execution_ids_by_idempotency_keys(conn, **outcome.holder_arrays())
+            )
+    return outcome.resolved()
 
 
 def select_by_ids(
@@ -175,19 +192,20 @@ class SyncPostgresStorage:
         except pg_errors.UndefinedTable as error:
             raise missing_table_error(self.table_name, error) from None
 
-    def insert_at_once(self, executions: Sequence[TaskExecutionRecord]) -> None:
+    def insert_at_once(self, executions: Sequence[TaskExecutionRecord]) -> list[str]:
         """One INSERT in autocommit: atomic by itself, and one round trip where a transaction
         takes three. A pooled connection the server dropped fails here like any lost
         connection; the caller's retry (in a transaction, finding its own rows) replaces it."""
         try:
             with self._pool.connection() as conn:
-                made_ready = insert(self.queries, conn, executions)
+                resolved = insert(self.queries, conn, executions)
         except PoolClosed:
             raise StorageClosedError("The PostgreSQL storage is closed") from None
         except pg_errors.UndefinedTable as error:
             raise missing_table_error(self.table_name, error) from None
-        if made_ready:
+        if ready_now(executions):
             self.notices.poke()
+        return resolved
 
     def read_task_executions(self, where: WhereByExecutionIds) -> list[TaskExecutionRecord]:
         """One statement in a short transaction of its own: ``begun_sync`` passes over pooled

@@ -55,12 +55,12 @@ class SyncSQLiteTx:
             self.begun = True
         return _steps.translated(step, storage.table_name, storage.path)(self._conn)
 
-    def insert_task_executions(self, executions: Sequence[TaskExecutionRecord]) -> None:
+    def insert_task_executions(self, executions: Sequence[TaskExecutionRecord]) -> list[str]:
         if not executions:
-            return
+            return []
         columns = [conversion.columns_from_record(record) for record in executions]
         queries = self._storage.queries
-        self._run(lambda conn: _steps.insert(queries, conn, columns))
+        return self._run(lambda conn: _steps.insert(queries, conn, columns))
 
     def get_task_executions(self, where: WhereByExecutionIds) -> list[TaskExecutionRecord]:
         if conversion.matches_nothing(where):
@@ -143,10 +143,10 @@ class SyncSQLiteStorage:
                     raise _sqlite_session.full_error(self.path, error) from error
                 raise
 
-    def insert_at_once(self, executions: Sequence[TaskExecutionRecord]) -> None:
+    def insert_at_once(self, executions: Sequence[TaskExecutionRecord]) -> list[str]:
         # The duplicate check and the inserts must share the write lock: a transaction.
         with self.transaction() as tx:
-            tx.insert_task_executions(executions)
+            return tx.insert_task_executions(executions)
 
     def read_task_executions(self, where: WhereByExecutionIds) -> list[TaskExecutionRecord]:
         """Read in autocommit (one consistent snapshot, no write lock), waiting out a busy

@@ -2,7 +2,8 @@
 
 A subset of the async contract (:class:`~durable_execution.storage.types.DurableStorageTx`),
 with the same meaning: inserts refuse duplicate ids with ``DuplicateExecutionIdError`` and store
-nothing; reads by id return rows in insertion order; an update is guarded by the ``where``
+nothing, skip a record whose idempotency key is held and return, per record, the execution id
+standing for it; reads by id return rows in insertion order; an update is guarded by the ``where``
 filters and returns the number of rows it changed. Implemented by :mod:`.sync_sqlite` and
 :mod:`.sync_postgres`; every method is safe to call from several threads at once.
 """
@@ -23,7 +24,7 @@ from durable_execution.storage.types import (
 class SyncStorageTx(Protocol):
     """One open transaction, used by one thread."""
 
-    def insert_task_executions(self, executions: Sequence[TaskExecutionRecord]) -> None: ...
+    def insert_task_executions(self, executions: Sequence[TaskExecutionRecord]) -> list[str]: ...
 
     def get_task_executions(self, where: WhereByExecutionIds) -> list[TaskExecutionRecord]: ...
 
@@ -38,7 +39,7 @@ class SyncStorage(Protocol):
 
     def transaction(self) -> AbstractContextManager[SyncStorageTx]: ...
 
-    def insert_at_once(self, executions: Sequence[TaskExecutionRecord]) -> None:
+    def insert_at_once(self, executions: Sequence[TaskExecutionRecord]) -> list[str]:
         """Insert up to ``_inserts.CHUNK`` executions as one atomic write, committed: what a
         transaction doing only ``insert_task_executions`` does, in as few round trips as the
         backend allows (PostgreSQL: one statement in autocommit, instead of BEGIN, INSERT,

@@ -10,7 +10,8 @@ Semantics every backend honours (the contract tests check them):
 
 * ``limit=None`` means unlimited, ``limit=0`` means no rows.
 * Results are ordered: ``WhereByStatuses`` by ``updated_at``, ``WhereByExecutionIds`` by
-  insertion; ties are broken by insertion order. (Claims are FIFO by ``start_at``.)
+  insertion; ties are broken by insertion order. (Claims take the highest ``priority`` first,
+  FIFO by ``start_at`` within a priority.)
 * Every optional filter that is not ``None`` is an equality filter (``False`` included).
 * ``version`` in a ``where`` is an optimistic-locking guard; ``version`` in an update writes it.
 * In an update, ``None`` means "leave unchanged"; ``unset_error``/``unset_expires_at`` clear.
@@ -19,6 +20,8 @@ Semantics every backend honours (the contract tests check them):
 * Inserting an ``execution_id`` that exists raises :class:`DuplicateExecutionIdError` and the
   transaction stores nothing: a caller that catches the error finds every later call in the
   transaction, and the end of its block, raising it again (never a silent commit or rollback).
+* A record whose ``(task_id, idempotency_key)`` is already held (any status) is not inserted:
+  the insert returns the holder's execution id in its place (see ``insert_task_executions``).
 
 The claim, the lease renewal, the batch of guarded updates and the prune step are part of the
 contract: every backend does each in one set-based step, and the executor has no second,
@@ -93,6 +96,11 @@ class TaskExecutionRecord:
     # enqueued without one (they share one pool per task). Written once at insert.
     concurrency_key: str | None = None
     concurrency_limit: int | None = None
+    # Set only on top-level executions enqueued with one: (task_id, idempotency_key) names at most
+    # one stored execution (see DurableStorageTx.insert_task_executions). Written once at insert.
+    idempotency_key: str | None = None
+    # Claims take higher priorities first, FIFO by start_at within one. Written once at insert.
+    priority: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,9 +183,10 @@ def apply_update(record: TaskExecutionRecord, update: TaskExecutionUpdate) -> Ta
 class ClaimedTaskExecutions:
     """What one set-based claim moved from ``ready`` to ``running``.
 
-    ``records`` are the claimed rows as they now are, oldest ``start_at`` first (ties by
-    insertion). ``malformed`` are rows the claim also moved to ``running`` but that cannot be
-    decoded (poison rows): the caller must set them aside (fail them) in the same transaction.
+    ``records`` are the claimed rows as they now are, highest ``priority`` first, then oldest
+    ``start_at`` first (ties by insertion). ``malformed`` are rows the claim also moved to
+    ``running`` but that cannot be decoded (poison rows): the caller must set them aside (fail
+    them) in the same transaction.
     """
 
     records: list[TaskExecutionRecord]
@@ -259,7 +268,19 @@ class ScheduleListing:
 class DurableStorageTx(Protocol):
     """One open transaction. Never shared between tasks; never nested."""
 
-    async def insert_task_executions(self, executions: Sequence[TaskExecutionRecord]) -> None: ...
+    async def insert_task_executions(self, executions: Sequence[TaskExecutionRecord]) -> list[str]:
+        """Insert ``executions``; the execution id that stands for each, in the order given.
+
+        The records are taken in order. One with an ``idempotency_key`` whose
+        ``(task_id, idempotency_key)`` is already held — by a stored execution in any status,
+        one committed meanwhile by a concurrent transaction, or an earlier record of this call —
+        is not inserted, and its result is the holder's execution id (it is not compared with
+        the holder in any other way). Every other record is inserted and its result is its own
+        id. If one of those has an ``execution_id`` that is stored or repeats an earlier
+        inserted record's, :class:`DuplicateExecutionIdError` is raised and the transaction
+        stores nothing.
+        """
+        ...
 
     async def get_task_execution_ids(
         self,
@@ -299,6 +320,9 @@ class DurableStorageTx(Protocol):
         oldest first; the smallest limit among the key's waiting rows applies), whatever other
         transactions claim at the same time. Rows of a full key are passed over, not in the
         way of later rows. Set
+        Take up to ``limit`` (>= 1) rows with ``status = ready`` and ``start_at <= now``, highest
+        ``priority`` first and, within a priority, oldest ``start_at`` first (ties by insertion),
+        skipping rows that other transactions hold; set
         ``status = running``, ``started_at = updated_at = now``, ``expires_at = now + lease_ms``
         (whatever the row's ``timeout_ms``: the executor renews the lease while the attempt
         runs, see :meth:`renew_task_execution_leases`) and ``version = version + 1``; return

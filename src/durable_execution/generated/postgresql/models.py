@@ -57,6 +57,8 @@ class DurableTaskExecution:
     lease_expiries: int
     rerun_of_execution_id: str | None
     trace_context: str | None
+    idempotency_key: str | None
+    priority: int
     queue: str
     concurrency_key: str | None
     concurrency_limit: int | None
@@ -94,6 +96,15 @@ class GetReadyTaskExecutionsToClaimRow:
 
     execution_id: str
     timeout_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class GetTaskExecutionIdsByIdempotencyKeysRow:
+    """The columns GetTaskExecutionIdsByIdempotencyKeys returns."""
+
+    task_id: str
+    idempotency_key: str
+    execution_id: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from .models import (
     DurableTaskExecutionsSchedule,
     GetPrunableRootsRow,
     GetReadyTaskExecutionsToClaimRow,
+    GetTaskExecutionIdsByIdempotencyKeysRow,
     JsonValue,
     ListTaskSchedulesRow,
     LockReadyConcurrencyKeysRow,
@@ -40,6 +41,7 @@ LOCK_READY_CONCURRENCY_KEYS_SQL = (
     "        r.task_id,\n"
     "        r.concurrency_key,\n"
     "        min(r.concurrency_limit) AS concurrency_limit,\n"
+    "        max(r.priority) AS head_priority,\n"
     "        min(r.start_at) AS head_start_at\n"
     "    FROM {table} AS r\n"
     "    WHERE r.status = 'ready'\n"
@@ -55,7 +57,7 @@ LOCK_READY_CONCURRENCY_KEYS_SQL = (
     "            AND w.task_id = r.task_id\n"
     "            AND w.concurrency_key = r.concurrency_key\n"
     "    ) < min(r.concurrency_limit)\n"
-    "    ORDER BY head_start_at, r.task_id, r.concurrency_key\n"
+    "    ORDER BY head_priority DESC, head_start_at, r.task_id, r.concurrency_key\n"
     "    LIMIT $4::integer\n"
     ") AS k\n"
     "WHERE pg_try_advisory_xact_lock(\n"
@@ -78,20 +80,20 @@ CLAIM_READY_TASK_EXECUTIONS_SQL = (
     "WHERE id IN (\n"
     "    SELECT c.id\n"
     "    FROM (\n"
-    "        SELECT u.id, u.start_at\n"
+    "        SELECT u.id, u.priority, u.start_at\n"
     "        FROM (\n"
-    "            SELECT id, start_at\n"
+    "            SELECT id, priority, start_at\n"
     "            FROM {table}\n"
     "            WHERE status = 'ready'\n"
     "                AND concurrency_limit IS NULL\n"
     "                AND start_at <= $1::timestamptz\n"
     "                AND ($3::boolean OR queue = ANY($4::text[]))\n"
-    "            ORDER BY start_at, id\n"
+    "            ORDER BY priority DESC, start_at, id\n"
     "            LIMIT $5::integer\n"
     "            FOR UPDATE SKIP LOCKED\n"
     "        ) AS u\n"
     "        UNION ALL\n"
-    "        SELECT l.id, l.start_at\n"
+    "        SELECT l.id, l.priority, l.start_at\n"
     "        FROM (\n"
     "            SELECT\n"
     "                unnest($6::text[]) AS task_id,\n"
@@ -99,7 +101,7 @@ CLAIM_READY_TASK_EXECUTIONS_SQL = (
     "                unnest($8::integer[]) AS concurrency_limit\n"
     "        ) AS k\n"
     "        CROSS JOIN LATERAL (\n"
-    "            SELECT e.id, e.start_at\n"
+    "            SELECT e.id, e.priority, e.start_at\n"
     "            FROM {table} AS e\n"
     "            WHERE e.status = 'ready'\n"
     "                AND e.concurrency_limit IS NOT NULL\n"
@@ -107,7 +109,7 @@ CLAIM_READY_TASK_EXECUTIONS_SQL = (
     "                AND e.concurrency_key = k.concurrency_key\n"
     "                AND e.start_at <= $1::timestamptz\n"
     "                AND ($3::boolean OR e.queue = ANY($4::text[]))\n"
-    "            ORDER BY e.start_at, e.id\n"
+    "            ORDER BY e.priority DESC, e.start_at, e.id\n"
     "            LIMIT greatest(0, k.concurrency_limit - (\n"
     "                SELECT count(*)\n"
     "                FROM {table} AS w\n"
@@ -119,7 +121,7 @@ CLAIM_READY_TASK_EXECUTIONS_SQL = (
     "            FOR UPDATE SKIP LOCKED\n"
     "        ) AS l\n"
     "    ) AS c\n"
-    "    ORDER BY c.start_at, c.id\n"
+    "    ORDER BY c.priority DESC, c.start_at, c.id\n"
     "    LIMIT $5::integer\n"
     ")\n"
     "RETURNING id, root_task_id, root_execution_id, parent_task_id, parent_execution_id, "
@@ -127,8 +129,8 @@ CLAIM_READY_TASK_EXECUTIONS_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context, queue, "
-    "concurrency_key, concurrency_limit"
+    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context, "
+    "idempotency_key, priority, queue, concurrency_key, concurrency_limit"
 )
 
 
@@ -209,20 +211,20 @@ UPDATE_TASK_EXECUTIONS_EACH_SQL = (
 GET_READY_TASK_EXECUTIONS_TO_CLAIM_SQL = (
     "SELECT c.execution_id, c.timeout_ms\n"
     "FROM (\n"
-    "    SELECT u.execution_id, u.timeout_ms, u.start_at, u.id\n"
+    "    SELECT u.execution_id, u.timeout_ms, u.priority, u.start_at, u.id\n"
     "    FROM (\n"
-    "        SELECT execution_id, timeout_ms, start_at, id\n"
+    "        SELECT execution_id, timeout_ms, priority, start_at, id\n"
     "        FROM {table}\n"
     "        WHERE status = 'ready'\n"
     "            AND concurrency_limit IS NULL\n"
     "            AND start_at <= $1::timestamptz\n"
     "            AND ($2::boolean OR queue = ANY($3::text[]))\n"
-    "        ORDER BY start_at, id\n"
+    "        ORDER BY priority DESC, start_at, id\n"
     "        LIMIT $4::integer\n"
     "        FOR UPDATE SKIP LOCKED\n"
     "    ) AS u\n"
     "    UNION ALL\n"
-    "    SELECT l.execution_id, l.timeout_ms, l.start_at, l.id\n"
+    "    SELECT l.execution_id, l.timeout_ms, l.priority, l.start_at, l.id\n"
     "    FROM (\n"
     "        SELECT\n"
     "            unnest($5::text[]) AS task_id,\n"
@@ -230,7 +232,7 @@ GET_READY_TASK_EXECUTIONS_TO_CLAIM_SQL = (
     "            unnest($7::integer[]) AS concurrency_limit\n"
     "    ) AS k\n"
     "    CROSS JOIN LATERAL (\n"
-    "        SELECT e.execution_id, e.timeout_ms, e.start_at, e.id\n"
+    "        SELECT e.execution_id, e.timeout_ms, e.priority, e.start_at, e.id\n"
     "        FROM {table} AS e\n"
     "        WHERE e.status = 'ready'\n"
     "            AND e.concurrency_limit IS NOT NULL\n"
@@ -238,7 +240,7 @@ GET_READY_TASK_EXECUTIONS_TO_CLAIM_SQL = (
     "            AND e.concurrency_key = k.concurrency_key\n"
     "            AND e.start_at <= $1::timestamptz\n"
     "            AND ($2::boolean OR e.queue = ANY($3::text[]))\n"
-    "        ORDER BY e.start_at, e.id\n"
+    "        ORDER BY e.priority DESC, e.start_at, e.id\n"
     "        LIMIT greatest(0, k.concurrency_limit - (\n"
     "            SELECT count(*)\n"
     "            FROM {table} AS w\n"
@@ -250,7 +252,7 @@ GET_READY_TASK_EXECUTIONS_TO_CLAIM_SQL = (
     "        FOR UPDATE SKIP LOCKED\n"
     "    ) AS l\n"
     ") AS c\n"
-    "ORDER BY c.start_at, c.id\n"
+    "ORDER BY c.priority DESC, c.start_at, c.id\n"
     "LIMIT $4::integer"
 )
 
@@ -272,8 +274,8 @@ CLAIM_READY_TASK_EXECUTION_BY_EXECUTION_ID_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context, queue, "
-    "concurrency_key, concurrency_limit"
+    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context, "
+    "idempotency_key, priority, queue, concurrency_key, concurrency_limit"
 )
 
 
@@ -293,7 +295,7 @@ RENEW_TASK_EXECUTION_LEASES_SQL = (
 )
 
 
-# InsertTaskExecutions :execrows (insert.sql)
+# InsertTaskExecutions :many (insert.sql)
 INSERT_TASK_EXECUTIONS_SQL = (
     "INSERT INTO {table} (\n"
     "    root_task_id,\n"
@@ -331,7 +333,9 @@ INSERT_TASK_EXECUTIONS_SQL = (
     "    trace_context,\n"
     "    queue,\n"
     "    concurrency_key,\n"
-    "    concurrency_limit\n"
+    "    concurrency_limit,\n"
+    "    idempotency_key,\n"
+    "    priority\n"
     ")\n"
     "SELECT\n"
     "    unnest($1::text[]),\n"
@@ -369,7 +373,24 @@ INSERT_TASK_EXECUTIONS_SQL = (
     "    unnest($33::text[]),\n"
     "    unnest($34::text[]),\n"
     "    unnest($35::text[]),\n"
-    "    unnest($36::integer[])"
+    "    unnest($36::integer[]),\n"
+    "    unnest($37::text[]),\n"
+    "    unnest($38::integer[])\n"
+    "ON CONFLICT (task_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING\n"
+    "RETURNING execution_id"
+)
+
+
+# GetTaskExecutionIdsByIdempotencyKeys :many (insert.sql)
+GET_TASK_EXECUTION_IDS_BY_IDEMPOTENCY_KEYS_SQL = (
+    "SELECT t.task_id, t.idempotency_key::text AS idempotency_key, t.execution_id\n"
+    "FROM {table} AS t\n"
+    "JOIN (\n"
+    "    SELECT\n"
+    "        unnest($1::text[]) AS task_id,\n"
+    "        unnest($2::text[]) AS idempotency_key\n"
+    ") AS k ON t.task_id = k.task_id AND t.idempotency_key = k.idempotency_key\n"
+    "WHERE t.idempotency_key IS NOT NULL"
 )
 
 
@@ -383,8 +404,9 @@ LIST_TASK_EXECUTIONS_SQL = (
     "listed.finalize_task_error, listed.error, listed.status, listed.is_closed, "
     "listed.needs_promise_cancellation, listed.retry_attempts, listed.start_at, listed.started_at, "
     "listed.finished_at, listed.expires_at, listed.version, listed.created_at, listed.updated_at, "
-    "listed.lease_expiries, listed.rerun_of_execution_id, listed.trace_context, listed.queue, "
-    "listed.concurrency_key, listed.concurrency_limit\n"
+    "listed.lease_expiries, listed.rerun_of_execution_id, listed.trace_context, "
+    "listed.idempotency_key, listed.priority, listed.queue, listed.concurrency_key, "
+    "listed.concurrency_limit\n"
     "FROM {table} AS listed\n"
     "WHERE listed.id < coalesce(\n"
     "        (\n"
@@ -426,8 +448,8 @@ GET_OLDEST_READY_TASK_EXECUTION_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context, queue, "
-    "concurrency_key, concurrency_limit\n"
+    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context, "
+    "idempotency_key, priority, queue, concurrency_key, concurrency_limit\n"
     "FROM {table}\n"
     "WHERE status = 'ready'\n"
     "    AND ($1::text IS NULL OR task_id = $1)\n"
@@ -607,8 +629,8 @@ GET_TASK_EXECUTIONS_BY_EXECUTION_IDS_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context, queue, "
-    "concurrency_key, concurrency_limit\n"
+    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context, "
+    "idempotency_key, priority, queue, concurrency_key, concurrency_limit\n"
     "FROM {table}\n"
     "WHERE execution_id = ANY($1::text[])\n"
     "    AND ($2::text[] IS NULL OR status = ANY($2::text[]))\n"
@@ -644,8 +666,8 @@ GET_TASK_EXECUTIONS_BY_STATUSES_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context, queue, "
-    "concurrency_key, concurrency_limit\n"
+    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context, "
+    "idempotency_key, priority, queue, concurrency_key, concurrency_limit\n"
     "FROM {table}\n"
     "WHERE status = ANY($1::text[])\n"
     "    AND ($2::boolean IS NULL OR is_closed = $2)\n"
@@ -682,8 +704,8 @@ GET_TASK_EXECUTIONS_BY_EXECUTION_IDS_FOR_UPDATE_SKIP_LOCKED_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context, queue, "
-    "concurrency_key, concurrency_limit\n"
+    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context, "
+    "idempotency_key, priority, queue, concurrency_key, concurrency_limit\n"
     "FROM {table}\n"
     "WHERE execution_id = ANY($1::text[])\n"
     "    AND ($2::text[] IS NULL OR status = ANY($2::text[]))\n"
@@ -721,8 +743,8 @@ GET_TASK_EXECUTIONS_BY_STATUSES_FOR_UPDATE_SKIP_LOCKED_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context, queue, "
-    "concurrency_key, concurrency_limit\n"
+    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context, "
+    "idempotency_key, priority, queue, concurrency_key, concurrency_limit\n"
     "FROM {table}\n"
     "WHERE status = ANY($1::text[])\n"
     "    AND ($2::boolean IS NULL OR is_closed = $2)\n"
@@ -826,9 +848,11 @@ def _as_durable_task_execution(row: tuple[Any, ...]) -> DurableTaskExecution:
         lease_expiries=row[31],
         rerun_of_execution_id=row[32],
         trace_context=row[33],
-        queue=row[34],
-        concurrency_key=row[35],
-        concurrency_limit=row[36],
+        idempotency_key=row[34],
+        priority=row[35],
+        queue=row[36],
+        concurrency_key=row[37],
+        concurrency_limit=row[38],
     )
 
 
@@ -838,6 +862,16 @@ def _as_get_ready_task_executions_to_claim_row(
     return GetReadyTaskExecutionsToClaimRow(
         execution_id=row[0],
         timeout_ms=row[1],
+    )
+
+
+def _as_get_task_execution_ids_by_idempotency_keys_row(
+    row: tuple[Any, ...],
+) -> GetTaskExecutionIdsByIdempotencyKeysRow:
+    return GetTaskExecutionIdsByIdempotencyKeysRow(
+        task_id=row[0],
+        idempotency_key=row[1],
+        execution_id=row[2],
     )
 
 
@@ -947,14 +981,14 @@ class AsyncQueries(_Texts):
 
         The keys considered: those with due ready executions in the served queues (@any_queue:
         all) that have a free slot as far as this statement's snapshot sees (step 2 recounts),
-        oldest waiting execution first, at most row_limit of them (a claim cannot use more). A
-        key at its limit is left out before that LIMIT, so keys at their limit never crowd out
-        the others. Its limit is the smallest its waiting rows carry (the task's limit when each
-        was enqueued). pg_try_advisory_xact_lock never waits: a key another claim is working on
-        is skipped, like a row under SKIP LOCKED, and the rest are returned (locked until this
-        transaction ends). The lock key mixes in lock_key (derived from the table name by the
-        storage) and the schema, as the pruning lock does; a hash collision between two keys only
-        serialises their claims.
+        the key with the highest waiting priority first (then the oldest), at most row_limit of
+        them (a claim cannot use more). A key at its limit is left out before that LIMIT, so keys
+        at their limit never crowd out the others. Its limit is the smallest its waiting rows
+        carry (the task's limit when each was enqueued). pg_try_advisory_xact_lock never waits: a
+        key another claim is working on is skipped, like a row under SKIP LOCKED, and the rest
+        are returned (locked until this transaction ends). The lock key mixes in lock_key
+        (derived from the table name by the storage) and the schema, as the pruning lock does; a
+        hash collision between two keys only serialises their claims.
         """
         args = (now, any_queue, list(queues), row_limit, lock_key)
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
@@ -975,18 +1009,19 @@ class AsyncQueries(_Texts):
         key_concurrency_keys: Sequence[str | None],
         key_concurrency_limits: Sequence[int | None],
     ) -> list[DurableTaskExecution]:
-        """Claims up to row_limit due ready executions in one statement, oldest start_at first (then
-        insertion), skipping rows other transactions hold, and moves them to running with a lease
-        of lease_ms (renewed by the executor while it runs). Only executions of the served queues
-        (@any_queue: every queue). Two parts, merged in FIFO order under the outer LIMIT:
+        """Claims up to row_limit due ready executions in one statement, highest priority first,
+        FIFO within a priority (start_at, then insertion), skipping rows other transactions hold,
+        and moves them to running with a lease of lease_ms (renewed by the executor while it
+        runs). Only executions of the served queues (@any_queue: every queue). Two parts, merged
+        in that order under the outer LIMIT:
         * executions without a concurrency limit, read in order from the ready_unlimited index,
         so the LIMIT stops the scan early;
         * per key locked by LockReadyConcurrencyKeys (the parallel key_* arrays, one element per
-        key; empty when none), its oldest waiting executions, as many as the key has free slots:
-        its limit minus its running executions, counted now, under the key's lock. Executions of
-        keys not locked are not claimed (a later claim takes them), whatever their place in the
-        FIFO. The locking subqueries sit in FROM: PostgreSQL refuses FOR UPDATE directly in a
-        UNION. RETURNING order is unspecified: the storage sorts the rows.
+        key; empty when none), its first waiting executions in that order, as many as the key has
+        free slots: its limit minus its running executions, counted now, under the key's lock.
+        Executions of keys not locked are not claimed (a later claim takes them), whatever their
+        place in the FIFO. The locking subqueries sit in FROM: PostgreSQL refuses FOR UPDATE
+        directly in a UNION. RETURNING order is unspecified: the storage sorts the rows.
 
         sqlc.arg() rather than @ where a parameter starts an arithmetic expression: sqlc reads @
         as the prefix operator, which would swallow the whole sum as the parameter.
@@ -1191,7 +1226,9 @@ class AsyncQueries(_Texts):
         queue: Sequence[str | None],
         concurrency_key: Sequence[str | None],
         concurrency_limit: Sequence[int | None],
-    ) -> int:
+        idempotency_key: Sequence[str | None],
+        priority: Sequence[int | None],
+    ) -> list[str]:
         args = (
             list(root_task_id),
             list(root_execution_id),
@@ -1229,10 +1266,32 @@ class AsyncQueries(_Texts):
             list(queue),
             list(concurrency_key),
             list(concurrency_limit),
+            list(idempotency_key),
+            list(priority),
         )
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
             await cur.execute(self._sql(INSERT_TASK_EXECUTIONS_SQL), args)
-            return cur.rowcount
+            rows = await cur.fetchall()
+        return [row[0] for row in rows]
+
+    async def get_task_execution_ids_by_idempotency_keys(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        *,
+        task_ids: Sequence[str | None],
+        idempotency_keys: Sequence[str | None],
+    ) -> list[GetTaskExecutionIdsByIdempotencyKeysRow]:
+        """The executions that hold these (task_id, idempotency_key) pairs (parallel arrays): what
+        an insert whose rows were skipped for a taken key returns instead. Read in the inserting
+        transaction, after the insert: a holder that a concurrent transaction committed meanwhile
+        is visible (READ COMMITTED takes a new snapshot per statement). The IS NOT NULL lets the
+        partial unique index serve the lookup.
+        """
+        args = (list(task_ids), list(idempotency_keys))
+        async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
+            await cur.execute(self._sql(GET_TASK_EXECUTION_IDS_BY_IDEMPOTENCY_KEYS_SQL), args)
+            rows = await cur.fetchall()
+        return [_as_get_task_execution_ids_by_idempotency_keys_row(row) for row in rows]
 
     async def list_task_executions(
         self,
@@ -1731,14 +1790,14 @@ class Queries(_Texts):
 
         The keys considered: those with due ready executions in the served queues (@any_queue:
         all) that have a free slot as far as this statement's snapshot sees (step 2 recounts),
-        oldest waiting execution first, at most row_limit of them (a claim cannot use more). A
-        key at its limit is left out before that LIMIT, so keys at their limit never crowd out
-        the others. Its limit is the smallest its waiting rows carry (the task's limit when each
-        was enqueued). pg_try_advisory_xact_lock never waits: a key another claim is working on
-        is skipped, like a row under SKIP LOCKED, and the rest are returned (locked until this
-        transaction ends). The lock key mixes in lock_key (derived from the table name by the
-        storage) and the schema, as the pruning lock does; a hash collision between two keys only
-        serialises their claims.
+        the key with the highest waiting priority first (then the oldest), at most row_limit of
+        them (a claim cannot use more). A key at its limit is left out before that LIMIT, so keys
+        at their limit never crowd out the others. Its limit is the smallest its waiting rows
+        carry (the task's limit when each was enqueued). pg_try_advisory_xact_lock never waits: a
+        key another claim is working on is skipped, like a row under SKIP LOCKED, and the rest
+        are returned (locked until this transaction ends). The lock key mixes in lock_key
+        (derived from the table name by the storage) and the schema, as the pruning lock does; a
+        hash collision between two keys only serialises their claims.
         """
         args = (now, any_queue, list(queues), row_limit, lock_key)
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
@@ -1759,18 +1818,19 @@ class Queries(_Texts):
         key_concurrency_keys: Sequence[str | None],
         key_concurrency_limits: Sequence[int | None],
     ) -> list[DurableTaskExecution]:
-        """Claims up to row_limit due ready executions in one statement, oldest start_at first (then
-        insertion), skipping rows other transactions hold, and moves them to running with a lease
-        of lease_ms (renewed by the executor while it runs). Only executions of the served queues
-        (@any_queue: every queue). Two parts, merged in FIFO order under the outer LIMIT:
+        """Claims up to row_limit due ready executions in one statement, highest priority first,
+        FIFO within a priority (start_at, then insertion), skipping rows other transactions hold,
+        and moves them to running with a lease of lease_ms (renewed by the executor while it
+        runs). Only executions of the served queues (@any_queue: every queue). Two parts, merged
+        in that order under the outer LIMIT:
         * executions without a concurrency limit, read in order from the ready_unlimited index,
         so the LIMIT stops the scan early;
         * per key locked by LockReadyConcurrencyKeys (the parallel key_* arrays, one element per
-        key; empty when none), its oldest waiting executions, as many as the key has free slots:
-        its limit minus its running executions, counted now, under the key's lock. Executions of
-        keys not locked are not claimed (a later claim takes them), whatever their place in the
-        FIFO. The locking subqueries sit in FROM: PostgreSQL refuses FOR UPDATE directly in a
-        UNION. RETURNING order is unspecified: the storage sorts the rows.
+        key; empty when none), its first waiting executions in that order, as many as the key has
+        free slots: its limit minus its running executions, counted now, under the key's lock.
+        Executions of keys not locked are not claimed (a later claim takes them), whatever their
+        place in the FIFO. The locking subqueries sit in FROM: PostgreSQL refuses FOR UPDATE
+        directly in a UNION. RETURNING order is unspecified: the storage sorts the rows.
 
         sqlc.arg() rather than @ where a parameter starts an arithmetic expression: sqlc reads @
         as the prefix operator, which would swallow the whole sum as the parameter.
@@ -1975,7 +2035,9 @@ class Queries(_Texts):
         queue: Sequence[str | None],
         concurrency_key: Sequence[str | None],
         concurrency_limit: Sequence[int | None],
-    ) -> int:
+        idempotency_key: Sequence[str | None],
+        priority: Sequence[int | None],
+    ) -> list[str]:
         args = (
             list(root_task_id),
             list(root_execution_id),
@@ -2013,10 +2075,32 @@ class Queries(_Texts):
             list(queue),
             list(concurrency_key),
             list(concurrency_limit),
+            list(idempotency_key),
+            list(priority),
         )
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
             cur.execute(self._sql(INSERT_TASK_EXECUTIONS_SQL), args)
-            return cur.rowcount
+            rows = cur.fetchall()
+        return [row[0] for row in rows]
+
+    def get_task_execution_ids_by_idempotency_keys(
+        self,
+        conn: psycopg.Connection[Any],
+        *,
+        task_ids: Sequence[str | None],
+        idempotency_keys: Sequence[str | None],
+    ) -> list[GetTaskExecutionIdsByIdempotencyKeysRow]:
+        """The executions that hold these (task_id, idempotency_key) pairs (parallel arrays): what
+        an insert whose rows were skipped for a taken key returns instead. Read in the inserting
+        transaction, after the insert: a holder that a concurrent transaction committed meanwhile
+        is visible (READ COMMITTED takes a new snapshot per statement). The IS NOT NULL lets the
+        partial unique index serve the lookup.
+        """
+        args = (list(task_ids), list(idempotency_keys))
+        with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
+            cur.execute(self._sql(GET_TASK_EXECUTION_IDS_BY_IDEMPOTENCY_KEYS_SQL), args)
+            rows = cur.fetchall()
+        return [_as_get_task_execution_ids_by_idempotency_keys_row(row) for row in rows]
 
     def list_task_executions(
         self,

@@ -141,6 +141,23 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
     ),
     Migration(
+        version=7,
+        name="idempotency_and_priority",
+        statements=(
+            "ALTER TABLE {table}\n"
+            "    ADD COLUMN idempotency_key TEXT\n"
+            "        CHECK (idempotency_key IS NULL OR typeof(idempotency_key) = 'text')",
+            "CREATE UNIQUE INDEX ix_{table}_task_id_idempotency_key\n"
+            "    ON {table} (task_id, idempotency_key)\n"
+            "    WHERE idempotency_key IS NOT NULL",
+            "ALTER TABLE {table}\n"
+            "    ADD COLUMN priority INTEGER NOT NULL DEFAULT 0 CHECK (typeof(priority) = "
+            "'integer')",
+            "CREATE INDEX ix_{table}_status_priority_start_at_id\n"
+            "    ON {table} (status, priority DESC, start_at, id)",
+        ),
+    ),
+    Migration(
         version=8,
         name="queues_and_concurrency",
         statements=(
@@ -160,10 +177,10 @@ MIGRATIONS: tuple[Migration, ...] = (
             "        )\n"
             "    )",
             "CREATE INDEX ix_{table}_ready_unlimited\n"
-            "    ON {table} (status, start_at, id)\n"
+            "    ON {table} (status, priority DESC, start_at, id)\n"
             "    WHERE status = 'ready' AND concurrency_limit IS NULL",
             "CREATE INDEX ix_{table}_ready_concurrency\n"
-            "    ON {table} (status, start_at, id)\n"
+            "    ON {table} (status, priority DESC, start_at, id)\n"
             "    WHERE status = 'ready' AND concurrency_limit IS NOT NULL",
             "CREATE INDEX ix_{table}_running_concurrency\n"
             "    ON {table} (status, task_id, concurrency_key)\n"

@@ -52,6 +52,8 @@ class DurableTaskExecution:
     lease_expiries: int
     rerun_of_execution_id: str | None
     trace_context: str | None
+    idempotency_key: str | None
+    priority: int
     queue: str
     concurrency_key: str | None
     concurrency_limit: int | None

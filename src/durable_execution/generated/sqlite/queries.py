@@ -34,10 +34,10 @@ CLAIM_READY_TASK_EXECUTIONS_SQL = (
     "WHERE id IN (\n"
     "    SELECT c.id\n"
     "    FROM (\n"
-    "        SELECT u.id, u.start_at\n"
+    "        SELECT u.id, u.priority, u.start_at\n"
     "        FROM (\n"
-    "            SELECT id, start_at\n"
-    "            FROM {table}\n"
+    "            SELECT id, priority, start_at\n"
+    "            FROM {table} INDEXED BY ix_{table}_ready_unlimited\n"
     "            WHERE status = 'ready'\n"
     "                AND concurrency_limit IS NULL\n"
     "                AND start_at <= CAST(:p1 AS INTEGER)\n"
@@ -45,24 +45,27 @@ CLAIM_READY_TASK_EXECUTIONS_SQL = (
     "                    CAST(:p3 AS BOOLEAN)\n"
     "                    OR queue IN (SELECT value FROM json_each(CAST(:p4 AS TEXT)))\n"
     "                )\n"
-    "            ORDER BY start_at, id\n"
+    "            ORDER BY priority DESC, start_at, id\n"
     "            LIMIT CAST(:p5 AS INTEGER)\n"
     "        ) AS u\n"
     "        UNION ALL\n"
-    "        SELECT w.id, w.start_at\n"
+    "        SELECT w.id, w.priority, w.start_at\n"
     "        FROM (\n"
     "            SELECT\n"
     "                e.id,\n"
+    "                e.priority,\n"
     "                e.start_at,\n"
     "                e.task_id,\n"
     "                e.concurrency_key,\n"
     "                row_number() OVER (\n"
-    "                    PARTITION BY e.task_id, e.concurrency_key ORDER BY e.start_at, e.id\n"
+    "                    PARTITION BY e.task_id, e.concurrency_key\n"
+    "                    ORDER BY e.priority DESC, e.start_at, e.id\n"
     "                ) AS place,\n"
     "                min(e.concurrency_limit) OVER (\n"
     "                    PARTITION BY e.task_id, e.concurrency_key\n"
     "                ) AS key_limit\n"
     "            FROM {table} AS e\n"
+    "                INDEXED BY ix_{table}_ready_concurrency\n"
     "            WHERE e.status = 'ready'\n"
     "                AND e.concurrency_limit IS NOT NULL\n"
     "                AND e.start_at <= CAST(:p1 AS INTEGER)\n"
@@ -80,7 +83,7 @@ CLAIM_READY_TASK_EXECUTIONS_SQL = (
     "                AND r.concurrency_key = w.concurrency_key\n"
     "        ) <= w.key_limit\n"
     "    ) AS c\n"
-    "    ORDER BY c.start_at, c.id\n"
+    "    ORDER BY c.priority DESC, c.start_at, c.id\n"
     "    LIMIT CAST(:p5 AS INTEGER)\n"
     ")\n"
     "RETURNING id, root_task_id, root_execution_id, parent_task_id, parent_execution_id, "
@@ -88,8 +91,8 @@ CLAIM_READY_TASK_EXECUTIONS_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context, queue, "
-    "concurrency_key, concurrency_limit"
+    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context, "
+    "idempotency_key, priority, queue, concurrency_key, concurrency_limit"
 )
 
 
@@ -97,10 +100,10 @@ CLAIM_READY_TASK_EXECUTIONS_SQL = (
 GET_READY_TASK_EXECUTIONS_TO_CLAIM_SQL = (
     "SELECT c.execution_id, c.timeout_ms\n"
     "FROM (\n"
-    "    SELECT u.execution_id, u.timeout_ms, u.start_at, u.id\n"
+    "    SELECT u.execution_id, u.timeout_ms, u.priority, u.start_at, u.id\n"
     "    FROM (\n"
-    "        SELECT execution_id, timeout_ms, start_at, id\n"
-    "        FROM {table}\n"
+    "        SELECT execution_id, timeout_ms, priority, start_at, id\n"
+    "        FROM {table} INDEXED BY ix_{table}_ready_unlimited\n"
     "        WHERE status = 'ready'\n"
     "            AND concurrency_limit IS NULL\n"
     "            AND start_at <= CAST(:p1 AS INTEGER)\n"
@@ -108,26 +111,29 @@ GET_READY_TASK_EXECUTIONS_TO_CLAIM_SQL = (
     "                CAST(:p2 AS BOOLEAN)\n"
     "                OR queue IN (SELECT value FROM json_each(CAST(:p3 AS TEXT)))\n"
     "            )\n"
-    "        ORDER BY start_at, id\n"
+    "        ORDER BY priority DESC, start_at, id\n"
     "        LIMIT CAST(:p4 AS INTEGER)\n"
     "    ) AS u\n"
     "    UNION ALL\n"
-    "    SELECT w.execution_id, w.timeout_ms, w.start_at, w.id\n"
+    "    SELECT w.execution_id, w.timeout_ms, w.priority, w.start_at, w.id\n"
     "    FROM (\n"
     "        SELECT\n"
     "            e.execution_id,\n"
     "            e.timeout_ms,\n"
+    "            e.priority,\n"
     "            e.start_at,\n"
     "            e.id,\n"
     "            e.task_id,\n"
     "            e.concurrency_key,\n"
     "            row_number() OVER (\n"
-    "                PARTITION BY e.task_id, e.concurrency_key ORDER BY e.start_at, e.id\n"
+    "                PARTITION BY e.task_id, e.concurrency_key\n"
+    "                ORDER BY e.priority DESC, e.start_at, e.id\n"
     "            ) AS place,\n"
     "            min(e.concurrency_limit) OVER (\n"
     "                PARTITION BY e.task_id, e.concurrency_key\n"
     "            ) AS key_limit\n"
     "        FROM {table} AS e\n"
+    "            INDEXED BY ix_{table}_ready_concurrency\n"
     "        WHERE e.status = 'ready'\n"
     "            AND e.concurrency_limit IS NOT NULL\n"
     "            AND e.start_at <= CAST(:p1 AS INTEGER)\n"
@@ -145,7 +151,7 @@ GET_READY_TASK_EXECUTIONS_TO_CLAIM_SQL = (
     "            AND r.concurrency_key = w.concurrency_key\n"
     "    ) <= w.key_limit\n"
     ") AS c\n"
-    "ORDER BY c.start_at, c.id\n"
+    "ORDER BY c.priority DESC, c.start_at, c.id\n"
     "LIMIT CAST(:p4 AS INTEGER)"
 )
 
@@ -167,8 +173,8 @@ CLAIM_READY_TASK_EXECUTION_BY_EXECUTION_ID_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context, queue, "
-    "concurrency_key, concurrency_limit"
+    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context, "
+    "idempotency_key, priority, queue, concurrency_key, concurrency_limit"
 )
 
 
@@ -185,7 +191,7 @@ RENEW_TASK_EXECUTION_LEASES_SQL = (
 )
 
 
-# InsertTaskExecution :exec (insert.sql)
+# InsertTaskExecution :execrows (insert.sql)
 INSERT_TASK_EXECUTION_SQL = (
     "INSERT INTO {table} (\n"
     "    root_task_id,\n"
@@ -223,7 +229,9 @@ INSERT_TASK_EXECUTION_SQL = (
     "    trace_context,\n"
     "    queue,\n"
     "    concurrency_key,\n"
-    "    concurrency_limit\n"
+    "    concurrency_limit,\n"
+    "    idempotency_key,\n"
+    "    priority\n"
     ") VALUES (\n"
     "    :p1,\n"
     "    :p2,\n"
@@ -260,8 +268,21 @@ INSERT_TASK_EXECUTION_SQL = (
     "    :p33,\n"
     "    :p34,\n"
     "    :p35,\n"
-    "    :p36\n"
-    ")"
+    "    :p36,\n"
+    "    :p37,\n"
+    "    :p38\n"
+    ")\n"
+    "ON CONFLICT (task_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
+)
+
+
+# GetTaskExecutionIdByIdempotencyKey :one (insert.sql)
+GET_TASK_EXECUTION_ID_BY_IDEMPOTENCY_KEY_SQL = (
+    "SELECT execution_id\n"
+    "FROM {table}\n"
+    "WHERE task_id = :p1\n"
+    "    AND idempotency_key = :p2\n"
+    "    AND idempotency_key IS NOT NULL"
 )
 
 
@@ -281,8 +302,9 @@ LIST_TASK_EXECUTIONS_SQL = (
     "listed.finalize_task_error, listed.error, listed.status, listed.is_closed, "
     "listed.needs_promise_cancellation, listed.retry_attempts, listed.start_at, listed.started_at, "
     "listed.finished_at, listed.expires_at, listed.version, listed.created_at, listed.updated_at, "
-    "listed.lease_expiries, listed.rerun_of_execution_id, listed.trace_context, listed.queue, "
-    "listed.concurrency_key, listed.concurrency_limit\n"
+    "listed.lease_expiries, listed.rerun_of_execution_id, listed.trace_context, "
+    "listed.idempotency_key, listed.priority, listed.queue, listed.concurrency_key, "
+    "listed.concurrency_limit\n"
     "FROM {table} AS listed\n"
     "WHERE listed.id < coalesce(\n"
     "        (\n"
@@ -324,8 +346,8 @@ GET_OLDEST_READY_TASK_EXECUTION_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context, queue, "
-    "concurrency_key, concurrency_limit\n"
+    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context, "
+    "idempotency_key, priority, queue, concurrency_key, concurrency_limit\n"
     "FROM {table}\n"
     "WHERE status = 'ready'\n"
     "    AND (CAST(:p1 AS TEXT) IS NULL OR task_id = :p1)\n"
@@ -488,8 +510,8 @@ GET_TASK_EXECUTIONS_BY_EXECUTION_IDS_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context, queue, "
-    "concurrency_key, concurrency_limit\n"
+    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context, "
+    "idempotency_key, priority, queue, concurrency_key, concurrency_limit\n"
     "FROM {table}\n"
     "WHERE execution_id IN ({p1})\n"
     "    AND (NOT CAST(:p2 AS BOOLEAN) OR status IN ({p3}))\n"
@@ -531,8 +553,8 @@ GET_TASK_EXECUTIONS_BY_STATUSES_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context, queue, "
-    "concurrency_key, concurrency_limit\n"
+    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context, "
+    "idempotency_key, priority, queue, concurrency_key, concurrency_limit\n"
     "FROM {table}\n"
     "WHERE status IN ({p1})\n"
     "    AND (\n"
@@ -658,9 +680,11 @@ def _as_durable_task_execution(row: tuple[Any, ...]) -> DurableTaskExecution:
         lease_expiries=row[31],
         rerun_of_execution_id=row[32],
         trace_context=row[33],
-        queue=row[34],
-        concurrency_key=row[35],
-        concurrency_limit=row[36],
+        idempotency_key=row[34],
+        priority=row[35],
+        queue=row[36],
+        concurrency_key=row[37],
+        concurrency_limit=row[38],
     )
 
 
@@ -759,20 +783,23 @@ class Queries(_Texts):
         queues: str,
         row_limit: int,
     ) -> list[DurableTaskExecution]:
-        """Claims up to row_limit due ready executions in one statement, oldest start_at first (then
-        insertion), and moves them to running with a lease of lease_ms (renewed by the executor
-        while it runs; the attempt's timeout is the executor's business). Only executions of the
-        served queues (@queues, a JSON array of names; @any_queue: every queue). No row locks are
-        needed: the write transaction (BEGIN IMMEDIATE) already excludes every other writer, so
-        counting running rows inside the statement enforces per-key concurrency limits across
-        processes. Two parts, merged in FIFO order under the outer LIMIT:
+        """Claims up to row_limit due ready executions in one statement, highest priority first,
+        FIFO within a priority (start_at, then insertion), and moves them to running with a lease
+        of lease_ms (renewed by the executor while it runs; the attempt's timeout is the
+        executor's business). Only executions of the served queues (@queues, a JSON array of
+        names; @any_queue: every queue). No row locks are needed: the write transaction (BEGIN
+        IMMEDIATE) already excludes every other writer, so counting running rows inside the
+        statement enforces per-key concurrency limits across processes. Two parts, merged in that
+        order under the outer LIMIT:
         * executions without a concurrency limit, read in order from the ready_unlimited index,
         so the LIMIT stops the scan early;
-        * executions under a limit: each takes its place in its (task_id, concurrency_key) FIFO
+        * executions under a limit: each takes its place in its (task_id, concurrency_key) order
         and is claimable while place + running executions of the key <= the key's limit (the
         smallest its waiting rows carry). Executions of a key at its limit are passed over, never
-        in the way of later ones. This part reads every due waiting row under a limit. RETURNING
-        order is unspecified: the storage sorts the rows.
+        in the way of later ones. This part reads every due waiting row under a limit. INDEXED
+        BY: both parts read their partial index (the planner, without statistics, would rather
+        range-scan start_at in the general index and sort). RETURNING order is unspecified: the
+        storage sorts the rows.
         """
         args: dict[str, object] = {
             "p1": now,
@@ -882,7 +909,9 @@ class Queries(_Texts):
         queue: str,
         concurrency_key: str | None,
         concurrency_limit: int | None,
-    ) -> None:
+        idempotency_key: str | None,
+        priority: int,
+    ) -> int:
         args: dict[str, object] = {
             "p1": root_task_id,
             "p2": root_execution_id,
@@ -920,9 +949,32 @@ class Queries(_Texts):
             "p34": queue,
             "p35": concurrency_key,
             "p36": concurrency_limit,
+            "p37": idempotency_key,
+            "p38": priority,
         }
         with closing(conn.cursor()) as cur:
             cur.execute(self._sql(INSERT_TASK_EXECUTION_SQL), args)
+            return cur.rowcount
+
+    def get_task_execution_id_by_idempotency_key(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        task_id: str,
+        idempotency_key: str | None,
+    ) -> str | None:
+        """The execution that holds this (task_id, idempotency_key): what an insert skipped for a
+        taken key returns instead. The IS NOT NULL lets the partial unique index serve the
+        lookup.
+        """
+        args: dict[str, object] = {"p1": task_id, "p2": idempotency_key}
+        with closing(conn.cursor()) as cur:
+            cur.execute(self._sql(GET_TASK_EXECUTION_ID_BY_IDEMPOTENCY_KEY_SQL), args)
+            row = cur.fetchone()
+        if row is None:
+            return None
+        value: str = row[0]
+        return value
 
     def get_existing_execution_ids(
         self,
