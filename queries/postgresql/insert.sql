@@ -11,9 +11,10 @@
 -- skipped rows' keys in the same transaction (GetTaskExecutionIdsByIdempotencyKeys).
 --
 -- Nullable columns (root_*, parent_*, is_finalize_task, run_output, output, started_at,
--- finished_at, expires_at, trace_context, idempotency_key) take arrays whose elements may be NULL: the element
--- type of those parameters is `T | None`. JSON columns take jsonb[]; a JSON null element is
--- stored as SQL NULL (NULLIF) so that "absent" has exactly one representation.
+-- finished_at, expires_at, trace_context, concurrency_*, idempotency_key) take arrays whose
+-- elements may be NULL: the element type of those parameters is `T | None`. JSON columns take
+-- jsonb[]; a JSON null element is stored as SQL NULL (NULLIF) so that "absent" has exactly one
+-- representation.
 --
 -- unnest() appears once per array in the select list (sqlc only knows single-argument unnest);
 -- PostgreSQL zips equally long arrays row by row and assigns ids in array order.
@@ -54,6 +55,9 @@ INSERT INTO durable_task_executions (
     updated_at,
     rerun_of_execution_id,
     trace_context,
+    queue,
+    concurrency_key,
+    concurrency_limit,
     idempotency_key,
     priority
 )
@@ -91,6 +95,9 @@ SELECT
     unnest(@updated_at::timestamptz[]),
     unnest(@rerun_of_execution_id::text[]),
     unnest(@trace_context::text[]),
+    unnest(@queue::text[]),
+    unnest(@concurrency_key::text[]),
+    unnest(@concurrency_limit::integer[]),
     unnest(@idempotency_key::text[]),
     unnest(@priority::integer[])
 ON CONFLICT (task_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING

@@ -42,6 +42,9 @@ INSERT INTO durable_task_executions (
     updated_at,
     rerun_of_execution_id,
     trace_context,
+    queue,
+    concurrency_key,
+    concurrency_limit,
     idempotency_key,
     priority
 ) VALUES (
@@ -78,6 +81,9 @@ INSERT INTO durable_task_executions (
     @updated_at,
     @rerun_of_execution_id,
     @trace_context,
+    @queue,
+    @concurrency_key,
+    @concurrency_limit,
     @idempotency_key,
     @priority
 )

@@ -26,7 +26,7 @@ from durable_execution.executions import (
     WaitingForChildrenTasksExecution,
     WaitingForFinalizeTaskExecution,
 )
-from durable_execution.executor import DurableExecutor, TaskDecorator
+from durable_execution.executor import DurableExecutor
 from durable_execution.handle import TaskHandle, cancel_execution
 from durable_execution.logs import ExecutionLogFilter, JsonLogFormatter
 from durable_execution.model import (
@@ -65,6 +65,7 @@ from durable_execution.tasks import (
     ParentTaskResult,
     Task,
     TaskContext,
+    TaskDecorator,
     TaskEnqueueOptions,
 )
 

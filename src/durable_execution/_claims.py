@@ -65,7 +65,10 @@ class ReadyClaimer:
         """The storage's set-based claim; then fail what this executor cannot run."""
         rt = self._rt
         result = await tx.claim_ready_task_executions(
-            now=now, limit=limit, lease_ms=rt.config.expire_ms
+            now=now,
+            limit=limit,
+            lease_ms=rt.config.expire_ms,
+            queues=rt.config.queues or rt.registry.queues(),
         )
         poison = [error for error in result.malformed if await quarantine(tx, error, now)]
         claimed: list[tuple[TaskExecutionRecord, TaskDefinition]] = []

@@ -152,6 +152,9 @@ def same_execution(stored: TaskExecutionRecord, inserted: TaskExecutionRecord) -
         and stored.timeout_ms == inserted.timeout_ms
         and stored.root_task == inserted.root_task
         and stored.parent_task == inserted.parent_task
+        and stored.queue == inserted.queue
+        and stored.concurrency_key == inserted.concurrency_key
+        and stored.concurrency_limit == inserted.concurrency_limit
         and stored.idempotency_key == inserted.idempotency_key
         and stored.priority == inserted.priority
     )

@@ -29,7 +29,7 @@ from typing import Final, TypeGuard
 
 from durable_execution.errors import DurableExecutionError
 from durable_execution.model import NO_RETRIES, RetryOptions
-from durable_execution.tasks import TaskDefinition, TaskEnqueueOptions
+from durable_execution.tasks import DEFAULT_QUEUE, TaskDefinition, TaskEnqueueOptions
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +39,10 @@ class ExecutionOptions:
     retry_options: RetryOptions
     sleep_ms_before_run: int
     timeout_ms: int
+    queue: str = DEFAULT_QUEUE
+    # Both set (the key '' being the task's shared pool) or both None: see TaskEnqueueOptions.
+    concurrency_key: str | None = None
+    concurrency_limit: int | None = None
     priority: int = 0
     idempotency_key: str | None = None
 
@@ -49,6 +53,8 @@ MAX_DURATION_MS: Final = 2**40
 MAX_COUNT: Final = 2**31 - 1
 MAX_DELAY_MULTIPLIER: Final = 1000.0
 MAX_SERIALIZED_SIZE_BYTES: Final = 2**30
+# Queue names and concurrency keys: short labels, not payloads (they are indexed).
+MAX_NAME_LENGTH: Final = 200
 # The PostgreSQL `integer` column.
 MIN_PRIORITY: Final = -(2**31)
 MAX_PRIORITY: Final = 2**31 - 1
@@ -154,6 +160,39 @@ def validate_timeout_ms(task_id: str, value: object) -> int:
     return value
 
 
+def validate_name(what: str, value: object) -> str:
+    """A queue name or concurrency key: a non-empty string of at most
+    :data:`MAX_NAME_LENGTH` characters, without control characters."""
+    if not isinstance(value, str):
+        raise _invalid(f"{what} must be a string, got {value!r}")
+    if not value or len(value) > MAX_NAME_LENGTH or not value.isprintable():
+        raise _invalid(f"{what} must be 1 to {MAX_NAME_LENGTH} printable characters, got {value!r}")
+    return value
+
+
+def validate_queues(value: object) -> tuple[str, ...] | None:
+    """An executor's ``queues``: ``None`` (the queues of its tasks) or queue names."""
+    if value is None:
+        return None
+    if isinstance(value, str) or not isinstance(value, (list, tuple, set, frozenset)):
+        raise _invalid(f"queues must be None or a list of queue names, got {value!r}")
+    if not value:
+        raise _invalid("queues must name at least one queue (or be None)")
+    return tuple(sorted({validate_name("A queue name", name) for name in value}))
+
+
+def validate_concurrency_limit(task_id: str, value: object) -> int | None:
+    """``None`` (no limit) or an integer from 1 to 2**31 - 1."""
+    if value is None:
+        return None
+    if not _is_int(value) or value < 1 or value > MAX_COUNT:
+        raise _invalid(
+            f"Invalid concurrency limit for task {task_id}: concurrency_limit must be None or"
+            f" an integer from 1 to 2**31 - 1, got {value!r}"
+        )
+    return value
+
+
 def validate_priority(task_id: str, value: object) -> int:
     if not _is_int(value) or not MIN_PRIORITY <= value <= MAX_PRIORITY:
         raise _invalid(
@@ -161,6 +200,18 @@ def validate_priority(task_id: str, value: object) -> int:
             f" 2**31 - 1 (higher runs first), got {value!r}"
         )
     return value
+
+
+def _concurrency_key(definition: TaskDefinition, value: object) -> str | None:
+    """The stored key: the given one, or '' (the task's shared pool) under a limit."""
+    if definition.concurrency_limit is None:
+        if value is not None:
+            raise _invalid(
+                f"concurrency_key needs a task registered with concurrency_limit; task"
+                f" {definition.id} has none, got {value!r}"
+            )
+        return None
+    return "" if value is None else validate_name("concurrency_key", value)
 
 
 def validate_idempotency_key(task_id: str, value: object) -> str:
@@ -214,6 +265,9 @@ def resolve_enqueue_options(
         retry_options=definition.retry_options,
         sleep_ms_before_run=definition.sleep_ms_before_run,
         timeout_ms=definition.timeout_ms,
+        queue=definition.queue,
+        concurrency_key=_concurrency_key(definition, None),
+        concurrency_limit=definition.concurrency_limit,
         priority=default_priority,
     )
     if options is None:
@@ -229,6 +283,9 @@ def resolve_enqueue_options(
                 " execution, which is the one to enqueue with a key"
             )
         return ExecutionOptions(
+            queue=resolved.queue,
+            concurrency_key=_concurrency_key(definition, options.concurrency_key),
+            concurrency_limit=resolved.concurrency_limit,
             retry_options=resolved.retry_options
             if options.retry_options is None
             else validate_retry_options(task_id, options.retry_options),

@@ -57,6 +57,9 @@ def new_record(
         root_task=root_task,
         parent_task=parent_task,
         trace_context=trace_context,
+        queue=options.queue,
+        concurrency_key=options.concurrency_key,
+        concurrency_limit=options.concurrency_limit,
         idempotency_key=options.idempotency_key,
         priority=options.priority,
     )

@@ -11,11 +11,21 @@ import inspect
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, Literal
 
-from durable_execution._options import registration_options
+from durable_execution._options import (
+    registration_options,
+    validate_concurrency_limit,
+    validate_name,
+)
 from durable_execution.errors import DurableExecutionError
 from durable_execution.ids import validate_id
 from durable_execution.payloads import FinalizeTaskInput
-from durable_execution.tasks import FinalizeTask, TaskContext, TaskDefinition, is_async_callable
+from durable_execution.tasks import (
+    DEFAULT_QUEUE,
+    FinalizeTask,
+    TaskContext,
+    TaskDefinition,
+    is_async_callable,
+)
 
 InputValidator = Callable[[object], Awaitable[object]]
 InputConverter = Callable[[object], object]
@@ -42,8 +52,11 @@ def make_definition(
     validator: InputValidator | None = None,
     dump_input: InputConverter | None = None,
     load_input: InputConverter | None = None,
+    queue: object = DEFAULT_QUEUE,
+    concurrency_limit: object = None,
 ) -> TaskDefinition:
-    """A validated definition; ``finalize_task`` (parents only) is converted recursively."""
+    """A validated definition; ``finalize_task`` (parents only) is converted recursively, into
+    the same queue (a finalize task has no limit of its own)."""
     validate_id(id)
     options = registration_options(
         id,
@@ -51,8 +64,14 @@ def make_definition(
         retry_options=retry_options,
         sleep_ms_before_run=sleep_ms_before_run,
     )
+    queue_name = validate_name(f"The queue of task {id}", queue)
+    limit = validate_concurrency_limit(id, concurrency_limit)
     _check_callable(id, "run" if shape == "simple" else "run_parent", run)
-    finalize = None if finalize_task is None else finalize_definition(finalize_task, load_input)
+    finalize = (
+        None
+        if finalize_task is None
+        else finalize_definition(finalize_task, load_input, queue=queue_name)
+    )
     return TaskDefinition(
         id=id,
         timeout_ms=options.timeout_ms,
@@ -65,6 +84,8 @@ def make_definition(
         validator=validator,
         dump_input=dump_input,
         load_input=load_input,
+        queue=queue_name,
+        concurrency_limit=limit,
     )
 
 
@@ -84,7 +105,10 @@ def _finalize_input_loader(load_parent_input: InputConverter) -> InputConverter:
 
 
 def finalize_definition(
-    finalize_task: FinalizeTask[Any, Any], load_parent_input: InputConverter | None = None
+    finalize_task: FinalizeTask[Any, Any],
+    load_parent_input: InputConverter | None = None,
+    *,
+    queue: str = DEFAULT_QUEUE,
 ) -> TaskDefinition:
     if not isinstance(finalize_task, FinalizeTask):
         raise DurableExecutionError(
@@ -113,6 +137,7 @@ def finalize_definition(
         sleep_ms_before_run=finalize_task.sleep_ms_before_run,
         finalize_task=finalize_task.finalize_task,
         load_input=None if load_parent_input is None else _finalize_input_loader(load_parent_input),
+        queue=queue,
     )
 
 
@@ -132,6 +157,11 @@ class TaskRegistry:
 
     def ids(self) -> frozenset[str]:
         return frozenset(self._tasks)
+
+    def queues(self) -> list[str]:
+        """What an executor serves by default: the default queue (so that an execution there
+        of a task unknown here is failed, as before queues existed) and its tasks' queues."""
+        return sorted({DEFAULT_QUEUE, *(definition.queue for definition in self._tasks.values())})
 
     def register(self, definition: TaskDefinition) -> None:
         """Register ``definition`` and its finalize chain, or nothing if any id is taken."""

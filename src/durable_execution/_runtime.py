@@ -50,6 +50,8 @@ class ExecutorConfig:
     max_lease_expiries: int | None = None
     # Automatic retention (see _retention_loop); None keeps every execution.
     retention: timedelta | None = None
+    # The queues claimed from; None: those of the registered tasks (see _claims).
+    queues: tuple[str, ...] | None = None
 
 
 class Runtime:

@@ -26,6 +26,7 @@ from durable_execution.model import RetryOptions
 from durable_execution.payloads import FinalizeTaskInput, ParentTaskOutput
 from durable_execution.serializer import Serializable
 from durable_execution.tasks import (
+    DEFAULT_QUEUE,
     FinalizeTask,
     RunParentFunction,
     Task,
@@ -144,6 +145,8 @@ class InputValidatedTaskBuilder(Generic[RawInputT, ValidT]):
         run: Callable[[TaskContext, ValidT], StorableOutputT],
         retry_options: RetryOptions | None = None,
         sleep_ms_before_run: int | None = None,
+        queue: str = DEFAULT_QUEUE,
+        concurrency_limit: int | None = None,
     ) -> Task[RawInputT, StorableOutputT]: ...
 
     @overload
@@ -155,6 +158,8 @@ class InputValidatedTaskBuilder(Generic[RawInputT, ValidT]):
         run: Callable[[TaskContext, ValidT], Awaitable[StorableOutputT]],
         retry_options: RetryOptions | None = None,
         sleep_ms_before_run: int | None = None,
+        queue: str = DEFAULT_QUEUE,
+        concurrency_limit: int | None = None,
     ) -> Task[RawInputT, StorableOutputT]: ...
 
     def task(
@@ -165,6 +170,8 @@ class InputValidatedTaskBuilder(Generic[RawInputT, ValidT]):
         run: Callable[[TaskContext, Any], Any],
         retry_options: RetryOptions | None = None,
         sleep_ms_before_run: int | None = None,
+        queue: str = DEFAULT_QUEUE,
+        concurrency_limit: int | None = None,
     ) -> Task[Any, Any]:
         definition = make_definition(
             id=id,
@@ -173,6 +180,8 @@ class InputValidatedTaskBuilder(Generic[RawInputT, ValidT]):
             shape="simple",
             retry_options=retry_options,
             sleep_ms_before_run=sleep_ms_before_run,
+            queue=queue,
+            concurrency_limit=concurrency_limit,
             validator=self._validator,
             dump_input=self._dump,
             load_input=self._load,
@@ -190,6 +199,8 @@ class InputValidatedTaskBuilder(Generic[RawInputT, ValidT]):
         finalize_task: None = None,
         retry_options: RetryOptions | None = None,
         sleep_ms_before_run: int | None = None,
+        queue: str = DEFAULT_QUEUE,
+        concurrency_limit: int | None = None,
     ) -> Task[RawInputT, ParentTaskOutput[StorableRunOutputT]]: ...
 
     @overload
@@ -202,6 +213,8 @@ class InputValidatedTaskBuilder(Generic[RawInputT, ValidT]):
         finalize_task: FinalizeTask[FinalizeTaskInput[ValidT, StorableRunOutputT], FinalOutputT],
         retry_options: RetryOptions | None = None,
         sleep_ms_before_run: int | None = None,
+        queue: str = DEFAULT_QUEUE,
+        concurrency_limit: int | None = None,
     ) -> Task[RawInputT, FinalOutputT]: ...
 
     def parent_task(
@@ -213,6 +226,8 @@ class InputValidatedTaskBuilder(Generic[RawInputT, ValidT]):
         finalize_task: FinalizeTask[Any, Any] | None = None,
         retry_options: RetryOptions | None = None,
         sleep_ms_before_run: int | None = None,
+        queue: str = DEFAULT_QUEUE,
+        concurrency_limit: int | None = None,
     ) -> Task[Any, Any]:
         definition = make_definition(
             id=id,
@@ -222,6 +237,8 @@ class InputValidatedTaskBuilder(Generic[RawInputT, ValidT]):
             retry_options=retry_options,
             sleep_ms_before_run=sleep_ms_before_run,
             finalize_task=finalize_task,
+            queue=queue,
+            concurrency_limit=concurrency_limit,
             validator=self._validator,
             dump_input=self._dump,
             load_input=self._load,

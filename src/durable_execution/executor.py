@@ -1,18 +1,8 @@
 """The durable executor: registers tasks, enqueues executions and runs the background loops.
 
-Usage::
-
-    executor = DurableExecutor(InMemoryStorage())
-
-    @executor.task(id="greet", timeout_ms=1000)
-    async def greet(ctx: TaskContext, name: str) -> str:
-        return f"Hello, {name}!"
-
-    async with executor:
-        handle = await executor.enqueue_task(greet, "world")
-        execution = await handle.wait_and_get_finished_execution()
-        if execution.status == "completed":
-            print(execution.output)
+Usage: see the README's Quickstart (``executor.task(...)``, ``async with executor:``,
+``await executor.enqueue_task(task, input)``, then the handle's
+``wait_and_get_finished_execution()``).
 
 While started, loops claim ready executions (up to ``max_concurrent_task_executions`` at once),
 close finished ones, recover expired leases, stop local runs cancelled elsewhere and fire
@@ -27,14 +17,20 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import timedelta
-from typing import Any, Final, NoReturn, Protocol, TypeVar, overload
+from typing import Any, Final, NoReturn, TypeVar, overload
 
 from durable_execution._background import BackgroundLoops
 from durable_execution._enqueue import Enqueuer
 from durable_execution._executor_schedules import ExecutorSchedules
 from durable_execution._leases import DEFAULT_EXPIRE_MS, DEFAULT_MAX_LEASE_EXPIRIES
-from durable_execution._options import validate_executor_options
-from durable_execution._registry import make_definition, make_validator
+from durable_execution._options import (
+    validate_executor_options,
+    validate_queues,
+)
+from durable_execution._registry import (
+    make_definition,
+    make_validator,
+)
 from durable_execution._runtime import ExecutorConfig, Runtime
 from durable_execution._sequential import SequentialChains
 from durable_execution._transactions import TransactionRunner
@@ -49,18 +45,15 @@ from durable_execution.handle import TaskHandle, read_record
 from durable_execution.ids import check_execution_id
 from durable_execution.model import RetryOptions
 from durable_execution.payloads import FinalizeTaskInput, ParentTaskOutput
-from durable_execution.serializer import (
-    CheckedSerializer,
-    JsonSerializer,
-    Serializable,
-    Serializer,
-)
+from durable_execution.serializer import CheckedSerializer, JsonSerializer, Serializable, Serializer
 from durable_execution.storage.types import DurableStorage
 from durable_execution.tasks import (
+    DEFAULT_QUEUE,
     FinalizeTask,
     RunParentFunction,
     Task,
     TaskContext,
+    TaskDecorator,
     TaskDefinition,
     TaskEnqueueOptions,
 )
@@ -86,20 +79,6 @@ T5 = TypeVar("T5")
 DEFAULT_INTRA_BATCH_SLEEP_MS: Final = 500
 
 
-class TaskDecorator(Protocol):
-    """What ``executor.task(id=…, timeout_ms=…)`` returns when ``run`` is omitted."""
-
-    @overload
-    def __call__(
-        self, run: Callable[[TaskContext, StorableInputT], StorableOutputT], /
-    ) -> Task[StorableInputT, StorableOutputT]: ...
-
-    @overload
-    def __call__(
-        self, run: Callable[[TaskContext, StorableInputT], Awaitable[StorableOutputT]], /
-    ) -> Task[StorableInputT, StorableOutputT]: ...
-
-
 class DurableExecutor(ExecutorSchedules):
     def __init__(
         self,
@@ -113,6 +92,7 @@ class DurableExecutor(ExecutorSchedules):
         max_serialized_size_bytes: int = 1_048_576,
         max_lease_expiries: int | None = DEFAULT_MAX_LEASE_EXPIRIES,
         retention: timedelta | None = None,
+        queues: Sequence[str] | None = None,
     ) -> None:
         """``expire_ms`` is a running attempt's lease, renewed by its executor (see ``_leases``):
         a crash is recovered about ``expire_ms`` later, whatever the task's timeout.
@@ -127,6 +107,8 @@ class DurableExecutor(ExecutorSchedules):
         ``None`` re-runs forever, as the reference does.
         ``retention`` (default ``None``: keep everything) prunes trees finished longer ago than
         it, automatically and one executor at a time (``_retention_loop``).
+        ``queues``: the queues this executor claims from; ``None`` (default) serves the default
+        queue and the queues of the tasks registered here, whenever they were registered.
 
         Each option is checked (type and range: durations up to 2**40 ms, counts up to
         2**31 - 1; see ``_options``); a bad one raises a ``ValueError`` naming it."""
@@ -153,6 +135,7 @@ class DurableExecutor(ExecutorSchedules):
                 max_concurrent_task_executions=options.max_concurrent_task_executions,
                 max_lease_expiries=options.max_lease_expiries,
                 retention=options.retention,
+                queues=validate_queues(queues),
             ),
         )
         self._enqueues = Enqueuer(self._rt)
@@ -214,6 +197,8 @@ class DurableExecutor(ExecutorSchedules):
         run: Callable[[TaskContext, StorableInputT], StorableOutputT],
         retry_options: RetryOptions | None = None,
         sleep_ms_before_run: int | None = None,
+        queue: str = DEFAULT_QUEUE,
+        concurrency_limit: int | None = None,
     ) -> Task[StorableInputT, StorableOutputT]: ...
 
     @overload
@@ -225,6 +210,8 @@ class DurableExecutor(ExecutorSchedules):
         run: Callable[[TaskContext, StorableInputT], Awaitable[StorableOutputT]],
         retry_options: RetryOptions | None = None,
         sleep_ms_before_run: int | None = None,
+        queue: str = DEFAULT_QUEUE,
+        concurrency_limit: int | None = None,
     ) -> Task[StorableInputT, StorableOutputT]: ...
 
     @overload
@@ -235,6 +222,8 @@ class DurableExecutor(ExecutorSchedules):
         timeout_ms: int,
         retry_options: RetryOptions | None = None,
         sleep_ms_before_run: int | None = None,
+        queue: str = DEFAULT_QUEUE,
+        concurrency_limit: int | None = None,
     ) -> TaskDecorator: ...
 
     def task(
@@ -245,10 +234,14 @@ class DurableExecutor(ExecutorSchedules):
         run: Callable[[TaskContext, Any], Any] | None = None,
         retry_options: RetryOptions | None = None,
         sleep_ms_before_run: int | None = None,
+        queue: str = DEFAULT_QUEUE,
+        concurrency_limit: int | None = None,
     ) -> Task[Any, Any] | TaskDecorator:
         """Register a task; without ``run``, a decorator that registers the decorated function.
 
-        ``run(ctx, input)`` may be sync (run in a worker thread) or async.
+        ``run(ctx, input)`` may be sync (run in a worker thread) or async. Its executions go to
+        ``queue``; with ``concurrency_limit=N`` at most N of them run at once per
+        ``TaskEnqueueOptions.concurrency_key``, across every executor (see the README).
         """
 
         def register(function: Callable[[TaskContext, Any], Any]) -> Task[Any, Any]:
@@ -259,6 +252,8 @@ class DurableExecutor(ExecutorSchedules):
                 shape="simple",
                 retry_options=retry_options,
                 sleep_ms_before_run=sleep_ms_before_run,
+                queue=queue,
+                concurrency_limit=concurrency_limit,
             )
             self._register(definition)
             return Task(definition)
@@ -278,6 +273,8 @@ class DurableExecutor(ExecutorSchedules):
         finalize_task: None = None,
         retry_options: RetryOptions | None = None,
         sleep_ms_before_run: int | None = None,
+        queue: str = DEFAULT_QUEUE,
+        concurrency_limit: int | None = None,
     ) -> Task[StorableInputT, ParentTaskOutput[StorableRunOutputT]]: ...
 
     @overload
@@ -292,6 +289,8 @@ class DurableExecutor(ExecutorSchedules):
         ],
         retry_options: RetryOptions | None = None,
         sleep_ms_before_run: int | None = None,
+        queue: str = DEFAULT_QUEUE,
+        concurrency_limit: int | None = None,
     ) -> Task[StorableInputT, FinalOutputT]: ...
 
     def parent_task(
@@ -303,6 +302,8 @@ class DurableExecutor(ExecutorSchedules):
         finalize_task: FinalizeTask[Any, Any] | None = None,
         retry_options: RetryOptions | None = None,
         sleep_ms_before_run: int | None = None,
+        queue: str = DEFAULT_QUEUE,
+        concurrency_limit: int | None = None,
     ) -> Task[Any, Any]:
         """Register a task whose ``run_parent`` returns a :class:`ParentTaskResult`.
 
@@ -317,6 +318,8 @@ class DurableExecutor(ExecutorSchedules):
             retry_options=retry_options,
             sleep_ms_before_run=sleep_ms_before_run,
             finalize_task=finalize_task,
+            queue=queue,
+            concurrency_limit=concurrency_limit,
         )
         self._register(definition)
         return Task(definition)

@@ -53,6 +53,10 @@ def rerun_record(original: TaskExecutionRecord) -> TaskExecutionRecord:
         created_at=now,
         updated_at=now,
         rerun_of=original.execution_id,
+        # Same queue and concurrency key: a rerun waits for its key's slot like any execution.
+        queue=original.queue,
+        concurrency_key=original.concurrency_key,
+        concurrency_limit=original.concurrency_limit,
         # Its priority, not its idempotency key: the original keeps the key (a rerun is a new
         # execution on purpose; an enqueue with that key still finds the original).
         priority=original.priority,

@@ -11,7 +11,7 @@ import asyncio
 import inspect
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, Literal, TypeAlias, TypeVar, overload
+from typing import Any, Generic, Literal, Protocol, TypeAlias, TypeVar, overload
 
 from durable_execution.model import ExecutionErrorInfo, RetryOptions
 from durable_execution.payloads import ChildTaskOutput, FinalizeTaskInput, ParentTaskOutput
@@ -28,6 +28,7 @@ __all__ = [
     "RunParentFunction",
     "Task",
     "TaskContext",
+    "TaskDecorator",
     "TaskDefinition",
     "TaskEnqueueOptions",
 ]
@@ -42,6 +43,7 @@ FinalOutputT = TypeVar("FinalOutputT")
 # The outputs of finalize tasks are stored: see durable_execution.serializer.Serializable.
 StorableOutputT = TypeVar("StorableOutputT", bound=Serializable)
 StorableRunOutputT = TypeVar("StorableRunOutputT", bound=Serializable)
+StorableInputT = TypeVar("StorableInputT", bound=Serializable)
 
 
 class TaskContext:
@@ -111,8 +113,15 @@ class TaskEnqueueOptions:
     retry_options: RetryOptions | None = None
     sleep_ms_before_run: int | None = None
     timeout_ms: int | None = None
+    # For a task registered with concurrency_limit=N: at most N executions of the task with this
+    # key run at once, across every executor. None: the task's one shared pool. (A task without a
+    # limit refuses a key.)
+    concurrency_key: str | None = None
     priority: int | None = None
     idempotency_key: str | None = None
+
+
+DEFAULT_QUEUE = "default"
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +151,9 @@ class TaskDefinition:
     validator: Callable[[object], Awaitable[object]] | None = None
     dump_input: Callable[[object], object] | None = None
     load_input: Callable[[object], object] | None = None
+    # The queue its executions go to (a finalize task's is its parent's), and its per-key limit.
+    queue: str = DEFAULT_QUEUE
+    concurrency_limit: int | None = None
 
 
 class Task(Generic[InputT, OutputT_co]):
@@ -311,6 +323,20 @@ class FinalizeTask(Generic[InputT_contra, OutputT_co]):
 
     def __repr__(self) -> str:
         return f"FinalizeTask(id={self.id!r})"
+
+
+class TaskDecorator(Protocol):
+    """What ``executor.task(id=…, timeout_ms=…)`` returns when ``run`` is omitted."""
+
+    @overload
+    def __call__(
+        self, run: Callable[[TaskContext, StorableInputT], StorableOutputT], /
+    ) -> Task[StorableInputT, StorableOutputT]: ...
+
+    @overload
+    def __call__(
+        self, run: Callable[[TaskContext, StorableInputT], Awaitable[StorableOutputT]], /
+    ) -> Task[StorableInputT, StorableOutputT]: ...
 
 
 def is_async_callable(function: Callable[..., object]) -> bool:

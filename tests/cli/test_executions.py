@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
+from datetime import UTC, datetime
 
-from durable_execution import DurableExecutor, TaskContext, TaskEnqueueOptions, open_storage
-from durable_execution.storage import WhereByExecutionIds
+from durable_execution import (
+    DurableExecutor,
+    RetryOptions,
+    TaskContext,
+    TaskEnqueueOptions,
+    open_storage,
+)
+from durable_execution.ids import generate_execution_id
+from durable_execution.storage import TaskExecutionRecord, WhereByExecutionIds
 
 from ._data import CHILDREN, make_finished, make_ready
 from ._support import cli
@@ -149,6 +158,43 @@ async def test_a_custom_table_is_separate(db_url: str) -> None:
     # The environment variables stand in for the options.
     via_env = cli("show", ids["mixed"], DURABLE_EXECUTION_DB=db_url)
     assert via_env.returncode == 0, via_env.stderr
+
+
+async def test_show_names_the_queue_and_the_concurrency_key(db_url: str) -> None:
+    now = datetime.now(UTC)
+    common = {
+        "retry_options": RetryOptions(max_attempts=0),
+        "sleep_ms_before_run": 0,
+        "timeout_ms": 1_000,
+        "run_input": "1",
+        "status": "ready",
+        "start_at": now,
+        "created_at": now,
+        "updated_at": now,
+    }
+    keyed = TaskExecutionRecord(
+        task_id="mail",
+        execution_id=generate_execution_id(),
+        queue="emails",
+        concurrency_key="customer-7",
+        concurrency_limit=2,
+        **common,  # type: ignore[arg-type]
+    )
+    pooled = replace(keyed, execution_id=generate_execution_id(), concurrency_key="")
+    async with open_storage(db_url) as storage, storage.transaction() as tx:
+        await tx.insert_task_executions([keyed, pooled])
+    shown = cli("show", keyed.execution_id, "--db", db_url)
+    assert shown.returncode == 0, shown.stderr
+    assert re.search(r"queue\s+emails", shown.stdout)
+    assert re.search(r"concurrency\s+key 'customer-7', at most 2 running", shown.stdout)
+    pool = cli("show", pooled.execution_id, "--db", db_url)
+    assert re.search(r"concurrency\s+key none \(task-wide\), at most 2 running", pool.stdout)
+    as_json = json.loads(cli("show", keyed.execution_id, "--db", db_url, "--json").stdout)
+    assert (as_json["queue"], as_json["concurrency_key"], as_json["concurrency_limit"]) == (
+        "emails",
+        "customer-7",
+        2,
+    )
 
 
 async def test_show_prints_the_priority_and_the_idempotency_key(db_url: str) -> None:

@@ -141,6 +141,7 @@ class ExecutorOptions(TypedDict, total=False):
     max_serialized_size_bytes: int
     max_lease_expiries: int | None
     retention: timedelta | None
+    queues: list[str] | None
 
 
 class MakeExecutor(Protocol):

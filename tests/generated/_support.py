@@ -75,6 +75,9 @@ class Execution:
     updated_at: datetime = T0
     rerun_of_execution_id: str | None = None
     trace_context: str | None = None
+    queue: str = "default"
+    concurrency_key: str | None = None
+    concurrency_limit: int | None = None
     idempotency_key: str | None = None
     priority: int = 0
 
@@ -130,6 +133,9 @@ def fully_populated(execution_id: str) -> Execution:
         updated_at=at(6),
         rerun_of_execution_id="te_original",
         trace_context='{"traceparent":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}',
+        queue="emails",
+        concurrency_key="customer-7",
+        concurrency_limit=2**31 - 1,
         idempotency_key=f"key-{execution_id}",
         priority=-7,
     )
@@ -186,8 +192,19 @@ INDEXES = {
     "ix_{t}_parent_execution_id": (["parent_execution_id"], False),
     "ix_{t}_top_level_finished_at": (["finished_at", "id"], False),
     "ix_{t}_root_execution_id": (["root_execution_id"], False),
+    "ix_{t}_ready_unlimited": (["status", "priority", "start_at", "id"], False),
+    "ix_{t}_running_concurrency": (["status", "task_id", "concurrency_key"], False),
     "ix_{t}_task_id_idempotency_key": (["task_id", "idempotency_key"], True),
     "ix_{t}_status_priority_start_at_id": (["status", "priority", "start_at", "id"], False),
+}
+# Waiting executions under a concurrency limit: read per key on PostgreSQL (a lateral join per
+# locked key), all at once on SQLite (numbered per key by a window function).
+READY_CONCURRENCY_INDEX = {
+    "postgresql": (
+        ["task_id", "concurrency_key", "priority", "start_at", "id", "concurrency_limit", "queue"],
+        False,
+    ),
+    "sqlite": (["status", "priority", "start_at", "id"], False),
 }
 
 
@@ -253,6 +270,27 @@ BY_START_AT = [
 # included; te_1 is not due yet and te_3 is not ready. te_7 has its own timeout_ms (the lease
 # does not depend on it).
 CLAIMED = [*BY_START_AT, Execution("te_7", start_at=at(0), timeout_ms=250, version=3)]
+
+
+# For the claim's queue filter and concurrency limits (at(0) is now): key a (limit 2) has three
+# waiting, key b (limit 1) is full, te_mail is in another queue. Claimable, in FIFO order:
+# te_free, te_a1, te_a2, te_mail.
+LIMITED = [
+    Execution("te_a3", start_at=at(-3), concurrency_key="a", concurrency_limit=2),
+    Execution("te_a1", start_at=at(-5), concurrency_key="a", concurrency_limit=2),
+    Execution("te_a2", start_at=at(-4), concurrency_key="a", concurrency_limit=2),
+    Execution(
+        "te_b_running",
+        status="running",
+        start_at=at(-9),
+        concurrency_key="b",
+        concurrency_limit=1,
+    ),
+    Execution("te_b1", start_at=at(-7), concurrency_key="b", concurrency_limit=1),
+    Execution("te_mail", start_at=at(-1), queue="emails"),
+    Execution("te_free", start_at=at(-6)),
+    Execution("te_later", start_at=at(5), concurrency_key="c", concurrency_limit=1),
+]
 
 
 def claim_change(execution: Execution, lease_ms: int) -> Change:
@@ -350,6 +388,9 @@ def sqlite_insert(
             updated_at=to_epoch_ms(e.updated_at),
             rerun_of_execution_id=e.rerun_of_execution_id,
             trace_context=e.trace_context,
+            queue=e.queue,
+            concurrency_key=e.concurrency_key,
+            concurrency_limit=e.concurrency_limit,
             idempotency_key=e.idempotency_key,
             priority=e.priority,
         )
@@ -391,6 +432,9 @@ def from_sqlite(row: SqliteRow) -> Execution:
         updated_at=from_epoch_ms(row.updated_at),
         rerun_of_execution_id=row.rerun_of_execution_id,
         trace_context=row.trace_context,
+        queue=row.queue,
+        concurrency_key=row.concurrency_key,
+        concurrency_limit=row.concurrency_limit,
         idempotency_key=row.idempotency_key,
         priority=row.priority,
     )
@@ -536,6 +580,9 @@ class PostgresInsertArgs(TypedDict):
     updated_at: Sequence[datetime]
     rerun_of_execution_id: Sequence[str | None]
     trace_context: Sequence[str | None]
+    queue: Sequence[str | None]
+    concurrency_key: Sequence[str | None]
+    concurrency_limit: Sequence[int | None]
     idempotency_key: Sequence[str | None]
     priority: Sequence[int]
 
@@ -576,6 +623,9 @@ def postgres_insert_args(executions: Sequence[Execution]) -> PostgresInsertArgs:
         updated_at=[e.updated_at for e in es],
         rerun_of_execution_id=[e.rerun_of_execution_id for e in es],
         trace_context=[e.trace_context for e in es],
+        queue=[e.queue for e in es],
+        concurrency_key=[e.concurrency_key for e in es],
+        concurrency_limit=[e.concurrency_limit for e in es],
         idempotency_key=[e.idempotency_key for e in es],
         priority=[e.priority for e in es],
     )
@@ -624,6 +674,9 @@ def from_postgres(row: PgRow) -> Execution:
         updated_at=row.updated_at,
         rerun_of_execution_id=row.rerun_of_execution_id,
         trace_context=row.trace_context,
+        queue=row.queue,
+        concurrency_key=row.concurrency_key,
+        concurrency_limit=row.concurrency_limit,
         idempotency_key=row.idempotency_key,
         priority=row.priority,
     )

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 import psycopg
 import pytest
@@ -22,7 +22,10 @@ from psycopg import errors
 from durable_execution.generated import postgresql as pg
 from durable_execution.generated.postgresql._table import TABLE_NAME_MAX_LENGTH
 from durable_execution.generated.postgresql.models import GetPrunableRootsRow as PgPrunableRoot
-from durable_execution.storage.migrate import pruning_lock_key
+from durable_execution.generated.postgresql.models import (
+    LockReadyConcurrencyKeysRow as LockedKey,
+)
+from durable_execution.storage.migrate import concurrency_lock_key, pruning_lock_key
 
 from ._support import (
     ASKED,
@@ -34,9 +37,11 @@ from ._support import (
     EXPIRY,
     FINISHED,
     INDEXES,
+    LIMITED,
     PRUNE_BEFORE,
     PRUNED,
     PRUNED_TREES,
+    READY_CONCURRENCY_INDEX,
     RENEW_ASKED,
     RENEWED,
     T0,
@@ -194,6 +199,7 @@ EVERY_QUERY = {
     "list_task_executions",
     "count_task_executions_by_status",
     "get_oldest_ready_task_execution",
+    "lock_ready_concurrency_keys",
     "claim_ready_task_executions",
     "get_ready_task_executions_to_claim",
     "claim_ready_task_execution_by_execution_id",
@@ -246,7 +252,8 @@ def indexes_of(conn: Conn, table: str) -> dict[str, tuple[list[str], bool]]:
 
 
 def expected_indexes(table: str) -> dict[str, tuple[list[str], bool]]:
-    return {name.format(t=table): spec for name, spec in INDEXES.items()}
+    indexes = {name.format(t=table): spec for name, spec in INDEXES.items()}
+    return {**indexes, f"ix_{table}_ready_concurrency": READY_CONCURRENCY_INDEX["postgresql"]}
 
 
 def test_migrations_create_the_tables_and_indexes_and_record_versions(conn: Conn) -> None:
@@ -756,6 +763,8 @@ def test_custom_table_has_its_own_indexes_and_leaves_the_default_alone(conn: Con
 # Every name the schema derives from the table name ({t}); PostgreSQL keeps 63 bytes of each.
 DERIVED_NAMES = [
     *INDEXES,
+    "ix_{t}_ready_concurrency",
+    "{t}_concurrency_check",
     "{t}_pkey",
     "{t}_status_check",
     "{t}_root_task_check",
@@ -1040,9 +1049,45 @@ async def test_inspection_queries_async(conn: Conn, postgres_url: str) -> None:
 # --- claim.sql: the set-based claim and the batch of guarded updates ----------------------------
 
 
-def claim(conn: Conn, row_limit: int, lease_ms: int = 100) -> list[Execution]:
-    rows = Q.claim_ready_task_executions(conn, now=at(0), lease_ms=lease_ms, row_limit=row_limit)
+# No key locked: the claim takes only executions without a concurrency limit.
+NO_KEYS: Final[dict[str, list[Any]]] = {
+    "key_task_ids": [],
+    "key_concurrency_keys": [],
+    "key_concurrency_limits": [],
+}
+LOCK_KEY: Final = concurrency_lock_key("durable_task_executions")
+
+
+def claim(
+    conn: Conn,
+    row_limit: int,
+    lease_ms: int = 100,
+    queues: list[str] | None = None,
+    keys: list[LockedKey] | None = None,
+) -> list[Execution]:
+    rows = Q.claim_ready_task_executions(
+        conn,
+        now=at(0),
+        lease_ms=lease_ms,
+        row_limit=row_limit,
+        any_queue=queues is None,
+        queues=queues or [],
+        key_task_ids=[k.task_id for k in keys or []],
+        key_concurrency_keys=[k.concurrency_key for k in keys or []],
+        key_concurrency_limits=[k.concurrency_limit for k in keys or []],
+    )
     return [from_postgres(row) for row in sorted(rows, key=lambda r: (r.start_at, r.id))]
+
+
+def lock_keys(conn: Conn, queues: list[str] | None = None) -> list[LockedKey]:
+    return Q.lock_ready_concurrency_keys(
+        conn,
+        now=at(0),
+        any_queue=queues is None,
+        queues=queues or [],
+        row_limit=10,
+        lock_key=LOCK_KEY,
+    )
 
 
 def test_claim_ready_task_executions_fifo_limit_and_lease(conn: Conn) -> None:
@@ -1067,12 +1112,17 @@ def test_claim_fallback_candidates_and_one_row_claim(conn: Conn) -> None:
     postgres_insert(Q, conn, CLAIMED)
     by_id = {e.execution_id: e for e in CLAIMED}
     # The same rows in the same order as the set-based claim, and their timeouts.
-    candidates = Q.get_ready_task_executions_to_claim(conn, now=at(0), row_limit=10)
+    candidates = Q.get_ready_task_executions_to_claim(
+        conn, now=at(0), row_limit=10, any_queue=True, queues=[], **NO_KEYS
+    )
     assert [c.execution_id for c in candidates] == ["te_6", "te_2", "te_5", "te_4", "te_7"]
     assert [c.timeout_ms for c in candidates] == [
         by_id[c.execution_id].timeout_ms for c in candidates
     ]
-    assert len(Q.get_ready_task_executions_to_claim(conn, now=at(0), row_limit=2)) == 2
+    two = Q.get_ready_task_executions_to_claim(
+        conn, now=at(0), row_limit=2, any_queue=True, queues=[], **NO_KEYS
+    )
+    assert len(two) == 2
     # One row, claimed exactly like the set-based claim does; then it is no longer ready.
     row = Q.claim_ready_task_execution_by_execution_id(
         conn, now=at(0), lease_ms=100, execution_id="te_5"
@@ -1092,6 +1142,59 @@ def test_claim_fallback_candidates_and_one_row_claim(conn: Conn) -> None:
     )  # not ready
 
 
+def test_claim_filters_queues_and_takes_limited_rows_only_of_locked_keys(conn: Conn) -> None:
+    postgres_insert(Q, conn, LIMITED)
+    # b is full and c not due: only a is locked, with the smallest limit its waiting rows carry.
+    keys = lock_keys(conn)
+    assert [(k.task_id, k.concurrency_key, k.concurrency_limit) for k in keys] == [("task", "a", 2)]
+    assert lock_keys(conn, ["emails"]) == []
+    candidates = Q.get_ready_task_executions_to_claim(
+        conn,
+        now=at(0),
+        row_limit=10,
+        any_queue=True,
+        queues=[],
+        key_task_ids=["task"],
+        key_concurrency_keys=["a"],
+        key_concurrency_limits=[2],
+    )
+    assert [c.execution_id for c in candidates] == ["te_free", "te_a1", "te_a2", "te_mail"]
+    assert [e.execution_id for e in claim(conn, 10, queues=["emails"])] == ["te_mail"]
+    # Without its key locked, no limited row is claimed; with it, as many as the key has slots.
+    assert [e.execution_id for e in claim(conn, 10, queues=["default"])] == ["te_free"]
+    assert [e.execution_id for e in claim(conn, 1, keys=keys)] == ["te_a1"]
+    assert [e.execution_id for e in claim(conn, 10, keys=keys)] == ["te_a2"]
+    assert claim(conn, 10, keys=keys) == []
+
+
+async def test_a_locked_key_is_skipped_by_other_transactions_until_commit(
+    conn: Conn, postgres_url: str
+) -> None:
+    postgres_insert(Q, conn, LIMITED)
+
+    async def lock(connection: AsyncConn) -> list[str]:
+        rows = await AQ.lock_ready_concurrency_keys(
+            connection,
+            now=at(0),
+            any_queue=True,
+            queues=[],
+            row_limit=10,
+            lock_key=LOCK_KEY,
+        )
+        return [row.concurrency_key for row in rows]
+
+    async with (
+        transaction_connection(postgres_url) as first,
+        transaction_connection(postgres_url) as second,
+    ):
+        await second.execute("SET lock_timeout = '2s'")  # a held key is skipped, never awaited
+        assert await lock(first) == ["a"]
+        assert await lock(second) == []
+        await first.commit()
+        assert await lock(second) == ["a"]
+        await second.rollback()
+
+
 def test_claim_ready_task_executions_limit_zero(conn: Conn) -> None:
     postgres_insert(Q, conn, CLAIMED)
     assert claim(conn, 0) == []
@@ -1103,7 +1206,13 @@ async def test_concurrent_set_based_claims_are_disjoint(conn: Conn, postgres_url
 
     async def claim_ids(connection: AsyncConn, row_limit: int) -> list[str]:
         rows = await AQ.claim_ready_task_executions(
-            connection, now=at(0), lease_ms=0, row_limit=row_limit
+            connection,
+            now=at(0),
+            lease_ms=0,
+            row_limit=row_limit,
+            any_queue=True,
+            queues=[],
+            **NO_KEYS,
         )
         return [r.execution_id for r in sorted(rows, key=lambda r: (r.start_at, r.id))]
 
@@ -1364,12 +1473,13 @@ PRIORITIZED = [
 def test_claims_take_higher_priorities_first_then_fifo(conn: Conn) -> None:
     postgres_insert(Q, conn, PRIORITIZED)
     order = ["te_4", "te_2", "te_1", "te_5", "te_3"]
-    candidates = Q.get_ready_task_executions_to_claim(conn, now=at(0), row_limit=10)
+    candidates = Q.get_ready_task_executions_to_claim(
+        conn, now=at(0), row_limit=10, any_queue=True, queues=[], **NO_KEYS
+    )
     assert [c.execution_id for c in candidates] == order
-    rows = Q.claim_ready_task_executions(conn, now=at(0), lease_ms=100, row_limit=3)
-    assert sorted(row.execution_id for row in rows) == sorted(order[:3])
-    rows = Q.claim_ready_task_executions(conn, now=at(0), lease_ms=100, row_limit=3)
-    assert sorted(row.execution_id for row in rows) == sorted(order[3:])
+    for expected in (order[:3], order[3:]):
+        rows = claim(conn, 3)
+        assert sorted(row.execution_id for row in rows) == sorted(expected)
 
 
 def test_the_claim_reads_the_priority_index_and_stops_at_its_limit(conn: Conn) -> None:
@@ -1396,15 +1506,16 @@ def test_the_claim_reads_the_priority_index_and_stops_at_its_limit(conn: Conn) -
             row[0]
             for row in conn.execute(
                 "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF)"
-                f" EXECUTE candidates('{T0.isoformat()}', 10)"
+                f" EXECUTE candidates('{T0.isoformat()}', true, '{{}}', 10, '{{}}', '{{}}', '{{}}')"
             ).fetchall()
         )
     finally:
         conn.execute("DEALLOCATE candidates")
         conn.execute("RESET plan_cache_mode")
-    assert "ix_durable_task_executions_status_priority_start_at_id" in plan, plan
-    assert "Sort" not in plan, plan
+    # Executions without a concurrency limit come from their partial index in claim order; the
+    # final sort merges them with the locked keys' executions (none here): at most 10 rows.
     scan = next(line for line in plan.splitlines() if "Index Scan" in line)
+    assert "ix_durable_task_executions_ready_unlimited" in scan, plan
     assert "rows=10 " in scan, plan
 
 

@@ -15,6 +15,7 @@ from durable_execution.clock import to_epoch_ms
 from durable_execution.generated import sqlite as lite
 from durable_execution.generated.sqlite import queries as lite_queries
 from durable_execution.generated.sqlite.models import GetPrunableRootsRow as SqlitePrunableRoot
+from durable_execution.generated.sqlite.models import GetReadyTaskExecutionsToClaimRow
 
 from ._support import (
     ASKED,
@@ -26,9 +27,11 @@ from ._support import (
     EXPIRY,
     FINISHED,
     INDEXES,
+    LIMITED,
     PRUNE_BEFORE,
     PRUNED,
     PRUNED_TREES,
+    READY_CONCURRENCY_INDEX,
     RENEW_ASKED,
     RENEWED,
     Change,
@@ -163,7 +166,8 @@ def test_every_generated_query_is_exercised_here() -> None:
 
 
 def expected_indexes(table: str) -> dict[str, tuple[list[str], bool]]:
-    return {name.format(t=table): spec for name, spec in INDEXES.items()}
+    indexes = {name.format(t=table): spec for name, spec in INDEXES.items()}
+    return {**indexes, f"ix_{table}_ready_concurrency": READY_CONCURRENCY_INDEX["sqlite"]}
 
 
 def indexes_of(conn: sqlite3.Connection, table: str) -> dict[str, tuple[list[str], bool]]:
@@ -722,11 +726,34 @@ def test_get_oldest_ready_task_execution(conn: sqlite3.Connection) -> None:
 # --- claim.sql: the set-based claim -------------------------------------------------------------
 
 
-def claim(conn: sqlite3.Connection, row_limit: int, lease_ms: int = 100) -> list[Execution]:
+def claim(
+    conn: sqlite3.Connection,
+    row_limit: int,
+    lease_ms: int = 100,
+    queues: list[str] | None = None,
+) -> list[Execution]:
     rows = Q.claim_ready_task_executions(
-        conn, now=to_epoch_ms(at(0)), lease_ms=lease_ms, row_limit=row_limit
+        conn,
+        now=to_epoch_ms(at(0)),
+        lease_ms=lease_ms,
+        row_limit=row_limit,
+        any_queue=queues is None,
+        queues=json.dumps(queues or []),
     )
     return [from_sqlite(row) for row in sorted(rows, key=lambda r: (r.start_at, r.id))]
+
+
+def candidates_to_claim(
+    conn: sqlite3.Connection, row_limit: int, queues: list[str] | None = None
+) -> list[GetReadyTaskExecutionsToClaimRow]:
+    rows = Q.get_ready_task_executions_to_claim(
+        conn,
+        now=to_epoch_ms(at(0)),
+        row_limit=row_limit,
+        any_queue=queues is None,
+        queues=json.dumps(queues or []),
+    )
+    return rows
 
 
 def test_claim_ready_task_executions_fifo_limit_and_lease(conn: sqlite3.Connection) -> None:
@@ -751,12 +778,12 @@ def test_claim_fallback_candidates_and_one_row_claim(conn: sqlite3.Connection) -
     sqlite_insert(Q, conn, CLAIMED)
     by_id = {e.execution_id: e for e in CLAIMED}
     # The same rows in the same order as the set-based claim, and their timeouts.
-    candidates = Q.get_ready_task_executions_to_claim(conn, now=to_epoch_ms(at(0)), row_limit=10)
+    candidates = candidates_to_claim(conn, 10)
     assert [c.execution_id for c in candidates] == ["te_6", "te_2", "te_5", "te_4", "te_7"]
     assert [c.timeout_ms for c in candidates] == [
         by_id[c.execution_id].timeout_ms for c in candidates
     ]
-    assert len(Q.get_ready_task_executions_to_claim(conn, now=to_epoch_ms(at(0)), row_limit=2)) == 2
+    assert len(candidates_to_claim(conn, 2)) == 2
     # One row, claimed exactly like the set-based claim does; then it is no longer ready.
     row = Q.claim_ready_task_execution_by_execution_id(
         conn, now=to_epoch_ms(at(0)), lease_ms=100, execution_id="te_5"
@@ -774,6 +801,16 @@ def test_claim_fallback_candidates_and_one_row_claim(conn: sqlite3.Connection) -
         )
         is None
     )  # not ready
+
+
+def test_claim_filters_queues_and_honours_concurrency_limits(conn: sqlite3.Connection) -> None:
+    sqlite_insert(Q, conn, LIMITED)
+    expected = ["te_free", "te_a1", "te_a2", "te_mail"]
+    assert [c.execution_id for c in candidates_to_claim(conn, 10)] == expected
+    assert [c.execution_id for c in candidates_to_claim(conn, 10, ["emails"])] == ["te_mail"]
+    assert [e.execution_id for e in claim(conn, 10, queues=["default", "x"])] == expected[:3]
+    assert [e.execution_id for e in claim(conn, 10)] == ["te_mail"]
+    assert claim(conn, 10) == []  # a and b are full; c is not due
 
 
 def test_claim_ready_task_executions_limit_zero(conn: sqlite3.Connection) -> None:
@@ -795,15 +832,23 @@ def test_renew_task_execution_leases(conn: sqlite3.Connection) -> None:
     assert Q.renew_task_execution_leases(conn, expires_at=0, leases="{}") == []
 
 
-def test_claim_ready_task_executions_uses_the_fifo_index(conn: sqlite3.Connection) -> None:
+def test_claim_ready_task_executions_uses_the_partial_indexes(conn: sqlite3.Connection) -> None:
     plan = conn.execute(
         "EXPLAIN QUERY PLAN " + Q._sql(lite_queries.CLAIM_READY_TASK_EXECUTIONS_SQL),
-        {"p1": 0, "p2": 0, "p3": 1},
+        {"p1": 0, "p2": 0, "p3": 1, "p4": "[]", "p5": 1},
     ).fetchall()
-    details = " | ".join(str(row[3]) for row in plan)
-    # (Migration 0007 replaced the FIFO index in this role by the priority one.)
-    assert "ix_durable_task_executions_status_priority_start_at_id" in details
-    assert "TEMP B-TREE" not in details  # no sort: the index yields the claim's order
+    searches = [str(row[3]) for row in plan if str(row[3]).startswith("SEARCH")]
+    # Each part reads only its own rows: the unlimited part in claim order (priority, then
+    # FIFO: no sort before its LIMIT), the limited part the waiting rows under a limit, the
+    # count the running ones.
+    assert searches == [
+        "SEARCH durable_task_executions USING INTEGER PRIMARY KEY (rowid=?)",
+        "SEARCH durable_task_executions USING INDEX ix_durable_task_executions_ready_unlimited"
+        " (status=?)",
+        "SEARCH e USING INDEX ix_durable_task_executions_ready_concurrency (status=?)",
+        "SEARCH r USING INDEX ix_durable_task_executions_running_concurrency"
+        " (status=? AND task_id=? AND concurrency_key=?)",
+    ]
 
 
 # --- prune.sql: retention -----------------------------------------------------------------------
@@ -913,13 +958,10 @@ PRIORITIZED = [
 def test_claims_take_higher_priorities_first_then_fifo(conn: sqlite3.Connection) -> None:
     sqlite_insert(Q, conn, PRIORITIZED)
     order = ["te_4", "te_2", "te_1", "te_5", "te_3"]
-    now = to_epoch_ms(at(0))
-    candidates = Q.get_ready_task_executions_to_claim(conn, now=now, row_limit=10)
-    assert [c.execution_id for c in candidates] == order
-    rows = Q.claim_ready_task_executions(conn, now=now, lease_ms=100, row_limit=3)
-    assert sorted(row.execution_id for row in rows) == sorted(order[:3])
-    rows = Q.claim_ready_task_executions(conn, now=now, lease_ms=100, row_limit=3)
-    assert sorted(row.execution_id for row in rows) == sorted(order[3:])
+    assert [c.execution_id for c in candidates_to_claim(conn, 10)] == order
+    for expected in (order[:3], order[3:]):
+        rows = claim(conn, 3)
+        assert sorted(row.execution_id for row in rows) == sorted(expected)
 
 
 # --- schedules ------------------------------------------------------------------------------------

@@ -179,6 +179,10 @@ _RECORD_FIELDS: Final[dict[str, st.SearchStrategy[object]]] = {
     "version": versions,
     "rerun_of": _optional(st.sampled_from(IDS)),
     "trace_context": _optional(texts),
+    "queue": st.sampled_from(["default", "emails", "ünï queue"]),
+    # Paired by _limit_with_key: the database refuses one without the other.
+    "concurrency_key": _optional(st.sampled_from(["", "customer-7"])),
+    "concurrency_limit": _optional(st.integers(min_value=1, max_value=2**31 - 1)),
     # Two keys (per task) for eight ids: inserts often hit a taken key, in the table or in
     # their own batch.
     "idempotency_key": _optional(st.sampled_from(KEYS)),
@@ -227,7 +231,15 @@ def _build(cls: type[_T], table: dict[str, st.SearchStrategy[object]]) -> st.Sea
     return st.fixed_dictionaries(table).map(lambda kwargs: cls(**kwargs))
 
 
-records: Final = _build(TaskExecutionRecord, _RECORD_FIELDS)
+def _limit_with_key(record: TaskExecutionRecord) -> TaskExecutionRecord:
+    """A concurrency key and limit come together (the tables' CHECK): one drawn alone is
+    dropped."""
+    if (record.concurrency_key is None) == (record.concurrency_limit is None):
+        return record
+    return dataclasses.replace(record, concurrency_key=None, concurrency_limit=None)
+
+
+records: Final = _build(TaskExecutionRecord, _RECORD_FIELDS).map(_limit_with_key)
 updates: Final = _build(TaskExecutionUpdate, _UPDATE_FIELDS)
 
 # Batches may repeat an id of a stored row, and sometimes one of their own: such inserts must

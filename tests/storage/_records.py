@@ -106,6 +106,9 @@ def full_record(execution_id: str) -> TaskExecutionRecord:
         expires_at=at(4),
         version=7,
         rerun_of="te_original",
+        queue="emails ✉",
+        concurrency_key="customer-7 ✓",
+        concurrency_limit=2**31 - 1,
         idempotency_key=f"key of {execution_id} ✓",
         priority=-3,
     )

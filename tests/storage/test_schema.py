@@ -36,21 +36,34 @@ LATEST = max(m.version for m in lite.MIGRATIONS)
 APPLIED = [m.version for m in lite.MIGRATIONS if m.version > 0]
 
 
-def expected_indexes(table: str) -> dict[str, tuple[bool, list[str]]]:
+def expected_indexes(table: str, dialect: str) -> dict[str, tuple[bool, list[str]]]:
     """index name -> (unique, columns): what every query of queries/ relies on."""
     return {
+        f"ix_{table}_ready_concurrency": READY_CONCURRENCY[dialect],
         f"ix_{table}_execution_id": (True, ["execution_id"]),
         f"ix_{table}_status_is_closed_expires_at": (False, ["status", "is_closed", "expires_at"]),
         f"ix_{table}_status_start_at_id": (False, ["status", "start_at", "id"]),
         f"ix_{table}_parent_execution_id": (False, ["parent_execution_id"]),
         f"ix_{table}_top_level_finished_at": (False, ["finished_at", "id"]),
         f"ix_{table}_root_execution_id": (False, ["root_execution_id"]),
+        f"ix_{table}_ready_unlimited": (False, ["status", "priority", "start_at", "id"]),
+        f"ix_{table}_running_concurrency": (False, ["status", "task_id", "concurrency_key"]),
         f"ix_{table}_task_id_idempotency_key": (True, ["task_id", "idempotency_key"]),
         f"ix_{table}_status_priority_start_at_id": (
             False,
             ["status", "priority", "start_at", "id"],
         ),
     }
+
+
+# The claim reads waiting executions under a limit per key on PostgreSQL, all at once on SQLite.
+READY_CONCURRENCY = {
+    "postgresql": (
+        False,
+        ["task_id", "concurrency_key", "priority", "start_at", "id", "concurrency_limit", "queue"],
+    ),
+    "sqlite": (False, ["status", "priority", "start_at", "id"]),
+}
 
 
 # --- indexes ----------------------------------------------------------------------------------
@@ -88,8 +101,8 @@ async def test_sqlite_schema_has_the_expected_indexes_for_any_table_name(
         assert db.table(custom_table).pks == ["id"]
     finally:
         db.close()
-    assert sqlite_indexes(sqlite_path, DEFAULT) == expected_indexes(DEFAULT)
-    assert sqlite_indexes(sqlite_path, custom_table) == expected_indexes(custom_table)
+    assert sqlite_indexes(sqlite_path, DEFAULT) == expected_indexes(DEFAULT, "sqlite")
+    assert sqlite_indexes(sqlite_path, custom_table) == expected_indexes(custom_table, "sqlite")
 
 
 def postgres_indexes(url: str, table: str) -> dict[str, tuple[bool, list[str]]]:
@@ -122,8 +135,10 @@ async def test_postgres_schema_has_the_expected_indexes_for_any_table_name(
     ):
         await insert(custom, record("te_custom"))
         assert await ids(custom, WhereByExecutionIds(["te_custom"])) == ["te_custom"]
-    assert postgres_indexes(postgres_url, DEFAULT) == expected_indexes(DEFAULT)
-    assert postgres_indexes(postgres_url, custom_table) == expected_indexes(custom_table)
+    assert postgres_indexes(postgres_url, DEFAULT) == expected_indexes(DEFAULT, "postgresql")
+    assert postgres_indexes(postgres_url, custom_table) == expected_indexes(
+        custom_table, "postgresql"
+    )
     count_default = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(DEFAULT))
     with psycopg.connect(postgres_url) as conn:
         assert conn.execute(count_default).fetchone() == (0,)  # the row went to its own table

@@ -28,7 +28,7 @@ from durable_execution import (
     TaskEnqueueOptions,
     open_storage,
 )
-from durable_execution.storage.types import InspectableStorage
+from durable_execution.storage.types import InspectableStorage, WhereByExecutionIds
 
 from .conftest import Tasks, Worker
 
@@ -327,3 +327,26 @@ def test_its_repr_never_shows_the_password(postgres_url: str) -> None:
         assert "s3cret" not in repr(client)
         assert "table='durable_task_executions'" in repr(client)
     assert repr(client).endswith(" closed>")
+
+
+def test_the_client_stores_the_queue_and_concurrency_key(db_url: str) -> None:
+    executor = DurableExecutor(InMemoryStorage())  # never started: it only defines the task
+    mail = executor.task(
+        id="mail", timeout_ms=1_000, run=_echo, queue="emails", concurrency_limit=2
+    )
+    with SyncClient(db_url) as client:
+        keyed = client.enqueue_task(mail, 1, TaskEnqueueOptions(concurrency_key="customer-7"))
+        [pooled] = client.enqueue_tasks(mail, [2])
+
+    async def read() -> list[tuple[str, str | None, int | None]]:
+        async with open_storage(db_url, migrate=False) as storage, storage.transaction() as tx:
+            rows = await tx.get_task_executions(
+                WhereByExecutionIds([keyed.execution_id, pooled.execution_id])
+            )
+        return [(row.queue, row.concurrency_key, row.concurrency_limit) for row in rows]
+
+    assert asyncio.run(read()) == [("emails", "customer-7", 2), ("emails", "", 2)]
+
+
+def _echo(ctx: TaskContext, value: int) -> int:
+    return value

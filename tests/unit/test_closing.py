@@ -83,10 +83,15 @@ class CountingTx:
         return await self._inner.update_task_executions(where, update)
 
     async def claim_ready_task_executions(
-        self, *, now: datetime, limit: int, lease_ms: int
+        self,
+        *,
+        now: datetime,
+        limit: int,
+        lease_ms: int,
+        queues: Sequence[str] | None = None,
     ) -> ClaimedTaskExecutions:
         return await self._inner.claim_ready_task_executions(
-            now=now, limit=limit, lease_ms=lease_ms
+            now=now, limit=limit, lease_ms=lease_ms, queues=queues
         )
 
     async def renew_task_execution_leases(

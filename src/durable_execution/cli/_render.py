@@ -214,6 +214,11 @@ def execution_details(record: TaskExecutionRecord) -> Table:
         rows.append(("root", f"{record.root_task.task_id} {record.root_task.execution_id}"))
     if record.rerun_of is not None:
         rows.append(("rerun of", record.rerun_of))
+    if record.queue != "default":
+        rows.append(("queue", record.queue))
+    if record.concurrency_limit is not None:
+        key = repr(record.concurrency_key) if record.concurrency_key else "none (task-wide)"
+        rows.append(("concurrency", f"key {key}, at most {record.concurrency_limit} running"))
     if record.run_output is not None and record.children_tasks is not None:
         rows.append(("run output", preview(record.run_output)))
     if record.output is not None:

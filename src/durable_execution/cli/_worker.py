@@ -22,7 +22,7 @@ from typing import Final
 import click
 
 from durable_execution import DurableExecutor
-from durable_execution._options import MAX_COUNT, MAX_DURATION_MS
+from durable_execution._options import MAX_COUNT, MAX_DURATION_MS, validate_name
 from durable_execution.cli._app import RegisterTasks, load_app
 from durable_execution.cli._common import CliError, Target, opened, run, storage_options
 from durable_execution.cli._worker_options import ExecutorTuning, executor_options, tuning
@@ -46,6 +46,8 @@ class WorkerConfig:
     migrate: bool
     tuning: ExecutorTuning
     listen: bool = True
+    # --queue: the queues served; empty: those of the app's tasks (the executor's default).
+    queues: tuple[str, ...] = ()
 
 
 LOG_FORMATS: Final = ("text", "json")
@@ -151,6 +153,7 @@ async def run_worker(config: WorkerConfig, register: RegisterTasks) -> None:
             max_lease_expiries=config.tuning.max_lease_expiries,
             max_serialized_size_bytes=config.tuning.max_serialized_size_bytes,
             retention=config.tuning.retention,
+            queues=config.queues or None,
         )
         _register(register, executor, config.app)
         signals = _Signals(executor)
@@ -158,11 +161,12 @@ async def run_worker(config: WorkerConfig, register: RegisterTasks) -> None:
         try:
             await executor.start()
             logger.info(
-                "Worker started: app %s, tasks %s, concurrency %d, storage %s",
+                "Worker started: app %s, tasks %s, concurrency %d, storage %s, queues %s",
                 config.app,
                 _task_list(executor),
                 config.concurrency,
                 config.target.shown,
+                ", ".join(config.queues) if config.queues else "default and its tasks'",
             )
             logger.info("Executor options: %s", config.tuning.describe(config.poll_interval_ms))
             await signals.stop.wait()
@@ -170,6 +174,15 @@ async def run_worker(config: WorkerConfig, register: RegisterTasks) -> None:
         finally:
             signals.uninstall()
     logger.info("Worker stopped")
+
+
+def _queue_names(
+    _context: click.Context, _parameter: click.Parameter, names: tuple[str, ...]
+) -> tuple[str, ...]:
+    try:
+        return tuple(dict.fromkeys(validate_name("A queue name", name) for name in names))
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
 
 
 @click.command()
@@ -196,6 +209,15 @@ async def run_worker(config: WorkerConfig, register: RegisterTasks) -> None:
     default=DEFAULT_POLL_INTERVAL_MS,
     show_default=True,
     help="How long an idle worker waits before looking for work that other processes created.",
+)
+@click.option(
+    "--queue",
+    "queues",
+    multiple=True,
+    callback=_queue_names,
+    metavar="NAME",
+    help="Claim only executions of this queue (repeatable). Default: the queues of the tasks "
+    "APP registers (tasks without a queue are in 'default').",
 )
 @executor_options
 @click.option(
@@ -241,6 +263,7 @@ def worker(
     max_serialized_size_bytes: int,
     retention: timedelta | None,
     listen: bool,
+    queues: tuple[str, ...],
 ) -> None:
     """Run the tasks registered by APP until SIGINT or SIGTERM.
 
@@ -269,5 +292,6 @@ def worker(
         migrate=migrate,
         tuning=tuning(expire_ms, max_lease_expiries, max_serialized_size_bytes, retention),
         listen=listen,
+        queues=queues,
     )
     run(config.target, "the worker", run_worker(config, register))

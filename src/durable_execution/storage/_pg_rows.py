@@ -61,6 +61,9 @@ class InsertArrays(TypedDict):
     updated_at: list[datetime.datetime | None]
     rerun_of_execution_id: list[str | None]
     trace_context: list[str | None]
+    queue: list[str]
+    concurrency_key: list[str | None]
+    concurrency_limit: list[int | None]
     idempotency_key: list[str | None]
     priority: list[int | None]
 
@@ -102,6 +105,9 @@ def insert_arrays(rows: Sequence[Columns]) -> InsertArrays:
         updated_at=[r.updated_at for r in rows],
         rerun_of_execution_id=[r.rerun_of_execution_id for r in rows],
         trace_context=[r.trace_context for r in rows],
+        queue=[r.queue for r in rows],
+        concurrency_key=[r.concurrency_key for r in rows],
+        concurrency_limit=[r.concurrency_limit for r in rows],
         idempotency_key=[r.idempotency_key for r in rows],
         priority=[r.priority for r in rows],
     )

@@ -87,6 +87,9 @@ def columns(row: SqliteRow) -> Columns:
         updated_at=moment("updated_at", row.updated_at),
         rerun_of_execution_id=row.rerun_of_execution_id,
         trace_context=row.trace_context,
+        queue=row.queue,
+        concurrency_key=row.concurrency_key,
+        concurrency_limit=row.concurrency_limit,
         idempotency_key=row.idempotency_key,
         priority=row.priority,
     )
@@ -196,6 +199,9 @@ def insert_row(queries: lite.Queries, conn: sqlite3.Connection, c: Columns) -> b
             updated_at=to_epoch_ms(c.updated_at),
             rerun_of_execution_id=c.rerun_of_execution_id,
             trace_context=c.trace_context,
+            queue=c.queue,
+            concurrency_key=c.concurrency_key,
+            concurrency_limit=c.concurrency_limit,
             idempotency_key=c.idempotency_key,
             priority=c.priority,
         )

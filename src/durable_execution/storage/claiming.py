@@ -1,4 +1,5 @@
-"""The set-based claim's fallback for poison rows, shared by the SQL backends.
+"""The claim's argument checks (every backend), and the set-based claim's fallback for poison
+rows (the SQL backends).
 
 The set-based claim (one ``UPDATE … RETURNING``) moves up to a batch of ready rows at once, and so
 fails as a whole when one row cannot be moved: a ``timeout_ms`` whose lease ``now + timeout_ms +
@@ -16,11 +17,34 @@ or a lock timeout still fails the claim and is retried like any other transactio
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from datetime import datetime
 from typing import Protocol, TypeVar
 
-from durable_execution.storage.errors import MalformedRowError
+from durable_execution.storage.conversion import check_limit
+from durable_execution.storage.errors import MalformedRowError, StorageError
 from durable_execution.storage.types import ClaimedTaskExecutions, TaskExecutionRecord
+
+
+def check_claim_arguments(
+    now: datetime, limit: int, lease_ms: int, queues: Sequence[str] | None
+) -> None:
+    """Refuses what ``claim_ready_task_executions`` cannot honour, before any statement runs."""
+    check_limit(limit)
+    if lease_ms < 1:
+        raise StorageError(f"lease_ms must be >= 1, got {lease_ms}")
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError(f"now is a naive datetime ({now!r}); timestamps must be aware")
+    # A bare string would be read as a list of one-letter queue names.
+    if queues is not None and (
+        isinstance(queues, str) or not all(isinstance(queue, str) for queue in queues)
+    ):
+        raise StorageError(f"queues must be None or a sequence of queue names, got {queues!r}")
+
+
+def queue_filter(queues: Sequence[str] | None) -> tuple[bool, list[str]]:
+    """The claim queries' queue parameters: (any queue?, the names)."""
+    return (True, []) if queues is None else (False, list(dict.fromkeys(queues)))
 
 
 class Candidate(Protocol):

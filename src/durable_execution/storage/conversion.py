@@ -76,15 +76,6 @@ def matches_nothing(where: TaskExecutionWhere) -> bool:
             return not where.statuses
 
 
-def check_claim_arguments(now: datetime, limit: int, lease_ms: int) -> None:
-    """Refuses what ``claim_ready_task_executions`` cannot honour, before any statement runs."""
-    check_limit(limit)
-    if lease_ms < 1:
-        raise StorageError(f"lease_ms must be >= 1, got {lease_ms}")
-    if now.tzinfo is None or now.utcoffset() is None:
-        raise ValueError(f"now is a naive datetime ({now!r}); timestamps must be aware")
-
-
 def renewal_expires_at(leases: Sequence[HeldLease], expires_at: datetime) -> datetime:
     """``expires_at`` as stored (UTC, whole ms), once the arguments of
     ``renew_task_execution_leases`` are known to be sound (before any statement runs)."""
@@ -99,10 +90,8 @@ def renewal_expires_at(leases: Sequence[HeldLease], expires_at: datetime) -> dat
 
 def utc_ms(moment: datetime, name: str) -> datetime:
     """``moment`` in UTC, truncated to the millisecond: the one form every backend stores exactly.
-
     A naive datetime is refused: PostgreSQL would read it in the session's time zone and SQLite
-    would have to guess, so the same record would mean different instants on each backend.
-    """
+    would have to guess, so the same record would mean different instants on each backend."""
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(f"{name} is a naive datetime ({moment!r}); timestamps must be aware")
     return truncate_to_ms(moment.astimezone(UTC))
@@ -189,6 +178,12 @@ class RowColumns(Protocol):
     @property
     def trace_context(self) -> str | None: ...
     @property
+    def queue(self) -> str: ...
+    @property
+    def concurrency_key(self) -> str | None: ...
+    @property
+    def concurrency_limit(self) -> int | None: ...
+    @property
     def idempotency_key(self) -> str | None: ...
     @property
     def priority(self) -> int: ...
@@ -231,6 +226,9 @@ class Columns:
     updated_at: datetime
     rerun_of_execution_id: str | None
     trace_context: str | None
+    queue: str
+    concurrency_key: str | None
+    concurrency_limit: int | None
     idempotency_key: str | None
     priority: int
 
@@ -315,6 +313,9 @@ def columns_from_record(record: TaskExecutionRecord) -> Columns:
         updated_at=utc_ms(record.updated_at, "updated_at"),
         rerun_of_execution_id=record.rerun_of,
         trace_context=record.trace_context,
+        queue=record.queue,
+        concurrency_key=record.concurrency_key,
+        concurrency_limit=record.concurrency_limit,
         idempotency_key=record.idempotency_key,
         priority=record.priority,
     )
@@ -580,6 +581,9 @@ def record_from_columns(row: RowColumns) -> TaskExecutionRecord:
         version=row.version,
         rerun_of=row.rerun_of_execution_id,
         trace_context=row.trace_context,
+        queue=row.queue,
+        concurrency_key=row.concurrency_key,
+        concurrency_limit=row.concurrency_limit,
         idempotency_key=row.idempotency_key,
         priority=row.priority,
     )

@@ -15,13 +15,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import heapq
+import itertools
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 
 from durable_execution.model import FINISHED_STATUSES, TaskExecutionStatus
-from durable_execution.storage import _schedule_rows, conversion, inspection
+from durable_execution.storage import _schedule_rows, claiming, conversion, inspection
 from durable_execution.storage.errors import (
     DuplicateExecutionIdError,
     StorageError,
@@ -256,17 +257,34 @@ class InMemoryStorageTx:
         return len(matched)
 
     async def claim_ready_task_executions(
-        self, *, now: datetime, limit: int, lease_ms: int
+        self,
+        *,
+        now: datetime,
+        limit: int,
+        lease_ms: int,
+        queues: Sequence[str] | None = None,
     ) -> ClaimedTaskExecutions:
-        """The claim, in one step (see ``DurableStorageTx``)."""
+        """The claim, in one step (see ``DurableStorageTx``): transactions are serialised, so
+        counting the running executions of a concurrency key here is exact."""
         self._check_open()
-        conversion.check_claim_arguments(now, limit, lease_ms)
+        claiming.check_claim_arguments(now, limit, lease_ms, queues)
         table = self._table
-        due = (record for record in table.with_statuses(["ready"], None) if record.start_at <= now)
+        served = None if queues is None else frozenset(queues)
+        due = [
+            record
+            for record in table.with_statuses(["ready"], None)
+            if record.start_at <= now and (served is None or record.queue in served)
+        ]
+
         # The SQL claims' order: highest priority first, then FIFO (start_at, insertion).
-        picked = heapq.nsmallest(
-            limit, due, key=lambda r: (-r.priority, r.start_at, table.sequence[r.execution_id])
+        def order(record: TaskExecutionRecord) -> tuple[int, datetime, int]:
+            return (-record.priority, record.start_at, table.sequence[record.execution_id])
+
+        unlimited = (record for record in due if record.concurrency_limit is None)
+        limited = self._claimable_limited(
+            sorted((record for record in due if record.concurrency_limit is not None), key=order)
         )
+        picked = heapq.nsmallest(limit, itertools.chain(unlimited, limited), key=order)
         claimed = [
             dataclasses.replace(
                 record,
@@ -281,6 +299,26 @@ class InMemoryStorageTx:
         for record in claimed:
             self._write(record)
         return ClaimedTaskExecutions(records=claimed, malformed=[])
+
+    def _claimable_limited(self, waiting: list[TaskExecutionRecord]) -> list[TaskExecutionRecord]:
+        """Of the due waiting executions under a limit (in claim order), those that fit their
+        key's free slots: its limit (the smallest its waiting rows carry) minus its running."""
+        slots: dict[tuple[str, str | None], int] = {}
+        for record in waiting:
+            key = (record.task_id, record.concurrency_key)
+            assert record.concurrency_limit is not None  # only limited rows are passed
+            slots[key] = min(slots.get(key, record.concurrency_limit), record.concurrency_limit)
+        for record in self._table.with_statuses(["running"], None):
+            key = (record.task_id, record.concurrency_key)
+            if record.concurrency_limit is not None and key in slots:
+                slots[key] -= 1
+        fitting: list[TaskExecutionRecord] = []
+        for record in waiting:
+            key = (record.task_id, record.concurrency_key)
+            if slots[key] > 0:
+                slots[key] -= 1
+                fitting.append(record)
+        return fitting
 
     async def update_task_executions_each(
         self, updates: Sequence[tuple[WhereByExecutionIds, TaskExecutionUpdate]]

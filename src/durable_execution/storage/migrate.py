@@ -75,6 +75,13 @@ def migration_lock_key(table: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
+def concurrency_lock_key(table: str) -> int:
+    """The part of the claim's per-key advisory locks that ``table`` contributes (the query mixes
+    in the schema and the key; see ``LockReadyConcurrencyKeys``)."""
+    digest = hashlib.sha256(f"durable_execution.concurrency:{table}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
 def pruning_lock_key(table: str) -> int:
     """The advisory-lock key automatic retention takes for ``table`` (not the migration one)."""
     digest = hashlib.sha256(f"durable_execution.prune:{table}".encode()).digest()

@@ -251,12 +251,18 @@ class PostgresStorageTx(PostgresScheduleMethods):
         )
 
     async def claim_ready_task_executions(
-        self, *, now: datetime, limit: int, lease_ms: int
+        self,
+        *,
+        now: datetime,
+        limit: int,
+        lease_ms: int,
+        queues: Sequence[str] | None = None,
     ) -> ClaimedTaskExecutions:
-        """The claim, in one statement (see ``DurableStorageTx``)."""
+        """The claim (see ``DurableStorageTx``): one statement, after one that locks the
+        concurrency keys it claims from (see ``_pg_claims``)."""
         self.raise_if_refused()
-        conversion.check_claim_arguments(now, limit, lease_ms)
-        if limit == 0:
+        claiming.check_claim_arguments(now, limit, lease_ms, queues)
+        if limit == 0 or (queues is not None and not queues):
             return ClaimedTaskExecutions(records=[], malformed=[])
         return await _pg_claims.claim_ready(
             self._conn,
@@ -265,6 +271,7 @@ class PostgresStorageTx(PostgresScheduleMethods):
             now=conversion.utc_ms(now, "now"),
             lease_ms=lease_ms,
             row_limit=min(limit, conversion.MAX_ROW_LIMIT),
+            queues=queues,
         )
 
     async def renew_task_execution_leases(

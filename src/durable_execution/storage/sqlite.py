@@ -14,6 +14,7 @@ How it works (statement scheduling, between the event loop and a worker thread, 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sqlite3
 from collections import Counter
@@ -157,26 +158,44 @@ class SQLiteStorageTx(SQLiteScheduleMethods):
         return await self._run(lambda conn: _steps.update(self._queries, conn, where, changes))
 
     async def claim_ready_task_executions(
-        self, *, now: datetime, limit: int, lease_ms: int
+        self,
+        *,
+        now: datetime,
+        limit: int,
+        lease_ms: int,
+        queues: Sequence[str] | None = None,
     ) -> ClaimedTaskExecutions:
-        """The claim, in one statement (see ``DurableStorageTx``)."""
+        """The claim, in one statement (see ``DurableStorageTx``). Concurrency limits need no
+        lock here: the statement counts running rows inside the write transaction, which
+        excludes every other writer (``BEGIN IMMEDIATE``)."""
         self.raise_if_refused()
-        conversion.check_claim_arguments(now, limit, lease_ms)
-        if limit == 0:
+        claiming.check_claim_arguments(now, limit, lease_ms, queues)
+        if limit == 0 or (queues is not None and not queues):
             return ClaimedTaskExecutions(records=[], malformed=[])
         now_ms = to_epoch_ms(conversion.utc_ms(now, "now"))
         row_limit = min(limit, conversion.MAX_ROW_LIMIT)
+        any_queue, names = claiming.queue_filter(queues)
+        queues_json = json.dumps(names)
 
         def claim(conn: sqlite3.Connection) -> ClaimedTaskExecutions:
             try:
                 rows = self._queries.claim_ready_task_executions(
-                    conn, now=now_ms, lease_ms=lease_ms, row_limit=row_limit
+                    conn,
+                    now=now_ms,
+                    lease_ms=lease_ms,
+                    row_limit=row_limit,
+                    any_queue=any_queue,
+                    queues=queues_json,
                 )
             except sqlite3.IntegrityError:
                 # A poison row (see .claiming); SQLite undid just the failed statement.
                 return claiming.claim_each(
                     self._queries.get_ready_task_executions_to_claim(
-                        conn, now=now_ms, row_limit=row_limit
+                        conn,
+                        now=now_ms,
+                        row_limit=row_limit,
+                        any_queue=any_queue,
+                        queues=queues_json,
                     ),
                     lambda execution_id: self._queries.claim_ready_task_execution_by_execution_id(
                         conn, now=now_ms, lease_ms=lease_ms, execution_id=execution_id

@@ -89,6 +89,13 @@ class TaskExecutionRecord:
     rerun_of: str | None = None
     # The W3C trace context of the enqueuer (JSON text, see _telemetry); written once at insert.
     trace_context: str | None = None
+    # The queue of its task; only executors serving that queue claim it.
+    queue: str = "default"
+    # Per-key concurrency limit (both set or both None): at most concurrency_limit executions of
+    # this task_id with this key run at once, across executors; '' is the key of executions
+    # enqueued without one (they share one pool per task). Written once at insert.
+    concurrency_key: str | None = None
+    concurrency_limit: int | None = None
     # Set only on top-level executions enqueued with one: (task_id, idempotency_key) names at most
     # one stored execution (see DurableStorageTx.insert_task_executions). Written once at insert.
     idempotency_key: str | None = None
@@ -296,10 +303,23 @@ class DurableStorageTx(Protocol):
     ) -> int: ...
 
     async def claim_ready_task_executions(
-        self, *, now: datetime, limit: int, lease_ms: int
+        self,
+        *,
+        now: datetime,
+        limit: int,
+        lease_ms: int,
+        queues: Sequence[str] | None = None,
     ) -> ClaimedTaskExecutions:
         """Claim ready executions in one set-based step.
 
+        Take up to ``limit`` (>= 1) rows with ``status = ready`` and ``start_at <= now`` whose
+        ``queue`` is one of ``queues`` (``None``: any queue), oldest ``start_at`` first (ties by
+        insertion), skipping rows that other transactions hold and rows whose concurrency key is
+        full: a row with a ``concurrency_limit`` is taken only while fewer than that many rows
+        of its ``(task_id, concurrency_key)`` are ``running`` (counting those this claim takes,
+        oldest first; the smallest limit among the key's waiting rows applies), whatever other
+        transactions claim at the same time. Rows of a full key are passed over, not in the
+        way of later rows. Set
         Take up to ``limit`` (>= 1) rows with ``status = ready`` and ``start_at <= now``, highest
         ``priority`` first and, within a priority, oldest ``start_at`` first (ties by insertion),
         skipping rows that other transactions hold; set

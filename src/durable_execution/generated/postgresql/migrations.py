@@ -153,6 +153,30 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
     ),
     Migration(
+        version=8,
+        name="queues_and_concurrency",
+        statements=(
+            "ALTER TABLE {table}\n"
+            "    ADD COLUMN queue text NOT NULL DEFAULT 'default',\n"
+            "    ADD COLUMN concurrency_key text,\n"
+            "    ADD COLUMN concurrency_limit integer,\n"
+            "    ADD CONSTRAINT {table}_concurrency_check CHECK (\n"
+            "        (concurrency_key IS NULL) = (concurrency_limit IS NULL)\n"
+            "        AND (concurrency_limit IS NULL OR concurrency_limit >= 1)\n"
+            "    )",
+            "CREATE INDEX ix_{table}_ready_unlimited\n"
+            "    ON {table} (status, priority DESC, start_at, id)\n"
+            "    WHERE status = 'ready' AND concurrency_limit IS NULL",
+            "CREATE INDEX ix_{table}_ready_concurrency\n"
+            "    ON {table} (task_id, concurrency_key, priority DESC, start_at, id)\n"
+            "    INCLUDE (concurrency_limit, queue)\n"
+            "    WHERE status = 'ready' AND concurrency_limit IS NOT NULL",
+            "CREATE INDEX ix_{table}_running_concurrency\n"
+            "    ON {table} (status, task_id, concurrency_key)\n"
+            "    WHERE status = 'running' AND concurrency_limit IS NOT NULL",
+        ),
+    ),
+    Migration(
         version=9,
         name="schedules",
         statements=(

@@ -59,6 +59,9 @@ class DurableTaskExecution:
     trace_context: str | None
     idempotency_key: str | None
     priority: int
+    queue: str
+    concurrency_key: str | None
+    concurrency_limit: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +79,15 @@ class DurableTaskExecutionsSchedule:
     last_execution_id: str | None
     created_at: datetime.datetime
     updated_at: datetime.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class LockReadyConcurrencyKeysRow:
+    """The columns LockReadyConcurrencyKeys returns."""
+
+    task_id: str
+    concurrency_key: str
+    concurrency_limit: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,46 @@ from .models import (
     GetTaskExecutionIdsByIdempotencyKeysRow,
     JsonValue,
     ListTaskSchedulesRow,
+    LockReadyConcurrencyKeysRow,
 )
+
+# LockReadyConcurrencyKeys :many (claim.sql)
+LOCK_READY_CONCURRENCY_KEYS_SQL = (
+    "SELECT\n"
+    "    k.task_id::text AS task_id,\n"
+    "    k.concurrency_key::text AS concurrency_key,\n"
+    "    k.concurrency_limit::integer AS concurrency_limit\n"
+    "FROM (\n"
+    "    SELECT\n"
+    "        r.task_id,\n"
+    "        r.concurrency_key,\n"
+    "        min(r.concurrency_limit) AS concurrency_limit,\n"
+    "        max(r.priority) AS head_priority,\n"
+    "        min(r.start_at) AS head_start_at\n"
+    "    FROM {table} AS r\n"
+    "    WHERE r.status = 'ready'\n"
+    "        AND r.concurrency_limit IS NOT NULL\n"
+    "        AND r.start_at <= $1::timestamptz\n"
+    "        AND ($2::boolean OR r.queue = ANY($3::text[]))\n"
+    "    GROUP BY r.task_id, r.concurrency_key\n"
+    "    HAVING (\n"
+    "        SELECT count(*)\n"
+    "        FROM {table} AS w\n"
+    "        WHERE w.status = 'running'\n"
+    "            AND w.concurrency_limit IS NOT NULL\n"
+    "            AND w.task_id = r.task_id\n"
+    "            AND w.concurrency_key = r.concurrency_key\n"
+    "    ) < min(r.concurrency_limit)\n"
+    "    ORDER BY head_priority DESC, head_start_at, r.task_id, r.concurrency_key\n"
+    "    LIMIT $4::integer\n"
+    ") AS k\n"
+    "WHERE pg_try_advisory_xact_lock(\n"
+    "    $5::bigint\n"
+    "    # hashtextextended(current_schema(), 0)\n"
+    "    # hashtextextended(k.task_id || chr(31) || k.concurrency_key, 0)\n"
+    ")"
+)
+
 
 # ClaimReadyTaskExecutions :many (claim.sql)
 CLAIM_READY_TASK_EXECUTIONS_SQL = (
@@ -39,15 +78,51 @@ CLAIM_READY_TASK_EXECUTIONS_SQL = (
     "    expires_at = $1::timestamptz + $2::bigint * INTERVAL '1 millisecond',\n"
     "    version = version + 1\n"
     "WHERE id IN (\n"
-    "    SELECT id\n"
-    "    FROM {table}\n"
-    "    WHERE status = 'ready'\n"
-    "        AND start_at <= $1::timestamptz\n"
-    "    -- Priority first (higher runs first), then FIFO: the partial index\n"
-    "    -- ix_..._status_priority_start_at_id (migration 0007) returns ready rows in this order.\n"
-    "    ORDER BY priority DESC, start_at, id\n"
-    "    LIMIT $3::integer\n"
-    "    FOR UPDATE SKIP LOCKED\n"
+    "    SELECT c.id\n"
+    "    FROM (\n"
+    "        SELECT u.id, u.priority, u.start_at\n"
+    "        FROM (\n"
+    "            SELECT id, priority, start_at\n"
+    "            FROM {table}\n"
+    "            WHERE status = 'ready'\n"
+    "                AND concurrency_limit IS NULL\n"
+    "                AND start_at <= $1::timestamptz\n"
+    "                AND ($3::boolean OR queue = ANY($4::text[]))\n"
+    "            ORDER BY priority DESC, start_at, id\n"
+    "            LIMIT $5::integer\n"
+    "            FOR UPDATE SKIP LOCKED\n"
+    "        ) AS u\n"
+    "        UNION ALL\n"
+    "        SELECT l.id, l.priority, l.start_at\n"
+    "        FROM (\n"
+    "            SELECT\n"
+    "                unnest($6::text[]) AS task_id,\n"
+    "                unnest($7::text[]) AS concurrency_key,\n"
+    "                unnest($8::integer[]) AS concurrency_limit\n"
+    "        ) AS k\n"
+    "        CROSS JOIN LATERAL (\n"
+    "            SELECT e.id, e.priority, e.start_at\n"
+    "            FROM {table} AS e\n"
+    "            WHERE e.status = 'ready'\n"
+    "                AND e.concurrency_limit IS NOT NULL\n"
+    "                AND e.task_id = k.task_id\n"
+    "                AND e.concurrency_key = k.concurrency_key\n"
+    "                AND e.start_at <= $1::timestamptz\n"
+    "                AND ($3::boolean OR e.queue = ANY($4::text[]))\n"
+    "            ORDER BY e.priority DESC, e.start_at, e.id\n"
+    "            LIMIT greatest(0, k.concurrency_limit - (\n"
+    "                SELECT count(*)\n"
+    "                FROM {table} AS w\n"
+    "                WHERE w.status = 'running'\n"
+    "                    AND w.concurrency_limit IS NOT NULL\n"
+    "                    AND w.task_id = k.task_id\n"
+    "                    AND w.concurrency_key = k.concurrency_key\n"
+    "            ))\n"
+    "            FOR UPDATE SKIP LOCKED\n"
+    "        ) AS l\n"
+    "    ) AS c\n"
+    "    ORDER BY c.priority DESC, c.start_at, c.id\n"
+    "    LIMIT $5::integer\n"
     ")\n"
     "RETURNING id, root_task_id, root_execution_id, parent_task_id, parent_execution_id, "
     "is_finalize_task, task_id, execution_id, retry_options, sleep_ms_before_run, timeout_ms, "
@@ -55,7 +130,7 @@ CLAIM_READY_TASK_EXECUTIONS_SQL = (
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
     "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context, "
-    "idempotency_key, priority"
+    "idempotency_key, priority, queue, concurrency_key, concurrency_limit"
 )
 
 
@@ -134,13 +209,51 @@ UPDATE_TASK_EXECUTIONS_EACH_SQL = (
 
 # GetReadyTaskExecutionsToClaim :many (claim.sql)
 GET_READY_TASK_EXECUTIONS_TO_CLAIM_SQL = (
-    "SELECT execution_id, timeout_ms\n"
-    "FROM {table}\n"
-    "WHERE status = 'ready'\n"
-    "    AND start_at <= $1::timestamptz\n"
-    "ORDER BY priority DESC, start_at, id\n"
-    "LIMIT $2::integer\n"
-    "FOR UPDATE SKIP LOCKED"
+    "SELECT c.execution_id, c.timeout_ms\n"
+    "FROM (\n"
+    "    SELECT u.execution_id, u.timeout_ms, u.priority, u.start_at, u.id\n"
+    "    FROM (\n"
+    "        SELECT execution_id, timeout_ms, priority, start_at, id\n"
+    "        FROM {table}\n"
+    "        WHERE status = 'ready'\n"
+    "            AND concurrency_limit IS NULL\n"
+    "            AND start_at <= $1::timestamptz\n"
+    "            AND ($2::boolean OR queue = ANY($3::text[]))\n"
+    "        ORDER BY priority DESC, start_at, id\n"
+    "        LIMIT $4::integer\n"
+    "        FOR UPDATE SKIP LOCKED\n"
+    "    ) AS u\n"
+    "    UNION ALL\n"
+    "    SELECT l.execution_id, l.timeout_ms, l.priority, l.start_at, l.id\n"
+    "    FROM (\n"
+    "        SELECT\n"
+    "            unnest($5::text[]) AS task_id,\n"
+    "            unnest($6::text[]) AS concurrency_key,\n"
+    "            unnest($7::integer[]) AS concurrency_limit\n"
+    "    ) AS k\n"
+    "    CROSS JOIN LATERAL (\n"
+    "        SELECT e.execution_id, e.timeout_ms, e.priority, e.start_at, e.id\n"
+    "        FROM {table} AS e\n"
+    "        WHERE e.status = 'ready'\n"
+    "            AND e.concurrency_limit IS NOT NULL\n"
+    "            AND e.task_id = k.task_id\n"
+    "            AND e.concurrency_key = k.concurrency_key\n"
+    "            AND e.start_at <= $1::timestamptz\n"
+    "            AND ($2::boolean OR e.queue = ANY($3::text[]))\n"
+    "        ORDER BY e.priority DESC, e.start_at, e.id\n"
+    "        LIMIT greatest(0, k.concurrency_limit - (\n"
+    "            SELECT count(*)\n"
+    "            FROM {table} AS w\n"
+    "            WHERE w.status = 'running'\n"
+    "                AND w.concurrency_limit IS NOT NULL\n"
+    "                AND w.task_id = k.task_id\n"
+    "                AND w.concurrency_key = k.concurrency_key\n"
+    "        ))\n"
+    "        FOR UPDATE SKIP LOCKED\n"
+    "    ) AS l\n"
+    ") AS c\n"
+    "ORDER BY c.priority DESC, c.start_at, c.id\n"
+    "LIMIT $4::integer"
 )
 
 
@@ -162,7 +275,7 @@ CLAIM_READY_TASK_EXECUTION_BY_EXECUTION_ID_SQL = (
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
     "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context, "
-    "idempotency_key, priority"
+    "idempotency_key, priority, queue, concurrency_key, concurrency_limit"
 )
 
 
@@ -218,6 +331,9 @@ INSERT_TASK_EXECUTIONS_SQL = (
     "    updated_at,\n"
     "    rerun_of_execution_id,\n"
     "    trace_context,\n"
+    "    queue,\n"
+    "    concurrency_key,\n"
+    "    concurrency_limit,\n"
     "    idempotency_key,\n"
     "    priority\n"
     ")\n"
@@ -256,7 +372,10 @@ INSERT_TASK_EXECUTIONS_SQL = (
     "    unnest($32::text[]),\n"
     "    unnest($33::text[]),\n"
     "    unnest($34::text[]),\n"
-    "    unnest($35::integer[])\n"
+    "    unnest($35::text[]),\n"
+    "    unnest($36::integer[]),\n"
+    "    unnest($37::text[]),\n"
+    "    unnest($38::integer[])\n"
     "ON CONFLICT (task_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING\n"
     "RETURNING execution_id"
 )
@@ -286,7 +405,8 @@ LIST_TASK_EXECUTIONS_SQL = (
     "listed.needs_promise_cancellation, listed.retry_attempts, listed.start_at, listed.started_at, "
     "listed.finished_at, listed.expires_at, listed.version, listed.created_at, listed.updated_at, "
     "listed.lease_expiries, listed.rerun_of_execution_id, listed.trace_context, "
-    "listed.idempotency_key, listed.priority\n"
+    "listed.idempotency_key, listed.priority, listed.queue, listed.concurrency_key, "
+    "listed.concurrency_limit\n"
     "FROM {table} AS listed\n"
     "WHERE listed.id < coalesce(\n"
     "        (\n"
@@ -329,7 +449,7 @@ GET_OLDEST_READY_TASK_EXECUTION_SQL = (
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
     "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context, "
-    "idempotency_key, priority\n"
+    "idempotency_key, priority, queue, concurrency_key, concurrency_limit\n"
     "FROM {table}\n"
     "WHERE status = 'ready'\n"
     "    AND ($1::text IS NULL OR task_id = $1)\n"
@@ -510,7 +630,7 @@ GET_TASK_EXECUTIONS_BY_EXECUTION_IDS_SQL = (
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
     "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context, "
-    "idempotency_key, priority\n"
+    "idempotency_key, priority, queue, concurrency_key, concurrency_limit\n"
     "FROM {table}\n"
     "WHERE execution_id = ANY($1::text[])\n"
     "    AND ($2::text[] IS NULL OR status = ANY($2::text[]))\n"
@@ -547,7 +667,7 @@ GET_TASK_EXECUTIONS_BY_STATUSES_SQL = (
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
     "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context, "
-    "idempotency_key, priority\n"
+    "idempotency_key, priority, queue, concurrency_key, concurrency_limit\n"
     "FROM {table}\n"
     "WHERE status = ANY($1::text[])\n"
     "    AND ($2::boolean IS NULL OR is_closed = $2)\n"
@@ -585,7 +705,7 @@ GET_TASK_EXECUTIONS_BY_EXECUTION_IDS_FOR_UPDATE_SKIP_LOCKED_SQL = (
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
     "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context, "
-    "idempotency_key, priority\n"
+    "idempotency_key, priority, queue, concurrency_key, concurrency_limit\n"
     "FROM {table}\n"
     "WHERE execution_id = ANY($1::text[])\n"
     "    AND ($2::text[] IS NULL OR status = ANY($2::text[]))\n"
@@ -624,7 +744,7 @@ GET_TASK_EXECUTIONS_BY_STATUSES_FOR_UPDATE_SKIP_LOCKED_SQL = (
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
     "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context, "
-    "idempotency_key, priority\n"
+    "idempotency_key, priority, queue, concurrency_key, concurrency_limit\n"
     "FROM {table}\n"
     "WHERE status = ANY($1::text[])\n"
     "    AND ($2::boolean IS NULL OR is_closed = $2)\n"
@@ -684,6 +804,14 @@ UPDATE_TASK_EXECUTIONS_BY_EXECUTION_IDS_SQL = (
 
 
 # Rows arrive as plain tuples (tuple_row) of Any.
+def _as_lock_ready_concurrency_keys_row(row: tuple[Any, ...]) -> LockReadyConcurrencyKeysRow:
+    return LockReadyConcurrencyKeysRow(
+        task_id=row[0],
+        concurrency_key=row[1],
+        concurrency_limit=row[2],
+    )
+
+
 def _as_durable_task_execution(row: tuple[Any, ...]) -> DurableTaskExecution:
     return DurableTaskExecution(
         id=row[0],
@@ -722,6 +850,9 @@ def _as_durable_task_execution(row: tuple[Any, ...]) -> DurableTaskExecution:
         trace_context=row[33],
         idempotency_key=row[34],
         priority=row[35],
+        queue=row[36],
+        concurrency_key=row[37],
+        concurrency_limit=row[38],
     )
 
 
@@ -829,25 +960,82 @@ class _Texts:
 class AsyncQueries(_Texts):
     """The queries, for asyncio; each method runs one statement on `conn`."""
 
+    async def lock_ready_concurrency_keys(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        *,
+        now: datetime.datetime,
+        any_queue: bool,
+        queues: Sequence[str | None],
+        row_limit: int,
+        lock_key: int,
+    ) -> list[LockReadyConcurrencyKeysRow]:
+        """Per-key concurrency limits, step 1 of the claim (storage/_pg_claims.py; README, "Queues
+        and concurrency limits"). A limit must hold across every executor, but two claims running
+        at once under READ COMMITTED would both count the same running rows and both take the
+        last slot. So a claim first takes a transaction-scoped advisory lock per (task_id,
+        concurrency_key) it means to claim from, and only then, in a second statement (with a
+        snapshot taken after the lock, so that it sees every claim of that key committed before),
+        counts and claims. Two claims of one key are serialised; claims of other keys and of
+        unlimited executions never wait.
+
+        The keys considered: those with due ready executions in the served queues (@any_queue:
+        all) that have a free slot as far as this statement's snapshot sees (step 2 recounts),
+        the key with the highest waiting priority first (then the oldest), at most row_limit of
+        them (a claim cannot use more). A key at its limit is left out before that LIMIT, so keys
+        at their limit never crowd out the others. Its limit is the smallest its waiting rows
+        carry (the task's limit when each was enqueued). pg_try_advisory_xact_lock never waits: a
+        key another claim is working on is skipped, like a row under SKIP LOCKED, and the rest
+        are returned (locked until this transaction ends). The lock key mixes in lock_key
+        (derived from the table name by the storage) and the schema, as the pruning lock does; a
+        hash collision between two keys only serialises their claims.
+        """
+        args = (now, any_queue, list(queues), row_limit, lock_key)
+        async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
+            await cur.execute(self._sql(LOCK_READY_CONCURRENCY_KEYS_SQL), args)
+            rows = await cur.fetchall()
+        return [_as_lock_ready_concurrency_keys_row(row) for row in rows]
+
     async def claim_ready_task_executions(
         self,
         conn: psycopg.AsyncConnection[Any],
         *,
         now: datetime.datetime,
         lease_ms: int,
+        any_queue: bool,
+        queues: Sequence[str | None],
         row_limit: int,
+        key_task_ids: Sequence[str | None],
+        key_concurrency_keys: Sequence[str | None],
+        key_concurrency_limits: Sequence[int | None],
     ) -> list[DurableTaskExecution]:
-        """Claims up to row_limit due ready executions in one statement: the subquery picks them
-        highest priority first, FIFO within a priority (start_at, then insertion), skipping rows
-        other transactions hold, and the UPDATE moves them to running with a lease of lease_ms
-        (renewed by the executor while it runs). The literal 'ready' lets the (status, priority
-        DESC, start_at, id) index return the rows already in that order, so the LIMIT stops the
-        scan early. RETURNING order is unspecified: the storage sorts the rows.
+        """Claims up to row_limit due ready executions in one statement, highest priority first,
+        FIFO within a priority (start_at, then insertion), skipping rows other transactions hold,
+        and moves them to running with a lease of lease_ms (renewed by the executor while it
+        runs). Only executions of the served queues (@any_queue: every queue). Two parts, merged
+        in that order under the outer LIMIT:
+        * executions without a concurrency limit, read in order from the ready_unlimited index,
+        so the LIMIT stops the scan early;
+        * per key locked by LockReadyConcurrencyKeys (the parallel key_* arrays, one element per
+        key; empty when none), its first waiting executions in that order, as many as the key has
+        free slots: its limit minus its running executions, counted now, under the key's lock.
+        Executions of keys not locked are not claimed (a later claim takes them), whatever their
+        place in the FIFO. The locking subqueries sit in FROM: PostgreSQL refuses FOR UPDATE
+        directly in a UNION. RETURNING order is unspecified: the storage sorts the rows.
 
         sqlc.arg() rather than @ where a parameter starts an arithmetic expression: sqlc reads @
         as the prefix operator, which would swallow the whole sum as the parameter.
         """
-        args = (now, lease_ms, row_limit)
+        args = (
+            now,
+            lease_ms,
+            any_queue,
+            list(queues),
+            row_limit,
+            list(key_task_ids),
+            list(key_concurrency_keys),
+            list(key_concurrency_limits),
+        )
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
             await cur.execute(self._sql(CLAIM_READY_TASK_EXECUTIONS_SQL), args)
             rows = await cur.fetchall()
@@ -934,14 +1122,28 @@ class AsyncQueries(_Texts):
         conn: psycopg.AsyncConnection[Any],
         *,
         now: datetime.datetime,
+        any_queue: bool,
+        queues: Sequence[str | None],
         row_limit: int,
+        key_task_ids: Sequence[str | None],
+        key_concurrency_keys: Sequence[str | None],
+        key_concurrency_limits: Sequence[int | None],
     ) -> list[GetReadyTaskExecutionsToClaimRow]:
-        """a stored value the database refuses to compute with): the same candidates in the same
-        order, locked, each then claimed alone (in a savepoint) by
-        ClaimReadyTaskExecutionByExecutionId, so that one bad row fails alone and is set aside
-        while the others still run. The claim's order (see ClaimReadyTaskExecutions).
+        """The claim's fallback, used only when the set-based claim failed on some row (a poison
+        row: a stored value the database refuses to compute with): the same candidates in the
+        same order (the same two parts, under the same key locks), locked, each then claimed
+        alone (in a savepoint) by ClaimReadyTaskExecutionByExecutionId, so that one bad row fails
+        alone and is set aside while the others still run.
         """
-        args = (now, row_limit)
+        args = (
+            now,
+            any_queue,
+            list(queues),
+            row_limit,
+            list(key_task_ids),
+            list(key_concurrency_keys),
+            list(key_concurrency_limits),
+        )
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
             await cur.execute(self._sql(GET_READY_TASK_EXECUTIONS_TO_CLAIM_SQL), args)
             rows = await cur.fetchall()
@@ -1021,6 +1223,9 @@ class AsyncQueries(_Texts):
         updated_at: Sequence[datetime.datetime | None],
         rerun_of_execution_id: Sequence[str | None],
         trace_context: Sequence[str | None],
+        queue: Sequence[str | None],
+        concurrency_key: Sequence[str | None],
+        concurrency_limit: Sequence[int | None],
         idempotency_key: Sequence[str | None],
         priority: Sequence[int | None],
     ) -> list[str]:
@@ -1058,6 +1263,9 @@ class AsyncQueries(_Texts):
             list(updated_at),
             list(rerun_of_execution_id),
             list(trace_context),
+            list(queue),
+            list(concurrency_key),
+            list(concurrency_limit),
             list(idempotency_key),
             list(priority),
         )
@@ -1561,25 +1769,82 @@ class AsyncQueries(_Texts):
 class Queries(_Texts):
     """The queries, synchronous; each method runs one statement on `conn`."""
 
+    def lock_ready_concurrency_keys(
+        self,
+        conn: psycopg.Connection[Any],
+        *,
+        now: datetime.datetime,
+        any_queue: bool,
+        queues: Sequence[str | None],
+        row_limit: int,
+        lock_key: int,
+    ) -> list[LockReadyConcurrencyKeysRow]:
+        """Per-key concurrency limits, step 1 of the claim (storage/_pg_claims.py; README, "Queues
+        and concurrency limits"). A limit must hold across every executor, but two claims running
+        at once under READ COMMITTED would both count the same running rows and both take the
+        last slot. So a claim first takes a transaction-scoped advisory lock per (task_id,
+        concurrency_key) it means to claim from, and only then, in a second statement (with a
+        snapshot taken after the lock, so that it sees every claim of that key committed before),
+        counts and claims. Two claims of one key are serialised; claims of other keys and of
+        unlimited executions never wait.
+
+        The keys considered: those with due ready executions in the served queues (@any_queue:
+        all) that have a free slot as far as this statement's snapshot sees (step 2 recounts),
+        the key with the highest waiting priority first (then the oldest), at most row_limit of
+        them (a claim cannot use more). A key at its limit is left out before that LIMIT, so keys
+        at their limit never crowd out the others. Its limit is the smallest its waiting rows
+        carry (the task's limit when each was enqueued). pg_try_advisory_xact_lock never waits: a
+        key another claim is working on is skipped, like a row under SKIP LOCKED, and the rest
+        are returned (locked until this transaction ends). The lock key mixes in lock_key
+        (derived from the table name by the storage) and the schema, as the pruning lock does; a
+        hash collision between two keys only serialises their claims.
+        """
+        args = (now, any_queue, list(queues), row_limit, lock_key)
+        with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
+            cur.execute(self._sql(LOCK_READY_CONCURRENCY_KEYS_SQL), args)
+            rows = cur.fetchall()
+        return [_as_lock_ready_concurrency_keys_row(row) for row in rows]
+
     def claim_ready_task_executions(
         self,
         conn: psycopg.Connection[Any],
         *,
         now: datetime.datetime,
         lease_ms: int,
+        any_queue: bool,
+        queues: Sequence[str | None],
         row_limit: int,
+        key_task_ids: Sequence[str | None],
+        key_concurrency_keys: Sequence[str | None],
+        key_concurrency_limits: Sequence[int | None],
     ) -> list[DurableTaskExecution]:
-        """Claims up to row_limit due ready executions in one statement: the subquery picks them
-        highest priority first, FIFO within a priority (start_at, then insertion), skipping rows
-        other transactions hold, and the UPDATE moves them to running with a lease of lease_ms
-        (renewed by the executor while it runs). The literal 'ready' lets the (status, priority
-        DESC, start_at, id) index return the rows already in that order, so the LIMIT stops the
-        scan early. RETURNING order is unspecified: the storage sorts the rows.
+        """Claims up to row_limit due ready executions in one statement, highest priority first,
+        FIFO within a priority (start_at, then insertion), skipping rows other transactions hold,
+        and moves them to running with a lease of lease_ms (renewed by the executor while it
+        runs). Only executions of the served queues (@any_queue: every queue). Two parts, merged
+        in that order under the outer LIMIT:
+        * executions without a concurrency limit, read in order from the ready_unlimited index,
+        so the LIMIT stops the scan early;
+        * per key locked by LockReadyConcurrencyKeys (the parallel key_* arrays, one element per
+        key; empty when none), its first waiting executions in that order, as many as the key has
+        free slots: its limit minus its running executions, counted now, under the key's lock.
+        Executions of keys not locked are not claimed (a later claim takes them), whatever their
+        place in the FIFO. The locking subqueries sit in FROM: PostgreSQL refuses FOR UPDATE
+        directly in a UNION. RETURNING order is unspecified: the storage sorts the rows.
 
         sqlc.arg() rather than @ where a parameter starts an arithmetic expression: sqlc reads @
         as the prefix operator, which would swallow the whole sum as the parameter.
         """
-        args = (now, lease_ms, row_limit)
+        args = (
+            now,
+            lease_ms,
+            any_queue,
+            list(queues),
+            row_limit,
+            list(key_task_ids),
+            list(key_concurrency_keys),
+            list(key_concurrency_limits),
+        )
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
             cur.execute(self._sql(CLAIM_READY_TASK_EXECUTIONS_SQL), args)
             rows = cur.fetchall()
@@ -1666,14 +1931,28 @@ class Queries(_Texts):
         conn: psycopg.Connection[Any],
         *,
         now: datetime.datetime,
+        any_queue: bool,
+        queues: Sequence[str | None],
         row_limit: int,
+        key_task_ids: Sequence[str | None],
+        key_concurrency_keys: Sequence[str | None],
+        key_concurrency_limits: Sequence[int | None],
     ) -> list[GetReadyTaskExecutionsToClaimRow]:
-        """a stored value the database refuses to compute with): the same candidates in the same
-        order, locked, each then claimed alone (in a savepoint) by
-        ClaimReadyTaskExecutionByExecutionId, so that one bad row fails alone and is set aside
-        while the others still run. The claim's order (see ClaimReadyTaskExecutions).
+        """The claim's fallback, used only when the set-based claim failed on some row (a poison
+        row: a stored value the database refuses to compute with): the same candidates in the
+        same order (the same two parts, under the same key locks), locked, each then claimed
+        alone (in a savepoint) by ClaimReadyTaskExecutionByExecutionId, so that one bad row fails
+        alone and is set aside while the others still run.
         """
-        args = (now, row_limit)
+        args = (
+            now,
+            any_queue,
+            list(queues),
+            row_limit,
+            list(key_task_ids),
+            list(key_concurrency_keys),
+            list(key_concurrency_limits),
+        )
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
             cur.execute(self._sql(GET_READY_TASK_EXECUTIONS_TO_CLAIM_SQL), args)
             rows = cur.fetchall()
@@ -1753,6 +2032,9 @@ class Queries(_Texts):
         updated_at: Sequence[datetime.datetime | None],
         rerun_of_execution_id: Sequence[str | None],
         trace_context: Sequence[str | None],
+        queue: Sequence[str | None],
+        concurrency_key: Sequence[str | None],
+        concurrency_limit: Sequence[int | None],
         idempotency_key: Sequence[str | None],
         priority: Sequence[int | None],
     ) -> list[str]:
@@ -1790,6 +2072,9 @@ class Queries(_Texts):
             list(updated_at),
             list(rerun_of_execution_id),
             list(trace_context),
+            list(queue),
+            list(concurrency_key),
+            list(concurrency_limit),
             list(idempotency_key),
             list(priority),
         )

@@ -158,6 +158,36 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
     ),
     Migration(
+        version=8,
+        name="queues_and_concurrency",
+        statements=(
+            "ALTER TABLE {table}\n"
+            "    ADD COLUMN queue TEXT NOT NULL DEFAULT 'default' CHECK (typeof(queue) = "
+            "'text')",
+            "ALTER TABLE {table}\n"
+            "    ADD COLUMN concurrency_key TEXT\n"
+            "        CHECK (concurrency_key IS NULL OR typeof(concurrency_key) = 'text')",
+            "ALTER TABLE {table}\n"
+            "    ADD COLUMN concurrency_limit INTEGER CHECK (\n"
+            "        (concurrency_limit IS NULL AND concurrency_key IS NULL)\n"
+            "        OR (\n"
+            "            typeof(concurrency_limit) = 'integer'\n"
+            "            AND concurrency_limit >= 1\n"
+            "            AND concurrency_key IS NOT NULL\n"
+            "        )\n"
+            "    )",
+            "CREATE INDEX ix_{table}_ready_unlimited\n"
+            "    ON {table} (status, priority DESC, start_at, id)\n"
+            "    WHERE status = 'ready' AND concurrency_limit IS NULL",
+            "CREATE INDEX ix_{table}_ready_concurrency\n"
+            "    ON {table} (status, priority DESC, start_at, id)\n"
+            "    WHERE status = 'ready' AND concurrency_limit IS NOT NULL",
+            "CREATE INDEX ix_{table}_running_concurrency\n"
+            "    ON {table} (status, task_id, concurrency_key)\n"
+            "    WHERE status = 'running' AND concurrency_limit IS NOT NULL",
+        ),
+    ),
+    Migration(
         version=9,
         name="schedules",
         statements=(

@@ -54,6 +54,9 @@ class DurableTaskExecution:
     trace_context: str | None
     idempotency_key: str | None
     priority: int
+    queue: str
+    concurrency_key: str | None
+    concurrency_limit: int | None
 
 
 @dataclass(frozen=True, slots=True)

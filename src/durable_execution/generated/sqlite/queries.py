@@ -32,14 +32,59 @@ CLAIM_READY_TASK_EXECUTIONS_SQL = (
     "    expires_at = CAST(:p1 AS INTEGER) + CAST(:p2 AS INTEGER),\n"
     "    version = version + 1\n"
     "WHERE id IN (\n"
-    "    SELECT id\n"
-    "    FROM {table}\n"
-    "    WHERE status = 'ready'\n"
-    "        AND start_at <= CAST(:p1 AS INTEGER)\n"
-    "    -- Priority first (higher runs first), then FIFO: the partial index\n"
-    "    -- ix_..._status_priority_start_at_id (migration 0007) returns ready rows in this order.\n"
-    "    ORDER BY priority DESC, start_at, id\n"
-    "    LIMIT CAST(:p3 AS INTEGER)\n"
+    "    SELECT c.id\n"
+    "    FROM (\n"
+    "        SELECT u.id, u.priority, u.start_at\n"
+    "        FROM (\n"
+    "            SELECT id, priority, start_at\n"
+    "            FROM {table} INDEXED BY ix_{table}_ready_unlimited\n"
+    "            WHERE status = 'ready'\n"
+    "                AND concurrency_limit IS NULL\n"
+    "                AND start_at <= CAST(:p1 AS INTEGER)\n"
+    "                AND (\n"
+    "                    CAST(:p3 AS BOOLEAN)\n"
+    "                    OR queue IN (SELECT value FROM json_each(CAST(:p4 AS TEXT)))\n"
+    "                )\n"
+    "            ORDER BY priority DESC, start_at, id\n"
+    "            LIMIT CAST(:p5 AS INTEGER)\n"
+    "        ) AS u\n"
+    "        UNION ALL\n"
+    "        SELECT w.id, w.priority, w.start_at\n"
+    "        FROM (\n"
+    "            SELECT\n"
+    "                e.id,\n"
+    "                e.priority,\n"
+    "                e.start_at,\n"
+    "                e.task_id,\n"
+    "                e.concurrency_key,\n"
+    "                row_number() OVER (\n"
+    "                    PARTITION BY e.task_id, e.concurrency_key\n"
+    "                    ORDER BY e.priority DESC, e.start_at, e.id\n"
+    "                ) AS place,\n"
+    "                min(e.concurrency_limit) OVER (\n"
+    "                    PARTITION BY e.task_id, e.concurrency_key\n"
+    "                ) AS key_limit\n"
+    "            FROM {table} AS e\n"
+    "                INDEXED BY ix_{table}_ready_concurrency\n"
+    "            WHERE e.status = 'ready'\n"
+    "                AND e.concurrency_limit IS NOT NULL\n"
+    "                AND e.start_at <= CAST(:p1 AS INTEGER)\n"
+    "                AND (\n"
+    "                    CAST(:p3 AS BOOLEAN)\n"
+    "                    OR e.queue IN (SELECT value FROM json_each(CAST(:p4 AS TEXT)))\n"
+    "                )\n"
+    "        ) AS w\n"
+    "        WHERE w.place + (\n"
+    "            SELECT count(*)\n"
+    "            FROM {table} AS r\n"
+    "            WHERE r.status = 'running'\n"
+    "                AND r.concurrency_limit IS NOT NULL\n"
+    "                AND r.task_id = w.task_id\n"
+    "                AND r.concurrency_key = w.concurrency_key\n"
+    "        ) <= w.key_limit\n"
+    "    ) AS c\n"
+    "    ORDER BY c.priority DESC, c.start_at, c.id\n"
+    "    LIMIT CAST(:p5 AS INTEGER)\n"
     ")\n"
     "RETURNING id, root_task_id, root_execution_id, parent_task_id, parent_execution_id, "
     "is_finalize_task, task_id, execution_id, retry_options, sleep_ms_before_run, timeout_ms, "
@@ -47,18 +92,67 @@ CLAIM_READY_TASK_EXECUTIONS_SQL = (
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
     "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context, "
-    "idempotency_key, priority"
+    "idempotency_key, priority, queue, concurrency_key, concurrency_limit"
 )
 
 
 # GetReadyTaskExecutionsToClaim :many (claim.sql)
 GET_READY_TASK_EXECUTIONS_TO_CLAIM_SQL = (
-    "SELECT execution_id, timeout_ms\n"
-    "FROM {table}\n"
-    "WHERE status = 'ready'\n"
-    "    AND start_at <= CAST(:p1 AS INTEGER)\n"
-    "ORDER BY priority DESC, start_at, id\n"
-    "LIMIT CAST(:p2 AS INTEGER)"
+    "SELECT c.execution_id, c.timeout_ms\n"
+    "FROM (\n"
+    "    SELECT u.execution_id, u.timeout_ms, u.priority, u.start_at, u.id\n"
+    "    FROM (\n"
+    "        SELECT execution_id, timeout_ms, priority, start_at, id\n"
+    "        FROM {table} INDEXED BY ix_{table}_ready_unlimited\n"
+    "        WHERE status = 'ready'\n"
+    "            AND concurrency_limit IS NULL\n"
+    "            AND start_at <= CAST(:p1 AS INTEGER)\n"
+    "            AND (\n"
+    "                CAST(:p2 AS BOOLEAN)\n"
+    "                OR queue IN (SELECT value FROM json_each(CAST(:p3 AS TEXT)))\n"
+    "            )\n"
+    "        ORDER BY priority DESC, start_at, id\n"
+    "        LIMIT CAST(:p4 AS INTEGER)\n"
+    "    ) AS u\n"
+    "    UNION ALL\n"
+    "    SELECT w.execution_id, w.timeout_ms, w.priority, w.start_at, w.id\n"
+    "    FROM (\n"
+    "        SELECT\n"
+    "            e.execution_id,\n"
+    "            e.timeout_ms,\n"
+    "            e.priority,\n"
+    "            e.start_at,\n"
+    "            e.id,\n"
+    "            e.task_id,\n"
+    "            e.concurrency_key,\n"
+    "            row_number() OVER (\n"
+    "                PARTITION BY e.task_id, e.concurrency_key\n"
+    "                ORDER BY e.priority DESC, e.start_at, e.id\n"
+    "            ) AS place,\n"
+    "            min(e.concurrency_limit) OVER (\n"
+    "                PARTITION BY e.task_id, e.concurrency_key\n"
+    "            ) AS key_limit\n"
+    "        FROM {table} AS e\n"
+    "            INDEXED BY ix_{table}_ready_concurrency\n"
+    "        WHERE e.status = 'ready'\n"
+    "            AND e.concurrency_limit IS NOT NULL\n"
+    "            AND e.start_at <= CAST(:p1 AS INTEGER)\n"
+    "            AND (\n"
+    "                CAST(:p2 AS BOOLEAN)\n"
+    "                OR e.queue IN (SELECT value FROM json_each(CAST(:p3 AS TEXT)))\n"
+    "            )\n"
+    "    ) AS w\n"
+    "    WHERE w.place + (\n"
+    "        SELECT count(*)\n"
+    "        FROM {table} AS r\n"
+    "        WHERE r.status = 'running'\n"
+    "            AND r.concurrency_limit IS NOT NULL\n"
+    "            AND r.task_id = w.task_id\n"
+    "            AND r.concurrency_key = w.concurrency_key\n"
+    "    ) <= w.key_limit\n"
+    ") AS c\n"
+    "ORDER BY c.priority DESC, c.start_at, c.id\n"
+    "LIMIT CAST(:p4 AS INTEGER)"
 )
 
 
@@ -80,7 +174,7 @@ CLAIM_READY_TASK_EXECUTION_BY_EXECUTION_ID_SQL = (
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
     "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context, "
-    "idempotency_key, priority"
+    "idempotency_key, priority, queue, concurrency_key, concurrency_limit"
 )
 
 
@@ -133,6 +227,9 @@ INSERT_TASK_EXECUTION_SQL = (
     "    updated_at,\n"
     "    rerun_of_execution_id,\n"
     "    trace_context,\n"
+    "    queue,\n"
+    "    concurrency_key,\n"
+    "    concurrency_limit,\n"
     "    idempotency_key,\n"
     "    priority\n"
     ") VALUES (\n"
@@ -170,7 +267,10 @@ INSERT_TASK_EXECUTION_SQL = (
     "    :p32,\n"
     "    :p33,\n"
     "    :p34,\n"
-    "    :p35\n"
+    "    :p35,\n"
+    "    :p36,\n"
+    "    :p37,\n"
+    "    :p38\n"
     ")\n"
     "ON CONFLICT (task_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
 )
@@ -203,7 +303,8 @@ LIST_TASK_EXECUTIONS_SQL = (
     "listed.needs_promise_cancellation, listed.retry_attempts, listed.start_at, listed.started_at, "
     "listed.finished_at, listed.expires_at, listed.version, listed.created_at, listed.updated_at, "
     "listed.lease_expiries, listed.rerun_of_execution_id, listed.trace_context, "
-    "listed.idempotency_key, listed.priority\n"
+    "listed.idempotency_key, listed.priority, listed.queue, listed.concurrency_key, "
+    "listed.concurrency_limit\n"
     "FROM {table} AS listed\n"
     "WHERE listed.id < coalesce(\n"
     "        (\n"
@@ -246,7 +347,7 @@ GET_OLDEST_READY_TASK_EXECUTION_SQL = (
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
     "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context, "
-    "idempotency_key, priority\n"
+    "idempotency_key, priority, queue, concurrency_key, concurrency_limit\n"
     "FROM {table}\n"
     "WHERE status = 'ready'\n"
     "    AND (CAST(:p1 AS TEXT) IS NULL OR task_id = :p1)\n"
@@ -410,7 +511,7 @@ GET_TASK_EXECUTIONS_BY_EXECUTION_IDS_SQL = (
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
     "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context, "
-    "idempotency_key, priority\n"
+    "idempotency_key, priority, queue, concurrency_key, concurrency_limit\n"
     "FROM {table}\n"
     "WHERE execution_id IN ({p1})\n"
     "    AND (NOT CAST(:p2 AS BOOLEAN) OR status IN ({p3}))\n"
@@ -453,7 +554,7 @@ GET_TASK_EXECUTIONS_BY_STATUSES_SQL = (
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
     "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context, "
-    "idempotency_key, priority\n"
+    "idempotency_key, priority, queue, concurrency_key, concurrency_limit\n"
     "FROM {table}\n"
     "WHERE status IN ({p1})\n"
     "    AND (\n"
@@ -581,6 +682,9 @@ def _as_durable_task_execution(row: tuple[Any, ...]) -> DurableTaskExecution:
         trace_context=row[33],
         idempotency_key=row[34],
         priority=row[35],
+        queue=row[36],
+        concurrency_key=row[37],
+        concurrency_limit=row[38],
     )
 
 
@@ -675,18 +779,35 @@ class Queries(_Texts):
         *,
         now: int,
         lease_ms: int,
+        any_queue: bool,
+        queues: str,
         row_limit: int,
     ) -> list[DurableTaskExecution]:
-        """Claims up to row_limit due ready executions in one statement: the subquery picks them
-        highest priority first, FIFO within a priority (start_at, then insertion), and the UPDATE
-        moves them to running with a lease of lease_ms (renewed by the executor while it runs;
-        the attempt's timeout is the executor's business). The literal 'ready' lets the (status,
-        priority DESC, start_at, id) index return the rows already in that order, so the LIMIT
-        stops the scan early. No row locks are needed: the write transaction (BEGIN IMMEDIATE)
-        already excludes every other writer. RETURNING order is unspecified: the storage sorts
-        the rows.
+        """Claims up to row_limit due ready executions in one statement, highest priority first,
+        FIFO within a priority (start_at, then insertion), and moves them to running with a lease
+        of lease_ms (renewed by the executor while it runs; the attempt's timeout is the
+        executor's business). Only executions of the served queues (@queues, a JSON array of
+        names; @any_queue: every queue). No row locks are needed: the write transaction (BEGIN
+        IMMEDIATE) already excludes every other writer, so counting running rows inside the
+        statement enforces per-key concurrency limits across processes. Two parts, merged in that
+        order under the outer LIMIT:
+        * executions without a concurrency limit, read in order from the ready_unlimited index,
+        so the LIMIT stops the scan early;
+        * executions under a limit: each takes its place in its (task_id, concurrency_key) order
+        and is claimable while place + running executions of the key <= the key's limit (the
+        smallest its waiting rows carry). Executions of a key at its limit are passed over, never
+        in the way of later ones. This part reads every due waiting row under a limit. INDEXED
+        BY: both parts read their partial index (the planner, without statistics, would rather
+        range-scan start_at in the general index and sort). RETURNING order is unspecified: the
+        storage sorts the rows.
         """
-        args: dict[str, object] = {"p1": now, "p2": lease_ms, "p3": row_limit}
+        args: dict[str, object] = {
+            "p1": now,
+            "p2": lease_ms,
+            "p3": any_queue,
+            "p4": queues,
+            "p5": row_limit,
+        }
         with closing(conn.cursor()) as cur:
             cur.execute(self._sql(CLAIM_READY_TASK_EXECUTIONS_SQL), args)
             rows = cur.fetchall()
@@ -697,13 +818,16 @@ class Queries(_Texts):
         conn: sqlite3.Connection,
         *,
         now: int,
+        any_queue: bool,
+        queues: str,
         row_limit: int,
     ) -> list[GetReadyTaskExecutionsToClaimRow]:
-        """value a CHECK refuses): the same candidates in the same order, each then claimed alone by
-        ClaimReadyTaskExecutionByExecutionId, so that one bad row fails alone and is set aside
-        while the others still run. The claim's order (see ClaimReadyTaskExecutions).
+        """The claim's fallback, used only when the set-based claim failed on some row (a poison
+        row: a value a CHECK refuses): the same candidates in the same order (same two parts),
+        each then claimed alone by ClaimReadyTaskExecutionByExecutionId, so that one bad row
+        fails alone and is set aside while the others still run.
         """
-        args: dict[str, object] = {"p1": now, "p2": row_limit}
+        args: dict[str, object] = {"p1": now, "p2": any_queue, "p3": queues, "p4": row_limit}
         with closing(conn.cursor()) as cur:
             cur.execute(self._sql(GET_READY_TASK_EXECUTIONS_TO_CLAIM_SQL), args)
             rows = cur.fetchall()
@@ -782,6 +906,9 @@ class Queries(_Texts):
         updated_at: int,
         rerun_of_execution_id: str | None,
         trace_context: str | None,
+        queue: str,
+        concurrency_key: str | None,
+        concurrency_limit: int | None,
         idempotency_key: str | None,
         priority: int,
     ) -> int:
@@ -819,8 +946,11 @@ class Queries(_Texts):
             "p31": updated_at,
             "p32": rerun_of_execution_id,
             "p33": trace_context,
-            "p34": idempotency_key,
-            "p35": priority,
+            "p34": queue,
+            "p35": concurrency_key,
+            "p36": concurrency_limit,
+            "p37": idempotency_key,
+            "p38": priority,
         }
         with closing(conn.cursor()) as cur:
             cur.execute(self._sql(INSERT_TASK_EXECUTION_SQL), args)
