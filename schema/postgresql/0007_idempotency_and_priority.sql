@@ -18,13 +18,5 @@ CREATE UNIQUE INDEX ix_durable_task_executions_task_id_idempotency_key
 ALTER TABLE durable_task_executions
     ADD COLUMN priority integer NOT NULL DEFAULT 0;
 
--- The claim (queries/postgresql/claim.sql) reads status = 'ready' AND start_at <= now ORDER BY
--- priority DESC, start_at, id LIMIT n. With the literal 'ready' as the leading key this index
--- returns ready rows in exactly that order, so the LIMIT stops the scan after n due rows (rows
--- not yet due are passed over as an index condition; finished rows are never visited). Not
--- partial, like the other indexes here (see 0001), and so that SQLite's planner, which has no
--- statistics, prefers it to the (status, start_at, id) index plus a sort. ix_..._status_start_at_id
--- stays: the inspection query for the oldest ready execution (start_at order, across
--- priorities) reads it.
-CREATE INDEX ix_durable_task_executions_status_priority_start_at_id
-    ON durable_task_executions (status, priority DESC, start_at, id);
+-- The claim orders by priority DESC, start_at, id: its indexes (partial, per part of the claim)
+-- are created with the queue columns in 0008.

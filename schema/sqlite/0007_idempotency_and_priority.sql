@@ -19,12 +19,5 @@ CREATE UNIQUE INDEX ix_durable_task_executions_task_id_idempotency_key
 ALTER TABLE durable_task_executions
     ADD COLUMN priority INTEGER NOT NULL DEFAULT 0 CHECK (typeof(priority) = 'integer');
 
--- The claim (queries/sqlite/claim.sql) reads status = 'ready' AND start_at <= now ORDER BY
--- priority DESC, start_at, id LIMIT n: with the literal 'ready' as the leading key this index
--- returns ready rows in that order, so the LIMIT stops the scan early and no sort is needed.
--- Not partial: SQLite's planner (no statistics) then prefers it to the (status, start_at, id)
--- index plus a sort; with a partial index it chose the latter. ix_..._status_start_at_id stays:
--- the inspection query for the oldest ready execution (start_at order, across priorities)
--- reads it.
-CREATE INDEX ix_durable_task_executions_status_priority_start_at_id
-    ON durable_task_executions (status, priority DESC, start_at, id);
+-- The claim orders by priority DESC, start_at, id: its indexes (partial, per part of the claim)
+-- are created with the queue columns in 0008.

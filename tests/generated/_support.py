@@ -195,7 +195,6 @@ INDEXES = {
     "ix_{t}_ready_unlimited": (["status", "priority", "start_at", "id"], False),
     "ix_{t}_running_concurrency": (["status", "task_id", "concurrency_key"], False),
     "ix_{t}_task_id_idempotency_key": (["task_id", "idempotency_key"], True),
-    "ix_{t}_status_priority_start_at_id": (["status", "priority", "start_at", "id"], False),
 }
 # Waiting executions under a concurrency limit: read per key on PostgreSQL (a lateral join per
 # locked key), all at once on SQLite (numbered per key by a window function).

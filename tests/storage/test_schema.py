@@ -49,10 +49,6 @@ def expected_indexes(table: str, dialect: str) -> dict[str, tuple[bool, list[str
         f"ix_{table}_ready_unlimited": (False, ["status", "priority", "start_at", "id"]),
         f"ix_{table}_running_concurrency": (False, ["status", "task_id", "concurrency_key"]),
         f"ix_{table}_task_id_idempotency_key": (True, ["task_id", "idempotency_key"]),
-        f"ix_{table}_status_priority_start_at_id": (
-            False,
-            ["status", "priority", "start_at", "id"],
-        ),
     }
 
 

@@ -148,8 +148,6 @@ MIGRATIONS: tuple[Migration, ...] = (
             "    ON {table} (task_id, idempotency_key)\n"
             "    WHERE idempotency_key IS NOT NULL",
             "ALTER TABLE {table}\n    ADD COLUMN priority integer NOT NULL DEFAULT 0",
-            "CREATE INDEX ix_{table}_status_priority_start_at_id\n"
-            "    ON {table} (status, priority DESC, start_at, id)",
         ),
     ),
     Migration(

@@ -153,8 +153,6 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE {table}\n"
             "    ADD COLUMN priority INTEGER NOT NULL DEFAULT 0 CHECK (typeof(priority) = "
             "'integer')",
-            "CREATE INDEX ix_{table}_status_priority_start_at_id\n"
-            "    ON {table} (status, priority DESC, start_at, id)",
         ),
     ),
     Migration(
