@@ -23,7 +23,7 @@ import asyncio
 import inspect
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -73,7 +73,11 @@ _STORE_RETRY_MAX_S: Final = 5.0
 
 @dataclass(slots=True)
 class _Outcome:
-    """The write an attempt ends with, and what to do once it is committed."""
+    """The write an attempt ends with, and what to do once it is committed.
+
+    ``update`` carries the version it writes, the claimed one plus one (the record an attempt
+    runs is its claim's, so ``record.version`` is the claimed version): built once, not copied.
+    """
 
     update: TaskExecutionUpdate
     inserts: list[TaskExecutionRecord] = field(default_factory=list)
@@ -302,6 +306,7 @@ class Runner:
             return _Outcome(
                 update=TaskExecutionUpdate(
                     updated_at=now,
+                    version=record.version + 1,
                     status="waiting_for_children_tasks",
                     run_output=run_output,
                     children_tasks=tuple(
@@ -331,6 +336,7 @@ class Runner:
             return _Outcome(
                 update=TaskExecutionUpdate(
                     updated_at=now,
+                    version=record.version + 1,
                     status="waiting_for_finalize_task",
                     run_output=run_output,
                     children_tasks=(),
@@ -351,6 +357,7 @@ class Runner:
         return _Outcome(
             update=TaskExecutionUpdate(
                 updated_at=now,
+                version=record.version + 1,
                 status="completed",
                 run_output=run_output,
                 output=final_output,
@@ -406,6 +413,7 @@ class Runner:
             return _Outcome(
                 update=TaskExecutionUpdate(
                     updated_at=now,
+                    version=record.version + 1,
                     status="ready",
                     error=info,
                     retry_attempts=record.retry_attempts + 1,
@@ -418,7 +426,11 @@ class Runner:
             )
         return _Outcome(
             update=TaskExecutionUpdate(
-                updated_at=now, status=terminal_status_for(info), error=info, finished_at=now
+                updated_at=now,
+                version=record.version + 1,
+                status=terminal_status_for(info),
+                error=info,
+                finished_at=now,
             ),
             finished=True,
             failure=error,
@@ -429,7 +441,7 @@ class Runner:
         write = _ResultWrite(
             execution_id=execution_id,
             claimed_version=local.claimed_version,
-            update=_with_version(outcome.update, local.claimed_version + 1),
+            update=outcome.update,  # built with the version it writes (see _Outcome)
             inserts=outcome.inserts,
         )
         stored = await self._write_persistently(local, record, write)
@@ -493,10 +505,6 @@ class Runner:
                 )
                 await rt.sleep(jittered(backoff_s), rt.shutdown_event)
                 backoff_s = min(backoff_s * 2, _STORE_RETRY_MAX_S)
-
-
-def _with_version(update: TaskExecutionUpdate, version: int) -> TaskExecutionUpdate:
-    return replace(update, version=version)
 
 
 def log_outcome(logger: logging.Logger, record: TaskExecutionRecord, outcome: _Outcome) -> None:
