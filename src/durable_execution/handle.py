@@ -81,7 +81,9 @@ class TaskHandle(Generic[OutputT_co]):
             if polling_interval_ms is not None and polling_interval_ms > 0
             else DEFAULT_POLLING_INTERVAL_MS
         ) / 1000
-        deadline = asyncio.timeout(None if timeout_ms is None else max(timeout_ms, 0) / 1000)
+        if timeout_ms is None:
+            return await self._wait_finished(interval_s)  # no deadline to arm
+        deadline = asyncio.timeout(max(timeout_ms, 0) / 1000)
         try:
             async with deadline:
                 return await self._wait_finished(interval_s)
@@ -99,7 +101,7 @@ class TaskHandle(Generic[OutputT_co]):
         woken = True  # the first check reads the row, so an unknown id raises NotFound
         try:
             while True:
-                subscription.event.clear()
+                subscription.notified = False
                 try:
                     record = subscription.record
                     if record is None and (
@@ -120,12 +122,9 @@ class TaskHandle(Generic[OutputT_co]):
                     continue
                 if record is not None and record.status in FINISHED_STATUSES:
                     return cast("FinishedTaskExecution[OutputT_co]", self._public(record))
-                try:
-                    async with asyncio.timeout(interval_s):
-                        await subscription.event.wait()
-                    woken = True
-                except TimeoutError:
-                    woken = False
+                # True when notified (also while the row was being read), False when it is time
+                # for a fallback poll.
+                woken = await subscription.wait(interval_s)
         finally:
             notifier.unsubscribe(self._execution_id, subscription)
 
