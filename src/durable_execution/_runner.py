@@ -23,7 +23,7 @@ import asyncio
 import inspect
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -148,12 +148,23 @@ async def _write_results(tx: DurableStorageTx, writes: Sequence[_ResultWrite]) -
     return [n > 0 for n in matched]
 
 
+def _one_statement(writes: Sequence[_ResultWrite]) -> bool:
+    """Whether ``_write_results`` does ``writes`` in one statement: no children or finalize to
+    insert, and no execution twice (a repeated id costs the batch update one more statement)."""
+    return not any(write.inserts for write in writes) and len(
+        {write.execution_id for write in writes}
+    ) == len(writes)
+
+
 class Runner:
     def __init__(self, runtime: Runtime) -> None:
         self._rt = runtime
         # Results of runs that finish together share a transaction.
         self._results: Coalescer[_ResultWrite, bool] = Coalescer(
-            runtime.transactions, _write_results, max_batch=runtime.config.batch_size
+            runtime.transactions,
+            _write_results,
+            max_batch=runtime.config.batch_size,
+            single_statement=_one_statement,
         )
 
     def start(self, record: TaskExecutionRecord, definition: TaskDefinition) -> None:
@@ -438,10 +449,13 @@ class Runner:
 
     async def _store(self, local: LocalRun, record: TaskExecutionRecord, outcome: _Outcome) -> None:
         execution_id = record.execution_id
+        update = outcome.update  # built with the version it writes (see _Outcome), so normally
+        if update.version != local.claimed_version + 1:  # not copied: this is a fallback
+            update = replace(update, version=local.claimed_version + 1)
         write = _ResultWrite(
             execution_id=execution_id,
             claimed_version=local.claimed_version,
-            update=outcome.update,  # built with the version it writes (see _Outcome)
+            update=update,
             inserts=outcome.inserts,
         )
         stored = await self._write_persistently(local, record, write)

@@ -181,6 +181,7 @@ class DurableExecutor:
             insert_records,
             max_batch=_ENQUEUE_CHUNK,
             again=insert_records_unless_stored,
+            single_statement=lambda records: True,  # one insert statement (at most 500 rows)
         )
         self._chains = SequentialChains(self._rt.registry, self._register)
         self._background = BackgroundLoops(self._rt)

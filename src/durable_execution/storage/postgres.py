@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Final, Self, TypeVar
@@ -109,8 +109,12 @@ class PostgresStorageTx:
         conn: _Connection,
         queries: pg.AsyncQueries,
         poison: claiming.PoisonSeen,
+        *,
+        single_statement: bool = False,
     ) -> None:
         self._conn = conn
+        # In autocommit, outside any BEGIN (see single_statement()): one statement at most.
+        self._statements_left = 1 if single_statement else None
         self._poison = poison
         self._queries = queries
         # Whether this transaction stored work claimable now: the storage notifies after commit.
@@ -124,8 +128,15 @@ class PostgresStorageTx:
         if self._refused_ids is not None:
             raise DuplicateExecutionIdError(self._refused_ids)
 
-    async def insert_task_executions(self, executions: Sequence[TaskExecutionRecord]) -> None:
+    def _before_statement(self) -> None:
         self.raise_if_refused()
+        if self._statements_left is not None:
+            if self._statements_left == 0:
+                raise StorageError("A single-statement transaction cannot run a second statement")
+            self._statements_left -= 1
+
+    async def insert_task_executions(self, executions: Sequence[TaskExecutionRecord]) -> None:
+        self._before_statement()
         if not executions:
             return
         rows = [conversion.columns_from_record(record) for record in executions]
@@ -151,7 +162,7 @@ class PostgresStorageTx:
         limit: int | None = None,
         skip_locked_for_update: bool = False,
     ) -> list[str]:
-        self.raise_if_refused()
+        self._before_statement()
         conversion.check_limit(limit)
         if limit == 0 or conversion.matches_nothing(where):
             return []
@@ -193,7 +204,7 @@ class PostgresStorageTx:
         limit: int | None = None,
         skip_locked_for_update: bool = False,
     ) -> list[TaskExecutionRecord]:
-        self.raise_if_refused()
+        self._before_statement()
         conversion.check_limit(limit)
         if limit == 0 or conversion.matches_nothing(where):
             return []
@@ -232,7 +243,7 @@ class PostgresStorageTx:
     async def update_task_executions(
         self, where: WhereByExecutionIds, update: TaskExecutionUpdate
     ) -> int:
-        self.raise_if_refused()
+        self._before_statement()
         if conversion.matches_nothing(where):
             return 0
         return await self._queries.update_task_executions_by_execution_ids(
@@ -248,7 +259,7 @@ class PostgresStorageTx:
         self, *, now: datetime, limit: int, lease_ms: int
     ) -> ClaimedTaskExecutions:
         """The claim, in one statement (see ``DurableStorageTx``)."""
-        self.raise_if_refused()
+        self._before_statement()
         conversion.check_claim_arguments(now, limit, lease_ms)
         if limit == 0:
             return ClaimedTaskExecutions(records=[], malformed=[])
@@ -266,7 +277,7 @@ class PostgresStorageTx:
     ) -> list[str]:
         """The batched lease renewal (see ``DurableStorageTx``): one statement,
         ids and versions as two parallel arrays."""
-        self.raise_if_refused()
+        self._before_statement()
         expires_at = conversion.renewal_expires_at(leases, expires_at)
         if not leases:
             return []
@@ -282,12 +293,13 @@ class PostgresStorageTx:
     ) -> list[int]:
         """The batch of guarded updates (see ``DurableStorageTx``): one statement
         for the lot, unless an execution id comes up again (then one more per repeat)."""
-        self.raise_if_refused()
+        self._before_statement()
         counts = [0] * len(updates)
         batch = _rows.UpdateEachBatch()
         for index, where, changes in conversion.pending_updates(updates):
             execution_ids = list(dict.fromkeys(where.execution_ids))
             if batch.targets.intersection(execution_ids):
+                self._before_statement()  # one more statement (refused before any is sent)
                 # Sent first, so that this update sees its writes, as in a loop.
                 await _rows.run_update_batch(self._queries, self._conn, batch, counts)
                 batch = _rows.UpdateEachBatch()
@@ -305,7 +317,7 @@ class PostgresStorageTx:
         dry_run: bool,
     ) -> PrunedBatch:
         """Retention's batch step (see ``DurableStorageTx``): find, then delete or count."""
-        self.raise_if_refused()
+        self._before_statement()
         roots = await self._queries.get_prunable_roots(
             self._conn,
             finished_before=_aware(finished_before, "finished_before"),
@@ -332,7 +344,7 @@ class PostgresStorageTx:
 
     async def try_lock_pruning(self) -> bool:
         """Automatic retention's lock (see ``DurableStorageTx``): an advisory lock per table."""
-        self.raise_if_refused()
+        self._before_statement()
         locked = await self._queries.try_lock_pruning(
             self._conn, lock_key=migrate.pruning_lock_key(self._queries.table)
         )
@@ -461,9 +473,25 @@ class PostgresDurableStorage:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[DurableStorageTx]:
+        async with self._tx(single_statement=False) as tx:
+            yield tx
+
+    def single_statement(self) -> AbstractAsyncContextManager[DurableStorageTx]:
+        """A transaction of one statement, sent in autocommit: no ``BEGIN`` and ``COMMIT``
+        round trips (the optional ``SingleStatementStorage``)."""
+        return self._tx(single_statement=True)
+
+    @asynccontextmanager
+    async def _tx(self, *, single_statement: bool) -> AsyncIterator[DurableStorageTx]:
         try:
-            async with _pg_pool.begun(self._pool, self.pool_max_size) as conn:
-                tx = PostgresStorageTx(conn, self.queries, self._poison)
+            async with (
+                self._pool.connection()
+                if single_statement
+                else _pg_pool.begun(self._pool, self.pool_max_size)
+            ) as conn:
+                tx = PostgresStorageTx(
+                    conn, self.queries, self._poison, single_statement=single_statement
+                )
                 yield tx
                 tx.raise_if_refused()  # inside the block: psycopg rolls back
             if tx.made_ready:
@@ -495,8 +523,13 @@ class PostgresDurableStorage:
             yield
 
     async def _send_ready_notice(self) -> None:
-        async with _pg_pool.begun(self._pool, self.pool_max_size) as conn:
+        # In autocommit: one round trip instead of BEGIN, pg_notify, COMMIT. Sent again on the
+        # next connection if this one was dead, which is harmless (a spurious notice only makes
+        # listeners look for work).
+        async def notify(conn: _Connection) -> None:
             await self.queries.notify_ready(conn, channel=self.ready_channel)
+
+        await _pg_pool.read_on_live_connection(self._pool, self.pool_max_size, notify)
 
     async def migrate(self) -> list[int]:
         """Create or upgrade the schema; returns the migration versions applied now."""
