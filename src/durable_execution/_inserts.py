@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Final
 
+from durable_execution._coalescing import Coalescer
+from durable_execution._transactions import TransactionRunner
 from durable_execution.storage.errors import DuplicateExecutionIdError
 from durable_execution.storage.types import (
     DurableStorageTx,
@@ -83,3 +85,16 @@ async def insert_records_unless_stored(
     """Its retry after an unknown commit outcome: finds its own rows (see insert_unless_stored)."""
     await insert_unless_stored(tx, records)
     return [None] * len(records)
+
+
+def enqueue_coalescer(transactions: TransactionRunner) -> Coalescer[TaskExecutionRecord, None]:
+    """``enqueue_task``'s inserts: concurrent ones share a transaction, and that transaction is
+    one insert statement (a batch is at most :data:`CHUNK` rows); a retry after an unknown
+    commit outcome finds its own rows (see insert_unless_stored)."""
+    return Coalescer(
+        transactions,
+        insert_records,
+        max_batch=CHUNK,
+        again=insert_records_unless_stored,
+        single_statement=lambda records: True,
+    )

@@ -32,13 +32,7 @@ from typing import Any, Final, NoReturn, Protocol, TypeVar, overload
 
 from durable_execution import clock
 from durable_execution._background import BackgroundLoops
-from durable_execution._coalescing import Coalescer
-from durable_execution._inserts import (
-    insert_new,
-    insert_records,
-    insert_records_unless_stored,
-    insert_unless_stored,
-)
+from durable_execution._inserts import enqueue_coalescer, insert_new, insert_unless_stored
 from durable_execution._leases import DEFAULT_EXPIRE_MS, DEFAULT_MAX_LEASE_EXPIRIES
 from durable_execution._options import resolve_enqueue_options, validate_executor_options
 from durable_execution._records import new_record
@@ -101,8 +95,6 @@ T4 = TypeVar("T4")
 T5 = TypeVar("T5")
 
 DEFAULT_INTRA_BATCH_SLEEP_MS: Final = 500
-# Most executions one insert statement carries (SQLite binds each id of its duplicate check).
-_ENQUEUE_CHUNK: Final = 500
 
 
 class TaskDecorator(Protocol):
@@ -174,15 +166,8 @@ class DurableExecutor:
                 retention=options.retention,
             ),
         )
-        # Concurrent enqueue_task calls share a transaction (see _coalescing).
-        # A retry after an unknown commit outcome finds its own rows (see _inserts).
-        self._enqueues: Coalescer[TaskExecutionRecord, None] = Coalescer(
-            self._rt.transactions,
-            insert_records,
-            max_batch=_ENQUEUE_CHUNK,
-            again=insert_records_unless_stored,
-            single_statement=lambda records: True,  # one insert statement (at most 500 rows)
-        )
+        # Concurrent enqueue_task calls share a transaction (see _inserts).
+        self._enqueues = enqueue_coalescer(self._rt.transactions)
         self._chains = SequentialChains(self._rt.registry, self._register)
         self._background = BackgroundLoops(self._rt)
         self._shutdown_done: asyncio.Event | None = None
@@ -513,10 +498,13 @@ class DurableExecutor:
         with enqueue_span(definition.id):  # current while the record is built: it stores it
             record = await self._new_record(definition, input, options)
             enqueued(execution_id=record.execution_id)
+            handle: TaskHandle[Any] = TaskHandle(
+                self._rt, definition.id, record.execution_id, enqueued=True
+            )
             await self._enqueues.submit(record)
         self._rt.wake_ready_at([record.start_at])
         self._logger.debug("Enqueued %s as %s", definition.id, record.execution_id)
-        return TaskHandle(self._rt, definition.id, record.execution_id)
+        return handle
 
     async def enqueue_tasks(
         self,
@@ -535,6 +523,10 @@ class DurableExecutor:
         with enqueue_span(definition.id):  # one span for the batch, however many
             records = [await self._new_record(definition, value, options) for value in inputs]
             enqueued(count=len(records))
+            # Created (so subscribed: see TaskHandle) before the insert, as in enqueue_task.
+            handles: list[TaskHandle[OutputT]] = [
+                TaskHandle(self._rt, definition.id, r.execution_id, enqueued=True) for r in records
+            ]
             if records:
                 await self._rt.transactions.run(
                     lambda tx: insert_new(tx, records),
@@ -542,7 +534,7 @@ class DurableExecutor:
                 )
                 self._rt.wake_ready_at([records[0].start_at])
         self._logger.debug("Enqueued %d executions of %s", len(records), definition.id)
-        return [TaskHandle(self._rt, definition.id, record.execution_id) for record in records]
+        return handles
 
     def _registered(self, task: Task[Any, Any]) -> TaskDefinition:
         definition = self._rt.registry.get(task.id)

@@ -15,6 +15,7 @@ from typing import Final, Generic, TypeVar, cast
 
 from durable_execution._cancellation import cancel_execution as cancel_in_runtime
 from durable_execution._cancellation import write_cancellation
+from durable_execution._notifier import poll_says_read
 from durable_execution._options import check_wait_ms
 from durable_execution._runtime import Runtime
 from durable_execution._transactions import TransactionRunner, is_transient
@@ -43,12 +44,20 @@ async def read_record(runtime: Runtime, execution_id: str) -> TaskExecutionRecor
 
 
 class TaskHandle(Generic[OutputT_co]):
-    __slots__ = ("_execution_id", "_rt", "_task_id")
+    __slots__ = ("_enqueued", "_execution_id", "_generation", "_rt", "_subscription", "_task_id")
 
-    def __init__(self, runtime: Runtime, task_id: str, execution_id: str) -> None:
+    def __init__(
+        self, runtime: Runtime, task_id: str, execution_id: str, *, enqueued: bool = False
+    ) -> None:
+        """``enqueued``: created by the enqueue, before its insert was sent (so the execution
+        exists once the handle is returned, and no finish committed here is missed)."""
         self._rt = runtime
         self._task_id = task_id
         self._execution_id = execution_id
+        self._enqueued = enqueued
+        # Held for the handle's life: finishes committed here from now on are kept in it.
+        self._subscription = runtime.notifier.subscribe(execution_id)
+        self._generation = self._subscription.generation  # notices since then: see wait
 
     @property
     def task_id(self) -> str:
@@ -95,20 +104,23 @@ class TaskHandle(Generic[OutputT_co]):
             ) from None
 
     async def _wait_finished(self, interval_s: float) -> FinishedTaskExecution[OutputT_co]:
-        notifier = self._rt.notifier
-        # Subscribed before the first read, so a finish committed in between is not missed.
-        subscription = notifier.subscribe(self._execution_id)
-        woken = True  # the first check reads the row, so an unknown id raises NotFound
+        subscription = self._subscription
+        poller = self._rt.finished_poller
+        # A finish committed here since the handle exists is in the subscription, so an enqueued
+        # execution's first check asks only whether another process finished it (an ids-only
+        # poll shared by every handle, raced with the notice) unless a notice came already;
+        # any other handle's first check reads the row (so an unknown id raises NotFound).
+        woken = not self._enqueued or subscription.generation != self._generation
+        first = None if woken else poller.finished_future(self._execution_id)
+        # Then every interval_s the shared poll wakes the subscription if it finds it finished.
+        poller.watch(self._execution_id, subscription, interval_s)
         try:
             while True:
-                subscription.notified = False
+                seen = subscription.generation
                 try:
                     record = subscription.record
-                    if record is None and (
-                        woken or await self._rt.finished_poller.is_finished(self._execution_id)
-                    ):
+                    if record is None and woken:
                         record = await read_record(self._rt, self._execution_id)
-                    # else: a fallback poll found it still active, so no row was read
                 except Exception as error:
                     if not is_transient(error):
                         raise
@@ -122,11 +134,18 @@ class TaskHandle(Generic[OutputT_co]):
                     continue
                 if record is not None and record.status in FINISHED_STATUSES:
                     return cast("FinishedTaskExecution[OutputT_co]", self._public(record))
-                # True when notified (also while the row was being read), False when it is time
-                # for a fallback poll.
-                woken = await subscription.wait(interval_s)
+                if first is not None and first.done():
+                    woken, first = poll_says_read(first), None
+                    if woken:
+                        continue
+                # Woken by a notice (which may have come while the row was being read), by the
+                # shared poll, or by the first poll: then the row is read.
+                await subscription.wait(seen, first)
+                woken = True
         finally:
-            notifier.unsubscribe(self._execution_id, subscription)
+            poller.unwatch(self._execution_id, interval_s)
+            if first is not None:
+                first.cancel()  # no longer wanted (a no-op once it answered)
 
     async def cancel(self) -> None:
         """Cancel the execution if it is still active; harmless if it already finished."""
