@@ -90,18 +90,19 @@ class FinishedPoller:
 
     async def _poll(self, interval_s: float, watchers: _Watchers) -> None:
         ids = list(watchers.by_id)
+        error: Exception | None = None
         try:
             finished: set[str] = set()
             for start in range(0, len(ids), CHUNK_SIZE):
                 finished.update(
                     await self._transactions.run(_finished_ids(ids[start : start + CHUNK_SIZE]))
                 )
-        except Exception:
-            finished = set(ids)  # woken, each handle reads, and says why it cannot
+        except Exception as failure:
+            error, finished = failure, set(ids)  # each waiting handle says it cannot look yet
         for execution_id in finished:
             watched = watchers.by_id.get(execution_id)
             if watched is not None:
-                watched[0].wake(None)
+                watched[0].wake(None, error)
         # The next poll an interval after this one ended (polls never overlap), if any is left.
         if self._watched.get(interval_s) is watchers and watchers.timer is None:
             watchers.timer = asyncio.get_running_loop().call_later(

@@ -31,17 +31,21 @@ class FinishedSubscription:
     ``asyncio.Event`` inside an ``asyncio.timeout`` per polling interval.
     """
 
-    __slots__ = ("__weakref__", "_waiters", "generation", "record")
+    __slots__ = ("__weakref__", "_waiters", "generation", "poll_error", "record")
 
     def __init__(self) -> None:
         self.generation = 0
         self.record: TaskExecutionRecord | None = None
+        # Why the last shared poll could not look (the storage is down), for the handle to say.
+        self.poll_error: Exception | None = None
         self._waiters: list[asyncio.Future[bool]] = []
 
-    def wake(self, record: TaskExecutionRecord | None) -> None:
+    def wake(self, record: TaskExecutionRecord | None, poll_error: Exception | None = None) -> None:
         self.generation += 1
         if record is not None:
             self.record = record
+        if poll_error is not None:
+            self.poll_error = poll_error
         for waiter in self._waiters:
             if not waiter.done():
                 waiter.set_result(True)

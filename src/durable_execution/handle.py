@@ -124,12 +124,7 @@ class TaskHandle(Generic[OutputT_co]):
                 except Exception as error:
                     if not is_transient(error):
                         raise
-                    # The storage is down (say, restarting): a wait outlives that; keep polling.
-                    self._rt.logger.warning(
-                        "Waiting for execution %s: cannot read it yet (%r); will retry",
-                        self._execution_id,
-                        error,
-                    )
+                    self._cannot_read_yet(error)
                     await asyncio.sleep(interval_s)
                     continue
                 if record is not None and record.status in FINISHED_STATUSES:
@@ -141,11 +136,24 @@ class TaskHandle(Generic[OutputT_co]):
                 # Woken by a notice (which may have come while the row was being read), by the
                 # shared poll, or by the first poll: then the row is read.
                 await subscription.wait(seen, first)
-                woken = True
+                poll_error, subscription.poll_error = subscription.poll_error, None
+                woken = poll_error is None
+                if poll_error is not None:
+                    if not is_transient(poll_error):
+                        raise poll_error
+                    self._cannot_read_yet(poll_error)  # the next shared poll tries again
         finally:
             poller.unwatch(self._execution_id, interval_s)
             if first is not None:
                 first.cancel()  # no longer wanted (a no-op once it answered)
+
+    def _cannot_read_yet(self, error: Exception) -> None:
+        # The storage is down (say, restarting): a wait outlives that; keep polling.
+        self._rt.logger.warning(
+            "Waiting for execution %s: cannot read it yet (%r); will retry",
+            self._execution_id,
+            error,
+        )
 
     async def cancel(self) -> None:
         """Cancel the execution if it is still active; harmless if it already finished."""
