@@ -58,6 +58,11 @@ class TransactionRunner:
         self._logger = logger
         self._single_statement = storage if isinstance(storage, SingleStatementStorage) else None
 
+    @property
+    def single_statement_capable(self) -> bool:
+        """Whether ``run(single_statement=True)`` saves anything (``SingleStatementStorage``)."""
+        return self._single_statement is not None
+
     async def run(
         self,
         work: Callable[[DurableStorageTx], Awaitable[_T]],
