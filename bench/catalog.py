@@ -19,6 +19,7 @@ from bench.workloads import (
     reference,
     scaleout,
     soak,
+    sync_enqueue,
     throughput,
 )
 
@@ -32,6 +33,7 @@ WORKLOADS: Final[dict[str, Callable[[Scale], list[Case]]]] = {
     "W6": scaleout.cases,
     "rss": memory.cases,
     "W7": soak.cases,
+    "W8": sync_enqueue.cases,
 }
 
 DESCRIPTIONS: Final[dict[str, str]] = {
@@ -40,8 +42,9 @@ DESCRIPTIONS: Final[dict[str, str]] = {
     "W2": "fan-out: one parent, 500 children, a finalize task",
     "W3": "chains: 100 three-step sequential_tasks chains at once",
     "W4": "latency: one trivial task on an idle executor, p50/p95 of 50",
-    "W5": "the reference workload of behaviour doc section 5.2",
+    "W5": "the seed workload (the demo's), every value checked",
     "W6": "scale-out: 1, 2, 4 worker processes draining 10,000 tasks of 5 ms (SQL backends)",
     "rss": "memory of W1 at N=10,000: peak RSS and retained bytes per execution (subprocess)",
     "W7": "soak: 1,000,000 tasks with retention=2s; claim p50/p99, throughput, size per 100k",
+    "W8": "sync enqueue: SyncClient.enqueue_task p50/p95, 8 threads sharing it, asyncio.run",
 }

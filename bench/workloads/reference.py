@@ -1,4 +1,4 @@
-"""W5: the reference workload of behaviour doc §5.2 (the seed workload), wall time in seconds.
+"""W5: the seed workload (the one `durable-execution demo` runs), wall time in seconds.
 
 Reuses :func:`durable_execution._workload.run_seed_workload`, which checks every expected value;
 a run with any failed check is an error, not a figure. Its own clock covers executor start to

@@ -16,22 +16,32 @@ import asyncio
 import json
 import sqlite3
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack, closing
 from functools import partial
-from typing import Final, LiteralString
+from typing import Any, Final, LiteralString
 
 import psycopg
 from psycopg.rows import TupleRow
 
-from bench.cases import Case, Sample, SampleContext, Scale, WorkloadFailedError, run_async
+from bench.cases import (
+    Case,
+    JsonValue,
+    Sample,
+    SampleContext,
+    Scale,
+    WorkloadFailedError,
+    run_async,
+)
 from bench.figures import Metric
 from bench.storage import open_bench_storage
 from bench.subprocesses import child_process
 from bench.targets import Target
 from bench.workloads._common import echo
+from bench.workloads.scaleout_probe import WaitSampler, summarise_claims, summarise_waits
 from durable_execution import DurableExecutor
 
 SLEEP_TASK_ID: Final = "bench_sleep"
@@ -80,6 +90,11 @@ def measure(context: SampleContext, n: int, processes: int) -> Sample:
         for worker in workers:
             _expect_line(worker, "ready", time.monotonic() + READY_TIMEOUT_S)
         progress = stack.enter_context(closing(_Progress(target)))
+        sampler = (
+            stack.enter_context(WaitSampler(target.postgres_conninfo))
+            if target.postgres_conninfo is not None
+            else None
+        )
         started = time.perf_counter()
         for worker in workers:
             _send(worker, "go")
@@ -87,14 +102,21 @@ def measure(context: SampleContext, n: int, processes: int) -> Sample:
         closed_at = _wait_for(lambda: progress.unclosed() == 0, deadline, "close") - started
         for worker in workers:
             _send(worker, "stop")
-        runs = [_final_runs(worker, deadline) for worker in workers]
+        reports = [_final_report(worker, deadline) for worker in workers]
         completed = progress.completed()
     if completed != n:
         raise WorkloadFailedError(f"W6: {completed} of {n} tasks completed")
-    return Sample(
-        {TASKS_PER_S.key: n / completed_at, CLOSED_PER_S.key: n / closed_at},
-        info={"runs_per_process": runs},
-    )
+    claims = [report["claims"] for report in reports]
+    _progress(f"W6 processes={processes}: {summarise_claims(claims)}")
+    info: dict[str, JsonValue] = {
+        "runs_per_process": [report["runs"] for report in reports],
+        "claims_per_process": claims,
+    }
+    if sampler is not None:
+        waits = sampler.report()
+        _progress(f"W6 processes={processes}: active server time {summarise_waits(waits)}")
+        info["postgres_waits"] = waits
+    return Sample({TASKS_PER_S.key: n / completed_at, CLOSED_PER_S.key: n / closed_at}, info=info)
 
 
 async def _enqueue(url: str, n: int) -> None:
@@ -104,6 +126,10 @@ async def _enqueue(url: str, n: int) -> None:
         task = executor.task(id=SLEEP_TASK_ID, timeout_ms=TASK_TIMEOUT_MS, run=echo)
         await asyncio.gather(*(executor.enqueue_task(task, i) for i in range(n)))
         await executor.shutdown()
+
+
+def _progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)  # the harness's progress stream, like W7's
 
 
 def _send(worker: subprocess.Popen[str], line: str) -> None:
@@ -139,12 +165,13 @@ def _expect_line(worker: subprocess.Popen[str], expected: str, deadline: float) 
         raise WorkloadFailedError(f"W6 worker {worker.pid} said {line!r}, expected {expected!r}")
 
 
-def _final_runs(worker: subprocess.Popen[str], deadline: float) -> int:
-    report = json.loads(_read_line(worker, deadline))
+def _final_report(worker: subprocess.Popen[str], deadline: float) -> dict[str, Any]:
+    """The worker's last line: its runs and its claims (see scaleout_worker)."""
+    report: dict[str, Any] = json.loads(_read_line(worker, deadline))
     code = worker.wait(max(0.0, deadline - time.monotonic()))
     if code != 0:
         raise WorkloadFailedError(f"W6 worker {worker.pid} exited with code {code}")
-    return int(report["runs"])
+    return report
 
 
 def _wait_for(condition: Callable[[], bool], deadline: float, what: str) -> float:

@@ -4,7 +4,8 @@ Talks to the coordinator over its standard streams, one line at a time:
 
 1. opens the storage, registers the sleeping task, prints ``ready``;
 2. on ``go``, starts its executor (which claims from the shared queue at once);
-3. on ``stop`` (or end of input), shuts down and prints ``{"runs": <attempts it ran>}``.
+3. on ``stop`` (or end of input), shuts down and prints ``{"runs": <attempts it ran>, "claims":
+   {...}}`` (its claims and the rows each took: ``scaleout_probe.ClaimCounter``).
 
 Starting only on ``go`` keeps process start-up and imports out of the measured interval.
 """
@@ -18,6 +19,7 @@ import sys
 
 from bench.storage import open_bench_storage
 from bench.workloads.scaleout import SLEEP_TASK_ID, TASK_SLEEP_S, TASK_TIMEOUT_MS
+from bench.workloads.scaleout_probe import ClaimCounter
 from durable_execution import DurableExecutor, TaskContext
 
 
@@ -28,7 +30,7 @@ async def _read_line() -> str:
     return line.strip()
 
 
-async def _serve(url: str) -> int:
+async def _serve(url: str, claims: ClaimCounter) -> int:
     runs = 0
 
     async def sleep_task(ctx: TaskContext, value: int) -> int:
@@ -38,7 +40,7 @@ async def _serve(url: str) -> int:
         return value
 
     async with open_bench_storage(url) as storage:
-        executor = DurableExecutor(storage)
+        executor = DurableExecutor(claims.wrap(storage))
         executor.task(id=SLEEP_TASK_ID, timeout_ms=TASK_TIMEOUT_MS, run=sleep_task)
         print("ready", flush=True)
         if await _read_line() != "go":
@@ -52,8 +54,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", required=True)
     args = parser.parse_args()
-    runs = asyncio.run(_serve(args.url))
-    print(json.dumps({"runs": runs}), flush=True)
+    claims = ClaimCounter()
+    runs = asyncio.run(_serve(args.url, claims))
+    print(json.dumps({"runs": runs, "claims": claims.report()}), flush=True)
 
 
 if __name__ == "__main__":

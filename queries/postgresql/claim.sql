@@ -1,11 +1,12 @@
 -- The executor's set-based fast paths (storage/types.py: ClaimingStorageTx and
 -- BatchUpdatingStorageTx): one statement where the generic path runs one per row.
 
--- Claims up to row_limit due ready executions in one statement: the subquery picks them in FIFO
--- order (start_at, then insertion), skipping rows other transactions hold, and the UPDATE moves
--- them to running with a lease of lease_ms (renewed by the executor while it runs). The literal
--- 'ready' lets the (status, start_at, id) index return the rows already in that order, so the
--- LIMIT stops the scan early. RETURNING order is unspecified: the storage sorts the rows.
+-- Claims up to row_limit due ready executions in one statement: the subquery picks them highest
+-- priority first, FIFO within a priority (start_at, then insertion), skipping rows other
+-- transactions hold, and the UPDATE moves them to running with a lease of lease_ms (renewed by
+-- the executor while it runs). The literal 'ready' lets the (status, priority DESC, start_at, id)
+-- index return the rows already in that order, so the LIMIT stops the scan early. RETURNING
+-- order is unspecified: the storage sorts the rows.
 --
 -- sqlc.arg() rather than @ where a parameter starts an arithmetic expression: sqlc reads @ as
 -- the prefix operator, which would swallow the whole sum as the parameter.
@@ -22,7 +23,9 @@ WHERE id IN (
     FROM durable_task_executions
     WHERE status = 'ready'
         AND start_at <= @now::timestamptz
-    ORDER BY start_at, id
+    -- Priority first (higher runs first), then FIFO: the partial index
+    -- ix_..._status_priority_start_at_id (migration 0007) returns ready rows in this order.
+    ORDER BY priority DESC, start_at, id
     LIMIT @row_limit::integer
     FOR UPDATE SKIP LOCKED
 )
@@ -118,7 +121,8 @@ SELECT execution_id, timeout_ms
 FROM durable_task_executions
 WHERE status = 'ready'
     AND start_at <= @now::timestamptz
-ORDER BY start_at, id
+-- The claim's order (see ClaimReadyTaskExecutions).
+ORDER BY priority DESC, start_at, id
 LIMIT @row_limit::integer
 FOR UPDATE SKIP LOCKED;
 

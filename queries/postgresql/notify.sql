@@ -1,5 +1,6 @@
 -- Waking the executors of other processes (LISTEN/NOTIFY).
 
+-- @sync
 -- name: NotifyReady :exec
 -- Sent in the transaction that inserted executions ready to run now: PostgreSQL delivers the
 -- notice at commit (never after a rollback) to every session that LISTENs on the channel, and

@@ -23,6 +23,7 @@ WHERE execution_id = ANY(@execution_ids::text[])
 ORDER BY id
 LIMIT sqlc.narg('row_limit')::integer;
 
+-- @sync
 -- name: GetTaskExecutionsByExecutionIds :many
 SELECT *
 FROM durable_task_executions

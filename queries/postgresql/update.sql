@@ -12,6 +12,7 @@
 -- transaction changed is re-checked against its new version before being updated: a stale
 -- version updates 0 rows. The result is the number of rows updated.
 
+-- @sync
 -- name: UpdateTaskExecutionsByExecutionIds :execrows
 UPDATE durable_task_executions
 SET

@@ -1,11 +1,13 @@
 -- The executor's set-based fast path (storage/types.py: ClaimingStorageTx): one statement where
 -- the generic claim runs one per row. Timestamps are epoch milliseconds.
 
--- Claims up to row_limit due ready executions in one statement: the subquery picks them in FIFO
--- order (start_at, then insertion) and the UPDATE moves them to running with a lease of
--- lease_ms (renewed by the executor while it runs; the attempt's timeout is the executor's
--- business). The literal 'ready' lets the (status, start_at, id) index return the rows already in that order, so the LIMIT stops the scan early. No row locks
--- are needed: the write transaction (BEGIN IMMEDIATE) already excludes every other writer.
+-- Claims up to row_limit due ready executions in one statement: the subquery picks them highest
+-- priority first, FIFO within a priority (start_at, then insertion), and the UPDATE moves them
+-- to running with a lease of lease_ms (renewed by the executor while it runs; the attempt's
+-- timeout is the executor's business). The literal 'ready' lets the (status, priority DESC,
+-- start_at, id) index return the rows already in that order, so the LIMIT stops the scan early.
+-- No row locks are needed: the write transaction (BEGIN IMMEDIATE) already excludes every other
+-- writer.
 -- RETURNING order is unspecified: the storage sorts the rows.
 -- name: ClaimReadyTaskExecutions :many
 UPDATE durable_task_executions
@@ -20,7 +22,9 @@ WHERE id IN (
     FROM durable_task_executions
     WHERE status = 'ready'
         AND start_at <= CAST(@now AS INTEGER)
-    ORDER BY start_at, id
+    -- Priority first (higher runs first), then FIFO: the partial index
+    -- ix_..._status_priority_start_at_id (migration 0007) returns ready rows in this order.
+    ORDER BY priority DESC, start_at, id
     LIMIT CAST(@row_limit AS INTEGER)
 )
 RETURNING *;
@@ -34,7 +38,8 @@ SELECT execution_id, timeout_ms
 FROM durable_task_executions
 WHERE status = 'ready'
     AND start_at <= CAST(@now AS INTEGER)
-ORDER BY start_at, id
+-- The claim's order (see ClaimReadyTaskExecutions).
+ORDER BY priority DESC, start_at, id
 LIMIT CAST(@row_limit AS INTEGER);
 
 -- name: ClaimReadyTaskExecutionByExecutionId :one

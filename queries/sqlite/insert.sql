@@ -2,10 +2,12 @@
 -- transaction (SQLite statements are in-process calls, so a batch costs no round trips).
 -- Parameters are named after the columns they fill; their types and nullability come from them.
 --
--- There is no OR IGNORE / ON CONFLICT: a duplicate execution_id must raise (IntegrityError) so
--- the caller can roll back the transaction and report it.
+-- A duplicate execution_id must raise (IntegrityError) so the caller can roll back the
+-- transaction and report it: the ON CONFLICT clause names only the idempotency key index, so it
+-- skips just a row whose (task_id, idempotency_key) is already taken (0 rows changed); the
+-- storage then reads the holder (GetTaskExecutionIdByIdempotencyKey).
 
--- name: InsertTaskExecution :exec
+-- name: InsertTaskExecution :execrows
 INSERT INTO durable_task_executions (
     root_task_id,
     root_execution_id,
@@ -39,7 +41,9 @@ INSERT INTO durable_task_executions (
     created_at,
     updated_at,
     rerun_of_execution_id,
-    trace_context
+    trace_context,
+    idempotency_key,
+    priority
 ) VALUES (
     @root_task_id,
     @root_execution_id,
@@ -73,8 +77,20 @@ INSERT INTO durable_task_executions (
     @created_at,
     @updated_at,
     @rerun_of_execution_id,
-    @trace_context
-);
+    @trace_context,
+    @idempotency_key,
+    @priority
+)
+ON CONFLICT (task_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING;
+
+-- name: GetTaskExecutionIdByIdempotencyKey :one
+-- The execution that holds this (task_id, idempotency_key): what an insert skipped for a taken
+-- key returns instead. The IS NOT NULL lets the partial unique index serve the lookup.
+SELECT execution_id
+FROM durable_task_executions
+WHERE task_id = @task_id
+    AND idempotency_key = @idempotency_key
+    AND idempotency_key IS NOT NULL;
 
 -- name: GetExistingExecutionIds :many
 -- Which of these execution ids are already stored: the insert refuses the whole batch before

@@ -41,6 +41,7 @@ from durable_execution.model import (
 from durable_execution.payloads import ChildTaskOutput, FinalizeTaskInput, ParentTaskOutput
 from durable_execution.rerun import rerun_execution
 from durable_execution.retention import PruneResult, prune_executions
+from durable_execution.schedules import Schedule, schedule_tick_key
 from durable_execution.serializer import (
     CheckedSerializer,
     JsonSerializer,
@@ -56,6 +57,7 @@ from durable_execution.storage import (
     StorageError,
     open_storage,
 )
+from durable_execution.sync_client import SyncClient, SyncTaskHandle
 from durable_execution.tasks import (
     AnyChildTask,
     ChildTask,
@@ -118,9 +120,12 @@ __all__ = [
     "RetryOptions",
     "RunningExecution",
     "SQLiteDurableStorage",
+    "Schedule",
     "Serializable",
     "Serializer",
     "StorageError",
+    "SyncClient",
+    "SyncTaskHandle",
     "Task",
     "TaskContext",
     "TaskDecorator",
@@ -136,4 +141,5 @@ __all__ = [
     "open_storage",
     "prune_executions",
     "rerun_execution",
+    "schedule_tick_key",
 ]

@@ -1,8 +1,9 @@
 """The background loops of one started executor, and the order in which shutdown stops them.
 
 Four loops: claiming ready executions, closing finished ones, recovering expired leases, and
-stopping local runs that another process cancelled (and, with ``retention``, a fifth that prunes
-old trees, stopped with the first three); beside them the lease keeper renews this executor's
+stopping local runs that another process cancelled (and, with ``retention``, one that prunes
+old trees, and, with schedules, one that fires their ticks, stopped with the first three; the
+schedules are stored before any loop starts); beside them the lease keeper renews this executor's
 leases (``_leases``). Shutdown drains: the claiming loops stop at once (nothing new is claimed),
 the running attempts are awaited, and only then do the remote-cancel watcher and the lease keeper
 stop — they serve the running attempts, so a cancel written by another process while the
@@ -24,6 +25,8 @@ from durable_execution._loops import run_loop
 from durable_execution._retention_loop import run_retention_loop
 from durable_execution._runner import Runner
 from durable_execution._runtime import Runtime
+from durable_execution._schedule_loop import run_schedule_loop
+from durable_execution._scheduling import register_schedules
 from durable_execution.storage.types import ReadyWatchingStorage
 
 
@@ -41,6 +44,7 @@ class BackgroundLoops:
 
     async def start(self) -> None:
         rt = self._rt
+        await register_schedules(rt)  # first: a bad schedule input fails start, nothing started
         runner = Runner(rt)
         keeper = self._keeper = LeaseKeeper(rt)
         storage = rt.transactions.storage
@@ -59,6 +63,10 @@ class BackgroundLoops:
                     run_retention_loop(rt, rt.config.retention),
                     name="durable-execution:automatic retention",
                 )
+            )
+        if rt.schedules:
+            self._claiming.append(
+                asyncio.create_task(run_schedule_loop(rt), name="durable-execution:schedules")
             )
         watcher = RemoteCancellationWatcher(rt).batch
         self._serving_runs = [

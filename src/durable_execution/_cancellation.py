@@ -8,21 +8,24 @@ it to stop it, which :class:`RemoteCancellationWatcher` does for this executor's
 
 from __future__ import annotations
 
-from collections.abc import Container
-from typing import Literal, TypeAlias
+import logging
+from collections.abc import Container, Sequence
+from typing import Final, Literal, TypeAlias
 
 from durable_execution import clock
 from durable_execution._runtime import Runtime
-from durable_execution._transactions import TransactionRunner
+from durable_execution._transactions import TransactionRunner, run_sync
 from durable_execution.errors import DurableExecutionCancelledError, DurableExecutionError
 from durable_execution.model import ACTIVE_STATUSES
+from durable_execution.storage.sync_types import SyncStorage, SyncStorageTx
 from durable_execution.storage.types import (
     DurableStorageTx,
+    TaskExecutionRecord,
     TaskExecutionUpdate,
     WhereByExecutionIds,
 )
 
-_MAX_CONFLICTS = 5
+MAX_CONFLICTS: Final = 5
 
 CancelOutcome: TypeAlias = Literal["cancelled", "already_finished", "not_found"]
 
@@ -36,36 +39,68 @@ async def write_cancellation(
     by the caller, every other running attempt is flagged for its own executor to stop. Used by
     handles (through :func:`cancel_execution`) and by code that has no executor at all.
     """
-    error = DurableExecutionCancelledError().to_info()
 
     async def cancel(tx: DurableStorageTx) -> CancelOutcome:
-        for _ in range(_MAX_CONFLICTS):
+        for _ in range(MAX_CONFLICTS):
             rows = await tx.get_task_executions(WhereByExecutionIds([execution_id]))
-            if not rows:
-                return "not_found"
-            row = rows[0]
-            if row.status not in ACTIVE_STATUSES:
-                return "already_finished"
-            now = clock.now()
-            local = row.status == "running" and execution_id in running_here
-            matched = await tx.update_task_executions(
-                WhereByExecutionIds([execution_id], statuses=[row.status], version=row.version),
-                TaskExecutionUpdate(
-                    updated_at=now,
-                    status="cancelled",
-                    error=error,
-                    needs_promise_cancellation=not local,
-                    finished_at=now,
-                    version=row.version + 1,
-                ),
-            )
-            if matched:
+            step = cancellation_step(execution_id, rows, running_here)
+            if isinstance(step, str):
+                return step
+            if await tx.update_task_executions(*step):
                 return "cancelled"
-        raise DurableExecutionError(
-            f"Could not cancel execution {execution_id}: it kept changing", is_retryable=True
-        )
+        raise kept_changing_error(execution_id)
 
     return await transactions.run(cancel)
+
+
+def write_cancellation_sync(
+    storage: SyncStorage, logger: logging.Logger, execution_id: str
+) -> CancelOutcome:
+    """:func:`write_cancellation` for a ``SyncClient`` (which runs no attempts itself)."""
+
+    def cancel(tx: SyncStorageTx) -> CancelOutcome:
+        for _ in range(MAX_CONFLICTS):
+            rows = tx.get_task_executions(WhereByExecutionIds([execution_id]))
+            step = cancellation_step(execution_id, rows, ())
+            if isinstance(step, str):
+                return step
+            if tx.update_task_executions(*step):
+                return "cancelled"
+        raise kept_changing_error(execution_id)
+
+    return run_sync(storage, logger, cancel)
+
+
+def cancellation_step(
+    execution_id: str, rows: Sequence[TaskExecutionRecord], running_here: Container[str]
+) -> CancelOutcome | tuple[WhereByExecutionIds, TaskExecutionUpdate]:
+    """One try of the guarded cancel, given the rows read for ``execution_id``: the outcome
+    when there is nothing to write, else the guarded update to write (``"cancelled"`` if it
+    matches; a changed row is read again, at most ``MAX_CONFLICTS`` times)."""
+    if not rows:
+        return "not_found"
+    row = rows[0]
+    if row.status not in ACTIVE_STATUSES:
+        return "already_finished"
+    now = clock.now()
+    local = row.status == "running" and execution_id in running_here
+    return (
+        WhereByExecutionIds([execution_id], statuses=[row.status], version=row.version),
+        TaskExecutionUpdate(
+            updated_at=now,
+            status="cancelled",
+            error=DurableExecutionCancelledError().to_info(),
+            needs_promise_cancellation=not local,
+            finished_at=now,
+            version=row.version + 1,
+        ),
+    )
+
+
+def kept_changing_error(execution_id: str) -> DurableExecutionError:
+    return DurableExecutionError(
+        f"Could not cancel execution {execution_id}: it kept changing", is_retryable=True
+    )
 
 
 async def cancel_execution(runtime: Runtime, execution_id: str) -> None:

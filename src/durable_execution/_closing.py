@@ -411,7 +411,7 @@ class Closer:
         record = new_record(
             task_id=finalize.id,
             execution_id=generate_execution_id(),
-            options=resolve_enqueue_options(finalize, None),
+            options=resolve_enqueue_options(finalize, None, default_priority=parent.priority),
             run_input=serializer.serialize(
                 FinalizeTaskInput(
                     input=serializer.deserialize(parent.run_input),

@@ -13,6 +13,7 @@ import asyncio
 import weakref
 from collections.abc import Iterable, Mapping
 from functools import partial
+from typing import TypeAlias
 
 from durable_execution.storage.types import TaskExecutionRecord
 
@@ -79,6 +80,15 @@ def poll_says_read(poll: asyncio.Future[bool]) -> bool:
 def _forward(waiter: asyncio.Future[bool], poll: asyncio.Future[bool]) -> None:
     if not waiter.done() and poll_says_read(poll):
         waiter.set_result(True)
+
+
+# A subscription and its generation when it was taken (notices after that one count).
+Subscribed: TypeAlias = tuple[FinishedSubscription, int]
+
+
+def subscribe(notifier: FinishedNotifier, execution_id: str) -> Subscribed:
+    subscription = notifier.subscribe(execution_id)
+    return subscription, subscription.generation
 
 
 class FinishedNotifier:

@@ -22,6 +22,7 @@ enqueued ``timeout_ms=sys.maxsize`` used to make every claim fail on that row, f
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Final, TypeGuard
@@ -38,6 +39,8 @@ class ExecutionOptions:
     retry_options: RetryOptions
     sleep_ms_before_run: int
     timeout_ms: int
+    priority: int = 0
+    idempotency_key: str | None = None
 
 
 # Longer delays are clamped: a runaway multiplier must not overflow the datetime arithmetic.
@@ -46,6 +49,11 @@ MAX_DURATION_MS: Final = 2**40
 MAX_COUNT: Final = 2**31 - 1
 MAX_DELAY_MULTIPLIER: Final = 1000.0
 MAX_SERIALIZED_SIZE_BYTES: Final = 2**30
+# The PostgreSQL `integer` column.
+MIN_PRIORITY: Final = -(2**31)
+MAX_PRIORITY: Final = 2**31 - 1
+# Room for a schedule's `schedule:<id>:<tick>` or a hash, small enough for every index entry.
+MAX_IDEMPOTENCY_KEY_LENGTH: Final = 255
 
 
 class InvalidOptionError(DurableExecutionError, ValueError):
@@ -146,6 +154,41 @@ def validate_timeout_ms(task_id: str, value: object) -> int:
     return value
 
 
+def validate_priority(task_id: str, value: object) -> int:
+    if not _is_int(value) or not MIN_PRIORITY <= value <= MAX_PRIORITY:
+        raise _invalid(
+            f"Invalid priority for task {task_id}: priority must be an integer from -2**31 to"
+            f" 2**31 - 1 (higher runs first), got {value!r}"
+        )
+    return value
+
+
+def validate_idempotency_key(task_id: str, value: object) -> str:
+    prefix = f"Invalid idempotency key for task {task_id}"
+    if not isinstance(value, str):
+        raise _invalid(f"{prefix}: idempotency_key must be a str, got {type(value).__name__}")
+    if not value:
+        raise _invalid(f"{prefix}: idempotency_key must not be empty")
+    if len(value) > MAX_IDEMPOTENCY_KEY_LENGTH:
+        raise _invalid(
+            f"{prefix}: idempotency_key must be at most {MAX_IDEMPOTENCY_KEY_LENGTH} characters,"
+            f" got {len(value)}"
+        )
+    # What the databases cannot store: PostgreSQL text holds no NUL, and neither stores a lone
+    # surrogate (not encodable as UTF-8).
+    if "\x00" in value or _unencodable(value):
+        raise _invalid(f"{prefix}: idempotency_key {value!r} holds a NUL or a lone surrogate")
+    return value
+
+
+def _unencodable(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def registration_options(
     task_id: str, *, timeout_ms: object, retry_options: object, sleep_ms_before_run: object
 ) -> ExecutionOptions:
@@ -157,13 +200,21 @@ def registration_options(
 
 
 def resolve_enqueue_options(
-    definition: TaskDefinition, options: TaskEnqueueOptions | None
+    definition: TaskDefinition,
+    options: TaskEnqueueOptions | None,
+    *,
+    default_priority: int = 0,
+    child: bool = False,
 ) -> ExecutionOptions:
-    """The task's defaults with the given overrides, each validated like at registration."""
+    """The task's defaults with the given overrides, each validated like at registration.
+
+    ``default_priority``: the priority when ``options`` sets none (a child's parent's). A
+    ``child``'s options may not hold an idempotency key (keys are for enqueued executions)."""
     resolved = ExecutionOptions(
         retry_options=definition.retry_options,
         sleep_ms_before_run=definition.sleep_ms_before_run,
         timeout_ms=definition.timeout_ms,
+        priority=default_priority,
     )
     if options is None:
         return resolved
@@ -171,6 +222,12 @@ def resolve_enqueue_options(
     try:
         if not isinstance(options, TaskEnqueueOptions):
             raise _invalid(f"expected TaskEnqueueOptions, got {type(options).__name__}")
+        if child and options.idempotency_key is not None:
+            raise _invalid(
+                f"idempotency_key is for enqueue_task and enqueue_tasks, not children (child task"
+                f" {task_id} got {options.idempotency_key!r}): a child belongs to its parent's"
+                " execution, which is the one to enqueue with a key"
+            )
         return ExecutionOptions(
             retry_options=resolved.retry_options
             if options.retry_options is None
@@ -181,10 +238,46 @@ def resolve_enqueue_options(
             timeout_ms=resolved.timeout_ms
             if options.timeout_ms is None
             else validate_timeout_ms(task_id, options.timeout_ms),
+            priority=resolved.priority
+            if options.priority is None
+            else validate_priority(task_id, options.priority),
+            idempotency_key=None
+            if options.idempotency_key is None
+            else validate_idempotency_key(task_id, options.idempotency_key),
         )
     except DurableExecutionError as error:
         # Keeps the registration message (same rule, same words) behind the enqueue prefix.
         raise _invalid(f"Invalid enqueue options for task {task_id}: {error.message}") from None
+
+
+def options_per_input(
+    task_id: str,
+    count: int,
+    options: TaskEnqueueOptions | Sequence[TaskEnqueueOptions | None] | None,
+) -> Sequence[TaskEnqueueOptions | None]:
+    """One options (or ``None``) per input of an ``enqueue_tasks`` of ``count`` inputs: it takes
+    one for all, or a sequence with one per input (how each input gets its own idempotency key;
+    one key for several inputs would make them all one execution, and is refused)."""
+    prefix = f"Invalid enqueue options for task {task_id}"
+    if options is None or isinstance(options, TaskEnqueueOptions):
+        if options is not None and options.idempotency_key is not None and count > 1:
+            raise _invalid(
+                f"{prefix}: one idempotency_key for {count} inputs would make them all one"
+                " execution; pass a list of TaskEnqueueOptions, one per input, to give each"
+                " input its own key"
+            )
+        return [options] * count
+    if isinstance(options, str | bytes) or not isinstance(options, Sequence):
+        raise _invalid(
+            f"{prefix}: expected TaskEnqueueOptions, a sequence of them (one per input) or None,"
+            f" got {type(options).__name__}"
+        )
+    if len(options) != count:
+        raise _invalid(
+            f"{prefix}: {len(options)} options for {count} inputs (a sequence of options needs"
+            " exactly one per input)"
+        )
+    return options
 
 
 def retry_delay_ms(options: RetryOptions, retry_attempts: int) -> float:
@@ -254,6 +347,17 @@ def _executor_int(
     return value
 
 
+def validate_max_serialized_size_bytes(value: object) -> int:
+    """The executor's (and a ``SyncClient``'s) limit on one serialized input or output."""
+    return _executor_int(
+        "max_serialized_size_bytes",
+        value,
+        1,
+        MAX_SERIALIZED_SIZE_BYTES,
+        " (2**30, PostgreSQL's limit for one text value)",
+    )
+
+
 def validate_executor_options(
     *,
     expire_ms: object,
@@ -284,13 +388,7 @@ def validate_executor_options(
             MAX_COUNT,
             _COUNT_LIMIT,
         ),
-        max_serialized_size_bytes=_executor_int(
-            "max_serialized_size_bytes",
-            max_serialized_size_bytes,
-            1,
-            MAX_SERIALIZED_SIZE_BYTES,
-            " (2**30, PostgreSQL's limit for one text value)",
-        ),
+        max_serialized_size_bytes=validate_max_serialized_size_bytes(max_serialized_size_bytes),
         max_lease_expiries=None
         if max_lease_expiries is None
         else _executor_int(

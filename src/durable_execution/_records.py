@@ -5,10 +5,16 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime, timedelta
 
+from durable_execution import clock
 from durable_execution._options import ExecutionOptions
+from durable_execution._registry import storable_input
+from durable_execution._telemetry import current_trace_context
 from durable_execution.errors import DurableExecutionCancelledError, DurableExecutionError
+from durable_execution.ids import generate_execution_id
 from durable_execution.model import ExecutionErrorInfo, ParentTaskRef, TaskRef
+from durable_execution.serializer import CheckedSerializer
 from durable_execution.storage.types import TaskExecutionRecord
+from durable_execution.tasks import TaskDefinition
 
 TASK_EXPIRED_ERROR = DurableExecutionError("Task expired", is_retryable=False).to_info()
 
@@ -51,6 +57,30 @@ def new_record(
         root_task=root_task,
         parent_task=parent_task,
         trace_context=trace_context,
+        idempotency_key=options.idempotency_key,
+        priority=options.priority,
+    )
+
+
+def enqueued_record(
+    definition: TaskDefinition,
+    options: ExecutionOptions,
+    validated_input: object,
+    serializer: CheckedSerializer,
+) -> TaskExecutionRecord:
+    """The record of a top-level execution a user enqueues (``DurableExecutor.enqueue_task`` or
+    a ``SyncClient``): its input, already validated, serialized within the size limit; a new
+    id; the current trace context."""
+    run_input = serializer.serialize_limited(
+        storable_input(definition, validated_input), f"the input of task {definition.id}"
+    )
+    return new_record(
+        task_id=definition.id,
+        execution_id=generate_execution_id(),
+        options=options,
+        run_input=run_input,
+        now=clock.now(),
+        trace_context=current_trace_context(),
     )
 
 

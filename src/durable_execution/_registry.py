@@ -157,10 +157,45 @@ async def validated_input(definition: TaskDefinition, value: object) -> object:
     try:
         return await validator(value)
     except Exception as error:
-        message = error.message if isinstance(error, DurableExecutionError) else str(error)
-        raise DurableExecutionError(
-            f"Invalid input to task {definition.id}: {message}", is_retryable=False
-        ) from error
+        raise _invalid_input(definition, error) from error
+
+
+def validated_input_sync(definition: TaskDefinition, value: object) -> object:
+    """:func:`validated_input` without an event loop (the ``SyncClient``'s enqueue).
+
+    Only a synchronous validation function can run here; an async one (or one that returns an
+    awaitable) is refused with an error saying so, since there is no loop to await it on.
+    """
+    validator = definition.validator
+    if validator is None:
+        return value
+    if not isinstance(validator, Validator) or validator.is_async:
+        raise _async_validator_error(definition)
+    try:
+        result = validator.function(value)
+    except Exception as error:
+        raise _invalid_input(definition, error) from error
+    if inspect.isawaitable(result):
+        if inspect.iscoroutine(result):
+            result.close()  # never awaited: close it rather than leave a "never awaited" warning
+        raise _async_validator_error(definition)
+    return result
+
+
+def _invalid_input(definition: TaskDefinition, error: Exception) -> DurableExecutionError:
+    message = error.message if isinstance(error, DurableExecutionError) else str(error)
+    return DurableExecutionError(
+        f"Invalid input to task {definition.id}: {message}", is_retryable=False
+    )
+
+
+def _async_validator_error(definition: TaskDefinition) -> DurableExecutionError:
+    return DurableExecutionError(
+        f"Task {definition.id} validates its input with an async function, which a SyncClient"
+        " cannot await: enqueue it from async code (DurableExecutor.enqueue_task), or make the"
+        " validation function synchronous",
+        is_retryable=False,
+    )
 
 
 def storable_input(definition: TaskDefinition, validated: object) -> object:
@@ -180,13 +215,23 @@ def loaded_input(definition: TaskDefinition, stored: object) -> object:
         ) from error
 
 
-def make_validator(function: Callable[[Any], object]) -> InputValidator:
-    """Adapt a sync or async validation function to the one async shape definitions store."""
+class Validator:
+    """A task's input validation function in the one async shape definitions store, remembering
+    whether the function itself is synchronous (then a ``SyncClient`` can call it directly)."""
 
-    async def validate(value: object) -> object:
-        result = function(value)
+    __slots__ = ("function", "is_async")
+
+    def __init__(self, function: Callable[[Any], object]) -> None:
+        self.function = function
+        self.is_async = is_async_callable(function)
+
+    async def __call__(self, value: object) -> object:
+        result = self.function(value)
         if inspect.isawaitable(result):
             result = await result
         return result
 
-    return validate
+
+def make_validator(function: Callable[[Any], object]) -> InputValidator:
+    """Adapt a sync or async validation function to the one async shape definitions store."""
+    return Validator(function)

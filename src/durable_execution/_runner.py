@@ -337,7 +337,7 @@ class Runner:
             finalize_record = new_record(
                 task_id=finalize.id,
                 execution_id=generate_execution_id(),
-                options=resolve_enqueue_options(finalize, None),
+                options=resolve_enqueue_options(finalize, None, default_priority=record.priority),
                 run_input=serializer.serialize(finalize_input),
                 now=now,
                 root_task=root,
@@ -394,7 +394,10 @@ class Runner:
             raise DurableExecutionNotFoundError(
                 f"Child task {child_id} not found. Register it with this executor first"
             )
-        options = resolve_enqueue_options(definition, child.options)
+        # At the parent's priority unless the child's options say otherwise; never a key.
+        options = resolve_enqueue_options(
+            definition, child.options, default_priority=parent.priority, child=True
+        )
         validated = await validated_input(definition, child.input)
         # Refused here, before anything is stored: the parent's attempt fails, naming the child.
         run_input = self._rt.serializer.serialize_limited(

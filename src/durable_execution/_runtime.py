@@ -31,6 +31,7 @@ from durable_execution.storage.types import (
 
 if TYPE_CHECKING:
     from durable_execution._local_runs import LocalRun
+    from durable_execution._scheduling import DefinedSchedule
 
 BATCH_SIZE: Final = 100
 RECORD_READ_BATCH: Final = 500
@@ -65,6 +66,8 @@ class Runtime:
         self.logger = logger
         self.config = config
         self.registry = TaskRegistry()
+        # schedule id -> the schedules defined on this executor (stored and fired once started).
+        self.schedules: dict[str, DefinedSchedule] = {}
         self.notifier = FinishedNotifier()
         self.finished_poller = FinishedPoller(transactions)
         # Concurrent reads of single executions (handles) share a transaction.

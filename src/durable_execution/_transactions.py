@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable
 from typing import Final, TypeVar
 
@@ -26,6 +27,7 @@ from durable_execution.storage.errors import (
     SchemaTooNewError,
     StorageClosedError,
 )
+from durable_execution.storage.sync_types import SyncStorage, SyncStorageTx
 from durable_execution.storage.types import (
     DurableStorage,
     DurableStorageTx,
@@ -110,3 +112,34 @@ class TransactionRunner:
                 )
                 await asyncio.sleep(jittered(RETRY_BASE_DELAY_S * attempt_number))
                 attempt_number += 1
+
+
+def run_sync(
+    storage: SyncStorage,
+    logger: logging.Logger,
+    work: Callable[[SyncStorageTx], _T],
+    *,
+    again: Callable[[SyncStorageTx], _T] | None = None,
+) -> _T:
+    """:meth:`TransactionRunner.run` for a ``SyncClient``: the same retries, pauses and
+    ``again`` rule, on the calling thread."""
+    attempt_number = 1
+    started = False
+    while True:
+        try:
+            with storage.transaction() as tx:
+                if started and again is not None:
+                    return again(tx)
+                started = True
+                return work(tx)
+        except Exception as error:
+            if attempt_number >= MAX_ATTEMPTS or not is_transient(error):
+                raise
+            logger.warning(
+                "Transaction failed (attempt %d of %d), retrying: %r",
+                attempt_number,
+                MAX_ATTEMPTS,
+                error,
+            )
+            time.sleep(jittered(RETRY_BASE_DELAY_S * attempt_number))
+            attempt_number += 1

@@ -13,6 +13,7 @@ from types import TracebackType
 from typing import ClassVar, Final
 
 from durable_execution.model import (
+    MAX_ERROR_MESSAGE_BYTES,
     MAX_TRACEBACK_BYTES,
     ErrorType,
     ExecutionErrorInfo,
@@ -165,7 +166,7 @@ def format_traceback(error: BaseException) -> str:
         text = "".join(formatted.format())
     except Exception:
         text = f"{exception_type_name(error)}: <traceback could not be formatted>\n"
-    return bounded_traceback(storable_message(text))
+    return bounded_traceback(_escape_unstorable(text))
 
 
 # Room kept for the truncation marker (it is far shorter).
@@ -190,13 +191,26 @@ def bounded_traceback(text: str, limit: int = MAX_TRACEBACK_BYTES) -> str:
     return f"[traceback truncated: its first {dropped} bytes are not stored]\n{tail}"
 
 
-def storable_message(message: str) -> str:
-    """``message`` with what no backend can store escaped: NUL (PostgreSQL text and jsonb refuse
+def storable_message(message: str, limit: int = MAX_ERROR_MESSAGE_BYTES) -> str:
+    """``message`` as it is stored: what no backend can store escaped (see
+    :func:`_escape_unstorable`), and at most ``limit`` bytes of its start, with a note saying how
+    much was left out."""
+    text = _escape_unstorable(message)
+    data = text.encode("utf-8")
+    if len(data) <= limit:
+        return text
+    head = data[: limit - _MARKER_RESERVE].decode("utf-8", "ignore")
+    dropped = len(data) - len(head.encode("utf-8"))
+    return f"{head} [message truncated: its last {dropped} bytes are not stored]"
+
+
+def _escape_unstorable(text: str) -> str:
+    """``text`` with what no backend can store escaped: NUL (PostgreSQL text and jsonb refuse
     it) and lone surrogates (not valid UTF-8). Otherwise a task whose exception text holds one
     could never record its failure and would be re-run at every lease expiry."""
-    if "\x00" in message:
-        message = message.replace("\x00", "\\x00")
-    return message.encode("utf-8", "backslashreplace").decode("utf-8")
+    if "\x00" in text:
+        text = text.replace("\x00", "\\x00")
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def terminal_status_for(error: ExecutionErrorInfo) -> TaskExecutionStatus:

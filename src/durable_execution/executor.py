@@ -14,37 +14,29 @@ Usage::
         if execution.status == "completed":
             print(execution.output)
 
-Four loops run while the executor is started: claiming ready executions (up to
-``max_concurrent_task_executions`` running at once), closing finished ones, recovering expired
-leases, and stopping local runs that another process cancelled; and, until the last attempt
-finished, the renewal of this executor's leases. See the ``_claims``, ``_runner``, ``_closing``,
-``_leases`` and ``_cancellation`` modules for what each guarantees, and ``_background`` for how
-shutdown drains them.
+While started, loops claim ready executions (up to ``max_concurrent_task_executions`` at once),
+close finished ones, recover expired leases, stop local runs cancelled elsewhere and fire
+schedules (``executor.schedule``, in ``_executor_schedules``); until the last attempt finished,
+this executor's leases are renewed. See ``_claims``, ``_runner``, ``_closing``, ``_leases``,
+``_cancellation`` and ``_schedule_loop``, and ``_background`` for how shutdown drains them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import timedelta
 from typing import Any, Final, NoReturn, Protocol, TypeVar, overload
 
-from durable_execution import clock
 from durable_execution._background import BackgroundLoops
-from durable_execution._inserts import enqueue_coalescer, insert_new, insert_unless_stored
+from durable_execution._enqueue import Enqueuer
+from durable_execution._executor_schedules import ExecutorSchedules
 from durable_execution._leases import DEFAULT_EXPIRE_MS, DEFAULT_MAX_LEASE_EXPIRIES
-from durable_execution._options import resolve_enqueue_options, validate_executor_options
-from durable_execution._records import new_record
-from durable_execution._registry import (
-    make_definition,
-    make_validator,
-    storable_input,
-    validated_input,
-)
+from durable_execution._options import validate_executor_options
+from durable_execution._registry import make_definition, make_validator
 from durable_execution._runtime import ExecutorConfig, Runtime
 from durable_execution._sequential import SequentialChains
-from durable_execution._telemetry import current_trace_context, enqueue_span, enqueued
 from durable_execution._transactions import TransactionRunner
 from durable_execution.builders import (
     InputValidatedTaskBuilder,
@@ -54,7 +46,7 @@ from durable_execution.builders import (
 )
 from durable_execution.errors import DurableExecutionNotFoundError, executor_shutdown_error
 from durable_execution.handle import TaskHandle, read_record
-from durable_execution.ids import check_execution_id, generate_execution_id
+from durable_execution.ids import check_execution_id
 from durable_execution.model import RetryOptions
 from durable_execution.payloads import FinalizeTaskInput, ParentTaskOutput
 from durable_execution.serializer import (
@@ -63,10 +55,7 @@ from durable_execution.serializer import (
     Serializable,
     Serializer,
 )
-from durable_execution.storage.types import (
-    DurableStorage,
-    TaskExecutionRecord,
-)
+from durable_execution.storage.types import DurableStorage
 from durable_execution.tasks import (
     FinalizeTask,
     RunParentFunction,
@@ -111,7 +100,7 @@ class TaskDecorator(Protocol):
     ) -> Task[StorableInputT, StorableOutputT]: ...
 
 
-class DurableExecutor:
+class DurableExecutor(ExecutorSchedules):
     def __init__(
         self,
         storage: DurableStorage,
@@ -166,8 +155,7 @@ class DurableExecutor:
                 retention=options.retention,
             ),
         )
-        # Concurrent enqueue_task calls share a transaction (see _inserts).
-        self._enqueues = enqueue_coalescer(self._rt.transactions)
+        self._enqueues = Enqueuer(self._rt)
         self._chains = SequentialChains(self._rt.registry, self._register)
         self._background = BackgroundLoops(self._rt)
         self._shutdown_done: asyncio.Event | None = None
@@ -490,51 +478,37 @@ class DurableExecutor:
         fails, or the options are invalid, this raises and nothing is stored. Works before
         ``start()`` too: the execution waits for an executor to run it.
 
+        With ``options.idempotency_key``: if an execution of ``task`` already holds that key
+        (any status, enqueued by any process), nothing is stored and the handle is on that
+        execution (see :class:`TaskEnqueueOptions`).
+
         Cancelled (or timed out) before its request was sent to the storage, the enqueue is
         withdrawn and nothing is stored; once sent, its shared transaction may still commit.
         """
         self._check_open()
         definition = self._registered(task)
-        with enqueue_span(definition.id):  # current while the record is built: it stores it
-            record = await self._new_record(definition, input, options)
-            enqueued(execution_id=record.execution_id)
-            handle: TaskHandle[Any] = TaskHandle(
-                self._rt, definition.id, record.execution_id, enqueued=True
-            )
-            await self._enqueues.submit(record)
-        self._rt.wake_ready_at([record.start_at])
-        self._logger.debug("Enqueued %s as %s", definition.id, record.execution_id)
-        return handle
+        execution_id, subscribed = await self._enqueues.one(definition, input, options)
+        return TaskHandle(self._rt, definition.id, execution_id, subscribed=subscribed)
 
     async def enqueue_tasks(
         self,
         task: Task[InputT, OutputT],
         inputs: Iterable[InputT],
-        options: TaskEnqueueOptions | None = None,
+        options: TaskEnqueueOptions | Sequence[TaskEnqueueOptions | None] | None = None,
     ) -> list[TaskHandle[OutputT]]:
         """Store one new execution of ``task`` per input, all in one transaction; their handles,
         in the order of ``inputs``.
 
-        All or nothing: if any input fails validation or serialization, or the options are
-        invalid, this raises and nothing is stored. The fast way to enqueue many executions.
+        ``options`` applies to every input, or is a sequence with one per input (``None`` for
+        the task's defaults): how each input gets its own idempotency key (one key for several
+        inputs is refused). An input whose key is held gets a handle on the holder, in its
+        place. All or nothing: if any input fails validation or serialization, or the options
+        are invalid, this raises and nothing is stored. The fast way to enqueue many executions.
         """
         self._check_open()
         definition = self._registered(task)
-        with enqueue_span(definition.id):  # one span for the batch, however many
-            records = [await self._new_record(definition, value, options) for value in inputs]
-            enqueued(count=len(records))
-            # Created (so subscribed: see TaskHandle) before the insert, as in enqueue_task.
-            handles: list[TaskHandle[OutputT]] = [
-                TaskHandle(self._rt, definition.id, r.execution_id, enqueued=True) for r in records
-            ]
-            if records:
-                await self._rt.transactions.run(
-                    lambda tx: insert_new(tx, records),
-                    again=lambda tx: insert_unless_stored(tx, records),
-                )
-                self._rt.wake_ready_at([records[0].start_at])
-        self._logger.debug("Enqueued %d executions of %s", len(records), definition.id)
-        return handles
+        stored = await self._enqueues.many(definition, inputs, options)
+        return [TaskHandle(self._rt, definition.id, i, subscribed=s) for i, s in stored]
 
     def _registered(self, task: Task[Any, Any]) -> TaskDefinition:
         definition = self._rt.registry.get(task.id)
@@ -544,23 +518,6 @@ class DurableExecutor:
                 " executor.parent_task(...) before enqueueing it"
             )
         return definition
-
-    async def _new_record(
-        self, definition: TaskDefinition, input: object, options: TaskEnqueueOptions | None
-    ) -> TaskExecutionRecord:
-        resolved = resolve_enqueue_options(definition, options)
-        validated = await validated_input(definition, input)
-        run_input = self._rt.serializer.serialize_limited(
-            storable_input(definition, validated), f"the input of task {definition.id}"
-        )
-        return new_record(
-            task_id=definition.id,
-            execution_id=generate_execution_id(),
-            options=resolved,
-            run_input=run_input,
-            now=clock.now(),
-            trace_context=current_trace_context(),
-        )
 
     async def get_task_handle(
         self, task: Task[Any, OutputT], execution_id: str

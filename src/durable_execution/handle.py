@@ -15,7 +15,7 @@ from typing import Final, Generic, TypeVar, cast
 
 from durable_execution._cancellation import cancel_execution as cancel_in_runtime
 from durable_execution._cancellation import write_cancellation
-from durable_execution._notifier import poll_says_read
+from durable_execution._notifier import Subscribed, poll_says_read, subscribe
 from durable_execution._options import check_wait_ms
 from durable_execution._runtime import Runtime
 from durable_execution._transactions import TransactionRunner, is_transient
@@ -47,17 +47,24 @@ class TaskHandle(Generic[OutputT_co]):
     __slots__ = ("_enqueued", "_execution_id", "_generation", "_rt", "_subscription", "_task_id")
 
     def __init__(
-        self, runtime: Runtime, task_id: str, execution_id: str, *, enqueued: bool = False
+        self,
+        runtime: Runtime,
+        task_id: str,
+        execution_id: str,
+        *,
+        subscribed: Subscribed | None = None,
     ) -> None:
-        """``enqueued``: created by the enqueue, before its insert was sent (so the execution
-        exists once the handle is returned, and no finish committed here is missed)."""
+        """``subscribed``: the execution's subscription and its generation then, taken by the
+        enqueue that created the execution before its insert was sent (so the execution exists,
+        and no finish committed here since is missed)."""
         self._rt = runtime
         self._task_id = task_id
         self._execution_id = execution_id
-        self._enqueued = enqueued
-        # Held for the handle's life: finishes committed here from now on are kept in it.
-        self._subscription = runtime.notifier.subscribe(execution_id)
-        self._generation = self._subscription.generation  # notices since then: see wait
+        self._enqueued = subscribed is not None
+        if subscribed is None:
+            subscribed = subscribe(runtime.notifier, execution_id)
+        # Held for the handle's life: finishes committed here from then on are kept in it.
+        self._subscription, self._generation = subscribed  # notices since: see the wait
 
     @property
     def task_id(self) -> str:

@@ -68,9 +68,10 @@ class ExecutionErrorInfo:
 
     ``message`` is what a person reads first: a :class:`DurableExecutionError`'s own message, or
     ``Type: text`` for any other exception (``KeyError: 'sku'``), as the last line of a Python
-    traceback reads. ``exception_type`` and ``traceback`` describe an exception the task's code
-    raised: its class (``KeyError`` for builtins, ``myapp.errors.PaymentDeclined`` otherwise,
-    module and qualified name) and the formatted traceback of the failed attempt, at most
+    traceback reads; at most :data:`MAX_ERROR_MESSAGE_BYTES` of its start. ``exception_type``
+    and ``traceback`` describe an exception the task's code raised: its class (``KeyError`` for
+    builtins, ``myapp.errors.PaymentDeclined`` otherwise, module and qualified name) and the
+    formatted traceback of the failed attempt, at most
     :data:`MAX_TRACEBACK_BYTES` of its end. Errors the library makes itself (timeouts, lease
     expiries, cancellations, unknown tasks) have neither. A parent's copy of a child's error
     (``children_tasks_errors``, ``finalize_task_error``) drops the traceback: the child's own
@@ -88,6 +89,9 @@ class ExecutionErrorInfo:
 # Enough for the deepest frames of any realistic traceback; bounded so that a recursion error's
 # thousand frames cannot bloat a row (the end is kept: it holds the raising frame).
 MAX_TRACEBACK_BYTES: Final = 16 * 1024
+# A message is what a person reads first, and a parent keeps a copy of each child's: bounded so
+# that an exception carrying a whole payload in its text cannot bloat a row (the start is kept).
+MAX_ERROR_MESSAGE_BYTES: Final = 4 * 1024
 
 
 @dataclass(frozen=True, slots=True)

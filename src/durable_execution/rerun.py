@@ -53,6 +53,9 @@ def rerun_record(original: TaskExecutionRecord) -> TaskExecutionRecord:
         created_at=now,
         updated_at=now,
         rerun_of=original.execution_id,
+        # Its priority, not its idempotency key: the original keeps the key (a rerun is a new
+        # execution on purpose; an enqueue with that key still finds the original).
+        priority=original.priority,
     )
 
 

@@ -93,11 +93,26 @@ class TaskContext:
 
 @dataclass(frozen=True, slots=True)
 class TaskEnqueueOptions:
-    """Per-execution overrides of a task's defaults, validated like the task's own options."""
+    """Per-execution overrides of a task's defaults, validated like the task's own options.
+
+    ``priority``: claims take higher priorities first, FIFO (by ``start_at``) within one; an
+    integer from -2**31 to 2**31 - 1. ``None``: 0 for an enqueued execution, the parent's
+    priority for a child (children and finalize executions run at their parent's priority
+    unless a child's options say otherwise).
+
+    ``idempotency_key`` (``enqueue_task``/``enqueue_tasks`` only, not children): at most one
+    execution of a task exists per key. Enqueuing with a key that an execution of the same task
+    already holds, in any status, returns a handle on that execution instead of storing a new
+    one (its input and options are not compared: the first one wins), also when many processes
+    enqueue it at once. The key is freed when retention deletes its execution. A non-empty
+    string of at most 255 characters.
+    """
 
     retry_options: RetryOptions | None = None
     sleep_ms_before_run: int | None = None
     timeout_ms: int | None = None
+    priority: int | None = None
+    idempotency_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +158,12 @@ class Task(Generic[InputT, OutputT_co]):
 
     def __repr__(self) -> str:
         return f"Task(id={self.id!r})"
+
+
+def definition_of(task: Task[Any, Any]) -> TaskDefinition:
+    """The definition ``task`` refers to (internal: a ``SyncClient`` has no registry of its own
+    and enqueues with the definition the task was registered with)."""
+    return task._definition
 
 
 class AnyChildTask:

@@ -38,6 +38,7 @@ EXPECTED_CASES: dict[str, set[str]] = {
     "rss W1 n=200": ALL_BACKENDS,
     "retained W1 n=200": ALL_BACKENDS,
     "W7 soak n=2000": SQL_BACKENDS,
+    "W8 sync enqueue n=20": SQL_BACKENDS,
 }
 METRICS_BY_CASE_PREFIX: dict[str, set[str]] = {
     "W1": {"tasks_per_s", "enqueue_per_s", "closed_per_s"},
@@ -50,6 +51,14 @@ METRICS_BY_CASE_PREFIX: dict[str, set[str]] = {
     "rss": {"peak_rss_mib", "rss_growth_per_task_bytes"},
     "retained": {"retained_per_execution_bytes"},
     "W7": {"tasks_per_s", "claim_p50_ms", "claim_p99_ms", "table_mib"},
+    "W8": {
+        "enqueue_p50_ms",
+        "enqueue_p95_ms",
+        "enqueue_mean_ms",
+        "threads_per_s",
+        "asyncio_run_ms",
+        "floor_ms",
+    },
 }
 
 # Any: the report is parsed JSON; the test checks its shape field by field.
@@ -161,3 +170,36 @@ def test_the_soak_reports_a_curve_with_size_and_bloat(smoke_report: tuple[Report
             assert point["size_mib"] > 0
             assert point["rows"] >= 0
             assert point[bloat] >= 0
+
+
+def test_the_scale_out_reports_claims_per_process_and_server_waits(
+    smoke_report: tuple[Report, str],
+) -> None:
+    report, _ = smoke_report
+    runs = [run for run in report["runs"] if run["case"].startswith("W6")]
+    assert {run["backend"] for run in runs} == SQL_BACKENDS
+    for run in runs:
+        info = run["samples"][0]["info"]
+        processes = run["params"]["processes"]
+        claims = info["claims_per_process"]
+        assert len(claims) == processes
+        # Every task was claimed by some process, and each claim took at least one row.
+        assert sum(info["runs_per_process"]) == run["params"]["n"]
+        assert sum(report_["claims"] - report_["empty_claims"] for report_ in claims) > 0
+        for report_ in claims:
+            # A process may only ever have found the queue empty (another took every row).
+            assert (
+                report_["mean_rows_per_nonempty_claim"] >= 1
+                or report_["claims"] == report_["empty_claims"]
+            )
+        if run["backend"] == "postgresql":
+            waits = info["postgres_waits"]
+            assert waits["error"] is None
+            assert waits["samples"] > 0
+            # A smoke run may be over before a backend is caught mid-statement: shares may be
+            # empty, but never more than the whole.
+            shares = waits["active_wait_share"]
+            assert all(0 < share <= 1 for share in shares.values())
+            assert sum(shares.values()) <= 1.001
+        else:
+            assert "postgres_waits" not in info

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from durable_execution import open_storage
+from durable_execution import DurableExecutor, TaskContext, TaskEnqueueOptions, open_storage
 from durable_execution.storage import WhereByExecutionIds
 
 from ._data import CHILDREN, make_finished, make_ready
@@ -149,3 +149,22 @@ async def test_a_custom_table_is_separate(db_url: str) -> None:
     # The environment variables stand in for the options.
     via_env = cli("show", ids["mixed"], DURABLE_EXECUTION_DB=db_url)
     assert via_env.returncode == 0, via_env.stderr
+
+
+async def test_show_prints_the_priority_and_the_idempotency_key(db_url: str) -> None:
+    async with open_storage(db_url) as storage:
+        executor = DurableExecutor(storage)
+
+        @executor.task(id="keyed", timeout_ms=5_000)
+        def keyed(ctx: TaskContext, value: str) -> str:
+            return value
+
+        options = TaskEnqueueOptions(idempotency_key="[bold]order-42[/bold]", priority=7)
+        execution_id = (await executor.enqueue_task(keyed, "input", options)).execution_id
+    result = cli("show", execution_id, "--db", db_url)
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"priority\s+7 *\n", result.stdout)
+    # As stored: Rich markup in a key is not interpreted.
+    assert re.search(r"idempotency key\s+\[bold\]order-42\[/bold\] *\n", result.stdout)
+    as_json = json.loads(cli("show", execution_id, "--db", db_url, "--json").stdout)
+    assert (as_json["priority"], as_json["idempotency_key"]) == (7, "[bold]order-42[/bold]")

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from durable_execution import DurableExecutor, RetryOptions, TaskContext
-from durable_execution.model import MAX_TRACEBACK_BYTES
+from durable_execution.model import MAX_ERROR_MESSAGE_BYTES, MAX_TRACEBACK_BYTES
 from durable_execution.storage import DurableStorage
 
 from ._support import (
@@ -158,6 +158,35 @@ async def test_a_long_traceback_keeps_its_end(executor: DurableExecutor) -> None
     assert traceback.splitlines()[1].startswith("  ")  # cut at a line, not mid-line
     assert traceback.endswith("raise KeyError(\"sku\")\nKeyError: 'sku'\n")
     assert execution.error.message == "KeyError: 'sku'"
+
+
+async def test_a_huge_message_keeps_its_start_and_says_what_was_cut(
+    executor: DurableExecutor, storage: DurableStorage
+) -> None:
+    # A whole payload in an exception's text: the row (and every parent's copy) stays small.
+    text = "payload:" + "é" * 500_000 + ":end"
+
+    def run(ctx: TaskContext, _: None) -> None:
+        raise ValueError(text)
+
+    task = executor.task(id="chatty", timeout_ms=5_000, run=run)
+    handle = await executor.enqueue_task(task)
+    execution = await wait_finished(handle)
+    assert execution.status == "failed"
+    message = execution.error.message
+    assert len(message.encode()) <= MAX_ERROR_MESSAGE_BYTES
+    assert message.startswith("ValueError: payload:éé")
+    full = len(f"ValueError: {text}".encode())
+    kept = message[: message.index(" [message truncated")]
+    assert message.endswith(
+        f" [message truncated: its last {full - len(kept.encode())} bytes are not stored]"
+    )
+    record = await get_record(storage, handle.execution_id)
+    assert record.error is not None
+    assert record.error.message == message
+    assert record.error.traceback is not None
+    assert len(record.error.traceback.encode()) <= MAX_TRACEBACK_BYTES
+    assert record.error.traceback.endswith(":end\n")  # the traceback keeps the message's end
 
 
 async def test_errors_the_library_makes_have_no_type_or_traceback(

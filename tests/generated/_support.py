@@ -75,6 +75,8 @@ class Execution:
     updated_at: datetime = T0
     rerun_of_execution_id: str | None = None
     trace_context: str | None = None
+    idempotency_key: str | None = None
+    priority: int = 0
 
 
 def fully_populated(execution_id: str) -> Execution:
@@ -128,6 +130,8 @@ def fully_populated(execution_id: str) -> Execution:
         updated_at=at(6),
         rerun_of_execution_id="te_original",
         trace_context='{"traceparent":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}',
+        idempotency_key=f"key-{execution_id}",
+        priority=-7,
     )
 
 
@@ -182,6 +186,8 @@ INDEXES = {
     "ix_{t}_parent_execution_id": (["parent_execution_id"], False),
     "ix_{t}_top_level_finished_at": (["finished_at", "id"], False),
     "ix_{t}_root_execution_id": (["root_execution_id"], False),
+    "ix_{t}_task_id_idempotency_key": (["task_id", "idempotency_key"], True),
+    "ix_{t}_status_priority_start_at_id": (["status", "priority", "start_at", "id"], False),
 }
 
 
@@ -305,9 +311,11 @@ def _from_json_text(text: str | None) -> JsonValue:
 
 def sqlite_insert(
     queries: lite.Queries, conn: sqlite3.Connection, executions: Sequence[Execution]
-) -> None:
+) -> int:
+    """One ``insert_task_execution`` per execution; how many rows they stored."""
+    stored = 0
     for e in executions:
-        queries.insert_task_execution(
+        stored += queries.insert_task_execution(
             conn,
             root_task_id=e.root_task_id,
             root_execution_id=e.root_execution_id,
@@ -342,7 +350,10 @@ def sqlite_insert(
             updated_at=to_epoch_ms(e.updated_at),
             rerun_of_execution_id=e.rerun_of_execution_id,
             trace_context=e.trace_context,
+            idempotency_key=e.idempotency_key,
+            priority=e.priority,
         )
+    return stored
 
 
 def from_sqlite(row: SqliteRow) -> Execution:
@@ -380,6 +391,8 @@ def from_sqlite(row: SqliteRow) -> Execution:
         updated_at=from_epoch_ms(row.updated_at),
         rerun_of_execution_id=row.rerun_of_execution_id,
         trace_context=row.trace_context,
+        idempotency_key=row.idempotency_key,
+        priority=row.priority,
     )
 
 
@@ -523,6 +536,8 @@ class PostgresInsertArgs(TypedDict):
     updated_at: Sequence[datetime]
     rerun_of_execution_id: Sequence[str | None]
     trace_context: Sequence[str | None]
+    idempotency_key: Sequence[str | None]
+    priority: Sequence[int]
 
 
 def postgres_insert_args(executions: Sequence[Execution]) -> PostgresInsertArgs:
@@ -561,13 +576,16 @@ def postgres_insert_args(executions: Sequence[Execution]) -> PostgresInsertArgs:
         updated_at=[e.updated_at for e in es],
         rerun_of_execution_id=[e.rerun_of_execution_id for e in es],
         trace_context=[e.trace_context for e in es],
+        idempotency_key=[e.idempotency_key for e in es],
+        priority=[e.priority for e in es],
     )
 
 
 def postgres_insert(
     queries: pg.Queries, conn: psycopg.Connection[Any], executions: Sequence[Execution]
-) -> int:
-    """One ``insert_task_executions`` call: one array per column, one element per execution."""
+) -> list[str]:
+    """One ``insert_task_executions`` call: one array per column, one element per execution;
+    the ids it stored."""
     return queries.insert_task_executions(conn, **postgres_insert_args(executions))
 
 
@@ -606,6 +624,8 @@ def from_postgres(row: PgRow) -> Execution:
         updated_at=row.updated_at,
         rerun_of_execution_id=row.rerun_of_execution_id,
         trace_context=row.trace_context,
+        idempotency_key=row.idempotency_key,
+        priority=row.priority,
     )
 
 

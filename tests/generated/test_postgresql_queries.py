@@ -177,6 +177,7 @@ def update_by_ids(
 
 EVERY_QUERY = {
     "insert_task_executions",
+    "get_task_execution_ids_by_idempotency_keys",
     "lock_migrations",
     "get_applied_migration_versions",
     "insert_applied_migration",
@@ -202,6 +203,10 @@ EVERY_QUERY = {
     "delete_execution_trees",
     "renew_task_execution_leases",
     "try_lock_pruning",
+    "register_task_schedule",
+    "get_task_schedules",
+    "advance_task_schedule",
+    "list_task_schedules",
 }
 
 
@@ -245,7 +250,11 @@ def expected_indexes(table: str) -> dict[str, tuple[list[str], bool]]:
 
 
 def test_migrations_create_the_tables_and_indexes_and_record_versions(conn: Conn) -> None:
-    assert tables_of(conn) == {"durable_task_executions", "durable_task_executions_migrations"}
+    assert tables_of(conn) == {
+        "durable_task_executions",
+        "durable_task_executions_migrations",
+        "durable_task_executions_schedules",
+    }
     assert indexes_of(conn, "durable_task_executions") == expected_indexes(
         "durable_task_executions"
     )
@@ -353,7 +362,7 @@ def test_notify_ready_is_delivered_at_commit_and_never_after_a_rollback(postgres
 def test_every_column_round_trips(conn: Conn) -> None:
     full = fully_populated("te_full")
     minimal = Execution("te_minimal")
-    assert postgres_insert(Q, conn, [full, minimal]) == 2
+    assert postgres_insert(Q, conn, [full, minimal]) == ["te_full", "te_minimal"]
     assert read(conn, "te_full", "te_minimal") == [full, minimal]
 
 
@@ -389,16 +398,16 @@ def test_json_columns_are_jsonb_and_json_null_is_stored_as_sql_null(conn: Conn) 
 
 
 def test_insert_keeps_array_order_and_an_empty_batch_inserts_nothing(conn: Conn) -> None:
-    assert postgres_insert(Q, conn, []) == 0
+    assert postgres_insert(Q, conn, []) == []
     batch = [Execution("te_c"), Execution("te_a"), Execution("te_b")]
-    assert postgres_insert(Q, conn, batch) == 3
+    assert sorted(postgres_insert(Q, conn, batch)) == ["te_a", "te_b", "te_c"]
     # by_execution_ids returns insertion (id) order: the order of the arrays.
     assert select_by_execution_ids(conn, ["te_a", "te_b", "te_c"]) == ["te_c", "te_a", "te_b"]
 
 
 def test_a_large_batch_is_one_statement(conn: Conn) -> None:
     batch = [Execution(f"te_{i:04}", start_at=at(i)) for i in range(1000)]
-    assert postgres_insert(Q, conn, batch) == 1000
+    assert len(postgres_insert(Q, conn, batch)) == 1000
     assert select_by_execution_ids(conn, ["te_0002", "te_0999", "te_0000"]) == [
         "te_0000",
         "te_0002",
@@ -724,8 +733,10 @@ def test_custom_table_has_its_own_indexes_and_leaves_the_default_alone(conn: Con
     assert tables_of(conn) == {
         "durable_task_executions",
         "durable_task_executions_migrations",
+        "durable_task_executions_schedules",
         table,
         f"{table}_migrations",
+        f"{table}_schedules",
     }
     assert indexes_of(conn, table) == expected_indexes(table)
     assert indexes_of(conn, "durable_task_executions") == expected_indexes(
@@ -805,7 +816,13 @@ async def test_every_async_query(conn: Conn, postgres_url: str) -> None:
         assert list(await AQ.get_applied_migration_versions(a))[-1] == 999
 
         full = fully_populated("te_full")
-        assert await AQ.insert_task_executions(a, **postgres_insert_args([full, *BY_START_AT])) == 7
+        batch = [full, *BY_START_AT]
+        stored = await AQ.insert_task_executions(a, **postgres_insert_args(batch))
+        assert sorted(stored) == sorted(e.execution_id for e in batch)
+        holders = await AQ.get_task_execution_ids_by_idempotency_keys(
+            a, task_ids=[full.task_id], idempotency_keys=[full.idempotency_key]
+        )
+        assert [h.execution_id for h in holders] == ["te_full"]
 
         by_ids: dict[str, Any] = {
             "execution_ids": ["te_full", "te_2", "te_1"],
@@ -1263,3 +1280,298 @@ async def test_prune_queries_async(conn: Conn, postgres_url: str) -> None:
         assert [(r.status, r.execution_count) for r in counted] == [("failed", 1)]
         deleted = await AQ.delete_execution_trees(a, root_execution_ids=["te_3"])
         assert [(r.status, r.execution_count) for r in deleted] == [("failed", 1)]
+
+
+# --- insert.sql and claim.sql: idempotency keys and priorities (migration 0007) -----------------
+
+
+def holders(conn: Conn, *pairs: tuple[str, str]) -> dict[tuple[str, str], str]:
+    rows = Q.get_task_execution_ids_by_idempotency_keys(
+        conn, task_ids=[task for task, _ in pairs], idempotency_keys=[key for _, key in pairs]
+    )
+    return {(row.task_id, row.idempotency_key): row.execution_id for row in rows}
+
+
+def test_insert_skips_a_row_whose_key_is_taken_and_returns_only_stored_ids(conn: Conn) -> None:
+    assert postgres_insert(Q, conn, [Execution("te_1", idempotency_key="k")]) == ["te_1"]
+    batch = [
+        Execution("te_2", idempotency_key="k"),  # held by te_1
+        Execution("te_3", idempotency_key="k", task_id="other"),  # keys are per task
+        Execution("te_4", idempotency_key="j"),
+        Execution("te_5", idempotency_key="j"),  # held by te_4, inserted just before it
+        Execution("te_6"),  # keyless rows never conflict
+        Execution("te_7"),
+    ]
+    assert postgres_insert(Q, conn, batch) == ["te_3", "te_4", "te_6", "te_7"]
+    assert holders(conn, ("task", "k"), ("other", "k"), ("task", "j"), ("task", "none")) == {
+        ("task", "k"): "te_1",
+        ("other", "k"): "te_3",
+        ("task", "j"): "te_4",
+    }
+    assert holders(conn) == {}
+
+
+def test_a_taken_key_does_not_hide_a_duplicate_execution_id(conn: Conn) -> None:
+    postgres_insert(Q, conn, [Execution("te_1", idempotency_key="k")])
+    # Only the key index is an arbiter: a duplicate id with a free key still raises.
+    with pytest.raises(errors.UniqueViolation):
+        postgres_insert(Q, conn, [Execution("te_1", idempotency_key="free")])
+    # A row whose key is taken is skipped before its id is checked.
+    assert postgres_insert(Q, conn, [Execution("te_1", idempotency_key="k")]) == []
+
+
+async def test_a_concurrent_insert_of_the_same_key_waits_and_then_skips(
+    conn: Conn, postgres_url: str
+) -> None:
+    """Two transactions insert one key: the second waits for the first, skips its row once the
+    first commits (and then sees the holder), or stores it if the first rolled back."""
+    args_1 = postgres_insert_args([Execution("te_1", idempotency_key="k")])
+    args_2 = postgres_insert_args([Execution("te_2", idempotency_key="k")])
+    for first_commits in (True, False):
+        conn.execute("DELETE FROM durable_task_executions")
+        async with (
+            transaction_connection(postgres_url) as first,
+            transaction_connection(postgres_url) as second,
+        ):
+            assert await AQ.insert_task_executions(first, **args_1) == ["te_1"]
+            waiting = asyncio.create_task(AQ.insert_task_executions(second, **args_2))
+            await wait_until_waiting_for_a_lock(conn, second.info.backend_pid)
+            await (first.commit() if first_commits else first.rollback())
+            if first_commits:
+                assert await waiting == []
+                rows = await AQ.get_task_execution_ids_by_idempotency_keys(
+                    second, task_ids=["task"], idempotency_keys=["k"]
+                )
+                assert [row.execution_id for row in rows] == ["te_1"]
+            else:
+                assert await waiting == ["te_2"]
+            await second.commit()
+        assert [e.execution_id for e in read(conn, "te_1", "te_2")] == [
+            "te_1" if first_commits else "te_2"
+        ]
+
+
+PRIORITIZED = [
+    Execution("te_1", priority=0, start_at=at(-3)),
+    Execution("te_2", priority=5, start_at=at(-1)),
+    Execution("te_3", priority=-2, start_at=at(-9)),
+    Execution("te_4", priority=5, start_at=at(-2)),
+    Execution("te_5", priority=0, start_at=at(-3)),  # same start_at as te_1: insertion order
+    Execution("te_6", priority=9, start_at=at(1)),  # not due
+]
+
+
+def test_claims_take_higher_priorities_first_then_fifo(conn: Conn) -> None:
+    postgres_insert(Q, conn, PRIORITIZED)
+    order = ["te_4", "te_2", "te_1", "te_5", "te_3"]
+    candidates = Q.get_ready_task_executions_to_claim(conn, now=at(0), row_limit=10)
+    assert [c.execution_id for c in candidates] == order
+    rows = Q.claim_ready_task_executions(conn, now=at(0), lease_ms=100, row_limit=3)
+    assert sorted(row.execution_id for row in rows) == sorted(order[:3])
+    rows = Q.claim_ready_task_executions(conn, now=at(0), lease_ms=100, row_limit=3)
+    assert sorted(row.execution_id for row in rows) == sorted(order[3:])
+
+
+def test_the_claim_reads_the_priority_index_and_stops_at_its_limit(conn: Conn) -> None:
+    """EXPLAIN ANALYZE of the claim's candidate scan on a table of many finished and ready
+    rows: an index scan of the priority index, in order, that reads only the rows the
+    LIMIT needs (no sort, no scan of every ready row)."""
+    conn.execute(
+        "INSERT INTO durable_task_executions (task_id, execution_id, retry_options,"
+        " sleep_ms_before_run, timeout_ms, run_input, children_tasks_completed_count, status,"
+        " is_closed, needs_promise_cancellation, retry_attempts, start_at, version, created_at,"
+        " updated_at, priority)"
+        " SELECT 't', 'te_' || n, '{}', 0, 1000, '', 0,"
+        " CASE WHEN n %% 5 = 0 THEN 'ready' ELSE 'completed' END, false, false, 0,"
+        " %s::timestamptz - n * interval '1 ms', 0, now(), now(), n %% 7"
+        " FROM generate_series(1, 20000) AS n",
+        [T0],
+    )
+    conn.execute("ANALYZE durable_task_executions")
+    sql = pg.queries.GET_READY_TASK_EXECUTIONS_TO_CLAIM_SQL.format(table="durable_task_executions")
+    conn.execute(f"PREPARE candidates AS {sql}")
+    conn.execute("SET plan_cache_mode = force_generic_plan")
+    try:
+        plan = "\n".join(
+            row[0]
+            for row in conn.execute(
+                "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF)"
+                f" EXECUTE candidates('{T0.isoformat()}', 10)"
+            ).fetchall()
+        )
+    finally:
+        conn.execute("DEALLOCATE candidates")
+        conn.execute("RESET plan_cache_mode")
+    assert "ix_durable_task_executions_status_priority_start_at_id" in plan, plan
+    assert "Sort" not in plan, plan
+    scan = next(line for line in plan.splitlines() if "Index Scan" in line)
+    assert "rows=10 " in scan, plan
+
+
+# --- schedules ------------------------------------------------------------------------------------
+
+
+def _register(
+    conn: Conn,
+    schedule_id: str,
+    *,
+    cron: str | None,
+    every_ms: int | None,
+    timezone: str = "UTC",
+    next_tick: int,
+    now: int,
+    run_input: str = "1",
+) -> None:
+    Q.register_task_schedule(
+        conn,
+        schedule_id=schedule_id,
+        task_id="report",
+        cron=cron,
+        every_ms=every_ms,
+        timezone=timezone,
+        run_input=run_input,
+        next_tick_at=at(next_tick),
+        now=at(now),
+    )
+
+
+def test_register_task_schedule_inserts_then_keeps_the_next_tick_unless_the_timing_changed(
+    conn: Conn,
+) -> None:
+    _register(conn, "nightly", cron="0 3 * * *", every_ms=None, next_tick=100, now=1)
+    [row] = Q.get_task_schedules(conn, schedule_ids=["nightly", "unknown"])
+    assert (row.cron, row.every_ms, row.next_tick_at, row.created_at) == (
+        "0 3 * * *",
+        None,
+        at(100),
+        at(1),
+    )
+    assert row.last_tick_at is None
+    assert row.last_execution_id is None
+    # Same timing, new input: the next tick stays (a missed one is still caught up).
+    _register(conn, "nightly", cron="0 3 * * *", every_ms=None, next_tick=500, now=2, run_input="2")
+    [row] = Q.get_task_schedules(conn, schedule_ids=["nightly"])
+    assert (row.next_tick_at, row.run_input, row.created_at, row.updated_at) == (
+        at(100),
+        "2",
+        at(1),
+        at(2),
+    )
+    # New timing: the new next tick.
+    _register(conn, "nightly", cron=None, every_ms=500, next_tick=600, now=3)
+    [row] = Q.get_task_schedules(conn, schedule_ids=["nightly"])
+    assert (row.cron, row.every_ms, row.next_tick_at) == (None, 500, at(600))
+    _register(
+        conn, "nightly", cron=None, every_ms=500, timezone="Europe/Berlin", next_tick=700, now=4
+    )
+    [row] = Q.get_task_schedules(conn, schedule_ids=["nightly"])
+    assert (row.timezone, row.next_tick_at) == ("Europe/Berlin", at(700))
+
+
+def test_schedules_need_exactly_one_of_cron_and_every_ms(conn: Conn) -> None:
+    with pytest.raises(errors.CheckViolation):
+        _register(conn, "both", cron="* * * * *", every_ms=5, next_tick=1, now=1)
+    with pytest.raises(errors.CheckViolation):
+        _register(conn, "neither", cron=None, every_ms=None, next_tick=1, now=1)
+
+
+def test_advance_task_schedule_is_a_compare_and_set(conn: Conn) -> None:
+    _register(conn, "poll", cron=None, every_ms=500, next_tick=100, now=1)
+    advance: dict[str, Any] = {
+        "next_tick_at": at(600),
+        "last_tick_at": at(100),
+        "last_execution_id": "te_1",
+        "updated_at": at(101),
+        "schedule_id": "poll",
+        "expected_next_tick_at": at(100),
+    }
+    assert Q.advance_task_schedule(conn, **advance) == 1
+    assert Q.advance_task_schedule(conn, **{**advance, "last_execution_id": "te_2"}) == 0
+    assert Q.advance_task_schedule(conn, **{**advance, "schedule_id": "other"}) == 0
+    [row] = Q.get_task_schedules(conn, schedule_ids=["poll"])
+    assert (row.next_tick_at, row.last_tick_at, row.last_execution_id, row.updated_at) == (
+        at(600),
+        at(100),
+        "te_1",
+        at(101),
+    )
+
+
+async def test_concurrent_advances_of_one_tick_have_one_winner(
+    conn: Conn, postgres_url: str
+) -> None:
+    _register(conn, "poll", cron=None, every_ms=500, next_tick=100, now=1)
+    advance: dict[str, Any] = {
+        "next_tick_at": at(600),
+        "last_tick_at": at(100),
+        "updated_at": at(101),
+        "schedule_id": "poll",
+        "expected_next_tick_at": at(100),
+    }
+    async with (
+        await psycopg.AsyncConnection.connect(postgres_url) as first,
+        await psycopg.AsyncConnection.connect(postgres_url) as second,
+    ):
+        assert await AQ.advance_task_schedule(first, **advance, last_execution_id="te_1") == 1
+        # The second waits for the first's row lock, then re-checks its guard: no match.
+        waiting = asyncio.ensure_future(
+            AQ.advance_task_schedule(second, **advance, last_execution_id="te_2")
+        )
+        await asyncio.sleep(0.2)
+        await first.commit()
+        assert await waiting == 0
+        await second.commit()
+    [row] = Q.get_task_schedules(conn, schedule_ids=["poll"])
+    assert row.last_execution_id == "te_1"
+
+
+def test_list_task_schedules_with_the_last_execution_status(conn: Conn) -> None:
+    postgres_insert(Q, conn, [Execution("te_1", status="completed")])
+    _register(conn, "b", cron=None, every_ms=500, next_tick=100, now=1)
+    _register(conn, "a", cron="0 3 * * *", every_ms=None, next_tick=100, now=1)
+    _register(conn, "c", cron=None, every_ms=500, next_tick=100, now=1)
+    for schedule_id, execution_id in (("b", "te_1"), ("c", "te_pruned")):
+        Q.advance_task_schedule(
+            conn,
+            next_tick_at=at(600),
+            last_tick_at=at(100),
+            last_execution_id=execution_id,
+            updated_at=at(101),
+            schedule_id=schedule_id,
+            expected_next_tick_at=at(100),
+        )
+    rows = Q.list_task_schedules(conn)
+    assert [(r.schedule_id, r.last_execution_id, r.last_execution_status) for r in rows] == [
+        ("a", None, None),
+        ("b", "te_1", "completed"),
+        ("c", "te_pruned", None),
+    ]
+
+
+async def test_schedule_queries_async(conn: Conn, postgres_url: str) -> None:
+    async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as a:
+        await AQ.register_task_schedule(
+            a,
+            schedule_id="poll",
+            task_id="report",
+            cron=None,
+            every_ms=500,
+            timezone="UTC",
+            run_input="1",
+            next_tick_at=at(100),
+            now=at(1),
+        )
+        [row] = await AQ.get_task_schedules(a, schedule_ids=["poll"])
+        assert row.next_tick_at == at(100)
+        changed = await AQ.advance_task_schedule(
+            a,
+            next_tick_at=at(600),
+            last_tick_at=at(100),
+            last_execution_id="te_1",
+            updated_at=at(101),
+            schedule_id="poll",
+            expected_next_tick_at=at(100),
+        )
+        assert changed == 1
+        [listed] = await AQ.list_task_schedules(a)
+        assert (listed.schedule_id, listed.next_tick_at) == ("poll", at(600))

@@ -132,6 +132,7 @@ def test_every_generated_query_is_exercised_here() -> None:
     # A new named query must come with tests: extend this file, then this list.
     public = {name for name in dir(lite.Queries) if not name.startswith("_")}
     assert public == {
+        "get_task_execution_id_by_idempotency_key",
         "insert_task_execution",
         "get_existing_execution_ids",
         "get_applied_migration_versions",
@@ -151,6 +152,10 @@ def test_every_generated_query_is_exercised_here() -> None:
         "get_ready_task_executions_to_claim",
         "claim_ready_task_execution_by_execution_id",
         "renew_task_execution_leases",
+        "register_task_schedule",
+        "get_task_schedules",
+        "advance_task_schedule",
+        "list_task_schedules",
     }
 
 
@@ -177,6 +182,7 @@ def test_migrations_create_the_tables_and_indexes_and_record_versions(
     assert set(db.table_names()) == {
         "durable_task_executions",
         "durable_task_executions_migrations",
+        "durable_task_executions_schedules",
     }
     assert indexes_of(conn, "durable_task_executions") == expected_indexes(
         "durable_task_executions"
@@ -578,8 +584,10 @@ def test_custom_table_has_its_own_indexes_and_leaves_the_default_alone(
     assert set(db.table_names()) == {
         "durable_task_executions",
         "durable_task_executions_migrations",
+        "durable_task_executions_schedules",
         table,
         f"{table}_migrations",
+        f"{table}_schedules",
     }
     assert indexes_of(conn, table) == expected_indexes(table)
     assert indexes_of(conn, "durable_task_executions") == expected_indexes(
@@ -793,8 +801,9 @@ def test_claim_ready_task_executions_uses_the_fifo_index(conn: sqlite3.Connectio
         {"p1": 0, "p2": 0, "p3": 1},
     ).fetchall()
     details = " | ".join(str(row[3]) for row in plan)
-    assert "ix_durable_task_executions_status_start_at_id" in details
-    assert "TEMP B-TREE" not in details  # no sort: the index yields FIFO order
+    # (Migration 0007 replaced the FIFO index in this role by the priority one.)
+    assert "ix_durable_task_executions_status_priority_start_at_id" in details
+    assert "TEMP B-TREE" not in details  # no sort: the index yields the claim's order
 
 
 # --- prune.sql: retention -----------------------------------------------------------------------
@@ -854,3 +863,158 @@ def test_get_prunable_roots_walks_the_top_level_index_without_sorting(
     assert "ix_durable_task_executions_top_level_finished_at" in details
     assert "ix_durable_task_executions_root_execution_id" in details
     assert "TEMP B-TREE" not in details
+
+
+# --- insert.sql and claim.sql: idempotency keys and priorities (migration 0007) -----------------
+
+
+def holder(conn: sqlite3.Connection, task_id: str, key: str) -> str | None:
+    return Q.get_task_execution_id_by_idempotency_key(conn, task_id=task_id, idempotency_key=key)
+
+
+def test_insert_skips_a_row_whose_key_is_taken(conn: sqlite3.Connection) -> None:
+    assert sqlite_insert(Q, conn, [Execution("te_1", idempotency_key="k")]) == 1
+    assert sqlite_insert(Q, conn, [Execution("te_2", idempotency_key="k")]) == 0  # held by te_1
+    assert sqlite_insert(Q, conn, [Execution("te_3", idempotency_key="k", task_id="other")]) == 1
+    assert sqlite_insert(Q, conn, [Execution("te_4"), Execution("te_5")]) == 2  # keyless
+    assert holder(conn, "task", "k") == "te_1"
+    assert holder(conn, "other", "k") == "te_3"
+    assert holder(conn, "task", "none") is None
+    assert [e.execution_id for e in read(conn, *(f"te_{i}" for i in range(1, 6)))] == [
+        "te_1",
+        "te_3",
+        "te_4",
+        "te_5",
+    ]
+    # Only the key index is an arbiter: a duplicate id with a free key still raises.
+    with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
+        sqlite_insert(Q, conn, [Execution("te_1", idempotency_key="free")])
+
+
+def test_priority_and_key_columns_refuse_other_types(conn: sqlite3.Connection) -> None:
+    sqlite_insert(Q, conn, [Execution("te_1")])
+    for column, value in (("priority", "'high'"), ("idempotency_key", "X'6b'")):
+        with pytest.raises(sqlite3.IntegrityError, match="CHECK constraint failed"):
+            conn.execute(
+                f"UPDATE durable_task_executions SET {column} = {value} WHERE execution_id = 'te_1'"
+            )
+
+
+PRIORITIZED = [
+    Execution("te_1", priority=0, start_at=at(-3)),
+    Execution("te_2", priority=5, start_at=at(-1)),
+    Execution("te_3", priority=-2, start_at=at(-9)),
+    Execution("te_4", priority=5, start_at=at(-2)),
+    Execution("te_5", priority=0, start_at=at(-3)),  # same start_at as te_1: insertion order
+    Execution("te_6", priority=9, start_at=at(1)),  # not due
+]
+
+
+def test_claims_take_higher_priorities_first_then_fifo(conn: sqlite3.Connection) -> None:
+    sqlite_insert(Q, conn, PRIORITIZED)
+    order = ["te_4", "te_2", "te_1", "te_5", "te_3"]
+    now = to_epoch_ms(at(0))
+    candidates = Q.get_ready_task_executions_to_claim(conn, now=now, row_limit=10)
+    assert [c.execution_id for c in candidates] == order
+    rows = Q.claim_ready_task_executions(conn, now=now, lease_ms=100, row_limit=3)
+    assert sorted(row.execution_id for row in rows) == sorted(order[:3])
+    rows = Q.claim_ready_task_executions(conn, now=now, lease_ms=100, row_limit=3)
+    assert sorted(row.execution_id for row in rows) == sorted(order[3:])
+
+
+# --- schedules ------------------------------------------------------------------------------------
+
+
+def _register(
+    conn: sqlite3.Connection,
+    schedule_id: str,
+    *,
+    cron: str | None,
+    every_ms: int | None,
+    timezone: str = "UTC",
+    next_tick: int,
+    now: int,
+    run_input: str = "1",
+) -> None:
+    Q.register_task_schedule(
+        conn,
+        schedule_id=schedule_id,
+        task_id="report",
+        cron=cron,
+        every_ms=every_ms,
+        timezone=timezone,
+        run_input=run_input,
+        next_tick_at=next_tick,
+        now=now,
+    )
+
+
+def _advance(conn: sqlite3.Connection, schedule_id: str, execution_id: str) -> int:
+    return Q.advance_task_schedule(
+        conn,
+        next_tick_at=600,
+        last_tick_at=100,
+        last_execution_id=execution_id,
+        updated_at=101,
+        schedule_id=schedule_id,
+        expected_next_tick_at=100,
+    )
+
+
+def test_register_task_schedule_inserts_then_keeps_the_next_tick_unless_the_timing_changed(
+    conn: sqlite3.Connection,
+) -> None:
+    _register(conn, "nightly", cron="0 3 * * *", every_ms=None, next_tick=100, now=1)
+    [row] = Q.get_task_schedules(conn, schedule_ids=["nightly", "unknown"])
+    assert (row.cron, row.every_ms, row.next_tick_at, row.created_at) == ("0 3 * * *", None, 100, 1)
+    assert row.last_tick_at is None
+    assert row.last_execution_id is None
+    # Same timing, new input: the next tick stays (a missed one is still caught up).
+    _register(conn, "nightly", cron="0 3 * * *", every_ms=None, next_tick=500, now=2, run_input="2")
+    [row] = Q.get_task_schedules(conn, schedule_ids=["nightly"])
+    assert (row.next_tick_at, row.run_input, row.created_at, row.updated_at) == (100, "2", 1, 2)
+    # New timing (each of cron/every_ms/timezone counts): the new next tick.
+    _register(conn, "nightly", cron=None, every_ms=500, next_tick=600, now=3)
+    [row] = Q.get_task_schedules(conn, schedule_ids=["nightly"])
+    assert (row.cron, row.every_ms, row.next_tick_at) == (None, 500, 600)
+    _register(conn, "nightly", cron=None, every_ms=500, timezone="Asia/Tokyo", next_tick=700, now=4)
+    [row] = Q.get_task_schedules(conn, schedule_ids=["nightly"])
+    assert (row.timezone, row.next_tick_at) == ("Asia/Tokyo", 700)
+    assert Q.get_task_schedules(conn, schedule_ids=[]) == []
+
+
+def test_schedules_need_exactly_one_of_cron_and_every_ms(conn: sqlite3.Connection) -> None:
+    with pytest.raises(sqlite3.IntegrityError):
+        _register(conn, "both", cron="* * * * *", every_ms=5, next_tick=1, now=1)
+    with pytest.raises(sqlite3.IntegrityError):
+        _register(conn, "neither", cron=None, every_ms=None, next_tick=1, now=1)
+
+
+def test_advance_task_schedule_is_a_compare_and_set(conn: sqlite3.Connection) -> None:
+    _register(conn, "poll", cron=None, every_ms=500, next_tick=100, now=1)
+    assert _advance(conn, "poll", "te_1") == 1
+    assert _advance(conn, "poll", "te_2") == 0  # next_tick_at moved on: no match
+    assert _advance(conn, "other", "te_3") == 0
+    [row] = Q.get_task_schedules(conn, schedule_ids=["poll"])
+    assert (row.next_tick_at, row.last_tick_at, row.last_execution_id, row.updated_at) == (
+        600,
+        100,
+        "te_1",
+        101,
+    )
+
+
+def test_list_task_schedules_with_the_last_execution_status(conn: sqlite3.Connection) -> None:
+    sqlite_insert(Q, conn, [Execution("te_1", status="completed")])
+    _register(conn, "b", cron=None, every_ms=500, next_tick=100, now=1)
+    _register(conn, "a", cron="0 3 * * *", every_ms=None, next_tick=100, now=1)
+    _register(conn, "c", cron=None, every_ms=500, next_tick=100, now=1)
+    _advance(conn, "b", "te_1")
+    _advance(conn, "c", "te_pruned")
+    rows = Q.list_task_schedules(conn)
+    assert [(r.schedule_id, r.last_execution_id, r.last_execution_status) for r in rows] == [
+        ("a", None, None),
+        ("b", "te_1", "completed"),
+        ("c", "te_pruned", None),
+    ]
+    assert rows[1].next_tick_at == 600

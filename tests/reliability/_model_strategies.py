@@ -102,6 +102,10 @@ small_ints: Final = st.integers(0, 3)
 int32s: Final = small_ints | st.sampled_from((_INT32_MAX, -_INT32_MAX - 1))
 int64s: Final = small_ints | st.sampled_from((_INT64_MAX, -_INT64_MAX - 1))
 versions: Final = small_ints
+# Mostly a few close values, so that claims mix priorities and FIFO ties; sometimes the bounds
+# the executor accepts (PostgreSQL `integer`).
+priorities: Final = st.sampled_from((-1, 0, 0, 1)) | st.sampled_from((_INT32_MAX, -_INT32_MAX - 1))
+KEYS: Final = ("k0", "k1 é✓")
 
 # Finite floats only: JSON has no NaN/Infinity, and the storages refuse them.
 _multipliers: Final = st.sampled_from((1.0, 1.5, 2)) | st.floats(
@@ -175,6 +179,10 @@ _RECORD_FIELDS: Final[dict[str, st.SearchStrategy[object]]] = {
     "version": versions,
     "rerun_of": _optional(st.sampled_from(IDS)),
     "trace_context": _optional(texts),
+    # Two keys (per task) for eight ids: inserts often hit a taken key, in the table or in
+    # their own batch.
+    "idempotency_key": _optional(st.sampled_from(KEYS)),
+    "priority": priorities,
 }
 
 _UPDATE_FIELDS: Final[dict[str, st.SearchStrategy[object]]] = {
@@ -253,6 +261,11 @@ wheres: Final[st.SearchStrategy[TaskExecutionWhere]] = st.one_of(
         expires_at_less_than=_optional(bounds),
     ),
 )
+
+# Claims: a moment among the stored times (so some rows are due and some not), a small batch.
+claim_times: Final = stored_times
+claim_limits: Final = st.integers(1, 4)
+lease_ms: Final = st.sampled_from((1, 100))
 
 # None is unlimited, 0 is no rows; a limit beyond any row count must mean "all of them".
 limits: Final = st.none() | st.just(0) | st.integers(1, 7) | st.sampled_from((2**31, 2**63))

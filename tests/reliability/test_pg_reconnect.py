@@ -99,9 +99,11 @@ class Traffic:
         self.completed: list[float] = []  # ... and at which runs happened
         self.failures: list[str] = []
         self.stop = asyncio.Event()
+        self.progress = asyncio.Event()  # set at every enqueue and run
 
     async def run(self, ctx: TaskContext, value: int) -> int:
         self.completed.append(time.monotonic())
+        self.progress.set()
         return value
 
     async def enqueue_forever(self, executor: DurableExecutor, task: Task[int, int]) -> None:
@@ -114,6 +116,7 @@ class Traffic:
                 await asyncio.sleep(0.1)
             else:
                 self.enqueued.append(time.monotonic())
+                self.progress.set()
                 value += 1
                 await asyncio.sleep(0.05)
 
@@ -122,7 +125,8 @@ class Traffic:
         while not (
             any(t >= moment for t in self.enqueued) and any(t >= moment for t in self.completed)
         ):
-            await asyncio.sleep(0.02)
+            self.progress.clear()
+            await self.progress.wait()
 
     def first_after(self, times: list[float], moment: float) -> float:
         later = [t - moment for t in times if t >= moment]

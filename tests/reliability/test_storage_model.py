@@ -5,8 +5,12 @@ the SQLite and PostgreSQL storages, with the in-memory storage as the model, and
 all three agree at every step: the same ids in the same order, the same records, the same update
 counts, the same duplicate-id failures. The operations:
 
-* insert a batch of records (ids from a domain of six, so batches often repeat an id or hit a
-  stored one: that insert must fail on every backend and store nothing);
+* insert a batch of records (ids from a domain of eight, so batches often repeat an id or hit a
+  stored one: that insert must fail on every backend and store nothing; idempotency keys from a
+  domain of two, so records often hit a key taken in the table or earlier in their batch: they
+  are skipped, and every backend must return the same holder ids, in input order);
+* claim ready executions (a random ``now`` and batch size): the same rows, in the same order
+  (highest priority first, FIFO within one), with the same new values;
 * select ids or whole records with a random ``where`` variant, random optional filters, a random
   limit (None, 0, n, beyond any row count) and a random ``skip_locked_for_update``;
 * update with a random partial update (every field, unset flags included) of random ids under
@@ -24,9 +28,9 @@ must then hold every value the update sets.
 from __future__ import annotations
 
 import dataclasses
-from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -77,12 +81,20 @@ class Update:
     update: TaskExecutionUpdate
 
 
-Operation = Insert | Select | Update
+@dataclass(frozen=True)
+class Claim:
+    now: datetime
+    limit: int
+    lease_ms: int
+
+
+Operation = Insert | Select | Update | Claim
 
 operations: st.SearchStrategy[Operation] = st.one_of(
     st.builds(Insert, gen.record_batches),
     st.builds(Select, gen.wheres, gen.limits, st.booleans(), st.booleans()),
     st.builds(Update, gen.wheres_by_ids, gen.updates),
+    st.builds(Claim, gen.claim_times, gen.claim_limits, gen.lease_ms),
 )
 
 
@@ -93,7 +105,15 @@ class Refused:
     execution_ids: tuple[str, ...]
 
 
-Outcome = None | int | list[str] | list[TaskExecutionRecord] | Refused
+@dataclass(frozen=True)
+class Claimed:
+    """The outcome of a claim (no row is malformed here: every generated record decodes)."""
+
+    records: list[TaskExecutionRecord]
+    malformed: int
+
+
+Outcome = int | list[str] | list[TaskExecutionRecord] | Refused | Claimed
 
 
 class _RollBack(Exception):
@@ -104,24 +124,50 @@ async def _apply(tx: DurableStorageTx, operation: Operation) -> Outcome:
     match operation:
         case Insert(records=records):
             try:
-                await tx.insert_task_executions(records)
+                return await tx.insert_task_executions(records)
             except DuplicateExecutionIdError as error:
                 return Refused(tuple(error.execution_ids))
-            return None
         case Select(where=where, limit=limit, skip_locked_for_update=lock, ids_only=True):
             return await tx.get_task_execution_ids(where, limit=limit, skip_locked_for_update=lock)
         case Select(where=where, limit=limit, skip_locked_for_update=lock):
             return await tx.get_task_executions(where, limit=limit, skip_locked_for_update=lock)
         case Update(where=where, update=update):
             return await tx.update_task_executions(where, update)
+        case Claim(now=now, limit=limit, lease_ms=lease_ms):
+            claimed = await tx.claim_ready_task_executions(now=now, limit=limit, lease_ms=lease_ms)
+            return Claimed(claimed.records, len(claimed.malformed))
 
 
-async def _expected_duplicates(model_tx: DurableStorageTx, operation: Insert) -> set[str]:
-    """The ids of a batch that repeat within it or are already stored (as the model sees it)."""
-    batch = [record.execution_id for record in operation.records]
-    repeated = {execution_id for execution_id, n in Counter(batch).items() if n > 1}
-    stored = await model_tx.get_task_execution_ids(WhereByExecutionIds(batch))
-    return repeated | set(stored)
+async def _expected_insert(
+    model_tx: DurableStorageTx, operation: Insert
+) -> tuple[list[str], set[str]]:
+    """What the contract says an insert does, worked out from the stored rows (independently of
+    the model's own insert): the id standing for each record, and the ids that refuse it.
+
+    Records are taken in order: one whose (task_id, key) is held, by a stored row or an earlier
+    record of the batch, stands for the holder and is not inserted; any other is inserted, and
+    its id refuses the batch if it is stored or was inserted earlier in the batch."""
+    stored_rows = await model_tx.get_task_executions(WhereByExecutionIds(gen.IDS))
+    held = {
+        (row.task_id, row.idempotency_key): row.execution_id
+        for row in stored_rows
+        if row.idempotency_key is not None
+    }
+    taken = {row.execution_id for row in stored_rows}
+    resolved: list[str] = []
+    duplicates: set[str] = set()
+    for record in operation.records:
+        if record.idempotency_key is not None:
+            key = (record.task_id, record.idempotency_key)
+            if key in held:
+                resolved.append(held[key])
+                continue
+            held[key] = record.execution_id
+        if record.execution_id in taken:
+            duplicates.add(record.execution_id)
+        taken.add(record.execution_id)
+        resolved.append(record.execution_id)
+    return resolved, duplicates
 
 
 def _describe(outcomes: Sequence[Outcome]) -> str:
@@ -203,8 +249,9 @@ async def _run_operations(
                 )
             continue
         expected: set[str] = set()
+        resolved: list[str] = []
         if isinstance(operation, Insert):
-            expected = await _expected_duplicates(txs[0], operation)
+            resolved, expected = await _expected_insert(txs[0], operation)
         selected: list[str] = []
         if isinstance(operation, Update):
             selected = await txs[0].get_task_execution_ids(operation.where)
@@ -220,6 +267,12 @@ async def _run_operations(
         assert all(o == outcomes[0] for o in outcomes), (
             f"backends disagree on {operation!r}:\n{_describe(outcomes)}"
         )
+        if isinstance(operation, Insert):
+            assert outcomes[0] == resolved, (
+                f"{operation!r} returned {outcomes[0]}, the contract says {resolved}"
+            )
+        if isinstance(operation, Claim):
+            _check_claim_order(operation, outcomes[0])
         if isinstance(operation, Update):
             assert outcomes[0] == len(selected), (
                 f"{operation!r} updated {outcomes[0]} rows, its where selects {selected}"
@@ -234,8 +287,14 @@ def _hit(operation: Operation, outcome: Outcome) -> str:
     match outcome:
         case Refused():
             return "insert refused (duplicate id)"
-        case None:
-            return "insert stored"
+        case Claimed(records=records):
+            return f"claim took {'some' if records else 'no'} rows"
+        case list() if isinstance(operation, Insert):
+            skipped = sum(
+                resolved != own.execution_id
+                for resolved, own in zip(outcome, operation.records, strict=True)
+            )
+            return f"insert stored, {'some' if skipped else 'no'} records skipped for their key"
         case int():
             return f"update matched {'some' if outcome else 'no'} rows"
         case list():
@@ -254,6 +313,17 @@ def _check_refused(operation: Insert, expected: set[str], outcomes: Sequence[Out
         assert set(outcome.execution_ids) <= expected, (
             f"{name} named {outcome.execution_ids}, the duplicates are {sorted(expected)}"
         )
+
+
+def _check_claim_order(operation: Claim, outcome: Outcome) -> None:
+    """The model's own check: claimed rows come highest priority first, then by start_at; all
+    are due and now running."""
+    assert isinstance(outcome, Claimed)
+    records = outcome.records
+    assert len(records) <= operation.limit
+    keys = [(-r.priority, r.start_at) for r in records]
+    assert keys == sorted(keys), f"claim order: {keys}"
+    assert all(r.status == "running" and r.start_at <= operation.now for r in records)
 
 
 async def _check_updated_rows(
@@ -329,6 +399,10 @@ class StorageContractMachine(RuleBasedStateMachine):
     @rule(where=gen.wheres_by_ids, update=gen.updates)
     def update(self, where: WhereByExecutionIds, update: TaskExecutionUpdate) -> None:
         self._transaction([Update(where, update)])
+
+    @rule(now=gen.claim_times, limit=gen.claim_limits, lease_ms=gen.lease_ms)
+    def claim(self, now: datetime, limit: int, lease_ms: int) -> None:
+        self._transaction([Claim(now, limit, lease_ms)])
 
     @rule(
         operations=st.lists(operations, min_size=1, max_size=4),

@@ -106,6 +106,8 @@ def full_record(execution_id: str) -> TaskExecutionRecord:
         expires_at=at(4),
         version=7,
         rerun_of="te_original",
+        idempotency_key=f"key of {execution_id} ✓",
+        priority=-3,
     )
 
 

@@ -111,3 +111,19 @@ async def test_the_runner_retries_in_a_full_transaction(pg_storage: DurableStora
     row = await read(pg_storage, "te_a")
     assert row is not None
     assert row.is_closed
+
+
+async def test_a_keyed_insert_needs_two_statements_and_sends_none(
+    pg_storage: DurableStorage,
+) -> None:
+    """A record with an idempotency key is inserted and then its key's holder read: two
+    statements, so a single-statement transaction refuses it before sending anything."""
+
+    async def keyed_insert() -> None:
+        async with _single(pg_storage).single_statement() as tx:
+            await tx.insert_task_executions([record("te_a", idempotency_key="k")])
+
+    with pytest.raises(StorageError, match="second statement"):
+        await keyed_insert()
+
+    assert await all_ids(pg_storage) == []

@@ -45,6 +45,11 @@ def expected_indexes(table: str) -> dict[str, tuple[bool, list[str]]]:
         f"ix_{table}_parent_execution_id": (False, ["parent_execution_id"]),
         f"ix_{table}_top_level_finished_at": (False, ["finished_at", "id"]),
         f"ix_{table}_root_execution_id": (False, ["root_execution_id"]),
+        f"ix_{table}_task_id_idempotency_key": (True, ["task_id", "idempotency_key"]),
+        f"ix_{table}_status_priority_start_at_id": (
+            False,
+            ["status", "priority", "start_at", "id"],
+        ),
     }
 
 
@@ -72,7 +77,10 @@ async def test_sqlite_schema_has_the_expected_indexes_for_any_table_name(
         await insert(custom, record("te_custom"))
     db = sqlite_utils.Database(sqlite_path)
     try:
-        tables = {DEFAULT, f"{DEFAULT}_migrations", custom_table, f"{custom_table}_migrations"}
+        tables = {
+            *(DEFAULT, f"{DEFAULT}_migrations", f"{DEFAULT}_schedules"),
+            *(custom_table, f"{custom_table}_migrations", f"{custom_table}_schedules"),
+        }
         assert set(db.table_names()) == tables
         assert db.journal_mode == "wal"
         assert db.table(custom_table).count == 1

@@ -241,6 +241,41 @@ SNIPPETS: Final[dict[str, str]] = {
             await executor.enqueue_task(task, 5)  # E[misc]: "enqueue_task" of "DurableExecutor"
             await executor.enqueue_task(task)  # E[arg-type]: incompatible type "Task[str, int]"; expected "Task[None, int]"
     """,
+    "sync_client_typed_like_the_async_api": """
+        from durable_execution import DurableExecutor, InMemoryStorage, SyncClient, TaskContext
+
+        def run(ctx: TaskContext, name: str) -> int:
+            return len(name)
+
+        def main() -> None:
+            task = DurableExecutor(InMemoryStorage()).task(id="t", timeout_ms=1000, run=run)
+            with SyncClient("sqlite:///app.db") as client:
+                handle = client.enqueue_task(task, "x")
+                reveal_type(handle)  # N: Revealed type is "durable_execution.sync_client.SyncTaskHandle[int]"
+                reveal_type(client.enqueue_tasks(task, ["a", "b"]))  # N: Revealed type is "list[durable_execution.sync_client.SyncTaskHandle[int]]"
+                execution = handle.wait_and_get_finished_execution(timeout_ms=1000)
+                if execution.status == "completed":
+                    reveal_type(execution.output)  # N: Revealed type is "int"
+                by_id = client.get_execution(handle.execution_id)
+                if by_id.status == "completed":
+                    reveal_type(by_id.output)  # N: Revealed type is "object"
+                again = client.get_task_handle(task, handle.execution_id)
+                reveal_type(again)  # N: Revealed type is "durable_execution.sync_client.SyncTaskHandle[int]"
+                cancelled: bool = client.cancel(handle.execution_id)
+    """,
+    "sync_client_wrong_input": """
+        from durable_execution import DurableExecutor, InMemoryStorage, SyncClient, TaskContext
+
+        def run(ctx: TaskContext, name: str) -> int:
+            return len(name)
+
+        def main() -> None:
+            task = DurableExecutor(InMemoryStorage()).task(id="t", timeout_ms=1000, run=run)
+            client = SyncClient("sqlite:///app.db")
+            client.enqueue_task(task, 5)  # E[misc]: "enqueue_task" of "SyncClient"
+            client.enqueue_task(task)  # E[arg-type]: incompatible type "Task[str, int]"; expected "Task[None, int]"
+            client.enqueue_tasks(task, [5])  # E[misc]: "enqueue_tasks" of "SyncClient"
+    """,
     "sequential_mismatch": """
         from durable_execution import DurableExecutor, InMemoryStorage, TaskContext
 
@@ -390,6 +425,7 @@ def test_markers_are_present_in_every_incorrect_snippet() -> None:
             "parent_tasks",
             "sequential_chaining",
             "validated_inputs",
+            "sync_client_typed_like_the_async_api",
             *STORABLE_CORRECT,
         }
         assert has_errors != correct, name

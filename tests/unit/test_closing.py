@@ -34,6 +34,8 @@ from durable_execution.storage.types import (
     HeldLease,
     PruneCursor,
     PrunedBatch,
+    ScheduleRecord,
+    ScheduleTickAdvance,
 )
 
 from ._support import make_record
@@ -48,8 +50,8 @@ class CountingTx:
         self._inner = inner
         self._reads = reads
 
-    async def insert_task_executions(self, executions: Sequence[TaskExecutionRecord]) -> None:
-        await self._inner.insert_task_executions(executions)
+    async def insert_task_executions(self, executions: Sequence[TaskExecutionRecord]) -> list[str]:
+        return await self._inner.insert_task_executions(executions)
 
     async def get_task_execution_ids(
         self,
@@ -99,6 +101,15 @@ class CountingTx:
         self, updates: Sequence[tuple[WhereByExecutionIds, TaskExecutionUpdate]]
     ) -> list[int]:
         return await self._inner.update_task_executions_each(updates)
+
+    async def register_task_schedules(self, schedules: Sequence[ScheduleRecord]) -> None:
+        await self._inner.register_task_schedules(schedules)
+
+    async def get_task_schedules(self, schedule_ids: Sequence[str]) -> list[ScheduleRecord]:
+        return await self._inner.get_task_schedules(schedule_ids)
+
+    async def advance_task_schedule(self, advance: ScheduleTickAdvance) -> bool:
+        return await self._inner.advance_task_schedule(advance)
 
     async def prune_batch(
         self,

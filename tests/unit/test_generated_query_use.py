@@ -4,11 +4,18 @@ One named query per purpose, used by one storage method: a query nobody calls is
 still has to be kept correct, and a query called from two places has two purposes. The check
 parses the source: each public method of a generated query class must appear as an attribute
 call (``queries.<method>(``) exactly once across the hand-written modules of ``storage/``.
+
+PostgreSQL has two query classes: ``AsyncQueries``, whose methods are counted in the async
+storage's modules, and the synchronous ``Queries``, counted in the ``sync_*`` modules (the
+``SyncClient``'s storage): every query marked ``-- @sync`` is called there exactly once, and no
+other query is called synchronously. (SQLite has one, synchronous, class: both of its storages
+run the same step functions, so each query is still called from one place.)
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -17,7 +24,9 @@ import pytest
 from durable_execution.generated import postgresql as pg
 from durable_execution.generated import sqlite as lite
 
-STORAGE = Path(__file__).resolve().parents[2] / "src" / "durable_execution" / "storage"
+ROOT = Path(__file__).resolve().parents[2]
+STORAGE = ROOT / "src" / "durable_execution" / "storage"
+_MARKED = re.compile(r"^--\s*@sync\s*\n(?:--.*\n)*?--\s*name:\s*(\w+)", re.MULTILINE)
 
 
 def _dialect(name: str) -> str | None:
@@ -39,13 +48,15 @@ def _count_uses(node: ast.AST, calls: Counter[str]) -> None:
                     calls[branch.attr] += 1
 
 
-def _called_attributes(dialect: str) -> Counter[str]:
+def _called_attributes(dialect: str, *, sync: bool | None = None) -> Counter[str]:
     """Attribute calls in the code of ``dialect``: its own modules (``sqlite.py``,
     ``_pg_rows.py``, …), and in shared modules the top-level functions and classes named for it
-    (``migrate_sqlite``)."""
+    (``migrate_sqlite``). ``sync`` (PostgreSQL): only the ``sync_*`` modules, or all but them."""
     calls: Counter[str] = Counter()
     for path in sorted(STORAGE.glob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"))
+        if sync is not None and path.stem.startswith("sync_") != sync:
+            continue
         if _dialect(path.stem) is not None:
             if _dialect(path.stem) == dialect:
                 _count_uses(tree, calls)
@@ -61,13 +72,35 @@ def _methods(cls: type[object]) -> set[str]:
     return {name for name in vars(cls) if not name.startswith("_")}
 
 
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def _marked_sync_methods() -> set[str]:
+    """The PostgreSQL queries marked ``-- @sync`` (in the comment block over their name)."""
+    return {
+        _snake(name)
+        for path in sorted((ROOT / "queries" / "postgresql").glob("*.sql"))
+        for name in _MARKED.findall(path.read_text(encoding="utf-8"))
+    }
+
+
 @pytest.mark.parametrize(
-    ("dialect", "queries_class"),
-    [("postgresql", pg.AsyncQueries), ("sqlite", lite.Queries)],
+    ("dialect", "queries_class", "sync"),
+    [("postgresql", pg.AsyncQueries, False), ("sqlite", lite.Queries, None)],
 )
 def test_every_generated_query_is_used_once_under_storage(
-    dialect: str, queries_class: type[object]
+    dialect: str, queries_class: type[object], sync: bool | None
 ) -> None:
-    calls = _called_attributes(dialect)
+    calls = _called_attributes(dialect, sync=sync)
     uses = {method: calls[method] for method in sorted(_methods(queries_class))}
     assert {method: n for method, n in uses.items() if n != 1} == {}
+
+
+def test_postgres_sync_queries_are_the_marked_ones_each_used_once() -> None:
+    marked = _marked_sync_methods()
+    assert marked, "no query is marked -- @sync: the SyncClient uses some"
+    assert marked <= _methods(pg.Queries)  # the generator emitted them
+    calls = _called_attributes("postgresql", sync=True)
+    uses = {method: calls[method] for method in sorted(_methods(pg.AsyncQueries))}
+    assert {method: n for method, n in uses.items() if n != (1 if method in marked else 0)} == {}

@@ -16,7 +16,7 @@ from durable_execution.storage.types import TaskExecutionRecord
 _STORED_VALUES = ("run_input", "run_output", "output")
 
 
-def _stored_value(text: str | None) -> object:
+def stored_value(text: str | None) -> object:
     if text is None:
         return None
     try:
@@ -28,7 +28,7 @@ def _stored_value(text: str | None) -> object:
 def record_json(record: TaskExecutionRecord) -> dict[str, object]:
     fields = dataclasses.asdict(record)
     for name in _STORED_VALUES:
-        fields[name] = _stored_value(fields[name])
+        fields[name] = stored_value(fields[name])
     return fields
 
 

@@ -11,6 +11,7 @@ from durable_execution.cli._demo import demo
 from durable_execution.cli._executions import cancel, migrate, rerun, show
 from durable_execution.cli._inspect import list_command, stats
 from durable_execution.cli._prune import prune
+from durable_execution.cli._schedules import schedules
 from durable_execution.cli._worker import worker
 
 
@@ -30,11 +31,24 @@ def cli() -> None:
       durable-execution list --status failed       the newest failed executions
       durable-execution show te_…                  an execution and its subtree
       durable-execution prune --older-than 7d      delete finished trees older than a week
+      durable-execution schedules                  schedules with their next and last runs
       durable-execution dashboard                  a web page of it all (127.0.0.1:8000)
     """
 
 
-for command in (demo, worker, migrate, list_command, show, cancel, stats, prune, dashboard, rerun):
+for command in (
+    demo,
+    worker,
+    migrate,
+    list_command,
+    show,
+    cancel,
+    stats,
+    prune,
+    dashboard,
+    rerun,
+    schedules,
+):
     cli.add_command(command)
 
 

@@ -199,8 +199,12 @@ def execution_details(record: TaskExecutionRecord) -> Table:
         ("time", timing(record) or "-"),
         ("attempt", f"{record.retry_attempts + 1} of {record.retry_options.max_attempts + 1}"),
         ("timeout", format_duration(record.timeout_ms / 1000)),
+        ("priority", str(record.priority)),
         ("input", preview(record.run_input)),
     ]
+    if record.idempotency_key is not None:
+        # Text, not a str: a key is the user's, and Rich would read [brackets] in it as markup.
+        rows.append(("idempotency key", Text(record.idempotency_key)))
     if record.parent_task is not None:
         role = "finalize task of" if record.parent_task.is_finalize_task else "child of"
         rows.append(

@@ -45,7 +45,9 @@ async def claim_ready(
         raise StorageError(
             f"The claim failed on some row ({error}); the next claim goes row by row"
         ) from error
-    return claiming.claimed_from_rows(sorted(rows, key=_fifo), conversion.record_from_columns)
+    return claiming.claimed_from_rows(
+        sorted(rows, key=_claim_order), conversion.record_from_columns
+    )
 
 
 async def _claim_each(
@@ -77,6 +79,7 @@ async def _claim_each(
 _UNREADABLE_FIRST: Final = datetime.min.replace(tzinfo=UTC)
 
 
-def _fifo(row: PgRow) -> tuple[datetime, int]:
+def _claim_order(row: PgRow) -> tuple[int, datetime, int]:
+    """The claim's order: highest priority first, then FIFO (as ClaimReadyTaskExecutions)."""
     start_at = row.start_at if isinstance(row.start_at, datetime) else _UNREADABLE_FIRST
-    return (start_at, row.id)
+    return (-row.priority, start_at, row.id)

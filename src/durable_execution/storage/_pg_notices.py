@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import Final
@@ -87,3 +88,72 @@ class ReadyNotices:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+class ThreadedReadyNotices:
+    """:class:`ReadyNotices` for a storage without an event loop (the ``SyncClient``'s): the same
+    debounce, sent by one daemon thread, started at the first poke.
+
+    :meth:`close` sends a notice still wanted instead of dropping it: a script that enqueues and
+    exits at once would otherwise leave the work to the workers' idle poll.
+    """
+
+    def __init__(self, send: Callable[[], None], interval_s: float = NOTIFY_INTERVAL_S) -> None:
+        self._send = send
+        self._interval_s = interval_s
+        self._changed = threading.Condition()
+        self._wanted = False
+        self._last_sent = float("-inf")
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self.sent = 0  # notices sent (for tests and benchmarks)
+
+    def poke(self) -> None:
+        """A transaction that inserted work ready now committed: make sure a notice follows."""
+        with self._changed:
+            if self._closed:
+                return
+            self._wanted = True
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="durable-execution:notify ready", daemon=True
+                )
+                self._thread.start()
+            self._changed.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._changed:
+                while not self._wanted and not self._closed:
+                    self._changed.wait()
+                if self._closed:
+                    return
+                wait_s = self._last_sent + self._interval_s - time.monotonic()
+                if wait_s > 0:
+                    self._changed.wait(wait_s)  # a close() wakes it early
+                    continue
+                # Cleared before sending: a commit from now on pokes again and gets a later notice.
+                self._wanted = False
+                self._last_sent = time.monotonic()
+            self._send_logged()
+
+    def _send_logged(self) -> None:
+        try:
+            self._send()
+            self.sent += 1
+        except Exception as error:
+            logger.debug("Could not send the ready notice (listeners will poll): %r", error)
+
+    def close(self) -> None:
+        """Stop the thread, then send the notice it still owed, if any (idempotent)."""
+        with self._changed:
+            if self._closed:
+                return
+            self._closed = True
+            owed, self._wanted = self._wanted, False
+            thread = self._thread
+            self._changed.notify_all()
+        if thread is not None:
+            thread.join()
+        if owed:
+            self._send_logged()

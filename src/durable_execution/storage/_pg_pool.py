@@ -24,18 +24,21 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AsyncExitStack, ExitStack, asynccontextmanager, contextmanager
 from typing import Any, Final, TypeVar
 
 import psycopg
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
+
+from durable_execution.storage.errors import StorageError
 
 logger = logging.getLogger("durable_execution.storage.postgres")
 
 # Any: the pool's connections keep psycopg's default row factory; the generated queries open
 # their own tuple cursors, so the row type never matters here.
 Connection = psycopg.AsyncConnection[Any]
+SyncConnection = psycopg.Connection[Any]  # the same, for the SyncClient's pool
 
 _T = TypeVar("_T")
 
@@ -80,7 +83,7 @@ class ReconnectingPool(AsyncConnectionPool[Connection]):
             delay = min(delay * 2, RETRY_CAP_S)
 
 
-def _dead(conn: Connection) -> bool:
+def _dead(conn: Connection | SyncConnection) -> bool:
     return conn.closed or conn.broken
 
 
@@ -106,6 +109,24 @@ async def begun(pool: AsyncConnectionPool[Connection], pool_size: int) -> AsyncI
             return
 
 
+@contextmanager
+def begun_sync(pool: ConnectionPool[SyncConnection], pool_size: int) -> Iterator[SyncConnection]:
+    """:func:`begun` for a synchronous pool (the ``SyncClient``'s): the same passing over of
+    dead connections."""
+    for passed_over in range(pool_size + 1):
+        with ExitStack() as stack:
+            conn = stack.enter_context(pool.connection())
+            try:
+                stack.enter_context(conn.transaction())
+            except psycopg.OperationalError as error:
+                if passed_over == pool_size or not _dead(conn):
+                    raise
+                logger.debug("A pooled connection was dead (%s); trying another", error)
+                continue
+            yield conn
+            return
+
+
 async def read_on_live_connection(
     pool: AsyncConnectionPool[Connection],
     pool_size: int,
@@ -122,3 +143,21 @@ async def read_on_live_connection(
                     raise
                 logger.debug("A pooled connection was dead (%s); trying another", error)
     raise AssertionError("unreachable")  # the last pass returns or raises
+
+
+class StatementBudget:
+    """How many statements a transaction may still send: unbounded in a real transaction; one
+    on a connection in autocommit outside any BEGIN, where each statement is its own transaction
+    (a second one would commit apart from the first, so it is refused before it is sent)."""
+
+    __slots__ = ("_left",)
+
+    def __init__(self, single_statement: bool) -> None:
+        self._left: int | None = 1 if single_statement else None
+
+    def spend(self) -> None:
+        if self._left is None:
+            return
+        if self._left == 0:
+            raise StorageError("A single-statement transaction cannot run a second statement")
+        self._left -= 1

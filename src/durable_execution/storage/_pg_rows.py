@@ -1,24 +1,74 @@
 """PostgreSQL statements that bind a whole batch: records and updates as one array per column.
 
 The insert and the batched guarded update send every column as an array (``unnest`` in the
-SQL), so a batch of any size is one statement and one round trip.
+SQL), so a batch of any size is one statement and one round trip (two when some record's
+idempotency key was taken: the holders are then read, see :func:`insert_rows`).
 """
 
 from __future__ import annotations
 
+import datetime
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Final, TypedDict
 
 from durable_execution.generated import postgresql as pg
+from durable_execution.generated.postgresql.models import GetTaskExecutionIdsByIdempotencyKeysRow
 from durable_execution.storage._pg_pool import Connection
 from durable_execution.storage.conversion import ColumnChanges, Columns, JsonValue
+from durable_execution.storage.errors import StorageError
 from durable_execution.storage.types import WhereByExecutionIds
 
+# How often an insert is retried for records whose key holder vanished between the insert that
+# skipped them and the read of their holders (a prune deleted it: the key is free again).
+_KEY_ATTEMPTS: Final = 3
 
-async def insert_rows(queries: pg.AsyncQueries, conn: Connection, rows: Sequence[Columns]) -> None:
-    """Insert executions in one statement: one array per column, one element per row."""
-    await queries.insert_task_executions(
-        conn,
+
+class InsertArrays(TypedDict):
+    """The parameters of ``InsertTaskExecutions``: one array per column, one element per row."""
+
+    root_task_id: list[str | None]
+    root_execution_id: list[str | None]
+    parent_task_id: list[str | None]
+    parent_execution_id: list[str | None]
+    is_finalize_task: list[bool | None]
+    task_id: list[str | None]
+    execution_id: list[str | None]
+    retry_options: list[JsonValue]
+    sleep_ms_before_run: list[int | None]
+    timeout_ms: list[int | None]
+    run_input: list[str | None]
+    run_output: list[str | None]
+    output: list[str | None]
+    children_tasks_completed_count: list[int | None]
+    children_tasks: list[JsonValue]
+    children_tasks_errors: list[JsonValue]
+    finalize_task: list[JsonValue]
+    finalize_task_error: list[JsonValue]
+    error: list[JsonValue]
+    status: list[str | None]
+    is_closed: list[bool | None]
+    needs_promise_cancellation: list[bool | None]
+    retry_attempts: list[int | None]
+    lease_expiries: list[int | None]
+    start_at: list[datetime.datetime | None]
+    started_at: list[datetime.datetime | None]
+    finished_at: list[datetime.datetime | None]
+    expires_at: list[datetime.datetime | None]
+    version: list[int | None]
+    created_at: list[datetime.datetime | None]
+    updated_at: list[datetime.datetime | None]
+    rerun_of_execution_id: list[str | None]
+    trace_context: list[str | None]
+    idempotency_key: list[str | None]
+    priority: list[int | None]
+
+
+def insert_arrays(rows: Sequence[Columns]) -> InsertArrays:
+    """The arrays that insert ``rows`` in one statement (the async and the synchronous insert
+    both send these: a new column is added here, once)."""
+    return InsertArrays(
         root_task_id=[r.root_task_id for r in rows],
         root_execution_id=[r.root_execution_id for r in rows],
         parent_task_id=[r.parent_task_id for r in rows],
@@ -52,7 +102,100 @@ async def insert_rows(queries: pg.AsyncQueries, conn: Connection, rows: Sequence
         updated_at=[r.updated_at for r in rows],
         rerun_of_execution_id=[r.rerun_of_execution_id for r in rows],
         trace_context=[r.trace_context for r in rows],
+        idempotency_key=[r.idempotency_key for r in rows],
+        priority=[r.priority for r in rows],
     )
+
+
+async def insert_rows(
+    queries: pg.AsyncQueries, conn: Connection, rows: Sequence[Columns]
+) -> list[str]:
+    """Insert executions; the execution id standing for each row (the storage contract's
+    ``insert_task_executions``: a row whose idempotency key is taken is skipped and stands for
+    the key's holder).
+
+    The statement skips such rows itself (ON CONFLICT on the key index, waiting for a concurrent
+    inserter of the same key to finish), so concurrent enqueues of one key from any number of
+    processes store one execution. The holders are read afterwards in the same transaction:
+    under READ COMMITTED that read sees a concurrent holder once the insert waited for it.
+    ``sync_postgres.insert_rows`` is the same for the synchronous storage.
+    """
+    outcome = KeyedInsert(rows)
+    while outcome.pending:
+        batch = outcome.batch()
+        outcome.stored(await queries.insert_task_executions(conn, **insert_arrays(batch)))
+        if outcome.keyed:
+            outcome.holders(
+                await queries.get_task_execution_ids_by_idempotency_keys(
+                    conn, **outcome.holder_arrays()
+                )
+            )
+    return outcome.resolved()
+
+
+class HolderArrays(TypedDict):
+    """The parameters of ``GetTaskExecutionIdsByIdempotencyKeys``."""
+
+    task_ids: list[str | None]
+    idempotency_keys: list[str | None]
+
+
+class KeyedInsert:
+    """Where an insert of ``rows`` stands: which rows are settled (stored, or standing for their
+    key's holder) and which must be inserted again (their holder vanished before it was read).
+
+    A keyless row is always stored. A keyed row whose id the insert returned was stored, unless
+    another row of the batch has the same id (then the returned id may be that row's): such rows
+    and the ones not returned are settled by reading their key's holder.
+    """
+
+    def __init__(self, rows: Sequence[Columns]) -> None:
+        self._rows = rows
+        self._resolved: list[str | None] = [None] * len(rows)
+        self.pending = list(range(len(rows)))  # rows to insert (again)
+        self.keyed: list[int] = []  # rows whose key holder must be read
+        self._attempts = 0
+
+    def batch(self) -> list[Columns]:
+        self._attempts += 1
+        if self._attempts > _KEY_ATTEMPTS:
+            raise StorageError(
+                f"Could not store or find the holder of {len(self.pending)} idempotency keys"
+                " (their holders were deleted each time right after the insert skipped them);"
+                " try again"
+            )
+        return [self._rows[i] for i in self.pending]
+
+    def stored(self, inserted_ids: Sequence[str]) -> None:
+        inserted = set(inserted_ids)
+        counts = Counter(self._rows[i].execution_id for i in self.pending)
+        self.keyed = []
+        for i in self.pending:
+            row = self._rows[i]
+            if row.idempotency_key is None or (
+                row.execution_id in inserted and counts[row.execution_id] == 1
+            ):
+                self._resolved[i] = row.execution_id
+            else:
+                self.keyed.append(i)
+        self.pending = []
+
+    def holder_arrays(self) -> HolderArrays:
+        return HolderArrays(
+            task_ids=[self._rows[i].task_id for i in self.keyed],
+            idempotency_keys=[self._rows[i].idempotency_key for i in self.keyed],
+        )
+
+    def holders(self, found: Sequence[GetTaskExecutionIdsByIdempotencyKeysRow]) -> None:
+        by_key = {(h.task_id, h.idempotency_key): h.execution_id for h in found}
+        for i in self.keyed:
+            row = self._rows[i]
+            self._resolved[i] = by_key.get((row.task_id, row.idempotency_key or ""))
+        self.pending = [i for i in self.keyed if self._resolved[i] is None]
+        self.keyed = []
+
+    def resolved(self) -> list[str]:
+        return [execution_id for execution_id in self._resolved if execution_id is not None]
 
 
 @dataclass

@@ -87,6 +87,8 @@ def columns(row: SqliteRow) -> Columns:
         updated_at=moment("updated_at", row.updated_at),
         rerun_of_execution_id=row.rerun_of_execution_id,
         trace_context=row.trace_context,
+        idempotency_key=row.idempotency_key,
+        priority=row.priority,
     )
 
 
@@ -94,8 +96,9 @@ def record(row: SqliteRow) -> TaskExecutionRecord:
     return conversion.record_from_columns(columns(row))
 
 
-def fifo(row: SqliteRow) -> tuple[int, int]:
-    return (row.start_at, row.id)
+def claim_order(row: SqliteRow) -> tuple[int, int, int]:
+    """The claim's order: highest priority first, then FIFO (as ClaimReadyTaskExecutions)."""
+    return (-row.priority, row.start_at, row.id)
 
 
 def optional_bound(moment: datetime | None) -> int | None:
@@ -154,41 +157,47 @@ def sqlite_changes(c: conversion.ColumnChanges) -> SqliteChanges:
     )
 
 
-def insert_row(queries: lite.Queries, conn: sqlite3.Connection, c: Columns) -> None:
-    """Insert one execution's row (the caller has checked for duplicates)."""
-    queries.insert_task_execution(
-        conn,
-        root_task_id=c.root_task_id,
-        root_execution_id=c.root_execution_id,
-        parent_task_id=c.parent_task_id,
-        parent_execution_id=c.parent_execution_id,
-        is_finalize_task=c.is_finalize_task,
-        task_id=c.task_id,
-        execution_id=c.execution_id,
-        retry_options=conversion.dump_json_text(c.retry_options),
-        sleep_ms_before_run=c.sleep_ms_before_run,
-        timeout_ms=c.timeout_ms,
-        run_input=c.run_input,
-        run_output=c.run_output,
-        output=c.output,
-        children_tasks_completed_count=c.children_tasks_completed_count,
-        children_tasks=json_text(c.children_tasks),
-        children_tasks_errors=json_text(c.children_tasks_errors),
-        finalize_task=json_text(c.finalize_task),
-        finalize_task_error=json_text(c.finalize_task_error),
-        error=json_text(c.error),
-        status=c.status,
-        is_closed=c.is_closed,
-        needs_promise_cancellation=c.needs_promise_cancellation,
-        retry_attempts=c.retry_attempts,
-        lease_expiries=c.lease_expiries,
-        start_at=to_epoch_ms(c.start_at),
-        started_at=ms(c.started_at),
-        finished_at=ms(c.finished_at),
-        expires_at=ms(c.expires_at),
-        version=c.version,
-        created_at=to_epoch_ms(c.created_at),
-        updated_at=to_epoch_ms(c.updated_at),
-        rerun_of_execution_id=c.rerun_of_execution_id,
-        trace_context=c.trace_context,
+def insert_row(queries: lite.Queries, conn: sqlite3.Connection, c: Columns) -> bool:
+    """Insert one execution's row (the caller has checked for duplicates); ``False`` if it was
+    skipped because its idempotency key is taken."""
+    return (
+        queries.insert_task_execution(
+            conn,
+            root_task_id=c.root_task_id,
+            root_execution_id=c.root_execution_id,
+            parent_task_id=c.parent_task_id,
+            parent_execution_id=c.parent_execution_id,
+            is_finalize_task=c.is_finalize_task,
+            task_id=c.task_id,
+            execution_id=c.execution_id,
+            retry_options=conversion.dump_json_text(c.retry_options),
+            sleep_ms_before_run=c.sleep_ms_before_run,
+            timeout_ms=c.timeout_ms,
+            run_input=c.run_input,
+            run_output=c.run_output,
+            output=c.output,
+            children_tasks_completed_count=c.children_tasks_completed_count,
+            children_tasks=json_text(c.children_tasks),
+            children_tasks_errors=json_text(c.children_tasks_errors),
+            finalize_task=json_text(c.finalize_task),
+            finalize_task_error=json_text(c.finalize_task_error),
+            error=json_text(c.error),
+            status=c.status,
+            is_closed=c.is_closed,
+            needs_promise_cancellation=c.needs_promise_cancellation,
+            retry_attempts=c.retry_attempts,
+            lease_expiries=c.lease_expiries,
+            start_at=to_epoch_ms(c.start_at),
+            started_at=ms(c.started_at),
+            finished_at=ms(c.finished_at),
+            expires_at=ms(c.expires_at),
+            version=c.version,
+            created_at=to_epoch_ms(c.created_at),
+            updated_at=to_epoch_ms(c.updated_at),
+            rerun_of_execution_id=c.rerun_of_execution_id,
+            trace_context=c.trace_context,
+            idempotency_key=c.idempotency_key,
+            priority=c.priority,
+        )
+        == 1
     )

@@ -113,8 +113,8 @@ def _decode_into(
 def claimed_from_rows(
     rows: Iterable[_Row], decode: Callable[[_Row], TaskExecutionRecord]
 ) -> ClaimedTaskExecutions:
-    """The claim's result from its rows, already in FIFO order: each row is decoded on its own,
-    so a poison row is reported (the claim moved it too) without hiding the others."""
+    """The claim's result from its rows, already in the claim's order: each row is decoded on
+    its own, so a poison row is reported (the claim moved it too) without hiding the others."""
     records: list[TaskExecutionRecord] = []
     malformed: list[MalformedRowError] = []
     for row in rows:

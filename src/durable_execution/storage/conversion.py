@@ -188,6 +188,10 @@ class RowColumns(Protocol):
     def rerun_of_execution_id(self) -> str | None: ...
     @property
     def trace_context(self) -> str | None: ...
+    @property
+    def idempotency_key(self) -> str | None: ...
+    @property
+    def priority(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +231,8 @@ class Columns:
     updated_at: datetime
     rerun_of_execution_id: str | None
     trace_context: str | None
+    idempotency_key: str | None
+    priority: int
 
 
 # --- encoding: records and updates to columns -------------------------------------------------
@@ -309,6 +315,8 @@ def columns_from_record(record: TaskExecutionRecord) -> Columns:
         updated_at=utc_ms(record.updated_at, "updated_at"),
         rerun_of_execution_id=record.rerun_of,
         trace_context=record.trace_context,
+        idempotency_key=record.idempotency_key,
+        priority=record.priority,
     )
 
 
@@ -572,6 +580,8 @@ def record_from_columns(row: RowColumns) -> TaskExecutionRecord:
         version=row.version,
         rerun_of=row.rerun_of_execution_id,
         trace_context=row.trace_context,
+        idempotency_key=row.idempotency_key,
+        priority=row.priority,
     )
 
 

@@ -21,7 +21,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 
 from durable_execution.model import FINISHED_STATUSES, TaskExecutionStatus
-from durable_execution.storage import conversion, inspection
+from durable_execution.storage import _schedule_rows, conversion, inspection
 from durable_execution.storage.errors import (
     DuplicateExecutionIdError,
     StorageError,
@@ -32,6 +32,9 @@ from durable_execution.storage.types import (
     HeldLease,
     PruneCursor,
     PrunedBatch,
+    ScheduleListing,
+    ScheduleRecord,
+    ScheduleTickAdvance,
     TaskExecutionRecord,
     TaskExecutionUpdate,
     TaskExecutionWhere,
@@ -50,7 +53,10 @@ class _Table:
         self.rows: dict[str, TaskExecutionRecord] = {}
         self.sequence: dict[str, int] = {}
         self.by_status: dict[_IndexKey, dict[str, None]] = {}
+        # (task_id, idempotency_key) -> the execution holding it (the SQL unique index).
+        self.by_key: dict[tuple[str, str], str] = {}
         self.next_sequence = 0
+        self.schedules: dict[str, ScheduleRecord] = {}  # by schedule_id
 
     def put(self, record: TaskExecutionRecord) -> None:
         execution_id = record.execution_id
@@ -62,6 +68,8 @@ class _Table:
             self.next_sequence += 1
         self.rows[execution_id] = record
         self.by_status.setdefault((record.status, record.is_closed), {})[execution_id] = None
+        if record.idempotency_key is not None:
+            self.by_key[(record.task_id, record.idempotency_key)] = execution_id
 
     def delete(self, execution_id: str) -> None:
         old = self.rows.pop(execution_id)
@@ -71,6 +79,8 @@ class _Table:
     def _unindex(self, record: TaskExecutionRecord) -> None:
         bucket = self.by_status[(record.status, record.is_closed)]
         del bucket[record.execution_id]
+        if record.idempotency_key is not None:
+            del self.by_key[(record.task_id, record.idempotency_key)]
 
     def with_statuses(
         self, statuses: Iterable[TaskExecutionStatus], is_closed: bool | None
@@ -103,6 +113,8 @@ class InMemoryStorageTx:
         self._open = True
         self._refused_ids: list[str] | None = None  # set by an insert refused as duplicate
         self._deleted_sequence: dict[str, int] = {}  # execution_id -> its place, if deleted
+        # schedule_id -> the committed schedule it replaced (None: the schedule was inserted).
+        self._schedule_undo: dict[str, ScheduleRecord | None] = {}
 
     def _check_open(self) -> None:
         if not self._open:
@@ -135,6 +147,11 @@ class InMemoryStorageTx:
         if commit:
             return
         table = self._table
+        for schedule_id, old_schedule in self._schedule_undo.items():
+            if old_schedule is None:
+                table.schedules.pop(schedule_id, None)
+            else:
+                table.schedules[schedule_id] = old_schedule
         for execution_id, old in self._undo.items():
             if old is None:
                 if execution_id in table.rows:
@@ -180,20 +197,34 @@ class InMemoryStorageTx:
             return sorted(candidates, key=order)
         return heapq.nsmallest(limit, candidates, key=order)
 
-    async def insert_task_executions(self, executions: Sequence[TaskExecutionRecord]) -> None:
+    async def insert_task_executions(self, executions: Sequence[TaskExecutionRecord]) -> list[str]:
+        """The insert (see ``DurableStorageTx``): every outcome is decided before anything is
+        written, so a refused insert writes nothing."""
         self._check_open()
-        seen: set[str] = set()
+        stored, held = self._table.rows.keys(), self._table.by_key
+        taken: dict[tuple[str, str], str] = {}  # the keys this call takes
+        inserting: dict[str, TaskExecutionRecord] = {}
+        resolved: list[str] = []
         duplicates: list[str] = []
         for record in executions:
             execution_id = record.execution_id
-            if execution_id in seen or execution_id in self._table.rows:
+            key = record.idempotency_key
+            if key is not None:
+                holder = taken.get((record.task_id, key)) or held.get((record.task_id, key))
+                if holder is not None:
+                    resolved.append(holder)
+                    continue
+                taken[(record.task_id, key)] = execution_id
+            if execution_id in inserting or execution_id in stored:
                 duplicates.append(execution_id)
-            seen.add(execution_id)
+            inserting[execution_id] = record
+            resolved.append(execution_id)
         if duplicates:
-            self._refused_ids = duplicates
-            raise DuplicateExecutionIdError(duplicates)
-        for record in executions:
+            self._refused_ids = list(dict.fromkeys(duplicates))
+            raise DuplicateExecutionIdError(self._refused_ids)
+        for record in inserting.values():
             self._write(record)
+        return resolved
 
     async def get_task_execution_ids(
         self,
@@ -232,8 +263,9 @@ class InMemoryStorageTx:
         conversion.check_claim_arguments(now, limit, lease_ms)
         table = self._table
         due = (record for record in table.with_statuses(["ready"], None) if record.start_at <= now)
+        # The SQL claims' order: highest priority first, then FIFO (start_at, insertion).
         picked = heapq.nsmallest(
-            limit, due, key=lambda r: (r.start_at, table.sequence[r.execution_id])
+            limit, due, key=lambda r: (-r.priority, r.start_at, table.sequence[r.execution_id])
         )
         claimed = [
             dataclasses.replace(
@@ -328,6 +360,58 @@ class InMemoryStorageTx:
             renewed.append(lease.execution_id)
         return renewed
 
+    def _write_schedule(self, schedule: ScheduleRecord) -> None:
+        schedules = self._table.schedules
+        self._schedule_undo.setdefault(schedule.schedule_id, schedules.get(schedule.schedule_id))
+        schedules[schedule.schedule_id] = schedule
+
+    async def register_task_schedules(self, schedules: Sequence[ScheduleRecord]) -> None:
+        """Store schedules by id (see ``DurableStorageTx``)."""
+        self._check_open()
+        for given in schedules:
+            schedule = _schedule_rows.normalised(given)
+            stored = self._table.schedules.get(schedule.schedule_id)
+            if stored is None:
+                self._write_schedule(schedule)
+                continue
+            same_timing = (stored.cron, stored.every_ms, stored.timezone) == (
+                schedule.cron,
+                schedule.every_ms,
+                schedule.timezone,
+            )
+            self._write_schedule(
+                dataclasses.replace(
+                    schedule,
+                    next_tick_at=stored.next_tick_at if same_timing else schedule.next_tick_at,
+                    created_at=stored.created_at,
+                    last_tick_at=stored.last_tick_at,
+                    last_execution_id=stored.last_execution_id,
+                )
+            )
+
+    async def get_task_schedules(self, schedule_ids: Sequence[str]) -> list[ScheduleRecord]:
+        self._check_open()
+        schedules = self._table.schedules
+        return [schedules[i] for i in sorted(set(schedule_ids)) if i in schedules]
+
+    async def advance_task_schedule(self, advance: ScheduleTickAdvance) -> bool:
+        """Fire a tick, compare-and-set (see ``DurableStorageTx``)."""
+        self._check_open()
+        advance = _schedule_rows.normalised_advance(advance)
+        stored = self._table.schedules.get(advance.schedule_id)
+        if stored is None or stored.next_tick_at != advance.expected_next_tick_at:
+            return False
+        self._write_schedule(
+            dataclasses.replace(
+                stored,
+                next_tick_at=advance.next_tick_at,
+                last_tick_at=advance.tick_at,
+                last_execution_id=advance.execution_id,
+                updated_at=advance.updated_at,
+            )
+        )
+        return True
+
 
 class InMemoryStorage:
     """Executions in a dict, transactions serialised by an ``asyncio.Lock``.
@@ -396,3 +480,13 @@ class InMemoryStorage:
     ) -> TaskExecutionRecord | None:
         async with self._lock:
             return inspection.oldest_ready(self.snapshot(), task_id=task_id)
+
+    async def list_task_schedules(self) -> list[ScheduleListing]:
+        async with self._lock:
+            table = self._table
+            listings = []
+            for schedule_id in sorted(table.schedules):
+                schedule = table.schedules[schedule_id]
+                last = table.rows.get(schedule.last_execution_id or "")
+                listings.append(ScheduleListing(schedule, None if last is None else last.status))
+            return listings

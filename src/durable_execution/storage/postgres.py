@@ -29,6 +29,7 @@ from typing import Final, Self, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg.adapt import AdaptersMap
 from psycopg.types.array import ListBinaryDumper
 from psycopg_pool import PoolClosed
 
@@ -47,6 +48,7 @@ from durable_execution.storage import (
 from durable_execution.storage import (
     _pg_rows as _rows,
 )
+from durable_execution.storage._pg_schedules import PostgresScheduleMethods, list_schedules
 from durable_execution.storage._pg_timestamps import register_tolerant_timestamps
 from durable_execution.storage.errors import (
     DuplicateExecutionIdError,
@@ -61,6 +63,7 @@ from durable_execution.storage.types import (
     HeldLease,
     PruneCursor,
     PrunedBatch,
+    ScheduleListing,
     TaskExecutionRecord,
     TaskExecutionUpdate,
     TaskExecutionWhere,
@@ -89,7 +92,7 @@ def _aware(moment: datetime, name: str) -> datetime:
 _NO_CURSOR_TIME: Final = datetime(1, 1, 2, tzinfo=UTC)
 
 
-def _ready_now(executions: Sequence[TaskExecutionRecord]) -> bool:
+def ready_now(executions: Sequence[TaskExecutionRecord]) -> bool:
     """Whether an insert stored work claimable now (worth waking other processes for).
 
     Work that starts later is left to polling: a notice now would find nothing to claim. The
@@ -101,7 +104,7 @@ def _ready_now(executions: Sequence[TaskExecutionRecord]) -> bool:
     return any(e.status == "ready" and e.start_at <= now for e in executions)
 
 
-class PostgresStorageTx:
+class PostgresStorageTx(PostgresScheduleMethods):
     """One transaction of a :class:`PostgresDurableStorage`, on one pooled connection."""
 
     def __init__(
@@ -109,12 +112,10 @@ class PostgresStorageTx:
         conn: _Connection,
         queries: pg.AsyncQueries,
         poison: claiming.PoisonSeen,
-        *,
         single_statement: bool = False,
     ) -> None:
         self._conn = conn
-        # In autocommit, outside any BEGIN (see single_statement()): one statement at most.
-        self._statements_left = 1 if single_statement else None
+        self._statements = _pg_pool.StatementBudget(single_statement)  # see single_statement()
         self._poison = poison
         self._queries = queries
         # Whether this transaction stored work claimable now: the storage notifies after commit.
@@ -130,30 +131,32 @@ class PostgresStorageTx:
 
     def _before_statement(self) -> None:
         self.raise_if_refused()
-        if self._statements_left is not None:
-            if self._statements_left == 0:
-                raise StorageError("A single-statement transaction cannot run a second statement")
-            self._statements_left -= 1
+        self._statements.spend()
 
-    async def insert_task_executions(self, executions: Sequence[TaskExecutionRecord]) -> None:
+    async def insert_task_executions(self, executions: Sequence[TaskExecutionRecord]) -> list[str]:
         self._before_statement()
         if not executions:
-            return
+            return []
         rows = [conversion.columns_from_record(record) for record in executions]
+        if any(row.idempotency_key is not None for row in rows):
+            self._before_statement()  # its holders are read by a second statement
         ids = [row.execution_id for row in rows]
         repeated = [execution_id for execution_id, n in Counter(ids).items() if n > 1]
-        if repeated:
+        # With keys, a repeated id is a duplicate only if both rows are stored: the statement
+        # (which skips a row whose key is taken before checking its id) decides.
+        if repeated and all(row.idempotency_key is None for row in rows):
             # Caught before the statement, but refused all the same (see raise_if_refused).
             self._refused_ids = repeated
             raise DuplicateExecutionIdError(repeated)
         try:
-            await _rows.insert_rows(self._queries, self._conn, rows)
+            resolved = await _rows.insert_rows(self._queries, self._conn, rows)
             if not self.made_ready:
-                self.made_ready = _ready_now(executions)
+                self.made_ready = ready_now(executions)
         except pg_errors.UniqueViolation as error:
             # The transaction is now aborted: nothing it did will be stored.
-            self._refused_ids = _duplicate_ids(error, ids)
+            self._refused_ids = duplicate_ids(error, ids)
             raise DuplicateExecutionIdError(self._refused_ids) from error
+        return resolved
 
     async def get_task_execution_ids(
         self,
@@ -355,11 +358,18 @@ def _optional_aware(moment: datetime | None) -> datetime | None:
     return None if moment is None else _aware(moment, "expires_at_less_than")
 
 
-def _duplicate_ids(error: pg_errors.UniqueViolation, batch_ids: list[str]) -> list[str]:
+def duplicate_ids(error: pg_errors.UniqueViolation, batch_ids: list[str]) -> list[str]:
     match = _DUPLICATE_KEY.search(error.diag.message_detail or "")
     if match is not None and match.group("id") in batch_ids:
         return [match.group("id")]
     return batch_ids
+
+
+def missing_table_error(table_name: str, error: pg_errors.UndefinedTable) -> StorageError:
+    return StorageError(
+        f"Table {table_name} does not exist in the connection's schema: create it "
+        f"with migrate() (open_storage does unless migrate=False): {error}"
+    )
 
 
 async def _configure(conn: _Connection) -> None:
@@ -374,8 +384,13 @@ async def _configure(conn: _Connection) -> None:
     """
     await conn.set_autocommit(True)
     await conn.set_isolation_level(psycopg.IsolationLevel.READ_COMMITTED)
-    conn.adapters.register_dumper(list, ListBinaryDumper)
-    register_tolerant_timestamps(conn.adapters)
+    register_adapters(conn.adapters)
+
+
+def register_adapters(adapters: AdaptersMap) -> None:
+    """The adapters of every connection, async or sync: see :func:`_configure`."""
+    adapters.register_dumper(list, ListBinaryDumper)
+    register_tolerant_timestamps(adapters)
 
 
 class PostgresDurableStorage:
@@ -471,27 +486,19 @@ class PostgresDurableStorage:
     ) -> None:
         await self.close()
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[DurableStorageTx]:
-        async with self._tx(single_statement=False) as tx:
-            yield tx
+    def transaction(self) -> AbstractAsyncContextManager[DurableStorageTx]:
+        return self._tx(single_statement=False)
 
     def single_statement(self) -> AbstractAsyncContextManager[DurableStorageTx]:
-        """A transaction of one statement, sent in autocommit: no ``BEGIN`` and ``COMMIT``
-        round trips (the optional ``SingleStatementStorage``)."""
+        """One statement in autocommit, no BEGIN/COMMIT (the optional SingleStatementStorage)."""
         return self._tx(single_statement=True)
 
     @asynccontextmanager
     async def _tx(self, *, single_statement: bool) -> AsyncIterator[DurableStorageTx]:
+        pool, size, single = self._pool, self.pool_max_size, single_statement
         try:
-            async with (
-                self._pool.connection()
-                if single_statement
-                else _pg_pool.begun(self._pool, self.pool_max_size)
-            ) as conn:
-                tx = PostgresStorageTx(
-                    conn, self.queries, self._poison, single_statement=single_statement
-                )
+            async with pool.connection() if single else _pg_pool.begun(pool, size) as conn:
+                tx = PostgresStorageTx(conn, self.queries, self._poison, single_statement=single)
                 yield tx
                 tx.raise_if_refused()  # inside the block: psycopg rolls back
             if tx.made_ready:
@@ -499,10 +506,7 @@ class PostgresDurableStorage:
         except PoolClosed:
             raise StorageClosedError("The PostgreSQL storage is closed") from None
         except pg_errors.UndefinedTable as error:
-            raise StorageError(
-                f"Table {self.table_name} does not exist in the connection's schema: create it "
-                f"with migrate() (open_storage does unless migrate=False): {error}"
-            ) from None
+            raise missing_table_error(self.table_name, error) from None
 
     @asynccontextmanager
     async def watch_ready(self, on_ready: Callable[[], None]) -> AsyncIterator[None]:
@@ -523,13 +527,8 @@ class PostgresDurableStorage:
             yield
 
     async def _send_ready_notice(self) -> None:
-        # In autocommit: one round trip instead of BEGIN, pg_notify, COMMIT. Sent again on the
-        # next connection if this one was dead, which is harmless (a spurious notice only makes
-        # listeners look for work).
-        async def notify(conn: _Connection) -> None:
-            await self.queries.notify_ready(conn, channel=self.ready_channel)
-
-        await _pg_pool.read_on_live_connection(self._pool, self.pool_max_size, notify)
+        # Autocommit: 1 round trip, not 3; resent on another connection if this one was dead.
+        await self._read(lambda conn: self.queries.notify_ready(conn, channel=self.ready_channel))
 
     async def migrate(self) -> list[int]:
         """Create or upgrade the schema; returns the migration versions applied now."""
@@ -594,3 +593,6 @@ class PostgresDurableStorage:
             lambda conn: self.queries.get_oldest_ready_task_execution(conn, task_id=task_id)
         )
         return None if row is None else inspection.decoded(row, conversion.record_from_columns)
+
+    async def list_task_schedules(self) -> list[ScheduleListing]:
+        return await self._read(lambda conn: list_schedules(self.queries, conn))

@@ -39,8 +39,11 @@ from durable_execution.storage import (
     inspection,
     migrate,
 )
+from durable_execution.storage import (
+    _sqlite_steps as _steps,
+)
+from durable_execution.storage._sqlite_schedules import SQLiteScheduleMethods, list_schedules
 from durable_execution.storage._sqlite_session import DEFAULT_SYNCHRONOUS, SqliteSynchronous
-from durable_execution.storage.conversion import Columns
 from durable_execution.storage.errors import (
     DuplicateExecutionIdError,
     MalformedRowError,
@@ -53,11 +56,11 @@ from durable_execution.storage.types import (
     HeldLease,
     PruneCursor,
     PrunedBatch,
+    ScheduleListing,
     TaskExecutionRecord,
     TaskExecutionUpdate,
     TaskExecutionWhere,
     WhereByExecutionIds,
-    WhereByStatuses,
 )
 
 _T = TypeVar("_T")
@@ -68,7 +71,7 @@ DEFAULT_BUSY_TIMEOUT_MS: Final = 30_000
 # --- the transaction ------------------------------------------------------------------------
 
 
-class SQLiteStorageTx:
+class SQLiteStorageTx(SQLiteScheduleMethods):
     """One transaction of a :class:`SQLiteDurableStorage`; valid only inside its ``async with``.
 
     Every method runs one step through :meth:`SQLiteDurableStorage.run_step` (on the event loop
@@ -94,7 +97,7 @@ class SQLiteStorageTx:
     async def _run(self, step: Callable[[sqlite3.Connection], _T]) -> _T:
         if not self._open:
             raise StorageError("The transaction is over; open a new one")
-        translated = _translated(step, self._storage.table_name, self._storage.path)
+        translated = _steps.translated(step, self._storage.table_name, self._storage.path)
         if self.begun:
             return await self._storage.run_step(translated)
         # Marked before any hop: if the caller is cancelled meanwhile, the BEGIN may still run,
@@ -102,34 +105,16 @@ class SQLiteStorageTx:
         self.begun = True
         return await self._storage.connection.begin_and_run(translated)
 
-    async def insert_task_executions(self, executions: Sequence[TaskExecutionRecord]) -> None:
+    async def insert_task_executions(self, executions: Sequence[TaskExecutionRecord]) -> list[str]:
         self.raise_if_refused()
         if not executions:
-            return
+            return []
         columns = [conversion.columns_from_record(record) for record in executions]
         try:
-            await self._run(lambda conn: self._insert(conn, columns))
+            return await self._run(lambda conn: _steps.insert(self._queries, conn, columns))
         except DuplicateExecutionIdError as error:
             self._refused_ids = error.execution_ids
             raise
-
-    def _insert(self, conn: sqlite3.Connection, rows: Sequence[Columns]) -> None:
-        # Duplicates are found before anything is written, so a refused insert writes nothing
-        # (and the transaction then refuses everything: see raise_if_refused). Nobody else can
-        # insert between this check and the inserts: the transaction holds the write lock.
-        ids = [row.execution_id for row in rows]
-        repeated = [execution_id for execution_id, n in Counter(ids).items() if n > 1]
-        existing = self._queries.get_existing_execution_ids(conn, execution_ids=ids)
-        duplicates = list(dict.fromkeys([*existing, *repeated]))
-        if duplicates:
-            raise DuplicateExecutionIdError(duplicates)
-        for row in rows:
-            try:
-                _rows.insert_row(self._queries, conn, row)
-            except sqlite3.IntegrityError as error:
-                raise StorageError(
-                    f"SQLite refused to store execution {row.execution_id}: {error}"
-                ) from error
 
     async def get_task_execution_ids(
         self,
@@ -144,31 +129,7 @@ class SQLiteStorageTx:
         if limit == 0 or conversion.matches_nothing(where):
             return []
         limit = conversion.row_limit(limit)
-        return await self._run(lambda conn: self._select_ids(conn, where, limit))
-
-    def _select_ids(
-        self, conn: sqlite3.Connection, where: TaskExecutionWhere, limit: int | None
-    ) -> list[str]:
-        q = self._queries
-        match where:
-            case WhereByExecutionIds():
-                return q.get_task_execution_ids_by_execution_ids(
-                    conn,
-                    execution_ids=where.execution_ids,
-                    filter_statuses=where.statuses is not None,
-                    statuses=where.statuses or (),
-                    needs_promise_cancellation=where.needs_promise_cancellation,
-                    version=where.version,
-                    row_limit=limit,
-                )
-            case WhereByStatuses():
-                return q.get_task_execution_ids_by_statuses(
-                    conn,
-                    statuses=where.statuses,
-                    is_closed=where.is_closed,
-                    expires_at_less_than=_rows.optional_bound(where.expires_at_less_than),
-                    row_limit=limit,
-                )
+        return await self._run(lambda conn: _steps.select_ids(self._queries, conn, where, limit))
 
     async def get_task_executions(
         self,
@@ -182,32 +143,9 @@ class SQLiteStorageTx:
         if limit == 0 or conversion.matches_nothing(where):
             return []
         limit = conversion.row_limit(limit)
-        return await self._run(lambda conn: self._select_records(conn, where, limit))
-
-    def _select_records(
-        self, conn: sqlite3.Connection, where: TaskExecutionWhere, limit: int | None
-    ) -> list[TaskExecutionRecord]:
-        q = self._queries
-        match where:
-            case WhereByExecutionIds():
-                rows = q.get_task_executions_by_execution_ids(
-                    conn,
-                    execution_ids=where.execution_ids,
-                    filter_statuses=where.statuses is not None,
-                    statuses=where.statuses or (),
-                    needs_promise_cancellation=where.needs_promise_cancellation,
-                    version=where.version,
-                    row_limit=limit,
-                )
-            case WhereByStatuses():
-                rows = q.get_task_executions_by_statuses(
-                    conn,
-                    statuses=where.statuses,
-                    is_closed=where.is_closed,
-                    expires_at_less_than=_rows.optional_bound(where.expires_at_less_than),
-                    row_limit=limit,
-                )
-        return [_rows.record(row) for row in rows]
+        return await self._run(
+            lambda conn: _steps.select_records(self._queries, conn, where, limit)
+        )
 
     async def update_task_executions(
         self, where: WhereByExecutionIds, update: TaskExecutionUpdate
@@ -216,23 +154,7 @@ class SQLiteStorageTx:
         if conversion.matches_nothing(where):
             return 0
         changes = _rows.sqlite_changes(conversion.changes_from_update(update))
-        return await self._run(lambda conn: self._update(conn, where, changes))
-
-    def _update(
-        self, conn: sqlite3.Connection, where: WhereByExecutionIds, changes: _rows.SqliteChanges
-    ) -> int:
-        try:
-            return self._queries.update_task_executions_by_execution_ids(
-                conn,
-                **changes,
-                execution_ids=where.execution_ids,
-                filter_statuses=where.statuses is not None,
-                statuses=where.statuses or (),
-                needs_promise_cancellation=where.needs_promise_cancellation,
-                version=where.version,
-            )
-        except sqlite3.IntegrityError as error:
-            raise StorageError(f"SQLite refused the update: {error}") from error
+        return await self._run(lambda conn: _steps.update(self._queries, conn, where, changes))
 
     async def claim_ready_task_executions(
         self, *, now: datetime, limit: int, lease_ms: int
@@ -262,7 +184,7 @@ class SQLiteStorageTx:
                     _rows.record,
                     (sqlite3.IntegrityError,),
                 )
-            return claiming.claimed_from_rows(sorted(rows, key=_rows.fifo), _rows.record)
+            return claiming.claimed_from_rows(sorted(rows, key=_rows.claim_order), _rows.record)
 
         return await self._run(claim)
 
@@ -282,7 +204,7 @@ class SQLiteStorageTx:
 
         def update_each(conn: sqlite3.Connection) -> list[int]:
             for index, where, changes in pending:
-                counts[index] = self._update(conn, where, changes)
+                counts[index] = _steps.update(self._queries, conn, where, changes)
             return counts
 
         return await self._run(update_each)
@@ -359,27 +281,6 @@ class SQLiteStorageTx:
 
     def close(self) -> None:
         self._open = False
-
-
-def _translated(
-    step: Callable[[sqlite3.Connection], _T], table: str, path: Path
-) -> Callable[[sqlite3.Connection], _T]:
-    """``step``, with the sqlite3 errors a user can act on turned into clear storage errors."""
-
-    def run(conn: sqlite3.Connection) -> _T:
-        try:
-            return step(conn)
-        except sqlite3.OperationalError as error:
-            if _sqlite_session.is_full(error):
-                raise _sqlite_session.full_error(path, error) from error
-            if "no such table" in str(error):
-                raise StorageError(
-                    f"Table {table} does not exist ({error}): create it with migrate() "
-                    "(open_storage does unless migrate=False)"
-                ) from None
-            raise
-
-    return run
 
 
 # --- the storage ------------------------------------------------------------------------------
@@ -480,7 +381,7 @@ class SQLiteDurableStorage:
         """Run read-only ``step`` between this process's transactions (autocommit: one
         consistent snapshot per statement, no write lock taken; on the loop unless busy)."""
         async with self._lock:
-            return await self.run_step(_translated(step, self.table_name, self.path))
+            return await self.run_step(_steps.translated(step, self.table_name, self.path))
 
     async def list_task_executions(
         self,
@@ -538,6 +439,9 @@ class SQLiteDurableStorage:
             lambda conn: self.queries.get_oldest_ready_task_execution(conn, task_id=task_id)
         )
         return None if row is None else inspection.decoded(row, _rows.record)
+
+    async def list_task_schedules(self) -> list[ScheduleListing]:
+        return await self._read(lambda conn: list_schedules(self.queries, conn))
 
     # Lifetime ------------------------------------------------------------------------------
 

@@ -10,7 +10,8 @@ Semantics every backend honours (the contract tests check them):
 
 * ``limit=None`` means unlimited, ``limit=0`` means no rows.
 * Results are ordered: ``WhereByStatuses`` by ``updated_at``, ``WhereByExecutionIds`` by
-  insertion; ties are broken by insertion order. (Claims are FIFO by ``start_at``.)
+  insertion; ties are broken by insertion order. (Claims take the highest ``priority`` first,
+  FIFO by ``start_at`` within a priority.)
 * Every optional filter that is not ``None`` is an equality filter (``False`` included).
 * ``version`` in a ``where`` is an optimistic-locking guard; ``version`` in an update writes it.
 * In an update, ``None`` means "leave unchanged"; ``unset_error``/``unset_expires_at`` clear.
@@ -19,13 +20,16 @@ Semantics every backend honours (the contract tests check them):
 * Inserting an ``execution_id`` that exists raises :class:`DuplicateExecutionIdError` and the
   transaction stores nothing: a caller that catches the error finds every later call in the
   transaction, and the end of its block, raising it again (never a silent commit or rollback).
+* A record whose ``(task_id, idempotency_key)`` is already held (any status) is not inserted:
+  the insert returns the holder's execution id in its place (see ``insert_task_executions``).
 
 The claim, the lease renewal, the batch of guarded updates and the prune step are part of the
 contract: every backend does each in one set-based step, and the executor has no second,
 row-by-row path.
 Optional, each a protocol checked with ``isinstance``: ``ReadyWatchingStorage`` (cross-process
 wake-ups instead of idle polling), ``SingleStatementStorage`` (one-statement transactions
-without BEGIN and COMMIT) and ``InspectableStorage`` (operators' read-only queries).
+without BEGIN and COMMIT), ``InspectableStorage`` (operators' read-only queries) and
+``InspectableSchedulesStorage`` (the schedules, for the CLI).
 """
 
 from __future__ import annotations
@@ -86,6 +90,11 @@ class TaskExecutionRecord:
     rerun_of: str | None = None
     # The W3C trace context of the enqueuer (JSON text, see _telemetry); written once at insert.
     trace_context: str | None = None
+    # Set only on top-level executions enqueued with one: (task_id, idempotency_key) names at most
+    # one stored execution (see DurableStorageTx.insert_task_executions). Written once at insert.
+    idempotency_key: str | None = None
+    # Claims take higher priorities first, FIFO by start_at within one. Written once at insert.
+    priority: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,9 +177,10 @@ def apply_update(record: TaskExecutionRecord, update: TaskExecutionUpdate) -> Ta
 class ClaimedTaskExecutions:
     """What one set-based claim moved from ``ready`` to ``running``.
 
-    ``records`` are the claimed rows as they now are, oldest ``start_at`` first (ties by
-    insertion). ``malformed`` are rows the claim also moved to ``running`` but that cannot be
-    decoded (poison rows): the caller must set them aside (fail them) in the same transaction.
+    ``records`` are the claimed rows as they now are, highest ``priority`` first, then oldest
+    ``start_at`` first (ties by insertion). ``malformed`` are rows the claim also moved to
+    ``running`` but that cannot be decoded (poison rows): the caller must set them aside (fail
+    them) in the same transaction.
     """
 
     records: list[TaskExecutionRecord]
@@ -205,10 +215,66 @@ class PrunedBatch:
     cursor: PruneCursor | None
 
 
+@dataclass(frozen=True, slots=True)
+class ScheduleRecord:
+    """One stored schedule (``executor.schedule``): its definition and where its ticks stand.
+
+    Exactly one of ``cron`` (a 5-field expression read in ``timezone``, an IANA zone name) and
+    ``every_ms`` is set. ``next_tick_at`` is the next tick to fire; ``last_tick_at`` and
+    ``last_execution_id`` say which tick fired last and the execution it created.
+    """
+
+    schedule_id: str
+    task_id: str
+    cron: str | None
+    every_ms: int | None
+    timezone: str
+    run_input: str
+    next_tick_at: datetime
+    created_at: datetime
+    updated_at: datetime
+    last_tick_at: datetime | None = None
+    last_execution_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleTickAdvance:
+    """Firing one tick: move the schedule from ``expected_next_tick_at`` (the tick the caller
+    read) to ``next_tick_at``, recording ``tick_at`` and the execution it created."""
+
+    schedule_id: str
+    expected_next_tick_at: datetime
+    next_tick_at: datetime
+    tick_at: datetime
+    execution_id: str
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleListing:
+    """A schedule as the CLI lists it: with the status of its last execution (``None`` when it
+    has none, or that execution was pruned)."""
+
+    schedule: ScheduleRecord
+    last_execution_status: TaskExecutionStatus | None
+
+
 class DurableStorageTx(Protocol):
     """One open transaction. Never shared between tasks; never nested."""
 
-    async def insert_task_executions(self, executions: Sequence[TaskExecutionRecord]) -> None: ...
+    async def insert_task_executions(self, executions: Sequence[TaskExecutionRecord]) -> list[str]:
+        """Insert ``executions``; the execution id that stands for each, in the order given.
+
+        The records are taken in order. One with an ``idempotency_key`` whose
+        ``(task_id, idempotency_key)`` is already held — by a stored execution in any status,
+        one committed meanwhile by a concurrent transaction, or an earlier record of this call —
+        is not inserted, and its result is the holder's execution id (it is not compared with
+        the holder in any other way). Every other record is inserted and its result is its own
+        id. If one of those has an ``execution_id`` that is stored or repeats an earlier
+        inserted record's, :class:`DuplicateExecutionIdError` is raised and the transaction
+        stores nothing.
+        """
+        ...
 
     async def get_task_execution_ids(
         self,
@@ -235,8 +301,9 @@ class DurableStorageTx(Protocol):
     ) -> ClaimedTaskExecutions:
         """Claim ready executions in one set-based step.
 
-        Take up to ``limit`` (>= 1) rows with ``status = ready`` and ``start_at <= now``, oldest
-        ``start_at`` first (ties by insertion), skipping rows that other transactions hold; set
+        Take up to ``limit`` (>= 1) rows with ``status = ready`` and ``start_at <= now``, highest
+        ``priority`` first and, within a priority, oldest ``start_at`` first (ties by insertion),
+        skipping rows that other transactions hold; set
         ``status = running``, ``started_at = updated_at = now``, ``expires_at = now + lease_ms``
         (whatever the row's ``timeout_ms``: the executor renews the lease while the attempt
         runs, see :meth:`renew_task_execution_leases`) and ``version = version + 1``; return
@@ -295,6 +362,34 @@ class DurableStorageTx(Protocol):
         waiting; ``False`` if another transaction holds it. Automatic retention takes it before
         each batch so that executors sharing a database prune one at a time (an advisory lock
         on PostgreSQL; SQLite's write lock, which every transaction there takes anyway)."""
+        ...
+
+    async def register_task_schedules(self, schedules: Sequence[ScheduleRecord]) -> None:
+        """Store the schedules an executor defines (at its start), each by ``schedule_id``.
+
+        A new id is inserted as given. An existing one takes the given ``task_id``,
+        ``run_input``, ``cron``, ``every_ms``, ``timezone`` and ``updated_at``, and the given
+        ``next_tick_at`` only if its timing (``cron``, ``every_ms``, ``timezone``) changed; it
+        keeps its ``created_at``, ``last_tick_at`` and ``last_execution_id``. (An unchanged
+        schedule keeps its next tick, so a tick missed while no executor ran is caught up.)
+        """
+        ...
+
+    async def get_task_schedules(self, schedule_ids: Sequence[str]) -> list[ScheduleRecord]:
+        """The stored schedules with these ids, ordered by id (unknown ids are left out)."""
+        ...
+
+    async def advance_task_schedule(self, advance: ScheduleTickAdvance) -> bool:
+        """Fire a tick (compare-and-set): if the schedule's ``next_tick_at`` still equals
+        ``advance.expected_next_tick_at``, set ``next_tick_at``, ``last_tick_at`` (=
+        ``tick_at``), ``last_execution_id`` and ``updated_at`` and return ``True``; otherwise
+        change nothing and return ``False`` (another transaction fired that tick first).
+
+        The executor inserts the tick's execution in the same transaction only when this
+        returned ``True``, so each tick creates exactly one execution however many executors
+        race for it. A concurrent transaction that advanced the row first makes this one
+        match nothing (PostgreSQL re-checks the guard against the committed row).
+        """
         ...
 
 
@@ -382,3 +477,14 @@ class InspectableStorage(Protocol):
     async def get_oldest_ready_task_execution(
         self, *, task_id: str | None = None
     ) -> TaskExecutionRecord | MalformedRowError | None: ...
+
+
+@runtime_checkable
+class InspectableSchedulesStorage(Protocol):
+    """Optional, like :class:`InspectableStorage` (a protocol of its own, so that a storage
+    written before schedules existed still passes that one): what ``durable-execution
+    schedules`` reads, in a transaction of its own. The bundled backends implement it."""
+
+    async def list_task_schedules(self) -> Sequence[ScheduleListing]:
+        """Every stored schedule, ordered by id, with its last execution's status."""
+        ...

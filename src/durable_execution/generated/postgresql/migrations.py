@@ -139,6 +139,39 @@ MIGRATIONS: tuple[Migration, ...] = (
         name="trace_context",
         statements=("ALTER TABLE {table}\n    ADD COLUMN trace_context text",),
     ),
+    Migration(
+        version=7,
+        name="idempotency_and_priority",
+        statements=(
+            "ALTER TABLE {table}\n    ADD COLUMN idempotency_key text",
+            "CREATE UNIQUE INDEX ix_{table}_task_id_idempotency_key\n"
+            "    ON {table} (task_id, idempotency_key)\n"
+            "    WHERE idempotency_key IS NOT NULL",
+            "ALTER TABLE {table}\n    ADD COLUMN priority integer NOT NULL DEFAULT 0",
+            "CREATE INDEX ix_{table}_status_priority_start_at_id\n"
+            "    ON {table} (status, priority DESC, start_at, id)",
+        ),
+    ),
+    Migration(
+        version=9,
+        name="schedules",
+        statements=(
+            "CREATE TABLE {table}_schedules (\n"
+            "    schedule_id text NOT NULL PRIMARY KEY,\n"
+            "    task_id text NOT NULL,\n"
+            "    cron text,\n"
+            "    every_ms bigint,\n"
+            "    timezone text NOT NULL,\n"
+            "    run_input text NOT NULL,\n"
+            "    next_tick_at timestamptz NOT NULL,\n"
+            "    last_tick_at timestamptz,\n"
+            "    last_execution_id text,\n"
+            "    created_at timestamptz NOT NULL,\n"
+            "    updated_at timestamptz NOT NULL,\n"
+            "    CHECK ((cron IS NULL) <> (every_ms IS NULL))\n"
+            ")",
+        ),
+    ),
 )
 
 

@@ -57,6 +57,25 @@ class DurableTaskExecution:
     lease_expiries: int
     rerun_of_execution_id: str | None
     trace_context: str | None
+    idempotency_key: str | None
+    priority: int
+
+
+@dataclass(frozen=True, slots=True)
+class DurableTaskExecutionsSchedule:
+    """A row of the durable_task_executions_schedules table."""
+
+    schedule_id: str
+    task_id: str
+    cron: str | None
+    every_ms: int | None
+    timezone: str
+    run_input: str
+    next_tick_at: datetime.datetime
+    last_tick_at: datetime.datetime | None
+    last_execution_id: str | None
+    created_at: datetime.datetime
+    updated_at: datetime.datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +84,15 @@ class GetReadyTaskExecutionsToClaimRow:
 
     execution_id: str
     timeout_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class GetTaskExecutionIdsByIdempotencyKeysRow:
+    """The columns GetTaskExecutionIdsByIdempotencyKeys returns."""
+
+    task_id: str
+    idempotency_key: str
+    execution_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,3 +126,21 @@ class DeleteExecutionTreesRow:
 
     status: str
     execution_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class ListTaskSchedulesRow:
+    """The columns ListTaskSchedules returns."""
+
+    schedule_id: str
+    task_id: str
+    cron: str | None
+    every_ms: int | None
+    timezone: str
+    run_input: str
+    next_tick_at: datetime.datetime
+    last_tick_at: datetime.datetime | None
+    last_execution_id: str | None
+    created_at: datetime.datetime
+    updated_at: datetime.datetime
+    last_execution_status: str | None

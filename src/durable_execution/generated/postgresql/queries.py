@@ -21,9 +21,12 @@ from .models import (
     CountTaskExecutionsByStatusRow,
     DeleteExecutionTreesRow,
     DurableTaskExecution,
+    DurableTaskExecutionsSchedule,
     GetPrunableRootsRow,
     GetReadyTaskExecutionsToClaimRow,
+    GetTaskExecutionIdsByIdempotencyKeysRow,
     JsonValue,
+    ListTaskSchedulesRow,
 )
 
 # ClaimReadyTaskExecutions :many (claim.sql)
@@ -40,7 +43,9 @@ CLAIM_READY_TASK_EXECUTIONS_SQL = (
     "    FROM {table}\n"
     "    WHERE status = 'ready'\n"
     "        AND start_at <= $1::timestamptz\n"
-    "    ORDER BY start_at, id\n"
+    "    -- Priority first (higher runs first), then FIFO: the partial index\n"
+    "    -- ix_..._status_priority_start_at_id (migration 0007) returns ready rows in this order.\n"
+    "    ORDER BY priority DESC, start_at, id\n"
     "    LIMIT $3::integer\n"
     "    FOR UPDATE SKIP LOCKED\n"
     ")\n"
@@ -49,7 +54,8 @@ CLAIM_READY_TASK_EXECUTIONS_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context"
+    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context, "
+    "idempotency_key, priority"
 )
 
 
@@ -132,7 +138,7 @@ GET_READY_TASK_EXECUTIONS_TO_CLAIM_SQL = (
     "FROM {table}\n"
     "WHERE status = 'ready'\n"
     "    AND start_at <= $1::timestamptz\n"
-    "ORDER BY start_at, id\n"
+    "ORDER BY priority DESC, start_at, id\n"
     "LIMIT $2::integer\n"
     "FOR UPDATE SKIP LOCKED"
 )
@@ -155,7 +161,8 @@ CLAIM_READY_TASK_EXECUTION_BY_EXECUTION_ID_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context"
+    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context, "
+    "idempotency_key, priority"
 )
 
 
@@ -175,7 +182,7 @@ RENEW_TASK_EXECUTION_LEASES_SQL = (
 )
 
 
-# InsertTaskExecutions :execrows (insert.sql)
+# InsertTaskExecutions :many (insert.sql)
 INSERT_TASK_EXECUTIONS_SQL = (
     "INSERT INTO {table} (\n"
     "    root_task_id,\n"
@@ -210,7 +217,9 @@ INSERT_TASK_EXECUTIONS_SQL = (
     "    created_at,\n"
     "    updated_at,\n"
     "    rerun_of_execution_id,\n"
-    "    trace_context\n"
+    "    trace_context,\n"
+    "    idempotency_key,\n"
+    "    priority\n"
     ")\n"
     "SELECT\n"
     "    unnest($1::text[]),\n"
@@ -245,7 +254,24 @@ INSERT_TASK_EXECUTIONS_SQL = (
     "    unnest($30::timestamptz[]),\n"
     "    unnest($31::timestamptz[]),\n"
     "    unnest($32::text[]),\n"
-    "    unnest($33::text[])"
+    "    unnest($33::text[]),\n"
+    "    unnest($34::text[]),\n"
+    "    unnest($35::integer[])\n"
+    "ON CONFLICT (task_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING\n"
+    "RETURNING execution_id"
+)
+
+
+# GetTaskExecutionIdsByIdempotencyKeys :many (insert.sql)
+GET_TASK_EXECUTION_IDS_BY_IDEMPOTENCY_KEYS_SQL = (
+    "SELECT t.task_id, t.idempotency_key::text AS idempotency_key, t.execution_id\n"
+    "FROM {table} AS t\n"
+    "JOIN (\n"
+    "    SELECT\n"
+    "        unnest($1::text[]) AS task_id,\n"
+    "        unnest($2::text[]) AS idempotency_key\n"
+    ") AS k ON t.task_id = k.task_id AND t.idempotency_key = k.idempotency_key\n"
+    "WHERE t.idempotency_key IS NOT NULL"
 )
 
 
@@ -259,7 +285,8 @@ LIST_TASK_EXECUTIONS_SQL = (
     "listed.finalize_task_error, listed.error, listed.status, listed.is_closed, "
     "listed.needs_promise_cancellation, listed.retry_attempts, listed.start_at, listed.started_at, "
     "listed.finished_at, listed.expires_at, listed.version, listed.created_at, listed.updated_at, "
-    "listed.lease_expiries, listed.rerun_of_execution_id, listed.trace_context\n"
+    "listed.lease_expiries, listed.rerun_of_execution_id, listed.trace_context, "
+    "listed.idempotency_key, listed.priority\n"
     "FROM {table} AS listed\n"
     "WHERE listed.id < coalesce(\n"
     "        (\n"
@@ -301,7 +328,8 @@ GET_OLDEST_READY_TASK_EXECUTION_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context\n"
+    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context, "
+    "idempotency_key, priority\n"
     "FROM {table}\n"
     "WHERE status = 'ready'\n"
     "    AND ($1::text IS NULL OR task_id = $1)\n"
@@ -391,6 +419,73 @@ TRY_LOCK_PRUNING_SQL = (
 )
 
 
+# RegisterTaskSchedule :exec (schedules.sql)
+REGISTER_TASK_SCHEDULE_SQL = (
+    "INSERT INTO {table}_schedules AS s (\n"
+    "    schedule_id, task_id, cron, every_ms, timezone, run_input, next_tick_at, created_at,\n"
+    "    updated_at\n"
+    ")\n"
+    "VALUES (\n"
+    "    $1::text,\n"
+    "    $2::text,\n"
+    "    $3::text,\n"
+    "    $4::bigint,\n"
+    "    $5::text,\n"
+    "    $6::text,\n"
+    "    $7::timestamptz,\n"
+    "    $8::timestamptz,\n"
+    "    $8::timestamptz\n"
+    ")\n"
+    "ON CONFLICT (schedule_id) DO UPDATE SET\n"
+    "    task_id = excluded.task_id,\n"
+    "    run_input = excluded.run_input,\n"
+    "    next_tick_at = CASE\n"
+    "        WHEN s.cron IS NOT DISTINCT FROM excluded.cron\n"
+    "            AND s.every_ms IS NOT DISTINCT FROM excluded.every_ms\n"
+    "            AND s.timezone = excluded.timezone\n"
+    "        THEN s.next_tick_at\n"
+    "        ELSE excluded.next_tick_at\n"
+    "    END,\n"
+    "    cron = excluded.cron,\n"
+    "    every_ms = excluded.every_ms,\n"
+    "    timezone = excluded.timezone,\n"
+    "    updated_at = excluded.updated_at"
+)
+
+
+# GetTaskSchedules :many (schedules.sql)
+GET_TASK_SCHEDULES_SQL = (
+    "SELECT schedule_id, task_id, cron, every_ms, timezone, run_input, next_tick_at, last_tick_at, "
+    "last_execution_id, created_at, updated_at\n"
+    "FROM {table}_schedules\n"
+    "WHERE schedule_id = ANY($1::text[])\n"
+    "ORDER BY schedule_id"
+)
+
+
+# AdvanceTaskSchedule :execrows (schedules.sql)
+ADVANCE_TASK_SCHEDULE_SQL = (
+    "UPDATE {table}_schedules\n"
+    "SET next_tick_at = $1::timestamptz,\n"
+    "    last_tick_at = $2::timestamptz,\n"
+    "    last_execution_id = $3::text,\n"
+    "    updated_at = $4::timestamptz\n"
+    "WHERE schedule_id = $5::text\n"
+    "    AND next_tick_at = $6::timestamptz"
+)
+
+
+# ListTaskSchedules :many (schedules.sql)
+LIST_TASK_SCHEDULES_SQL = (
+    "SELECT s.schedule_id, s.task_id, s.cron, s.every_ms, s.timezone, s.run_input, s.next_tick_at, "
+    "s.last_tick_at, s.last_execution_id, s.created_at, s.updated_at, e.status AS "
+    "last_execution_status\n"
+    "FROM {table}_schedules AS s\n"
+    "LEFT JOIN {table} AS e ON e.execution_id = s.last_execution_id\n"
+    "ORDER BY s.schedule_id"
+)
+
+
 # GetTaskExecutionIdsByExecutionIds :many (select.sql)
 GET_TASK_EXECUTION_IDS_BY_EXECUTION_IDS_SQL = (
     "SELECT execution_id\n"
@@ -414,7 +509,8 @@ GET_TASK_EXECUTIONS_BY_EXECUTION_IDS_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context\n"
+    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context, "
+    "idempotency_key, priority\n"
     "FROM {table}\n"
     "WHERE execution_id = ANY($1::text[])\n"
     "    AND ($2::text[] IS NULL OR status = ANY($2::text[]))\n"
@@ -450,7 +546,8 @@ GET_TASK_EXECUTIONS_BY_STATUSES_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context\n"
+    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context, "
+    "idempotency_key, priority\n"
     "FROM {table}\n"
     "WHERE status = ANY($1::text[])\n"
     "    AND ($2::boolean IS NULL OR is_closed = $2)\n"
@@ -487,7 +584,8 @@ GET_TASK_EXECUTIONS_BY_EXECUTION_IDS_FOR_UPDATE_SKIP_LOCKED_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context\n"
+    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context, "
+    "idempotency_key, priority\n"
     "FROM {table}\n"
     "WHERE execution_id = ANY($1::text[])\n"
     "    AND ($2::text[] IS NULL OR status = ANY($2::text[]))\n"
@@ -525,7 +623,8 @@ GET_TASK_EXECUTIONS_BY_STATUSES_FOR_UPDATE_SKIP_LOCKED_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context\n"
+    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context, "
+    "idempotency_key, priority\n"
     "FROM {table}\n"
     "WHERE status = ANY($1::text[])\n"
     "    AND ($2::boolean IS NULL OR is_closed = $2)\n"
@@ -621,6 +720,8 @@ def _as_durable_task_execution(row: tuple[Any, ...]) -> DurableTaskExecution:
         lease_expiries=row[31],
         rerun_of_execution_id=row[32],
         trace_context=row[33],
+        idempotency_key=row[34],
+        priority=row[35],
     )
 
 
@@ -630,6 +731,16 @@ def _as_get_ready_task_executions_to_claim_row(
     return GetReadyTaskExecutionsToClaimRow(
         execution_id=row[0],
         timeout_ms=row[1],
+    )
+
+
+def _as_get_task_execution_ids_by_idempotency_keys_row(
+    row: tuple[Any, ...],
+) -> GetTaskExecutionIdsByIdempotencyKeysRow:
+    return GetTaskExecutionIdsByIdempotencyKeysRow(
+        task_id=row[0],
+        idempotency_key=row[1],
+        execution_id=row[2],
     )
 
 
@@ -659,6 +770,39 @@ def _as_delete_execution_trees_row(row: tuple[Any, ...]) -> DeleteExecutionTrees
     return DeleteExecutionTreesRow(
         status=row[0],
         execution_count=row[1],
+    )
+
+
+def _as_durable_task_executions_schedule(row: tuple[Any, ...]) -> DurableTaskExecutionsSchedule:
+    return DurableTaskExecutionsSchedule(
+        schedule_id=row[0],
+        task_id=row[1],
+        cron=row[2],
+        every_ms=row[3],
+        timezone=row[4],
+        run_input=row[5],
+        next_tick_at=row[6],
+        last_tick_at=row[7],
+        last_execution_id=row[8],
+        created_at=row[9],
+        updated_at=row[10],
+    )
+
+
+def _as_list_task_schedules_row(row: tuple[Any, ...]) -> ListTaskSchedulesRow:
+    return ListTaskSchedulesRow(
+        schedule_id=row[0],
+        task_id=row[1],
+        cron=row[2],
+        every_ms=row[3],
+        timezone=row[4],
+        run_input=row[5],
+        next_tick_at=row[6],
+        last_tick_at=row[7],
+        last_execution_id=row[8],
+        created_at=row[9],
+        updated_at=row[10],
+        last_execution_status=row[11],
     )
 
 
@@ -693,12 +837,12 @@ class AsyncQueries(_Texts):
         lease_ms: int,
         row_limit: int,
     ) -> list[DurableTaskExecution]:
-        """Claims up to row_limit due ready executions in one statement: the subquery picks them in
-        FIFO order (start_at, then insertion), skipping rows other transactions hold, and the
-        UPDATE moves them to running with a lease of lease_ms (renewed by the executor while it
-        runs). The literal 'ready' lets the (status, start_at, id) index return the rows already
-        in that order, so the LIMIT stops the scan early. RETURNING order is unspecified: the
-        storage sorts the rows.
+        """Claims up to row_limit due ready executions in one statement: the subquery picks them
+        highest priority first, FIFO within a priority (start_at, then insertion), skipping rows
+        other transactions hold, and the UPDATE moves them to running with a lease of lease_ms
+        (renewed by the executor while it runs). The literal 'ready' lets the (status, priority
+        DESC, start_at, id) index return the rows already in that order, so the LIMIT stops the
+        scan early. RETURNING order is unspecified: the storage sorts the rows.
 
         sqlc.arg() rather than @ where a parameter starts an arithmetic expression: sqlc reads @
         as the prefix operator, which would swallow the whole sum as the parameter.
@@ -792,11 +936,10 @@ class AsyncQueries(_Texts):
         now: datetime.datetime,
         row_limit: int,
     ) -> list[GetReadyTaskExecutionsToClaimRow]:
-        """The claim's fallback, used only when the set-based claim failed on some row (a poison
-        row: a stored value the database refuses to compute with): the same candidates in the
-        same order, locked, each then claimed alone (in a savepoint) by
+        """a stored value the database refuses to compute with): the same candidates in the same
+        order, locked, each then claimed alone (in a savepoint) by
         ClaimReadyTaskExecutionByExecutionId, so that one bad row fails alone and is set aside
-        while the others still run.
+        while the others still run. The claim's order (see ClaimReadyTaskExecutions).
         """
         args = (now, row_limit)
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
@@ -878,7 +1021,9 @@ class AsyncQueries(_Texts):
         updated_at: Sequence[datetime.datetime | None],
         rerun_of_execution_id: Sequence[str | None],
         trace_context: Sequence[str | None],
-    ) -> int:
+        idempotency_key: Sequence[str | None],
+        priority: Sequence[int | None],
+    ) -> list[str]:
         args = (
             list(root_task_id),
             list(root_execution_id),
@@ -913,10 +1058,32 @@ class AsyncQueries(_Texts):
             list(updated_at),
             list(rerun_of_execution_id),
             list(trace_context),
+            list(idempotency_key),
+            list(priority),
         )
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
             await cur.execute(self._sql(INSERT_TASK_EXECUTIONS_SQL), args)
-            return cur.rowcount
+            rows = await cur.fetchall()
+        return [row[0] for row in rows]
+
+    async def get_task_execution_ids_by_idempotency_keys(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        *,
+        task_ids: Sequence[str | None],
+        idempotency_keys: Sequence[str | None],
+    ) -> list[GetTaskExecutionIdsByIdempotencyKeysRow]:
+        """The executions that hold these (task_id, idempotency_key) pairs (parallel arrays): what
+        an insert whose rows were skipped for a taken key returns instead. Read in the inserting
+        transaction, after the insert: a holder that a concurrent transaction committed meanwhile
+        is visible (READ COMMITTED takes a new snapshot per statement). The IS NOT NULL lets the
+        partial unique index serve the lookup.
+        """
+        args = (list(task_ids), list(idempotency_keys))
+        async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
+            await cur.execute(self._sql(GET_TASK_EXECUTION_IDS_BY_IDEMPOTENCY_KEYS_SQL), args)
+            rows = await cur.fetchall()
+        return [_as_get_task_execution_ids_by_idempotency_keys_row(row) for row in rows]
 
     async def list_task_executions(
         self,
@@ -1093,6 +1260,81 @@ class AsyncQueries(_Texts):
             return None
         value: bool = row[0]
         return value
+
+    async def register_task_schedule(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        *,
+        schedule_id: str,
+        task_id: str,
+        cron: str | None,
+        every_ms: int | None,
+        timezone: str,
+        run_input: str,
+        next_tick_at: datetime.datetime,
+        now: datetime.datetime,
+    ) -> None:
+        """Store a schedule an executor defines in code, at its start. A new schedule is inserted;
+        an existing one takes the new task and input, and the new next_tick_at only if its timing
+        (cron, every_ms, timezone) changed: an unchanged schedule keeps its next tick, so a tick
+        missed while every executor was down is still caught up.
+        """
+        args = (schedule_id, task_id, cron, every_ms, timezone, run_input, next_tick_at, now)
+        async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
+            await cur.execute(self._sql(REGISTER_TASK_SCHEDULE_SQL), args)
+
+    async def get_task_schedules(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        *,
+        schedule_ids: Sequence[str | None],
+    ) -> list[DurableTaskExecutionsSchedule]:
+        """The schedules with these ids (those an executor defines), by id."""
+        args = (list(schedule_ids),)
+        async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
+            await cur.execute(self._sql(GET_TASK_SCHEDULES_SQL), args)
+            rows = await cur.fetchall()
+        return [_as_durable_task_executions_schedule(row) for row in rows]
+
+    async def advance_task_schedule(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        *,
+        next_tick_at: datetime.datetime,
+        last_tick_at: datetime.datetime,
+        last_execution_id: str,
+        updated_at: datetime.datetime,
+        schedule_id: str,
+        expected_next_tick_at: datetime.datetime,
+    ) -> int:
+        """Fire a tick: move next_tick_at on, only if it is still the tick the caller read (the
+        compare-and-set that lets exactly one executor fire each tick: a concurrent one waits for
+        the row lock, then finds next_tick_at moved and matches nothing). 1 row: fired; 0:
+        another executor fired it (or the schedule was redefined) first.
+        """
+        args = (
+            next_tick_at,
+            last_tick_at,
+            last_execution_id,
+            updated_at,
+            schedule_id,
+            expected_next_tick_at,
+        )
+        async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
+            await cur.execute(self._sql(ADVANCE_TASK_SCHEDULE_SQL), args)
+            return cur.rowcount
+
+    async def list_task_schedules(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+    ) -> list[ListTaskSchedulesRow]:
+        """Every schedule, by id, with the status of the execution its last tick created (NULL when
+        there is none, or it was pruned): the CLI's `schedules`.
+        """
+        async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
+            await cur.execute(self._sql(LIST_TASK_SCHEDULES_SQL))
+            rows = await cur.fetchall()
+        return [_as_list_task_schedules_row(row) for row in rows]
 
     async def get_task_execution_ids_by_execution_ids(
         self,
@@ -1327,12 +1569,12 @@ class Queries(_Texts):
         lease_ms: int,
         row_limit: int,
     ) -> list[DurableTaskExecution]:
-        """Claims up to row_limit due ready executions in one statement: the subquery picks them in
-        FIFO order (start_at, then insertion), skipping rows other transactions hold, and the
-        UPDATE moves them to running with a lease of lease_ms (renewed by the executor while it
-        runs). The literal 'ready' lets the (status, start_at, id) index return the rows already
-        in that order, so the LIMIT stops the scan early. RETURNING order is unspecified: the
-        storage sorts the rows.
+        """Claims up to row_limit due ready executions in one statement: the subquery picks them
+        highest priority first, FIFO within a priority (start_at, then insertion), skipping rows
+        other transactions hold, and the UPDATE moves them to running with a lease of lease_ms
+        (renewed by the executor while it runs). The literal 'ready' lets the (status, priority
+        DESC, start_at, id) index return the rows already in that order, so the LIMIT stops the
+        scan early. RETURNING order is unspecified: the storage sorts the rows.
 
         sqlc.arg() rather than @ where a parameter starts an arithmetic expression: sqlc reads @
         as the prefix operator, which would swallow the whole sum as the parameter.
@@ -1426,11 +1668,10 @@ class Queries(_Texts):
         now: datetime.datetime,
         row_limit: int,
     ) -> list[GetReadyTaskExecutionsToClaimRow]:
-        """The claim's fallback, used only when the set-based claim failed on some row (a poison
-        row: a stored value the database refuses to compute with): the same candidates in the
-        same order, locked, each then claimed alone (in a savepoint) by
+        """a stored value the database refuses to compute with): the same candidates in the same
+        order, locked, each then claimed alone (in a savepoint) by
         ClaimReadyTaskExecutionByExecutionId, so that one bad row fails alone and is set aside
-        while the others still run.
+        while the others still run. The claim's order (see ClaimReadyTaskExecutions).
         """
         args = (now, row_limit)
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
@@ -1512,7 +1753,9 @@ class Queries(_Texts):
         updated_at: Sequence[datetime.datetime | None],
         rerun_of_execution_id: Sequence[str | None],
         trace_context: Sequence[str | None],
-    ) -> int:
+        idempotency_key: Sequence[str | None],
+        priority: Sequence[int | None],
+    ) -> list[str]:
         args = (
             list(root_task_id),
             list(root_execution_id),
@@ -1547,10 +1790,32 @@ class Queries(_Texts):
             list(updated_at),
             list(rerun_of_execution_id),
             list(trace_context),
+            list(idempotency_key),
+            list(priority),
         )
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
             cur.execute(self._sql(INSERT_TASK_EXECUTIONS_SQL), args)
-            return cur.rowcount
+            rows = cur.fetchall()
+        return [row[0] for row in rows]
+
+    def get_task_execution_ids_by_idempotency_keys(
+        self,
+        conn: psycopg.Connection[Any],
+        *,
+        task_ids: Sequence[str | None],
+        idempotency_keys: Sequence[str | None],
+    ) -> list[GetTaskExecutionIdsByIdempotencyKeysRow]:
+        """The executions that hold these (task_id, idempotency_key) pairs (parallel arrays): what
+        an insert whose rows were skipped for a taken key returns instead. Read in the inserting
+        transaction, after the insert: a holder that a concurrent transaction committed meanwhile
+        is visible (READ COMMITTED takes a new snapshot per statement). The IS NOT NULL lets the
+        partial unique index serve the lookup.
+        """
+        args = (list(task_ids), list(idempotency_keys))
+        with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
+            cur.execute(self._sql(GET_TASK_EXECUTION_IDS_BY_IDEMPOTENCY_KEYS_SQL), args)
+            rows = cur.fetchall()
+        return [_as_get_task_execution_ids_by_idempotency_keys_row(row) for row in rows]
 
     def list_task_executions(
         self,
@@ -1727,6 +1992,81 @@ class Queries(_Texts):
             return None
         value: bool = row[0]
         return value
+
+    def register_task_schedule(
+        self,
+        conn: psycopg.Connection[Any],
+        *,
+        schedule_id: str,
+        task_id: str,
+        cron: str | None,
+        every_ms: int | None,
+        timezone: str,
+        run_input: str,
+        next_tick_at: datetime.datetime,
+        now: datetime.datetime,
+    ) -> None:
+        """Store a schedule an executor defines in code, at its start. A new schedule is inserted;
+        an existing one takes the new task and input, and the new next_tick_at only if its timing
+        (cron, every_ms, timezone) changed: an unchanged schedule keeps its next tick, so a tick
+        missed while every executor was down is still caught up.
+        """
+        args = (schedule_id, task_id, cron, every_ms, timezone, run_input, next_tick_at, now)
+        with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
+            cur.execute(self._sql(REGISTER_TASK_SCHEDULE_SQL), args)
+
+    def get_task_schedules(
+        self,
+        conn: psycopg.Connection[Any],
+        *,
+        schedule_ids: Sequence[str | None],
+    ) -> list[DurableTaskExecutionsSchedule]:
+        """The schedules with these ids (those an executor defines), by id."""
+        args = (list(schedule_ids),)
+        with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
+            cur.execute(self._sql(GET_TASK_SCHEDULES_SQL), args)
+            rows = cur.fetchall()
+        return [_as_durable_task_executions_schedule(row) for row in rows]
+
+    def advance_task_schedule(
+        self,
+        conn: psycopg.Connection[Any],
+        *,
+        next_tick_at: datetime.datetime,
+        last_tick_at: datetime.datetime,
+        last_execution_id: str,
+        updated_at: datetime.datetime,
+        schedule_id: str,
+        expected_next_tick_at: datetime.datetime,
+    ) -> int:
+        """Fire a tick: move next_tick_at on, only if it is still the tick the caller read (the
+        compare-and-set that lets exactly one executor fire each tick: a concurrent one waits for
+        the row lock, then finds next_tick_at moved and matches nothing). 1 row: fired; 0:
+        another executor fired it (or the schedule was redefined) first.
+        """
+        args = (
+            next_tick_at,
+            last_tick_at,
+            last_execution_id,
+            updated_at,
+            schedule_id,
+            expected_next_tick_at,
+        )
+        with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
+            cur.execute(self._sql(ADVANCE_TASK_SCHEDULE_SQL), args)
+            return cur.rowcount
+
+    def list_task_schedules(
+        self,
+        conn: psycopg.Connection[Any],
+    ) -> list[ListTaskSchedulesRow]:
+        """Every schedule, by id, with the status of the execution its last tick created (NULL when
+        there is none, or it was pruned): the CLI's `schedules`.
+        """
+        with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
+            cur.execute(self._sql(LIST_TASK_SCHEDULES_SQL))
+            rows = cur.fetchall()
+        return [_as_list_task_schedules_row(row) for row in rows]
 
     def get_task_execution_ids_by_execution_ids(
         self,

@@ -140,6 +140,43 @@ MIGRATIONS: tuple[Migration, ...] = (
             "        CHECK (trace_context IS NULL OR typeof(trace_context) = 'text')",
         ),
     ),
+    Migration(
+        version=7,
+        name="idempotency_and_priority",
+        statements=(
+            "ALTER TABLE {table}\n"
+            "    ADD COLUMN idempotency_key TEXT\n"
+            "        CHECK (idempotency_key IS NULL OR typeof(idempotency_key) = 'text')",
+            "CREATE UNIQUE INDEX ix_{table}_task_id_idempotency_key\n"
+            "    ON {table} (task_id, idempotency_key)\n"
+            "    WHERE idempotency_key IS NOT NULL",
+            "ALTER TABLE {table}\n"
+            "    ADD COLUMN priority INTEGER NOT NULL DEFAULT 0 CHECK (typeof(priority) = "
+            "'integer')",
+            "CREATE INDEX ix_{table}_status_priority_start_at_id\n"
+            "    ON {table} (status, priority DESC, start_at, id)",
+        ),
+    ),
+    Migration(
+        version=9,
+        name="schedules",
+        statements=(
+            "CREATE TABLE {table}_schedules (\n"
+            "    schedule_id TEXT NOT NULL PRIMARY KEY,\n"
+            "    task_id TEXT NOT NULL,\n"
+            "    cron TEXT,\n"
+            "    every_ms INTEGER CHECK (typeof(every_ms) IN ('integer', 'null')),\n"
+            "    timezone TEXT NOT NULL,\n"
+            "    run_input TEXT NOT NULL,\n"
+            "    next_tick_at INTEGER NOT NULL CHECK (typeof(next_tick_at) = 'integer'),\n"
+            "    last_tick_at INTEGER CHECK (typeof(last_tick_at) IN ('integer', 'null')),\n"
+            "    last_execution_id TEXT,\n"
+            "    created_at INTEGER NOT NULL CHECK (typeof(created_at) = 'integer'),\n"
+            "    updated_at INTEGER NOT NULL CHECK (typeof(updated_at) = 'integer'),\n"
+            "    CHECK ((cron IS NULL) <> (every_ms IS NULL))\n"
+            ")",
+        ),
+    ),
 )
 
 

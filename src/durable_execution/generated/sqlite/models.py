@@ -52,6 +52,25 @@ class DurableTaskExecution:
     lease_expiries: int
     rerun_of_execution_id: str | None
     trace_context: str | None
+    idempotency_key: str | None
+    priority: int
+
+
+@dataclass(frozen=True, slots=True)
+class DurableTaskExecutionsSchedule:
+    """A row of the durable_task_executions_schedules table."""
+
+    schedule_id: str
+    task_id: str
+    cron: str | None
+    every_ms: int | None
+    timezone: str
+    run_input: str
+    next_tick_at: int
+    last_tick_at: int | None
+    last_execution_id: str | None
+    created_at: int
+    updated_at: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,3 +104,21 @@ class CountExecutionTreesRow:
 
     status: str
     execution_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class ListTaskSchedulesRow:
+    """The columns ListTaskSchedules returns."""
+
+    schedule_id: str
+    task_id: str
+    cron: str | None
+    every_ms: int | None
+    timezone: str
+    run_input: str
+    next_tick_at: int
+    last_tick_at: int | None
+    last_execution_id: str | None
+    created_at: int
+    updated_at: int
+    last_execution_status: str | None

@@ -16,8 +16,10 @@ from .models import (
     CountExecutionTreesRow,
     CountTaskExecutionsByStatusRow,
     DurableTaskExecution,
+    DurableTaskExecutionsSchedule,
     GetPrunableRootsRow,
     GetReadyTaskExecutionsToClaimRow,
+    ListTaskSchedulesRow,
 )
 
 # ClaimReadyTaskExecutions :many (claim.sql)
@@ -34,7 +36,9 @@ CLAIM_READY_TASK_EXECUTIONS_SQL = (
     "    FROM {table}\n"
     "    WHERE status = 'ready'\n"
     "        AND start_at <= CAST(:p1 AS INTEGER)\n"
-    "    ORDER BY start_at, id\n"
+    "    -- Priority first (higher runs first), then FIFO: the partial index\n"
+    "    -- ix_..._status_priority_start_at_id (migration 0007) returns ready rows in this order.\n"
+    "    ORDER BY priority DESC, start_at, id\n"
     "    LIMIT CAST(:p3 AS INTEGER)\n"
     ")\n"
     "RETURNING id, root_task_id, root_execution_id, parent_task_id, parent_execution_id, "
@@ -42,7 +46,8 @@ CLAIM_READY_TASK_EXECUTIONS_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context"
+    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context, "
+    "idempotency_key, priority"
 )
 
 
@@ -52,7 +57,7 @@ GET_READY_TASK_EXECUTIONS_TO_CLAIM_SQL = (
     "FROM {table}\n"
     "WHERE status = 'ready'\n"
     "    AND start_at <= CAST(:p1 AS INTEGER)\n"
-    "ORDER BY start_at, id\n"
+    "ORDER BY priority DESC, start_at, id\n"
     "LIMIT CAST(:p2 AS INTEGER)"
 )
 
@@ -74,7 +79,8 @@ CLAIM_READY_TASK_EXECUTION_BY_EXECUTION_ID_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context"
+    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context, "
+    "idempotency_key, priority"
 )
 
 
@@ -91,7 +97,7 @@ RENEW_TASK_EXECUTION_LEASES_SQL = (
 )
 
 
-# InsertTaskExecution :exec (insert.sql)
+# InsertTaskExecution :execrows (insert.sql)
 INSERT_TASK_EXECUTION_SQL = (
     "INSERT INTO {table} (\n"
     "    root_task_id,\n"
@@ -126,7 +132,9 @@ INSERT_TASK_EXECUTION_SQL = (
     "    created_at,\n"
     "    updated_at,\n"
     "    rerun_of_execution_id,\n"
-    "    trace_context\n"
+    "    trace_context,\n"
+    "    idempotency_key,\n"
+    "    priority\n"
     ") VALUES (\n"
     "    :p1,\n"
     "    :p2,\n"
@@ -160,8 +168,21 @@ INSERT_TASK_EXECUTION_SQL = (
     "    :p30,\n"
     "    :p31,\n"
     "    :p32,\n"
-    "    :p33\n"
-    ")"
+    "    :p33,\n"
+    "    :p34,\n"
+    "    :p35\n"
+    ")\n"
+    "ON CONFLICT (task_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
+)
+
+
+# GetTaskExecutionIdByIdempotencyKey :one (insert.sql)
+GET_TASK_EXECUTION_ID_BY_IDEMPOTENCY_KEY_SQL = (
+    "SELECT execution_id\n"
+    "FROM {table}\n"
+    "WHERE task_id = :p1\n"
+    "    AND idempotency_key = :p2\n"
+    "    AND idempotency_key IS NOT NULL"
 )
 
 
@@ -181,7 +202,8 @@ LIST_TASK_EXECUTIONS_SQL = (
     "listed.finalize_task_error, listed.error, listed.status, listed.is_closed, "
     "listed.needs_promise_cancellation, listed.retry_attempts, listed.start_at, listed.started_at, "
     "listed.finished_at, listed.expires_at, listed.version, listed.created_at, listed.updated_at, "
-    "listed.lease_expiries, listed.rerun_of_execution_id, listed.trace_context\n"
+    "listed.lease_expiries, listed.rerun_of_execution_id, listed.trace_context, "
+    "listed.idempotency_key, listed.priority\n"
     "FROM {table} AS listed\n"
     "WHERE listed.id < coalesce(\n"
     "        (\n"
@@ -223,7 +245,8 @@ GET_OLDEST_READY_TASK_EXECUTION_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context\n"
+    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context, "
+    "idempotency_key, priority\n"
     "FROM {table}\n"
     "WHERE status = 'ready'\n"
     "    AND (CAST(:p1 AS TEXT) IS NULL OR task_id = :p1)\n"
@@ -294,6 +317,72 @@ DELETE_EXECUTION_TREES_SQL = (
 )
 
 
+# RegisterTaskSchedule :exec (schedules.sql)
+REGISTER_TASK_SCHEDULE_SQL = (
+    "INSERT INTO {table}_schedules (\n"
+    "    schedule_id, task_id, cron, every_ms, timezone, run_input, next_tick_at, created_at,\n"
+    "    updated_at\n"
+    ")\n"
+    "VALUES (\n"
+    "    :p1,\n"
+    "    :p2,\n"
+    "    CAST(:p3 AS TEXT),\n"
+    "    CAST(:p4 AS INTEGER),\n"
+    "    :p5,\n"
+    "    :p6,\n"
+    "    CAST(:p7 AS INTEGER),\n"
+    "    CAST(:p8 AS INTEGER),\n"
+    "    CAST(:p8 AS INTEGER)\n"
+    ")\n"
+    "ON CONFLICT (schedule_id) DO UPDATE SET\n"
+    "    task_id = excluded.task_id,\n"
+    "    run_input = excluded.run_input,\n"
+    "    next_tick_at = CASE\n"
+    "        WHEN cron IS excluded.cron AND every_ms IS excluded.every_ms\n"
+    "            AND timezone = excluded.timezone\n"
+    "        THEN next_tick_at\n"
+    "        ELSE excluded.next_tick_at\n"
+    "    END,\n"
+    "    cron = excluded.cron,\n"
+    "    every_ms = excluded.every_ms,\n"
+    "    timezone = excluded.timezone,\n"
+    "    updated_at = excluded.updated_at"
+)
+
+
+# GetTaskSchedules :many (schedules.sql)
+GET_TASK_SCHEDULES_SQL = (
+    "SELECT schedule_id, task_id, cron, every_ms, timezone, run_input, next_tick_at, last_tick_at, "
+    "last_execution_id, created_at, updated_at\n"
+    "FROM {table}_schedules\n"
+    "WHERE schedule_id IN ({p1})\n"
+    "ORDER BY schedule_id"
+)
+
+
+# AdvanceTaskSchedule :execrows (schedules.sql)
+ADVANCE_TASK_SCHEDULE_SQL = (
+    "UPDATE {table}_schedules\n"
+    "SET next_tick_at = CAST(:p1 AS INTEGER),\n"
+    "    last_tick_at = CAST(:p2 AS INTEGER),\n"
+    "    last_execution_id = :p3,\n"
+    "    updated_at = CAST(:p4 AS INTEGER)\n"
+    "WHERE schedule_id = :p5\n"
+    "    AND next_tick_at = CAST(:p6 AS INTEGER)"
+)
+
+
+# ListTaskSchedules :many (schedules.sql)
+LIST_TASK_SCHEDULES_SQL = (
+    "SELECT s.schedule_id, s.task_id, s.cron, s.every_ms, s.timezone, s.run_input, s.next_tick_at, "
+    "s.last_tick_at, s.last_execution_id, s.created_at, s.updated_at, e.status AS "
+    "last_execution_status\n"
+    "FROM {table}_schedules AS s\n"
+    "LEFT JOIN {table} AS e ON e.execution_id = s.last_execution_id\n"
+    "ORDER BY s.schedule_id"
+)
+
+
 # GetTaskExecutionIdsByExecutionIds :many (select.sql)
 GET_TASK_EXECUTION_IDS_BY_EXECUTION_IDS_SQL = (
     "SELECT execution_id\n"
@@ -320,7 +409,8 @@ GET_TASK_EXECUTIONS_BY_EXECUTION_IDS_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context\n"
+    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context, "
+    "idempotency_key, priority\n"
     "FROM {table}\n"
     "WHERE execution_id IN ({p1})\n"
     "    AND (NOT CAST(:p2 AS BOOLEAN) OR status IN ({p3}))\n"
@@ -362,7 +452,8 @@ GET_TASK_EXECUTIONS_BY_STATUSES_SQL = (
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
     "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
     "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context\n"
+    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context, "
+    "idempotency_key, priority\n"
     "FROM {table}\n"
     "WHERE status IN ({p1})\n"
     "    AND (\n"
@@ -488,6 +579,8 @@ def _as_durable_task_execution(row: tuple[Any, ...]) -> DurableTaskExecution:
         lease_expiries=row[31],
         rerun_of_execution_id=row[32],
         trace_context=row[33],
+        idempotency_key=row[34],
+        priority=row[35],
     )
 
 
@@ -522,6 +615,39 @@ def _as_count_execution_trees_row(row: tuple[Any, ...]) -> CountExecutionTreesRo
     )
 
 
+def _as_durable_task_executions_schedule(row: tuple[Any, ...]) -> DurableTaskExecutionsSchedule:
+    return DurableTaskExecutionsSchedule(
+        schedule_id=row[0],
+        task_id=row[1],
+        cron=row[2],
+        every_ms=row[3],
+        timezone=row[4],
+        run_input=row[5],
+        next_tick_at=row[6],
+        last_tick_at=row[7],
+        last_execution_id=row[8],
+        created_at=row[9],
+        updated_at=row[10],
+    )
+
+
+def _as_list_task_schedules_row(row: tuple[Any, ...]) -> ListTaskSchedulesRow:
+    return ListTaskSchedulesRow(
+        schedule_id=row[0],
+        task_id=row[1],
+        cron=row[2],
+        every_ms=row[3],
+        timezone=row[4],
+        run_input=row[5],
+        next_tick_at=row[6],
+        last_tick_at=row[7],
+        last_execution_id=row[8],
+        created_at=row[9],
+        updated_at=row[10],
+        last_execution_status=row[11],
+    )
+
+
 class _Texts:
     """The table name, and each SQL text with it filled in.
 
@@ -551,13 +677,14 @@ class Queries(_Texts):
         lease_ms: int,
         row_limit: int,
     ) -> list[DurableTaskExecution]:
-        """Claims up to row_limit due ready executions in one statement: the subquery picks them in
-        FIFO order (start_at, then insertion) and the UPDATE moves them to running with a lease
-        of lease_ms (renewed by the executor while it runs; the attempt's timeout is the
-        executor's business). The literal 'ready' lets the (status, start_at, id) index return
-        the rows already in that order, so the LIMIT stops the scan early. No row locks are
-        needed: the write transaction (BEGIN IMMEDIATE) already excludes every other writer.
-        RETURNING order is unspecified: the storage sorts the rows.
+        """Claims up to row_limit due ready executions in one statement: the subquery picks them
+        highest priority first, FIFO within a priority (start_at, then insertion), and the UPDATE
+        moves them to running with a lease of lease_ms (renewed by the executor while it runs;
+        the attempt's timeout is the executor's business). The literal 'ready' lets the (status,
+        priority DESC, start_at, id) index return the rows already in that order, so the LIMIT
+        stops the scan early. No row locks are needed: the write transaction (BEGIN IMMEDIATE)
+        already excludes every other writer. RETURNING order is unspecified: the storage sorts
+        the rows.
         """
         args: dict[str, object] = {"p1": now, "p2": lease_ms, "p3": row_limit}
         with closing(conn.cursor()) as cur:
@@ -572,10 +699,9 @@ class Queries(_Texts):
         now: int,
         row_limit: int,
     ) -> list[GetReadyTaskExecutionsToClaimRow]:
-        """The claim's fallback, used only when the set-based claim failed on some row (a poison
-        row: a value a CHECK refuses): the same candidates in the same order, each then claimed
-        alone by ClaimReadyTaskExecutionByExecutionId, so that one bad row fails alone and is set
-        aside while the others still run.
+        """value a CHECK refuses): the same candidates in the same order, each then claimed alone by
+        ClaimReadyTaskExecutionByExecutionId, so that one bad row fails alone and is set aside
+        while the others still run. The claim's order (see ClaimReadyTaskExecutions).
         """
         args: dict[str, object] = {"p1": now, "p2": row_limit}
         with closing(conn.cursor()) as cur:
@@ -656,7 +782,9 @@ class Queries(_Texts):
         updated_at: int,
         rerun_of_execution_id: str | None,
         trace_context: str | None,
-    ) -> None:
+        idempotency_key: str | None,
+        priority: int,
+    ) -> int:
         args: dict[str, object] = {
             "p1": root_task_id,
             "p2": root_execution_id,
@@ -691,9 +819,32 @@ class Queries(_Texts):
             "p31": updated_at,
             "p32": rerun_of_execution_id,
             "p33": trace_context,
+            "p34": idempotency_key,
+            "p35": priority,
         }
         with closing(conn.cursor()) as cur:
             cur.execute(self._sql(INSERT_TASK_EXECUTION_SQL), args)
+            return cur.rowcount
+
+    def get_task_execution_id_by_idempotency_key(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        task_id: str,
+        idempotency_key: str | None,
+    ) -> str | None:
+        """The execution that holds this (task_id, idempotency_key): what an insert skipped for a
+        taken key returns instead. The IS NOT NULL lets the partial unique index serve the
+        lookup.
+        """
+        args: dict[str, object] = {"p1": task_id, "p2": idempotency_key}
+        with closing(conn.cursor()) as cur:
+            cur.execute(self._sql(GET_TASK_EXECUTION_ID_BY_IDEMPOTENCY_KEY_SQL), args)
+            row = cur.fetchone()
+        if row is None:
+            return None
+        value: str = row[0]
+        return value
 
     def get_existing_execution_ids(
         self,
@@ -866,6 +1017,90 @@ class Queries(_Texts):
             cur.execute(sql, args)
             rows = cur.fetchall()
         return [row[0] for row in rows]
+
+    def register_task_schedule(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        schedule_id: str,
+        task_id: str,
+        cron: str | None,
+        every_ms: int | None,
+        timezone: str,
+        run_input: str,
+        next_tick_at: int,
+        now: int,
+    ) -> None:
+        """Store a schedule an executor defines in code, at its start. A new schedule is inserted;
+        an existing one takes the new task and input, and the new next_tick_at only if its timing
+        (cron, every_ms, timezone) changed: an unchanged schedule keeps its next tick, so a tick
+        missed while every executor was down is still caught up.
+        """
+        args: dict[str, object] = {
+            "p1": schedule_id,
+            "p2": task_id,
+            "p3": cron,
+            "p4": every_ms,
+            "p5": timezone,
+            "p6": run_input,
+            "p7": next_tick_at,
+            "p8": now,
+        }
+        with closing(conn.cursor()) as cur:
+            cur.execute(self._sql(REGISTER_TASK_SCHEDULE_SQL), args)
+
+    def get_task_schedules(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        schedule_ids: Sequence[str],
+    ) -> list[DurableTaskExecutionsSchedule]:
+        """The schedules with these ids (those an executor defines), by id."""
+        args: dict[str, object] = {}
+        sql = _expand_slices(GET_TASK_SCHEDULES_SQL, self.table, args, [("p1", schedule_ids)])
+        with closing(conn.cursor()) as cur:
+            cur.execute(sql, args)
+            rows = cur.fetchall()
+        return [_as_durable_task_executions_schedule(row) for row in rows]
+
+    def advance_task_schedule(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        next_tick_at: int,
+        last_tick_at: int,
+        last_execution_id: str | None,
+        updated_at: int,
+        schedule_id: str,
+        expected_next_tick_at: int,
+    ) -> int:
+        """Fire a tick: move next_tick_at on, only if it is still the tick the caller read (the
+        compare-and-set that lets exactly one executor fire each tick). 1 row: fired; 0: another
+        executor fired it (or the schedule was redefined) first.
+        """
+        args: dict[str, object] = {
+            "p1": next_tick_at,
+            "p2": last_tick_at,
+            "p3": last_execution_id,
+            "p4": updated_at,
+            "p5": schedule_id,
+            "p6": expected_next_tick_at,
+        }
+        with closing(conn.cursor()) as cur:
+            cur.execute(self._sql(ADVANCE_TASK_SCHEDULE_SQL), args)
+            return cur.rowcount
+
+    def list_task_schedules(
+        self,
+        conn: sqlite3.Connection,
+    ) -> list[ListTaskSchedulesRow]:
+        """Every schedule, by id, with the status of the execution its last tick created (NULL when
+        there is none, or it was pruned): the CLI's `schedules`.
+        """
+        with closing(conn.cursor()) as cur:
+            cur.execute(self._sql(LIST_TASK_SCHEDULES_SQL))
+            rows = cur.fetchall()
+        return [_as_list_task_schedules_row(row) for row in rows]
 
     def get_task_execution_ids_by_execution_ids(
         self,
