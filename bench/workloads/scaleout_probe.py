@@ -25,7 +25,7 @@ from psycopg.rows import TupleRow
 from bench.cases import JsonValue
 from durable_execution import DurableStorage
 from durable_execution.storage import DurableStorageTx
-from durable_execution.storage.types import ClaimedTaskExecutions
+from durable_execution.storage.types import ClaimedTaskExecutions, SingleStatementStorage
 
 SAMPLE_INTERVAL_S: Final = 0.01
 TOP_WAIT_EVENTS: Final = 8
@@ -41,6 +41,8 @@ class ClaimCounter:
         self.empty = 0
 
     def wrap(self, storage: DurableStorage) -> DurableStorage:
+        if isinstance(storage, SingleStatementStorage):
+            return _CountingSingleStatementStorage(storage, self)
         return _CountingStorage(storage, self)
 
     def count(self, limit: int, taken: int) -> None:
@@ -103,6 +105,15 @@ class _CountingStorage:
 
     def __getattr__(self, name: str) -> object:
         return getattr(self._storage, name)
+
+
+class _CountingSingleStatementStorage(_CountingStorage):
+    """For a storage with one-statement transactions (PostgreSQL), which the executor claims
+    in: counted as well, instead of reaching the wrapped storage's through ``__getattr__``."""
+
+    def single_statement(self) -> AbstractAsyncContextManager[DurableStorageTx]:
+        assert isinstance(self._storage, SingleStatementStorage)
+        return self._counted(self._storage.single_statement())
 
 
 # One sample: every other backend of the run's database, what it is doing and waiting on, and

@@ -25,6 +25,7 @@ from durable_execution._telemetry import claimed as record_claimed
 from durable_execution.errors import DurableExecutionNotFoundError
 from durable_execution.storage.errors import MalformedRowError
 from durable_execution.storage.types import (
+    ClaimedTaskExecutions,
     DurableStorageTx,
     TaskExecutionRecord,
     TaskExecutionUpdate,
@@ -47,7 +48,26 @@ class ReadyClaimer:
             return False  # a finishing run sets ready_wakeup
         now = clock.now()
 
-        claimed, unknown, poison = await rt.transactions.run(lambda tx: self._claim(tx, now, limit))
+        transactions = rt.transactions
+        if transactions.single_statement_capable:
+            # The claim alone is one statement, sent without BEGIN and COMMIT; what this executor
+            # cannot run (a poison row, an unregistered task) is set aside afterwards in a
+            # transaction of its own, only when there is any: its writes are guarded, and a
+            # crash in between leaves those rows running until their lease expires, as after
+            # any crash.
+            taken = await transactions.run(
+                lambda tx: self._take(tx, now, limit), single_statement=True
+            )
+            claimed, strays = self._split(taken)
+            unknown, poison = (
+                await transactions.run(lambda tx: self._set_aside(tx, taken, strays, now))
+                if strays or taken.malformed
+                else ([], [])
+            )
+        else:
+            claimed, unknown, poison = await transactions.run(
+                lambda tx: self._claim(tx, now, limit)
+            )
         record_claimed([record for record, _ in claimed])
         # Started synchronously after the commit: shutdown, which awaits this loop first, then
         # sees every claimed run in the running map.
@@ -61,24 +81,40 @@ class ReadyClaimer:
         # next claim waits for a wake-up (a finished run, an enqueue, a timer, a notice, a poll).
         return len(claimed) + len(unknown) + len(poison) >= limit
 
-    async def _claim(self, tx: DurableStorageTx, now: datetime, limit: int) -> _Claim:
-        """The storage's set-based claim; then fail what this executor cannot run."""
+    async def _take(self, tx: DurableStorageTx, now: datetime, limit: int) -> ClaimedTaskExecutions:
+        """The storage's set-based claim, from the queues this executor serves."""
         rt = self._rt
-        result = await tx.claim_ready_task_executions(
+        return await tx.claim_ready_task_executions(
             now=now,
             limit=limit,
             lease_ms=rt.config.expire_ms,
             queues=rt.config.queues or rt.registry.queues(),
         )
-        poison = [error for error in result.malformed if await quarantine(tx, error, now)]
+
+    def _split(
+        self, taken: ClaimedTaskExecutions
+    ) -> tuple[list[tuple[TaskExecutionRecord, TaskDefinition]], list[TaskExecutionRecord]]:
+        """The claimed rows this executor can run (with their task), and the strays it cannot."""
+        registry = self._rt.registry
         claimed: list[tuple[TaskExecutionRecord, TaskDefinition]] = []
         strays: list[TaskExecutionRecord] = []
-        for row in result.records:
-            definition = rt.registry.get(row.task_id)
+        for row in taken.records:
+            definition = registry.get(row.task_id)
             if definition is None:
                 strays.append(row)
             else:
                 claimed.append((row, definition))
+        return claimed, strays
+
+    async def _set_aside(
+        self,
+        tx: DurableStorageTx,
+        taken: ClaimedTaskExecutions,
+        strays: list[TaskExecutionRecord],
+        now: datetime,
+    ) -> tuple[list[str], list[MalformedRowError]]:
+        """Quarantine the claim's poison rows and fail its executions of unregistered tasks."""
+        poison = [error for error in taken.malformed if await quarantine(tx, error, now)]
         unknown: list[str] = []
         if strays:
             failures = [
@@ -92,6 +128,13 @@ class ReadyClaimer:
             ]
             matched = await tx.update_task_executions_each(failures)
             unknown = [row.execution_id for row, n in zip(strays, matched, strict=True) if n]
+        return unknown, poison
+
+    async def _claim(self, tx: DurableStorageTx, now: datetime, limit: int) -> _Claim:
+        """The claim and the setting aside of what this executor cannot run, in one transaction."""
+        taken = await self._take(tx, now, limit)
+        claimed, strays = self._split(taken)
+        unknown, poison = await self._set_aside(tx, taken, strays, now)
         return claimed, unknown, poison
 
 

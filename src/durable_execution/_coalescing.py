@@ -53,13 +53,17 @@ class Coalescer(Generic[_Item, _Result]):
         *,
         max_batch: int,
         again: BatchWork[_Item, _Result] | None = None,
+        single_statement: Callable[[Sequence[_Item]], bool] | None = None,
     ) -> None:
         """``work(tx, items)`` does ``items`` in ``tx`` and returns one result per item;
-        ``again`` is what a retry does once ``work`` was started (see TransactionRunner.run)."""
+        ``again`` is what a retry does once ``work`` was started (see TransactionRunner.run);
+        ``single_statement(items)`` says whether ``work`` on those items (or on any part of
+        them) is one statement, which lets the storage skip BEGIN and COMMIT."""
         self._transactions = transactions
         self._work = work
         self._again = again
         self._max_batch = max_batch
+        self._single_statement = single_statement
         self._queue: list[_Request[_Item, _Result]] = []
         self._drain_task: asyncio.Task[None] | None = None
 
@@ -112,8 +116,15 @@ class Coalescer(Generic[_Item, _Result]):
 
         # A request sent before (in a batch that failed) may be stored: go straight to again.
         first = self._work if self._again is None or not any(r.sent for r in batch) else self._again
+        single = (
+            first is self._work
+            and self._single_statement is not None
+            and self._single_statement([request.item for request in batch])
+        )
         results = await self._transactions.run(
-            attempt(first), again=None if self._again is None else attempt(self._again)
+            attempt(first),
+            again=None if self._again is None else attempt(self._again),
+            single_statement=single,
         )
         for request, result in zip(sending, results, strict=True):
             _resolve(request.future, result)

@@ -17,6 +17,7 @@ from typing import Final
 
 from durable_execution._coalescing import Coalescer
 from durable_execution._inserts import insert_new, insert_unless_stored
+from durable_execution._notifier import Subscribed, subscribe
 from durable_execution._options import options_per_input, resolve_enqueue_options
 from durable_execution._records import enqueued_record
 from durable_execution._registry import validated_input
@@ -40,6 +41,8 @@ class Enqueuer:
             insert_new,
             max_batch=_ENQUEUE_CHUNK,
             again=insert_unless_stored,
+            # One insert statement, unless a key's holders must be read too.
+            single_statement=lambda records: all(r.idempotency_key is None for r in records),
         )
 
     async def wait_idle(self) -> None:
@@ -48,21 +51,25 @@ class Enqueuer:
 
     async def one(
         self, definition: TaskDefinition, input: object, options: TaskEnqueueOptions | None
-    ) -> str:
+    ) -> tuple[str, Subscribed | None]:
+        """The execution id standing for the new execution, and its subscription if that is
+        the new one (taken before the insert: see TaskHandle)."""
         with enqueue_span(definition.id):  # current while the record is built: it stores it
             record = await self._record(definition, input, options)
             enqueued(execution_id=record.execution_id)
+            subscribed = subscribe(self._rt.notifier, record.execution_id)
             execution_id = await self._coalesced.submit(record)
         self._rt.wake_ready_at([record.start_at])
         self._log(definition, [record], [execution_id])
-        return execution_id
+        return execution_id, subscribed if execution_id == record.execution_id else None
 
     async def many(
         self,
         definition: TaskDefinition,
         inputs: Iterable[object],
         options: TaskEnqueueOptions | Sequence[TaskEnqueueOptions | None] | None,
-    ) -> list[str]:
+    ) -> list[tuple[str, Subscribed | None]]:
+        """:meth:`one` for a batch, in one transaction."""
         values = list(inputs)
         per_input = options_per_input(definition.id, len(values), options)
         with enqueue_span(definition.id):  # one span for the batch, however many
@@ -73,13 +80,17 @@ class Enqueuer:
             enqueued(count=len(records))
             if not records:
                 return []
+            subscribed = [subscribe(self._rt.notifier, r.execution_id) for r in records]
             execution_ids = await self._rt.transactions.run(
                 lambda tx: insert_new(tx, records),
                 again=lambda tx: insert_unless_stored(tx, records),
             )
         self._rt.wake_ready_at([records[0].start_at])
         self._log(definition, records, execution_ids)
-        return execution_ids
+        return [
+            (execution_id, mine if execution_id == record.execution_id else None)
+            for execution_id, record, mine in zip(execution_ids, records, subscribed, strict=True)
+        ]
 
     async def _record(
         self, definition: TaskDefinition, input: object, options: TaskEnqueueOptions | None

@@ -73,7 +73,11 @@ _STORE_RETRY_MAX_S: Final = 5.0
 
 @dataclass(slots=True)
 class _Outcome:
-    """The write an attempt ends with, and what to do once it is committed."""
+    """The write an attempt ends with, and what to do once it is committed.
+
+    ``update`` carries the version it writes, the claimed one plus one (the record an attempt
+    runs is its claim's, so ``record.version`` is the claimed version): built once, not copied.
+    """
 
     update: TaskExecutionUpdate
     inserts: list[TaskExecutionRecord] = field(default_factory=list)
@@ -144,12 +148,23 @@ async def _write_results(tx: DurableStorageTx, writes: Sequence[_ResultWrite]) -
     return [n > 0 for n in matched]
 
 
+def _one_statement(writes: Sequence[_ResultWrite]) -> bool:
+    """Whether ``_write_results`` does ``writes`` in one statement: no children or finalize to
+    insert, and no execution twice (a repeated id costs the batch update one more statement)."""
+    return not any(write.inserts for write in writes) and len(
+        {write.execution_id for write in writes}
+    ) == len(writes)
+
+
 class Runner:
     def __init__(self, runtime: Runtime) -> None:
         self._rt = runtime
         # Results of runs that finish together share a transaction.
         self._results: Coalescer[_ResultWrite, bool] = Coalescer(
-            runtime.transactions, _write_results, max_batch=runtime.config.batch_size
+            runtime.transactions,
+            _write_results,
+            max_batch=runtime.config.batch_size,
+            single_statement=_one_statement,
         )
 
     def start(self, record: TaskExecutionRecord, definition: TaskDefinition) -> None:
@@ -302,6 +317,7 @@ class Runner:
             return _Outcome(
                 update=TaskExecutionUpdate(
                     updated_at=now,
+                    version=record.version + 1,
                     status="waiting_for_children_tasks",
                     run_output=run_output,
                     children_tasks=tuple(
@@ -331,6 +347,7 @@ class Runner:
             return _Outcome(
                 update=TaskExecutionUpdate(
                     updated_at=now,
+                    version=record.version + 1,
                     status="waiting_for_finalize_task",
                     run_output=run_output,
                     children_tasks=(),
@@ -351,6 +368,7 @@ class Runner:
         return _Outcome(
             update=TaskExecutionUpdate(
                 updated_at=now,
+                version=record.version + 1,
                 status="completed",
                 run_output=run_output,
                 output=final_output,
@@ -409,6 +427,7 @@ class Runner:
             return _Outcome(
                 update=TaskExecutionUpdate(
                     updated_at=now,
+                    version=record.version + 1,
                     status="ready",
                     error=info,
                     retry_attempts=record.retry_attempts + 1,
@@ -421,7 +440,11 @@ class Runner:
             )
         return _Outcome(
             update=TaskExecutionUpdate(
-                updated_at=now, status=terminal_status_for(info), error=info, finished_at=now
+                updated_at=now,
+                version=record.version + 1,
+                status=terminal_status_for(info),
+                error=info,
+                finished_at=now,
             ),
             finished=True,
             failure=error,
@@ -429,10 +452,13 @@ class Runner:
 
     async def _store(self, local: LocalRun, record: TaskExecutionRecord, outcome: _Outcome) -> None:
         execution_id = record.execution_id
+        update = outcome.update  # built with the version it writes (see _Outcome), so normally
+        if update.version != local.claimed_version + 1:  # not copied: this is a fallback
+            update = replace(update, version=local.claimed_version + 1)
         write = _ResultWrite(
             execution_id=execution_id,
             claimed_version=local.claimed_version,
-            update=_with_version(outcome.update, local.claimed_version + 1),
+            update=update,
             inserts=outcome.inserts,
         )
         stored = await self._write_persistently(local, record, write)
@@ -496,10 +522,6 @@ class Runner:
                 )
                 await rt.sleep(jittered(backoff_s), rt.shutdown_event)
                 backoff_s = min(backoff_s * 2, _STORE_RETRY_MAX_S)
-
-
-def _with_version(update: TaskExecutionUpdate, version: int) -> TaskExecutionUpdate:
-    return replace(update, version=version)
 
 
 def log_outcome(logger: logging.Logger, record: TaskExecutionRecord, outcome: _Outcome) -> None:

@@ -94,6 +94,19 @@ def _tracer() -> trace.Tracer:
     return trace.get_tracer(INSTRUMENTATION_NAME)
 
 
+def _recording() -> bool:
+    """Whether spans may be recorded: a tracer provider other than the API's no-op ones is set.
+
+    Without one, the API's tracer hands back a non-recording span carrying its parent's context,
+    so skipping the span changes nothing anyone can observe (the current span context, which
+    :func:`current_trace_context` stores, stays the parent's) and saves the two context switches
+    and the span objects that cost about a tenth of a trivial execution's time. Looked up on every
+    call: an application may configure its SDK at any time."""
+    return not isinstance(
+        trace.get_tracer_provider(), (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
+    )
+
+
 @cache
 def _propagator() -> TraceContextTextMapPropagator:
     return TraceContextTextMapPropagator()
@@ -147,6 +160,16 @@ def attempt_span(record: TaskExecutionRecord) -> Iterator[AttemptSpan]:
         yield attempt
         return
     started = time.perf_counter()
+    if record.trace_context is None and not _recording():
+        # No stored context to continue and nothing recorded: the span would be a no-op (see
+        # _recording); the duration is still measured, for a meter provider may be set alone.
+        try:
+            yield attempt
+        finally:
+            _instruments().attempt_duration.record(
+                time.perf_counter() - started, {TASK_ID: record.task_id, STATUS: attempt._status}
+            )
+        return
     span = _tracer().start_span(
         ATTEMPT_SPAN,
         context=_stored_context(record.trace_context),
@@ -177,8 +200,8 @@ def _end_attempt(span: Span, attempt: AttemptSpan, task_id: str, seconds: float)
 @contextmanager
 def enqueue_span(task_id: str) -> Iterator[None]:
     """A span around an enqueue, current while its records are built (they store its context)."""
-    if not ENABLED:
-        yield
+    if not ENABLED or not _recording():
+        yield  # a no-op tracer's span would only repeat the current context (see _recording)
         return
     with _tracer().start_as_current_span(
         ENQUEUE_SPAN, kind=trace.SpanKind.PRODUCER, attributes={TASK_ID: task_id}
@@ -188,7 +211,7 @@ def enqueue_span(task_id: str) -> Iterator[None]:
 
 def enqueued(*, execution_id: str | None = None, count: int | None = None) -> None:
     """Describe on the current enqueue span what it created: one execution, or a batch's count."""
-    if not ENABLED:
+    if not ENABLED or not _recording():
         return
     span = trace.get_current_span()
     if execution_id is not None:

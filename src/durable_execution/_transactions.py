@@ -28,7 +28,11 @@ from durable_execution.storage.errors import (
     StorageClosedError,
 )
 from durable_execution.storage.sync_types import SyncStorage, SyncStorageTx
-from durable_execution.storage.types import DurableStorage, DurableStorageTx
+from durable_execution.storage.types import (
+    DurableStorage,
+    DurableStorageTx,
+    SingleStatementStorage,
+)
 
 _T = TypeVar("_T")
 
@@ -54,12 +58,19 @@ class TransactionRunner:
     def __init__(self, storage: DurableStorage, logger: logging.Logger) -> None:
         self.storage = storage
         self._logger = logger
+        self._single_statement = storage if isinstance(storage, SingleStatementStorage) else None
+
+    @property
+    def single_statement_capable(self) -> bool:
+        """Whether ``run(single_statement=True)`` saves anything (``SingleStatementStorage``)."""
+        return self._single_statement is not None
 
     async def run(
         self,
         work: Callable[[DurableStorageTx], Awaitable[_T]],
         *,
         again: Callable[[DurableStorageTx], Awaitable[_T]] | None = None,
+        single_statement: bool = False,
     ) -> _T:
         """Run ``work`` in a transaction, retrying transient failures; return its result.
 
@@ -68,6 +79,10 @@ class TransactionRunner:
         unknown. ``work`` that is not safe to repeat passes ``again``, which retries run instead
         of ``work`` once ``work`` has been started: it must first find out what is stored (an
         insert finds its own rows, and does not insert them twice or fail as a duplicate).
+
+        ``single_statement``: ``work`` runs exactly one statement, so a storage that can
+        (``SingleStatementStorage``) runs its first attempt without BEGIN and COMMIT; retries
+        always get a full transaction (``again`` may read before it writes).
         """
         started = False
 
@@ -81,7 +96,10 @@ class TransactionRunner:
         attempt_number = 1
         while True:
             try:
-                async with self.storage.transaction() as tx:
+                single = self._single_statement if single_statement and not started else None
+                async with (
+                    self.storage.transaction() if single is None else single.single_statement()
+                ) as tx:
                     return await attempt(tx)
             except Exception as error:
                 if attempt_number >= MAX_ATTEMPTS or not is_transient(error):

@@ -490,8 +490,8 @@ class DurableExecutor(ExecutorSchedules):
         """
         self._check_open()
         definition = self._registered(task)
-        execution_id = await self._enqueues.one(definition, input, options)
-        return TaskHandle(self._rt, definition.id, execution_id)
+        execution_id, subscribed = await self._enqueues.one(definition, input, options)
+        return TaskHandle(self._rt, definition.id, execution_id, subscribed=subscribed)
 
     async def enqueue_tasks(
         self,
@@ -510,8 +510,8 @@ class DurableExecutor(ExecutorSchedules):
         """
         self._check_open()
         definition = self._registered(task)
-        execution_ids = await self._enqueues.many(definition, inputs, options)
-        return [TaskHandle(self._rt, definition.id, execution_id) for execution_id in execution_ids]
+        stored = await self._enqueues.many(definition, inputs, options)
+        return [TaskHandle(self._rt, definition.id, i, subscribed=s) for i, s in stored]
 
     def _registered(self, task: Task[Any, Any]) -> TaskDefinition:
         definition = self._rt.registry.get(task.id)

@@ -15,6 +15,7 @@ from typing import Final, Generic, TypeVar, cast
 
 from durable_execution._cancellation import cancel_execution as cancel_in_runtime
 from durable_execution._cancellation import write_cancellation
+from durable_execution._notifier import Subscribed, poll_says_read, subscribe
 from durable_execution._options import check_wait_ms
 from durable_execution._runtime import Runtime
 from durable_execution._transactions import TransactionRunner, is_transient
@@ -43,12 +44,27 @@ async def read_record(runtime: Runtime, execution_id: str) -> TaskExecutionRecor
 
 
 class TaskHandle(Generic[OutputT_co]):
-    __slots__ = ("_execution_id", "_rt", "_task_id")
+    __slots__ = ("_enqueued", "_execution_id", "_generation", "_rt", "_subscription", "_task_id")
 
-    def __init__(self, runtime: Runtime, task_id: str, execution_id: str) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        task_id: str,
+        execution_id: str,
+        *,
+        subscribed: Subscribed | None = None,
+    ) -> None:
+        """``subscribed``: the execution's subscription and its generation then, taken by the
+        enqueue that created the execution before its insert was sent (so the execution exists,
+        and no finish committed here since is missed)."""
         self._rt = runtime
         self._task_id = task_id
         self._execution_id = execution_id
+        self._enqueued = subscribed is not None
+        if subscribed is None:
+            subscribed = subscribe(runtime.notifier, execution_id)
+        # Held for the handle's life: finishes committed here from then on are kept in it.
+        self._subscription, self._generation = subscribed  # notices since: see the wait
 
     @property
     def task_id(self) -> str:
@@ -81,7 +97,9 @@ class TaskHandle(Generic[OutputT_co]):
             if polling_interval_ms is not None and polling_interval_ms > 0
             else DEFAULT_POLLING_INTERVAL_MS
         ) / 1000
-        deadline = asyncio.timeout(None if timeout_ms is None else max(timeout_ms, 0) / 1000)
+        if timeout_ms is None:
+            return await self._wait_finished(interval_s)  # no deadline to arm
+        deadline = asyncio.timeout(max(timeout_ms, 0) / 1000)
         try:
             async with deadline:
                 return await self._wait_finished(interval_s)
@@ -93,41 +111,56 @@ class TaskHandle(Generic[OutputT_co]):
             ) from None
 
     async def _wait_finished(self, interval_s: float) -> FinishedTaskExecution[OutputT_co]:
-        notifier = self._rt.notifier
-        # Subscribed before the first read, so a finish committed in between is not missed.
-        subscription = notifier.subscribe(self._execution_id)
-        woken = True  # the first check reads the row, so an unknown id raises NotFound
+        subscription = self._subscription
+        poller = self._rt.finished_poller
+        # A finish committed here since the handle exists is in the subscription, so an enqueued
+        # execution's first check asks only whether another process finished it (an ids-only
+        # poll shared by every handle, raced with the notice) unless a notice came already;
+        # any other handle's first check reads the row (so an unknown id raises NotFound).
+        woken = not self._enqueued or subscription.generation != self._generation
+        first = None if woken else poller.finished_future(self._execution_id)
+        # Then every interval_s the shared poll wakes the subscription if it finds it finished.
+        poller.watch(self._execution_id, subscription, interval_s)
         try:
             while True:
-                subscription.event.clear()
+                seen = subscription.generation
                 try:
                     record = subscription.record
-                    if record is None and (
-                        woken or await self._rt.finished_poller.is_finished(self._execution_id)
-                    ):
+                    if record is None and woken:
                         record = await read_record(self._rt, self._execution_id)
-                    # else: a fallback poll found it still active, so no row was read
                 except Exception as error:
                     if not is_transient(error):
                         raise
-                    # The storage is down (say, restarting): a wait outlives that; keep polling.
-                    self._rt.logger.warning(
-                        "Waiting for execution %s: cannot read it yet (%r); will retry",
-                        self._execution_id,
-                        error,
-                    )
+                    self._cannot_read_yet(error)
                     await asyncio.sleep(interval_s)
                     continue
                 if record is not None and record.status in FINISHED_STATUSES:
                     return cast("FinishedTaskExecution[OutputT_co]", self._public(record))
-                try:
-                    async with asyncio.timeout(interval_s):
-                        await subscription.event.wait()
-                    woken = True
-                except TimeoutError:
-                    woken = False
+                if first is not None and first.done():
+                    woken, first = poll_says_read(first), None
+                    if woken:
+                        continue
+                # Woken by a notice (which may have come while the row was being read), by the
+                # shared poll, or by the first poll: then the row is read.
+                await subscription.wait(seen, first)
+                poll_error, subscription.poll_error = subscription.poll_error, None
+                woken = poll_error is None
+                if poll_error is not None:
+                    if not is_transient(poll_error):
+                        raise poll_error
+                    self._cannot_read_yet(poll_error)  # the next shared poll tries again
         finally:
-            notifier.unsubscribe(self._execution_id, subscription)
+            poller.unwatch(self._execution_id, interval_s)
+            if first is not None:
+                first.cancel()  # no longer wanted (a no-op once it answered)
+
+    def _cannot_read_yet(self, error: Exception) -> None:
+        # The storage is down (say, restarting): a wait outlives that; keep polling.
+        self._rt.logger.warning(
+            "Waiting for execution %s: cannot read it yet (%r); will retry",
+            self._execution_id,
+            error,
+        )
 
     async def cancel(self) -> None:
         """Cancel the execution if it is still active; harmless if it already finished."""

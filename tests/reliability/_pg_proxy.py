@@ -1,7 +1,9 @@
 """A TCP proxy between psycopg and a real PostgreSQL server that can lose a COMMIT's reply.
 
-Armed, it forwards the next ``COMMIT`` a client sends (a simple-protocol Query message, which is
-how psycopg ends a transaction), waits until the server answers — the transaction is then
+Armed, it forwards the next message that commits — a ``COMMIT`` (a simple-protocol Query
+message, which is how psycopg ends a transaction), or the ``Sync`` that ends a statement sent
+in autocommit outside any ``BEGIN`` (the storage sends a one-statement transaction that way, and
+the server commits it at that ``Sync``) — waits until the server answers — the transaction is then
 committed — and instead of passing the answer on, closes both sides of that session. The client
 sees its connection drop with the outcome of its COMMIT unknown, exactly as when a network or a
 server failure strikes at that moment. Nothing about the database is simulated.
@@ -93,17 +95,26 @@ class CommitReplyLosingProxy:
             server_out.write(header + body)
             if code not in _ENCRYPTION_REQUESTS:
                 break
+        in_block = False  # inside a BEGIN … COMMIT/ROLLBACK the client sent
+        executed = False  # an extended-protocol statement was sent since the last Sync
         while True:  # then typed messages: a type byte, a length (itself included), the body
             header = await client_in.readexactly(5)
             (length,) = struct.unpack("!i", header[1:])
             body = await client_in.readexactly(length - 4)
             server_out.write(header + body)
             await server_out.drain()
-            if (
-                self.armed
-                and header[:1] == b"Q"
-                and body.rstrip(b"\0").strip().upper() == b"COMMIT"
-            ):
+            kind = header[:1]
+            command = body.rstrip(b"\0").strip().upper() if kind == b"Q" else b""
+            commits = command == b"COMMIT" or (kind == b"S" and executed and not in_block)
+            if command.startswith(b"BEGIN"):
+                in_block = True
+            elif command in (b"COMMIT", b"ROLLBACK"):
+                in_block = False
+            if kind == b"E":
+                executed = True
+            elif kind == b"S":
+                executed = False
+            if self.armed and commits:
                 self.armed = False
                 commit_forwarded.set()
 

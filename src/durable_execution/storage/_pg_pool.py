@@ -31,6 +31,8 @@ from typing import Any, Final, TypeVar
 import psycopg
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
+from durable_execution.storage.errors import StorageError
+
 logger = logging.getLogger("durable_execution.storage.postgres")
 
 # Any: the pool's connections keep psycopg's default row factory; the generated queries open
@@ -141,3 +143,21 @@ async def read_on_live_connection(
                     raise
                 logger.debug("A pooled connection was dead (%s); trying another", error)
     raise AssertionError("unreachable")  # the last pass returns or raises
+
+
+class StatementBudget:
+    """How many statements a transaction may still send: unbounded in a real transaction; one
+    on a connection in autocommit outside any BEGIN, where each statement is its own transaction
+    (a second one would commit apart from the first, so it is refused before it is sent)."""
+
+    __slots__ = ("_left",)
+
+    def __init__(self, single_statement: bool) -> None:
+        self._left: int | None = 1 if single_statement else None
+
+    def spend(self) -> None:
+        if self._left is None:
+            return
+        if self._left == 0:
+            raise StorageError("A single-statement transaction cannot run a second statement")
+        self._left -= 1

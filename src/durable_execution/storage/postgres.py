@@ -19,10 +19,9 @@ How it works:
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Final, Self, TypeVar
@@ -48,6 +47,7 @@ from durable_execution.storage import (
 from durable_execution.storage import (
     _pg_rows as _rows,
 )
+from durable_execution.storage._pg_errors import duplicate_ids, missing_table_error
 from durable_execution.storage._pg_schedules import PostgresScheduleMethods, list_schedules
 from durable_execution.storage._pg_timestamps import register_tolerant_timestamps
 from durable_execution.storage.errors import (
@@ -77,9 +77,6 @@ _T = TypeVar("_T")
 DEFAULT_POOL_MIN_SIZE: Final = 4  # psycopg_pool's own default: the executor's loops start at once
 DEFAULT_POOL_MAX_SIZE: Final = 10
 DEFAULT_CONNECT_TIMEOUT_S: Final = 30.0
-# PostgreSQL's detail line of a unique violation (lc_messages=C/English); when it does not
-# match, every id of the batch is reported instead.
-_DUPLICATE_KEY = re.compile(r"Key \(execution_id\)=\((?P<id>.*)\) already exists")
 
 
 def _aware(moment: datetime, name: str) -> datetime:
@@ -112,8 +109,10 @@ class PostgresStorageTx(PostgresScheduleMethods):
         conn: _Connection,
         queries: pg.AsyncQueries,
         poison: claiming.PoisonSeen,
+        single_statement: bool = False,
     ) -> None:
         self._conn = conn
+        self._statements = _pg_pool.StatementBudget(single_statement)  # see single_statement()
         self._poison = poison
         self._queries = queries
         # Whether this transaction stored work claimable now: the storage notifies after commit.
@@ -127,11 +126,17 @@ class PostgresStorageTx(PostgresScheduleMethods):
         if self._refused_ids is not None:
             raise DuplicateExecutionIdError(self._refused_ids)
 
-    async def insert_task_executions(self, executions: Sequence[TaskExecutionRecord]) -> list[str]:
+    def _before_statement(self) -> None:
         self.raise_if_refused()
+        self._statements.spend()
+
+    async def insert_task_executions(self, executions: Sequence[TaskExecutionRecord]) -> list[str]:
+        self._before_statement()
         if not executions:
             return []
         rows = [conversion.columns_from_record(record) for record in executions]
+        if any(row.idempotency_key is not None for row in rows):
+            self._before_statement()  # its holders are read by a second statement
         ids = [row.execution_id for row in rows]
         repeated = [execution_id for execution_id, n in Counter(ids).items() if n > 1]
         # With keys, a repeated id is a duplicate only if both rows are stored: the statement
@@ -157,7 +162,7 @@ class PostgresStorageTx(PostgresScheduleMethods):
         limit: int | None = None,
         skip_locked_for_update: bool = False,
     ) -> list[str]:
-        self.raise_if_refused()
+        self._before_statement()
         conversion.check_limit(limit)
         if limit == 0 or conversion.matches_nothing(where):
             return []
@@ -199,7 +204,7 @@ class PostgresStorageTx(PostgresScheduleMethods):
         limit: int | None = None,
         skip_locked_for_update: bool = False,
     ) -> list[TaskExecutionRecord]:
-        self.raise_if_refused()
+        self._before_statement()
         conversion.check_limit(limit)
         if limit == 0 or conversion.matches_nothing(where):
             return []
@@ -238,7 +243,7 @@ class PostgresStorageTx(PostgresScheduleMethods):
     async def update_task_executions(
         self, where: WhereByExecutionIds, update: TaskExecutionUpdate
     ) -> int:
-        self.raise_if_refused()
+        self._before_statement()
         if conversion.matches_nothing(where):
             return 0
         return await self._queries.update_task_executions_by_execution_ids(
@@ -258,9 +263,9 @@ class PostgresStorageTx(PostgresScheduleMethods):
         lease_ms: int,
         queues: Sequence[str] | None = None,
     ) -> ClaimedTaskExecutions:
-        """The claim (see ``DurableStorageTx``): one statement, after one that locks the
-        concurrency keys it claims from (see ``_pg_claims``)."""
-        self.raise_if_refused()
+        """The claim (see ``DurableStorageTx``), one statement of a single-statement transaction:
+        ``_pg_claims`` begins one of its own when it must hold concurrency keys locked."""
+        self._before_statement()
         claiming.check_claim_arguments(now, limit, lease_ms, queues)
         if limit == 0 or (queues is not None and not queues):
             return ClaimedTaskExecutions(records=[], malformed=[])
@@ -279,7 +284,7 @@ class PostgresStorageTx(PostgresScheduleMethods):
     ) -> list[str]:
         """The batched lease renewal (see ``DurableStorageTx``): one statement,
         ids and versions as two parallel arrays."""
-        self.raise_if_refused()
+        self._before_statement()
         expires_at = conversion.renewal_expires_at(leases, expires_at)
         if not leases:
             return []
@@ -295,12 +300,13 @@ class PostgresStorageTx(PostgresScheduleMethods):
     ) -> list[int]:
         """The batch of guarded updates (see ``DurableStorageTx``): one statement
         for the lot, unless an execution id comes up again (then one more per repeat)."""
-        self.raise_if_refused()
+        self._before_statement()
         counts = [0] * len(updates)
         batch = _rows.UpdateEachBatch()
         for index, where, changes in conversion.pending_updates(updates):
             execution_ids = list(dict.fromkeys(where.execution_ids))
             if batch.targets.intersection(execution_ids):
+                self._before_statement()  # one more statement (refused before any is sent)
                 # Sent first, so that this update sees its writes, as in a loop.
                 await _rows.run_update_batch(self._queries, self._conn, batch, counts)
                 batch = _rows.UpdateEachBatch()
@@ -318,7 +324,7 @@ class PostgresStorageTx(PostgresScheduleMethods):
         dry_run: bool,
     ) -> PrunedBatch:
         """Retention's batch step (see ``DurableStorageTx``): find, then delete or count."""
-        self.raise_if_refused()
+        self._before_statement()
         roots = await self._queries.get_prunable_roots(
             self._conn,
             finished_before=_aware(finished_before, "finished_before"),
@@ -345,7 +351,7 @@ class PostgresStorageTx(PostgresScheduleMethods):
 
     async def try_lock_pruning(self) -> bool:
         """Automatic retention's lock (see ``DurableStorageTx``): an advisory lock per table."""
-        self.raise_if_refused()
+        self._before_statement()
         locked = await self._queries.try_lock_pruning(
             self._conn, lock_key=migrate.pruning_lock_key(self._queries.table)
         )
@@ -354,20 +360,6 @@ class PostgresStorageTx(PostgresScheduleMethods):
 
 def _optional_aware(moment: datetime | None) -> datetime | None:
     return None if moment is None else _aware(moment, "expires_at_less_than")
-
-
-def duplicate_ids(error: pg_errors.UniqueViolation, batch_ids: list[str]) -> list[str]:
-    match = _DUPLICATE_KEY.search(error.diag.message_detail or "")
-    if match is not None and match.group("id") in batch_ids:
-        return [match.group("id")]
-    return batch_ids
-
-
-def missing_table_error(table_name: str, error: pg_errors.UndefinedTable) -> StorageError:
-    return StorageError(
-        f"Table {table_name} does not exist in the connection's schema: create it "
-        f"with migrate() (open_storage does unless migrate=False): {error}"
-    )
 
 
 async def _configure(conn: _Connection) -> None:
@@ -484,11 +476,19 @@ class PostgresDurableStorage:
     ) -> None:
         await self.close()
 
+    def transaction(self) -> AbstractAsyncContextManager[DurableStorageTx]:
+        return self._tx(single_statement=False)
+
+    def single_statement(self) -> AbstractAsyncContextManager[DurableStorageTx]:
+        """One statement in autocommit, no BEGIN/COMMIT (the optional SingleStatementStorage)."""
+        return self._tx(single_statement=True)
+
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[DurableStorageTx]:
+    async def _tx(self, *, single_statement: bool) -> AsyncIterator[DurableStorageTx]:
+        pool, size, single = self._pool, self.pool_max_size, single_statement
         try:
-            async with _pg_pool.begun(self._pool, self.pool_max_size) as conn:
-                tx = PostgresStorageTx(conn, self.queries, self._poison)
+            async with pool.connection() if single else _pg_pool.begun(pool, size) as conn:
+                tx = PostgresStorageTx(conn, self.queries, self._poison, single_statement=single)
                 yield tx
                 tx.raise_if_refused()  # inside the block: psycopg rolls back
             if tx.made_ready:
@@ -517,8 +517,8 @@ class PostgresDurableStorage:
             yield
 
     async def _send_ready_notice(self) -> None:
-        async with _pg_pool.begun(self._pool, self.pool_max_size) as conn:
-            await self.queries.notify_ready(conn, channel=self.ready_channel)
+        # Autocommit: 1 round trip, not 3; resent on another connection if this one was dead.
+        await self._read(lambda conn: self.queries.notify_ready(conn, channel=self.ready_channel))
 
     async def migrate(self) -> list[int]:
         """Create or upgrade the schema; returns the migration versions applied now."""

@@ -28,12 +28,11 @@ from psycopg_pool import ConnectionPool, PoolClosed
 from durable_execution.generated import postgresql as pg
 from durable_execution.storage import _pg_listener, _pg_notices, _pg_pool, conversion
 from durable_execution.storage import _pg_rows as _rows
+from durable_execution.storage._pg_errors import duplicate_ids, missing_table_error
 from durable_execution.storage.conversion import Columns
 from durable_execution.storage.errors import DuplicateExecutionIdError, StorageClosedError
 from durable_execution.storage.postgres import (
     DEFAULT_CONNECT_TIMEOUT_S,
-    duplicate_ids,
-    missing_table_error,
     ready_now,
     register_adapters,
 )

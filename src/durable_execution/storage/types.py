@@ -27,7 +27,8 @@ The claim, the lease renewal, the batch of guarded updates and the prune step ar
 contract: every backend does each in one set-based step, and the executor has no second,
 row-by-row path.
 Optional, each a protocol checked with ``isinstance``: ``ReadyWatchingStorage`` (cross-process
-wake-ups instead of idle polling), ``InspectableStorage`` (operators' read-only queries) and
+wake-ups instead of idle polling), ``SingleStatementStorage`` (one-statement transactions
+without BEGIN and COMMIT), ``InspectableStorage`` (operators' read-only queries) and
 ``InspectableSchedulesStorage`` (the schedules, for the CLI).
 """
 
@@ -436,6 +437,21 @@ class ReadyWatchingStorage(Protocol):
     """
 
     def watch_ready(self, on_ready: Callable[[], None]) -> AbstractAsyncContextManager[None]: ...
+
+
+@runtime_checkable
+class SingleStatementStorage(Protocol):
+    """Optional: a storage that runs a transaction of exactly one statement without ``BEGIN``
+    and ``COMMIT`` (the statement is its own transaction: all of it or nothing is stored).
+
+    On a client-server database that saves two of a short transaction's three round trips. The
+    executor uses it only for work that is one statement whatever happens (a coalesced insert,
+    a batch of result updates without repeated ids), and never for a retry, which may need to
+    read first. A second statement in such a transaction raises
+    :class:`~durable_execution.storage.errors.StorageError` before it is sent.
+    """
+
+    def single_statement(self) -> AbstractAsyncContextManager[DurableStorageTx]: ...
 
 
 @runtime_checkable
