@@ -71,9 +71,12 @@ class _CountingTx:
         self._counter = counter
 
     async def claim_ready_task_executions(
-        self, *, now: datetime, limit: int, lease_ms: int
+        self, *, now: datetime, limit: int, lease_ms: int, queues: Sequence[str] | None = None
     ) -> ClaimedTaskExecutions:
-        result = await self._tx.claim_ready_task_executions(now=now, limit=limit, lease_ms=lease_ms)
+        # The contract's signature, spelt out: DurableStorageTx.claim_ready_task_executions.
+        result = await self._tx.claim_ready_task_executions(
+            now=now, limit=limit, lease_ms=lease_ms, queues=queues
+        )
         self._counter.count(limit, len(result.records) + len(result.malformed))
         return result
 
