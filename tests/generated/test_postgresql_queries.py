@@ -928,11 +928,11 @@ def test_invalid_table_names_are_refused(bad: str) -> None:
         pg.migrations_for_table(bad)
 
 
-# --- the async twin -----------------------------------------------------------------------------
+# --- one sweep ---------------------------------------------------------------------------------
 
 
 async def test_every_async_query(conn: Conn, postgres_url: str) -> None:
-    """Each AsyncQueries method once, against the same data as the sync tests."""
+    """Most AsyncQueries methods in one sequence on one connection, against shared data."""
     async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as a:
         await AQ.lock_migrations(a, lock_key=1)
         await AQ.notify_ready(a, channel="nobody_listens")
