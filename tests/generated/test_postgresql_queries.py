@@ -928,7 +928,7 @@ def test_invalid_table_names_are_refused(bad: str) -> None:
         pg.migrations_for_table(bad)
 
 
-# --- one sweep ---------------------------------------------------------------------------------
+# --- one sweep ----------------------------------------------------------------------------------
 
 
 async def test_every_async_query(conn: Conn, postgres_url: str) -> None:
