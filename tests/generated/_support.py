@@ -739,22 +739,24 @@ def migration_lock_key(table: str) -> int:
     return zlib.crc32(table.encode())
 
 
-def postgres_migrate(conn: psycopg.Connection[Any], table: str = pg.DEFAULT_TABLE) -> list[int]:
+async def postgres_migrate(
+    conn: psycopg.AsyncConnection[Any], table: str = pg.DEFAULT_TABLE
+) -> list[int]:
     """Apply the generated migrations in one transaction under the migration lock."""
-    queries = pg.Queries(table)
+    aqueries = pg.AsyncQueries(table)
     migrations = pg.migrations_for_table(table)
     applied_now: list[int] = []
-    with conn.transaction():
-        queries.lock_migrations(conn, lock_key=migration_lock_key(table))
+    async with conn.transaction():
+        await aqueries.lock_migrations(conn, lock_key=migration_lock_key(table))
         for statement in _bootstrap(migrations).statements:
-            conn.execute(statement)
-        applied = set(queries.get_applied_migration_versions(conn))
+            await conn.execute(statement)
+        applied = set(await aqueries.get_applied_migration_versions(conn))
         for migration in migrations:
             if migration.version == 0 or migration.version in applied:
                 continue
             for statement in migration.statements:
-                conn.execute(statement)
-            queries.insert_applied_migration(
+                await conn.execute(statement)
+            await aqueries.insert_applied_migration(
                 conn, version=migration.version, name=migration.name, applied_at=T0
             )
             applied_now.append(migration.version)

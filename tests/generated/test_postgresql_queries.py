@@ -1,18 +1,24 @@
 """Every generated PostgreSQL query, run against the real server, results checked.
 
-Most tests use the synchronous ``Queries`` on an autocommit connection; the concurrency tests
-(SKIP LOCKED claims, the version guard under READ COMMITTED, the migration lock) and one sweep
-over every method use ``AsyncQueries`` with explicit transactions.
+The library is async, so every query is tested through ``AsyncQueries``: on an autocommit
+connection (``aconn``), or with explicit transactions for the concurrency tests (SKIP LOCKED
+claims, the version guard under READ COMMITTED, the migration lock). The synchronous ``Queries``
+holds only the queries marked ``-- @sync`` (the SyncClient's); those are tested in both forms,
+the sync one on a second autocommit connection (``conn``), which also sets up rows and reads
+them back. ``test_every_generated_query_is_exercised_here`` checks, by reading this file and
+``_support.py``, that each method of both classes is called here.
 """
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Final
 
 import psycopg
@@ -67,10 +73,17 @@ AsyncConn = psycopg.AsyncConnection[Any]
 
 
 @pytest.fixture
-def conn(postgres_url: str) -> Iterator[Conn]:
-    """A migrated schema, through an autocommit connection."""
+async def aconn(postgres_url: str) -> AsyncIterator[AsyncConn]:
+    """A migrated schema, through an async autocommit connection."""
+    async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as connection:
+        await postgres_migrate(connection)
+        yield connection
+
+
+@pytest.fixture
+def conn(postgres_url: str, aconn: AsyncConn) -> Iterator[Conn]:
+    """The same migrated schema, through a sync autocommit connection."""
     with psycopg.connect(postgres_url, autocommit=True) as connection:
-        postgres_migrate(connection)
         yield connection
 
 
@@ -108,8 +121,8 @@ def agree(*results: list[str]) -> list[str]:
     return first
 
 
-def select_by_execution_ids(
-    conn: Conn,
+async def select_by_execution_ids(
+    conn: AsyncConn,
     execution_ids: list[str],
     *,
     statuses: list[str] | None = None,
@@ -126,18 +139,20 @@ def select_by_execution_ids(
         "row_limit": row_limit,
     }
     return agree(
-        Q.get_task_execution_ids_by_execution_ids(conn, **args),
-        [r.execution_id for r in Q.get_task_executions_by_execution_ids(conn, **args)],
-        Q.get_task_execution_ids_by_execution_ids_for_update_skip_locked(conn, **args),
+        await AQ.get_task_execution_ids_by_execution_ids(conn, **args),
+        [r.execution_id for r in await AQ.get_task_executions_by_execution_ids(conn, **args)],
+        await AQ.get_task_execution_ids_by_execution_ids_for_update_skip_locked(conn, **args),
         [
             r.execution_id
-            for r in Q.get_task_executions_by_execution_ids_for_update_skip_locked(conn, **args)
+            for r in await AQ.get_task_executions_by_execution_ids_for_update_skip_locked(
+                conn, **args
+            )
         ],
     )
 
 
-def select_by_statuses(
-    conn: Conn,
+async def select_by_statuses(
+    conn: AsyncConn,
     statuses: list[str],
     *,
     is_closed: bool | None = None,
@@ -151,12 +166,12 @@ def select_by_statuses(
         "row_limit": row_limit,
     }
     return agree(
-        Q.get_task_execution_ids_by_statuses(conn, **args),
-        [r.execution_id for r in Q.get_task_executions_by_statuses(conn, **args)],
-        Q.get_task_execution_ids_by_statuses_for_update_skip_locked(conn, **args),
+        await AQ.get_task_execution_ids_by_statuses(conn, **args),
+        [r.execution_id for r in await AQ.get_task_executions_by_statuses(conn, **args)],
+        await AQ.get_task_execution_ids_by_statuses_for_update_skip_locked(conn, **args),
         [
             r.execution_id
-            for r in Q.get_task_executions_by_statuses_for_update_skip_locked(conn, **args)
+            for r in await AQ.get_task_executions_by_statuses_for_update_skip_locked(conn, **args)
         ],
     )
 
@@ -216,11 +231,84 @@ EVERY_QUERY = {
 }
 
 
-@pytest.mark.parametrize("queries_class", [pg.Queries, pg.AsyncQueries])
-def test_every_generated_query_is_exercised_here(queries_class: type[object]) -> None:
-    # A new named query must come with tests: extend this file, then EVERY_QUERY.
-    public = {name for name in dir(queries_class) if not name.startswith("_")} - {"table"}
-    assert public == EVERY_QUERY
+def public_methods(queries_class: type[object]) -> set[str]:
+    return {name for name in dir(queries_class) if not name.startswith("_")} - {"table"}
+
+
+class _QueryCalls(ast.NodeVisitor):
+    """The methods called on ``pg.Queries`` / ``pg.AsyncQueries`` objects in a module, by class.
+
+    An object is known by its name: one assigned ``pg.Queries(...)`` / ``pg.AsyncQueries(...)``
+    (at module level or in an enclosing function), or a parameter annotated with the class.
+    """
+
+    def __init__(self) -> None:
+        self.scope: dict[str, str] = {}
+        self.called: dict[str, set[str]] = {"Queries": set(), "AsyncQueries": set()}
+
+    def _class_of(self, node: ast.expr | None) -> str | None:
+        if isinstance(node, ast.Call):
+            node = node.func
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "pg"
+            and node.attr in self.called
+        ):
+            return node.attr
+        return None
+
+    def _bound(self, body: list[ast.stmt], args: list[ast.arg]) -> dict[str, str]:
+        bound = {arg.arg: kind for arg in args if (kind := self._class_of(arg.annotation))}
+        pending: list[ast.AST] = list(body)
+        while pending:
+            node = pending.pop()
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                continue  # its own scope
+            if isinstance(node, ast.Assign) and (kind := self._class_of(node.value)):
+                bound.update({t.id: kind for t in node.targets if isinstance(t, ast.Name)})
+            pending.extend(ast.iter_child_nodes(node))
+        return bound
+
+    def visit_Module(self, node: ast.Module) -> None:
+        self.scope = self._bound(node.body, [])
+        self.generic_visit(node)
+
+    def _visit_function(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+        outer = self.scope
+        args = [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]
+        self.scope = {**outer, **self._bound(node.body, args)}
+        self.generic_visit(node)
+        self.scope = outer
+
+    visit_FunctionDef = _visit_function
+    visit_AsyncFunctionDef = _visit_function
+
+    def visit_Attribute(self, node: ast.Attribute) -> None:
+        if isinstance(node.value, ast.Name) and node.value.id in self.scope:
+            self.called[self.scope[node.value.id]].add(node.attr)
+        self.generic_visit(node)
+
+
+def called_query_methods() -> dict[str, set[str]]:
+    calls = _QueryCalls()
+    for name in (__file__, "_support.py"):
+        path = Path(__file__).with_name(Path(name).name)
+        calls.visit(ast.parse(path.read_text(encoding="utf-8")))
+    return calls.called
+
+
+def test_every_generated_query_is_exercised_here() -> None:
+    # A new named query must come with tests: extend this file, then EVERY_QUERY. Every query
+    # is tested async; the ones marked `-- @sync` (the sync class's) are tested sync as well.
+    assert public_methods(pg.AsyncQueries) == EVERY_QUERY
+    sync_queries = public_methods(pg.Queries)
+    assert sync_queries < EVERY_QUERY
+    called = called_query_methods()
+    untested_async = sorted(EVERY_QUERY - called["AsyncQueries"])
+    assert untested_async == [], f"AsyncQueries methods no test here calls: {untested_async}"
+    untested_sync = sorted(sync_queries - called["Queries"])
+    assert untested_sync == [], f"sync Queries methods no test here calls: {untested_sync}"
 
 
 # --- migrations ---------------------------------------------------------------------------------
@@ -256,7 +344,9 @@ def expected_indexes(table: str) -> dict[str, tuple[list[str], bool]]:
     return {**indexes, f"ix_{table}_ready_concurrency": READY_CONCURRENCY_INDEX["postgresql"]}
 
 
-def test_migrations_create_the_tables_and_indexes_and_record_versions(conn: Conn) -> None:
+async def test_migrations_create_the_tables_and_indexes_and_record_versions(
+    conn: Conn, aconn: AsyncConn
+) -> None:
     assert tables_of(conn) == {
         "durable_task_executions",
         "durable_task_executions_migrations",
@@ -267,31 +357,40 @@ def test_migrations_create_the_tables_and_indexes_and_record_versions(conn: Conn
     )
     numbered = [m.version for m in pg.MIGRATIONS if m.version > 0]
     assert numbered
-    assert Q.get_applied_migration_versions(conn) == numbered
+    assert await AQ.get_applied_migration_versions(aconn) == numbered
 
 
-def test_migrating_again_applies_nothing_and_keeps_the_data(conn: Conn) -> None:
+async def test_migrating_again_applies_nothing_and_keeps_the_data(
+    conn: Conn, aconn: AsyncConn
+) -> None:
     postgres_insert(Q, conn, [Execution("te_1")])
-    assert postgres_migrate(conn) == []
+    assert await postgres_migrate(aconn) == []
     numbered = [m.version for m in pg.MIGRATIONS if m.version > 0]
-    assert list(Q.get_applied_migration_versions(conn)) == numbered
+    assert list(await AQ.get_applied_migration_versions(aconn)) == numbered
     assert [e.execution_id for e in read(conn, "te_1")] == ["te_1"]
 
 
-def test_insert_applied_migration_records_name_and_time(postgres_url: str) -> None:
-    with psycopg.connect(postgres_url, autocommit=True) as connection:
+async def test_insert_applied_migration_records_name_and_time(postgres_url: str) -> None:
+    async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as connection:
         bootstrap = next(m for m in pg.migrations_for_table("x") if m.version == 0)
         for statement in bootstrap.statements:
-            connection.execute(statement)
-        queries = pg.Queries("x")
-        assert queries.get_applied_migration_versions(connection) == []
-        queries.insert_applied_migration(connection, version=7, name="seven", applied_at=at(1))
-        queries.insert_applied_migration(connection, version=3, name="three", applied_at=at(2))
-        assert list(queries.get_applied_migration_versions(connection)) == [3, 7]
-        stored = connection.execute("SELECT version, name, applied_at FROM x_migrations").fetchall()
+            await connection.execute(statement)
+        aqueries = pg.AsyncQueries("x")
+        assert await aqueries.get_applied_migration_versions(connection) == []
+        await aqueries.insert_applied_migration(
+            connection, version=7, name="seven", applied_at=at(1)
+        )
+        await aqueries.insert_applied_migration(
+            connection, version=3, name="three", applied_at=at(2)
+        )
+        assert list(await aqueries.get_applied_migration_versions(connection)) == [3, 7]
+        cursor = await connection.execute("SELECT version, name, applied_at FROM x_migrations")
+        stored = await cursor.fetchall()
         assert sorted(stored) == [(3, "three", at(2)), (7, "seven", at(1))]
         with pytest.raises(errors.UniqueViolation):
-            queries.insert_applied_migration(connection, version=7, name="again", applied_at=T0)
+            await aqueries.insert_applied_migration(
+                connection, version=7, name="again", applied_at=T0
+            )
 
 
 async def test_the_migration_lock_serialises_migrators(postgres_url: str) -> None:
@@ -404,18 +503,21 @@ def test_json_columns_are_jsonb_and_json_null_is_stored_as_sql_null(conn: Conn) 
     ]
 
 
-def test_insert_keeps_array_order_and_an_empty_batch_inserts_nothing(conn: Conn) -> None:
+async def test_insert_keeps_array_order_and_an_empty_batch_inserts_nothing(
+    conn: Conn, aconn: AsyncConn
+) -> None:
     assert postgres_insert(Q, conn, []) == []
     batch = [Execution("te_c"), Execution("te_a"), Execution("te_b")]
     assert sorted(postgres_insert(Q, conn, batch)) == ["te_a", "te_b", "te_c"]
     # by_execution_ids returns insertion (id) order: the order of the arrays.
-    assert select_by_execution_ids(conn, ["te_a", "te_b", "te_c"]) == ["te_c", "te_a", "te_b"]
+    found = await select_by_execution_ids(aconn, ["te_a", "te_b", "te_c"])
+    assert found == ["te_c", "te_a", "te_b"]
 
 
-def test_a_large_batch_is_one_statement(conn: Conn) -> None:
+async def test_a_large_batch_is_one_statement(conn: Conn, aconn: AsyncConn) -> None:
     batch = [Execution(f"te_{i:04}", start_at=at(i)) for i in range(1000)]
     assert len(postgres_insert(Q, conn, batch)) == 1000
-    assert select_by_execution_ids(conn, ["te_0002", "te_0999", "te_0000"]) == [
+    assert await select_by_execution_ids(aconn, ["te_0002", "te_0999", "te_0000"]) == [
         "te_0000",
         "te_0002",
         "te_0999",
@@ -466,16 +568,17 @@ def test_schema_rejects_inconsistent_records(conn: Conn, execution: Execution) -
         (["ready"], False, 1, []),
     ],
 )
-def test_by_execution_ids_filters(
+async def test_by_execution_ids_filters(
     conn: Conn,
+    aconn: AsyncConn,
     statuses: list[str] | None,
     needs_promise_cancellation: bool | None,
     version: int | None,
     expected: list[str],
 ) -> None:
     postgres_insert(Q, conn, BY_IDS)
-    found = select_by_execution_ids(
-        conn,
+    found = await select_by_execution_ids(
+        aconn,
         ASKED,
         statuses=statuses,
         needs_promise_cancellation=needs_promise_cancellation,
@@ -484,9 +587,9 @@ def test_by_execution_ids_filters(
     assert found == expected
 
 
-def test_by_execution_ids_with_no_ids_matches_nothing(conn: Conn) -> None:
+async def test_by_execution_ids_with_no_ids_matches_nothing(conn: Conn, aconn: AsyncConn) -> None:
     postgres_insert(Q, conn, BY_IDS)
-    assert select_by_execution_ids(conn, []) == []
+    assert await select_by_execution_ids(aconn, []) == []
 
 
 # --- by_statuses --------------------------------------------------------------------------------
@@ -509,16 +612,17 @@ def test_by_execution_ids_with_no_ids_matches_nothing(conn: Conn) -> None:
         (["completed"], None, at(201), ["te_4", "te_3"]),
     ],
 )
-def test_by_statuses_filters_and_order(
+async def test_by_statuses_filters_and_order(
     conn: Conn,
+    aconn: AsyncConn,
     statuses: list[str],
     is_closed: bool | None,
     expires_at_less_than: datetime | None,
     expected: list[str],
 ) -> None:
     postgres_insert(Q, conn, BY_STATUSES)
-    found = select_by_statuses(
-        conn, statuses, is_closed=is_closed, expires_at_less_than=expires_at_less_than
+    found = await select_by_statuses(
+        aconn, statuses, is_closed=is_closed, expires_at_less_than=expires_at_less_than
     )
     assert found == expected
 
@@ -527,16 +631,20 @@ def test_by_statuses_filters_and_order(
 
 
 @pytest.mark.parametrize("row_limit", [None, 0, 1, 2, 3, 100])
-def test_limit_none_is_unlimited_and_zero_is_nothing(conn: Conn, row_limit: int | None) -> None:
+async def test_limit_none_is_unlimited_and_zero_is_nothing(
+    conn: Conn, aconn: AsyncConn, row_limit: int | None
+) -> None:
     postgres_insert(Q, conn, BY_START_AT)
 
     def cut(ids: list[str]) -> list[str]:
         return ids if row_limit is None else ids[:row_limit]
 
     everything = ["te_1", "te_2", "te_3", "te_4", "te_5", "te_6"]
-    assert select_by_execution_ids(conn, everything, row_limit=row_limit) == cut(everything)
+    found = await select_by_execution_ids(aconn, everything, row_limit=row_limit)
+    assert found == cut(everything)
     by_updated = ["te_1", "te_2", "te_3", "te_4", "te_5", "te_6"]  # all updated_at are equal
-    assert select_by_statuses(conn, ["ready", "running"], row_limit=row_limit) == cut(by_updated)
+    found = await select_by_statuses(aconn, ["ready", "running"], row_limit=row_limit)
+    assert found == cut(by_updated)
 
 
 # --- updates ------------------------------------------------------------------------------------
@@ -734,9 +842,13 @@ async def test_version_guard_is_rechecked_after_a_concurrent_update_commits(
 # --- custom table name --------------------------------------------------------------------------
 
 
-def test_custom_table_has_its_own_indexes_and_leaves_the_default_alone(conn: Conn) -> None:
+async def test_custom_table_has_its_own_indexes_and_leaves_the_default_alone(
+    conn: Conn, aconn: AsyncConn
+) -> None:
     table = "custom_executions"
-    assert postgres_migrate(conn, table) == [m.version for m in pg.MIGRATIONS if m.version > 0]
+    assert await postgres_migrate(aconn, table) == [
+        m.version for m in pg.MIGRATIONS if m.version > 0
+    ]
     assert tables_of(conn) == {
         "durable_task_executions",
         "durable_task_executions_migrations",
@@ -751,11 +863,12 @@ def test_custom_table_has_its_own_indexes_and_leaves_the_default_alone(conn: Con
     )
     custom = pg.Queries(table)
     postgres_insert(custom, conn, [Execution("te_custom")])
-    found = custom.get_task_execution_ids_by_statuses(
-        conn, statuses=["ready"], is_closed=None, expires_at_less_than=None, row_limit=None
+    acustom = pg.AsyncQueries(table)
+    found = await acustom.get_task_execution_ids_by_statuses(
+        aconn, statuses=["ready"], is_closed=None, expires_at_less_than=None, row_limit=None
     )
     assert list(found) == ["te_custom"]
-    assert select_by_statuses(conn, ["ready"]) == []
+    assert await select_by_statuses(aconn, ["ready"]) == []
     # The same execution id may exist once per table.
     postgres_insert(Q, conn, [Execution("te_custom")])
 
@@ -775,9 +888,11 @@ DERIVED_NAMES = [
 LONGEST_TABLE_NAME_THAT_FITS = 63 - max(len(name.format(t="")) for name in DERIVED_NAMES)
 
 
-def test_the_longest_table_name_keeps_every_derived_name_intact(conn: Conn) -> None:
+async def test_the_longest_table_name_keeps_every_derived_name_intact(
+    conn: Conn, aconn: AsyncConn
+) -> None:
     table = "t" * TABLE_NAME_MAX_LENGTH
-    postgres_migrate(conn, table)
+    await postgres_migrate(aconn, table)
     # PostgreSQL silently truncates identifiers longer than 63 bytes (a NOTICE, not an error).
     assert indexes_of(conn, table) == expected_indexes(table)
     constraints = conn.execute(
@@ -794,9 +909,11 @@ def test_the_longest_table_name_keeps_every_derived_name_intact(conn: Conn) -> N
     assert {f"{table}_id_seq", "durable_task_executions_id_seq"} == {s[0] for s in sequences}
 
 
-def test_a_table_name_that_fits_keeps_every_derived_name_intact(conn: Conn) -> None:
+async def test_a_table_name_that_fits_keeps_every_derived_name_intact(
+    conn: Conn, aconn: AsyncConn
+) -> None:
     table = "t" * min(TABLE_NAME_MAX_LENGTH, LONGEST_TABLE_NAME_THAT_FITS)
-    postgres_migrate(conn, table)
+    await postgres_migrate(aconn, table)
     assert indexes_of(conn, table) == expected_indexes(table)
     assert (table + "_migrations") in tables_of(conn)
 
@@ -811,11 +928,11 @@ def test_invalid_table_names_are_refused(bad: str) -> None:
         pg.migrations_for_table(bad)
 
 
-# --- the async twin -----------------------------------------------------------------------------
+# --- one sweep ----------------------------------------------------------------------------------
 
 
 async def test_every_async_query(conn: Conn, postgres_url: str) -> None:
-    """Each AsyncQueries method once, against the same data as the sync tests."""
+    """Most AsyncQueries methods in one sequence on one connection, against shared data."""
     async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as a:
         await AQ.lock_migrations(a, lock_key=1)
         await AQ.notify_ready(a, channel="nobody_listens")
@@ -943,8 +1060,8 @@ INSPECTED = [
 ]
 
 
-def listed(
-    conn: Conn,
+async def listed(
+    conn: AsyncConn,
     *,
     statuses: list[str] | None = None,
     task_id: str | None = None,
@@ -953,7 +1070,7 @@ def listed(
     row_offset: int = 0,
     before_execution_id: str | None = None,
 ) -> list[str]:
-    rows = Q.list_task_executions(
+    rows = await AQ.list_task_executions(
         conn,
         before_execution_id=before_execution_id,
         created_from=None,
@@ -967,22 +1084,24 @@ def listed(
     return [row.execution_id for row in rows]
 
 
-def test_list_task_executions_newest_first_filtered_and_paged(conn: Conn) -> None:
+async def test_list_task_executions_newest_first_filtered_and_paged(
+    conn: Conn, aconn: AsyncConn
+) -> None:
     postgres_insert(Q, conn, INSPECTED)
-    assert listed(conn) == ["te_5", "te_4", "te_3", "te_2", "te_1"]
-    assert listed(conn, statuses=["ready"]) == ["te_5", "te_3", "te_2"]
-    assert listed(conn, statuses=[]) == []
-    assert listed(conn, task_id="a") == ["te_5", "te_4", "te_3", "te_1"]
-    assert listed(conn, top_level_only=True) == ["te_5", "te_4", "te_2", "te_1"]
-    assert listed(conn, statuses=["ready"], task_id="a", top_level_only=True) == ["te_5"]
-    assert listed(conn, row_limit=2) == ["te_5", "te_4"]
-    assert listed(conn, row_limit=2, row_offset=3) == ["te_2", "te_1"]
-    assert listed(conn, row_limit=0) == []
-    assert listed(conn, row_limit=2, before_execution_id="te_4") == ["te_3", "te_2"]
-    assert listed(conn, task_id="a", before_execution_id="te_4") == ["te_3", "te_1"]
-    assert listed(conn, before_execution_id="te_unknown") == []
-    rows = Q.list_task_executions(
-        conn,
+    assert await listed(aconn) == ["te_5", "te_4", "te_3", "te_2", "te_1"]
+    assert await listed(aconn, statuses=["ready"]) == ["te_5", "te_3", "te_2"]
+    assert await listed(aconn, statuses=[]) == []
+    assert await listed(aconn, task_id="a") == ["te_5", "te_4", "te_3", "te_1"]
+    assert await listed(aconn, top_level_only=True) == ["te_5", "te_4", "te_2", "te_1"]
+    assert await listed(aconn, statuses=["ready"], task_id="a", top_level_only=True) == ["te_5"]
+    assert await listed(aconn, row_limit=2) == ["te_5", "te_4"]
+    assert await listed(aconn, row_limit=2, row_offset=3) == ["te_2", "te_1"]
+    assert await listed(aconn, row_limit=0) == []
+    assert await listed(aconn, row_limit=2, before_execution_id="te_4") == ["te_3", "te_2"]
+    assert await listed(aconn, task_id="a", before_execution_id="te_4") == ["te_3", "te_1"]
+    assert await listed(aconn, before_execution_id="te_unknown") == []
+    rows = await AQ.list_task_executions(
+        aconn,
         before_execution_id=None,
         statuses=None,
         task_id="b",
@@ -995,16 +1114,16 @@ def test_list_task_executions_newest_first_filtered_and_paged(conn: Conn) -> Non
     assert [from_postgres(row) for row in rows] == [INSPECTED[1]]
 
 
-def test_count_task_executions_by_status(conn: Conn) -> None:
-    assert Q.count_task_executions_by_status(conn, task_id=None, top_level_only=False) == []
+async def test_count_task_executions_by_status(conn: Conn, aconn: AsyncConn) -> None:
+    assert await AQ.count_task_executions_by_status(aconn, task_id=None, top_level_only=False) == []
     postgres_insert(Q, conn, INSPECTED)
-    counts = Q.count_task_executions_by_status(conn, task_id=None, top_level_only=False)
+    counts = await AQ.count_task_executions_by_status(aconn, task_id=None, top_level_only=False)
     assert [(r.status, r.execution_count) for r in counts] == [
         ("completed", 1),
         ("failed", 1),
         ("ready", 3),
     ]
-    counts = Q.count_task_executions_by_status(conn, task_id="a", top_level_only=True)
+    counts = await AQ.count_task_executions_by_status(aconn, task_id="a", top_level_only=True)
     assert [(r.status, r.execution_count) for r in counts] == [
         ("completed", 1),
         ("failed", 1),
@@ -1012,16 +1131,16 @@ def test_count_task_executions_by_status(conn: Conn) -> None:
     ]
 
 
-def test_get_oldest_ready_task_execution(conn: Conn) -> None:
-    assert Q.get_oldest_ready_task_execution(conn, task_id=None) is None
+async def test_get_oldest_ready_task_execution(conn: Conn, aconn: AsyncConn) -> None:
+    assert await AQ.get_oldest_ready_task_execution(aconn, task_id=None) is None
     postgres_insert(Q, conn, INSPECTED)
-    oldest = Q.get_oldest_ready_task_execution(conn, task_id=None)
+    oldest = await AQ.get_oldest_ready_task_execution(aconn, task_id=None)
     assert oldest is not None
     assert from_postgres(oldest) == INSPECTED[2]  # earliest start_at; the tie goes to te_3
-    of_b = Q.get_oldest_ready_task_execution(conn, task_id="b")
+    of_b = await AQ.get_oldest_ready_task_execution(aconn, task_id="b")
     assert of_b is not None
     assert of_b.execution_id == "te_2"
-    assert Q.get_oldest_ready_task_execution(conn, task_id="c") is None
+    assert await AQ.get_oldest_ready_task_execution(aconn, task_id="c") is None
 
 
 async def test_inspection_queries_async(conn: Conn, postgres_url: str) -> None:
@@ -1058,14 +1177,14 @@ NO_KEYS: Final[dict[str, list[Any]]] = {
 LOCK_KEY: Final = concurrency_lock_key("durable_task_executions")
 
 
-def claim(
-    conn: Conn,
+async def claim(
+    conn: AsyncConn,
     row_limit: int,
     lease_ms: int = 100,
     queues: list[str] | None = None,
     keys: list[LockedKey] | None = None,
 ) -> list[Execution]:
-    rows = Q.claim_ready_task_executions(
+    rows = await AQ.claim_ready_task_executions(
         conn,
         now=at(0),
         lease_ms=lease_ms,
@@ -1079,8 +1198,8 @@ def claim(
     return [from_postgres(row) for row in sorted(rows, key=lambda r: (r.start_at, r.id))]
 
 
-def lock_keys(conn: Conn, queues: list[str] | None = None) -> list[LockedKey]:
-    return Q.lock_ready_concurrency_keys(
+async def lock_keys(conn: AsyncConn, queues: list[str] | None = None) -> list[LockedKey]:
+    return await AQ.lock_ready_concurrency_keys(
         conn,
         now=at(0),
         any_queue=queues is None,
@@ -1090,15 +1209,17 @@ def lock_keys(conn: Conn, queues: list[str] | None = None) -> list[LockedKey]:
     )
 
 
-def test_claim_ready_task_executions_fifo_limit_and_lease(conn: Conn) -> None:
+async def test_claim_ready_task_executions_fifo_limit_and_lease(
+    conn: Conn, aconn: AsyncConn
+) -> None:
     postgres_insert(Q, conn, CLAIMED)
     by_id = {e.execution_id: e for e in CLAIMED}
-    first = claim(conn, 3)
+    first = await claim(aconn, 3)
     assert [e.execution_id for e in first] == ["te_6", "te_2", "te_5"]
     # start_at == now is due; the future and the running row are not.
-    second = claim(conn, 10)
+    second = await claim(aconn, 10)
     assert [e.execution_id for e in second] == ["te_4", "te_7"]
-    assert claim(conn, 10) == []
+    assert await claim(aconn, 10) == []
     for claimed in [*first, *second]:
         before = by_id[claimed.execution_id]
         assert claimed == expected_after(before, claim_change(before, 100))
@@ -1108,48 +1229,50 @@ def test_claim_ready_task_executions_fifo_limit_and_lease(conn: Conn) -> None:
     ]
 
 
-def test_claim_fallback_candidates_and_one_row_claim(conn: Conn) -> None:
+async def test_claim_fallback_candidates_and_one_row_claim(conn: Conn, aconn: AsyncConn) -> None:
     postgres_insert(Q, conn, CLAIMED)
     by_id = {e.execution_id: e for e in CLAIMED}
     # The same rows in the same order as the set-based claim, and their timeouts.
-    candidates = Q.get_ready_task_executions_to_claim(
-        conn, now=at(0), row_limit=10, any_queue=True, queues=[], **NO_KEYS
+    candidates = await AQ.get_ready_task_executions_to_claim(
+        aconn, now=at(0), row_limit=10, any_queue=True, queues=[], **NO_KEYS
     )
     assert [c.execution_id for c in candidates] == ["te_6", "te_2", "te_5", "te_4", "te_7"]
     assert [c.timeout_ms for c in candidates] == [
         by_id[c.execution_id].timeout_ms for c in candidates
     ]
-    two = Q.get_ready_task_executions_to_claim(
-        conn, now=at(0), row_limit=2, any_queue=True, queues=[], **NO_KEYS
+    two = await AQ.get_ready_task_executions_to_claim(
+        aconn, now=at(0), row_limit=2, any_queue=True, queues=[], **NO_KEYS
     )
     assert len(two) == 2
     # One row, claimed exactly like the set-based claim does; then it is no longer ready.
-    row = Q.claim_ready_task_execution_by_execution_id(
-        conn, now=at(0), lease_ms=100, execution_id="te_5"
+    row = await AQ.claim_ready_task_execution_by_execution_id(
+        aconn, now=at(0), lease_ms=100, execution_id="te_5"
     )
     assert row is not None
     before = by_id["te_5"]
     assert from_postgres(row) == expected_after(before, claim_change(before, 100))
-    again = Q.claim_ready_task_execution_by_execution_id(
-        conn, now=at(0), lease_ms=100, execution_id="te_5"
+    again = await AQ.claim_ready_task_execution_by_execution_id(
+        aconn, now=at(0), lease_ms=100, execution_id="te_5"
     )
     assert again is None
     assert (
-        Q.claim_ready_task_execution_by_execution_id(
-            conn, now=at(0), lease_ms=100, execution_id="te_1"
+        await AQ.claim_ready_task_execution_by_execution_id(
+            aconn, now=at(0), lease_ms=100, execution_id="te_1"
         )
         is None
     )  # not ready
 
 
-def test_claim_filters_queues_and_takes_limited_rows_only_of_locked_keys(conn: Conn) -> None:
+async def test_claim_filters_queues_and_takes_limited_rows_only_of_locked_keys(
+    conn: Conn, aconn: AsyncConn
+) -> None:
     postgres_insert(Q, conn, LIMITED)
     # b is full and c not due: only a is locked, with the smallest limit its waiting rows carry.
-    keys = lock_keys(conn)
+    keys = await lock_keys(aconn)
     assert [(k.task_id, k.concurrency_key, k.concurrency_limit) for k in keys] == [("task", "a", 2)]
-    assert lock_keys(conn, ["emails"]) == []
-    candidates = Q.get_ready_task_executions_to_claim(
-        conn,
+    assert await lock_keys(aconn, ["emails"]) == []
+    candidates = await AQ.get_ready_task_executions_to_claim(
+        aconn,
         now=at(0),
         row_limit=10,
         any_queue=True,
@@ -1159,12 +1282,12 @@ def test_claim_filters_queues_and_takes_limited_rows_only_of_locked_keys(conn: C
         key_concurrency_limits=[2],
     )
     assert [c.execution_id for c in candidates] == ["te_free", "te_a1", "te_a2", "te_mail"]
-    assert [e.execution_id for e in claim(conn, 10, queues=["emails"])] == ["te_mail"]
+    assert [e.execution_id for e in await claim(aconn, 10, queues=["emails"])] == ["te_mail"]
     # Without its key locked, no limited row is claimed; with it, as many as the key has slots.
-    assert [e.execution_id for e in claim(conn, 10, queues=["default"])] == ["te_free"]
-    assert [e.execution_id for e in claim(conn, 1, keys=keys)] == ["te_a1"]
-    assert [e.execution_id for e in claim(conn, 10, keys=keys)] == ["te_a2"]
-    assert claim(conn, 10, keys=keys) == []
+    assert [e.execution_id for e in await claim(aconn, 10, queues=["default"])] == ["te_free"]
+    assert [e.execution_id for e in await claim(aconn, 1, keys=keys)] == ["te_a1"]
+    assert [e.execution_id for e in await claim(aconn, 10, keys=keys)] == ["te_a2"]
+    assert await claim(aconn, 10, keys=keys) == []
 
 
 async def test_a_locked_key_is_skipped_by_other_transactions_until_commit(
@@ -1195,9 +1318,9 @@ async def test_a_locked_key_is_skipped_by_other_transactions_until_commit(
         await second.rollback()
 
 
-def test_claim_ready_task_executions_limit_zero(conn: Conn) -> None:
+async def test_claim_ready_task_executions_limit_zero(conn: Conn, aconn: AsyncConn) -> None:
     postgres_insert(Q, conn, CLAIMED)
-    assert claim(conn, 0) == []
+    assert await claim(aconn, 0) == []
     assert read(conn, *[e.execution_id for e in CLAIMED]) == CLAIMED
 
 
@@ -1230,10 +1353,10 @@ async def test_concurrent_set_based_claims_are_disjoint(conn: Conn, postgres_url
     assert statuses == {"te_6": "ready", "te_2": "ready", "te_5": "running"}
 
 
-def test_renew_task_execution_leases(conn: Conn) -> None:
+async def test_renew_task_execution_leases(conn: Conn, aconn: AsyncConn) -> None:
     postgres_insert(Q, conn, RENEWED)
-    rows = Q.renew_task_execution_leases(
-        conn,
+    rows = await AQ.renew_task_execution_leases(
+        aconn,
         expires_at=at(500),
         execution_ids=list(RENEW_ASKED),
         versions=list(RENEW_ASKED.values()),
@@ -1280,10 +1403,10 @@ EACH_PAIRS: list[tuple[int, str, list[str] | None, Any, Any, Change]] = [
 ]
 
 
-def test_update_task_executions_each(conn: Conn) -> None:
+async def test_update_task_executions_each(conn: Conn, aconn: AsyncConn) -> None:
     full = fully_populated("te_full")
     postgres_insert(Q, conn, [*BY_IDS, full])
-    rows = Q.update_task_executions_each(conn, **each_args(EACH_PAIRS))
+    rows = await AQ.update_task_executions_each(aconn, **each_args(EACH_PAIRS))
     # One row per updated execution, tagged with the update that matched it.
     assert sorted(r for r in rows) == [0, 2, 4, 5]
     after = read(conn, "te_1", "te_2", "te_3", "te_4", "te_5", "te_full")
@@ -1312,14 +1435,14 @@ async def test_update_task_executions_each_async(conn: Conn, postgres_url: str) 
 NO_CURSOR = datetime(1, 1, 2, tzinfo=UTC)
 
 
-def prunable(
-    conn: Conn,
+async def prunable(
+    conn: AsyncConn,
     *,
     after: tuple[datetime, int] = (NO_CURSOR, 0),
     statuses: list[str] = FINISHED,
     row_limit: int = 10,
 ) -> list[PgPrunableRoot]:
-    return Q.get_prunable_roots(
+    return await AQ.get_prunable_roots(
         conn,
         finished_before=PRUNE_BEFORE,
         after_finished_at=after[0],
@@ -1329,16 +1452,18 @@ def prunable(
     )
 
 
-def test_get_prunable_roots_walks_whole_finished_old_trees(conn: Conn) -> None:
+async def test_get_prunable_roots_walks_whole_finished_old_trees(
+    conn: Conn, aconn: AsyncConn
+) -> None:
     postgres_insert(Q, conn, PRUNED)
-    assert [r.execution_id for r in prunable(conn)] == PRUNED_TREES
-    [first] = prunable(conn, row_limit=1)
+    assert [r.execution_id for r in await prunable(aconn)] == PRUNED_TREES
+    [first] = await prunable(aconn, row_limit=1)
     assert (first.execution_id, first.finished_at) == ("te_1", at(10))
     assert first.finished_at is not None
-    after = [r.execution_id for r in prunable(conn, after=(first.finished_at, first.id))]
+    after = [r.execution_id for r in await prunable(aconn, after=(first.finished_at, first.id))]
     assert after == ["te_3"]
-    assert [r.execution_id for r in prunable(conn, statuses=["failed"])] == ["te_3"]
-    assert prunable(conn, statuses=[]) == []
+    assert [r.execution_id for r in await prunable(aconn, statuses=["failed"])] == ["te_3"]
+    assert await prunable(aconn, statuses=[]) == []
 
 
 async def test_prunable_roots_that_another_pruner_holds_are_skipped(
@@ -1361,16 +1486,16 @@ async def test_prunable_roots_that_another_pruner_holds_are_skipped(
         assert [r.execution_id for r in rest] == ["te_3"]
 
 
-def test_count_and_delete_execution_trees(conn: Conn) -> None:
+async def test_count_and_delete_execution_trees(conn: Conn, aconn: AsyncConn) -> None:
     postgres_insert(Q, conn, PRUNED)
-    counted = Q.count_execution_trees(conn, root_execution_ids=PRUNED_TREES)
+    counted = await AQ.count_execution_trees(aconn, root_execution_ids=PRUNED_TREES)
     expected = [("completed", 2), ("failed", 1)]
     assert sorted((r.status, r.execution_count) for r in counted) == expected
-    deleted = Q.delete_execution_trees(conn, root_execution_ids=PRUNED_TREES)
+    deleted = await AQ.delete_execution_trees(aconn, root_execution_ids=PRUNED_TREES)
     assert sorted((r.status, r.execution_count) for r in deleted) == expected
     left = read(conn, *[e.execution_id for e in PRUNED])
     assert [e.execution_id for e in left] == ["te_2", "te_2c", "te_4", "te_5"]
-    assert Q.delete_execution_trees(conn, root_execution_ids=[]) == []
+    assert await AQ.delete_execution_trees(aconn, root_execution_ids=[]) == []
 
 
 async def test_prune_queries_async(conn: Conn, postgres_url: str) -> None:
@@ -1470,15 +1595,15 @@ PRIORITIZED = [
 ]
 
 
-def test_claims_take_higher_priorities_first_then_fifo(conn: Conn) -> None:
+async def test_claims_take_higher_priorities_first_then_fifo(conn: Conn, aconn: AsyncConn) -> None:
     postgres_insert(Q, conn, PRIORITIZED)
     order = ["te_4", "te_2", "te_1", "te_5", "te_3"]
-    candidates = Q.get_ready_task_executions_to_claim(
-        conn, now=at(0), row_limit=10, any_queue=True, queues=[], **NO_KEYS
+    candidates = await AQ.get_ready_task_executions_to_claim(
+        aconn, now=at(0), row_limit=10, any_queue=True, queues=[], **NO_KEYS
     )
     assert [c.execution_id for c in candidates] == order
     for expected in (order[:3], order[3:]):
-        rows = claim(conn, 3)
+        rows = await claim(aconn, 3)
         assert sorted(row.execution_id for row in rows) == sorted(expected)
 
 
@@ -1522,8 +1647,8 @@ def test_the_claim_reads_the_priority_index_and_stops_at_its_limit(conn: Conn) -
 # --- schedules ------------------------------------------------------------------------------------
 
 
-def _register(
-    conn: Conn,
+async def _register(
+    conn: AsyncConn,
     schedule_id: str,
     *,
     cron: str | None,
@@ -1533,7 +1658,7 @@ def _register(
     now: int,
     run_input: str = "1",
 ) -> None:
-    Q.register_task_schedule(
+    await AQ.register_task_schedule(
         conn,
         schedule_id=schedule_id,
         task_id="report",
@@ -1546,11 +1671,11 @@ def _register(
     )
 
 
-def test_register_task_schedule_inserts_then_keeps_the_next_tick_unless_the_timing_changed(
-    conn: Conn,
+async def test_register_task_schedule_inserts_then_keeps_the_next_tick_unless_the_timing_changed(
+    aconn: AsyncConn,
 ) -> None:
-    _register(conn, "nightly", cron="0 3 * * *", every_ms=None, next_tick=100, now=1)
-    [row] = Q.get_task_schedules(conn, schedule_ids=["nightly", "unknown"])
+    await _register(aconn, "nightly", cron="0 3 * * *", every_ms=None, next_tick=100, now=1)
+    [row] = await AQ.get_task_schedules(aconn, schedule_ids=["nightly", "unknown"])
     assert (row.cron, row.every_ms, row.next_tick_at, row.created_at) == (
         "0 3 * * *",
         None,
@@ -1560,8 +1685,10 @@ def test_register_task_schedule_inserts_then_keeps_the_next_tick_unless_the_timi
     assert row.last_tick_at is None
     assert row.last_execution_id is None
     # Same timing, new input: the next tick stays (a missed one is still caught up).
-    _register(conn, "nightly", cron="0 3 * * *", every_ms=None, next_tick=500, now=2, run_input="2")
-    [row] = Q.get_task_schedules(conn, schedule_ids=["nightly"])
+    await _register(
+        aconn, "nightly", cron="0 3 * * *", every_ms=None, next_tick=500, now=2, run_input="2"
+    )
+    [row] = await AQ.get_task_schedules(aconn, schedule_ids=["nightly"])
     assert (row.next_tick_at, row.run_input, row.created_at, row.updated_at) == (
         at(100),
         "2",
@@ -1569,25 +1696,25 @@ def test_register_task_schedule_inserts_then_keeps_the_next_tick_unless_the_timi
         at(2),
     )
     # New timing: the new next tick.
-    _register(conn, "nightly", cron=None, every_ms=500, next_tick=600, now=3)
-    [row] = Q.get_task_schedules(conn, schedule_ids=["nightly"])
+    await _register(aconn, "nightly", cron=None, every_ms=500, next_tick=600, now=3)
+    [row] = await AQ.get_task_schedules(aconn, schedule_ids=["nightly"])
     assert (row.cron, row.every_ms, row.next_tick_at) == (None, 500, at(600))
-    _register(
-        conn, "nightly", cron=None, every_ms=500, timezone="Europe/Berlin", next_tick=700, now=4
+    await _register(
+        aconn, "nightly", cron=None, every_ms=500, timezone="Europe/Berlin", next_tick=700, now=4
     )
-    [row] = Q.get_task_schedules(conn, schedule_ids=["nightly"])
+    [row] = await AQ.get_task_schedules(aconn, schedule_ids=["nightly"])
     assert (row.timezone, row.next_tick_at) == ("Europe/Berlin", at(700))
 
 
-def test_schedules_need_exactly_one_of_cron_and_every_ms(conn: Conn) -> None:
+async def test_schedules_need_exactly_one_of_cron_and_every_ms(aconn: AsyncConn) -> None:
     with pytest.raises(errors.CheckViolation):
-        _register(conn, "both", cron="* * * * *", every_ms=5, next_tick=1, now=1)
+        await _register(aconn, "both", cron="* * * * *", every_ms=5, next_tick=1, now=1)
     with pytest.raises(errors.CheckViolation):
-        _register(conn, "neither", cron=None, every_ms=None, next_tick=1, now=1)
+        await _register(aconn, "neither", cron=None, every_ms=None, next_tick=1, now=1)
 
 
-def test_advance_task_schedule_is_a_compare_and_set(conn: Conn) -> None:
-    _register(conn, "poll", cron=None, every_ms=500, next_tick=100, now=1)
+async def test_advance_task_schedule_is_a_compare_and_set(aconn: AsyncConn) -> None:
+    await _register(aconn, "poll", cron=None, every_ms=500, next_tick=100, now=1)
     advance: dict[str, Any] = {
         "next_tick_at": at(600),
         "last_tick_at": at(100),
@@ -1596,10 +1723,10 @@ def test_advance_task_schedule_is_a_compare_and_set(conn: Conn) -> None:
         "schedule_id": "poll",
         "expected_next_tick_at": at(100),
     }
-    assert Q.advance_task_schedule(conn, **advance) == 1
-    assert Q.advance_task_schedule(conn, **{**advance, "last_execution_id": "te_2"}) == 0
-    assert Q.advance_task_schedule(conn, **{**advance, "schedule_id": "other"}) == 0
-    [row] = Q.get_task_schedules(conn, schedule_ids=["poll"])
+    assert await AQ.advance_task_schedule(aconn, **advance) == 1
+    assert await AQ.advance_task_schedule(aconn, **{**advance, "last_execution_id": "te_2"}) == 0
+    assert await AQ.advance_task_schedule(aconn, **{**advance, "schedule_id": "other"}) == 0
+    [row] = await AQ.get_task_schedules(aconn, schedule_ids=["poll"])
     assert (row.next_tick_at, row.last_tick_at, row.last_execution_id, row.updated_at) == (
         at(600),
         at(100),
@@ -1609,9 +1736,9 @@ def test_advance_task_schedule_is_a_compare_and_set(conn: Conn) -> None:
 
 
 async def test_concurrent_advances_of_one_tick_have_one_winner(
-    conn: Conn, postgres_url: str
+    aconn: AsyncConn, postgres_url: str
 ) -> None:
-    _register(conn, "poll", cron=None, every_ms=500, next_tick=100, now=1)
+    await _register(aconn, "poll", cron=None, every_ms=500, next_tick=100, now=1)
     advance: dict[str, Any] = {
         "next_tick_at": at(600),
         "last_tick_at": at(100),
@@ -1632,18 +1759,20 @@ async def test_concurrent_advances_of_one_tick_have_one_winner(
         await first.commit()
         assert await waiting == 0
         await second.commit()
-    [row] = Q.get_task_schedules(conn, schedule_ids=["poll"])
+    [row] = await AQ.get_task_schedules(aconn, schedule_ids=["poll"])
     assert row.last_execution_id == "te_1"
 
 
-def test_list_task_schedules_with_the_last_execution_status(conn: Conn) -> None:
+async def test_list_task_schedules_with_the_last_execution_status(
+    conn: Conn, aconn: AsyncConn
+) -> None:
     postgres_insert(Q, conn, [Execution("te_1", status="completed")])
-    _register(conn, "b", cron=None, every_ms=500, next_tick=100, now=1)
-    _register(conn, "a", cron="0 3 * * *", every_ms=None, next_tick=100, now=1)
-    _register(conn, "c", cron=None, every_ms=500, next_tick=100, now=1)
+    await _register(aconn, "b", cron=None, every_ms=500, next_tick=100, now=1)
+    await _register(aconn, "a", cron="0 3 * * *", every_ms=None, next_tick=100, now=1)
+    await _register(aconn, "c", cron=None, every_ms=500, next_tick=100, now=1)
     for schedule_id, execution_id in (("b", "te_1"), ("c", "te_pruned")):
-        Q.advance_task_schedule(
-            conn,
+        await AQ.advance_task_schedule(
+            aconn,
             next_tick_at=at(600),
             last_tick_at=at(100),
             last_execution_id=execution_id,
@@ -1651,7 +1780,7 @@ def test_list_task_schedules_with_the_last_execution_status(conn: Conn) -> None:
             schedule_id=schedule_id,
             expected_next_tick_at=at(100),
         )
-    rows = Q.list_task_schedules(conn)
+    rows = await AQ.list_task_schedules(aconn)
     assert [(r.schedule_id, r.last_execution_id, r.last_execution_status) for r in rows] == [
         ("a", None, None),
         ("b", "te_1", "completed"),
