@@ -20,7 +20,13 @@ from rich.text import Text
 from durable_execution import DurableStorage, TaskExecutionStatus, clock
 from durable_execution.cli._common import CliError, Target, opened, run, storage_options
 from durable_execution.cli._json import dumps, record_json
-from durable_execution.cli._render import format_duration, status_text, timing
+from durable_execution.cli._render import (
+    format_duration,
+    preview,
+    status_text,
+    summary_error,
+    timing,
+)
 from durable_execution.cli._tables import chosen_target
 from durable_execution.model import ACTIVE_STATUSES, ALL_STATUSES, FINISHED_STATUSES
 from durable_execution.storage import InspectableStorage, MalformedRowError, TaskExecutionRecord
@@ -59,15 +65,8 @@ class _Page:
 
 
 def _short_error(record: TaskExecutionRecord) -> str:
-    error = record.error or record.finalize_task_error
-    if error is None and record.children_tasks_errors:
-        error = record.children_tasks_errors[0].error
-    if error is None:
-        return ""
-    message = " ".join(error.message.split())
-    if len(message) > ERROR_PREVIEW_CHARS:
-        message = message[: ERROR_PREVIEW_CHARS - 1] + "…"
-    return message
+    error = summary_error(record)
+    return "" if error is None else preview(error.message, ERROR_PREVIEW_CHARS)
 
 
 def _task(record: TaskExecutionRecord) -> Text:

@@ -79,6 +79,15 @@ def preview(text: str | None, limit: int = VALUE_PREVIEW_CHARS) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
+def summary_error(record: TaskExecutionRecord) -> ExecutionErrorInfo | None:
+    """The error a one-line listing shows: the execution's own, else its finalize task's, else
+    its first failed child's."""
+    error = record.error or record.finalize_task_error
+    if error is None and record.children_tasks_errors:
+        error = record.children_tasks_errors[0].error
+    return error
+
+
 def error_text(error: ExecutionErrorInfo, prefix: str = "") -> Text:
     flags: list[str] = [error.error_type]
     if error.is_retryable:

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Final, Literal
 
 from durable_execution import ExecutionErrorInfo, TaskExecutionStatus
-from durable_execution.cli._render import format_duration, timing
+from durable_execution.cli._render import format_duration, summary_error, timing
 from durable_execution.cli._tree import ExecutionNode
 from durable_execution.ids import SEQUENTIAL_TASK_ID_PREFIX
 from durable_execution.model import ACTIVE_STATUSES, ALL_STATUSES, FINISHED_STATUSES
@@ -66,9 +66,7 @@ def moment(value: datetime | None) -> str:
 
 def first_error(record: TaskExecutionRecord) -> str:
     """The one-line error the list shows: the execution's own, else its finalize's or a child's."""
-    error = record.error or record.finalize_task_error
-    if error is None and record.children_tasks_errors:
-        error = record.children_tasks_errors[0].error
+    error = summary_error(record)
     if error is None:
         return ""
     message = " ".join(error.message.split())
