@@ -16,7 +16,6 @@ import logging
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -40,16 +39,6 @@ SIMPLE_TASKS = 120  # the default variant's; the soak variant runs more
 PARENTS = 3
 CHILDREN = 10
 WAVE = 30  # simple tasks enqueued after each restart
-
-
-@pytest.fixture(scope="module")
-def private_postgres() -> Iterator[PrivatePostgres]:
-    server = PrivatePostgres()
-    try:
-        server.start()
-        yield server
-    finally:
-        server.destroy()
 
 
 class Workload:

@@ -16,13 +16,11 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-
-import pytest
 
 from durable_execution import DurableExecutor, Task, TaskContext
 from durable_execution.clock import from_epoch_ms, now
@@ -39,16 +37,6 @@ OUTAGE_S = 3 * EXPIRE_MS / 1000  # three leases long
 OUTAGES = 3
 MAX_LEASE_EXPIRIES = 2  # fewer than the outages
 WAIT_S = 90.0
-
-
-@pytest.fixture(scope="module")
-def private_postgres() -> Iterator[PrivatePostgres]:
-    server = PrivatePostgres()
-    try:
-        server.start()
-        yield server
-    finally:
-        server.destroy()
 
 
 @dataclass

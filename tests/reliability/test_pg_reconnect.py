@@ -15,7 +15,6 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -30,16 +29,6 @@ from ._private_pg_server import PrivatePostgres
 SECRET = "ReconnectSecret-2c7d"  # trust auth ignores it; it must never show in logs
 APP = "de_reconnect_test"  # names the storage's sessions, so that only they are terminated
 RECOVERY_BOUND_S = 10.0  # liveness bound, far above the ~1 s the reconnect aims for
-
-
-@pytest.fixture(scope="module")
-def private_postgres() -> Iterator[PrivatePostgres]:
-    server = PrivatePostgres()
-    try:
-        server.start()
-        yield server
-    finally:
-        server.destroy()
 
 
 def _url(server: PrivatePostgres) -> str:

@@ -54,6 +54,17 @@ RECONNECT_WINDOW_S: Final = 60.0
 _PERMANENT_SQLSTATE_CLASSES: Final = ("28", "3D")
 
 
+def check_pool_sizes(pool_min_size: int, pool_max_size: int) -> None:
+    """The pool sizes a storage (async or sync) accepts, refused with the bound they break."""
+    if pool_min_size < 0:
+        raise ValueError(f"pool_min_size must be >= 0, got {pool_min_size}")
+    if pool_max_size < max(pool_min_size, 1):
+        raise ValueError(
+            f"pool_max_size must be >= max(pool_min_size, 1), got {pool_max_size} "
+            f"(pool_min_size {pool_min_size})"
+        )
+
+
 def server_unavailable(error: psycopg.OperationalError) -> bool:
     sqlstate = error.sqlstate or ""
     return not sqlstate.startswith(_PERMANENT_SQLSTATE_CLASSES)

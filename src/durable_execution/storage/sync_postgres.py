@@ -152,13 +152,7 @@ class SyncPostgresStorage:
         pool_max_size: int = DEFAULT_POOL_MAX_SIZE,
         connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
     ) -> None:
-        if pool_min_size < 0:
-            raise ValueError(f"pool_min_size must be >= 0, got {pool_min_size}")
-        if pool_max_size < max(pool_min_size, 1):
-            raise ValueError(
-                f"pool_max_size must be >= max(pool_min_size, 1), got {pool_max_size} "
-                f"(pool_min_size {pool_min_size})"
-            )
+        _pg_pool.check_pool_sizes(pool_min_size, pool_max_size)
         self.table_name = pg.validate_table_name(table_name)
         self.pool_max_size = pool_max_size
         self.queries = pg.Queries(table_name)
