@@ -178,6 +178,13 @@ def docstring(lines: Sequence[str], indent: str) -> list[str]:
         text = body[0] + (" " if body[0].endswith('"') else "")
         if len(indent) + len(text) + 6 <= LINE_LIMIT:
             return [f'{indent}"""{text}"""']
+        # ruff joins a one-line docstring's closing quotes to its line, however long that
+        # makes it: split the line in two instead, so that both stay within the limit.
+        body = textwrap.wrap(
+            body[0], width=width - 3, break_long_words=False, break_on_hyphens=False
+        )
+        if len(body) == 1:
+            return [f'{indent}"""{text}"""']  # one word: ruff would make it one line too
     rest = [f"{indent}{line}" if line else "" for line in body[1:]]
     return [f'{indent}"""{body[0]}', *rest, f'{indent}"""']
 

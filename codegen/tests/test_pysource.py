@@ -82,6 +82,11 @@ def test_ruff_leaves_printed_code_unchanged(tmp_path: Path) -> None:
     lines = ["Lorem ipsum dolor sit amet, " * rng.randint(0, 6), "", "- a list item", '"quoted"']
     blocks.append(["def documented():", *docstring(lines, INDENT), f"{INDENT}pass"])
     blocks.append(["def short():", *docstring(['say "hi"'], INDENT), f"{INDENT}pass"])
+    # One-line texts of every length around where the closing quotes stop fitting (a method's).
+    for n in range(80, 96):
+        text = ("lorem ipsum " * 10)[:n].rstrip() + "."
+        method = ["    def m(self):", *docstring([text], INDENT * 2), f"{INDENT * 2}pass"]
+        blocks.append([f"class OneLine{n}:", *method])
     imports = Imports()
     imports.add(Import("datetime"), Import("psycopg"), Import("psycopg.rows", "tuple_row"))
     imports.add_from(".models", *(f"Row{_random_name(rng, 12).title()}" for _ in range(12)))
