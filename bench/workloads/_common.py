@@ -8,8 +8,6 @@ from typing import Final
 
 from bench.cases import WorkloadFailedError
 from durable_execution import DurableStorage, FinishedTaskExecution, TaskContext
-from durable_execution.model import FINISHED_STATUSES
-from durable_execution.storage import WhereByStatuses
 
 # Generous: a trivial run never comes near it, but a starved event loop under a 10,000-task
 # burst must not turn a throughput measurement into a timeout measurement.
@@ -43,10 +41,9 @@ async def wait_until_all_closed(storage: DurableStorage, poll_s: float = 0.002) 
     Handles report an execution as soon as it finished; closing happens afterwards in the
     background. Waiting for it shows whether the executor keeps up or defers work.
     """
-    where = WhereByStatuses(statuses=FINISHED_STATUSES, is_closed=False)
     while True:
         async with storage.transaction() as tx:
-            pending = await tx.get_task_execution_ids(where, limit=1)
+            pending = await tx.get_finished_unclosed_task_execution_ids(limit=1)
         if not pending:
             return
         await asyncio.sleep(poll_s)

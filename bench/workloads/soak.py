@@ -46,8 +46,6 @@ from bench.storage import open_bench_storage
 from bench.targets import Target
 from bench.workloads._common import TASK_TIMEOUT_MS, echo, expect_outputs
 from durable_execution import DurableExecutor, DurableStorage
-from durable_execution.model import FINISHED_STATUSES
-from durable_execution.storage import WhereByStatuses
 
 RETENTION: Final = timedelta(seconds=2)
 FULL_WINDOW: Final = 100_000
@@ -154,10 +152,9 @@ def _table_facts(target: Target) -> dict[str, float]:
 
 async def _wait_for_closing(storage: DurableStorage) -> None:
     """Return once fewer than CLOSE_BACKLOG finished executions wait to be closed."""
-    where = WhereByStatuses(statuses=FINISHED_STATUSES, is_closed=False)
     while True:
         async with storage.transaction() as tx:
-            unclosed = await tx.get_task_execution_ids(where, limit=CLOSE_BACKLOG)
+            unclosed = await tx.get_finished_unclosed_task_execution_ids(limit=CLOSE_BACKLOG)
         if len(unclosed) < CLOSE_BACKLOG:
             return
         await asyncio.sleep(0.01)

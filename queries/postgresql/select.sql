@@ -1,62 +1,33 @@
--- Reading executions, one query per `where` variant of the storage contract, returning either
--- the execution ids or whole rows.
---
--- Shared rules (the contract in storage/types.py):
--- * every optional filter (sqlc.narg) is an equality filter when given, False included, and is
---   ignored when NULL; `expires_at < NULL` is never true, so rows without expires_at never match
---   expires_at_less_than;
--- * row_limit NULL means no limit (LIMIT NULL), 0 means no rows;
--- * results are ordered: by_execution_ids by id (insertion order), by_statuses by updated_at;
---   ties are broken by id.
--- The same queries with FOR UPDATE SKIP LOCKED are in select_for_update.sql.
-
--- name: GetTaskExecutionIdsByExecutionIds :many
-SELECT execution_id
-FROM durable_task_executions
-WHERE execution_id = ANY(@execution_ids::text[])
-    AND (sqlc.narg('statuses')::text[] IS NULL OR status = ANY(sqlc.narg('statuses')::text[]))
-    AND (
-        sqlc.narg('needs_promise_cancellation')::boolean IS NULL
-        OR needs_promise_cancellation = sqlc.narg('needs_promise_cancellation')
-    )
-    AND (sqlc.narg('version')::bigint IS NULL OR version = sqlc.narg('version'))
-ORDER BY id
-LIMIT sqlc.narg('row_limit')::integer;
+-- Reading executions by id, and the running ones whose lease expired (storage/types.py:
+-- DurableStorageTx). Results come in insertion order (id) unless a query says otherwise.
 
 -- @sync
--- name: GetTaskExecutionsByExecutionIds :many
+-- name: GetTaskExecutionsByIds :many
 SELECT *
 FROM durable_task_executions
 WHERE execution_id = ANY(@execution_ids::text[])
-    AND (sqlc.narg('statuses')::text[] IS NULL OR status = ANY(sqlc.narg('statuses')::text[]))
-    AND (
-        sqlc.narg('needs_promise_cancellation')::boolean IS NULL
-        OR needs_promise_cancellation = sqlc.narg('needs_promise_cancellation')
-    )
-    AND (sqlc.narg('version')::bigint IS NULL OR version = sqlc.narg('version'))
-ORDER BY id
-LIMIT sqlc.narg('row_limit')::integer;
+ORDER BY id;
 
--- name: GetTaskExecutionIdsByStatuses :many
+-- What waiting handles poll: which of these executions finished, without reading their rows.
+-- name: GetFinishedTaskExecutionIds :many
 SELECT execution_id
 FROM durable_task_executions
-WHERE status = ANY(@statuses::text[])
-    AND (sqlc.narg('is_closed')::boolean IS NULL OR is_closed = sqlc.narg('is_closed'))
-    AND (
-        sqlc.narg('expires_at_less_than')::timestamptz IS NULL
-        OR expires_at < sqlc.narg('expires_at_less_than')
+WHERE execution_id = ANY(@execution_ids::text[])
+    AND status IN (
+        'completed', 'failed', 'timed_out', 'cancelled',
+        'children_tasks_failed', 'finalize_task_failed'
     )
-ORDER BY updated_at, id
-LIMIT sqlc.narg('row_limit')::integer;
+ORDER BY id;
 
--- name: GetTaskExecutionsByStatuses :many
+-- The lease expirer's read: running attempts whose executor stopped renewing their lease, locked
+-- (and skipping rows other transactions hold) so that concurrent expirers take disjoint rows.
+-- The (status, is_closed, expires_at) index serves it.
+-- name: GetExpiredTaskExecutions :many
 SELECT *
 FROM durable_task_executions
-WHERE status = ANY(@statuses::text[])
-    AND (sqlc.narg('is_closed')::boolean IS NULL OR is_closed = sqlc.narg('is_closed'))
-    AND (
-        sqlc.narg('expires_at_less_than')::timestamptz IS NULL
-        OR expires_at < sqlc.narg('expires_at_less_than')
-    )
+WHERE status = 'running'
+    AND NOT is_closed
+    AND expires_at < @now::timestamptz
 ORDER BY updated_at, id
-LIMIT sqlc.narg('row_limit')::integer;
+LIMIT @row_limit::integer
+FOR UPDATE SKIP LOCKED;

@@ -1,15 +1,13 @@
--- The partial update of the storage contract: executions by id, guarded by the optional
--- filters of select.sql's by_execution_ids (no limit). Every update the executor makes names
--- the executions it writes, so there is no update by status or by start_at.
+-- The executor's guarded writes by execution id (storage/types.py: update_task_executions_each,
+-- which runs this statement once per item, in order, inside its write transaction).
 --
 -- Parameter names: new_<column> is the value to write, NULL meaning "leave unchanged"
--- (COALESCE); every other parameter is a filter, named as in select.sql. unset_error and
--- unset_expires_at clear those columns and win over new_error / new_expires_at. updated_at is
--- always written. The root/parent columns, task_id, execution_id and the enqueue-time options
--- are never updated. Timestamps are epoch milliseconds; JSON values are text.
---
--- The version guard (by_execution_ids) is part of the WHERE clause: a stale version updates
--- 0 rows. The result is the number of rows updated.
+-- (COALESCE); every other parameter is a guard (NULL: no guard; filter_statuses false ignores
+-- statuses, a slice cannot be NULL). unset_error and unset_expires_at clear those columns and win
+-- over new_error / new_expires_at. updated_at is always written. The root/parent columns,
+-- task_id, execution_id and the enqueue-time options are never updated. Timestamps are epoch
+-- milliseconds; JSON values are text. A stale version updates 0 rows; the result is the number
+-- of rows updated.
 
 -- name: UpdateTaskExecutionsByExecutionIds :execrows
 UPDATE durable_task_executions
@@ -58,3 +56,18 @@ WHERE execution_id IN (sqlc.slice('execution_ids'))
         CAST(sqlc.narg('version') AS INTEGER) IS NULL
         OR version = sqlc.narg('version')
     );
+
+-- Quarantine: a row that cannot be decoded is failed if still active, with an error saying why
+-- (replacing the stored error, which may be the damaged column). Nothing is decoded. A running
+-- row's real start is lost with the rest of it; a ready row never had one.
+-- name: FailUnreadableTaskExecution :execrows
+UPDATE durable_task_executions
+SET
+    status = 'failed',
+    error = CAST(@error AS TEXT),
+    started_at = CAST(@now AS INTEGER),
+    finished_at = CAST(@now AS INTEGER),
+    updated_at = CAST(@now AS INTEGER),
+    expires_at = NULL
+WHERE execution_id = CAST(@execution_id AS TEXT)
+    AND status IN ('ready', 'running', 'waiting_for_children_tasks', 'waiting_for_finalize_task');

@@ -10,20 +10,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Container, Sequence
-from typing import Final, Literal, TypeAlias
+from datetime import datetime
+from typing import Final, Literal, TypeAlias, TypedDict
 
 from durable_execution import clock
 from durable_execution._runtime import Runtime
 from durable_execution._transactions import TransactionRunner, run_sync
 from durable_execution.errors import DurableExecutionCancelledError, DurableExecutionError
-from durable_execution.model import ACTIVE_STATUSES
+from durable_execution.model import ACTIVE_STATUSES, ExecutionErrorInfo, TaskExecutionStatus
 from durable_execution.storage.sync_types import SyncStorage, SyncStorageTx
-from durable_execution.storage.types import (
-    DurableStorageTx,
-    TaskExecutionRecord,
-    TaskExecutionUpdate,
-    WhereByExecutionIds,
-)
+from durable_execution.storage.types import DurableStorageTx, TaskExecutionRecord
 
 MAX_CONFLICTS: Final = 5
 
@@ -42,11 +38,11 @@ async def write_cancellation(
 
     async def cancel(tx: DurableStorageTx) -> CancelOutcome:
         for _ in range(MAX_CONFLICTS):
-            rows = await tx.get_task_executions(WhereByExecutionIds([execution_id]))
+            rows = await tx.get_task_executions([execution_id])
             step = cancellation_step(execution_id, rows, running_here)
             if isinstance(step, str):
                 return step
-            if await tx.update_task_executions(*step):
+            if await tx.cancel_task_execution(execution_id, **step):
                 return "cancelled"
         raise kept_changing_error(execution_id)
 
@@ -60,40 +56,45 @@ def write_cancellation_sync(
 
     def cancel(tx: SyncStorageTx) -> CancelOutcome:
         for _ in range(MAX_CONFLICTS):
-            rows = tx.get_task_executions(WhereByExecutionIds([execution_id]))
+            rows = tx.get_task_executions([execution_id])
             step = cancellation_step(execution_id, rows, ())
             if isinstance(step, str):
                 return step
-            if tx.update_task_executions(*step):
+            if tx.cancel_task_execution(execution_id, **step):
                 return "cancelled"
         raise kept_changing_error(execution_id)
 
     return run_sync(storage, logger, cancel)
 
 
+class CancelWrite(TypedDict):
+    """The guarded cancel of one execution: the arguments of ``cancel_task_execution``."""
+
+    status: TaskExecutionStatus
+    version: int
+    error: ExecutionErrorInfo
+    needs_promise_cancellation: bool
+    now: datetime
+
+
 def cancellation_step(
     execution_id: str, rows: Sequence[TaskExecutionRecord], running_here: Container[str]
-) -> CancelOutcome | tuple[WhereByExecutionIds, TaskExecutionUpdate]:
+) -> CancelOutcome | CancelWrite:
     """One try of the guarded cancel, given the rows read for ``execution_id``: the outcome
-    when there is nothing to write, else the guarded update to write (``"cancelled"`` if it
+    when there is nothing to write, else the guarded cancel to write (``"cancelled"`` if it
     matches; a changed row is read again, at most ``MAX_CONFLICTS`` times)."""
     if not rows:
         return "not_found"
     row = rows[0]
     if row.status not in ACTIVE_STATUSES:
         return "already_finished"
-    now = clock.now()
     local = row.status == "running" and execution_id in running_here
-    return (
-        WhereByExecutionIds([execution_id], statuses=[row.status], version=row.version),
-        TaskExecutionUpdate(
-            updated_at=now,
-            status="cancelled",
-            error=DurableExecutionCancelledError().to_info(),
-            needs_promise_cancellation=not local,
-            finished_at=now,
-            version=row.version + 1,
-        ),
+    return CancelWrite(
+        status=row.status,
+        version=row.version,
+        error=DurableExecutionCancelledError().to_info(),
+        needs_promise_cancellation=not local,
+        now=clock.now(),
     )
 
 
@@ -129,17 +130,9 @@ class RemoteCancellationWatcher:
             return False
 
         async def claim(tx: DurableStorageTx) -> list[str]:
-            found = await tx.get_task_execution_ids(
-                WhereByExecutionIds(local_ids, needs_promise_cancellation=True),
-                limit=rt.config.batch_size,
-                skip_locked_for_update=True,
+            return await tx.take_cancellation_requests(
+                local_ids, now=clock.now(), limit=rt.config.batch_size
             )
-            if found:
-                await tx.update_task_executions(
-                    WhereByExecutionIds(found),
-                    TaskExecutionUpdate(updated_at=clock.now(), needs_promise_cancellation=False),
-                )
-            return found
 
         found = await rt.transactions.run(claim)
         for execution_id in found:

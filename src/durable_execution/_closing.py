@@ -47,7 +47,6 @@ from durable_execution.errors import DurableExecutionError
 from durable_execution.ids import generate_execution_id
 from durable_execution.logs import execution_extra
 from durable_execution.model import (
-    ACTIVE_STATUSES,
     FINISHED_STATUSES,
     ChildTaskError,
     ExecutionErrorInfo,
@@ -61,7 +60,6 @@ from durable_execution.storage.types import (
     TaskExecutionRecord,
     TaskExecutionUpdate,
     WhereByExecutionIds,
-    WhereByStatuses,
 )
 from durable_execution.tasks import TaskDefinition
 
@@ -140,10 +138,7 @@ class Closer:
         rt = self._rt
 
         async def pending(tx: DurableStorageTx) -> list[str]:
-            return await tx.get_task_execution_ids(
-                WhereByStatuses(statuses=FINISHED_STATUSES, is_closed=False),
-                limit=rt.config.batch_size,
-            )
+            return await tx.get_finished_unclosed_task_execution_ids(limit=rt.config.batch_size)
 
         ids = await rt.transactions.run(pending)
         total = _BatchResult(read=len(ids))
@@ -179,20 +174,10 @@ class Closer:
         rt = self._rt
         now = clock.now()
         result = _BatchResult()
-        if only_ids is None:
-            rows = await tx.get_task_executions(
-                WhereByStatuses(statuses=FINISHED_STATUSES, is_closed=False),
-                limit=rt.config.batch_size,
-                skip_locked_for_update=True,
-            )
-        else:
-            rows = [
-                row
-                for row in await tx.get_task_executions(
-                    WhereByExecutionIds(only_ids), skip_locked_for_update=True
-                )
-                if row.status in FINISHED_STATUSES and not row.is_closed
-            ]
+        rows = await tx.get_finished_unclosed_task_executions(
+            limit=rt.config.batch_size if only_ids is None else max(1, len(only_ids)),
+            execution_ids=only_ids,
+        )
         if not rows:
             return result
         result.read = len(rows)
@@ -203,8 +188,7 @@ class Closer:
                 by_parent.setdefault(row.parent_task.execution_id, []).append(row)
         # One read for every parent of the batch; _propagate re-reads only on a conflict.
         parents = {
-            parent.execution_id: parent
-            for parent in await tx.get_task_executions(WhereByExecutionIds(list(by_parent)))
+            parent.execution_id: parent for parent in await tx.get_task_executions(list(by_parent))
         }
         deferred: set[str] = set()
         for parent_id, children in by_parent.items():
@@ -219,9 +203,7 @@ class Closer:
             if row.status != "completed":
                 await self._cancel_descendants(tx, row, now, result)
         if deferred:
-            await tx.update_task_executions(
-                WhereByExecutionIds(sorted(deferred)), TaskExecutionUpdate(updated_at=now)
-            )
+            await tx.postpone_closing_task_executions(sorted(deferred), now=now)
         return result
 
     async def _cancel_descendants(
@@ -232,32 +214,17 @@ class Closer:
             targets.append(row.finalize_task.execution_id)
         if not targets:
             return
-        active = await tx.get_task_execution_ids(
-            WhereByExecutionIds(targets, statuses=ACTIVE_STATUSES)
+        # Runs of this process are stopped right after the commit: nobody else needs the flag.
+        running_here = [
+            execution_id for execution_id in targets if execution_id in self._rt.running
+        ]
+        cancelled = await tx.cancel_active_task_executions(
+            targets, error=parent_failed_error(row), now=now, running_here=running_here
         )
-        if not active:
-            return
-        # A blind write is safe here: it only leaves active statuses, and every read-modify-write
-        # of the executor is guarded by the status it read, so none can resurrect these rows.
-        local = [execution_id for execution_id in active if execution_id in self._rt.running]
-        await tx.update_task_executions(
-            WhereByExecutionIds(active, statuses=ACTIVE_STATUSES),
-            TaskExecutionUpdate(
-                updated_at=now,
-                status="cancelled",
-                error=parent_failed_error(row),
-                needs_promise_cancellation=True,
-                finished_at=now,
-            ),
+        result.finished.extend(cancelled)
+        result.cancelled_locally_running.extend(
+            execution_id for execution_id in cancelled if execution_id in running_here
         )
-        if local:
-            # Those runs are stopped right after the commit; nobody else needs the flag.
-            await tx.update_task_executions(
-                WhereByExecutionIds(local),
-                TaskExecutionUpdate(updated_at=now, needs_promise_cancellation=False),
-            )
-        result.finished.extend(active)
-        result.cancelled_locally_running.extend(local)
 
     async def _propagate(
         self,
@@ -276,7 +243,7 @@ class Closer:
             if known is not None:
                 parents, known = [known], None
             else:
-                parents = await tx.get_task_executions(WhereByExecutionIds([parent_id]))
+                parents = await tx.get_task_executions([parent_id])
             if not parents:
                 rt.logger.error(
                     "Parent execution %s of %s not found; closing them without propagation",
@@ -302,9 +269,11 @@ class Closer:
                 inserts = await self._all_children_completed(tx, parent, definition, draft, now)
             if not draft.changed:
                 return True
-            matched = await tx.update_task_executions(
-                WhereByExecutionIds([parent_id], statuses=[parent.status], version=parent.version),
-                _draft_update(draft, now, parent.version + 1),
+            guard = WhereByExecutionIds(
+                [parent_id], statuses=[parent.status], version=parent.version
+            )
+            [matched] = await tx.update_task_executions_each(
+                [(guard, _draft_update(draft, now, parent.version + 1))]
             )
             if matched:
                 if inserts:
@@ -375,7 +344,7 @@ class Closer:
         """Finish the parent (or start its finalize task) from its children's outputs."""
         serializer = self._rt.serializer
         refs = parent.children_tasks or ()
-        rows = await tx.get_task_executions(WhereByExecutionIds([ref.execution_id for ref in refs]))
+        rows = await tx.get_task_executions([ref.execution_id for ref in refs])
         by_id = {row.execution_id: row for row in rows}
         outputs: list[ChildTaskOutput] = []
         for index, ref in enumerate(refs):
@@ -465,7 +434,4 @@ async def _mark_closed(
     tx: DurableStorageTx, execution_ids: list[str], now: datetime | None = None
 ) -> None:
     if execution_ids:
-        await tx.update_task_executions(
-            WhereByExecutionIds(execution_ids),
-            TaskExecutionUpdate(updated_at=now or clock.now(), is_closed=True),
-        )
+        await tx.close_task_executions(execution_ids, now=now or clock.now())

@@ -21,8 +21,7 @@ from typing import Final
 
 from durable_execution._notifier import FinishedSubscription
 from durable_execution._transactions import TransactionRunner
-from durable_execution.model import FINISHED_STATUSES
-from durable_execution.storage.types import DurableStorageTx, WhereByExecutionIds
+from durable_execution.storage.types import DurableStorageTx
 
 # Polls asked within this window share a read; small next to any polling interval.
 COALESCE_WINDOW_S: Final = 0.02
@@ -154,8 +153,6 @@ class FinishedPoller:
 
 def _finished_ids(chunk: list[str]) -> Callable[[DurableStorageTx], Awaitable[list[str]]]:
     async def read(tx: DurableStorageTx) -> list[str]:
-        return await tx.get_task_execution_ids(
-            WhereByExecutionIds(chunk, statuses=FINISHED_STATUSES)
-        )
+        return await tx.get_finished_task_execution_ids(chunk)
 
     return read

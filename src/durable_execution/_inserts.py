@@ -25,7 +25,6 @@ from durable_execution.storage.sync_types import SyncStorage, SyncStorageTx
 from durable_execution.storage.types import (
     DurableStorageTx,
     TaskExecutionRecord,
-    WhereByExecutionIds,
 )
 
 # Rows per statement: keeps each statement's id list under SQLite's bound-variable limit.
@@ -49,7 +48,7 @@ async def insert_unless_stored(
     foreign: list[str] = []
     for start in range(0, len(records), CHUNK):
         chunk = records[start : start + CHUNK]
-        stored = await tx.get_task_executions(stored_where(chunk))
+        stored = await tx.get_task_executions(stored_ids(chunk))
         sort_stored(chunk, stored, missing, foreign)
     if foreign:
         raise DuplicateExecutionIdError(foreign)
@@ -72,7 +71,7 @@ def insert_unless_stored_sync(
     foreign: list[str] = []
     for start in range(0, len(records), CHUNK):
         chunk = records[start : start + CHUNK]
-        sort_stored(chunk, tx.get_task_executions(stored_where(chunk)), missing, foreign)
+        sort_stored(chunk, tx.get_task_executions(stored_ids(chunk)), missing, foreign)
     if foreign:
         raise DuplicateExecutionIdError(foreign)
     return merged(records, missing, insert_new_sync(tx, missing))
@@ -118,9 +117,9 @@ def store_new_sync(
         return run_sync(storage, logger, again)
 
 
-def stored_where(chunk: Sequence[TaskExecutionRecord]) -> WhereByExecutionIds:
+def stored_ids(chunk: Sequence[TaskExecutionRecord]) -> list[str]:
     """What a retried insert reads first: the rows of the ids it is about to insert."""
-    return WhereByExecutionIds(execution_ids=[record.execution_id for record in chunk])
+    return [record.execution_id for record in chunk]
 
 
 def sort_stored(

@@ -23,7 +23,6 @@ from durable_execution.storage.types import (
     TaskExecutionRecord,
     TaskExecutionUpdate,
     WhereByExecutionIds,
-    WhereByStatuses,
 )
 
 
@@ -64,16 +63,12 @@ class LeaseExpirer:
             # A poison row is failed and reported here; it counts as none of the lists.
             rows, poison = await read_quarantining(
                 tx,
-                lambda: tx.get_task_executions(
-                    WhereByStatuses(
-                        statuses=["running"], is_closed=False, expires_at_less_than=now
-                    ),
-                    limit=rt.config.batch_size,
-                    skip_locked_for_update=True,
-                ),
+                lambda: tx.get_expired_task_executions(now=now, limit=rt.config.batch_size),
                 now,
             )
             report_poison.extend(poison)
+            writes: list[tuple[WhereByExecutionIds, TaskExecutionUpdate]] = []
+            buckets: list[tuple[TaskExecutionRecord, _Rows]] = []
             for row in rows:
                 if self._holds(row.execution_id, row.version):
                     continue  # alive here: the keeper renews or releases it
@@ -102,13 +97,14 @@ class LeaseExpirer:
                         version=row.version + 1,
                     )
                     bucket = expired if counted else uncounted
-                matched = await tx.update_task_executions(
-                    WhereByExecutionIds(
-                        [row.execution_id], statuses=["running"], version=row.version
-                    ),
-                    update,
+                guard = WhereByExecutionIds(
+                    [row.execution_id], statuses=["running"], version=row.version
                 )
-                if matched:
+                writes.append((guard, update))
+                buckets.append((row, bucket))
+            matched = await tx.update_task_executions_each(writes) if writes else []
+            for (row, bucket), count in zip(buckets, matched, strict=True):
+                if count:
                     bucket.append(row)
             return expired, uncounted, failed
 

@@ -4,8 +4,9 @@ A row whose JSON columns are malformed makes every read that returns it raise
 :class:`MalformedRowError` (naming the execution and the column). Retrying cannot help, and a
 background loop that kept retrying would stall on it for good — a ready poison row at the head of
 the FIFO would block every claim. So a loop that meets one *quarantines* it: a write guarded by
-the active statuses makes it ``failed`` with an error saying what is wrong (the write needs no
-decoding, and it replaces the ``error`` column, which repairs a row whose only fault was there).
+the active statuses (``fail_unreadable_task_execution``) makes it ``failed`` with an error saying
+what is wrong (the write needs no decoding, and it replaces the ``error`` column, which repairs a
+row whose only fault was there).
 The read is then repeated without it. A quarantined row that still does not decode is closed
 without its effects by the closing loop (see ``_closing``), and its handle reports the error.
 """
@@ -17,13 +18,8 @@ from datetime import datetime
 from typing import Final, TypeVar
 
 from durable_execution.errors import DurableExecutionError
-from durable_execution.model import ACTIVE_STATUSES
 from durable_execution.storage.errors import MalformedRowError
-from durable_execution.storage.types import (
-    DurableStorageTx,
-    TaskExecutionUpdate,
-    WhereByExecutionIds,
-)
+from durable_execution.storage.types import DurableStorageTx
 
 _T = TypeVar("_T")
 
@@ -40,20 +36,9 @@ def quarantine_error(error: MalformedRowError) -> DurableExecutionError:
 
 async def quarantine(tx: DurableStorageTx, error: MalformedRowError, now: datetime) -> bool:
     """Fail the execution ``error`` names if it is still active; whether it was."""
-    matched = await tx.update_task_executions(
-        WhereByExecutionIds([error.execution_id], statuses=ACTIVE_STATUSES),
-        TaskExecutionUpdate(
-            updated_at=now,
-            status="failed",
-            error=quarantine_error(error).to_info(),
-            # A finished execution has a start; a ready row never got one (a running row's
-            # real start is lost, like the rest of an unreadable row).
-            started_at=now,
-            finished_at=now,
-            unset_expires_at=True,
-        ),
+    return await tx.fail_unreadable_task_execution(
+        error.execution_id, error=quarantine_error(error).to_info(), now=now
     )
-    return matched > 0
 
 
 async def read_quarantining(

@@ -26,7 +26,6 @@ from durable_execution.serializer import CheckedSerializer
 from durable_execution.storage.types import (
     DurableStorageTx,
     TaskExecutionRecord,
-    WhereByExecutionIds,
 )
 
 if TYPE_CHECKING:
@@ -149,6 +148,6 @@ async def _read_records(
     tx: DurableStorageTx, execution_ids: Sequence[str]
 ) -> list[TaskExecutionRecord | None]:
     """The record of each id, in order; None for an id that has no execution."""
-    rows = await tx.get_task_executions(WhereByExecutionIds(list(dict.fromkeys(execution_ids))))
+    rows = await tx.get_task_executions(execution_ids)
     by_id = {row.execution_id: row for row in rows}
     return [by_id.get(execution_id) for execution_id in execution_ids]

@@ -1,6 +1,6 @@
 """Reading an execution and everything below it: children, finalize tasks, their children…
 
-Only the storage contract's ``by_execution_ids`` reads are needed: every record names its
+Only the storage contract's reads by id are needed: every record names its
 children (``children_tasks``) and its finalize execution (``finalize_task``), so the tree is read
 level by level, all in one transaction so that it is one consistent picture.
 """
@@ -11,9 +11,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from durable_execution import DurableStorage, DurableStorageTx, TaskRef
+from durable_execution.model import TaskRef
 from durable_execution.storage.errors import MalformedRowError
-from durable_execution.storage.types import TaskExecutionRecord, WhereByExecutionIds
+from durable_execution.storage.types import DurableStorage, DurableStorageTx, TaskExecutionRecord
 
 # Ids per read: keeps each statement's parameter list well inside every backend's limits.
 _CHUNK: Final = 500
@@ -45,13 +45,13 @@ async def _read(
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start : start + _CHUNK]
         try:
-            rows = await tx.get_task_executions(WhereByExecutionIds(chunk))
+            rows = await tx.get_task_executions(chunk)
         except MalformedRowError:
             # One damaged row fails the whole read: read them one by one to show the others.
             rows = []
             for execution_id in chunk:
                 try:
-                    rows += await tx.get_task_executions(WhereByExecutionIds([execution_id]))
+                    rows += await tx.get_task_executions([execution_id])
                 except MalformedRowError as error:
                     unreadable[execution_id] = error
         found.update((row.execution_id, row) for row in rows)

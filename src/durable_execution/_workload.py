@@ -23,17 +23,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol, TypedDict, TypeVar
 
+from durable_execution._trees import load_records
 from durable_execution.errors import DurableExecutionError
 from durable_execution.executions import FinishedTaskExecution
 from durable_execution.executor import DurableExecutor
 from durable_execution.handle import TaskHandle
-from durable_execution.model import ALL_STATUSES, RetryOptions
+from durable_execution.model import RetryOptions
 from durable_execution.payloads import FinalizeTaskInput, ParentTaskOutput
 from durable_execution.storage.types import (
     DurableStorage,
-    DurableStorageTx,
-    TaskExecutionRecord,
-    WhereByStatuses,
 )
 from durable_execution.tasks import ChildTask, FinalizeTask, ParentTaskResult, Task, TaskContext
 
@@ -148,22 +146,12 @@ async def run_seed_workload(
         await _many_children(executor, report, steps)
     report.wall_time_s = time.perf_counter() - started
 
-    # Only this run's executions: a storage may hold earlier runs' too.
-    roots = {execution_id for _, execution_id in report.enqueued}
-
-    async def own_statuses(tx: DurableStorageTx) -> list[str]:
-        rows = await tx.get_task_executions(WhereByStatuses(statuses=ALL_STATUSES))
-        return [row.status for row in rows if _root_id(row) in roots]
-
-    async with storage.transaction() as tx:
-        statuses = await own_statuses(tx)
+    # Only this run's executions (a storage may hold earlier runs' too): the trees it enqueued.
+    roots = sorted({execution_id for _, execution_id in report.enqueued})
+    statuses = [record.status for record in await load_records(storage, roots)]
     report.statuses.update(statuses)
     report.executions = len(statuses)
     return report
-
-
-def _root_id(row: TaskExecutionRecord) -> str:
-    return row.execution_id if row.root_task is None else row.root_task.execution_id
 
 
 def _greeting(who: str) -> Callable[[TaskContext, Named], str]:
@@ -309,9 +297,7 @@ async def _tree_and_concurrent(
 
 
 async def _tree_size(storage: DurableStorage, root_execution_id: str) -> int:
-    async with storage.transaction() as tx:
-        rows = await tx.get_task_executions(WhereByStatuses(statuses=ALL_STATUSES))
-    return sum(1 for row in rows if _root_id(row) == root_execution_id)
+    return len(await load_records(storage, [root_execution_id]))
 
 
 async def _run_step(

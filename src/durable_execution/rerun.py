@@ -20,7 +20,6 @@ from durable_execution.storage.types import (
     DurableStorage,
     DurableStorageTx,
     TaskExecutionRecord,
-    WhereByExecutionIds,
 )
 
 
@@ -78,7 +77,7 @@ async def rerun_execution(
     made: list[TaskExecutionRecord] = []  # the rerun the first attempt tried to store
 
     async def enqueue(tx: DurableStorageTx) -> TaskExecutionRecord:
-        rows = await tx.get_task_executions(WhereByExecutionIds([execution_id]))
+        rows = await tx.get_task_executions([execution_id])
         if not rows:
             raise DurableExecutionNotFoundError(f"Execution {execution_id} not found")
         record = rerun_record(rows[0])
@@ -88,7 +87,7 @@ async def rerun_execution(
 
     async def enqueue_unless_stored(tx: DurableStorageTx) -> TaskExecutionRecord:
         # A retry after an unknown commit outcome must not enqueue a second rerun.
-        if made and await tx.get_task_execution_ids(WhereByExecutionIds([made[0].execution_id])):
+        if made and await tx.get_task_executions([made[0].execution_id]):
             return made[0]
         return await enqueue(tx)
 

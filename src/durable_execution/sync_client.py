@@ -59,7 +59,7 @@ from durable_execution.serializer import CheckedSerializer, JsonSerializer, Seri
 from durable_execution.storage.errors import StorageClosedError
 from durable_execution.storage.masking import mask_password
 from durable_execution.storage.table_names import DEFAULT_TABLE, validate_table_name
-from durable_execution.storage.types import TaskExecutionRecord, WhereByExecutionIds
+from durable_execution.storage.types import TaskExecutionRecord
 from durable_execution.tasks import Task, TaskDefinition, TaskEnqueueOptions, definition_of
 
 if TYPE_CHECKING:
@@ -340,7 +340,7 @@ class SyncClient:
 
     def _read(self, execution_id: str) -> TaskExecutionRecord:
         check_execution_id(execution_id)
-        rows = self._open_storage().read_task_executions(WhereByExecutionIds([execution_id]))
+        rows = self._open_storage().read_task_executions([execution_id])
         if not rows:
             raise DurableExecutionNotFoundError(f"Execution {execution_id} not found")
         return rows[0]

@@ -15,7 +15,7 @@ from durable_execution import (
     open_storage,
 )
 from durable_execution.ids import generate_execution_id
-from durable_execution.storage import TaskExecutionRecord, WhereByExecutionIds
+from durable_execution.storage import TaskExecutionRecord
 
 from ._data import CHILDREN, make_finished, make_ready
 from ._support import cli
@@ -23,7 +23,7 @@ from ._support import cli
 
 async def status_of(db: str, execution_id: str) -> str:
     async with open_storage(db, migrate=False) as storage, storage.transaction() as tx:
-        [row] = await tx.get_task_executions(WhereByExecutionIds([execution_id]))
+        [row] = await tx.get_task_executions([execution_id])
     return row.status
 
 

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+from tests._stored import all_ids
+
 from durable_execution import open_storage
-from durable_execution.model import ALL_STATUSES
-from durable_execution.storage import WhereByStatuses
 
 from ._data import CHILDREN, make_finished, make_ready
 from ._support import cli
 
 
 async def stored(db: str) -> set[str]:
-    async with open_storage(db, migrate=False) as storage, storage.transaction() as tx:
-        return set(await tx.get_task_execution_ids(WhereByStatuses(ALL_STATUSES)))
+    async with open_storage(db, migrate=False) as storage:
+        return set(await all_ids(storage))
 
 
 async def test_prune_deletes_finished_trees_whole_and_keeps_active_ones(db_url: str) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 from durable_execution import open_storage
-from durable_execution.storage import WhereByExecutionIds
 
 from ._data import make_finished, make_ready
 from ._support import cli
@@ -19,8 +18,8 @@ async def test_rerun_prints_the_new_id_and_show_links_it(db_url: str) -> None:
     assert re.fullmatch(r"te_\w{24}", new_id), result.stdout
     assert f"a rerun of {ids['mixed']}" in result.stderr
     async with open_storage(db_url, migrate=False) as storage, storage.transaction() as tx:
-        [row] = await tx.get_task_executions(WhereByExecutionIds([new_id]))
-        [original] = await tx.get_task_executions(WhereByExecutionIds([ids["mixed"]]))
+        [row] = await tx.get_task_executions([new_id])
+        [original] = await tx.get_task_executions([ids["mixed"]])
     assert (row.task_id, row.status, row.rerun_of) == ("mixed", "ready", ids["mixed"])
     assert row.run_input == original.run_input
     shown = cli("show", new_id, "--db", db_url)

@@ -12,7 +12,6 @@ import psycopg
 import pytest
 
 from durable_execution import DurableExecutor, TaskExecution, open_storage
-from durable_execution.storage import WhereByExecutionIds
 
 from ._support import APP_DIR, cli, running_worker, sqlite_url
 from .cli_app import register
@@ -212,7 +211,7 @@ async def test_worker_with_retention_prunes_what_it_ran(db_url: str, tmp_path: P
         worker.signal(signal.SIGTERM)
         assert worker.wait() == 0, worker.log()
     async with open_storage(db_url, migrate=False) as storage, storage.transaction() as tx:
-        assert await tx.get_task_executions(WhereByExecutionIds(ids)) == []
+        assert await tx.get_task_executions(ids) == []
 
 
 def test_worker_refuses_a_bad_retention(tmp_path: Path) -> None:

@@ -11,6 +11,8 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Final, Protocol, TypedDict, TypeVar, Unpack
 
+from tests._stored import all_records as stored_records
+
 from durable_execution import (
     CompletedExecution,
     DurableExecutor,
@@ -19,13 +21,7 @@ from durable_execution import (
     TaskExecution,
     TaskHandle,
 )
-from durable_execution.model import ALL_STATUSES
-from durable_execution.storage import (
-    DurableStorage,
-    TaskExecutionRecord,
-    WhereByExecutionIds,
-    WhereByStatuses,
-)
+from durable_execution.storage import DurableStorage, TaskExecutionRecord
 
 OutputT = TypeVar("OutputT")
 
@@ -118,14 +114,13 @@ async def eventually(
 
 
 async def all_records(storage: DurableStorage) -> list[TaskExecutionRecord]:
-    """Every stored execution, read through the storage contract."""
-    async with storage.transaction() as tx:
-        return await tx.get_task_executions(WhereByStatuses(statuses=ALL_STATUSES))
+    """Every stored execution, in insertion order."""
+    return await stored_records(storage)
 
 
 async def get_record(storage: DurableStorage, execution_id: str) -> TaskExecutionRecord:
     async with storage.transaction() as tx:
-        records = await tx.get_task_executions(WhereByExecutionIds(execution_ids=[execution_id]))
+        records = await tx.get_task_executions([execution_id])
     assert len(records) == 1, f"{execution_id}: {records}"
     return records[0]
 

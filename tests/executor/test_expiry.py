@@ -113,11 +113,15 @@ async def test_stale_run_cannot_overwrite_a_newer_attempt(
 
     # The lease passes while the first run is still alive (a paused process, say).
     async with storage.transaction() as tx:
-        updated = await tx.update_task_executions(
-            WhereByExecutionIds(execution_ids=[handle.execution_id]),
-            TaskExecutionUpdate(updated_at=now(), expires_at=now() - timedelta(seconds=1)),
+        updated = await tx.update_task_executions_each(
+            [
+                (
+                    WhereByExecutionIds(execution_ids=[handle.execution_id]),
+                    TaskExecutionUpdate(updated_at=now(), expires_at=now() - timedelta(seconds=1)),
+                )
+            ]
         )
-    assert updated == 1
+    assert updated == [1]
     await asyncio.wait_for(fresh_started.wait(), timeout=10)
     assert attempts[1] == (0, TASK_EXPIRED)
 

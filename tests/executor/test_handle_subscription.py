@@ -9,46 +9,38 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from durable_execution import DurableExecutor, TaskContext
-from durable_execution.storage import (
-    DurableStorage,
-    DurableStorageTx,
-    InMemoryStorage,
-    WhereByExecutionIds,
-)
-from durable_execution.storage.types import TaskExecutionRecord, TaskExecutionWhere
+from durable_execution.storage import DurableStorage, DurableStorageTx, InMemoryStorage
+from durable_execution.storage.types import TaskExecutionRecord
 
 
 class _CountingTx:
-    """The real transaction, counting the full-row reads made through it."""
+    """The real transaction, counting the reads by id made through it (full rows, and the
+    finished-ids poll)."""
 
-    def __init__(self, inner: DurableStorageTx, reads: list[TaskExecutionWhere]) -> None:
+    def __init__(self, inner: DurableStorageTx, reads: list[list[str]]) -> None:
         self._inner = inner
         self._reads = reads
 
     def __getattr__(self, name: str) -> object:
         return getattr(self._inner, name)
 
-    async def get_task_executions(
-        self,
-        where: TaskExecutionWhere,
-        *,
-        limit: int | None = None,
-        skip_locked_for_update: bool = False,
-    ) -> list[TaskExecutionRecord]:
-        self._reads.append(where)
-        return await self._inner.get_task_executions(
-            where, limit=limit, skip_locked_for_update=skip_locked_for_update
-        )
+    async def get_task_executions(self, execution_ids: Sequence[str]) -> list[TaskExecutionRecord]:
+        self._reads.append(list(execution_ids))
+        return await self._inner.get_task_executions(execution_ids)
+
+    async def get_finished_task_execution_ids(self, execution_ids: Sequence[str]) -> list[str]:
+        self._reads.append(list(execution_ids))
+        return await self._inner.get_finished_task_execution_ids(execution_ids)
 
 
 class _CountingStorage:
     def __init__(self, inner: DurableStorage) -> None:
         self.inner = inner
-        self.reads: list[TaskExecutionWhere] = []
+        self.reads: list[list[str]] = []
 
     def transaction(self) -> AbstractAsyncContextManager[DurableStorageTx]:
         @asynccontextmanager
@@ -59,18 +51,13 @@ class _CountingStorage:
         return counted()
 
 
-def _read_ids(reads: list[TaskExecutionWhere]) -> set[str]:
-    return {
-        execution_id
-        for where in reads
-        if where.type == "by_execution_ids"
-        for execution_id in where.execution_ids
-    }
+def _read_ids(reads: list[list[str]]) -> set[str]:
+    return {execution_id for ids in reads for execution_id in ids}
 
 
 async def _status(storage: DurableStorage, execution_id: str) -> str:
     async with storage.transaction() as tx:
-        [row] = await tx.get_task_executions(WhereByExecutionIds([execution_id]))
+        [row] = await tx.get_task_executions([execution_id])
     return row.status
 
 

@@ -22,7 +22,7 @@ from durable_execution import (
     TaskContext,
     TaskEnqueueOptions,
 )
-from durable_execution.storage import DurableStorage, InMemoryStorage, WhereByExecutionIds
+from durable_execution.storage import DurableStorage, InMemoryStorage
 
 from ._support import MakeExecutor
 
@@ -135,12 +135,12 @@ async def test_children_use_their_own_queue_and_finalize_its_parents(
     assert execution.status == "completed"
     assert execution.output == 1
     async with storage.transaction() as tx:
-        [row] = await tx.get_task_executions(WhereByExecutionIds([handle.execution_id]))
+        [row] = await tx.get_task_executions([handle.execution_id])
         assert (row.queue, row.concurrency_key, row.concurrency_limit) == ("parents", "", 1)
         assert row.children_tasks is not None
         assert row.finalize_task is not None
         ids = [row.children_tasks[0].execution_id, row.finalize_task.execution_id]
-        kid, final = await tx.get_task_executions(WhereByExecutionIds(ids))
+        kid, final = await tx.get_task_executions(ids)
     assert (kid.task_id, kid.queue, kid.concurrency_limit) == ("child", "kids", None)
     assert (final.task_id, final.queue, final.concurrency_limit) == ("combine", "parents", None)
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
+from tests._stored import all_ids
 
 from durable_execution import (
     ChildTask,
@@ -24,8 +25,7 @@ from durable_execution import (
     TaskContext,
 )
 from durable_execution._retention_loop import retention_interval
-from durable_execution.model import ALL_STATUSES
-from durable_execution.storage import DurableStorage, WhereByStatuses
+from durable_execution.storage import DurableStorage
 
 from ._support import MakeExecutor, eventually, wait_completed
 
@@ -33,8 +33,7 @@ RETENTION = timedelta(seconds=1)
 
 
 async def _stored_ids(storage: DurableStorage) -> set[str]:
-    async with storage.transaction() as tx:
-        return set(await tx.get_task_execution_ids(WhereByStatuses(statuses=ALL_STATUSES)))
+    return set(await all_ids(storage))
 
 
 @dataclass

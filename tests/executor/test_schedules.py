@@ -35,10 +35,9 @@ from durable_execution.storage import (
     ScheduleRecord,
     ScheduleTickAdvance,
     TaskExecutionRecord,
-    WhereByStatuses,
 )
 
-from ._support import MakeExecutor, eventually
+from ._support import MakeExecutor, all_records, eventually
 
 _FIRED = re.compile(r"Schedule (\S+) fired tick (\S+) as execution (\S+)")
 
@@ -53,9 +52,7 @@ def fired(caplog: pytest.LogCaptureFixture) -> list[tuple[str, str]]:
 
 
 async def executions_of(storage: DurableStorage, task_id: str) -> list[TaskExecutionRecord]:
-    async with storage.transaction() as tx:
-        rows = await tx.get_task_executions(WhereByStatuses(statuses=ALL_STATUSES))
-    return [row for row in rows if row.task_id == task_id]
+    return [row for row in await all_records(storage) if row.task_id == task_id]
 
 
 async def stored_schedule(storage: DurableStorage, schedule_id: str) -> ScheduleRecord:

@@ -245,15 +245,111 @@ BY_IDS = [
 ]
 ASKED = ["te_4", "te_3", "te_2", "te_1", "te_missing"]
 
-# Filtered by statuses; updated_at order differs from insertion order, with one tie.
-BY_STATUSES = [
+# GetExpiredTaskExecutions at EXPIRY: running, unclosed rows whose lease ended strictly before,
+# oldest updated_at first with ties by insertion: te_1, te_6, te_5. te_7's lease ends exactly at
+# EXPIRY (not yet expired), te_2 has none, te_3 is closed, te_4 is not running.
+EXPIRING = [
     Execution("te_1", status="running", expires_at=at(100), updated_at=at(30)),
     Execution("te_2", status="running", expires_at=None, updated_at=at(10)),
-    Execution("te_3", status="completed", is_closed=True, expires_at=at(50), updated_at=at(20)),
-    Execution("te_4", status="completed", expires_at=at(200), updated_at=at(10)),
+    Execution("te_3", status="running", is_closed=True, expires_at=at(50), updated_at=at(20)),
+    Execution("te_4", status="completed", expires_at=at(50), updated_at=at(10)),
     Execution("te_5", status="running", expires_at=at(199), updated_at=at(40)),
+    Execution("te_6", status="running", expires_at=at(150), updated_at=at(30)),
+    Execution("te_7", status="running", expires_at=at(200), updated_at=at(0)),
 ]
 EXPIRY = at(200)
+EXPIRED = ["te_1", "te_6", "te_5"]
+
+# GetFinishedUnclosedTaskExecutions: every finished status once, oldest updated_at first with
+# ties by insertion: UNCLOSED. te_2 and te_8 are active, te_3 is closed.
+FINISHING = [
+    Execution("te_1", status="completed", updated_at=at(30)),
+    Execution("te_2", status="running", updated_at=at(10)),
+    Execution("te_3", status="failed", is_closed=True, updated_at=at(5)),
+    Execution("te_4", status="cancelled", updated_at=at(10)),
+    Execution("te_5", status="timed_out", updated_at=at(30)),
+    Execution("te_6", status="children_tasks_failed", updated_at=at(20)),
+    Execution("te_7", status="finalize_task_failed", updated_at=at(40)),
+    Execution("te_8", status="waiting_for_children_tasks", updated_at=at(0)),
+    Execution("te_9", status="failed", updated_at=at(50)),
+]
+UNCLOSED = ["te_4", "te_6", "te_1", "te_5", "te_7", "te_9"]
+# GetFinishedTaskExecutionIds over all of FINISHING: closed or not, in insertion order.
+FINISHED_IDS = ["te_1", "te_3", "te_4", "te_5", "te_6", "te_7", "te_9"]
+
+# CancelActiveTaskExecutions asked for CANCEL_ASKED: te_1..te_4 are active (every active status),
+# te_5 is finished, te_6 is not asked; te_2 runs in the caller's process (RUNNING_HERE).
+ACTIVE = [
+    Execution("te_1", status="ready", version=2),
+    Execution("te_2", status="running", version=5, expires_at=at(10)),
+    Execution("te_3", status="waiting_for_children_tasks"),
+    Execution("te_4", status="waiting_for_finalize_task", needs_promise_cancellation=True),
+    Execution("te_5", status="completed"),
+    Execution("te_6", status="ready"),
+]
+CANCEL_ASKED = ["te_5", "te_4", "te_3", "te_2", "te_1", "te_missing"]
+RUNNING_HERE = ["te_2", "te_5"]
+CANCEL_ERROR: JsonValue = {"error_type": "cancelled", "message": "parent failed"}
+
+# TakeCancellationRequests asked for REQUESTS_ASKED: te_1, te_3 and te_5 ask for their attempt to
+# be stopped (by id order), te_2 does not, te_4 is not asked.
+REQUESTS = [
+    Execution("te_1", status="cancelled", needs_promise_cancellation=True, version=3),
+    Execution("te_2", status="running"),
+    Execution("te_3", status="cancelled", needs_promise_cancellation=True),
+    Execution("te_4", status="cancelled", needs_promise_cancellation=True),
+    Execution("te_5", status="cancelled", needs_promise_cancellation=True),
+]
+REQUESTS_ASKED = ["te_5", "te_3", "te_2", "te_1", "te_missing"]
+
+
+def cancelled_by_parent(execution: Execution, *, running_here: bool) -> Execution:
+    """What CancelActiveTaskExecutions at at(70) writes (no version bump)."""
+    return replace(
+        execution,
+        status="cancelled",
+        error=CANCEL_ERROR,
+        needs_promise_cancellation=not running_here,
+        finished_at=at(70),
+        updated_at=at(70),
+    )
+
+
+def cancelled_by_user(execution: Execution, *, needs_promise_cancellation: bool) -> Execution:
+    """What CancelTaskExecution at at(80) writes when its guard matches."""
+    return replace(
+        execution,
+        status="cancelled",
+        error=CANCEL_ERROR,
+        needs_promise_cancellation=needs_promise_cancellation,
+        finished_at=at(80),
+        updated_at=at(80),
+        version=execution.version + 1,
+    )
+
+
+def failed_unreadable(execution: Execution) -> Execution:
+    """What FailUnreadableTaskExecution at at(90) writes to an active row (no version bump)."""
+    return replace(
+        execution,
+        status="failed",
+        error=UNREADABLE_ERROR,
+        started_at=at(90),
+        finished_at=at(90),
+        updated_at=at(90),
+        expires_at=None,
+    )
+
+
+UNREADABLE_ERROR: JsonValue = {"error_type": "generic", "message": "cannot decode the row"}
+# FailUnreadableTaskExecution: every active status is failed, a finished row is left alone.
+UNREADABLE = [
+    Execution("te_1", status="ready"),
+    Execution("te_2", status="running", error={"damaged": True}, expires_at=at(5), version=4),
+    Execution("te_3", status="waiting_for_children_tasks", started_at=at(1)),
+    Execution("te_4", status="waiting_for_finalize_task"),
+    Execution("te_5", status="completed", finished_at=at(2)),
+]
 
 # Filtered by start_at; start order differs from insertion order, with one tie.
 BY_START_AT = [

@@ -34,14 +34,19 @@ from durable_execution.generated.postgresql.models import (
 from durable_execution.storage.migrate import concurrency_lock_key, pruning_lock_key
 
 from ._support import (
+    ACTIVE,
     ASKED,
     BY_IDS,
-    BY_START_AT,
-    BY_STATUSES,
+    CANCEL_ASKED,
+    CANCEL_ERROR,
     CLAIMED,
     EVERY_CHANGE,
+    EXPIRED,
+    EXPIRING,
     EXPIRY,
     FINISHED,
+    FINISHED_IDS,
+    FINISHING,
     INDEXES,
     LIMITED,
     PRUNE_BEFORE,
@@ -50,12 +55,21 @@ from ._support import (
     READY_CONCURRENCY_INDEX,
     RENEW_ASKED,
     RENEWED,
+    REQUESTS,
+    REQUESTS_ASKED,
+    RUNNING_HERE,
     T0,
+    UNCLOSED,
+    UNREADABLE,
+    UNREADABLE_ERROR,
     Change,
     Execution,
     at,
+    cancelled_by_parent,
+    cancelled_by_user,
     claim_change,
     expected_after,
+    failed_unreadable,
     from_postgres,
     fully_populated,
     migration_lock_key,
@@ -102,82 +116,57 @@ async def transaction_connection(url: str) -> AsyncIterator[AsyncConn]:
 
 
 def read(conn: Conn, *execution_ids: str) -> list[Execution]:
-    rows = Q.get_task_executions_by_execution_ids(
-        conn,
-        execution_ids=execution_ids,
-        statuses=None,
-        needs_promise_cancellation=None,
-        version=None,
-        row_limit=None,
-    )
-    return [from_postgres(row) for row in rows]
+    return [
+        from_postgres(row)
+        for row in Q.get_task_executions_by_ids(conn, execution_ids=execution_ids)
+    ]
 
 
-def agree(*results: list[str]) -> list[str]:
-    """The ids/rows and plain/locking variants of a query must return the same ids."""
-    first = results[0]
-    for other in results[1:]:
-        assert other == first
-    return first
+async def read_ids(conn: AsyncConn, execution_ids: list[str]) -> list[str]:
+    rows = await AQ.get_task_executions_by_ids(conn, execution_ids=execution_ids)
+    return [row.execution_id for row in rows]
 
 
-async def select_by_execution_ids(
-    conn: AsyncConn,
-    execution_ids: list[str],
-    *,
-    statuses: list[str] | None = None,
-    needs_promise_cancellation: bool | None = None,
-    version: int | None = None,
-    row_limit: int | None = None,
+async def expired(conn: AsyncConn, now: datetime, row_limit: int = 100) -> list[str]:
+    rows = await AQ.get_expired_task_executions(conn, now=now, row_limit=row_limit)
+    return [row.execution_id for row in rows]
+
+
+async def unclosed(
+    conn: AsyncConn, row_limit: int = 100, execution_ids: list[str] | None = None
 ) -> list[str]:
-    """Runs the four by_execution_ids selects with the same filters; they must agree."""
-    args: dict[str, Any] = {
-        "execution_ids": execution_ids,
-        "statuses": statuses,
-        "needs_promise_cancellation": needs_promise_cancellation,
-        "version": version,
-        "row_limit": row_limit,
-    }
-    return agree(
-        await AQ.get_task_execution_ids_by_execution_ids(conn, **args),
-        [r.execution_id for r in await AQ.get_task_executions_by_execution_ids(conn, **args)],
-        await AQ.get_task_execution_ids_by_execution_ids_for_update_skip_locked(conn, **args),
-        [
-            r.execution_id
-            for r in await AQ.get_task_executions_by_execution_ids_for_update_skip_locked(
-                conn, **args
-            )
-        ],
+    """The (locking) rows query, and the ids query when it applies (no ids given); they must
+    agree."""
+    rows = await AQ.get_finished_unclosed_task_executions(
+        conn, execution_ids=execution_ids, row_limit=row_limit
     )
+    found = [row.execution_id for row in rows]
+    if execution_ids is None:
+        ids = await AQ.get_finished_unclosed_task_execution_ids(conn, row_limit=row_limit)
+        assert ids == found
+    return found
 
 
-async def select_by_statuses(
+EachPair = tuple[int, str, list[str] | None, bool | None, int | None, Change]
+
+
+def each_args(pairs: list[EachPair]) -> dict[str, Any]:
+    """UpdateTaskExecutionsEach arrays from (item, id, statuses, npc, version, change) pairs."""
+    changes = [postgres_changes(change) for *_, change in pairs]
+    args: dict[str, Any] = {
+        "item_index": [p[0] for p in pairs],
+        "execution_id": [p[1] for p in pairs],
+        "statuses": [p[2] for p in pairs],
+        "needs_promise_cancellation": [p[3] for p in pairs],
+        "version": [p[4] for p in pairs],
+    }
+    for key in postgres_changes(Change(updated_at=T0)):
+        args[key] = [c[key] for c in changes]  # type: ignore[literal-required]
+    return args
+
+
+async def update_by_ids(
     conn: AsyncConn,
-    statuses: list[str],
-    *,
-    is_closed: bool | None = None,
-    expires_at_less_than: datetime | None = None,
-    row_limit: int | None = None,
-) -> list[str]:
-    args: dict[str, Any] = {
-        "statuses": statuses,
-        "is_closed": is_closed,
-        "expires_at_less_than": expires_at_less_than,
-        "row_limit": row_limit,
-    }
-    return agree(
-        await AQ.get_task_execution_ids_by_statuses(conn, **args),
-        [r.execution_id for r in await AQ.get_task_executions_by_statuses(conn, **args)],
-        await AQ.get_task_execution_ids_by_statuses_for_update_skip_locked(conn, **args),
-        [
-            r.execution_id
-            for r in await AQ.get_task_executions_by_statuses_for_update_skip_locked(conn, **args)
-        ],
-    )
-
-
-def update_by_ids(
-    conn: Conn,
     execution_ids: list[str],
     change: Change,
     *,
@@ -185,14 +174,15 @@ def update_by_ids(
     needs_promise_cancellation: bool | None = None,
     version: int | None = None,
 ) -> int:
-    return Q.update_task_executions_by_execution_ids(
-        conn,
-        **postgres_changes(change),
-        execution_ids=execution_ids,
-        statuses=statuses,
-        needs_promise_cancellation=needs_promise_cancellation,
-        version=version,
-    )
+    """One guarded update of ``execution_ids`` through UpdateTaskExecutionsEach: the rows it
+    changed."""
+    pairs: list[EachPair] = [
+        (0, execution_id, statuses, needs_promise_cancellation, version, change)
+        for execution_id in execution_ids
+    ]
+    rows = await AQ.update_task_executions_each(conn, **each_args(pairs))
+    assert set(rows) <= {0}
+    return len(rows)
 
 
 EVERY_QUERY = {
@@ -202,15 +192,17 @@ EVERY_QUERY = {
     "get_applied_migration_versions",
     "insert_applied_migration",
     "notify_ready",
-    "get_task_execution_ids_by_execution_ids",
-    "get_task_executions_by_execution_ids",
-    "get_task_execution_ids_by_statuses",
-    "get_task_executions_by_statuses",
-    "get_task_execution_ids_by_execution_ids_for_update_skip_locked",
-    "get_task_executions_by_execution_ids_for_update_skip_locked",
-    "get_task_execution_ids_by_statuses_for_update_skip_locked",
-    "get_task_executions_by_statuses_for_update_skip_locked",
-    "update_task_executions_by_execution_ids",
+    "get_task_executions_by_ids",
+    "get_finished_task_execution_ids",
+    "get_expired_task_executions",
+    "get_finished_unclosed_task_executions",
+    "get_finished_unclosed_task_execution_ids",
+    "close_task_executions",
+    "postpone_closing_task_executions",
+    "cancel_task_execution",
+    "cancel_active_task_executions",
+    "take_cancellation_requests",
+    "fail_unreadable_task_execution",
     "list_task_executions",
     "count_task_executions_by_status",
     "get_oldest_ready_task_execution",
@@ -474,14 +466,7 @@ def test_every_column_round_trips(conn: Conn) -> None:
 
 def test_timestamps_keep_milliseconds_and_come_back_aware(conn: Conn) -> None:
     postgres_insert(Q, conn, [fully_populated("te_full")])
-    (row,) = Q.get_task_executions_by_execution_ids(
-        conn,
-        execution_ids=["te_full"],
-        statuses=None,
-        needs_promise_cancellation=None,
-        version=None,
-        row_limit=None,
-    )
+    (row,) = Q.get_task_executions_by_ids(conn, execution_ids=["te_full"])
     assert row.start_at == at(1)
     assert row.start_at.microsecond == 892_000
     assert all(
@@ -509,15 +494,15 @@ async def test_insert_keeps_array_order_and_an_empty_batch_inserts_nothing(
     assert postgres_insert(Q, conn, []) == []
     batch = [Execution("te_c"), Execution("te_a"), Execution("te_b")]
     assert sorted(postgres_insert(Q, conn, batch)) == ["te_a", "te_b", "te_c"]
-    # by_execution_ids returns insertion (id) order: the order of the arrays.
-    found = await select_by_execution_ids(aconn, ["te_a", "te_b", "te_c"])
+    # Reads by id return insertion (id) order: the order of the arrays.
+    found = await read_ids(aconn, ["te_a", "te_b", "te_c"])
     assert found == ["te_c", "te_a", "te_b"]
 
 
 async def test_a_large_batch_is_one_statement(conn: Conn, aconn: AsyncConn) -> None:
     batch = [Execution(f"te_{i:04}", start_at=at(i)) for i in range(1000)]
     assert len(postgres_insert(Q, conn, batch)) == 1000
-    assert await select_by_execution_ids(aconn, ["te_0002", "te_0999", "te_0000"]) == [
+    assert await read_ids(aconn, ["te_0002", "te_0999", "te_0000"]) == [
         "te_0000",
         "te_0002",
         "te_0999",
@@ -547,124 +532,97 @@ def test_schema_rejects_inconsistent_records(conn: Conn, execution: Execution) -
         postgres_insert(Q, conn, [execution])
 
 
-# --- by_execution_ids ---------------------------------------------------------------------------
+# --- reads by id (select.sql) ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("statuses", "needs_promise_cancellation", "version", "expected"),
-    [
-        (None, None, None, ["te_1", "te_2", "te_3", "te_4"]),  # id order, not the asked order
-        (["ready"], None, None, ["te_1", "te_4"]),
-        (["running", "completed"], None, None, ["te_2", "te_3"]),
-        ([], None, None, []),  # an empty list of statuses matches nothing
-        (["cancelled"], None, None, []),
-        (None, True, None, ["te_2", "te_4"]),
-        (None, False, None, ["te_1", "te_3"]),  # False is a filter, not "no filter"
-        (None, None, 0, ["te_1", "te_4"]),
-        (None, None, 2, ["te_3"]),
-        (None, None, 9, []),
-        (["ready", "running"], True, None, ["te_2", "te_4"]),
-        (["ready", "running"], True, 0, ["te_4"]),
-        (["ready"], False, 1, []),
-    ],
-)
-async def test_by_execution_ids_filters(
-    conn: Conn,
-    aconn: AsyncConn,
-    statuses: list[str] | None,
-    needs_promise_cancellation: bool | None,
-    version: int | None,
-    expected: list[str],
-) -> None:
+async def test_get_task_executions_by_ids_in_insertion_order(conn: Conn, aconn: AsyncConn) -> None:
     postgres_insert(Q, conn, BY_IDS)
-    found = await select_by_execution_ids(
-        aconn,
-        ASKED,
-        statuses=statuses,
-        needs_promise_cancellation=needs_promise_cancellation,
-        version=version,
+    asked = [*ASKED, "te_2"]
+    rows = await AQ.get_task_executions_by_ids(aconn, execution_ids=asked)
+    # Id order, not the asked order; unknown ids left out, a repeated one returned once.
+    assert [from_postgres(row) for row in rows] == BY_IDS[:4]
+    assert [
+        from_postgres(row) for row in Q.get_task_executions_by_ids(conn, execution_ids=asked)
+    ] == BY_IDS[:4]
+    assert all(type(row.is_closed) is bool and row.start_at.utcoffset() is not None for row in rows)
+    assert await AQ.get_task_executions_by_ids(aconn, execution_ids=[]) == []
+    assert Q.get_task_executions_by_ids(conn, execution_ids=[]) == []
+
+
+async def test_get_finished_task_execution_ids(conn: Conn, aconn: AsyncConn) -> None:
+    postgres_insert(Q, conn, FINISHING)
+    asked = [f"te_{i}" for i in range(9, 0, -1)] + ["te_missing", "te_1"]
+    found = await AQ.get_finished_task_execution_ids(aconn, execution_ids=asked)
+    assert found == FINISHED_IDS  # closed or not, in id order
+    assert all(type(execution_id) is str for execution_id in found)
+    assert await AQ.get_finished_task_execution_ids(aconn, execution_ids=["te_2", "te_8"]) == []
+    assert await AQ.get_finished_task_execution_ids(aconn, execution_ids=[]) == []
+
+
+async def test_get_expired_task_executions(conn: Conn, aconn: AsyncConn) -> None:
+    postgres_insert(Q, conn, EXPIRING)
+    rows = await AQ.get_expired_task_executions(aconn, now=EXPIRY, row_limit=100)
+    # Whole rows, oldest updated_at first (te_1 and te_6 tie: insertion order).
+    by_id = {e.execution_id: e for e in EXPIRING}
+    assert [from_postgres(row) for row in rows] == [by_id[i] for i in EXPIRED]
+    assert all(
+        row.expires_at is not None and row.expires_at.utcoffset() is not None for row in rows
     )
-    assert found == expected
+    # Strictly before now: te_7's lease ends at EXPIRY exactly.
+    assert await expired(aconn, at(201)) == ["te_7", *EXPIRED]
+    assert await expired(aconn, at(100)) == []
+    assert await expired(aconn, at(101)) == ["te_1"]
 
 
-async def test_by_execution_ids_with_no_ids_matches_nothing(conn: Conn, aconn: AsyncConn) -> None:
-    postgres_insert(Q, conn, BY_IDS)
-    assert await select_by_execution_ids(aconn, []) == []
-
-
-# --- by_statuses --------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("statuses", "is_closed", "expires_at_less_than", "expected"),
-    [
-        # updated_at order; te_2 and te_4 tie on updated_at and keep insertion order.
-        (["running", "completed"], None, None, ["te_2", "te_4", "te_3", "te_1", "te_5"]),
-        (["running"], None, None, ["te_2", "te_1", "te_5"]),
-        (["cancelled"], None, None, []),
-        ([], None, None, []),
-        (["running", "completed"], True, None, ["te_3"]),
-        (["running", "completed"], False, None, ["te_2", "te_4", "te_1", "te_5"]),
-        # Strictly less, and a NULL expires_at never matches.
-        (["running", "completed"], None, EXPIRY, ["te_3", "te_1", "te_5"]),
-        (["running"], False, EXPIRY, ["te_1", "te_5"]),
-        (["completed"], False, EXPIRY, []),
-        (["completed"], None, at(201), ["te_4", "te_3"]),
-    ],
-)
-async def test_by_statuses_filters_and_order(
-    conn: Conn,
-    aconn: AsyncConn,
-    statuses: list[str],
-    is_closed: bool | None,
-    expires_at_less_than: datetime | None,
-    expected: list[str],
-) -> None:
-    postgres_insert(Q, conn, BY_STATUSES)
-    found = await select_by_statuses(
-        aconn, statuses, is_closed=is_closed, expires_at_less_than=expires_at_less_than
+@pytest.mark.parametrize("row_limit", [1, 2, 3, 100])
+async def test_the_limits_of_the_named_reads(conn: Conn, aconn: AsyncConn, row_limit: int) -> None:
+    postgres_insert(Q, conn, EXPIRING)
+    assert await expired(aconn, EXPIRY, row_limit) == EXPIRED[:row_limit]
+    conn.execute("DELETE FROM durable_task_executions")
+    postgres_insert(Q, conn, FINISHING)
+    assert await unclosed(aconn, row_limit) == UNCLOSED[:row_limit]
+    among = await unclosed(aconn, row_limit, ["te_9", "te_1", "te_7"])
+    assert among == ["te_1", "te_7", "te_9"][:row_limit]
+    conn.execute("DELETE FROM durable_task_executions")
+    postgres_insert(Q, conn, REQUESTS)
+    taken = await AQ.take_cancellation_requests(
+        aconn, now=at(9), execution_ids=REQUESTS_ASKED, row_limit=row_limit
     )
-    assert found == expected
+    assert sorted(taken) == ["te_1", "te_3", "te_5"][:row_limit]
 
 
-# --- limits -------------------------------------------------------------------------------------
+async def test_get_finished_unclosed_task_executions(conn: Conn, aconn: AsyncConn) -> None:
+    postgres_insert(Q, conn, FINISHING)
+    rows = await AQ.get_finished_unclosed_task_executions(aconn, execution_ids=None, row_limit=100)
+    by_id = {e.execution_id: e for e in FINISHING}
+    assert [from_postgres(row) for row in rows] == [by_id[i] for i in UNCLOSED]
+    # Only among the ids given, still finished and unclosed (te_2 is active, te_3 closed).
+    among = await unclosed(aconn, execution_ids=["te_9", "te_3", "te_2", "te_4", "te_missing"])
+    assert among == ["te_4", "te_9"]
+    assert await unclosed(aconn, execution_ids=[]) == []  # an empty list is not "any row"
+    assert await AQ.get_finished_unclosed_task_execution_ids(aconn, row_limit=100) == UNCLOSED
 
 
-@pytest.mark.parametrize("row_limit", [None, 0, 1, 2, 3, 100])
-async def test_limit_none_is_unlimited_and_zero_is_nothing(
-    conn: Conn, aconn: AsyncConn, row_limit: int | None
+# --- updates (update.sql: UpdateTaskExecutionsEach, one guarded update) -------------------------
+
+
+async def test_update_writes_every_given_column_and_nothing_else(
+    conn: Conn, aconn: AsyncConn
 ) -> None:
-    postgres_insert(Q, conn, BY_START_AT)
-
-    def cut(ids: list[str]) -> list[str]:
-        return ids if row_limit is None else ids[:row_limit]
-
-    everything = ["te_1", "te_2", "te_3", "te_4", "te_5", "te_6"]
-    found = await select_by_execution_ids(aconn, everything, row_limit=row_limit)
-    assert found == cut(everything)
-    by_updated = ["te_1", "te_2", "te_3", "te_4", "te_5", "te_6"]  # all updated_at are equal
-    found = await select_by_statuses(aconn, ["ready", "running"], row_limit=row_limit)
-    assert found == cut(by_updated)
-
-
-# --- updates ------------------------------------------------------------------------------------
-
-
-def test_update_writes_every_given_column_and_nothing_else(conn: Conn) -> None:
     full, other = fully_populated("te_full"), fully_populated("te_other")
     postgres_insert(Q, conn, [full, other])
-    assert update_by_ids(conn, ["te_full"], EVERY_CHANGE) == 1
+    assert await update_by_ids(aconn, ["te_full"], EVERY_CHANGE) == 1
     assert read(conn, "te_full", "te_other") == [expected_after(full, EVERY_CHANGE), other]
 
 
-def test_update_with_no_values_only_writes_updated_at(conn: Conn) -> None:
+async def test_update_with_no_values_only_writes_updated_at(conn: Conn, aconn: AsyncConn) -> None:
     full = fully_populated("te_full")
     postgres_insert(Q, conn, [full])
-    assert update_by_ids(conn, ["te_full"], Change(updated_at=at(77))) == 1
+    assert await update_by_ids(aconn, ["te_full"], Change(updated_at=at(77))) == 1
     assert read(conn, "te_full") == [replace(full, updated_at=at(77))]
 
 
-def test_update_can_write_false_zero_and_empty_json(conn: Conn) -> None:
+async def test_update_can_write_false_zero_and_empty_json(conn: Conn, aconn: AsyncConn) -> None:
     full = fully_populated("te_full")  # is_closed and needs_promise_cancellation are True
     postgres_insert(Q, conn, [full])
     change = Change(
@@ -675,12 +633,12 @@ def test_update_can_write_false_zero_and_empty_json(conn: Conn) -> None:
         children_tasks=[],
         finalize_task={},
     )
-    assert update_by_ids(conn, ["te_full"], change) == 1
+    assert await update_by_ids(aconn, ["te_full"], change) == 1
     assert read(conn, "te_full") == [expected_after(full, change)]
 
 
 @pytest.mark.parametrize("also_given", [False, True])
-def test_unset_error_and_expires_at(conn: Conn, also_given: bool) -> None:
+async def test_unset_error_and_expires_at(conn: Conn, aconn: AsyncConn, also_given: bool) -> None:
     full = fully_populated("te_full")
     postgres_insert(Q, conn, [full])
     change = Change(
@@ -691,33 +649,73 @@ def test_unset_error_and_expires_at(conn: Conn, also_given: bool) -> None:
         error={"error_type": "generic", "message": "x"} if also_given else None,
         expires_at=at(10) if also_given else None,
     )
-    assert update_by_ids(conn, ["te_full"], change) == 1
+    assert await update_by_ids(aconn, ["te_full"], change) == 1
     assert read(conn, "te_full") == [replace(full, error=None, expires_at=None, updated_at=at(9))]
 
 
-def test_version_guard(conn: Conn) -> None:
+async def test_version_guard(conn: Conn, aconn: AsyncConn) -> None:
     postgres_insert(Q, conn, [Execution("te_1", version=3)])
     stale = Change(updated_at=at(1), status="running", version=3)
-    assert update_by_ids(conn, ["te_1"], stale, version=2) == 0
+    assert await update_by_ids(aconn, ["te_1"], stale, version=2) == 0
     assert read(conn, "te_1") == [Execution("te_1", version=3)]
 
     current = Change(updated_at=at(2), status="running", version=4)
-    assert update_by_ids(conn, ["te_1"], current, version=3) == 1
+    assert await update_by_ids(aconn, ["te_1"], current, version=3) == 1
     assert read(conn, "te_1") == [Execution("te_1", version=4, status="running", updated_at=at(2))]
-    assert update_by_ids(conn, ["te_1"], Change(updated_at=at(3), version=5), version=3) == 0
+    assert await update_by_ids(aconn, ["te_1"], Change(updated_at=at(3), version=5), version=3) == 0
 
 
-def test_update_by_execution_ids_filters(conn: Conn) -> None:
+GUARDS = [
+    (None, None, None, ["te_1", "te_2", "te_3", "te_4"]),
+    (["ready"], None, None, ["te_1", "te_4"]),
+    (["running", "completed"], None, None, ["te_2", "te_3"]),
+    ([], None, None, []),  # an empty list of statuses matches nothing
+    (["cancelled"], None, None, []),
+    (None, True, None, ["te_2", "te_4"]),
+    (None, False, None, ["te_1", "te_3"]),  # False is a guard, not "no guard"
+    (None, None, 0, ["te_1", "te_4"]),
+    (None, None, 2, ["te_3"]),
+    (None, None, 9, []),
+    (["ready", "running"], True, None, ["te_2", "te_4"]),
+    (["ready", "running"], True, 0, ["te_4"]),
+    (["ready"], False, 1, []),
+]
+
+
+@pytest.mark.parametrize(("statuses", "needs_promise_cancellation", "version", "expected"), GUARDS)
+async def test_update_guards(
+    conn: Conn,
+    aconn: AsyncConn,
+    statuses: list[str] | None,
+    needs_promise_cancellation: bool | None,
+    version: int | None,
+    expected: list[str],
+) -> None:
+    postgres_insert(Q, conn, BY_IDS)
+    count = await update_by_ids(
+        aconn,
+        ASKED,
+        Change(updated_at=at(99)),
+        statuses=statuses,
+        needs_promise_cancellation=needs_promise_cancellation,
+        version=version,
+    )
+    assert count == len(expected)
+    after = read(conn, *ASKED, "te_5")
+    assert [e.execution_id for e in after if e.updated_at == at(99)] == expected
+
+
+async def test_update_by_execution_ids_filters(conn: Conn, aconn: AsyncConn) -> None:
     postgres_insert(Q, conn, BY_IDS)
     cancel = Change(updated_at=at(50), status="cancelled", needs_promise_cancellation=True)
-    assert update_by_ids(conn, ASKED, cancel, statuses=["ready", "running"]) == 3
-    assert update_by_ids(conn, ASKED, cancel, statuses=[]) == 0
-    assert update_by_ids(conn, ASKED, Change(updated_at=at(60)), statuses=["completed"]) == 1
-    not_flagged = update_by_ids(
-        conn, ASKED, Change(updated_at=at(70)), needs_promise_cancellation=False
+    assert await update_by_ids(aconn, ASKED, cancel, statuses=["ready", "running"]) == 3
+    assert await update_by_ids(aconn, ASKED, cancel, statuses=[]) == 0
+    assert await update_by_ids(aconn, ASKED, Change(updated_at=at(60)), statuses=["completed"]) == 1
+    not_flagged = await update_by_ids(
+        aconn, ASKED, Change(updated_at=at(70)), needs_promise_cancellation=False
     )
     assert not_flagged == 1
-    assert update_by_ids(conn, [], Change(updated_at=at(80))) == 0
+    assert await update_by_ids(aconn, [], Change(updated_at=at(80))) == 0
     after = {e.execution_id: (e.status, e.updated_at) for e in read(conn, *ASKED, "te_5")}
     assert after == {
         "te_1": ("cancelled", at(50)),
@@ -728,66 +726,247 @@ def test_update_by_execution_ids_filters(conn: Conn) -> None:
     }
 
 
-# --- concurrency: SKIP LOCKED and the version guard under READ COMMITTED ------------------------
+# --- the closer's and the cancels' writes (close.sql, cancel.sql, update.sql) ------------------
 
 
-async def claim_ids(conn: AsyncConn, variant: str, row_limit: int | None) -> list[str]:
-    """One locking select of ``variant``: alternately the ids query and the rows query."""
-    if variant == "by_statuses":
-        rows = await AQ.get_task_executions_by_statuses_for_update_skip_locked(
-            conn,
-            statuses=["ready"],
-            is_closed=False,
-            expires_at_less_than=None,
-            row_limit=row_limit,
-        )
-        return [r.execution_id for r in rows]
-    assert variant == "by_execution_ids"
-    id_rows = await AQ.get_task_execution_ids_by_execution_ids_for_update_skip_locked(
-        conn,
-        execution_ids=[f"te_{i}" for i in range(6)],
-        statuses=["ready"],
-        needs_promise_cancellation=None,
-        version=None,
-        row_limit=row_limit,
-    )
-    return list(id_rows)
-
-
-@pytest.mark.parametrize("variant", ["by_statuses", "by_execution_ids"])
-async def test_concurrent_claims_with_skip_locked_are_disjoint(
-    conn: Conn, postgres_url: str, variant: str
+async def test_close_task_executions_writes_is_closed_and_updated_at(
+    conn: Conn, aconn: AsyncConn
 ) -> None:
-    # Start order differs from insertion order so that FIFO claims are visible.
-    executions = [Execution(f"te_{i}", start_at=at(10 - i), updated_at=at(i)) for i in range(6)]
-    postgres_insert(Q, conn, executions)
-    fifo = {
-        "by_statuses": ["te_0", "te_1", "te_2", "te_3", "te_4", "te_5"],
-        "by_execution_ids": ["te_0", "te_1", "te_2", "te_3", "te_4", "te_5"],
-    }[variant]
+    postgres_insert(Q, conn, FINISHING)
+    count = await AQ.close_task_executions(
+        aconn, now=at(60), execution_ids=["te_4", "te_missing", "te_1"]
+    )
+    assert count == 2
+    assert type(count) is int
+    closed = {"te_4", "te_1"}
+    assert read(conn, *(e.execution_id for e in FINISHING)) == [
+        replace(e, is_closed=True, updated_at=at(60)) if e.execution_id in closed else e
+        for e in FINISHING
+    ]
+    assert await unclosed(aconn) == ["te_6", "te_5", "te_7", "te_9"]
+    assert await AQ.close_task_executions(aconn, now=at(61), execution_ids=[]) == 0
+
+
+async def test_postpone_closing_only_moves_updated_at(conn: Conn, aconn: AsyncConn) -> None:
+    postgres_insert(Q, conn, FINISHING)
+    count = await AQ.postpone_closing_task_executions(
+        aconn, now=at(60), execution_ids=["te_4", "te_missing"]
+    )
+    assert count == 1
+    assert read(conn, "te_4") == [replace(FINISHING[3], updated_at=at(60))]
+    assert await unclosed(aconn) == ["te_6", "te_1", "te_5", "te_7", "te_9", "te_4"]
+    assert await AQ.postpone_closing_task_executions(aconn, now=at(61), execution_ids=[]) == 0
+
+
+async def cancel_one(
+    conn: AsyncConn,
+    execution_id: str,
+    status: str,
+    version: int,
+    *,
+    needs_promise_cancellation: bool = True,
+) -> int:
+    return await AQ.cancel_task_execution(
+        conn,
+        error=CANCEL_ERROR,
+        needs_promise_cancellation=needs_promise_cancellation,
+        now=at(80),
+        execution_id=execution_id,
+        expected_status=status,
+        expected_version=version,
+    )
+
+
+async def test_cancel_task_execution_is_guarded_by_status_and_version(
+    conn: Conn, aconn: AsyncConn
+) -> None:
+    full = fully_populated("te_full")  # running, version 7, needs_promise_cancellation
+    postgres_insert(Q, conn, [*ACTIVE, full])
+    assert await cancel_one(aconn, "te_2", "ready", 5) == 0  # another status
+    assert await cancel_one(aconn, "te_2", "running", 4) == 0  # a stale version
+    assert await cancel_one(aconn, "te_missing", "running", 5) == 0
+    assert read(conn, "te_2") == [ACTIVE[1]]
+    assert await cancel_one(aconn, "te_2", "running", 5) == 1
+    assert await cancel_one(aconn, "te_1", "ready", 2, needs_promise_cancellation=False) == 1
+    assert await cancel_one(aconn, "te_full", "running", 7, needs_promise_cancellation=False) == 1
+    assert read(conn, "te_1", "te_2", "te_full") == [
+        cancelled_by_user(ACTIVE[0], needs_promise_cancellation=False),
+        cancelled_by_user(ACTIVE[1], needs_promise_cancellation=True),
+        cancelled_by_user(full, needs_promise_cancellation=False),
+    ]
+    assert await cancel_one(aconn, "te_2", "running", 5) == 0  # what it read is gone
+
+
+def test_cancel_task_execution_sync(conn: Conn) -> None:
+    postgres_insert(Q, conn, ACTIVE)
+
+    def cancel(status: str, version: int) -> int:
+        return Q.cancel_task_execution(
+            conn,
+            error=CANCEL_ERROR,
+            needs_promise_cancellation=True,
+            now=at(80),
+            execution_id="te_1",
+            expected_status=status,
+            expected_version=version,
+        )
+
+    assert cancel("ready", 1) == 0
+    assert cancel("ready", 2) == 1
+    assert cancel("ready", 2) == 0
+    assert read(conn, "te_1") == [cancelled_by_user(ACTIVE[0], needs_promise_cancellation=True)]
+
+
+async def test_cancel_active_task_executions(conn: Conn, aconn: AsyncConn) -> None:
+    postgres_insert(Q, conn, ACTIVE)
+    cancelled = await AQ.cancel_active_task_executions(
+        aconn, error=CANCEL_ERROR, running_here=RUNNING_HERE, now=at(70), execution_ids=CANCEL_ASKED
+    )
+    assert sorted(cancelled) == ["te_1", "te_2", "te_3", "te_4"]
+    assert read(conn, *(e.execution_id for e in ACTIVE)) == [
+        *(cancelled_by_parent(e, running_here=e.execution_id in RUNNING_HERE) for e in ACTIVE[:4]),
+        ACTIVE[4],
+        ACTIVE[5],
+    ]
+    again = await AQ.cancel_active_task_executions(
+        aconn, error=CANCEL_ERROR, running_here=[], now=at(71), execution_ids=CANCEL_ASKED
+    )
+    assert again == []
+
+
+async def test_cancel_active_with_nobody_running_here_flags_every_row(
+    conn: Conn, aconn: AsyncConn
+) -> None:
+    postgres_insert(Q, conn, ACTIVE)
+    await AQ.cancel_active_task_executions(
+        aconn, error=CANCEL_ERROR, running_here=[], now=at(70), execution_ids=["te_2", "te_6"]
+    )
+    assert read(conn, "te_2", "te_6") == [
+        cancelled_by_parent(ACTIVE[1], running_here=False),
+        cancelled_by_parent(ACTIVE[5], running_here=False),
+    ]
+
+
+async def test_take_cancellation_requests(conn: Conn, aconn: AsyncConn) -> None:
+    postgres_insert(Q, conn, REQUESTS)
+
+    async def take(row_limit: int, now: datetime) -> list[str]:
+        return await AQ.take_cancellation_requests(
+            aconn, now=now, execution_ids=REQUESTS_ASKED, row_limit=row_limit
+        )
+
+    assert sorted(await take(2, at(9))) == ["te_1", "te_3"]  # oldest (id) first, up to the limit
+    assert await take(10, at(10)) == ["te_5"]
+    assert await take(10, at(11)) == []
+    assert await AQ.take_cancellation_requests(aconn, now=T0, execution_ids=[], row_limit=10) == []
+    taken_at = {"te_1": at(9), "te_3": at(9), "te_5": at(10)}
+    assert read(conn, *(e.execution_id for e in REQUESTS)) == [
+        replace(e, needs_promise_cancellation=False, updated_at=taken_at[e.execution_id])
+        if e.execution_id in taken_at
+        else e
+        for e in REQUESTS
+    ]
+
+
+async def test_fail_unreadable_task_execution(conn: Conn, aconn: AsyncConn) -> None:
+    postgres_insert(Q, conn, UNREADABLE)
+    results = [
+        await AQ.fail_unreadable_task_execution(
+            aconn, error=UNREADABLE_ERROR, now=at(90), execution_id=e.execution_id
+        )
+        for e in UNREADABLE
+    ]
+    assert results == [1, 1, 1, 1, 0]
+    missing = await AQ.fail_unreadable_task_execution(
+        aconn, error=UNREADABLE_ERROR, now=at(90), execution_id="te_missing"
+    )
+    assert missing == 0
+    assert read(conn, *(e.execution_id for e in UNREADABLE)) == [
+        *(failed_unreadable(e) for e in UNREADABLE[:4]),
+        UNREADABLE[4],
+    ]
+
+
+# --- concurrency: SKIP LOCKED and the guards under READ COMMITTED --------------------------------
+
+
+async def test_concurrent_expiry_reads_with_skip_locked_are_disjoint(
+    conn: Conn, postgres_url: str
+) -> None:
+    postgres_insert(Q, conn, EXPIRING)
     async with (
         transaction_connection(postgres_url) as first,
         transaction_connection(postgres_url) as second,
     ):
         # Waiting for a lock would be a bug here: fail fast instead of hanging.
         await second.execute("SET lock_timeout = '2s'")
-        claimed_first = await claim_ids(first, variant, 2)
-        claimed_second = await claim_ids(second, variant, 2)
-        assert claimed_first == fifo[:2]
-        assert claimed_second == fifo[2:4]
-        # While both hold their locks, an unlimited claim gets only the rest...
-        async with transaction_connection(postgres_url) as third:
-            assert await claim_ids(third, variant, None) == fifo[4:]
-            # ...although a plain select sees every row.
-            plain = await AQ.get_task_execution_ids_by_statuses(
-                third, statuses=["ready"], is_closed=None, expires_at_less_than=None, row_limit=None
-            )
-            assert len(plain) == 6
-        # Locks end with the transaction: after a rollback the rows can be claimed again.
+        assert await expired(first, EXPIRY, 2) == EXPIRED[:2]
+        assert await expired(second, EXPIRY, 10) == EXPIRED[2:]
+        # Locks end with the transaction: after a rollback the rows can be read again.
         await first.rollback()
         # (A transaction's own locks never make it skip a row.)
-        assert await claim_ids(second, variant, None) == fifo
+        assert await expired(second, EXPIRY, 10) == EXPIRED
         await second.rollback()
+
+
+async def test_concurrent_closing_reads_with_skip_locked_are_disjoint(
+    conn: Conn, postgres_url: str
+) -> None:
+    postgres_insert(Q, conn, FINISHING)
+
+    async def locked(
+        connection: AsyncConn, row_limit: int, ids: list[str] | None = None
+    ) -> list[str]:
+        rows = await AQ.get_finished_unclosed_task_executions(
+            connection, execution_ids=ids, row_limit=row_limit
+        )
+        return [row.execution_id for row in rows]
+
+    async with (
+        transaction_connection(postgres_url) as first,
+        transaction_connection(postgres_url) as second,
+    ):
+        await second.execute("SET lock_timeout = '2s'")
+        assert await locked(first, 2) == UNCLOSED[:2]
+        assert await locked(second, 10) == UNCLOSED[2:]
+        async with transaction_connection(postgres_url) as third:
+            await third.execute("SET lock_timeout = '2s'")
+            # The one-by-one fallback skips held rows too...
+            assert await locked(third, 10, [UNCLOSED[0], UNCLOSED[2]]) == []
+            # ...while the ids query neither locks nor skips.
+            ids = await AQ.get_finished_unclosed_task_execution_ids(third, row_limit=10)
+            assert ids == UNCLOSED
+        await first.rollback()
+        assert await locked(second, 10) == UNCLOSED
+        await second.rollback()
+
+
+async def test_concurrent_takes_of_cancellation_requests_are_disjoint(
+    conn: Conn, postgres_url: str
+) -> None:
+    postgres_insert(Q, conn, REQUESTS)
+
+    async def take(connection: AsyncConn, row_limit: int) -> list[str]:
+        taken = await AQ.take_cancellation_requests(
+            connection, now=at(9), execution_ids=REQUESTS_ASKED, row_limit=row_limit
+        )
+        return sorted(taken)
+
+    async with (
+        transaction_connection(postgres_url) as first,
+        transaction_connection(postgres_url) as second,
+    ):
+        await second.execute("SET lock_timeout = '2s'")
+        assert await take(first, 1) == ["te_1"]
+        assert await take(second, 10) == ["te_3", "te_5"]  # te_1 is held: skipped, not awaited
+        await first.rollback()  # te_1 asks again
+        assert await take(second, 10) == ["te_1"]
+        await second.commit()
+    flags = {
+        e.execution_id: e.needs_promise_cancellation
+        for e in read(conn, "te_1", "te_3", "te_4", "te_5")
+    }
+    assert flags == {"te_1": False, "te_3": False, "te_4": True, "te_5": False}
 
 
 async def wait_until_waiting_for_a_lock(conn: Conn, pid: int) -> None:
@@ -815,14 +994,10 @@ async def test_version_guard_is_rechecked_after_a_concurrent_update_commits(
     postgres_insert(Q, conn, [Execution("te_1", version=0, children_tasks_completed_count=0)])
 
     async def increment(connection: AsyncConn) -> int:
-        return await AQ.update_task_executions_by_execution_ids(
+        return await update_by_ids(
             connection,
-            **postgres_changes(
-                Change(updated_at=at(1), children_tasks_completed_count=1, version=1)
-            ),
-            execution_ids=["te_1"],
-            statuses=None,
-            needs_promise_cancellation=None,
+            ["te_1"],
+            Change(updated_at=at(1), children_tasks_completed_count=1, version=1),
             version=0 if guarded else None,
         )
 
@@ -837,6 +1012,25 @@ async def test_version_guard_is_rechecked_after_a_concurrent_update_commits(
         assert await racing == (0 if guarded else 1)
         await second.commit()
     assert read(conn, "te_1")[0].version == 1
+
+
+async def test_a_cancel_racing_a_committed_write_matches_nothing(
+    conn: Conn, postgres_url: str
+) -> None:
+    postgres_insert(Q, conn, [Execution("te_1", status="running", version=4)])
+    async with (
+        transaction_connection(postgres_url) as first,
+        transaction_connection(postgres_url) as second,
+    ):
+        finished = Change(updated_at=at(1), status="completed", version=5)
+        assert await update_by_ids(first, ["te_1"], finished, version=4) == 1
+        racing = asyncio.create_task(cancel_one(second, "te_1", "running", 4))
+        await wait_until_waiting_for_a_lock(conn, second.info.backend_pid)
+        await first.commit()
+        assert await racing == 0
+        await second.commit()
+    (after,) = read(conn, "te_1")
+    assert (after.status, after.version) == ("completed", 5)
 
 
 # --- custom table name --------------------------------------------------------------------------
@@ -864,11 +1058,9 @@ async def test_custom_table_has_its_own_indexes_and_leaves_the_default_alone(
     custom = pg.Queries(table)
     postgres_insert(custom, conn, [Execution("te_custom")])
     acustom = pg.AsyncQueries(table)
-    found = await acustom.get_task_execution_ids_by_statuses(
-        aconn, statuses=["ready"], is_closed=None, expires_at_less_than=None, row_limit=None
-    )
-    assert list(found) == ["te_custom"]
-    assert await select_by_statuses(aconn, ["ready"]) == []
+    found = await acustom.get_task_executions_by_ids(aconn, execution_ids=["te_custom"])
+    assert [row.execution_id for row in found] == ["te_custom"]
+    assert await read_ids(aconn, ["te_custom"]) == []
     # The same execution id may exist once per table.
     postgres_insert(Q, conn, [Execution("te_custom")])
 
@@ -941,8 +1133,8 @@ async def test_every_async_query(conn: Conn, postgres_url: str) -> None:
         await AQ.insert_applied_migration(a, version=999, name="extra", applied_at=at(0))
         assert list(await AQ.get_applied_migration_versions(a))[-1] == 999
 
-        full = fully_populated("te_full")
-        batch = [full, *BY_START_AT]
+        full = fully_populated("te_full")  # running, closed, version 7
+        batch = [full, *FINISHING]
         stored = await AQ.insert_task_executions(a, **postgres_insert_args(batch))
         assert sorted(stored) == sorted(e.execution_id for e in batch)
         holders = await AQ.get_task_execution_ids_by_idempotency_keys(
@@ -950,92 +1142,33 @@ async def test_every_async_query(conn: Conn, postgres_url: str) -> None:
         )
         assert [h.execution_id for h in holders] == ["te_full"]
 
-        by_ids: dict[str, Any] = {
-            "execution_ids": ["te_full", "te_2", "te_1"],
-            "statuses": ["ready", "running"],
-            "needs_promise_cancellation": None,
-            "version": 0,
-            "row_limit": None,
-        }
-        assert list(await AQ.get_task_execution_ids_by_execution_ids(a, **by_ids)) == [
-            "te_1",
-            "te_2",
-        ]
-        rows = await AQ.get_task_executions_by_execution_ids(a, **{**by_ids, "version": None})
-        assert [from_postgres(r) for r in rows] == [full, BY_START_AT[0], BY_START_AT[1]]
-        locked = await AQ.get_task_executions_by_execution_ids_for_update_skip_locked(
-            a, **{**by_ids, "row_limit": 1}
-        )
-        assert [r.execution_id for r in locked] == ["te_1"]
+        rows = await AQ.get_task_executions_by_ids(a, execution_ids=["te_2", "te_full", "te_x"])
+        assert [from_postgres(r) for r in rows] == [full, FINISHING[1]]
+        asked = ["te_full", "te_1", "te_2", "te_3"]
+        assert await AQ.get_finished_task_execution_ids(a, execution_ids=asked) == ["te_1", "te_3"]
+        assert await AQ.get_expired_task_executions(a, now=at(1000), row_limit=10) == []
+        assert await unclosed(a, 10) == UNCLOSED
+        assert await unclosed(a, 10, ["te_full", "te_9"]) == ["te_9"]
 
-        by_statuses: dict[str, Any] = {
-            "statuses": ["running"],
-            "is_closed": True,
-            "expires_at_less_than": at(5),
-            "row_limit": None,
-        }
-        assert list(await AQ.get_task_execution_ids_by_statuses(a, **by_statuses)) == ["te_full"]
-        assert [
-            r.execution_id for r in await AQ.get_task_executions_by_statuses(a, **by_statuses)
-        ] == ["te_full"]
-        assert (
-            list(
-                await AQ.get_task_execution_ids_by_statuses_for_update_skip_locked(
-                    a, **{**by_statuses, "is_closed": False}
-                )
-            )
-            == []
+        assert await AQ.close_task_executions(a, now=at(60), execution_ids=["te_4"]) == 1
+        assert await AQ.postpone_closing_task_executions(a, now=at(61), execution_ids=["te_6"]) == 1
+        assert await unclosed(a, 2) == ["te_1", "te_5"]
+        assert await cancel_one(a, "te_2", "running", 0) == 1
+        cancelled = await AQ.cancel_active_task_executions(
+            a, error=CANCEL_ERROR, running_here=[], now=at(70), execution_ids=["te_8", "te_2"]
         )
-
-        assert [
-            r.execution_id
-            for r in await AQ.get_task_executions_by_statuses_for_update_skip_locked(
-                a, **by_statuses
-            )
-        ] == ["te_full"]
-        assert list(
-            await AQ.get_task_execution_ids_by_execution_ids_for_update_skip_locked(a, **by_ids)
-        ) == ["te_1", "te_2"]
-
-        change = postgres_changes(Change(updated_at=at(50), status="cancelled", version=1))
-        updated = await AQ.update_task_executions_by_execution_ids(
-            a,
-            **change,
-            execution_ids=["te_1", "te_full"],
-            statuses=None,
-            needs_promise_cancellation=None,
-            version=0,
+        assert cancelled == ["te_8"]
+        taken = await AQ.take_cancellation_requests(
+            a, now=at(71), execution_ids=["te_full", "te_2", "te_8"], row_limit=10
         )
-        assert updated == 1
-        guarded: dict[str, Any] = {"needs_promise_cancellation": None, "version": None}
-        updated = await AQ.update_task_executions_by_execution_ids(
-            a, **change, **guarded, execution_ids=["te_full", "te_3"], statuses=["completed"]
+        assert sorted(taken) == ["te_2", "te_8", "te_full"]
+        assert await update_by_ids(a, ["te_full"], Change(updated_at=at(72)), version=7) == 1
+        failed = await AQ.fail_unreadable_task_execution(
+            a, error=UNREADABLE_ERROR, now=at(90), execution_id="te_full"
         )
-        assert updated == 0  # neither is completed
-        updated = await AQ.update_task_executions_by_execution_ids(
-            a, **change, **guarded, execution_ids=["te_full"], statuses=["running"]
-        )
-        assert updated == 1
-        updated = await AQ.update_task_executions_by_execution_ids(
-            a,
-            **change,
-            **guarded,
-            execution_ids=["te_6", "te_2", "te_5", "te_3"],
-            statuses=["ready"],
-        )
-        assert updated == 3  # te_6, te_2, te_5 (te_3 is running)
-    statuses = {
-        e.execution_id: e.status for e in read(conn, "te_full", *[f"te_{i}" for i in range(1, 7)])
-    }
-    assert statuses == {
-        "te_full": "cancelled",
-        "te_1": "cancelled",
-        "te_2": "cancelled",
-        "te_3": "running",
-        "te_4": "ready",
-        "te_5": "cancelled",
-        "te_6": "cancelled",
-    }
+        assert failed == 1
+    statuses = {e.execution_id: e.status for e in read(conn, "te_full", "te_2", "te_8")}
+    assert statuses == {"te_full": "failed", "te_2": "cancelled", "te_8": "cancelled"}
 
 
 # --- inspection (inspect.sql: the CLI's list and stats) -----------------------------------------
@@ -1377,22 +1510,7 @@ async def test_renew_task_execution_leases_async(conn: Conn, postgres_url: str) 
     assert rows == ["te_1"]
 
 
-def each_args(pairs: list[tuple[int, str, list[str] | None, Any, Any, Change]]) -> dict[str, Any]:
-    """UpdateTaskExecutionsEach arrays from (item, id, statuses, npc, version, change) pairs."""
-    changes = [postgres_changes(change) for *_, change in pairs]
-    args: dict[str, Any] = {
-        "item_index": [p[0] for p in pairs],
-        "execution_id": [p[1] for p in pairs],
-        "statuses": [p[2] for p in pairs],
-        "needs_promise_cancellation": [p[3] for p in pairs],
-        "version": [p[4] for p in pairs],
-    }
-    for key in changes[0]:
-        args[key] = [c[key] for c in changes]  # type: ignore[literal-required]
-    return args
-
-
-EACH_PAIRS: list[tuple[int, str, list[str] | None, Any, Any, Change]] = [
+EACH_PAIRS: list[EachPair] = [
     (0, "te_1", ["ready"], None, 0, Change(updated_at=at(1), status="running", version=1)),
     (1, "te_2", ["ready"], None, None, Change(updated_at=at(2), status="cancelled")),
     (2, "te_3", None, False, 2, EVERY_CHANGE),

@@ -6,6 +6,7 @@ import json
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -18,14 +19,19 @@ from durable_execution.generated.sqlite.models import GetPrunableRootsRow as Sql
 from durable_execution.generated.sqlite.models import GetReadyTaskExecutionsToClaimRow
 
 from ._support import (
+    ACTIVE,
     ASKED,
     BY_IDS,
-    BY_START_AT,
-    BY_STATUSES,
+    CANCEL_ASKED,
+    CANCEL_ERROR,
     CLAIMED,
     EVERY_CHANGE,
+    EXPIRED,
+    EXPIRING,
     EXPIRY,
     FINISHED,
+    FINISHED_IDS,
+    FINISHING,
     INDEXES,
     LIMITED,
     PRUNE_BEFORE,
@@ -34,11 +40,20 @@ from ._support import (
     READY_CONCURRENCY_INDEX,
     RENEW_ASKED,
     RENEWED,
+    REQUESTS,
+    REQUESTS_ASKED,
+    RUNNING_HERE,
+    UNCLOSED,
+    UNREADABLE,
+    UNREADABLE_ERROR,
     Change,
     Execution,
     at,
+    cancelled_by_parent,
+    cancelled_by_user,
     claim_change,
     expected_after,
+    failed_unreadable,
     from_sqlite,
     fully_populated,
     sqlite_changes,
@@ -61,74 +76,30 @@ def conn(sqlite_path: Path) -> Iterator[sqlite3.Connection]:
 
 
 def read(conn: sqlite3.Connection, *execution_ids: str) -> list[Execution]:
-    rows = Q.get_task_executions_by_execution_ids(
-        conn,
-        execution_ids=execution_ids,
-        filter_statuses=False,
-        statuses=[],
-        needs_promise_cancellation=None,
-        version=None,
-        row_limit=None,
-    )
-    return [from_sqlite(row) for row in rows]
+    return [
+        from_sqlite(row) for row in Q.get_task_executions_by_ids(conn, execution_ids=execution_ids)
+    ]
 
 
-def select_by_execution_ids(
-    conn: sqlite3.Connection,
-    execution_ids: list[str],
-    *,
-    statuses: list[str] | None = None,
-    needs_promise_cancellation: bool | None = None,
-    version: int | None = None,
-    row_limit: int | None = None,
+def expired(conn: sqlite3.Connection, now: datetime, row_limit: int = 100) -> list[str]:
+    rows = Q.get_expired_task_executions(conn, now=to_epoch_ms(now), row_limit=row_limit)
+    return [row.execution_id for row in rows]
+
+
+def unclosed(
+    conn: sqlite3.Connection, row_limit: int = 100, execution_ids: list[str] | None = None
 ) -> list[str]:
-    """Runs the ids query and the rows query with the same filters; they must agree."""
-    ids = Q.get_task_execution_ids_by_execution_ids(
+    """The rows query, and the ids query when it applies (no ids given); they must agree."""
+    rows = Q.get_finished_unclosed_task_executions(
         conn,
-        execution_ids=execution_ids,
-        filter_statuses=statuses is not None,
-        statuses=statuses or [],
-        needs_promise_cancellation=needs_promise_cancellation,
-        version=version,
+        filter_ids=execution_ids is not None,
+        execution_ids=execution_ids or [],
         row_limit=row_limit,
     )
-    rows = Q.get_task_executions_by_execution_ids(
-        conn,
-        execution_ids=execution_ids,
-        filter_statuses=statuses is not None,
-        statuses=statuses or [],
-        needs_promise_cancellation=needs_promise_cancellation,
-        version=version,
-        row_limit=row_limit,
-    )
-    assert ids == [r.execution_id for r in rows]
-    return list(ids)
-
-
-def select_by_statuses(
-    conn: sqlite3.Connection,
-    statuses: list[str],
-    *,
-    is_closed: bool | None = None,
-    expires_at_less_than: int | None = None,
-    row_limit: int | None = None,
-) -> list[str]:
-    ids = Q.get_task_execution_ids_by_statuses(
-        conn,
-        statuses=statuses,
-        is_closed=is_closed,
-        expires_at_less_than=expires_at_less_than,
-        row_limit=row_limit,
-    )
-    rows = Q.get_task_executions_by_statuses(
-        conn,
-        statuses=statuses,
-        is_closed=is_closed,
-        expires_at_less_than=expires_at_less_than,
-        row_limit=row_limit,
-    )
-    assert ids == [r.execution_id for r in rows]
-    return list(ids)
+    found = [row.execution_id for row in rows]
+    if execution_ids is None:
+        assert Q.get_finished_unclosed_task_execution_ids(conn, row_limit=row_limit) == found
+    return found
 
 
 def test_every_generated_query_is_exercised_here() -> None:
@@ -140,10 +111,17 @@ def test_every_generated_query_is_exercised_here() -> None:
         "get_existing_execution_ids",
         "get_applied_migration_versions",
         "insert_applied_migration",
-        "get_task_execution_ids_by_execution_ids",
-        "get_task_executions_by_execution_ids",
-        "get_task_execution_ids_by_statuses",
-        "get_task_executions_by_statuses",
+        "get_task_executions_by_ids",
+        "get_finished_task_execution_ids",
+        "get_expired_task_executions",
+        "get_finished_unclosed_task_executions",
+        "get_finished_unclosed_task_execution_ids",
+        "close_task_executions",
+        "postpone_closing_task_executions",
+        "cancel_task_execution",
+        "cancel_active_task_executions",
+        "take_cancellation_requests",
+        "fail_unreadable_task_execution",
         "update_task_executions_by_execution_ids",
         "list_task_executions",
         "count_task_executions_by_status",
@@ -237,15 +215,7 @@ def test_every_column_round_trips(conn: sqlite3.Connection) -> None:
 def test_columns_are_stored_as_epoch_ms_json_text_and_0_1(conn: sqlite3.Connection) -> None:
     full = fully_populated("te_full")
     sqlite_insert(Q, conn, [full])
-    (row,) = Q.get_task_executions_by_execution_ids(
-        conn,
-        execution_ids=["te_full"],
-        filter_statuses=False,
-        statuses=[],
-        needs_promise_cancellation=None,
-        version=None,
-        row_limit=None,
-    )
+    (row,) = Q.get_task_executions_by_ids(conn, execution_ids=["te_full"])
     # Milliseconds, not seconds: the 891 ms of T0 survive.
     assert row.start_at == to_epoch_ms(at(1)) == 1_741_064_767_892
     assert row.expires_at == to_epoch_ms(at(4))
@@ -270,15 +240,7 @@ def test_false_booleans_come_back_as_bool(conn: sqlite3.Connection) -> None:
         "te_1", parent_task_id="p", parent_execution_id="te_p", is_finalize_task=False
     )
     sqlite_insert(Q, conn, [child])
-    (row,) = Q.get_task_executions_by_execution_ids(
-        conn,
-        execution_ids=["te_1"],
-        filter_statuses=False,
-        statuses=[],
-        needs_promise_cancellation=None,
-        version=None,
-        row_limit=None,
-    )
+    (row,) = Q.get_task_executions_by_ids(conn, execution_ids=["te_1"])
     assert (row.is_finalize_task, row.is_closed, row.needs_promise_cancellation) == (
         False,
         False,
@@ -351,121 +313,77 @@ def test_get_existing_execution_ids_in_insertion_order(conn: sqlite3.Connection)
     assert Q.get_existing_execution_ids(conn, execution_ids=[]) == []
 
 
-# --- by_execution_ids ---------------------------------------------------------------------------
+# --- reads by id (select.sql) ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("statuses", "needs_promise_cancellation", "version", "expected"),
-    [
-        (None, None, None, ["te_1", "te_2", "te_3", "te_4"]),  # id order, not the asked order
-        (["ready"], None, None, ["te_1", "te_4"]),
-        (["running", "completed"], None, None, ["te_2", "te_3"]),
-        ([], None, None, []),  # an empty list of statuses matches nothing
-        (["cancelled"], None, None, []),
-        (None, True, None, ["te_2", "te_4"]),
-        (None, False, None, ["te_1", "te_3"]),  # False is a filter, not "no filter"
-        (None, None, 0, ["te_1", "te_4"]),
-        (None, None, 2, ["te_3"]),
-        (None, None, 9, []),
-        (["ready", "running"], True, None, ["te_2", "te_4"]),
-        (["ready", "running"], True, 0, ["te_4"]),
-        (["ready"], False, 1, []),
-    ],
-)
-def test_by_execution_ids_filters(
-    conn: sqlite3.Connection,
-    statuses: list[str] | None,
-    needs_promise_cancellation: bool | None,
-    version: int | None,
-    expected: list[str],
-) -> None:
+def test_get_task_executions_by_ids_in_insertion_order(conn: sqlite3.Connection) -> None:
     sqlite_insert(Q, conn, BY_IDS)
-    found = select_by_execution_ids(
-        conn,
-        ASKED,
-        statuses=statuses,
-        needs_promise_cancellation=needs_promise_cancellation,
-        version=version,
-    )
-    assert found == expected
+    rows = Q.get_task_executions_by_ids(conn, execution_ids=[*ASKED, "te_2"])
+    # Id order, not the asked order; unknown ids left out, a repeated one returned once.
+    assert [from_sqlite(row) for row in rows] == BY_IDS[:4]
+    assert all(type(row.is_closed) is bool for row in rows)
+    assert all(type(row.needs_promise_cancellation) is bool for row in rows)
+    assert Q.get_task_executions_by_ids(conn, execution_ids=[]) == []
 
 
-def test_by_execution_ids_with_no_ids_matches_nothing(conn: sqlite3.Connection) -> None:
-    sqlite_insert(Q, conn, BY_IDS)
-    assert select_by_execution_ids(conn, []) == []
-
-
-def test_by_execution_ids_statuses_are_ignored_unless_flagged(conn: sqlite3.Connection) -> None:
-    sqlite_insert(Q, conn, BY_IDS)
-    ignored = Q.get_task_execution_ids_by_execution_ids(
-        conn,
-        execution_ids=ASKED,
-        filter_statuses=False,
-        statuses=["cancelled"],
-        needs_promise_cancellation=None,
-        version=None,
-        row_limit=None,
-    )
-    assert list(ignored) == ["te_1", "te_2", "te_3", "te_4"]
-
-
-def test_by_execution_ids_accepts_many_ids(conn: sqlite3.Connection) -> None:
+def test_get_task_executions_by_ids_accepts_many_ids(conn: sqlite3.Connection) -> None:
     many = [Execution(f"te_{i:04}") for i in range(600)]
     sqlite_insert(Q, conn, many)
     asked = [e.execution_id for e in reversed(many)]
-    assert select_by_execution_ids(conn, asked) == [e.execution_id for e in many]
+    assert read(conn, *asked) == many
 
 
-# --- by_statuses --------------------------------------------------------------------------------
+def test_get_finished_task_execution_ids(conn: sqlite3.Connection) -> None:
+    sqlite_insert(Q, conn, FINISHING)
+    asked = [f"te_{i}" for i in range(9, 0, -1)] + ["te_missing", "te_1"]
+    found = Q.get_finished_task_execution_ids(conn, execution_ids=asked)
+    assert found == FINISHED_IDS  # closed or not, in id order
+    assert all(type(execution_id) is str for execution_id in found)
+    assert Q.get_finished_task_execution_ids(conn, execution_ids=["te_2", "te_8"]) == []
+    assert Q.get_finished_task_execution_ids(conn, execution_ids=[]) == []
 
 
-@pytest.mark.parametrize(
-    ("statuses", "is_closed", "expires_at_less_than", "expected"),
-    [
-        # updated_at order; te_2 and te_4 tie on updated_at and keep insertion order.
-        (["running", "completed"], None, None, ["te_2", "te_4", "te_3", "te_1", "te_5"]),
-        (["running"], None, None, ["te_2", "te_1", "te_5"]),
-        (["cancelled"], None, None, []),
-        ([], None, None, []),
-        (["running", "completed"], True, None, ["te_3"]),
-        (["running", "completed"], False, None, ["te_2", "te_4", "te_1", "te_5"]),
-        # Strictly less, and a NULL expires_at never matches.
-        (["running", "completed"], None, to_epoch_ms(EXPIRY), ["te_3", "te_1", "te_5"]),
-        (["running"], False, to_epoch_ms(EXPIRY), ["te_1", "te_5"]),
-        (["completed"], False, to_epoch_ms(EXPIRY), []),
-        (["completed"], None, to_epoch_ms(EXPIRY) + 1, ["te_4", "te_3"]),
-    ],
-)
-def test_by_statuses_filters_and_order(
-    conn: sqlite3.Connection,
-    statuses: list[str],
-    is_closed: bool | None,
-    expires_at_less_than: int | None,
-    expected: list[str],
-) -> None:
-    sqlite_insert(Q, conn, BY_STATUSES)
-    found = select_by_statuses(
-        conn, statuses, is_closed=is_closed, expires_at_less_than=expires_at_less_than
+def test_get_expired_task_executions(conn: sqlite3.Connection) -> None:
+    sqlite_insert(Q, conn, EXPIRING)
+    rows = Q.get_expired_task_executions(conn, now=to_epoch_ms(EXPIRY), row_limit=100)
+    # Whole rows, oldest updated_at first (te_1 and te_6 tie: insertion order).
+    by_id = {e.execution_id: e for e in EXPIRING}
+    assert [from_sqlite(row) for row in rows] == [by_id[i] for i in EXPIRED]
+    assert {type(row.expires_at) for row in rows} == {int}
+    # Strictly before now: te_7's lease ends at EXPIRY exactly.
+    assert expired(conn, at(201)) == ["te_7", *EXPIRED]
+    assert expired(conn, at(100)) == []
+    assert expired(conn, at(101)) == ["te_1"]
+
+
+@pytest.mark.parametrize("row_limit", [1, 2, 3, 100])
+def test_the_limits_of_the_named_reads(conn: sqlite3.Connection, row_limit: int) -> None:
+    sqlite_insert(Q, conn, EXPIRING)
+    assert expired(conn, EXPIRY, row_limit) == EXPIRED[:row_limit]
+    conn.execute("DELETE FROM durable_task_executions")
+    sqlite_insert(Q, conn, FINISHING)
+    assert unclosed(conn, row_limit) == UNCLOSED[:row_limit]
+    assert (
+        unclosed(conn, row_limit, ["te_9", "te_1", "te_7"]) == ["te_1", "te_7", "te_9"][:row_limit]
     )
-    assert found == expected
 
 
-# --- limits -------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("row_limit", [None, 0, 1, 2, 3, 100])
-def test_limit_none_is_unlimited_and_zero_is_nothing(
-    conn: sqlite3.Connection, row_limit: int | None
-) -> None:
-    sqlite_insert(Q, conn, BY_START_AT)
-
-    def cut(ids: list[str]) -> list[str]:
-        return ids if row_limit is None else ids[:row_limit]
-
-    everything = ["te_1", "te_2", "te_3", "te_4", "te_5", "te_6"]
-    assert select_by_execution_ids(conn, everything, row_limit=row_limit) == cut(everything)
-    by_updated = ["te_1", "te_2", "te_3", "te_4", "te_5", "te_6"]  # all updated_at are equal
-    assert select_by_statuses(conn, ["ready", "running"], row_limit=row_limit) == cut(by_updated)
+def test_get_finished_unclosed_task_executions(conn: sqlite3.Connection) -> None:
+    sqlite_insert(Q, conn, FINISHING)
+    rows = Q.get_finished_unclosed_task_executions(
+        conn, filter_ids=False, execution_ids=[], row_limit=100
+    )
+    by_id = {e.execution_id: e for e in FINISHING}
+    assert [from_sqlite(row) for row in rows] == [by_id[i] for i in UNCLOSED]
+    assert all(type(row.is_closed) is bool for row in rows)
+    # Only among the ids given, still finished and unclosed (te_2 is active, te_3 closed).
+    assert unclosed(conn, execution_ids=["te_9", "te_3", "te_2", "te_4", "te_missing"]) == [
+        "te_4",
+        "te_9",
+    ]
+    assert unclosed(conn, execution_ids=[]) == []  # the flag on, no ids: nothing
+    ids = Q.get_finished_unclosed_task_execution_ids(conn, row_limit=100)
+    assert ids == UNCLOSED
 
 
 # --- updates ------------------------------------------------------------------------------------
@@ -576,6 +494,212 @@ def test_update_by_execution_ids_filters(conn: sqlite3.Connection) -> None:
     }
 
 
+GUARDS = [
+    (None, None, None, ["te_1", "te_2", "te_3", "te_4"]),
+    (["ready"], None, None, ["te_1", "te_4"]),
+    (["running", "completed"], None, None, ["te_2", "te_3"]),
+    ([], None, None, []),  # an empty list of statuses matches nothing
+    (["cancelled"], None, None, []),
+    (None, True, None, ["te_2", "te_4"]),
+    (None, False, None, ["te_1", "te_3"]),  # False is a guard, not "no guard"
+    (None, None, 0, ["te_1", "te_4"]),
+    (None, None, 2, ["te_3"]),
+    (None, None, 9, []),
+    (["ready", "running"], True, None, ["te_2", "te_4"]),
+    (["ready", "running"], True, 0, ["te_4"]),
+    (["ready"], False, 1, []),
+]
+
+
+@pytest.mark.parametrize(("statuses", "needs_promise_cancellation", "version", "expected"), GUARDS)
+def test_update_guards(
+    conn: sqlite3.Connection,
+    statuses: list[str] | None,
+    needs_promise_cancellation: bool | None,
+    version: int | None,
+    expected: list[str],
+) -> None:
+    sqlite_insert(Q, conn, BY_IDS)
+    count = update_by_ids(
+        conn,
+        ASKED,
+        Change(updated_at=at(99)),
+        statuses=statuses,
+        needs_promise_cancellation=needs_promise_cancellation,
+        version=version,
+    )
+    assert count == len(expected)
+    after = read(conn, *ASKED, "te_5")
+    assert [e.execution_id for e in after if e.updated_at == at(99)] == expected
+
+
+def test_update_statuses_are_ignored_unless_flagged(conn: sqlite3.Connection) -> None:
+    sqlite_insert(Q, conn, BY_IDS)
+    count = Q.update_task_executions_by_execution_ids(
+        conn,
+        **sqlite_changes(Change(updated_at=at(99))),
+        execution_ids=ASKED,
+        filter_statuses=False,
+        statuses=["cancelled"],
+        needs_promise_cancellation=None,
+        version=None,
+    )
+    assert count == 4
+
+
+# --- the closer's and the cancels' writes (close.sql, cancel.sql, update.sql) ------------------
+
+
+def test_close_task_executions_writes_is_closed_and_updated_at(conn: sqlite3.Connection) -> None:
+    sqlite_insert(Q, conn, FINISHING)
+    count = Q.close_task_executions(
+        conn, now=to_epoch_ms(at(60)), execution_ids=["te_4", "te_missing", "te_1"]
+    )
+    assert count == 2
+    assert type(count) is int
+    closed = {"te_4", "te_1"}
+    assert read(conn, *(e.execution_id for e in FINISHING)) == [
+        replace(e, is_closed=True, updated_at=at(60)) if e.execution_id in closed else e
+        for e in FINISHING
+    ]
+    assert unclosed(conn) == ["te_6", "te_5", "te_7", "te_9"]
+    assert Q.close_task_executions(conn, now=to_epoch_ms(at(61)), execution_ids=[]) == 0
+
+
+def test_postpone_closing_only_moves_updated_at(conn: sqlite3.Connection) -> None:
+    sqlite_insert(Q, conn, FINISHING)
+    count = Q.postpone_closing_task_executions(
+        conn, now=to_epoch_ms(at(60)), execution_ids=["te_4", "te_missing"]
+    )
+    assert count == 1
+    assert read(conn, "te_4") == [replace(FINISHING[3], updated_at=at(60))]
+    assert unclosed(conn) == ["te_6", "te_1", "te_5", "te_7", "te_9", "te_4"]
+    assert Q.postpone_closing_task_executions(conn, now=to_epoch_ms(at(61)), execution_ids=[]) == 0
+
+
+def cancel_one(
+    conn: sqlite3.Connection,
+    execution_id: str,
+    status: str,
+    version: int,
+    *,
+    needs_promise_cancellation: bool = True,
+) -> int:
+    return Q.cancel_task_execution(
+        conn,
+        error=json.dumps(CANCEL_ERROR),
+        needs_promise_cancellation=needs_promise_cancellation,
+        now=to_epoch_ms(at(80)),
+        execution_id=execution_id,
+        expected_status=status,
+        expected_version=version,
+    )
+
+
+def test_cancel_task_execution_is_guarded_by_status_and_version(conn: sqlite3.Connection) -> None:
+    full = fully_populated("te_full")  # running, version 7, needs_promise_cancellation
+    sqlite_insert(Q, conn, [*ACTIVE, full])
+    assert cancel_one(conn, "te_2", "ready", 5) == 0  # another status
+    assert cancel_one(conn, "te_2", "running", 4) == 0  # a stale version
+    assert cancel_one(conn, "te_missing", "running", 5) == 0
+    assert read(conn, "te_2") == [ACTIVE[1]]
+    assert cancel_one(conn, "te_2", "running", 5) == 1
+    assert cancel_one(conn, "te_1", "ready", 2, needs_promise_cancellation=False) == 1
+    assert cancel_one(conn, "te_full", "running", 7, needs_promise_cancellation=False) == 1
+    assert read(conn, "te_1", "te_2", "te_full") == [
+        cancelled_by_user(ACTIVE[0], needs_promise_cancellation=False),
+        cancelled_by_user(ACTIVE[1], needs_promise_cancellation=True),
+        cancelled_by_user(full, needs_promise_cancellation=False),
+    ]
+    assert cancel_one(conn, "te_2", "running", 5) == 0  # what it read is gone
+
+
+def test_cancel_active_task_executions(conn: sqlite3.Connection) -> None:
+    sqlite_insert(Q, conn, ACTIVE)
+    cancelled = Q.cancel_active_task_executions(
+        conn,
+        error=json.dumps(CANCEL_ERROR),
+        running_here=json.dumps(RUNNING_HERE),
+        now=to_epoch_ms(at(70)),
+        execution_ids=CANCEL_ASKED,
+    )
+    assert sorted(cancelled) == ["te_1", "te_2", "te_3", "te_4"]
+    assert read(conn, *(e.execution_id for e in ACTIVE)) == [
+        *(cancelled_by_parent(e, running_here=e.execution_id in RUNNING_HERE) for e in ACTIVE[:4]),
+        ACTIVE[4],
+        ACTIVE[5],
+    ]
+    assert read(conn, "te_2")[0].needs_promise_cancellation is False
+    again = Q.cancel_active_task_executions(
+        conn,
+        error=json.dumps(CANCEL_ERROR),
+        running_here="[]",
+        now=to_epoch_ms(at(71)),
+        execution_ids=CANCEL_ASKED,
+    )
+    assert again == []
+
+
+def test_cancel_active_with_nobody_running_here_flags_every_row(conn: sqlite3.Connection) -> None:
+    sqlite_insert(Q, conn, ACTIVE)
+    Q.cancel_active_task_executions(
+        conn,
+        error=json.dumps(CANCEL_ERROR),
+        running_here="[]",
+        now=to_epoch_ms(at(70)),
+        execution_ids=["te_2", "te_6"],
+    )
+    assert read(conn, "te_2", "te_6") == [
+        cancelled_by_parent(ACTIVE[1], running_here=False),
+        cancelled_by_parent(ACTIVE[5], running_here=False),
+    ]
+
+
+def test_take_cancellation_requests(conn: sqlite3.Connection) -> None:
+    sqlite_insert(Q, conn, REQUESTS)
+
+    def take(row_limit: int, now: datetime) -> list[str]:
+        return Q.take_cancellation_requests(
+            conn, now=to_epoch_ms(now), execution_ids=REQUESTS_ASKED, row_limit=row_limit
+        )
+
+    assert sorted(take(2, at(9))) == ["te_1", "te_3"]  # oldest (id) first, up to the limit
+    assert take(10, at(10)) == ["te_5"]
+    assert take(10, at(11)) == []
+    assert Q.take_cancellation_requests(conn, now=0, execution_ids=[], row_limit=10) == []
+    taken_at = {"te_1": at(9), "te_3": at(9), "te_5": at(10)}
+    assert read(conn, *(e.execution_id for e in REQUESTS)) == [
+        replace(e, needs_promise_cancellation=False, updated_at=taken_at[e.execution_id])
+        if e.execution_id in taken_at
+        else e
+        for e in REQUESTS
+    ]
+
+
+def test_fail_unreadable_task_execution(conn: sqlite3.Connection) -> None:
+    sqlite_insert(Q, conn, UNREADABLE)
+    results = [
+        Q.fail_unreadable_task_execution(
+            conn,
+            error=json.dumps(UNREADABLE_ERROR),
+            now=to_epoch_ms(at(90)),
+            execution_id=e.execution_id,
+        )
+        for e in UNREADABLE
+    ]
+    assert results == [1, 1, 1, 1, 0]
+    assert (
+        Q.fail_unreadable_task_execution(
+            conn, error=json.dumps(UNREADABLE_ERROR), now=0, execution_id="te_missing"
+        )
+        == 0
+    )
+    assert read(conn, *(e.execution_id for e in UNREADABLE)) == [
+        *(failed_unreadable(e) for e in UNREADABLE[:4]),
+        UNREADABLE[4],
+    ]
+
+
 # --- custom table name --------------------------------------------------------------------------
 
 
@@ -600,11 +724,9 @@ def test_custom_table_has_its_own_indexes_and_leaves_the_default_alone(
 
     custom = lite.Queries(table)
     sqlite_insert(custom, conn, [Execution("te_custom")])
-    found = custom.get_task_execution_ids_by_statuses(
-        conn, statuses=["ready"], is_closed=None, expires_at_less_than=None, row_limit=None
-    )
-    assert list(found) == ["te_custom"]
-    assert select_by_statuses(conn, ["ready"]) == []  # the default table is untouched
+    found = custom.get_task_executions_by_ids(conn, execution_ids=["te_custom"])
+    assert [row.execution_id for row in found] == ["te_custom"]
+    assert read(conn, "te_custom") == []  # the default table is untouched
     assert conn.execute(f"SELECT count(*) FROM {table}").fetchone() == (1,)
     # The same execution id may exist once per table.
     sqlite_insert(Q, conn, [Execution("te_custom")])

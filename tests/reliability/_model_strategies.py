@@ -1,6 +1,7 @@
-"""Hypothesis strategies for the storage contract: records, ``where`` variants, partial updates.
+"""Hypothesis strategies for the storage contract: records, guarded updates, the arguments of
+the purpose-named reads and writes.
 
-The domains are deliberately small (six execution ids, a few milliseconds of time, versions 0-3)
+The domains are deliberately small (eight execution ids, a few milliseconds of time, versions 0-3)
 so that random filters, version guards and duplicate ids hit existing rows often. Every value is
 inside what all three backends can represent (stated per strategy), because the model-based test
 is about the backends *agreeing*, not about which out-of-range values each one refuses.
@@ -31,9 +32,7 @@ from durable_execution.model import (
 from durable_execution.storage import (
     TaskExecutionRecord,
     TaskExecutionUpdate,
-    TaskExecutionWhere,
     WhereByExecutionIds,
-    WhereByStatuses,
 )
 
 _T = TypeVar("_T")
@@ -254,30 +253,34 @@ initial_batches: Final = st.lists(
     records, min_size=1, max_size=len(IDS) - 2, unique_by=lambda r: r.execution_id
 )
 
-# --- where variants and limits --------------------------------------------------------------
+# --- arguments of the operations -----------------------------------------------------------
 
-# Updates name their rows (the contract updates by id only); selects also go by status.
+# Ids to read or write: mostly a few of the domain (repeats included: a repeated id is one row),
+# sometimes none (which must touch nothing anywhere).
+id_lists: Final = _rarely_empty(st.lists(st.sampled_from(IDS), min_size=1, max_size=4))
+# One id: any of the domain (some are not stored: the write must report no match).
+one_ids: Final = st.sampled_from(IDS)
+
+# The guards of one item of a batch of guarded updates (the only update by filter left).
 wheres_by_ids: Final[st.SearchStrategy[WhereByExecutionIds]] = st.builds(
     WhereByExecutionIds,
-    execution_ids=_rarely_empty(st.lists(st.sampled_from(IDS), min_size=1, max_size=4)),
+    execution_ids=id_lists,
     statuses=_optional(status_lists),
     needs_promise_cancellation=_optional(st.booleans()),
     version=_optional(versions),
 )
-wheres: Final[st.SearchStrategy[TaskExecutionWhere]] = st.one_of(
-    wheres_by_ids,
-    st.builds(
-        WhereByStatuses,
-        statuses=status_lists,
-        is_closed=_optional(st.booleans()),
-        expires_at_less_than=_optional(bounds),
-    ),
-)
+# A batch: items often name the same rows, so that a later item sees an earlier one's write.
+update_batches: Final = st.lists(st.tuples(wheres_by_ids, updates), min_size=1, max_size=3)
 
 # Claims: a moment among the stored times (so some rows are due and some not), a small batch.
 claim_times: Final = stored_times
 claim_limits: Final = st.integers(1, 4)
 lease_ms: Final = st.sampled_from((1, 100))
 
-# None is unlimited, 0 is no rows; a limit beyond any row count must mean "all of them".
-limits: Final = st.none() | st.just(0) | st.integers(1, 7) | st.sampled_from((2**31, 2**63))
+# The `now` a write stores: whole milliseconds, like every stored time.
+write_times: Final = stored_times
+# The `now` the lease expirer compares `expires_at` with: it may fall between two milliseconds.
+expiry_times: Final = bounds
+
+# A limit is >= 1; one beyond any row count (and beyond the SQL integer types) means all rows.
+limits: Final = st.integers(1, 7) | st.sampled_from((2**31, 2**63))

@@ -14,13 +14,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from durable_execution.model import ALL_STATUSES, FINISHED_STATUSES
-from durable_execution.storage import (
-    DurableStorage,
-    TaskExecutionRecord,
-    WhereByExecutionIds,
-    WhereByStatuses,
-)
+from tests._stored import all_records as stored_records
+
+from durable_execution.model import FINISHED_STATUSES
+from durable_execution.storage import DurableStorage, TaskExecutionRecord
 
 REPO = Path(__file__).resolve().parents[2]
 WORKER = Path(__file__).with_name("_worker_main.py")
@@ -160,12 +157,11 @@ def wait_for_run(side: Path, execution_id: str, count: int = 1, timeout_s: float
 
 async def read(storage: DurableStorage, execution_ids: Sequence[str]) -> list[TaskExecutionRecord]:
     async with storage.transaction() as tx:
-        return await tx.get_task_executions(WhereByExecutionIds(list(execution_ids)))
+        return await tx.get_task_executions(list(execution_ids))
 
 
 async def all_records(storage: DurableStorage) -> list[TaskExecutionRecord]:
-    async with storage.transaction() as tx:
-        return await tx.get_task_executions(WhereByStatuses(list(ALL_STATUSES)))
+    return await stored_records(storage)
 
 
 async def wait_finished(

@@ -17,8 +17,10 @@ import sys
 import time
 from pathlib import Path
 
-from durable_execution.model import ALL_STATUSES, FINISHED_STATUSES
-from durable_execution.storage import DurableStorage, WhereByStatuses
+from tests._stored import all_records
+
+from durable_execution.model import FINISHED_STATUSES
+from durable_execution.storage import DurableStorage
 
 from ._schedule_worker import SCHEDULE_ID, TASK_ID
 
@@ -73,8 +75,7 @@ async def test_three_processes_fire_each_tick_of_a_schedule_once(
     keys = [key for _, schedule_id, key, _ in fired if schedule_id == SCHEDULE_ID]
     assert len(keys) >= 2, _logs(tmp_path)
     assert len(keys) == len(set(keys)), "a tick was fired twice"
-    async with storage.transaction() as tx:
-        rows = await tx.get_task_executions(WhereByStatuses(statuses=ALL_STATUSES))
+    rows = await all_records(storage)
     scheduled = [row for row in rows if row.task_id == TASK_ID]
     assert sorted(row.execution_id for row in scheduled) == sorted(e for *_, e in fired)
     # Fired ticks run: their executions finished (a clean shutdown drains every attempt) or,

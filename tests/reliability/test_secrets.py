@@ -30,7 +30,6 @@ from psycopg.conninfo import make_conninfo
 from durable_execution import JsonSerializer
 from durable_execution.storage import StorageError, open_storage
 from durable_execution.storage.postgres import PostgresDurableStorage
-from durable_execution.storage.types import WhereByStatuses
 
 SECRET = "Sup3rSecret-b8"
 REPO = Path(__file__).resolve().parents[2]
@@ -124,7 +123,7 @@ async def test_a_key_value_connection_string_is_accepted_and_masked(
         assert SECRET not in repr(storage)
         assert "password=***" in repr(storage)
         async with storage.transaction() as tx:
-            assert await tx.get_task_execution_ids(WhereByStatuses(statuses=["ready"])) == []
+            assert await tx.get_task_executions(["te_none"]) == []
     assert SECRET not in caplog.text
 
 

@@ -30,10 +30,11 @@ from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import pytest
+from tests._stored import all_records
 
 from durable_execution import DurableExecutor, TaskContext
-from durable_execution.model import ALL_STATUSES, FINISHED_STATUSES
-from durable_execution.storage import SQLiteDurableStorage, WhereByStatuses
+from durable_execution.model import FINISHED_STATUSES
+from durable_execution.storage import SQLiteDurableStorage
 
 TASKS = 30
 RESULT_BYTES = 60_000  # the 30 results need ~1.8 MB; the full disk leaves room for a few
@@ -136,8 +137,7 @@ async def test_a_full_disk_delays_work_but_loses_duplicates_and_strands_nothing(
                     break
                 await asyncio.sleep(0.1)
             await asyncio.sleep(FULL_FOR_S)
-            async with storage.transaction() as tx:
-                during = await tx.get_task_executions(WhereByStatuses(["running"]))
+            during = await all_records(storage, ["running"])
             await free_space()
             executions = [
                 await handle.wait_and_get_finished_execution(timeout_ms=int(WAIT_S * 1000))
@@ -145,8 +145,7 @@ async def test_a_full_disk_delays_work_but_loses_duplicates_and_strands_nothing(
             ]
             # Closing is part of finishing: wait until no row is left open.
             for _ in range(int(WAIT_S * 10)):
-                async with storage.transaction() as tx:
-                    rows = await tx.get_task_executions(WhereByStatuses(list(ALL_STATUSES)))
+                rows = await all_records(storage)
                 if all(r.status in FINISHED_STATUSES and r.is_closed for r in rows):
                     break
                 await asyncio.sleep(0.1)

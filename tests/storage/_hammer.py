@@ -23,14 +23,18 @@ COUNTER_ID = "te_counter"
 
 async def increment(storage: DurableStorage) -> None:
     async with storage.transaction() as tx:
-        (row,) = await tx.get_task_executions(WhereByExecutionIds([COUNTER_ID]))
+        (row,) = await tx.get_task_executions([COUNTER_ID])
         await asyncio.sleep(0)  # let this process's other tasks try to interleave
-        await tx.update_task_executions(
-            WhereByExecutionIds([COUNTER_ID]),
-            TaskExecutionUpdate(
-                updated_at=now(),
-                children_tasks_completed_count=row.children_tasks_completed_count + 1,
-            ),
+        await tx.update_task_executions_each(
+            [
+                (
+                    WhereByExecutionIds([COUNTER_ID]),
+                    TaskExecutionUpdate(
+                        updated_at=now(),
+                        children_tasks_completed_count=row.children_tasks_completed_count + 1,
+                    ),
+                )
+            ]
         )
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
 from durable_execution.model import (
-    ALL_STATUSES,
     ChildTaskError,
     ExecutionErrorInfo,
     ParentTaskRef,
@@ -16,11 +16,12 @@ from durable_execution.model import (
 )
 from durable_execution.storage import (
     DurableStorage,
+    DurableStorageTx,
     TaskExecutionRecord,
-    TaskExecutionWhere,
+    TaskExecutionUpdate,
     WhereByExecutionIds,
-    WhereByStatuses,
 )
+from tests import _stored
 
 # A fixed instant with a millisecond part, so that a lost millisecond shows up.
 T0 = datetime(2025, 3, 4, 5, 6, 7, 891_000, tzinfo=UTC)
@@ -119,32 +120,27 @@ async def insert(storage: DurableStorage, *records: TaskExecutionRecord) -> None
         await tx.insert_task_executions(list(records))
 
 
-async def ids(
-    storage: DurableStorage,
-    where: TaskExecutionWhere,
-    limit: int | None = None,
-    *,
-    skip_locked: bool = False,
-) -> list[str]:
-    """The ids ``where`` selects; also checks that the full-record query selects the same."""
+async def ids(storage: DurableStorage, execution_ids: Sequence[str]) -> list[str]:
+    """The ids of the stored executions among ``execution_ids``, read by id in insertion order."""
     async with storage.transaction() as tx:
-        found = await tx.get_task_execution_ids(
-            where, limit=limit, skip_locked_for_update=skip_locked
-        )
-        records = await tx.get_task_executions(
-            where, limit=limit, skip_locked_for_update=skip_locked
-        )
-    assert [r.execution_id for r in records] == found
-    return found
+        return [r.execution_id for r in await tx.get_task_executions(execution_ids)]
 
 
 async def read(storage: DurableStorage, execution_id: str) -> TaskExecutionRecord | None:
     async with storage.transaction() as tx:
-        rows = await tx.get_task_executions(WhereByExecutionIds([execution_id]))
+        rows = await tx.get_task_executions([execution_id])
     assert len(rows) <= 1
     return rows[0] if rows else None
 
 
 async def all_ids(storage: DurableStorage) -> list[str]:
-    async with storage.transaction() as tx:
-        return sorted(await tx.get_task_execution_ids(WhereByStatuses(ALL_STATUSES)))
+    """Every stored execution id, sorted (read outside any transaction, see tests/_stored.py)."""
+    return sorted(await _stored.all_ids(storage))
+
+
+async def update_one(
+    tx: DurableStorageTx, where: WhereByExecutionIds, update: TaskExecutionUpdate
+) -> int:
+    """One guarded update (a batch of one): the number of rows it changed."""
+    (count,) = await tx.update_task_executions_each([(where, update)])
+    return count

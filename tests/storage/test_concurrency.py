@@ -1,6 +1,6 @@
 """Concurrent transactions on the SQL backends.
 
-PostgreSQL runs transactions in parallel, so claims must use SKIP LOCKED to stay disjoint;
+PostgreSQL runs transactions in parallel, so claims must skip locked rows to stay disjoint;
 SQLite serialises writers (per process with a lock, across processes with BEGIN IMMEDIATE), so
 several processes hammering one file must lose no update and never see "database is locked".
 """
@@ -13,32 +13,28 @@ import sys
 from pathlib import Path
 
 import pytest
+from tests._stored import all_ids as stored_ids
 
 import durable_execution
 from durable_execution.storage import (
     DurableStorage,
     TaskExecutionUpdate,
     WhereByExecutionIds,
-    WhereByStatuses,
     open_storage,
 )
 
-from ._records import at, ids, insert, read, record
+from ._records import at, ids, insert, read, record, update_one
 
-CLAIM = WhereByStatuses(statuses=["ready"])
 HAMMER = Path(__file__).with_name("_hammer.py")
+LEASE_MS = 60_000
 
 
 async def claim(storage: DurableStorage, limit: int) -> list[str]:
-    """The executor's claim: lock up to ``limit`` ready rows and mark them running."""
+    """The executor's claim: up to ``limit`` ready rows, locked and marked running."""
     async with storage.transaction() as tx:
-        claimed = await tx.get_task_execution_ids(CLAIM, limit=limit, skip_locked_for_update=True)
-        if claimed:
-            await tx.update_task_executions(
-                WhereByExecutionIds(claimed),
-                TaskExecutionUpdate(updated_at=at(1), status="running"),
-            )
-        return claimed
+        claimed = await tx.claim_ready_task_executions(now=at(100), limit=limit, lease_ms=LEASE_MS)
+    assert claimed.malformed == []
+    return [r.execution_id for r in claimed.records]
 
 
 async def test_postgres_skip_locked_claims_are_disjoint_and_do_not_wait(postgres_url: str) -> None:
@@ -49,22 +45,24 @@ async def test_postgres_skip_locked_claims_are_disjoint_and_do_not_wait(postgres
 
         async def first() -> list[str]:
             async with storage.transaction() as tx:
-                got = await tx.get_task_execution_ids(CLAIM, limit=4, skip_locked_for_update=True)
+                got = await tx.claim_ready_task_executions(now=at(100), limit=4, lease_ms=LEASE_MS)
                 first_locked.set()
                 await release_first.wait()  # keep the row locks while the second claims
-                return got
+                return [r.execution_id for r in got.records]
 
         holder = asyncio.create_task(first())
         await first_locked.wait()
         # The second transaction runs while the first is open and skips its rows, in FIFO order.
         second = await asyncio.wait_for(claim(storage, 4), timeout=5)
-        # Without SKIP LOCKED nothing is locked by a plain read: both see the same first rows.
-        unlocked = await ids(storage, CLAIM, 4)
+        # A plain read by id does not wait for the held rows (and sees them still ready).
+        unlocked = await asyncio.wait_for(ids(storage, [f"te_{n}" for n in range(4)]), timeout=5)
+        unclaimed = await stored_ids(storage, ["ready"])
         release_first.set()
         held = await holder
     assert held == ["te_0", "te_1", "te_2", "te_3"]
     assert second == ["te_4", "te_5", "te_6", "te_7"]
     assert unlocked == ["te_0", "te_1", "te_2", "te_3"]
+    assert unclaimed == ["te_0", "te_1", "te_2", "te_3", "te_8", "te_9"]
 
 
 async def test_postgres_concurrent_claimers_take_every_row_exactly_once(
@@ -84,7 +82,7 @@ async def test_postgres_concurrent_claimers_take_every_row_exactly_once(
         claimed = [execution_id for result in results for execution_id in result]
         assert sorted(claimed) == [f"te_{n:02}" for n in range(rows)]  # none twice, none lost
         assert sum(1 for result in results if result) > 1  # the work really was shared
-        assert await ids(storage, CLAIM) == []
+        assert await stored_ids(storage, ["ready"]) == []
 
 
 async def test_postgres_transactions_run_in_parallel(postgres_url: str) -> None:
@@ -104,9 +102,10 @@ async def test_sqlite_transactions_of_one_process_queue(sqlite_path: Path) -> No
 
         async def increment() -> None:
             async with storage.transaction() as tx:
-                (row,) = await tx.get_task_executions(WhereByExecutionIds(["te_counter"]))
+                (row,) = await tx.get_task_executions(["te_counter"])
                 await asyncio.sleep(0)
-                await tx.update_task_executions(
+                await update_one(
+                    tx,
                     WhereByExecutionIds(["te_counter"]),
                     TaskExecutionUpdate(
                         updated_at=at(1),

@@ -1,30 +1,30 @@
 """The storage contract (storage/types.py), checked on every backend: memory, SQLite, PostgreSQL.
 
 The same test runs unchanged on each (the ``storage`` fixture is parametrized), so a backend that
-deviates from the others in filtering, ordering, limits, partial updates, the version guard,
-rollback or duplicate handling fails here by name.
+deviates from the others in round trips, reads by id, partial updates, the guards of an update,
+rollback or duplicate handling fails here by name. The operations named for a purpose (expired
+leases, closing, cancelling) are in test_purpose_contract.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
-from datetime import UTC, timedelta
+from datetime import UTC
 
 import pytest
+from tests._stored import all_ids as stored_ids
+from tests._stored import all_records
 
 from durable_execution.model import ALL_STATUSES, ExecutionErrorInfo, RetryOptions, TaskRef
 from durable_execution.storage import (
     DuplicateExecutionIdError,
     DurableStorage,
-    StorageError,
     TaskExecutionUpdate,
-    TaskExecutionWhere,
     WhereByExecutionIds,
-    WhereByStatuses,
 )
 
-from ._records import ERROR, T0, all_ids, at, full_record, ids, insert, read, record
+from ._records import ERROR, T0, all_ids, at, full_record, ids, insert, read, record, update_one
 
 # --- round trips ----------------------------------------------------------------------------
 
@@ -74,19 +74,20 @@ async def test_millisecond_timestamps_round_trip_exactly(storage: DurableStorage
         assert (back.start_at, back.expires_at) == (moment, moment)
 
 
-# --- where variants, filters and ordering ---------------------------------------------------
+# --- reads by id and the guards of an update ------------------------------------------------
 
 
 async def test_by_execution_ids_returns_insertion_order_and_ignores_unknown_ids(
     storage: DurableStorage,
 ) -> None:
     await insert(storage, record("te_a"), record("te_b"), record("te_c"))
-    where = WhereByExecutionIds(["te_c", "te_missing", "te_a", "te_c"])
-    assert await ids(storage, where) == ["te_a", "te_c"]
-    assert await ids(storage, WhereByExecutionIds([])) == []
+    assert await ids(storage, ["te_c", "te_missing", "te_a", "te_c"]) == ["te_a", "te_c"]
+    assert await ids(storage, []) == []
 
 
-async def test_by_execution_ids_optional_filters(storage: DurableStorage) -> None:
+async def test_the_guards_of_an_update(storage: DurableStorage) -> None:
+    """``WhereByExecutionIds`` is the guard of the one guarded write: each guard given must match
+    (``False`` is a value, not "no guard"); the rows it matched are the rows it changed."""
     await insert(
         storage,
         record("te_ready"),
@@ -95,86 +96,37 @@ async def test_by_execution_ids_optional_filters(storage: DurableStorage) -> Non
     )
     every = ["te_ready", "te_running", "te_done"]
 
-    async def select(**filters: object) -> list[str]:
-        return await ids(storage, WhereByExecutionIds(every, **filters))  # type: ignore[arg-type]
+    async def matched(**guards: object) -> list[str]:
+        """The rows an update with these guards changes (in a transaction rolled back)."""
+        found: list[str] = []
 
-    assert await select() == every
-    assert await select(statuses=["running", "completed"]) == ["te_running", "te_done"]
-    assert await select(statuses=[]) == []
-    assert await select(needs_promise_cancellation=True) == ["te_running"]
-    # False is a filter too, not "no filter".
-    assert await select(needs_promise_cancellation=False) == ["te_ready", "te_done"]
-    assert await select(version=3) == ["te_running", "te_done"]
-    assert await select(version=0) == ["te_ready"]
-    assert await select(version=3, statuses=["completed"]) == ["te_done"]
-    assert await select(version=3, needs_promise_cancellation=True, statuses=["running"]) == [
+        async def update_then_roll_back() -> None:
+            async with storage.transaction() as tx:
+                where = WhereByExecutionIds(every, **guards)  # type: ignore[arg-type]
+                count = await update_one(tx, where, TaskExecutionUpdate(updated_at=at(77)))
+                rows = await tx.get_task_executions(every)
+                found.extend(r.execution_id for r in rows if r.updated_at == at(77))
+                assert count == len(found)
+                raise _Boom
+
+        with pytest.raises(_Boom):
+            await update_then_roll_back()
+        return found
+
+    assert await matched() == every
+    assert await matched(statuses=["running", "completed"]) == ["te_running", "te_done"]
+    assert await matched(statuses=[]) == []
+    assert await matched(needs_promise_cancellation=True) == ["te_running"]
+    # False is a guard too, not "no guard".
+    assert await matched(needs_promise_cancellation=False) == ["te_ready", "te_done"]
+    assert await matched(version=3) == ["te_running", "te_done"]
+    assert await matched(version=0) == ["te_ready"]
+    assert await matched(version=3, statuses=["completed"]) == ["te_done"]
+    assert await matched(version=3, needs_promise_cancellation=True, statuses=["running"]) == [
         "te_running"
     ]
-    assert await select(version=4) == []
-
-
-async def test_by_statuses_filters_and_orders_by_updated_at(storage: DurableStorage) -> None:
-    await insert(
-        storage,
-        record("te_late", status="running", updated_at=at(30), expires_at=at(10)),
-        record("te_early", status="running", updated_at=at(10), expires_at=at(20)),
-        record("te_tie", status="running", updated_at=at(10)),  # no expires_at
-        record("te_closed", status="completed", is_closed=True, updated_at=at(0)),
-        record("te_open", status="completed", updated_at=at(5)),
-    )
-    running = WhereByStatuses(["running"])
-    assert await ids(storage, running) == ["te_early", "te_tie", "te_late"]  # tie: insertion
-    finished = WhereByStatuses(["completed"], is_closed=False)
-    assert await ids(storage, finished) == ["te_open"]
-    closed = WhereByStatuses(["completed"], is_closed=True)
-    assert await ids(storage, closed) == ["te_closed"]
-    both = WhereByStatuses(["completed", "running"])
-    assert await ids(storage, both) == ["te_closed", "te_open", "te_early", "te_tie", "te_late"]
-    # expires_at_less_than is strict and never matches a row without expires_at.
-    assert await ids(storage, WhereByStatuses(["running"], expires_at_less_than=at(20))) == [
-        "te_late"
-    ]
-    assert await ids(storage, WhereByStatuses(["running"], expires_at_less_than=at(21))) == [
-        "te_early",
-        "te_late",
-    ]
-    assert await ids(
-        storage, WhereByStatuses(["running"], is_closed=False, expires_at_less_than=at(11))
-    ) == ["te_late"]
-    assert await ids(storage, WhereByStatuses([])) == []
-
-
-async def test_sub_millisecond_bounds_compare_like_python(storage: DurableStorage) -> None:
-    await insert(storage, record("te_a", start_at=at(5), expires_at=at(5), status="ready"))
-    just_after = at(5) + timedelta(microseconds=1)
-    assert await ids(storage, WhereByStatuses(["ready"], expires_at_less_than=just_after)) == [
-        "te_a"
-    ]
-
-
-LIMIT_WHERES: list[TaskExecutionWhere] = [
-    WhereByExecutionIds(["te_0", "te_1", "te_2", "te_3"]),
-    WhereByStatuses(["ready"]),
-]
-
-
-@pytest.mark.parametrize("where", LIMIT_WHERES, ids=lambda w: w.type)
-@pytest.mark.parametrize(("limit", "expected"), [(None, 4), (0, 0), (1, 1), (3, 3), (10, 4)])
-async def test_limits(
-    storage: DurableStorage, where: TaskExecutionWhere, limit: int | None, expected: int
-) -> None:
-    await insert(storage, *(record(f"te_{n}", offset_ms=n) for n in range(4)))
-    found = await ids(storage, where, limit)
-    assert found == [f"te_{n}" for n in range(expected)]  # the first ones, in order
-    assert await ids(storage, where, limit, skip_locked=True) == found
-
-
-async def test_negative_limit_is_refused(storage: DurableStorage) -> None:
-    async with storage.transaction() as tx:
-        with pytest.raises(StorageError, match="limit"):
-            await tx.get_task_execution_ids(WhereByStatuses(["ready"]), limit=-1)
-        with pytest.raises(StorageError, match="limit"):
-            await tx.get_task_executions(WhereByStatuses(["ready"]), limit=-1)
+    assert await matched(version=4) == []
+    assert [r.updated_at for r in await all_records(storage)] == [at(0)] * 3  # all rolled back
 
 
 # --- updates --------------------------------------------------------------------------------
@@ -203,7 +155,7 @@ async def test_update_writes_every_field(storage: DurableStorage) -> None:
         version=9,
     )
     async with storage.transaction() as tx:
-        assert await tx.update_task_executions(WhereByExecutionIds(["te_x"]), update) == 1
+        assert await update_one(tx, WhereByExecutionIds(["te_x"]), update) == 1
     expected = replace(
         record("te_x"),
         updated_at=at(50),
@@ -233,8 +185,8 @@ async def test_update_leaves_none_fields_unchanged(storage: DurableStorage) -> N
     full = full_record("te_full")
     await insert(storage, full)
     async with storage.transaction() as tx:
-        count = await tx.update_task_executions(
-            WhereByExecutionIds(["te_full"]), TaskExecutionUpdate(updated_at=at(99))
+        count = await update_one(
+            tx, WhereByExecutionIds(["te_full"]), TaskExecutionUpdate(updated_at=at(99))
         )
     assert count == 1
     assert await read(storage, "te_full") == replace(full, updated_at=at(99))
@@ -243,7 +195,8 @@ async def test_update_leaves_none_fields_unchanged(storage: DurableStorage) -> N
 async def test_unset_flags_clear_and_win_over_new_values(storage: DurableStorage) -> None:
     await insert(storage, record("te_a", error=ERROR, expires_at=at(5)))
     async with storage.transaction() as tx:
-        await tx.update_task_executions(
+        await update_one(
+            tx,
             WhereByExecutionIds(["te_a"]),
             TaskExecutionUpdate(
                 updated_at=at(1),
@@ -259,9 +212,7 @@ async def test_unset_flags_clear_and_win_over_new_values(storage: DurableStorage
     # Clearing what is already clear is harmless; unset_*=False leaves values alone.
     await insert(storage, record("te_b", error=ERROR, expires_at=at(5)))
     async with storage.transaction() as tx:
-        await tx.update_task_executions(
-            WhereByExecutionIds(["te_b"]), TaskExecutionUpdate(updated_at=at(1))
-        )
+        await update_one(tx, WhereByExecutionIds(["te_b"]), TaskExecutionUpdate(updated_at=at(1)))
     back = await read(storage, "te_b")
     assert back is not None
     assert (back.error, back.expires_at) == (ERROR, at(5))
@@ -271,16 +222,16 @@ async def test_version_guard(storage: DurableStorage) -> None:
     await insert(storage, record("te_v", version=4))
     stale = TaskExecutionUpdate(updated_at=at(1), status="running", version=5)
     async with storage.transaction() as tx:
-        assert await tx.update_task_executions(WhereByExecutionIds(["te_v"], version=3), stale) == 0
+        assert await update_one(tx, WhereByExecutionIds(["te_v"], version=3), stale) == 0
     assert await read(storage, "te_v") == record("te_v", version=4)
     async with storage.transaction() as tx:
-        assert await tx.update_task_executions(WhereByExecutionIds(["te_v"], version=4), stale) == 1
+        assert await update_one(tx, WhereByExecutionIds(["te_v"], version=4), stale) == 1
     back = await read(storage, "te_v")
     assert back is not None
     assert (back.status, back.version) == ("running", 5)
     # The old version no longer matches.
     async with storage.transaction() as tx:
-        assert await tx.update_task_executions(WhereByExecutionIds(["te_v"], version=4), stale) == 0
+        assert await update_one(tx, WhereByExecutionIds(["te_v"], version=4), stale) == 0
 
 
 async def test_update_by_ids_counts_the_rows_its_filters_match(storage: DurableStorage) -> None:
@@ -294,15 +245,13 @@ async def test_update_by_ids_counts_the_rows_its_filters_match(storage: DurableS
     touch = TaskExecutionUpdate(updated_at=at(60), retry_attempts=1)
     async with storage.transaction() as tx:
         ready_only = WhereByExecutionIds(["te_r1", "te_run"], statuses=["ready"])
-        assert await tx.update_task_executions(ready_only, touch) == 1
+        assert await update_one(tx, ready_only, touch) == 1
         running_only = WhereByExecutionIds(["te_run", "te_r2"], statuses=["running"])
-        assert await tx.update_task_executions(running_only, touch) == 1
+        assert await update_one(tx, running_only, touch) == 1
         two = WhereByExecutionIds(["te_r2", "te_done", "te_run"], statuses=["completed", "ready"])
-        assert await tx.update_task_executions(two, touch) == 2
-        assert await tx.update_task_executions(WhereByExecutionIds([]), touch) == 0
-        assert (
-            await tx.update_task_executions(WhereByExecutionIds(["te_r1"], statuses=[]), touch) == 0
-        )
+        assert await update_one(tx, two, touch) == 2
+        assert await update_one(tx, WhereByExecutionIds([]), touch) == 0
+        assert await update_one(tx, WhereByExecutionIds(["te_r1"], statuses=[]), touch) == 0
     attempts = {}
     for execution_id in ("te_r1", "te_r2", "te_run", "te_done"):
         back = await read(storage, execution_id)
@@ -311,16 +260,21 @@ async def test_update_by_ids_counts_the_rows_its_filters_match(storage: DurableS
     assert attempts == {"te_r1": 1, "te_r2": 1, "te_run": 1, "te_done": 1}
 
 
-async def test_status_changes_move_rows_between_where_results(storage: DurableStorage) -> None:
+async def test_status_changes_move_rows_between_statuses(storage: DurableStorage) -> None:
     await insert(storage, record("te_a"), record("te_b"))
     async with storage.transaction() as tx:
-        await tx.update_task_executions(
-            WhereByExecutionIds(["te_a"]), TaskExecutionUpdate(updated_at=at(1), status="running")
+        await update_one(
+            tx,
+            WhereByExecutionIds(["te_a"]),
+            TaskExecutionUpdate(updated_at=at(1), status="running"),
         )
         # A transaction sees its own writes.
-        assert await tx.get_task_execution_ids(WhereByStatuses(["running"])) == ["te_a"]
-    assert await ids(storage, WhereByStatuses(["ready"])) == ["te_b"]
-    assert await ids(storage, WhereByStatuses(["running"])) == ["te_a"]
+        assert [r.status for r in await tx.get_task_executions(["te_a", "te_b"])] == [
+            "running",
+            "ready",
+        ]
+    assert await stored_ids(storage, ["ready"]) == ["te_b"]
+    assert await stored_ids(storage, ["running"]) == ["te_a"]
 
 
 # --- transactions, rollback and duplicates ----------------------------------------------------
@@ -336,7 +290,8 @@ async def test_rollback_leaves_nothing_behind(storage: DurableStorage) -> None:
     async def write_then_fail() -> None:
         async with storage.transaction() as tx:
             await tx.insert_task_executions([record("te_new")])
-            await tx.update_task_executions(
+            await update_one(
+                tx,
                 WhereByExecutionIds(["te_kept"]),
                 TaskExecutionUpdate(updated_at=at(1), status="cancelled", error=ERROR),
             )
@@ -397,7 +352,7 @@ async def test_a_batch_insert_stores_every_record_in_order(storage: DurableStora
     batch = [record(f"te_{n:03}", offset_ms=-n) for n in range(250)]
     await insert(storage, *batch)
     listed = [r.execution_id for r in batch]
-    assert await ids(storage, WhereByExecutionIds(list(reversed(listed)))) == listed
+    assert await ids(storage, list(reversed(listed))) == listed
 
 
 async def test_concurrent_guarded_increments_lose_nothing(storage: DurableStorage) -> None:
@@ -412,8 +367,9 @@ async def test_concurrent_guarded_increments_lose_nothing(storage: DurableStorag
     async def increment() -> None:
         while True:
             async with storage.transaction() as tx:
-                (row,) = await tx.get_task_executions(WhereByExecutionIds(["te_counter"]))
-                updated = await tx.update_task_executions(
+                (row,) = await tx.get_task_executions(["te_counter"])
+                updated = await update_one(
+                    tx,
                     WhereByExecutionIds(["te_counter"], version=row.version),
                     TaskExecutionUpdate(
                         updated_at=at(1),
@@ -434,7 +390,8 @@ async def test_concurrent_guarded_increments_lose_nothing(storage: DurableStorag
 async def test_every_status_is_stored_and_found(storage: DurableStorage) -> None:
     await insert(storage, *(record(f"te_{s}", status=s) for s in ALL_STATUSES))
     for status in ALL_STATUSES:
-        assert await ids(storage, WhereByStatuses([status])) == [f"te_{status}"]
+        assert await stored_ids(storage, [status]) == [f"te_{status}"]
+        assert await ids(storage, [f"te_{status}"]) == [f"te_{status}"]
 
 
 async def test_naive_timestamps_are_refused_by_sql_backends(sql_storage: DurableStorage) -> None:

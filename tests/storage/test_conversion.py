@@ -17,10 +17,10 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from durable_execution.model import ExecutionErrorInfo
 from durable_execution.storage import (
     MalformedRowError,
     TaskExecutionUpdate,
-    WhereByExecutionIds,
     open_storage,
 )
 from durable_execution.storage.conversion import (
@@ -137,29 +137,54 @@ def test_invalid_json_text_is_a_malformed_row() -> None:
 
 
 async def _read_fails_naming(url: str, corrupt: Any, column: str) -> None:
+    # Finished and not yet closed (what the closer reads), and one still active.
+    good = record("te_good", status="completed", updated_at=at(1))
+    poison = record("te_poison", status="failed", error=None, updated_at=at(2))
+    active = record("te_active", status="running", error=None, updated_at=at(3))
     async with open_storage(url) as storage:
-        await insert(storage, record("te_good"), record("te_poison", error=None))
-        corrupt()
+        await insert(storage, good, poison, active)
+        corrupt("te_poison")
+        corrupt("te_active")
         async with storage.transaction() as tx:
-            with pytest.raises(MalformedRowError) as raised:
-                await tx.get_task_executions(WhereByExecutionIds(["te_good", "te_poison"]))
-            # The ids still read, so a caller can find and set the poison row aside.
-            ids = await tx.get_task_execution_ids(WhereByExecutionIds(["te_good", "te_poison"]))
-            good = await tx.get_task_executions(WhereByExecutionIds(["te_good"]))
+            with pytest.raises(MalformedRowError) as by_id:
+                await tx.get_task_executions(["te_good", "te_poison"])
+            with pytest.raises(MalformedRowError) as unclosed:
+                await tx.get_finished_unclosed_task_executions(limit=10)
+            # The ids still read, so the closer can find and set the poison row aside; the
+            # other rows still decode.
+            ids = await tx.get_finished_unclosed_task_execution_ids(limit=10)
+            readable = await tx.get_task_executions(["te_good"])
+            finished = await tx.get_finished_task_execution_ids(
+                ["te_good", "te_poison", "te_active"]
+            )
+            # The active poison row is failed without being decoded; a finished one is left.
+            failed = await tx.fail_unreadable_task_execution(
+                "te_active", error=UNREADABLE, now=at(9)
+            )
+            not_failed = await tx.fail_unreadable_task_execution(
+                "te_poison", error=UNREADABLE, now=at(9)
+            )
+            now_finished = await tx.get_finished_task_execution_ids(["te_active"])
         assert ids == ["te_good", "te_poison"]
-        assert [r.execution_id for r in good] == ["te_good"]
-    assert (raised.value.execution_id, raised.value.column) == ("te_poison", column)
+        assert readable == [good]
+        assert finished == ["te_good", "te_poison"]
+        assert (failed, not_failed, now_finished) == (True, False, ["te_active"])
+    for raised in (by_id, unclosed):
+        assert (raised.value.execution_id, raised.value.column) == ("te_poison", column)
+
+
+UNREADABLE = ExecutionErrorInfo(error_type="generic", message="unreadable", is_retryable=False)
 
 
 WRONG_SHAPE: JsonValue = {"error_type": "generic", "message": ["not", "a", "string"]}
 
 
 async def test_sqlite_reports_a_malformed_stored_value(sqlite_path: Path) -> None:
-    def corrupt() -> None:
+    def corrupt(execution_id: str) -> None:
         with sqlite3.connect(sqlite_path) as conn:
             conn.execute(
-                "UPDATE durable_task_executions SET error = ? WHERE execution_id = 'te_poison'",
-                (json.dumps(WRONG_SHAPE),),
+                "UPDATE durable_task_executions SET error = ? WHERE execution_id = ?",
+                (json.dumps(WRONG_SHAPE), execution_id),
             )
         conn.close()
 
@@ -167,13 +192,14 @@ async def test_sqlite_reports_a_malformed_stored_value(sqlite_path: Path) -> Non
 
 
 async def test_postgres_reports_a_malformed_stored_value(postgres_url: str) -> None:
-    def corrupt() -> None:
+    def corrupt(execution_id: str) -> None:
         with psycopg.connect(postgres_url, autocommit=True) as conn:
             conn.execute(
                 sql.SQL(
-                    "UPDATE durable_task_executions SET retry_options = {} "
-                    "WHERE execution_id = 'te_poison'"
-                ).format(sql.Literal(json.dumps({"max_attempts": "many"})))
+                    "UPDATE durable_task_executions SET retry_options = {} WHERE execution_id = {}"
+                ).format(
+                    sql.Literal(json.dumps({"max_attempts": "many"})), sql.Literal(execution_id)
+                )
             )
 
     await _read_fails_naming(postgres_url, corrupt, "retry_options")

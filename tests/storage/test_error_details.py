@@ -22,7 +22,7 @@ from durable_execution.storage import (
 from durable_execution.storage.error_json import error_json
 
 from ._backends import storage_url
-from ._records import at, full_record, insert, record
+from ._records import at, full_record, insert, record, update_one
 
 # As long as a stored traceback may be, with what JSON and both databases must escape or keep:
 # quotes, backslashes, newlines, tabs, control characters, non-ASCII and an astral character.
@@ -53,7 +53,7 @@ async def test_exception_type_and_a_16_kib_traceback_round_trip(storage: Durable
     )
     await insert(storage, stored)
     async with storage.transaction() as tx:
-        [read] = await tx.get_task_executions(WhereByExecutionIds(["te_tb"]))
+        [read] = await tx.get_task_executions(["te_tb"])
     assert read == stored
     assert read.error is not None
     assert read.error.traceback == _LONG_TRACEBACK
@@ -62,25 +62,56 @@ async def test_exception_type_and_a_16_kib_traceback_round_trip(storage: Durable
 async def test_an_update_stores_and_replaces_the_details(storage: DurableStorage) -> None:
     await insert(storage, record("te_up", status="running"))
     async with storage.transaction() as tx:
-        await tx.update_task_executions(
+        await update_one(
+            tx,
             WhereByExecutionIds(["te_up"]),
             TaskExecutionUpdate(updated_at=at(1), status="ready", error=_TASK_ERROR),
         )
     async with storage.transaction() as tx:
-        [read] = await tx.get_task_executions(WhereByExecutionIds(["te_up"]))
+        [read] = await tx.get_task_executions(["te_up"])
     assert read.error == _TASK_ERROR
     library_error = ExecutionErrorInfo(
         error_type="timed_out", message="Task timed out", is_retryable=True
     )
     async with storage.transaction() as tx:
-        await tx.update_task_executions(
+        await update_one(
+            tx,
             WhereByExecutionIds(["te_up"]),
             TaskExecutionUpdate(updated_at=at(2), status="timed_out", error=library_error),
         )
-        [read] = await tx.get_task_executions(WhereByExecutionIds(["te_up"]))
+        [read] = await tx.get_task_executions(["te_up"])
     # The whole error is replaced: no traceback of the earlier attempt is left behind.
     assert read.error == library_error
     assert (read.error.exception_type, read.error.traceback) == (None, None)
+
+
+async def test_the_purpose_named_writes_store_the_whole_error(storage: DurableStorage) -> None:
+    # Each writes its error without the generic update: each must encode the details too.
+    await insert(
+        storage,
+        record("te_cancel", status="running", version=1),
+        record("te_descendant", status="waiting_for_children_tasks"),
+        record("te_unreadable", status="ready"),
+    )
+    async with storage.transaction() as tx:
+        assert await tx.cancel_task_execution(
+            "te_cancel",
+            status="running",
+            version=1,
+            error=_TASK_ERROR,
+            needs_promise_cancellation=True,
+            now=at(1),
+        )
+        cancelled = await tx.cancel_active_task_executions(
+            ["te_descendant"], error=_TASK_ERROR, now=at(1), running_here=()
+        )
+        assert cancelled == ["te_descendant"]
+        assert await tx.fail_unreadable_task_execution(
+            "te_unreadable", error=_TASK_ERROR, now=at(1)
+        )
+    async with storage.transaction() as tx:
+        rows = await tx.get_task_executions(["te_cancel", "te_descendant", "te_unreadable"])
+    assert [row.error for row in rows] == [_TASK_ERROR] * 3
 
 
 def test_an_error_without_details_is_encoded_as_before() -> None:
@@ -152,7 +183,7 @@ async def test_a_row_written_before_the_details_existed_still_reads(
         pass  # create the schema
     _insert_old_row(url, request, sql_backend)
     async with open_storage(url) as storage, storage.transaction() as tx:
-        [read] = await tx.get_task_executions(WhereByExecutionIds(["te_old"]))
+        [read] = await tx.get_task_executions(["te_old"])
     assert read.error == ExecutionErrorInfo("generic", "boom", True)
     assert read.finalize_task_error == ExecutionErrorInfo("timed_out", "slow", False)
     assert read.children_tasks_errors == (
@@ -173,6 +204,6 @@ async def test_a_traceback_that_is_not_text_is_a_malformed_row(sqlite_path: Path
     conn.close()
     async with open_storage(url) as storage, storage.transaction() as tx:
         with pytest.raises(MalformedRowError) as raised:
-            await tx.get_task_executions(WhereByExecutionIds(["te_bad"]))
+            await tx.get_task_executions(["te_bad"])
     assert (raised.value.execution_id, raised.value.column) == ("te_bad", "error")
     assert "'traceback' must be a string" in str(raised.value)

@@ -11,12 +11,12 @@ import asyncio
 from dataclasses import replace
 
 import pytest
+from tests._stored import all_ids as stored_ids
 
 from durable_execution.storage import (
     DuplicateExecutionIdError,
     DurableStorage,
     TaskExecutionRecord,
-    WhereByStatuses,
 )
 
 from ._records import T0, all_ids, at, read, record
@@ -181,6 +181,5 @@ async def test_priority_extremes_round_trip_and_order(storage: DurableStorage) -
         batch = await tx.claim_ready_task_executions(now=at(0), limit=10, lease_ms=100)
     assert [r.execution_id for r in batch.records] == ["te_high", "te_zero", "te_low"]
     assert [r.priority for r in batch.records] == [highest, 0, lowest]
-    async with storage.transaction() as tx:
-        running = await tx.get_task_execution_ids(WhereByStatuses(["running"]))
+    running = await stored_ids(storage, ["running"])
     assert sorted(running) == ["te_high", "te_low", "te_zero"]

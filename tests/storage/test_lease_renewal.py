@@ -20,7 +20,7 @@ from durable_execution.storage import (
 )
 from durable_execution.storage.types import HeldLease
 
-from ._records import T0, at, insert, read, record
+from ._records import T0, at, insert, read, record, update_one
 
 ROWS = [
     record("te_mine", status="running", version=3, started_at=at(0), expires_at=at(10)),
@@ -67,7 +67,8 @@ async def test_renewal_never_bumps_the_version_so_the_claimed_guard_still_matche
             )
         assert renewed == ["te_mine"]
     async with storage.transaction() as tx:
-        matched = await tx.update_task_executions(
+        matched = await update_one(
+            tx,
             WhereByExecutionIds(["te_mine"], statuses=["running"], version=3),
             TaskExecutionUpdate(updated_at=at(400), status="completed", version=4),
         )

@@ -27,7 +27,7 @@ from durable_execution.storage import (
 from durable_execution.storage.url import PostgresUrl, SqliteUrl, mask_password, parse_storage_url
 
 from ._backends import storage_url
-from ._records import all_ids, insert, record
+from ._records import all_ids, insert, read, record
 
 SECRET = "s3cr3t-pw"
 
@@ -239,7 +239,7 @@ async def test_an_unmigrated_database_says_to_migrate(
 ) -> None:
     async with open_storage(storage_url(request, sql_backend), migrate=False) as storage:
         with pytest.raises(StorageError, match=r"durable_task_executions does not exist.*migrate"):
-            await all_ids(storage)
+            await read(storage, "te_a")  # in a transaction
         assert isinstance(storage, SQLiteDurableStorage | PostgresDurableStorage)
         # Every numbered migration, from the migration files (no version list to keep up).
         assert await storage.migrate() == [m.version for m in lite.MIGRATIONS if m.version > 0]

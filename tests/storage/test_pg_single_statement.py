@@ -99,11 +99,9 @@ async def test_the_runner_retries_in_a_full_transaction(pg_storage: DurableStora
 
     async def again(tx: DurableStorageTx) -> None:
         attempts.append("again")
-        if not await tx.get_task_executions(WhereByExecutionIds(["te_a"])):
+        if not await tx.get_task_executions(["te_a"]):
             await tx.insert_task_executions([record("te_a")])
-        await tx.update_task_executions(
-            WhereByExecutionIds(["te_a"]), TaskExecutionUpdate(updated_at=T0, is_closed=True)
-        )
+        await tx.close_task_executions(["te_a"], now=T0)
 
     await runner.run(work, again=again, single_statement=True)
 

@@ -29,7 +29,7 @@ from durable_execution.storage import (
     open_storage,
 )
 
-from ._records import at, insert, read, record
+from ._records import at, insert, read, record, update_one
 
 LEASE_MS = 60_000
 
@@ -67,7 +67,8 @@ def keyed(
 
 async def finish(storage: DurableStorage, *execution_ids: str) -> None:
     async with storage.transaction() as tx:
-        matched = await tx.update_task_executions(
+        matched = await update_one(
+            tx,
             WhereByExecutionIds(list(execution_ids), statuses=["running"]),
             TaskExecutionUpdate(updated_at=at(101), status="completed", finished_at=at(101)),
         )

@@ -22,7 +22,6 @@ from durable_execution.storage import (
     PostgresDurableStorage,
     SchemaTooNewError,
     SQLiteDurableStorage,
-    WhereByExecutionIds,
     open_storage,
 )
 
@@ -130,7 +129,7 @@ async def test_postgres_schema_has_the_expected_indexes_for_any_table_name(
         open_storage(postgres_url, table_name=custom_table) as custom,
     ):
         await insert(custom, record("te_custom"))
-        assert await ids(custom, WhereByExecutionIds(["te_custom"])) == ["te_custom"]
+        assert await ids(custom, ["te_custom"]) == ["te_custom"]
     assert postgres_indexes(postgres_url, DEFAULT) == expected_indexes(DEFAULT, "postgresql")
     assert postgres_indexes(postgres_url, custom_table) == expected_indexes(
         custom_table, "postgresql"
@@ -167,7 +166,7 @@ async def test_sqlite_migrate_is_idempotent(sqlite_path: Path) -> None:
         assert await storage.migrate() == []
         assert await storage.migrate() == []
     async with open_storage(f"sqlite:///{sqlite_path}") as reopened:
-        assert await ids(reopened, WhereByExecutionIds(["te_kept"])) == ["te_kept"]
+        assert await ids(reopened, ["te_kept"]) == ["te_kept"]
     assert sqlite_recorded_versions(sqlite_path) == APPLIED
 
 
@@ -177,7 +176,7 @@ async def test_postgres_migrate_is_idempotent(postgres_url: str) -> None:
         await insert(storage, record("te_kept"))
         assert await storage.migrate() == []
     async with open_storage(postgres_url) as reopened:
-        assert await ids(reopened, WhereByExecutionIds(["te_kept"])) == ["te_kept"]
+        assert await ids(reopened, ["te_kept"]) == ["te_kept"]
     assert postgres_recorded_versions(postgres_url) == APPLIED
 
 

@@ -15,14 +15,13 @@ import pytest
 from durable_execution.storage import (
     SQLiteDurableStorage,
     StorageError,
-    WhereByExecutionIds,
     open_storage,
 )
 
 from ._records import ids, insert, record
 
 TABLE = "durable_task_executions"
-KEPT = WhereByExecutionIds(["te_kept"])
+KEPT = ["te_kept"]
 
 
 async def _migrated(path: Path, table: str = TABLE) -> None:

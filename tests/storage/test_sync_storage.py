@@ -15,10 +15,10 @@ import pytest
 from durable_execution._inserts import insert_new_sync, insert_unless_stored_sync
 from durable_execution._sync_open import open_sync_storage
 from durable_execution._transactions import run_sync
+from durable_execution.model import ExecutionErrorInfo, TaskExecutionStatus
 from durable_execution.storage._pg_notices import ThreadedReadyNotices
 from durable_execution.storage.errors import DuplicateExecutionIdError
-from durable_execution.storage.sync_types import SyncStorage
-from durable_execution.storage.types import TaskExecutionUpdate, WhereByExecutionIds
+from durable_execution.storage.sync_types import SyncStorage, SyncStorageTx
 
 from ._records import full_record, record
 
@@ -48,14 +48,14 @@ def sync_storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Syn
 
 
 def stored(storage: SyncStorage, *ids: str) -> list[str]:
-    rows = storage.read_task_executions(WhereByExecutionIds(list(ids)))
+    rows = storage.read_task_executions(list(ids))
     return [row.execution_id for row in rows]
 
 
 def test_records_round_trip_every_field(sync_storage: SyncStorage) -> None:
     full = full_record("te_full")
     run_sync(sync_storage, LOGGER, lambda tx: insert_new_sync(tx, [full, record("te_min")]))
-    rows = sync_storage.read_task_executions(WhereByExecutionIds(["te_full", "te_min"]))
+    rows = sync_storage.read_task_executions(["te_min", "te_unknown", "te_full"])
     assert rows == [full, record("te_min")]
 
 
@@ -91,18 +91,58 @@ def test_a_retried_insert_finds_its_own_rows(sync_storage: SyncStorage) -> None:
     assert stored(sync_storage, "te_c") == []
 
 
-def test_guarded_updates_match_only_the_given_version(sync_storage: SyncStorage) -> None:
-    run_sync(sync_storage, LOGGER, lambda tx: insert_new_sync(tx, [record("te_a")]))
-    now = record("te_a").updated_at
-    stale = WhereByExecutionIds(["te_a"], version=7)
-    current = WhereByExecutionIds(["te_a"], statuses=["ready"], version=0)
-    change = TaskExecutionUpdate(updated_at=now, status="cancelled", finished_at=now, version=1)
-    assert run_sync(sync_storage, LOGGER, lambda tx: tx.update_task_executions(stale, change)) == 0
-    assert (
-        run_sync(sync_storage, LOGGER, lambda tx: tx.update_task_executions(current, change)) == 1
-    )
-    [row] = sync_storage.read_task_executions(WhereByExecutionIds(["te_a"]))
-    assert (row.status, row.version) == ("cancelled", 1)
+CANCELLED = ExecutionErrorInfo(error_type="cancelled", message="Task cancelled", is_retryable=False)
+
+
+def test_a_cancel_matches_only_the_status_and_version_read(sync_storage: SyncStorage) -> None:
+    row = record("te_a", status="running", version=3, expires_at=full_record("x").expires_at)
+    run_sync(sync_storage, LOGGER, lambda tx: insert_new_sync(tx, [row, record("te_b")]))
+    now = full_record("x").finished_at
+    assert now is not None
+
+    def cancel(execution_id: str, status: TaskExecutionStatus, version: int) -> bool:
+        return run_sync(
+            sync_storage,
+            LOGGER,
+            lambda tx: tx.cancel_task_execution(
+                execution_id,
+                status=status,
+                version=version,
+                error=CANCELLED,
+                needs_promise_cancellation=True,
+                now=now,
+            ),
+        )
+
+    assert not cancel("te_a", "running", 2)  # a stale version
+    assert not cancel("te_a", "ready", 3)  # a stale status
+    assert not cancel("te_unknown", "running", 3)
+    assert sync_storage.read_task_executions(["te_a", "te_b"]) == [row, record("te_b")]
+    assert cancel("te_a", "running", 3)
+    assert sync_storage.read_task_executions(["te_a", "te_b"]) == [
+        replace(
+            row,
+            status="cancelled",
+            error=CANCELLED,
+            needs_promise_cancellation=True,
+            finished_at=now,
+            updated_at=now,
+            version=4,
+        ),
+        record("te_b"),
+    ]
+    assert not cancel("te_a", "running", 3)  # the version read before no longer matches
+
+
+def test_a_transaction_reads_by_id_in_insertion_order(sync_storage: SyncStorage) -> None:
+    rows = [record("te_z"), record("te_a"), record("te_m")]
+
+    def insert_then_read(tx: SyncStorageTx) -> list[str]:
+        insert_new_sync(tx, rows)
+        found = tx.get_task_executions(["te_m", "te_unknown", "te_z", "te_a", "te_m"])
+        return [r.execution_id for r in found]
+
+    assert run_sync(sync_storage, LOGGER, insert_then_read) == ["te_z", "te_a", "te_m"]
 
 
 def test_a_failed_transaction_is_rolled_back(sync_storage: SyncStorage) -> None:
@@ -164,5 +204,5 @@ def test_insert_at_once_stores_or_refuses_like_a_transaction(sync_storage: SyncS
     with pytest.raises(DuplicateExecutionIdError):
         sync_storage.insert_at_once([record("te_c"), record("te_c")])
     assert stored(sync_storage, "te_b", "te_c") == []
-    [row] = sync_storage.read_task_executions(WhereByExecutionIds(["te_full"]))
+    [row] = sync_storage.read_task_executions(["te_full"])
     assert row == full_record("te_full")

@@ -15,7 +15,7 @@ from durable_execution.storage import (
     WhereByExecutionIds,
 )
 
-from ._records import at, insert, read, record
+from ._records import at, insert, read, record, update_one
 
 CONTEXT = json.dumps(
     {
@@ -38,7 +38,8 @@ async def test_a_trace_context_round_trips(storage: DurableStorage) -> None:
 async def test_an_update_of_other_fields_keeps_the_trace_context(storage: DurableStorage) -> None:
     await insert(storage, record("te_traced", trace_context=CONTEXT))
     async with storage.transaction() as tx:
-        updated = await tx.update_task_executions(
+        updated = await update_one(
+            tx,
             WhereByExecutionIds(["te_traced"]),
             TaskExecutionUpdate(updated_at=at(5), status="running", version=1),
         )

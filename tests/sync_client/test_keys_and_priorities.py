@@ -8,7 +8,6 @@ import asyncio
 import pytest
 
 from durable_execution import DurableExecutor, SyncClient, TaskEnqueueOptions, open_storage
-from durable_execution.storage import WhereByExecutionIds
 
 from .conftest import Tasks, register
 
@@ -55,7 +54,7 @@ def test_priority_and_key_are_stored(db_url: str, tasks: Tasks) -> None:
 
     async def read() -> tuple[int, str | None]:
         async with open_storage(db_url) as storage, storage.transaction() as tx:
-            [row] = await tx.get_task_executions(WhereByExecutionIds([execution_id]))
+            [row] = await tx.get_task_executions([execution_id])
         return row.priority, row.idempotency_key
 
     assert asyncio.run(read()) == (9, "k")

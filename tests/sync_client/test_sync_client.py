@@ -28,7 +28,7 @@ from durable_execution import (
     TaskEnqueueOptions,
     open_storage,
 )
-from durable_execution.storage.types import InspectableStorage, WhereByExecutionIds
+from durable_execution.storage.types import InspectableStorage
 
 from .conftest import Tasks, Worker
 
@@ -340,9 +340,7 @@ def test_the_client_stores_the_queue_and_concurrency_key(db_url: str) -> None:
 
     async def read() -> list[tuple[str, str | None, int | None]]:
         async with open_storage(db_url, migrate=False) as storage, storage.transaction() as tx:
-            rows = await tx.get_task_executions(
-                WhereByExecutionIds([keyed.execution_id, pooled.execution_id])
-            )
+            rows = await tx.get_task_executions([keyed.execution_id, pooled.execution_id])
         return [(row.queue, row.concurrency_key, row.concurrency_limit) for row in rows]
 
     assert asyncio.run(read()) == [("emails", "customer-7", 2), ("emails", "", 2)]

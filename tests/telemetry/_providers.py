@@ -24,7 +24,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from durable_execution import TaskExecution, TaskHandle
-from durable_execution.storage import DurableStorage, TaskExecutionRecord, WhereByExecutionIds
+from durable_execution.storage import DurableStorage, TaskExecutionRecord
 
 OutputT = TypeVar("OutputT")
 
@@ -87,5 +87,5 @@ async def wait_finished(handle: TaskHandle[OutputT]) -> TaskExecution[OutputT]:
 
 async def get_record(storage: DurableStorage, execution_id: str) -> TaskExecutionRecord:
     async with storage.transaction() as tx:
-        [record] = await tx.get_task_executions(WhereByExecutionIds([execution_id]))
+        [record] = await tx.get_task_executions([execution_id])
     return record

@@ -17,8 +17,6 @@ SCRIPT = textwrap.dedent(
         ChildTask, DurableExecutor, InMemoryStorage, ParentTaskResult, open_storage,
     )
     from durable_execution import _telemetry
-    from durable_execution.model import ALL_STATUSES
-    from durable_execution.storage import WhereByStatuses
 
     assert _telemetry.ENABLED is False
 
@@ -41,8 +39,7 @@ SCRIPT = textwrap.dedent(
                     polling_interval_ms=20, timeout_ms=30_000
                 )
                 assert execution.status == "completed", execution
-        async with storage.transaction() as tx:
-            records = await tx.get_task_executions(WhereByStatuses(ALL_STATUSES))
+        records = await storage.list_task_executions(limit=100)
         assert len(records) == 4, records
         assert {record.trace_context for record in records} == {None}
 

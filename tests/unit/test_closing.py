@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 
@@ -18,7 +18,13 @@ from durable_execution import (
     ParentTaskResult,
     TaskContext,
 )
-from durable_execution.model import FINISHED_STATUSES, ParentTaskRef, TaskExecutionStatus, TaskRef
+from durable_execution.model import (
+    FINISHED_STATUSES,
+    ExecutionErrorInfo,
+    ParentTaskRef,
+    TaskExecutionStatus,
+    TaskRef,
+)
 from durable_execution.payloads import ChildTaskOutput
 from durable_execution.serializer import JsonSerializer
 from durable_execution.storage import (
@@ -26,7 +32,6 @@ from durable_execution.storage import (
     InMemoryStorage,
     TaskExecutionRecord,
     TaskExecutionUpdate,
-    TaskExecutionWhere,
     WhereByExecutionIds,
 )
 from durable_execution.storage.types import (
@@ -53,34 +58,77 @@ class CountingTx:
     async def insert_task_executions(self, executions: Sequence[TaskExecutionRecord]) -> list[str]:
         return await self._inner.insert_task_executions(executions)
 
-    async def get_task_execution_ids(
-        self,
-        where: TaskExecutionWhere,
-        *,
-        limit: int | None = None,
-        skip_locked_for_update: bool = False,
-    ) -> list[str]:
-        return await self._inner.get_task_execution_ids(
-            where, limit=limit, skip_locked_for_update=skip_locked_for_update
-        )
+    async def get_task_executions(self, execution_ids: Sequence[str]) -> list[TaskExecutionRecord]:
+        if len(execution_ids) == 1:
+            self._reads[execution_ids[0]] += 1
+        return await self._inner.get_task_executions(execution_ids)
 
-    async def get_task_executions(
-        self,
-        where: TaskExecutionWhere,
-        *,
-        limit: int | None = None,
-        skip_locked_for_update: bool = False,
+    async def get_finished_task_execution_ids(self, execution_ids: Sequence[str]) -> list[str]:
+        return await self._inner.get_finished_task_execution_ids(execution_ids)
+
+    async def get_expired_task_executions(
+        self, *, now: datetime, limit: int
     ) -> list[TaskExecutionRecord]:
-        if isinstance(where, WhereByExecutionIds) and len(where.execution_ids) == 1:
-            self._reads[where.execution_ids[0]] += 1
-        return await self._inner.get_task_executions(
-            where, limit=limit, skip_locked_for_update=skip_locked_for_update
+        return await self._inner.get_expired_task_executions(now=now, limit=limit)
+
+    async def get_finished_unclosed_task_executions(
+        self, *, limit: int, execution_ids: Sequence[str] | None = None
+    ) -> list[TaskExecutionRecord]:
+        return await self._inner.get_finished_unclosed_task_executions(
+            limit=limit, execution_ids=execution_ids
         )
 
-    async def update_task_executions(
-        self, where: WhereByExecutionIds, update: TaskExecutionUpdate
+    async def get_finished_unclosed_task_execution_ids(self, *, limit: int) -> list[str]:
+        return await self._inner.get_finished_unclosed_task_execution_ids(limit=limit)
+
+    async def close_task_executions(self, execution_ids: Sequence[str], *, now: datetime) -> int:
+        return await self._inner.close_task_executions(execution_ids, now=now)
+
+    async def postpone_closing_task_executions(
+        self, execution_ids: Sequence[str], *, now: datetime
     ) -> int:
-        return await self._inner.update_task_executions(where, update)
+        return await self._inner.postpone_closing_task_executions(execution_ids, now=now)
+
+    async def cancel_task_execution(
+        self,
+        execution_id: str,
+        *,
+        status: TaskExecutionStatus,
+        version: int,
+        error: ExecutionErrorInfo,
+        needs_promise_cancellation: bool,
+        now: datetime,
+    ) -> bool:
+        return await self._inner.cancel_task_execution(
+            execution_id,
+            status=status,
+            version=version,
+            error=error,
+            needs_promise_cancellation=needs_promise_cancellation,
+            now=now,
+        )
+
+    async def cancel_active_task_executions(
+        self,
+        execution_ids: Sequence[str],
+        *,
+        error: ExecutionErrorInfo,
+        now: datetime,
+        running_here: Collection[str],
+    ) -> list[str]:
+        return await self._inner.cancel_active_task_executions(
+            execution_ids, error=error, now=now, running_here=running_here
+        )
+
+    async def take_cancellation_requests(
+        self, execution_ids: Sequence[str], *, now: datetime, limit: int
+    ) -> list[str]:
+        return await self._inner.take_cancellation_requests(execution_ids, now=now, limit=limit)
+
+    async def fail_unreadable_task_execution(
+        self, execution_id: str, *, error: ExecutionErrorInfo, now: datetime
+    ) -> bool:
+        return await self._inner.fail_unreadable_task_execution(execution_id, error=error, now=now)
 
     async def claim_ready_task_executions(
         self,

@@ -37,15 +37,19 @@ async def test_many_waiting_handles_cost_a_few_reads_per_polling_interval() -> N
     # Another "process" finishes them all: every handle notices through the shared poll.
     now = clock.now()
     async with storage.inner.transaction() as tx:
-        await tx.update_task_executions(
-            WhereByExecutionIds([handle.execution_id for handle in handles]),
-            TaskExecutionUpdate(
-                updated_at=now,
-                status="failed",
-                error=ExecutionErrorInfo("generic", "failed elsewhere", is_retryable=False),
-                started_at=now,
-                finished_at=now,
-            ),
+        await tx.update_task_executions_each(
+            [
+                (
+                    WhereByExecutionIds([handle.execution_id for handle in handles]),
+                    TaskExecutionUpdate(
+                        updated_at=now,
+                        status="failed",
+                        error=ExecutionErrorInfo("generic", "failed elsewhere", is_retryable=False),
+                        started_at=now,
+                        finished_at=now,
+                    ),
+                )
+            ]
         )
     finished = await asyncio.wait_for(asyncio.gather(*waits), 10)
     assert {execution.status for execution in finished} == {"failed"}
@@ -74,15 +78,19 @@ async def test_waiting_handles_share_one_poll_timer_per_interval() -> None:
 
     now = clock.now()
     async with storage.inner.transaction() as tx:
-        await tx.update_task_executions(
-            WhereByExecutionIds([handle.execution_id for handle in handles]),
-            TaskExecutionUpdate(
-                updated_at=now,
-                status="failed",
-                error=ExecutionErrorInfo("generic", "failed elsewhere", is_retryable=False),
-                started_at=now,
-                finished_at=now,
-            ),
+        await tx.update_task_executions_each(
+            [
+                (
+                    WhereByExecutionIds([handle.execution_id for handle in handles]),
+                    TaskExecutionUpdate(
+                        updated_at=now,
+                        status="failed",
+                        error=ExecutionErrorInfo("generic", "failed elsewhere", is_retryable=False),
+                        started_at=now,
+                        finished_at=now,
+                    ),
+                )
+            ]
         )
     await asyncio.wait_for(asyncio.gather(*waits), 10)
     assert watched == {}  # the last wait to end stopped its group's timer

@@ -14,7 +14,6 @@ from durable_execution.storage import (
     DuplicateExecutionIdError,
     DurableStorageTx,
     InMemoryStorage,
-    WhereByStatuses,
 )
 
 
@@ -37,7 +36,7 @@ class FlakyStorage:
 
 
 async def _read(tx: DurableStorageTx) -> list[str]:
-    return await tx.get_task_execution_ids(WhereByStatuses(["ready"]))
+    return await tx.get_finished_task_execution_ids(["te_missing"])
 
 
 def runner(storage: FlakyStorage) -> TransactionRunner:

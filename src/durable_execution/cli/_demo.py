@@ -25,13 +25,14 @@ from rich.progress import (
 )
 
 from durable_execution import DurableStorage, cancel_execution
+from durable_execution._trees import ExecutionNode, build_tree, load_records
 from durable_execution._workload import STEPS, WorkloadReport, run_seed_workload
 from durable_execution.cli._common import CliError, Target, opened, run, storage_options
 from durable_execution.cli._render import execution_tree, format_duration, status_counts
-from durable_execution.cli._tree import ExecutionNode, build_tree, load_records
 from durable_execution.demo import summarize
 from durable_execution.model import ACTIVE_STATUSES
-from durable_execution.storage.types import TaskExecutionRecord, WhereByStatuses
+from durable_execution.storage.errors import MalformedRowError
+from durable_execution.storage.types import InspectableStorage, TaskExecutionRecord
 
 DEMO_TABLE: Final = "durable_demo"
 # The 100 concurrent tasks are summarised in one line; the 250 children show a few each.
@@ -57,9 +58,19 @@ class _LiveProgress:
 
 
 async def _cancel_leftovers(storage: DurableStorage) -> int:
-    async with storage.transaction() as tx:
-        ids = await tx.get_task_execution_ids(WhereByStatuses(statuses=ACTIVE_STATUSES))
-    return sum([await cancel_execution(storage, execution_id) for execution_id in ids])
+    """Cancel what an interrupted run left active, page by page through the operators'
+    listing (newest first)."""
+    assert isinstance(storage, InspectableStorage)  # every storage `opened` gives
+    cancelled = 0
+    before: str | None = None
+    while page := await storage.list_task_executions(
+        statuses=ACTIVE_STATUSES, limit=500, before_execution_id=before
+    ):
+        for row in page:
+            if not isinstance(row, MalformedRowError):
+                cancelled += await cancel_execution(storage, row.execution_id)
+        before = page[-1].execution_id
+    return cancelled
 
 
 def _is_concurrent_task(task_id: str) -> bool:

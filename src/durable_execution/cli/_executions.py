@@ -14,6 +14,7 @@ from durable_execution import (
     cancel_execution,
     rerun_execution,
 )
+from durable_execution._trees import ExecutionNode, load_tree
 from durable_execution.cli._common import (
     CliError,
     Target,
@@ -25,8 +26,7 @@ from durable_execution.cli._common import (
 from durable_execution.cli._json import dumps, tree_json
 from durable_execution.cli._render import execution_details, execution_tree
 from durable_execution.cli._tables import chosen_target
-from durable_execution.cli._tree import ExecutionNode, load_tree
-from durable_execution.storage.types import TaskExecutionRecord, WhereByExecutionIds
+from durable_execution.storage.types import TaskExecutionRecord
 
 
 @runtime_checkable
@@ -100,7 +100,7 @@ def show(execution_id: str, db: str, table: str, show_all: bool, as_json: bool) 
 
 async def _read(storage: DurableStorage, execution_id: str) -> TaskExecutionRecord | None:
     async with storage.transaction() as tx:
-        rows = await tx.get_task_executions(WhereByExecutionIds([execution_id]))
+        rows = await tx.get_task_executions([execution_id])
     return rows[0] if rows else None
 
 

@@ -10,7 +10,7 @@ import dataclasses
 import json
 from datetime import datetime
 
-from durable_execution.cli._tree import ExecutionNode
+from durable_execution._trees import ExecutionNode
 from durable_execution.storage.types import TaskExecutionRecord
 
 _STORED_VALUES = ("run_input", "run_output", "output")

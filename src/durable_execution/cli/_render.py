@@ -17,7 +17,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from durable_execution import ExecutionErrorInfo, TaskExecutionStatus, clock
-from durable_execution.cli._tree import ExecutionNode
+from durable_execution._trees import ExecutionNode
 from durable_execution.ids import SEQUENTIAL_TASK_ID_PREFIX
 from durable_execution.model import ALL_STATUSES
 from durable_execution.storage.types import TaskExecutionRecord

@@ -32,8 +32,8 @@ from durable_execution import (
     open_storage,
     rerun_execution,
 )
+from durable_execution._trees import load_tree
 from durable_execution.cli._render import format_duration, timing
-from durable_execution.cli._tree import load_tree
 from durable_execution.dashboard import _present as present
 from durable_execution.dashboard._filters import FilterError, parse_filters
 from durable_execution.dashboard._security import (

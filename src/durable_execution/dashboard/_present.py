@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 from typing import Final, Literal
 
 from durable_execution import ExecutionErrorInfo, TaskExecutionStatus
+from durable_execution._trees import ExecutionNode
 from durable_execution.cli._render import format_duration, summary_error, timing
-from durable_execution.cli._tree import ExecutionNode
 from durable_execution.ids import SEQUENTIAL_TASK_ID_PREFIX
 from durable_execution.model import ACTIVE_STATUSES, ALL_STATUSES, FINISHED_STATUSES
 from durable_execution.storage import MalformedRowError, TaskExecutionRecord

@@ -27,9 +27,7 @@ from durable_execution.storage.types import (
     ScheduleTickAdvance,
     TaskExecutionRecord,
     TaskExecutionUpdate,
-    TaskExecutionWhere,
     WhereByExecutionIds,
-    WhereByStatuses,
 )
 
 if TYPE_CHECKING:
@@ -68,8 +66,6 @@ __all__ = [
     "StorageError",
     "TaskExecutionRecord",
     "TaskExecutionUpdate",
-    "TaskExecutionWhere",
     "WhereByExecutionIds",
-    "WhereByStatuses",
     "open_storage",
 ]

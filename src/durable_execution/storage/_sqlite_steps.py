@@ -9,20 +9,19 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
+from durable_execution.clock import to_epoch_ms
 from durable_execution.generated import sqlite as lite
-from durable_execution.storage import _sqlite_inserts, _sqlite_session
+from durable_execution.model import ExecutionErrorInfo, TaskExecutionStatus
+from durable_execution.storage import _sqlite_inserts, _sqlite_session, conversion
 from durable_execution.storage import _sqlite_rows as _rows
 from durable_execution.storage.conversion import Columns
+from durable_execution.storage.error_json import error_json
 from durable_execution.storage.errors import DuplicateExecutionIdError, StorageError
-from durable_execution.storage.types import (
-    TaskExecutionRecord,
-    TaskExecutionWhere,
-    WhereByExecutionIds,
-    WhereByStatuses,
-)
+from durable_execution.storage.types import TaskExecutionRecord, WhereByExecutionIds
 
 _T = TypeVar("_T")
 
@@ -73,55 +72,45 @@ def insert(queries: lite.Queries, conn: sqlite3.Connection, rows: Sequence[Colum
     return plan.resolved
 
 
-def select_ids(
-    queries: lite.Queries, conn: sqlite3.Connection, where: TaskExecutionWhere, limit: int | None
-) -> list[str]:
-    q = queries
-    match where:
-        case WhereByExecutionIds():
-            return q.get_task_execution_ids_by_execution_ids(
-                conn,
-                execution_ids=where.execution_ids,
-                filter_statuses=where.statuses is not None,
-                statuses=where.statuses or (),
-                needs_promise_cancellation=where.needs_promise_cancellation,
-                version=where.version,
-                row_limit=limit,
-            )
-        case WhereByStatuses():
-            return q.get_task_execution_ids_by_statuses(
-                conn,
-                statuses=where.statuses,
-                is_closed=where.is_closed,
-                expires_at_less_than=_rows.optional_bound(where.expires_at_less_than),
-                row_limit=limit,
-            )
-
-
-def select_records(
-    queries: lite.Queries, conn: sqlite3.Connection, where: TaskExecutionWhere, limit: int | None
+def read_by_ids(
+    queries: lite.Queries, conn: sqlite3.Connection, execution_ids: Sequence[str]
 ) -> list[TaskExecutionRecord]:
-    q = queries
-    match where:
-        case WhereByExecutionIds():
-            rows = q.get_task_executions_by_execution_ids(
-                conn,
-                execution_ids=where.execution_ids,
-                filter_statuses=where.statuses is not None,
-                statuses=where.statuses or (),
-                needs_promise_cancellation=where.needs_promise_cancellation,
-                version=where.version,
-                row_limit=limit,
-            )
-        case WhereByStatuses():
-            rows = q.get_task_executions_by_statuses(
-                conn,
-                statuses=where.statuses,
-                is_closed=where.is_closed,
-                expires_at_less_than=_rows.optional_bound(where.expires_at_less_than),
-                row_limit=limit,
-            )
+    rows = queries.get_task_executions_by_ids(
+        conn, execution_ids=list(dict.fromkeys(execution_ids))
+    )
     return [_rows.record(row) for row in rows]
+
+
+def cancel_one(
+    queries: lite.Queries,
+    conn: sqlite3.Connection,
+    execution_id: str,
+    *,
+    status: TaskExecutionStatus,
+    version: int,
+    error: ExecutionErrorInfo,
+    needs_promise_cancellation: bool,
+    now: datetime,
+) -> bool:
+    changed = queries.cancel_task_execution(
+        conn,
+        error=error_text(error),
+        needs_promise_cancellation=needs_promise_cancellation,
+        now=written_ms(now),
+        execution_id=execution_id,
+        expected_status=status,
+        expected_version=version,
+    )
+    return changed > 0
+
+
+def error_text(error: ExecutionErrorInfo) -> str:
+    return conversion.dump_json_text(error_json(error))
+
+
+def written_ms(moment: datetime) -> int:
+    """A timestamp a statement writes, as stored: UTC epoch milliseconds (aware only)."""
+    return to_epoch_ms(conversion.utc_ms(moment, "now"))
 
 
 def update(

@@ -41,9 +41,7 @@ from durable_execution.storage.types import (
     HeldLease,
     TaskExecutionRecord,
     TaskExecutionUpdate,
-    TaskExecutionWhere,
     WhereByExecutionIds,
-    WhereByStatuses,
 )
 
 # A JSON document as ``json.loads`` (and psycopg's jsonb loader) returns it. Structurally the same
@@ -57,23 +55,22 @@ _STATUSES: Final = frozenset(ALL_STATUSES)
 MAX_ROW_LIMIT: Final = 2**31 - 1
 
 
-def row_limit(limit: int | None) -> int | None:
-    """``limit`` as the SQL queries bind it: one beyond :data:`MAX_ROW_LIMIT` means unlimited."""
-    return None if limit is None or limit > MAX_ROW_LIMIT else limit
+def check_limit(limit: int) -> None:
+    if limit < 0:
+        raise StorageError(f"limit must be >= 0, got {limit}")
 
 
-def check_limit(limit: int | None) -> None:
-    if limit is not None and limit < 0:
-        raise StorageError(f"limit must be None or >= 0, got {limit}")
+def positive_limit(limit: int) -> int:
+    """A read's ``limit`` (>= 1, else refused) as the SQL queries bind it (at most
+    :data:`MAX_ROW_LIMIT`)."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise StorageError(f"limit must be an int >= 1, got {limit!r}")
+    return min(limit, MAX_ROW_LIMIT)
 
 
-def matches_nothing(where: TaskExecutionWhere) -> bool:
-    """A where that cannot match a row, answered without a round trip to the database."""
-    match where:
-        case WhereByExecutionIds():
-            return not where.execution_ids or (where.statuses is not None and not where.statuses)
-        case WhereByStatuses():
-            return not where.statuses
+def matches_nothing(where: WhereByExecutionIds) -> bool:
+    """A guarded update that cannot match a row, answered without a round trip."""
+    return not where.execution_ids or (where.statuses is not None and not where.statuses)
 
 
 def renewal_expires_at(leases: Sequence[HeldLease], expires_at: datetime) -> datetime:
@@ -384,9 +381,9 @@ def pending_updates(
     updates: Sequence[tuple[WhereByExecutionIds, TaskExecutionUpdate]],
 ) -> list[tuple[int, WhereByExecutionIds, ColumnChanges]]:
     """The items of an ``update_task_executions_each`` that may match a row, with their position
-    and parameters. The others match nothing, as ``update_task_executions`` would answer without
-    a statement (and without checking their update, as it would not either). Every parameter is
-    built before any statement runs, so a bad update raises before anything is written."""
+    and parameters (the others match nothing: no statement is sent for them, and their update is
+    not checked). Every parameter is built before any statement runs, so a bad update raises
+    before anything is written."""
     return [
         (index, where, changes_from_update(update))
         for index, (where, update) in enumerate(updates)

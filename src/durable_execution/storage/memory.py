@@ -1,7 +1,7 @@
 """A storage that keeps executions in this process's memory: for tests, demos and single runs.
 
 Transactions are serialised with one lock, so every transaction sees a consistent snapshot and
-``skip_locked_for_update`` has nothing to skip. Records are frozen dataclasses, so a write replaces
+the locking reads have nothing to skip. Records are frozen dataclasses, so a write replaces
 a record instead of changing it; each transaction keeps an undo log of the records it replaced and
 restores them if it fails, so a rolled-back transaction leaves nothing behind and a committed one
 costs O(rows written), not O(table).
@@ -17,12 +17,17 @@ import dataclasses
 import heapq
 import itertools
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
+from typing import Final
 
-from durable_execution.model import FINISHED_STATUSES, TaskExecutionStatus
+from durable_execution.model import (
+    FINISHED_STATUSES,
+    TaskExecutionStatus,
+)
 from durable_execution.storage import _schedule_rows, claiming, conversion, inspection
+from durable_execution.storage._memory_closing import InMemoryClosingMethods
 from durable_execution.storage.errors import (
     DuplicateExecutionIdError,
     StorageError,
@@ -38,13 +43,12 @@ from durable_execution.storage.types import (
     ScheduleTickAdvance,
     TaskExecutionRecord,
     TaskExecutionUpdate,
-    TaskExecutionWhere,
     WhereByExecutionIds,
-    WhereByStatuses,
     apply_update,
 )
 
 _IndexKey = tuple[TaskExecutionStatus, bool]
+_FINISHED: Final = frozenset(FINISHED_STATUSES)
 
 
 class _Table:
@@ -93,7 +97,7 @@ class _Table:
                     yield self.rows[execution_id]
 
 
-def _matches_ids_filters(record: TaskExecutionRecord, where: WhereByExecutionIds) -> bool:
+def _matches_guards(record: TaskExecutionRecord, where: WhereByExecutionIds) -> bool:
     if where.statuses is not None and record.status not in where.statuses:
         return False
     if (
@@ -104,7 +108,7 @@ def _matches_ids_filters(record: TaskExecutionRecord, where: WhereByExecutionIds
     return where.version is None or record.version == where.version
 
 
-class InMemoryStorageTx:
+class InMemoryStorageTx(InMemoryClosingMethods):
     """One transaction over an :class:`InMemoryStorage`; valid only inside its ``async with``."""
 
     def __init__(self, table: _Table) -> None:
@@ -162,41 +166,31 @@ class InMemoryStorageTx:
                 if execution_id in self._deleted_sequence:
                     table.sequence[execution_id] = self._deleted_sequence[execution_id]
 
-    def _select(self, where: TaskExecutionWhere, limit: int | None) -> list[TaskExecutionRecord]:
-        if limit is not None and limit < 0:
-            raise StorageError(f"limit must be None or >= 0, got {limit}")
-        if limit == 0:
-            return []
+    def _by_ids(self, execution_ids: Sequence[str]) -> list[TaskExecutionRecord]:
+        """The stored records of these ids, in insertion order (each once)."""
         table = self._table
-        candidates: Iterable[TaskExecutionRecord]
-        order: Callable[[TaskExecutionRecord], tuple[object, ...]]
-        match where:
-            case WhereByExecutionIds():
-                candidates = (
-                    record
-                    for execution_id in dict.fromkeys(where.execution_ids)
-                    if (record := table.rows.get(execution_id)) is not None
-                    and _matches_ids_filters(record, where)
-                )
+        found = [
+            record
+            for execution_id in dict.fromkeys(execution_ids)
+            if (record := table.rows.get(execution_id)) is not None
+        ]
+        return sorted(found, key=lambda r: table.sequence[r.execution_id])
 
-                def order(r: TaskExecutionRecord) -> tuple[object, ...]:
-                    return (table.sequence[r.execution_id],)
+    def _row(self, execution_id: str) -> TaskExecutionRecord | None:
+        return self._table.rows.get(execution_id)
 
-            case WhereByStatuses():
-                bound = where.expires_at_less_than
-                candidates = (
-                    record
-                    for record in table.with_statuses(where.statuses, where.is_closed)
-                    if bound is None
-                    or (record.expires_at is not None and record.expires_at < bound)
-                )
+    def _finished_unclosed(self) -> Iterable[TaskExecutionRecord]:
+        return self._table.with_statuses(FINISHED_STATUSES, is_closed=False)
 
-                def order(r: TaskExecutionRecord) -> tuple[object, ...]:
-                    return (r.updated_at, table.sequence[r.execution_id])
-
-        if limit is None:
-            return sorted(candidates, key=order)
-        return heapq.nsmallest(limit, candidates, key=order)
+    def _oldest_updated(
+        self, candidates: Iterable[TaskExecutionRecord], limit: int
+    ) -> list[TaskExecutionRecord]:
+        """Up to ``limit`` of ``candidates``, oldest ``updated_at`` first (ties by insertion)."""
+        limit = conversion.positive_limit(limit)
+        sequence = self._table.sequence
+        return heapq.nsmallest(
+            limit, candidates, key=lambda r: (r.updated_at, sequence[r.execution_id])
+        )
 
     async def insert_task_executions(self, executions: Sequence[TaskExecutionRecord]) -> list[str]:
         """The insert (see ``DurableStorageTx``): every outcome is decided before anything is
@@ -227,34 +221,24 @@ class InMemoryStorageTx:
             self._write(record)
         return resolved
 
-    async def get_task_execution_ids(
-        self,
-        where: TaskExecutionWhere,
-        *,
-        limit: int | None = None,
-        skip_locked_for_update: bool = False,
-    ) -> list[str]:
+    async def get_task_executions(self, execution_ids: Sequence[str]) -> list[TaskExecutionRecord]:
         self._check_open()
-        return [record.execution_id for record in self._select(where, limit)]
+        return self._by_ids(execution_ids)
 
-    async def get_task_executions(
-        self,
-        where: TaskExecutionWhere,
-        *,
-        limit: int | None = None,
-        skip_locked_for_update: bool = False,
+    async def get_finished_task_execution_ids(self, execution_ids: Sequence[str]) -> list[str]:
+        self._check_open()
+        return [r.execution_id for r in self._by_ids(execution_ids) if r.status in _FINISHED]
+
+    async def get_expired_task_executions(
+        self, *, now: datetime, limit: int
     ) -> list[TaskExecutionRecord]:
         self._check_open()
-        return self._select(where, limit)
-
-    async def update_task_executions(
-        self, where: WhereByExecutionIds, update: TaskExecutionUpdate
-    ) -> int:
-        self._check_open()
-        matched = self._select(where, None)
-        for record in matched:
-            self._write(apply_update(record, update))
-        return len(matched)
+        candidates = (
+            record
+            for record in self._table.with_statuses(["running"], is_closed=False)
+            if record.expires_at is not None and record.expires_at < now
+        )
+        return self._oldest_updated(candidates, limit)
 
     async def claim_ready_task_executions(
         self,
@@ -324,7 +308,14 @@ class InMemoryStorageTx:
         self, updates: Sequence[tuple[WhereByExecutionIds, TaskExecutionUpdate]]
     ) -> list[int]:
         """The batch of guarded updates: here simply the loop it stands for."""
-        return [await self.update_task_executions(where, update) for where, update in updates]
+        self._check_open()
+        counts: list[int] = []
+        for where, update in updates:
+            matched = [r for r in self._by_ids(where.execution_ids) if _matches_guards(r, where)]
+            for record in matched:
+                self._write(apply_update(record, update))
+            counts.append(len(matched))
+        return counts
 
     async def try_lock_pruning(self) -> bool:
         """Automatic retention's lock (see ``DurableStorageTx``): every transaction here holds

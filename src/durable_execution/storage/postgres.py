@@ -47,6 +47,7 @@ from durable_execution.storage import (
 from durable_execution.storage import (
     _pg_rows as _rows,
 )
+from durable_execution.storage._pg_closing import PostgresClosingMethods
 from durable_execution.storage._pg_errors import duplicate_ids, missing_table_error
 from durable_execution.storage._pg_schedules import PostgresScheduleMethods, list_schedules
 from durable_execution.storage._pg_timestamps import register_tolerant_timestamps
@@ -66,9 +67,7 @@ from durable_execution.storage.types import (
     ScheduleListing,
     TaskExecutionRecord,
     TaskExecutionUpdate,
-    TaskExecutionWhere,
     WhereByExecutionIds,
-    WhereByStatuses,
 )
 
 _Connection = _pg_pool.Connection
@@ -101,7 +100,7 @@ def ready_now(executions: Sequence[TaskExecutionRecord]) -> bool:
     return any(e.status == "ready" and e.start_at <= now for e in executions)
 
 
-class PostgresStorageTx(PostgresScheduleMethods):
+class PostgresStorageTx(PostgresClosingMethods, PostgresScheduleMethods):
     """One transaction of a :class:`PostgresDurableStorage`, on one pooled connection."""
 
     def __init__(
@@ -155,105 +154,31 @@ class PostgresStorageTx(PostgresScheduleMethods):
             raise DuplicateExecutionIdError(self._refused_ids) from error
         return resolved
 
-    async def get_task_execution_ids(
-        self,
-        where: TaskExecutionWhere,
-        *,
-        limit: int | None = None,
-        skip_locked_for_update: bool = False,
-    ) -> list[str]:
+    async def get_task_executions(self, execution_ids: Sequence[str]) -> list[TaskExecutionRecord]:
         self._before_statement()
-        conversion.check_limit(limit)
-        if limit == 0 or conversion.matches_nothing(where):
+        if not execution_ids:
             return []
-        limit = conversion.row_limit(limit)
-        q, conn, lock = self._queries, self._conn, skip_locked_for_update
-        match where:
-            case WhereByExecutionIds():
-                by_id = (
-                    q.get_task_execution_ids_by_execution_ids_for_update_skip_locked
-                    if lock
-                    else q.get_task_execution_ids_by_execution_ids
-                )
-                return await by_id(
-                    conn,
-                    execution_ids=where.execution_ids,
-                    statuses=where.statuses,
-                    needs_promise_cancellation=where.needs_promise_cancellation,
-                    version=where.version,
-                    row_limit=limit,
-                )
-            case WhereByStatuses():
-                by_status = (
-                    q.get_task_execution_ids_by_statuses_for_update_skip_locked
-                    if lock
-                    else q.get_task_execution_ids_by_statuses
-                )
-                return await by_status(
-                    conn,
-                    statuses=where.statuses,
-                    is_closed=where.is_closed,
-                    expires_at_less_than=_optional_aware(where.expires_at_less_than),
-                    row_limit=limit,
-                )
-
-    async def get_task_executions(
-        self,
-        where: TaskExecutionWhere,
-        *,
-        limit: int | None = None,
-        skip_locked_for_update: bool = False,
-    ) -> list[TaskExecutionRecord]:
-        self._before_statement()
-        conversion.check_limit(limit)
-        if limit == 0 or conversion.matches_nothing(where):
-            return []
-        limit = conversion.row_limit(limit)
-        q, conn, lock = self._queries, self._conn, skip_locked_for_update
-        match where:
-            case WhereByExecutionIds():
-                by_id = (
-                    q.get_task_executions_by_execution_ids_for_update_skip_locked
-                    if lock
-                    else q.get_task_executions_by_execution_ids
-                )
-                rows = await by_id(
-                    conn,
-                    execution_ids=where.execution_ids,
-                    statuses=where.statuses,
-                    needs_promise_cancellation=where.needs_promise_cancellation,
-                    version=where.version,
-                    row_limit=limit,
-                )
-            case WhereByStatuses():
-                by_status = (
-                    q.get_task_executions_by_statuses_for_update_skip_locked
-                    if lock
-                    else q.get_task_executions_by_statuses
-                )
-                rows = await by_status(
-                    conn,
-                    statuses=where.statuses,
-                    is_closed=where.is_closed,
-                    expires_at_less_than=_optional_aware(where.expires_at_less_than),
-                    row_limit=limit,
-                )
+        rows = await self._queries.get_task_executions_by_ids(
+            self._conn, execution_ids=list(dict.fromkeys(execution_ids))
+        )
         return [conversion.record_from_columns(row) for row in rows]
 
-    async def update_task_executions(
-        self, where: WhereByExecutionIds, update: TaskExecutionUpdate
-    ) -> int:
+    async def get_finished_task_execution_ids(self, execution_ids: Sequence[str]) -> list[str]:
         self._before_statement()
-        if conversion.matches_nothing(where):
-            return 0
-        return await self._queries.update_task_executions_by_execution_ids(
-            self._conn,
-            **conversion.changes_from_update(update),
-            execution_ids=where.execution_ids,
-            statuses=where.statuses,
-            needs_promise_cancellation=where.needs_promise_cancellation,
-            version=where.version,
+        if not execution_ids:
+            return []
+        return await self._queries.get_finished_task_execution_ids(
+            self._conn, execution_ids=list(dict.fromkeys(execution_ids))
         )
+
+    async def get_expired_task_executions(
+        self, *, now: datetime, limit: int
+    ) -> list[TaskExecutionRecord]:
+        self._before_statement()
+        rows = await self._queries.get_expired_task_executions(
+            self._conn, now=_aware(now, "now"), row_limit=conversion.positive_limit(limit)
+        )
+        return [conversion.record_from_columns(row) for row in rows]
 
     async def claim_ready_task_executions(
         self,
@@ -356,10 +281,6 @@ class PostgresStorageTx(PostgresScheduleMethods):
             self._conn, lock_key=migrate.pruning_lock_key(self._queries.table)
         )
         return locked is True
-
-
-def _optional_aware(moment: datetime | None) -> datetime | None:
-    return None if moment is None else _aware(moment, "expires_at_less_than")
 
 
 async def _configure(conn: _Connection) -> None:

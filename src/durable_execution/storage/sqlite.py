@@ -5,8 +5,9 @@ How it works (statement scheduling, between the event loop and a worker thread, 
 
 * Transactions of this process queue on an ``asyncio.Lock`` (one connection can hold one
   transaction); across processes, ``BEGIN IMMEDIATE`` takes the write lock up front and WAL lets
-  readers of other processes go on (see :mod:`._sqlite_session`). ``skip_locked_for_update`` is
-  therefore satisfied by construction: no other transaction can hold a row we read.
+  readers of other processes go on (see :mod:`._sqlite_session`). The contract's locking reads
+  (skipping rows other transactions hold) are therefore satisfied by construction: no other
+  transaction can hold a row we read.
 * Every statement is a generated query (``generated/sqlite``); records become rows through the
   shared :mod:`.conversion` layer, JSON as text and timestamps as epoch milliseconds.
 """
@@ -43,6 +44,7 @@ from durable_execution.storage import (
 from durable_execution.storage import (
     _sqlite_steps as _steps,
 )
+from durable_execution.storage._sqlite_closing import SQLiteClosingMethods
 from durable_execution.storage._sqlite_schedules import SQLiteScheduleMethods, list_schedules
 from durable_execution.storage._sqlite_session import DEFAULT_SYNCHRONOUS, SqliteSynchronous
 from durable_execution.storage.errors import (
@@ -60,7 +62,6 @@ from durable_execution.storage.types import (
     ScheduleListing,
     TaskExecutionRecord,
     TaskExecutionUpdate,
-    TaskExecutionWhere,
     WhereByExecutionIds,
 )
 
@@ -72,7 +73,7 @@ DEFAULT_BUSY_TIMEOUT_MS: Final = 30_000
 # --- the transaction ------------------------------------------------------------------------
 
 
-class SQLiteStorageTx(SQLiteScheduleMethods):
+class SQLiteStorageTx(SQLiteClosingMethods, SQLiteScheduleMethods):
     """One transaction of a :class:`SQLiteDurableStorage`; valid only inside its ``async with``.
 
     Every method runs one step through :meth:`SQLiteDurableStorage.run_step` (on the event loop
@@ -117,45 +118,32 @@ class SQLiteStorageTx(SQLiteScheduleMethods):
             self._refused_ids = error.execution_ids
             raise
 
-    async def get_task_execution_ids(
-        self,
-        where: TaskExecutionWhere,
-        *,
-        limit: int | None = None,
-        skip_locked_for_update: bool = False,
-    ) -> list[str]:
-        # skip_locked_for_update needs no query of its own: see the module docstring.
+    async def get_task_executions(self, execution_ids: Sequence[str]) -> list[TaskExecutionRecord]:
         self.raise_if_refused()
-        conversion.check_limit(limit)
-        if limit == 0 or conversion.matches_nothing(where):
+        if not execution_ids:
             return []
-        limit = conversion.row_limit(limit)
-        return await self._run(lambda conn: _steps.select_ids(self._queries, conn, where, limit))
+        return await self._run(lambda conn: _steps.read_by_ids(self._queries, conn, execution_ids))
 
-    async def get_task_executions(
-        self,
-        where: TaskExecutionWhere,
-        *,
-        limit: int | None = None,
-        skip_locked_for_update: bool = False,
-    ) -> list[TaskExecutionRecord]:
+    async def get_finished_task_execution_ids(self, execution_ids: Sequence[str]) -> list[str]:
         self.raise_if_refused()
-        conversion.check_limit(limit)
-        if limit == 0 or conversion.matches_nothing(where):
+        if not execution_ids:
             return []
-        limit = conversion.row_limit(limit)
+        ids = list(dict.fromkeys(execution_ids))
         return await self._run(
-            lambda conn: _steps.select_records(self._queries, conn, where, limit)
+            lambda conn: self._queries.get_finished_task_execution_ids(conn, execution_ids=ids)
         )
 
-    async def update_task_executions(
-        self, where: WhereByExecutionIds, update: TaskExecutionUpdate
-    ) -> int:
+    async def get_expired_task_executions(
+        self, *, now: datetime, limit: int
+    ) -> list[TaskExecutionRecord]:
         self.raise_if_refused()
-        if conversion.matches_nothing(where):
-            return 0
-        changes = _rows.sqlite_changes(conversion.changes_from_update(update))
-        return await self._run(lambda conn: _steps.update(self._queries, conn, where, changes))
+        bound, row_limit = _rows.bound_ms(now, "now"), conversion.positive_limit(limit)
+        rows = await self._run(
+            lambda conn: self._queries.get_expired_task_executions(
+                conn, now=bound, row_limit=row_limit
+            )
+        )
+        return [_rows.record(row) for row in rows]
 
     async def claim_ready_task_executions(
         self,

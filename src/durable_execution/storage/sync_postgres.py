@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Final
 
 import psycopg
@@ -26,10 +27,12 @@ from psycopg import errors as pg_errors
 from psycopg_pool import ConnectionPool, PoolClosed
 
 from durable_execution.generated import postgresql as pg
+from durable_execution.model import ExecutionErrorInfo, TaskExecutionStatus
 from durable_execution.storage import _pg_listener, _pg_notices, _pg_pool, conversion
 from durable_execution.storage import _pg_rows as _rows
 from durable_execution.storage._pg_errors import duplicate_ids, missing_table_error
 from durable_execution.storage.conversion import Columns
+from durable_execution.storage.error_json import error_json
 from durable_execution.storage.errors import DuplicateExecutionIdError, StorageClosedError
 from durable_execution.storage.postgres import (
     DEFAULT_CONNECT_TIMEOUT_S,
@@ -39,8 +42,6 @@ from durable_execution.storage.postgres import (
 from durable_execution.storage.sync_types import SyncStorageTx
 from durable_execution.storage.types import (
     TaskExecutionRecord,
-    TaskExecutionUpdate,
-    WhereByExecutionIds,
 )
 
 _Connection = _pg_pool.SyncConnection
@@ -62,22 +63,29 @@ class SyncPostgresTx:
         self.made_ready = self.made_ready or ready_now(executions)
         return resolved
 
-    def get_task_executions(self, where: WhereByExecutionIds) -> list[TaskExecutionRecord]:
-        return select_by_ids(self._queries, self._conn, where)
+    def get_task_executions(self, execution_ids: Sequence[str]) -> list[TaskExecutionRecord]:
+        return select_by_ids(self._queries, self._conn, execution_ids)
 
-    def update_task_executions(
-        self, where: WhereByExecutionIds, update: TaskExecutionUpdate
-    ) -> int:
-        if conversion.matches_nothing(where):
-            return 0
-        return self._queries.update_task_executions_by_execution_ids(
+    def cancel_task_execution(
+        self,
+        execution_id: str,
+        *,
+        status: TaskExecutionStatus,
+        version: int,
+        error: ExecutionErrorInfo,
+        needs_promise_cancellation: bool,
+        now: datetime,
+    ) -> bool:
+        changed = self._queries.cancel_task_execution(
             self._conn,
-            **conversion.changes_from_update(update),
-            execution_ids=where.execution_ids,
-            statuses=where.statuses,
-            needs_promise_cancellation=where.needs_promise_cancellation,
-            version=where.version,
+            error=error_json(error),
+            needs_promise_cancellation=needs_promise_cancellation,
+            now=conversion.utc_ms(now, "now"),
+            execution_id=execution_id,
+            expected_status=status,
+            expected_version=version,
         )
+        return changed > 0
 
 
 def insert(
@@ -115,18 +123,14 @@ def insert_rows(queries: pg.Queries, conn: _Connection, rows: Sequence[Columns])
 
 
 def select_by_ids(
-    queries: pg.Queries, conn: _Connection, where: WhereByExecutionIds
+    queries: pg.Queries, conn: _Connection, execution_ids: Sequence[str]
 ) -> list[TaskExecutionRecord]:
-    """The rows ``where`` selects, in a transaction or in autocommit (the caller's)."""
-    if conversion.matches_nothing(where):
+    """The rows of these ids, in insertion order, in a transaction or in autocommit (the
+    caller's)."""
+    if not execution_ids:
         return []
-    rows = queries.get_task_executions_by_execution_ids(
-        conn,
-        execution_ids=where.execution_ids,
-        statuses=where.statuses,
-        needs_promise_cancellation=where.needs_promise_cancellation,
-        version=where.version,
-        row_limit=None,
+    rows = queries.get_task_executions_by_ids(
+        conn, execution_ids=list(dict.fromkeys(execution_ids))
     )
     return [conversion.record_from_columns(row) for row in rows]
 
@@ -200,12 +204,12 @@ class SyncPostgresStorage:
             self.notices.poke()
         return resolved
 
-    def read_task_executions(self, where: WhereByExecutionIds) -> list[TaskExecutionRecord]:
+    def read_task_executions(self, execution_ids: Sequence[str]) -> list[TaskExecutionRecord]:
         """One statement in a short transaction of its own: ``begun_sync`` passes over pooled
         connections the server dropped meanwhile (a restart), as for writes."""
         try:
             with _pg_pool.begun_sync(self._pool, self.pool_max_size) as conn:
-                return select_by_ids(self.queries, conn, where)
+                return select_by_ids(self.queries, conn, execution_ids)
         except PoolClosed:
             raise StorageClosedError("The PostgreSQL storage is closed") from None
         except pg_errors.UndefinedTable as error:

@@ -19,11 +19,12 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Final, TypeVar
 
 from durable_execution.generated import sqlite as lite
-from durable_execution.storage import _sqlite_rows as _rows
+from durable_execution.model import ExecutionErrorInfo, TaskExecutionStatus
 from durable_execution.storage import _sqlite_session, conversion
 from durable_execution.storage import _sqlite_steps as _steps
 from durable_execution.storage._sqlite_session import SqliteSynchronous
@@ -31,8 +32,6 @@ from durable_execution.storage.errors import StorageClosedError
 from durable_execution.storage.sync_types import SyncStorageTx
 from durable_execution.storage.types import (
     TaskExecutionRecord,
-    TaskExecutionUpdate,
-    WhereByExecutionIds,
 )
 
 _T = TypeVar("_T")
@@ -62,20 +61,35 @@ class SyncSQLiteTx:
         queries = self._storage.queries
         return self._run(lambda conn: _steps.insert(queries, conn, columns))
 
-    def get_task_executions(self, where: WhereByExecutionIds) -> list[TaskExecutionRecord]:
-        if conversion.matches_nothing(where):
+    def get_task_executions(self, execution_ids: Sequence[str]) -> list[TaskExecutionRecord]:
+        if not execution_ids:
             return []
         queries = self._storage.queries
-        return self._run(lambda conn: _steps.select_records(queries, conn, where, None))
+        return self._run(lambda conn: _steps.read_by_ids(queries, conn, execution_ids))
 
-    def update_task_executions(
-        self, where: WhereByExecutionIds, update: TaskExecutionUpdate
-    ) -> int:
-        if conversion.matches_nothing(where):
-            return 0
-        changes = _rows.sqlite_changes(conversion.changes_from_update(update))
+    def cancel_task_execution(
+        self,
+        execution_id: str,
+        *,
+        status: TaskExecutionStatus,
+        version: int,
+        error: ExecutionErrorInfo,
+        needs_promise_cancellation: bool,
+        now: datetime,
+    ) -> bool:
         queries = self._storage.queries
-        return self._run(lambda conn: _steps.update(queries, conn, where, changes))
+        return self._run(
+            lambda conn: _steps.cancel_one(
+                queries,
+                conn,
+                execution_id,
+                status=status,
+                version=version,
+                error=error,
+                needs_promise_cancellation=needs_promise_cancellation,
+                now=now,
+            )
+        )
 
 
 class SyncSQLiteStorage:
@@ -148,13 +162,13 @@ class SyncSQLiteStorage:
         with self.transaction() as tx:
             return tx.insert_task_executions(executions)
 
-    def read_task_executions(self, where: WhereByExecutionIds) -> list[TaskExecutionRecord]:
+    def read_task_executions(self, execution_ids: Sequence[str]) -> list[TaskExecutionRecord]:
         """Read in autocommit (one consistent snapshot, no write lock), waiting out a busy
         database like every other statement here."""
-        if conversion.matches_nothing(where):
+        if not execution_ids:
             return []
         step = _steps.translated(
-            lambda c: _steps.select_records(self.queries, c, where, None),
+            lambda c: _steps.read_by_ids(self.queries, c, execution_ids),
             self.table_name,
             self.path,
         )

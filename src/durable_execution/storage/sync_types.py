@@ -3,8 +3,8 @@
 A subset of the async contract (:class:`~durable_execution.storage.types.DurableStorageTx`),
 with the same meaning: inserts refuse duplicate ids with ``DuplicateExecutionIdError`` and store
 nothing, skip a record whose idempotency key is held and return, per record, the execution id
-standing for it; reads by id return rows in insertion order; an update is guarded by the ``where``
-filters and returns the number of rows it changed. Implemented by :mod:`.sync_sqlite` and
+standing for it; reads by id return rows in insertion order; a cancel is guarded by the status
+and version its caller read. Implemented by :mod:`.sync_sqlite` and
 :mod:`.sync_postgres`; every method is safe to call from several threads at once.
 """
 
@@ -12,13 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
+from datetime import datetime
 from typing import Protocol
 
-from durable_execution.storage.types import (
-    TaskExecutionRecord,
-    TaskExecutionUpdate,
-    WhereByExecutionIds,
-)
+from durable_execution.model import ExecutionErrorInfo, TaskExecutionStatus
+from durable_execution.storage.types import TaskExecutionRecord
 
 
 class SyncStorageTx(Protocol):
@@ -26,11 +24,18 @@ class SyncStorageTx(Protocol):
 
     def insert_task_executions(self, executions: Sequence[TaskExecutionRecord]) -> list[str]: ...
 
-    def get_task_executions(self, where: WhereByExecutionIds) -> list[TaskExecutionRecord]: ...
+    def get_task_executions(self, execution_ids: Sequence[str]) -> list[TaskExecutionRecord]: ...
 
-    def update_task_executions(
-        self, where: WhereByExecutionIds, update: TaskExecutionUpdate
-    ) -> int: ...
+    def cancel_task_execution(
+        self,
+        execution_id: str,
+        *,
+        status: TaskExecutionStatus,
+        version: int,
+        error: ExecutionErrorInfo,
+        needs_promise_cancellation: bool,
+        now: datetime,
+    ) -> bool: ...
 
 
 class SyncStorage(Protocol):
@@ -46,6 +51,6 @@ class SyncStorage(Protocol):
         COMMIT)."""
         ...
 
-    def read_task_executions(self, where: WhereByExecutionIds) -> list[TaskExecutionRecord]: ...
+    def read_task_executions(self, execution_ids: Sequence[str]) -> list[TaskExecutionRecord]: ...
 
     def close(self) -> None: ...

@@ -1,31 +1,25 @@
 """The storage contract: what the executor asks of every backend.
 
-A storage opens transactions; a transaction inserts task-execution records, selects them by id
-or by status, updates them by id (every write the executor makes names its rows, guarded by
-the status and version it read), claims ready ones, writes batches of guarded updates and
-prunes finished trees. Everything here is a frozen dataclass, tagged with a
-``Literal`` ``type`` where it is one arm of a union, so ``match``/``isinstance`` narrow it.
+A storage opens transactions; a transaction offers the operations the executor performs, each
+named for its purpose (insert executions, claim ready ones, renew and expire leases, write a
+batch of guarded updates, read by ids, close finished ones, cancel, prune, fire schedules),
+each one statement or a few on the bundled backends: there is no generic "select by filter"
+and no second, row-by-row path. Everything here is a frozen dataclass.
 
 Semantics every backend honours (the contract tests check them):
 
-* ``limit=None`` means unlimited, ``limit=0`` means no rows.
-* Results are ordered: ``WhereByStatuses`` by ``updated_at``, ``WhereByExecutionIds`` by
-  insertion; ties are broken by insertion order. (Claims take the highest ``priority`` first,
-  FIFO by ``start_at`` within a priority.)
-* Every optional filter that is not ``None`` is an equality filter (``False`` included).
+* Reads by id return rows in insertion order; a ``limit`` is >= 1.
 * ``version`` in a ``where`` is an optimistic-locking guard; ``version`` in an update writes it.
 * In an update, ``None`` means "leave unchanged"; ``unset_error``/``unset_expires_at`` clear.
-* ``skip_locked_for_update`` locks the selected rows until the transaction ends and skips rows
-  that other transactions hold; backends that serialise write transactions may ignore it.
+* Operations documented as locking lock the rows they return until the transaction ends and skip
+  rows that other transactions hold; backends that serialise write transactions (SQLite) need
+  no row locks.
 * Inserting an ``execution_id`` that exists raises :class:`DuplicateExecutionIdError` and the
   transaction stores nothing: a caller that catches the error finds every later call in the
   transaction, and the end of its block, raising it again (never a silent commit or rollback).
 * A record whose ``(task_id, idempotency_key)`` is already held (any status) is not inserted:
   the insert returns the holder's execution id in its place (see ``insert_task_executions``).
 
-The claim, the lease renewal, the batch of guarded updates and the prune step are part of the
-contract: every backend does each in one set-based step, and the executor has no second,
-row-by-row path.
 Optional, each a protocol checked with ``isinstance``: ``ReadyWatchingStorage`` (cross-process
 wake-ups instead of idle polling), ``SingleStatementStorage`` (one-statement transactions
 without BEGIN and COMMIT), ``InspectableStorage`` (operators' read-only queries) and
@@ -36,11 +30,11 @@ from __future__ import annotations
 
 import dataclasses
 import operator
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final, Literal, Protocol, TypeAlias, runtime_checkable
+from typing import Final, Protocol, runtime_checkable
 
 from durable_execution.model import (
     ChildTaskError,
@@ -106,22 +100,13 @@ class TaskExecutionRecord:
 
 @dataclass(frozen=True, slots=True)
 class WhereByExecutionIds:
+    """The rows one guarded update writes: those of ``execution_ids`` that still match every
+    guard given (``None`` ignores a guard; ``False`` is a value like any other)."""
+
     execution_ids: Sequence[str]
     statuses: Sequence[TaskExecutionStatus] | None = None
     needs_promise_cancellation: bool | None = None
     version: int | None = None
-    type: Literal["by_execution_ids"] = "by_execution_ids"
-
-
-@dataclass(frozen=True, slots=True)
-class WhereByStatuses:
-    statuses: Sequence[TaskExecutionStatus]
-    is_closed: bool | None = None
-    expires_at_less_than: datetime | None = None
-    type: Literal["by_statuses"] = "by_statuses"
-
-
-TaskExecutionWhere: TypeAlias = WhereByExecutionIds | WhereByStatuses
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,25 +268,103 @@ class DurableStorageTx(Protocol):
         """
         ...
 
-    async def get_task_execution_ids(
-        self,
-        where: TaskExecutionWhere,
-        *,
-        limit: int | None = None,
-        skip_locked_for_update: bool = False,
-    ) -> list[str]: ...
+    async def get_task_executions(self, execution_ids: Sequence[str]) -> list[TaskExecutionRecord]:
+        """The stored executions with these ids, in insertion order (unknown ids are left out,
+        a repeated id is returned once). What handles, cancels, the closing of parents, the CLI
+        and a retried insert read."""
+        ...
 
-    async def get_task_executions(
-        self,
-        where: TaskExecutionWhere,
-        *,
-        limit: int | None = None,
-        skip_locked_for_update: bool = False,
-    ) -> list[TaskExecutionRecord]: ...
+    async def get_finished_task_execution_ids(self, execution_ids: Sequence[str]) -> list[str]:
+        """Those of ``execution_ids`` whose execution is finished (any finished status), in
+        insertion order: what waiting handles poll, without reading whole rows."""
+        ...
 
-    async def update_task_executions(
-        self, where: WhereByExecutionIds, update: TaskExecutionUpdate
-    ) -> int: ...
+    async def get_expired_task_executions(
+        self, *, now: datetime, limit: int
+    ) -> list[TaskExecutionRecord]:
+        """Running, unclosed executions whose lease expired (``expires_at < now``): up to
+        ``limit`` (>= 1), oldest ``updated_at`` first (ties by insertion), locked until the
+        transaction ends, skipping rows that other transactions hold. The lease expirer reads
+        them and writes each back guarded by the version it read."""
+        ...
+
+    async def get_finished_unclosed_task_executions(
+        self, *, limit: int, execution_ids: Sequence[str] | None = None
+    ) -> list[TaskExecutionRecord]:
+        """Finished executions not yet closed (their effect on their parent and descendants not
+        yet applied): up to ``limit`` (>= 1), oldest ``updated_at`` first (ties by insertion),
+        locked until the transaction ends, skipping rows that other transactions hold. With
+        ``execution_ids``, only those among them (the closer's one-by-one fallback)."""
+        ...
+
+    async def get_finished_unclosed_task_execution_ids(self, *, limit: int) -> list[str]:
+        """The ids :meth:`get_finished_unclosed_task_executions` would return, without locking
+        or decoding the rows: what the closer reads when a row of the batch cannot be decoded."""
+        ...
+
+    async def close_task_executions(self, execution_ids: Sequence[str], *, now: datetime) -> int:
+        """Mark these executions closed (``is_closed``, ``updated_at = now``); the number of
+        rows changed."""
+        ...
+
+    async def postpone_closing_task_executions(
+        self, execution_ids: Sequence[str], *, now: datetime
+    ) -> int:
+        """Set ``updated_at = now`` and nothing else, so that the oldest-first walk of
+        :meth:`get_finished_unclosed_task_executions` moves past these rows (their parent's task
+        is not registered with this executor); the number of rows changed."""
+        ...
+
+    async def cancel_task_execution(
+        self,
+        execution_id: str,
+        *,
+        status: TaskExecutionStatus,
+        version: int,
+        error: ExecutionErrorInfo,
+        needs_promise_cancellation: bool,
+        now: datetime,
+    ) -> bool:
+        """Cancel one execution if it still has the ``status`` and ``version`` its reader saw:
+        ``status = cancelled``, ``error``, ``needs_promise_cancellation`` (ask the executor
+        running it to stop it), ``finished_at = updated_at = now``, ``version + 1``. Whether it
+        matched (a row that changed meanwhile is read again by the caller)."""
+        ...
+
+    async def cancel_active_task_executions(
+        self,
+        execution_ids: Sequence[str],
+        *,
+        error: ExecutionErrorInfo,
+        now: datetime,
+        running_here: Collection[str],
+    ) -> list[str]:
+        """Cancel those of ``execution_ids`` that are still active (the descendants of an
+        execution that did not complete): ``status = cancelled``, ``error``, ``finished_at =
+        updated_at = now``; ``needs_promise_cancellation`` is set except for the ids in
+        ``running_here`` (their attempts run in the caller's process, which stops them itself).
+        The version is left as it is: the write only leaves active statuses, and every other
+        write is guarded by the status it read. Returns the ids cancelled, in any order."""
+        ...
+
+    async def take_cancellation_requests(
+        self, execution_ids: Sequence[str], *, now: datetime, limit: int
+    ) -> list[str]:
+        """Of ``execution_ids`` (attempts running in the caller's process), up to ``limit``
+        (>= 1) whose row asks for their attempt to be stopped (``needs_promise_cancellation``):
+        clear the flag (``updated_at = now``) and return their ids, in any order (the oldest
+        are taken first). Rows that other transactions hold are skipped (taken by a later
+        call)."""
+        ...
+
+    async def fail_unreadable_task_execution(
+        self, execution_id: str, *, error: ExecutionErrorInfo, now: datetime
+    ) -> bool:
+        """Quarantine a row that cannot be decoded (its ``MalformedRowError``), if it is still
+        active: ``status = failed``, ``error`` (replacing the stored one, which may be what is
+        damaged), ``started_at = finished_at = updated_at = now``, no ``expires_at``. The write
+        decodes nothing. Whether the row was active."""
+        ...
 
     async def claim_ready_task_executions(
         self,
@@ -314,16 +377,14 @@ class DurableStorageTx(Protocol):
         """Claim ready executions in one set-based step.
 
         Take up to ``limit`` (>= 1) rows with ``status = ready`` and ``start_at <= now`` whose
-        ``queue`` is one of ``queues`` (``None``: any queue), oldest ``start_at`` first (ties by
-        insertion), skipping rows that other transactions hold and rows whose concurrency key is
-        full: a row with a ``concurrency_limit`` is taken only while fewer than that many rows
-        of its ``(task_id, concurrency_key)`` are ``running`` (counting those this claim takes,
-        oldest first; the smallest limit among the key's waiting rows applies), whatever other
-        transactions claim at the same time. Rows of a full key are passed over, not in the
-        way of later rows. Set
-        Take up to ``limit`` (>= 1) rows with ``status = ready`` and ``start_at <= now``, highest
-        ``priority`` first and, within a priority, oldest ``start_at`` first (ties by insertion),
-        skipping rows that other transactions hold; set
+        ``queue`` is one of ``queues`` (``None``: any queue), highest ``priority`` first and,
+        within a priority, oldest ``start_at`` first (ties by insertion), skipping rows that
+        other transactions hold and rows whose concurrency key is full: a row with a
+        ``concurrency_limit`` is taken only while fewer than that many rows of its
+        ``(task_id, concurrency_key)`` are ``running`` (counting those this claim takes, in claim
+        order; the smallest limit among the key's waiting rows applies), whatever other
+        transactions claim at the same time. Rows of a full key are passed over, not in the way
+        of later rows. Set
         ``status = running``, ``started_at = updated_at = now``, ``expires_at = now + lease_ms``
         (whatever the row's ``timeout_ms``: the executor renews the lease while the attempt
         runs, see :meth:`renew_task_execution_leases`) and ``version = version + 1``; return
@@ -349,10 +410,14 @@ class DurableStorageTx(Protocol):
     async def update_task_executions_each(
         self, updates: Sequence[tuple[WhereByExecutionIds, TaskExecutionUpdate]]
     ) -> list[int]:
-        """Many independent guarded updates in one call (one round trip where the backend can).
+        """Many independent guarded updates in one call (one round trip where the backend can):
+        the writes of attempts' results, lease releases and expiries, parents' progress.
 
-        The result is the rows each update matched, in the order given: exactly what calling
-        ``update_task_executions`` once per item, in order, would return.
+        Each item updates the rows of ``where.execution_ids`` that still match its guards
+        (``statuses``, ``needs_promise_cancellation`` and ``version`` when not ``None``) with
+        the fields of its update (see :class:`TaskExecutionUpdate`). The items are applied in
+        order, each seeing the writes of those before it; the result is the number of rows each
+        one changed, in the order given.
         """
         ...
 

@@ -30,6 +30,39 @@ from .models import (
     LockReadyConcurrencyKeysRow,
 )
 
+# CancelTaskExecution :execrows (cancel.sql)
+CANCEL_TASK_EXECUTION_SQL = (
+    "UPDATE {table}\n"
+    "SET\n"
+    "    status = 'cancelled',\n"
+    "    error = $1::jsonb,\n"
+    "    needs_promise_cancellation = $2::boolean,\n"
+    "    finished_at = $3::timestamptz,\n"
+    "    updated_at = $3::timestamptz,\n"
+    "    version = version + 1\n"
+    "WHERE execution_id = $4::text\n"
+    "    AND status = $5::text\n"
+    "    AND version = $6::bigint"
+)
+
+
+# TakeCancellationRequests :many (cancel.sql)
+TAKE_CANCELLATION_REQUESTS_SQL = (
+    "UPDATE {table}\n"
+    "SET needs_promise_cancellation = FALSE, updated_at = $1::timestamptz\n"
+    "WHERE id IN (\n"
+    "    SELECT id\n"
+    "    FROM {table}\n"
+    "    WHERE execution_id = ANY($2::text[])\n"
+    "        AND needs_promise_cancellation\n"
+    "    ORDER BY id\n"
+    "    LIMIT $3::integer\n"
+    "    FOR UPDATE SKIP LOCKED\n"
+    ")\n"
+    "RETURNING execution_id"
+)
+
+
 # LockReadyConcurrencyKeys :many (claim.sql)
 LOCK_READY_CONCURRENCY_KEYS_SQL = (
     "SELECT\n"
@@ -134,79 +167,6 @@ CLAIM_READY_TASK_EXECUTIONS_SQL = (
 )
 
 
-# UpdateTaskExecutionsEach :many (claim.sql)
-UPDATE_TASK_EXECUTIONS_EACH_SQL = (
-    "UPDATE {table} AS t\n"
-    "SET\n"
-    "    run_output = COALESCE(u.new_run_output, t.run_output),\n"
-    "    output = COALESCE(u.new_output, t.output),\n"
-    "    children_tasks_completed_count = COALESCE(\n"
-    "        u.new_children_tasks_completed_count, t.children_tasks_completed_count\n"
-    "    ),\n"
-    "    children_tasks = COALESCE(u.new_children_tasks, t.children_tasks),\n"
-    "    children_tasks_errors = COALESCE(u.new_children_tasks_errors, t.children_tasks_errors),\n"
-    "    finalize_task = COALESCE(u.new_finalize_task, t.finalize_task),\n"
-    "    finalize_task_error = COALESCE(u.new_finalize_task_error, t.finalize_task_error),\n"
-    "    error = CASE WHEN u.unset_error THEN NULL ELSE COALESCE(u.new_error, t.error) END,\n"
-    "    status = COALESCE(u.new_status, t.status),\n"
-    "    is_closed = COALESCE(u.new_is_closed, t.is_closed),\n"
-    "    needs_promise_cancellation = COALESCE(\n"
-    "        u.new_needs_promise_cancellation, t.needs_promise_cancellation\n"
-    "    ),\n"
-    "    retry_attempts = COALESCE(u.new_retry_attempts, t.retry_attempts),\n"
-    "    lease_expiries = COALESCE(u.new_lease_expiries, t.lease_expiries),\n"
-    "    start_at = COALESCE(u.new_start_at, t.start_at),\n"
-    "    started_at = COALESCE(u.new_started_at, t.started_at),\n"
-    "    finished_at = COALESCE(u.new_finished_at, t.finished_at),\n"
-    "    expires_at = CASE\n"
-    "        WHEN u.unset_expires_at THEN NULL\n"
-    "        ELSE COALESCE(u.new_expires_at, t.expires_at)\n"
-    "    END,\n"
-    "    version = COALESCE(u.new_version, t.version),\n"
-    "    updated_at = u.new_updated_at\n"
-    "FROM (\n"
-    "    SELECT\n"
-    "        unnest($1::integer[]) AS item_index,\n"
-    "        unnest($2::text[]) AS execution_id,\n"
-    "        NULLIF(unnest($3::jsonb[]), 'null'::jsonb) AS statuses,\n"
-    "        unnest($4::boolean[]) AS needs_promise_cancellation,\n"
-    "        unnest($5::bigint[]) AS version,\n"
-    "        unnest($6::text[]) AS new_run_output,\n"
-    "        unnest($7::text[]) AS new_output,\n"
-    "        unnest($8::integer[])\n"
-    "            AS new_children_tasks_completed_count,\n"
-    "        NULLIF(unnest($9::jsonb[]), 'null'::jsonb) AS new_children_tasks,\n"
-    "        NULLIF(unnest($10::jsonb[]), 'null'::jsonb)\n"
-    "            AS new_children_tasks_errors,\n"
-    "        NULLIF(unnest($11::jsonb[]), 'null'::jsonb) AS new_finalize_task,\n"
-    "        NULLIF(unnest($12::jsonb[]), 'null'::jsonb)\n"
-    "            AS new_finalize_task_error,\n"
-    "        unnest($13::boolean[]) AS unset_error,\n"
-    "        NULLIF(unnest($14::jsonb[]), 'null'::jsonb) AS new_error,\n"
-    "        unnest($15::text[]) AS new_status,\n"
-    "        unnest($16::boolean[]) AS new_is_closed,\n"
-    "        unnest($17::boolean[]) AS new_needs_promise_cancellation,\n"
-    "        unnest($18::integer[]) AS new_retry_attempts,\n"
-    "        unnest($19::integer[]) AS new_lease_expiries,\n"
-    "        unnest($20::timestamptz[]) AS new_start_at,\n"
-    "        unnest($21::timestamptz[]) AS new_started_at,\n"
-    "        unnest($22::timestamptz[]) AS new_finished_at,\n"
-    "        unnest($23::boolean[]) AS unset_expires_at,\n"
-    "        unnest($24::timestamptz[]) AS new_expires_at,\n"
-    "        unnest($25::bigint[]) AS new_version,\n"
-    "        unnest($26::timestamptz[]) AS new_updated_at\n"
-    ") AS u\n"
-    "WHERE t.execution_id = u.execution_id\n"
-    "    AND (u.statuses IS NULL OR u.statuses ? t.status)\n"
-    "    AND (\n"
-    "        u.needs_promise_cancellation IS NULL\n"
-    "        OR t.needs_promise_cancellation = u.needs_promise_cancellation\n"
-    "    )\n"
-    "    AND (u.version IS NULL OR t.version = u.version)\n"
-    "RETURNING u.item_index::integer AS item_index"
-)
-
-
 # GetReadyTaskExecutionsToClaim :many (claim.sql)
 GET_READY_TASK_EXECUTIONS_TO_CLAIM_SQL = (
     "SELECT c.execution_id, c.timeout_ms\n"
@@ -292,6 +252,75 @@ RENEW_TASK_EXECUTION_LEASES_SQL = (
     "    AND t.version = l.version\n"
     "    AND t.status = 'running'\n"
     "RETURNING t.execution_id"
+)
+
+
+# GetFinishedUnclosedTaskExecutions :many (close.sql)
+GET_FINISHED_UNCLOSED_TASK_EXECUTIONS_SQL = (
+    "SELECT id, root_task_id, root_execution_id, parent_task_id, parent_execution_id, "
+    "is_finalize_task, task_id, execution_id, retry_options, sleep_ms_before_run, timeout_ms, "
+    "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
+    "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
+    "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
+    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context, "
+    "idempotency_key, priority, queue, concurrency_key, concurrency_limit\n"
+    "FROM {table}\n"
+    "WHERE status IN (\n"
+    "        'completed', 'failed', 'timed_out', 'cancelled',\n"
+    "        'children_tasks_failed', 'finalize_task_failed'\n"
+    "    )\n"
+    "    AND NOT is_closed\n"
+    "    AND (\n"
+    "        $1::text[] IS NULL\n"
+    "        OR execution_id = ANY($1::text[])\n"
+    "    )\n"
+    "ORDER BY updated_at, id\n"
+    "LIMIT $2::integer\n"
+    "FOR UPDATE SKIP LOCKED"
+)
+
+
+# GetFinishedUnclosedTaskExecutionIds :many (close.sql)
+GET_FINISHED_UNCLOSED_TASK_EXECUTION_IDS_SQL = (
+    "SELECT execution_id\n"
+    "FROM {table}\n"
+    "WHERE status IN (\n"
+    "        'completed', 'failed', 'timed_out', 'cancelled',\n"
+    "        'children_tasks_failed', 'finalize_task_failed'\n"
+    "    )\n"
+    "    AND NOT is_closed\n"
+    "ORDER BY updated_at, id\n"
+    "LIMIT $1::integer"
+)
+
+
+# CloseTaskExecutions :execrows (close.sql)
+CLOSE_TASK_EXECUTIONS_SQL = (
+    "UPDATE {table}\n"
+    "SET is_closed = TRUE, updated_at = $1::timestamptz\n"
+    "WHERE execution_id = ANY($2::text[])"
+)
+
+
+# PostponeClosingTaskExecutions :execrows (close.sql)
+POSTPONE_CLOSING_TASK_EXECUTIONS_SQL = (
+    "UPDATE {table}\nSET updated_at = $1::timestamptz\nWHERE execution_id = ANY($2::text[])"
+)
+
+
+# CancelActiveTaskExecutions :many (close.sql)
+CANCEL_ACTIVE_TASK_EXECUTIONS_SQL = (
+    "UPDATE {table}\n"
+    "SET\n"
+    "    status = 'cancelled',\n"
+    "    error = $1::jsonb,\n"
+    "    needs_promise_cancellation = NOT (execution_id = ANY($2::text[])),\n"
+    "    finished_at = $3::timestamptz,\n"
+    "    updated_at = $3::timestamptz\n"
+    "WHERE execution_id = ANY($4::text[])\n"
+    "    AND status IN ('ready', 'running', 'waiting_for_children_tasks', "
+    "'waiting_for_finalize_task')\n"
+    "RETURNING execution_id"
 )
 
 
@@ -606,24 +635,8 @@ LIST_TASK_SCHEDULES_SQL = (
 )
 
 
-# GetTaskExecutionIdsByExecutionIds :many (select.sql)
-GET_TASK_EXECUTION_IDS_BY_EXECUTION_IDS_SQL = (
-    "SELECT execution_id\n"
-    "FROM {table}\n"
-    "WHERE execution_id = ANY($1::text[])\n"
-    "    AND ($2::text[] IS NULL OR status = ANY($2::text[]))\n"
-    "    AND (\n"
-    "        $3::boolean IS NULL\n"
-    "        OR needs_promise_cancellation = $3\n"
-    "    )\n"
-    "    AND ($4::bigint IS NULL OR version = $4)\n"
-    "ORDER BY id\n"
-    "LIMIT $5::integer"
-)
-
-
-# GetTaskExecutionsByExecutionIds :many (select.sql)
-GET_TASK_EXECUTIONS_BY_EXECUTION_IDS_SQL = (
+# GetTaskExecutionsByIds :many (select.sql)
+GET_TASK_EXECUTIONS_BY_IDS_SQL = (
     "SELECT id, root_task_id, root_execution_id, parent_task_id, parent_execution_id, "
     "is_finalize_task, task_id, execution_id, retry_options, sleep_ms_before_run, timeout_ms, "
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
@@ -633,72 +646,25 @@ GET_TASK_EXECUTIONS_BY_EXECUTION_IDS_SQL = (
     "idempotency_key, priority, queue, concurrency_key, concurrency_limit\n"
     "FROM {table}\n"
     "WHERE execution_id = ANY($1::text[])\n"
-    "    AND ($2::text[] IS NULL OR status = ANY($2::text[]))\n"
-    "    AND (\n"
-    "        $3::boolean IS NULL\n"
-    "        OR needs_promise_cancellation = $3\n"
-    "    )\n"
-    "    AND ($4::bigint IS NULL OR version = $4)\n"
-    "ORDER BY id\n"
-    "LIMIT $5::integer"
+    "ORDER BY id"
 )
 
 
-# GetTaskExecutionIdsByStatuses :many (select.sql)
-GET_TASK_EXECUTION_IDS_BY_STATUSES_SQL = (
-    "SELECT execution_id\n"
-    "FROM {table}\n"
-    "WHERE status = ANY($1::text[])\n"
-    "    AND ($2::boolean IS NULL OR is_closed = $2)\n"
-    "    AND (\n"
-    "        $3::timestamptz IS NULL\n"
-    "        OR expires_at < $3\n"
-    "    )\n"
-    "ORDER BY updated_at, id\n"
-    "LIMIT $4::integer"
-)
-
-
-# GetTaskExecutionsByStatuses :many (select.sql)
-GET_TASK_EXECUTIONS_BY_STATUSES_SQL = (
-    "SELECT id, root_task_id, root_execution_id, parent_task_id, parent_execution_id, "
-    "is_finalize_task, task_id, execution_id, retry_options, sleep_ms_before_run, timeout_ms, "
-    "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
-    "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
-    "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context, "
-    "idempotency_key, priority, queue, concurrency_key, concurrency_limit\n"
-    "FROM {table}\n"
-    "WHERE status = ANY($1::text[])\n"
-    "    AND ($2::boolean IS NULL OR is_closed = $2)\n"
-    "    AND (\n"
-    "        $3::timestamptz IS NULL\n"
-    "        OR expires_at < $3\n"
-    "    )\n"
-    "ORDER BY updated_at, id\n"
-    "LIMIT $4::integer"
-)
-
-
-# GetTaskExecutionIdsByExecutionIdsForUpdateSkipLocked :many (select_for_update.sql)
-GET_TASK_EXECUTION_IDS_BY_EXECUTION_IDS_FOR_UPDATE_SKIP_LOCKED_SQL = (
+# GetFinishedTaskExecutionIds :many (select.sql)
+GET_FINISHED_TASK_EXECUTION_IDS_SQL = (
     "SELECT execution_id\n"
     "FROM {table}\n"
     "WHERE execution_id = ANY($1::text[])\n"
-    "    AND ($2::text[] IS NULL OR status = ANY($2::text[]))\n"
-    "    AND (\n"
-    "        $3::boolean IS NULL\n"
-    "        OR needs_promise_cancellation = $3\n"
+    "    AND status IN (\n"
+    "        'completed', 'failed', 'timed_out', 'cancelled',\n"
+    "        'children_tasks_failed', 'finalize_task_failed'\n"
     "    )\n"
-    "    AND ($4::bigint IS NULL OR version = $4)\n"
-    "ORDER BY id\n"
-    "LIMIT $5::integer\n"
-    "FOR UPDATE SKIP LOCKED"
+    "ORDER BY id"
 )
 
 
-# GetTaskExecutionsByExecutionIdsForUpdateSkipLocked :many (select_for_update.sql)
-GET_TASK_EXECUTIONS_BY_EXECUTION_IDS_FOR_UPDATE_SKIP_LOCKED_SQL = (
+# GetExpiredTaskExecutions :many (select.sql)
+GET_EXPIRED_TASK_EXECUTIONS_SQL = (
     "SELECT id, root_task_id, root_execution_id, parent_task_id, parent_execution_id, "
     "is_finalize_task, task_id, execution_id, retry_options, sleep_ms_before_run, timeout_ms, "
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
@@ -707,99 +673,101 @@ GET_TASK_EXECUTIONS_BY_EXECUTION_IDS_FOR_UPDATE_SKIP_LOCKED_SQL = (
     "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context, "
     "idempotency_key, priority, queue, concurrency_key, concurrency_limit\n"
     "FROM {table}\n"
-    "WHERE execution_id = ANY($1::text[])\n"
-    "    AND ($2::text[] IS NULL OR status = ANY($2::text[]))\n"
-    "    AND (\n"
-    "        $3::boolean IS NULL\n"
-    "        OR needs_promise_cancellation = $3\n"
-    "    )\n"
-    "    AND ($4::bigint IS NULL OR version = $4)\n"
-    "ORDER BY id\n"
-    "LIMIT $5::integer\n"
-    "FOR UPDATE SKIP LOCKED"
-)
-
-
-# GetTaskExecutionIdsByStatusesForUpdateSkipLocked :many (select_for_update.sql)
-GET_TASK_EXECUTION_IDS_BY_STATUSES_FOR_UPDATE_SKIP_LOCKED_SQL = (
-    "SELECT execution_id\n"
-    "FROM {table}\n"
-    "WHERE status = ANY($1::text[])\n"
-    "    AND ($2::boolean IS NULL OR is_closed = $2)\n"
-    "    AND (\n"
-    "        $3::timestamptz IS NULL\n"
-    "        OR expires_at < $3\n"
-    "    )\n"
+    "WHERE status = 'running'\n"
+    "    AND NOT is_closed\n"
+    "    AND expires_at < $1::timestamptz\n"
     "ORDER BY updated_at, id\n"
-    "LIMIT $4::integer\n"
+    "LIMIT $2::integer\n"
     "FOR UPDATE SKIP LOCKED"
 )
 
 
-# GetTaskExecutionsByStatusesForUpdateSkipLocked :many (select_for_update.sql)
-GET_TASK_EXECUTIONS_BY_STATUSES_FOR_UPDATE_SKIP_LOCKED_SQL = (
-    "SELECT id, root_task_id, root_execution_id, parent_task_id, parent_execution_id, "
-    "is_finalize_task, task_id, execution_id, retry_options, sleep_ms_before_run, timeout_ms, "
-    "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
-    "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
-    "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
-    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context, "
-    "idempotency_key, priority, queue, concurrency_key, concurrency_limit\n"
-    "FROM {table}\n"
-    "WHERE status = ANY($1::text[])\n"
-    "    AND ($2::boolean IS NULL OR is_closed = $2)\n"
+# UpdateTaskExecutionsEach :many (update.sql)
+UPDATE_TASK_EXECUTIONS_EACH_SQL = (
+    "UPDATE {table} AS t\n"
+    "SET\n"
+    "    run_output = COALESCE(u.new_run_output, t.run_output),\n"
+    "    output = COALESCE(u.new_output, t.output),\n"
+    "    children_tasks_completed_count = COALESCE(\n"
+    "        u.new_children_tasks_completed_count, t.children_tasks_completed_count\n"
+    "    ),\n"
+    "    children_tasks = COALESCE(u.new_children_tasks, t.children_tasks),\n"
+    "    children_tasks_errors = COALESCE(u.new_children_tasks_errors, t.children_tasks_errors),\n"
+    "    finalize_task = COALESCE(u.new_finalize_task, t.finalize_task),\n"
+    "    finalize_task_error = COALESCE(u.new_finalize_task_error, t.finalize_task_error),\n"
+    "    error = CASE WHEN u.unset_error THEN NULL ELSE COALESCE(u.new_error, t.error) END,\n"
+    "    status = COALESCE(u.new_status, t.status),\n"
+    "    is_closed = COALESCE(u.new_is_closed, t.is_closed),\n"
+    "    needs_promise_cancellation = COALESCE(\n"
+    "        u.new_needs_promise_cancellation, t.needs_promise_cancellation\n"
+    "    ),\n"
+    "    retry_attempts = COALESCE(u.new_retry_attempts, t.retry_attempts),\n"
+    "    lease_expiries = COALESCE(u.new_lease_expiries, t.lease_expiries),\n"
+    "    start_at = COALESCE(u.new_start_at, t.start_at),\n"
+    "    started_at = COALESCE(u.new_started_at, t.started_at),\n"
+    "    finished_at = COALESCE(u.new_finished_at, t.finished_at),\n"
+    "    expires_at = CASE\n"
+    "        WHEN u.unset_expires_at THEN NULL\n"
+    "        ELSE COALESCE(u.new_expires_at, t.expires_at)\n"
+    "    END,\n"
+    "    version = COALESCE(u.new_version, t.version),\n"
+    "    updated_at = u.new_updated_at\n"
+    "FROM (\n"
+    "    SELECT\n"
+    "        unnest($1::integer[]) AS item_index,\n"
+    "        unnest($2::text[]) AS execution_id,\n"
+    "        NULLIF(unnest($3::jsonb[]), 'null'::jsonb) AS statuses,\n"
+    "        unnest($4::boolean[]) AS needs_promise_cancellation,\n"
+    "        unnest($5::bigint[]) AS version,\n"
+    "        unnest($6::text[]) AS new_run_output,\n"
+    "        unnest($7::text[]) AS new_output,\n"
+    "        unnest($8::integer[])\n"
+    "            AS new_children_tasks_completed_count,\n"
+    "        NULLIF(unnest($9::jsonb[]), 'null'::jsonb) AS new_children_tasks,\n"
+    "        NULLIF(unnest($10::jsonb[]), 'null'::jsonb)\n"
+    "            AS new_children_tasks_errors,\n"
+    "        NULLIF(unnest($11::jsonb[]), 'null'::jsonb) AS new_finalize_task,\n"
+    "        NULLIF(unnest($12::jsonb[]), 'null'::jsonb)\n"
+    "            AS new_finalize_task_error,\n"
+    "        unnest($13::boolean[]) AS unset_error,\n"
+    "        NULLIF(unnest($14::jsonb[]), 'null'::jsonb) AS new_error,\n"
+    "        unnest($15::text[]) AS new_status,\n"
+    "        unnest($16::boolean[]) AS new_is_closed,\n"
+    "        unnest($17::boolean[]) AS new_needs_promise_cancellation,\n"
+    "        unnest($18::integer[]) AS new_retry_attempts,\n"
+    "        unnest($19::integer[]) AS new_lease_expiries,\n"
+    "        unnest($20::timestamptz[]) AS new_start_at,\n"
+    "        unnest($21::timestamptz[]) AS new_started_at,\n"
+    "        unnest($22::timestamptz[]) AS new_finished_at,\n"
+    "        unnest($23::boolean[]) AS unset_expires_at,\n"
+    "        unnest($24::timestamptz[]) AS new_expires_at,\n"
+    "        unnest($25::bigint[]) AS new_version,\n"
+    "        unnest($26::timestamptz[]) AS new_updated_at\n"
+    ") AS u\n"
+    "WHERE t.execution_id = u.execution_id\n"
+    "    AND (u.statuses IS NULL OR u.statuses ? t.status)\n"
     "    AND (\n"
-    "        $3::timestamptz IS NULL\n"
-    "        OR expires_at < $3\n"
+    "        u.needs_promise_cancellation IS NULL\n"
+    "        OR t.needs_promise_cancellation = u.needs_promise_cancellation\n"
     "    )\n"
-    "ORDER BY updated_at, id\n"
-    "LIMIT $4::integer\n"
-    "FOR UPDATE SKIP LOCKED"
+    "    AND (u.version IS NULL OR t.version = u.version)\n"
+    "RETURNING u.item_index::integer AS item_index"
 )
 
 
-# UpdateTaskExecutionsByExecutionIds :execrows (update.sql)
-UPDATE_TASK_EXECUTIONS_BY_EXECUTION_IDS_SQL = (
+# FailUnreadableTaskExecution :execrows (update.sql)
+FAIL_UNREADABLE_TASK_EXECUTION_SQL = (
     "UPDATE {table}\n"
     "SET\n"
-    "    run_output = COALESCE($1::text, run_output),\n"
-    "    output = COALESCE($2::text, output),\n"
-    "    children_tasks_completed_count = COALESCE(\n"
-    "        $3::integer, children_tasks_completed_count\n"
-    "    ),\n"
-    "    children_tasks = COALESCE($4::jsonb, children_tasks),\n"
-    "    children_tasks_errors = COALESCE(\n"
-    "        $5::jsonb, children_tasks_errors\n"
-    "    ),\n"
-    "    finalize_task = COALESCE($6::jsonb, finalize_task),\n"
-    "    finalize_task_error = COALESCE($7::jsonb, finalize_task_error),\n"
-    "    error = CASE\n"
-    "        WHEN $8::boolean THEN NULL\n"
-    "        ELSE COALESCE($9::jsonb, error)\n"
-    "    END,\n"
-    "    status = COALESCE($10::text, status),\n"
-    "    is_closed = COALESCE($11::boolean, is_closed),\n"
-    "    needs_promise_cancellation = COALESCE(\n"
-    "        $12::boolean, needs_promise_cancellation\n"
-    "    ),\n"
-    "    retry_attempts = COALESCE($13::integer, retry_attempts),\n"
-    "    lease_expiries = COALESCE($14::integer, lease_expiries),\n"
-    "    start_at = COALESCE($15::timestamptz, start_at),\n"
-    "    started_at = COALESCE($16::timestamptz, started_at),\n"
-    "    finished_at = COALESCE($17::timestamptz, finished_at),\n"
-    "    expires_at = CASE\n"
-    "        WHEN $18::boolean THEN NULL\n"
-    "        ELSE COALESCE($19::timestamptz, expires_at)\n"
-    "    END,\n"
-    "    version = COALESCE($20::bigint, version),\n"
-    "    updated_at = $21::timestamptz\n"
-    "WHERE execution_id = ANY($22::text[])\n"
-    "    AND ($23::text[] IS NULL OR status = ANY($23::text[]))\n"
-    "    AND (\n"
-    "        $24::boolean IS NULL\n"
-    "        OR needs_promise_cancellation = $24\n"
-    "    )\n"
-    "    AND ($25::bigint IS NULL OR version = $25)"
+    "    status = 'failed',\n"
+    "    error = $1::jsonb,\n"
+    "    started_at = $2::timestamptz,\n"
+    "    finished_at = $2::timestamptz,\n"
+    "    updated_at = $2::timestamptz,\n"
+    "    expires_at = NULL\n"
+    "WHERE execution_id = $3::text\n"
+    "    AND status IN ('ready', 'running', 'waiting_for_children_tasks', "
+    "'waiting_for_finalize_task')"
 )
 
 
@@ -960,6 +928,51 @@ class _Texts:
 class AsyncQueries(_Texts):
     """The queries, for asyncio; each method runs one statement on `conn`."""
 
+    async def cancel_task_execution(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        *,
+        error: JsonValue,
+        needs_promise_cancellation: bool,
+        now: datetime.datetime,
+        execution_id: str,
+        expected_status: str,
+        expected_version: int,
+    ) -> int:
+        """A user's cancel of one execution, guarded by the status and version its caller read (a
+        row that changed meanwhile is read again). needs_promise_cancellation asks the executor
+        running the attempt to stop it; false when the caller runs it and stops it itself.
+        """
+        args = (
+            Jsonb(error),
+            needs_promise_cancellation,
+            now,
+            execution_id,
+            expected_status,
+            expected_version,
+        )
+        async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
+            await cur.execute(self._sql(CANCEL_TASK_EXECUTION_SQL), args)
+            return cur.rowcount
+
+    async def take_cancellation_requests(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        *,
+        now: datetime.datetime,
+        execution_ids: Sequence[str | None],
+        row_limit: int,
+    ) -> list[str]:
+        """Of the attempts running in the caller's process, those whose rows ask for them to be
+        stopped: the flag is cleared as they are taken. Locked rows are skipped (taken by a later
+        call).
+        """
+        args = (now, list(execution_ids), row_limit)
+        async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
+            await cur.execute(self._sql(TAKE_CANCELLATION_REQUESTS_SQL), args)
+            rows = await cur.fetchall()
+        return [row[0] for row in rows]
+
     async def lock_ready_concurrency_keys(
         self,
         conn: psycopg.AsyncConnection[Any],
@@ -1041,82 +1054,6 @@ class AsyncQueries(_Texts):
             rows = await cur.fetchall()
         return [_as_durable_task_execution(row) for row in rows]
 
-    async def update_task_executions_each(
-        self,
-        conn: psycopg.AsyncConnection[Any],
-        *,
-        item_index: Sequence[int | None],
-        execution_id: Sequence[str | None],
-        statuses: Sequence[JsonValue],
-        needs_promise_cancellation: Sequence[bool | None],
-        version: Sequence[int | None],
-        new_run_output: Sequence[str | None],
-        new_output: Sequence[str | None],
-        new_children_tasks_completed_count: Sequence[int | None],
-        new_children_tasks: Sequence[JsonValue],
-        new_children_tasks_errors: Sequence[JsonValue],
-        new_finalize_task: Sequence[JsonValue],
-        new_finalize_task_error: Sequence[JsonValue],
-        unset_error: Sequence[bool | None],
-        new_error: Sequence[JsonValue],
-        new_status: Sequence[str | None],
-        new_is_closed: Sequence[bool | None],
-        new_needs_promise_cancellation: Sequence[bool | None],
-        new_retry_attempts: Sequence[int | None],
-        new_lease_expiries: Sequence[int | None],
-        new_start_at: Sequence[datetime.datetime | None],
-        new_started_at: Sequence[datetime.datetime | None],
-        new_finished_at: Sequence[datetime.datetime | None],
-        unset_expires_at: Sequence[bool | None],
-        new_expires_at: Sequence[datetime.datetime | None],
-        new_version: Sequence[int | None],
-        new_updated_at: Sequence[datetime.datetime | None],
-    ) -> list[int]:
-        """Many independent guarded updates by execution id in one statement (what the executor does
-        when it writes the results of many runs in one transaction). Parameters are parallel
-        arrays with one element per (update, execution id) pair: item_index numbers the update,
-        the other elements repeat its filters (statuses as a JSON array of strings, or NULL for
-        any) and its new values (NULL: leave unchanged, as in update.sql). Each updated row
-        returns the item_index that matched it; the storage counts them per update.
-
-        A row is updated at most once per statement (UPDATE ... FROM takes one joined row for
-        it), so the storage never sends two pairs that target the same execution id in one
-        statement: those go to a later statement, which then sees the first write, as a loop
-        would.
-        """
-        args = (
-            list(item_index),
-            list(execution_id),
-            [Jsonb(v) for v in statuses],
-            list(needs_promise_cancellation),
-            list(version),
-            list(new_run_output),
-            list(new_output),
-            list(new_children_tasks_completed_count),
-            [Jsonb(v) for v in new_children_tasks],
-            [Jsonb(v) for v in new_children_tasks_errors],
-            [Jsonb(v) for v in new_finalize_task],
-            [Jsonb(v) for v in new_finalize_task_error],
-            list(unset_error),
-            [Jsonb(v) for v in new_error],
-            list(new_status),
-            list(new_is_closed),
-            list(new_needs_promise_cancellation),
-            list(new_retry_attempts),
-            list(new_lease_expiries),
-            list(new_start_at),
-            list(new_started_at),
-            list(new_finished_at),
-            list(unset_expires_at),
-            list(new_expires_at),
-            list(new_version),
-            list(new_updated_at),
-        )
-        async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
-            await cur.execute(self._sql(UPDATE_TASK_EXECUTIONS_EACH_SQL), args)
-            rows = await cur.fetchall()
-        return [row[0] for row in rows]
-
     async def get_ready_task_executions_to_claim(
         self,
         conn: psycopg.AsyncConnection[Any],
@@ -1183,6 +1120,85 @@ class AsyncQueries(_Texts):
         args = (expires_at, list(execution_ids), list(versions))
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
             await cur.execute(self._sql(RENEW_TASK_EXECUTION_LEASES_SQL), args)
+            rows = await cur.fetchall()
+        return [row[0] for row in rows]
+
+    async def get_finished_unclosed_task_executions(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        *,
+        execution_ids: Sequence[str | None] | None,
+        row_limit: int,
+    ) -> list[DurableTaskExecution]:
+        """Locked, skipping rows other transactions hold, so that concurrent closers take disjoint
+        rows (a row applied twice would count a child twice in its parent). execution_ids NULL:
+        any row; else only those (the closer's one-by-one fallback).
+        """
+        args = (None if execution_ids is None else list(execution_ids), row_limit)
+        async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
+            await cur.execute(self._sql(GET_FINISHED_UNCLOSED_TASK_EXECUTIONS_SQL), args)
+            rows = await cur.fetchall()
+        return [_as_durable_task_execution(row) for row in rows]
+
+    async def get_finished_unclosed_task_execution_ids(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        *,
+        row_limit: int,
+    ) -> list[str]:
+        """The same rows' ids, neither locked nor decoded: read when a row of the batch cannot be
+        decoded.
+        """
+        args = (row_limit,)
+        async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
+            await cur.execute(self._sql(GET_FINISHED_UNCLOSED_TASK_EXECUTION_IDS_SQL), args)
+            rows = await cur.fetchall()
+        return [row[0] for row in rows]
+
+    async def close_task_executions(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        *,
+        now: datetime.datetime,
+        execution_ids: Sequence[str | None],
+    ) -> int:
+        args = (now, list(execution_ids))
+        async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
+            await cur.execute(self._sql(CLOSE_TASK_EXECUTIONS_SQL), args)
+            return cur.rowcount
+
+    async def postpone_closing_task_executions(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        *,
+        now: datetime.datetime,
+        execution_ids: Sequence[str | None],
+    ) -> int:
+        """Rows whose parent's task this executor does not know: a newer updated_at moves the
+        closer's oldest-first walk past them, to be closed by an executor that knows the task.
+        """
+        args = (now, list(execution_ids))
+        async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
+            await cur.execute(self._sql(POSTPONE_CLOSING_TASK_EXECUTIONS_SQL), args)
+            return cur.rowcount
+
+    async def cancel_active_task_executions(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        *,
+        error: JsonValue,
+        running_here: Sequence[str | None],
+        now: datetime.datetime,
+        execution_ids: Sequence[str | None],
+    ) -> list[str]:
+        """The descendants of an execution that did not complete: those still active are cancelled.
+        Attempts running in the caller's process (running_here) are stopped by it, so their rows
+        do not ask other executors to stop them. No version bump: the write only leaves active
+        statuses, and every read-modify-write is guarded by the status it read.
+        """
+        args = (Jsonb(error), list(running_here), now, list(execution_ids))
+        async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
+            await cur.execute(self._sql(CANCEL_ACTIVE_TASK_EXECUTIONS_SQL), args)
             rows = await cur.fetchall()
         return [row[0] for row in rows]
 
@@ -1544,230 +1560,173 @@ class AsyncQueries(_Texts):
             rows = await cur.fetchall()
         return [_as_list_task_schedules_row(row) for row in rows]
 
-    async def get_task_execution_ids_by_execution_ids(
+    async def get_task_executions_by_ids(
         self,
         conn: psycopg.AsyncConnection[Any],
         *,
         execution_ids: Sequence[str | None],
-        statuses: Sequence[str | None] | None,
-        needs_promise_cancellation: bool | None,
-        version: int | None,
-        row_limit: int | None,
-    ) -> list[str]:
-        args = (
-            list(execution_ids),
-            None if statuses is None else list(statuses),
-            needs_promise_cancellation,
-            version,
-            row_limit,
-        )
-        async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
-            await cur.execute(self._sql(GET_TASK_EXECUTION_IDS_BY_EXECUTION_IDS_SQL), args)
-            rows = await cur.fetchall()
-        return [row[0] for row in rows]
-
-    async def get_task_executions_by_execution_ids(
-        self,
-        conn: psycopg.AsyncConnection[Any],
-        *,
-        execution_ids: Sequence[str | None],
-        statuses: Sequence[str | None] | None,
-        needs_promise_cancellation: bool | None,
-        version: int | None,
-        row_limit: int | None,
     ) -> list[DurableTaskExecution]:
-        args = (
-            list(execution_ids),
-            None if statuses is None else list(statuses),
-            needs_promise_cancellation,
-            version,
-            row_limit,
-        )
+        args = (list(execution_ids),)
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
-            await cur.execute(self._sql(GET_TASK_EXECUTIONS_BY_EXECUTION_IDS_SQL), args)
+            await cur.execute(self._sql(GET_TASK_EXECUTIONS_BY_IDS_SQL), args)
             rows = await cur.fetchall()
         return [_as_durable_task_execution(row) for row in rows]
 
-    async def get_task_execution_ids_by_statuses(
-        self,
-        conn: psycopg.AsyncConnection[Any],
-        *,
-        statuses: Sequence[str | None],
-        is_closed: bool | None,
-        expires_at_less_than: datetime.datetime | None,
-        row_limit: int | None,
-    ) -> list[str]:
-        args = (list(statuses), is_closed, expires_at_less_than, row_limit)
-        async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
-            await cur.execute(self._sql(GET_TASK_EXECUTION_IDS_BY_STATUSES_SQL), args)
-            rows = await cur.fetchall()
-        return [row[0] for row in rows]
-
-    async def get_task_executions_by_statuses(
-        self,
-        conn: psycopg.AsyncConnection[Any],
-        *,
-        statuses: Sequence[str | None],
-        is_closed: bool | None,
-        expires_at_less_than: datetime.datetime | None,
-        row_limit: int | None,
-    ) -> list[DurableTaskExecution]:
-        args = (list(statuses), is_closed, expires_at_less_than, row_limit)
-        async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
-            await cur.execute(self._sql(GET_TASK_EXECUTIONS_BY_STATUSES_SQL), args)
-            rows = await cur.fetchall()
-        return [_as_durable_task_execution(row) for row in rows]
-
-    async def get_task_execution_ids_by_execution_ids_for_update_skip_locked(
+    async def get_finished_task_execution_ids(
         self,
         conn: psycopg.AsyncConnection[Any],
         *,
         execution_ids: Sequence[str | None],
-        statuses: Sequence[str | None] | None,
-        needs_promise_cancellation: bool | None,
-        version: int | None,
-        row_limit: int | None,
     ) -> list[str]:
+        """What waiting handles poll: which of these executions finished, without reading their
+        rows.
+        """
+        args = (list(execution_ids),)
+        async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
+            await cur.execute(self._sql(GET_FINISHED_TASK_EXECUTION_IDS_SQL), args)
+            rows = await cur.fetchall()
+        return [row[0] for row in rows]
+
+    async def get_expired_task_executions(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        *,
+        now: datetime.datetime,
+        row_limit: int,
+    ) -> list[DurableTaskExecution]:
+        """The lease expirer's read: running attempts whose executor stopped renewing their lease,
+        locked (and skipping rows other transactions hold) so that concurrent expirers take
+        disjoint rows. The (status, is_closed, expires_at) index serves it.
+        """
+        args = (now, row_limit)
+        async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
+            await cur.execute(self._sql(GET_EXPIRED_TASK_EXECUTIONS_SQL), args)
+            rows = await cur.fetchall()
+        return [_as_durable_task_execution(row) for row in rows]
+
+    async def update_task_executions_each(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        *,
+        item_index: Sequence[int | None],
+        execution_id: Sequence[str | None],
+        statuses: Sequence[JsonValue],
+        needs_promise_cancellation: Sequence[bool | None],
+        version: Sequence[int | None],
+        new_run_output: Sequence[str | None],
+        new_output: Sequence[str | None],
+        new_children_tasks_completed_count: Sequence[int | None],
+        new_children_tasks: Sequence[JsonValue],
+        new_children_tasks_errors: Sequence[JsonValue],
+        new_finalize_task: Sequence[JsonValue],
+        new_finalize_task_error: Sequence[JsonValue],
+        unset_error: Sequence[bool | None],
+        new_error: Sequence[JsonValue],
+        new_status: Sequence[str | None],
+        new_is_closed: Sequence[bool | None],
+        new_needs_promise_cancellation: Sequence[bool | None],
+        new_retry_attempts: Sequence[int | None],
+        new_lease_expiries: Sequence[int | None],
+        new_start_at: Sequence[datetime.datetime | None],
+        new_started_at: Sequence[datetime.datetime | None],
+        new_finished_at: Sequence[datetime.datetime | None],
+        unset_expires_at: Sequence[bool | None],
+        new_expires_at: Sequence[datetime.datetime | None],
+        new_version: Sequence[int | None],
+        new_updated_at: Sequence[datetime.datetime | None],
+    ) -> list[int]:
+        """Many independent guarded updates by execution id in one statement (what the executor does
+        when it writes the results of many runs in one transaction). Parameters are parallel
+        arrays with one element per (update, execution id) pair: item_index numbers the update,
+        the other elements repeat its filters (statuses as a JSON array of strings, or NULL for
+        any) and its new values (new_<column> NULL: leave unchanged). Each updated row returns
+        the item_index that matched it; the storage counts them per update.
+
+        A row is updated at most once per statement (UPDATE ... FROM takes one joined row for
+        it), so the storage never sends two pairs that target the same execution id in one
+        statement: those go to a later statement, which then sees the first write, as a loop
+        would.
+        """
         args = (
-            list(execution_ids),
-            None if statuses is None else list(statuses),
-            needs_promise_cancellation,
-            version,
-            row_limit,
+            list(item_index),
+            list(execution_id),
+            [Jsonb(v) for v in statuses],
+            list(needs_promise_cancellation),
+            list(version),
+            list(new_run_output),
+            list(new_output),
+            list(new_children_tasks_completed_count),
+            [Jsonb(v) for v in new_children_tasks],
+            [Jsonb(v) for v in new_children_tasks_errors],
+            [Jsonb(v) for v in new_finalize_task],
+            [Jsonb(v) for v in new_finalize_task_error],
+            list(unset_error),
+            [Jsonb(v) for v in new_error],
+            list(new_status),
+            list(new_is_closed),
+            list(new_needs_promise_cancellation),
+            list(new_retry_attempts),
+            list(new_lease_expiries),
+            list(new_start_at),
+            list(new_started_at),
+            list(new_finished_at),
+            list(unset_expires_at),
+            list(new_expires_at),
+            list(new_version),
+            list(new_updated_at),
         )
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
-            await cur.execute(
-                self._sql(GET_TASK_EXECUTION_IDS_BY_EXECUTION_IDS_FOR_UPDATE_SKIP_LOCKED_SQL),
-                args,
-            )
+            await cur.execute(self._sql(UPDATE_TASK_EXECUTIONS_EACH_SQL), args)
             rows = await cur.fetchall()
         return [row[0] for row in rows]
 
-    async def get_task_executions_by_execution_ids_for_update_skip_locked(
+    async def fail_unreadable_task_execution(
         self,
         conn: psycopg.AsyncConnection[Any],
         *,
-        execution_ids: Sequence[str | None],
-        statuses: Sequence[str | None] | None,
-        needs_promise_cancellation: bool | None,
-        version: int | None,
-        row_limit: int | None,
-    ) -> list[DurableTaskExecution]:
-        args = (
-            list(execution_ids),
-            None if statuses is None else list(statuses),
-            needs_promise_cancellation,
-            version,
-            row_limit,
-        )
-        async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
-            await cur.execute(
-                self._sql(GET_TASK_EXECUTIONS_BY_EXECUTION_IDS_FOR_UPDATE_SKIP_LOCKED_SQL),
-                args,
-            )
-            rows = await cur.fetchall()
-        return [_as_durable_task_execution(row) for row in rows]
-
-    async def get_task_execution_ids_by_statuses_for_update_skip_locked(
-        self,
-        conn: psycopg.AsyncConnection[Any],
-        *,
-        statuses: Sequence[str | None],
-        is_closed: bool | None,
-        expires_at_less_than: datetime.datetime | None,
-        row_limit: int | None,
-    ) -> list[str]:
-        args = (list(statuses), is_closed, expires_at_less_than, row_limit)
-        async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
-            await cur.execute(
-                self._sql(GET_TASK_EXECUTION_IDS_BY_STATUSES_FOR_UPDATE_SKIP_LOCKED_SQL),
-                args,
-            )
-            rows = await cur.fetchall()
-        return [row[0] for row in rows]
-
-    async def get_task_executions_by_statuses_for_update_skip_locked(
-        self,
-        conn: psycopg.AsyncConnection[Any],
-        *,
-        statuses: Sequence[str | None],
-        is_closed: bool | None,
-        expires_at_less_than: datetime.datetime | None,
-        row_limit: int | None,
-    ) -> list[DurableTaskExecution]:
-        args = (list(statuses), is_closed, expires_at_less_than, row_limit)
-        async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
-            await cur.execute(
-                self._sql(GET_TASK_EXECUTIONS_BY_STATUSES_FOR_UPDATE_SKIP_LOCKED_SQL),
-                args,
-            )
-            rows = await cur.fetchall()
-        return [_as_durable_task_execution(row) for row in rows]
-
-    async def update_task_executions_by_execution_ids(
-        self,
-        conn: psycopg.AsyncConnection[Any],
-        *,
-        new_run_output: str | None,
-        new_output: str | None,
-        new_children_tasks_completed_count: int | None,
-        new_children_tasks: JsonValue | None,
-        new_children_tasks_errors: JsonValue | None,
-        new_finalize_task: JsonValue | None,
-        new_finalize_task_error: JsonValue | None,
-        unset_error: bool,
-        new_error: JsonValue | None,
-        new_status: str | None,
-        new_is_closed: bool | None,
-        new_needs_promise_cancellation: bool | None,
-        new_retry_attempts: int | None,
-        new_lease_expiries: int | None,
-        new_start_at: datetime.datetime | None,
-        new_started_at: datetime.datetime | None,
-        new_finished_at: datetime.datetime | None,
-        unset_expires_at: bool,
-        new_expires_at: datetime.datetime | None,
-        new_version: int | None,
-        new_updated_at: datetime.datetime,
-        execution_ids: Sequence[str | None],
-        statuses: Sequence[str | None] | None,
-        needs_promise_cancellation: bool | None,
-        version: int | None,
+        error: JsonValue,
+        now: datetime.datetime,
+        execution_id: str,
     ) -> int:
-        args = (
-            new_run_output,
-            new_output,
-            new_children_tasks_completed_count,
-            None if new_children_tasks is None else Jsonb(new_children_tasks),
-            None if new_children_tasks_errors is None else Jsonb(new_children_tasks_errors),
-            None if new_finalize_task is None else Jsonb(new_finalize_task),
-            None if new_finalize_task_error is None else Jsonb(new_finalize_task_error),
-            unset_error,
-            None if new_error is None else Jsonb(new_error),
-            new_status,
-            new_is_closed,
-            new_needs_promise_cancellation,
-            new_retry_attempts,
-            new_lease_expiries,
-            new_start_at,
-            new_started_at,
-            new_finished_at,
-            unset_expires_at,
-            new_expires_at,
-            new_version,
-            new_updated_at,
-            list(execution_ids),
-            None if statuses is None else list(statuses),
-            needs_promise_cancellation,
-            version,
-        )
+        """Quarantine: a row that cannot be decoded is failed if still active, with an error saying
+        why (replacing the stored error, which may be the damaged column). Nothing is decoded. A
+        running row's real start is lost with the rest of it; a ready row never had one.
+        """
+        args = (Jsonb(error), now, execution_id)
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
-            await cur.execute(self._sql(UPDATE_TASK_EXECUTIONS_BY_EXECUTION_IDS_SQL), args)
+            await cur.execute(self._sql(FAIL_UNREADABLE_TASK_EXECUTION_SQL), args)
             return cur.rowcount
 
 
 class Queries(_Texts):
     """The queries, synchronous; each method runs one statement on `conn`."""
+
+    def cancel_task_execution(
+        self,
+        conn: psycopg.Connection[Any],
+        *,
+        error: JsonValue,
+        needs_promise_cancellation: bool,
+        now: datetime.datetime,
+        execution_id: str,
+        expected_status: str,
+        expected_version: int,
+    ) -> int:
+        """A user's cancel of one execution, guarded by the status and version its caller read (a
+        row that changed meanwhile is read again). needs_promise_cancellation asks the executor
+        running the attempt to stop it; false when the caller runs it and stops it itself.
+        """
+        args = (
+            Jsonb(error),
+            needs_promise_cancellation,
+            now,
+            execution_id,
+            expected_status,
+            expected_version,
+        )
+        with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
+            cur.execute(self._sql(CANCEL_TASK_EXECUTION_SQL), args)
+            return cur.rowcount
 
     def insert_task_executions(
         self,
@@ -1892,85 +1851,14 @@ class Queries(_Texts):
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
             cur.execute(self._sql(NOTIFY_READY_SQL), args)
 
-    def get_task_executions_by_execution_ids(
+    def get_task_executions_by_ids(
         self,
         conn: psycopg.Connection[Any],
         *,
         execution_ids: Sequence[str | None],
-        statuses: Sequence[str | None] | None,
-        needs_promise_cancellation: bool | None,
-        version: int | None,
-        row_limit: int | None,
     ) -> list[DurableTaskExecution]:
-        args = (
-            list(execution_ids),
-            None if statuses is None else list(statuses),
-            needs_promise_cancellation,
-            version,
-            row_limit,
-        )
+        args = (list(execution_ids),)
         with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
-            cur.execute(self._sql(GET_TASK_EXECUTIONS_BY_EXECUTION_IDS_SQL), args)
+            cur.execute(self._sql(GET_TASK_EXECUTIONS_BY_IDS_SQL), args)
             rows = cur.fetchall()
         return [_as_durable_task_execution(row) for row in rows]
-
-    def update_task_executions_by_execution_ids(
-        self,
-        conn: psycopg.Connection[Any],
-        *,
-        new_run_output: str | None,
-        new_output: str | None,
-        new_children_tasks_completed_count: int | None,
-        new_children_tasks: JsonValue | None,
-        new_children_tasks_errors: JsonValue | None,
-        new_finalize_task: JsonValue | None,
-        new_finalize_task_error: JsonValue | None,
-        unset_error: bool,
-        new_error: JsonValue | None,
-        new_status: str | None,
-        new_is_closed: bool | None,
-        new_needs_promise_cancellation: bool | None,
-        new_retry_attempts: int | None,
-        new_lease_expiries: int | None,
-        new_start_at: datetime.datetime | None,
-        new_started_at: datetime.datetime | None,
-        new_finished_at: datetime.datetime | None,
-        unset_expires_at: bool,
-        new_expires_at: datetime.datetime | None,
-        new_version: int | None,
-        new_updated_at: datetime.datetime,
-        execution_ids: Sequence[str | None],
-        statuses: Sequence[str | None] | None,
-        needs_promise_cancellation: bool | None,
-        version: int | None,
-    ) -> int:
-        args = (
-            new_run_output,
-            new_output,
-            new_children_tasks_completed_count,
-            None if new_children_tasks is None else Jsonb(new_children_tasks),
-            None if new_children_tasks_errors is None else Jsonb(new_children_tasks_errors),
-            None if new_finalize_task is None else Jsonb(new_finalize_task),
-            None if new_finalize_task_error is None else Jsonb(new_finalize_task_error),
-            unset_error,
-            None if new_error is None else Jsonb(new_error),
-            new_status,
-            new_is_closed,
-            new_needs_promise_cancellation,
-            new_retry_attempts,
-            new_lease_expiries,
-            new_start_at,
-            new_started_at,
-            new_finished_at,
-            unset_expires_at,
-            new_expires_at,
-            new_version,
-            new_updated_at,
-            list(execution_ids),
-            None if statuses is None else list(statuses),
-            needs_promise_cancellation,
-            version,
-        )
-        with psycopg.RawCursor(conn, row_factory=tuple_row) as cur:
-            cur.execute(self._sql(UPDATE_TASK_EXECUTIONS_BY_EXECUTION_IDS_SQL), args)
-            return cur.rowcount

@@ -22,6 +22,38 @@ from .models import (
     ListTaskSchedulesRow,
 )
 
+# CancelTaskExecution :execrows (cancel.sql)
+CANCEL_TASK_EXECUTION_SQL = (
+    "UPDATE {table}\n"
+    "SET\n"
+    "    status = 'cancelled',\n"
+    "    error = CAST(:p1 AS TEXT),\n"
+    "    needs_promise_cancellation = CAST(:p2 AS BOOLEAN),\n"
+    "    finished_at = CAST(:p3 AS INTEGER),\n"
+    "    updated_at = CAST(:p3 AS INTEGER),\n"
+    "    version = version + 1\n"
+    "WHERE execution_id = CAST(:p4 AS TEXT)\n"
+    "    AND status = CAST(:p5 AS TEXT)\n"
+    "    AND version = CAST(:p6 AS INTEGER)"
+)
+
+
+# TakeCancellationRequests :many (cancel.sql)
+TAKE_CANCELLATION_REQUESTS_SQL = (
+    "UPDATE {table}\n"
+    "SET needs_promise_cancellation = FALSE, updated_at = CAST(:p1 AS INTEGER)\n"
+    "WHERE id IN (\n"
+    "    SELECT asked.id\n"
+    "    FROM {table} AS asked\n"
+    "    WHERE asked.execution_id IN ({p2})\n"
+    "        AND asked.needs_promise_cancellation\n"
+    "    ORDER BY asked.id\n"
+    "    LIMIT CAST(:p3 AS INTEGER)\n"
+    ")\n"
+    "RETURNING execution_id"
+)
+
+
 # ClaimReadyTaskExecutions :many (claim.sql)
 CLAIM_READY_TASK_EXECUTIONS_SQL = (
     "UPDATE {table}\n"
@@ -187,6 +219,73 @@ RENEW_TASK_EXECUTION_LEASES_SQL = (
     "    AND version = (\n"
     "        SELECT value FROM json_each(CAST(:p2 AS TEXT)) WHERE key = execution_id\n"
     "    )\n"
+    "RETURNING execution_id"
+)
+
+
+# GetFinishedUnclosedTaskExecutions :many (close.sql)
+GET_FINISHED_UNCLOSED_TASK_EXECUTIONS_SQL = (
+    "SELECT id, root_task_id, root_execution_id, parent_task_id, parent_execution_id, "
+    "is_finalize_task, task_id, execution_id, retry_options, sleep_ms_before_run, timeout_ms, "
+    "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
+    "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
+    "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
+    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context, "
+    "idempotency_key, priority, queue, concurrency_key, concurrency_limit\n"
+    "FROM {table}\n"
+    "WHERE status IN (\n"
+    "        'completed', 'failed', 'timed_out', 'cancelled',\n"
+    "        'children_tasks_failed', 'finalize_task_failed'\n"
+    "    )\n"
+    "    AND NOT is_closed\n"
+    "    AND (NOT CAST(:p1 AS BOOLEAN) OR execution_id IN ({p2}))\n"
+    "ORDER BY updated_at, id\n"
+    "LIMIT CAST(:p3 AS INTEGER)"
+)
+
+
+# GetFinishedUnclosedTaskExecutionIds :many (close.sql)
+GET_FINISHED_UNCLOSED_TASK_EXECUTION_IDS_SQL = (
+    "SELECT execution_id\n"
+    "FROM {table}\n"
+    "WHERE status IN (\n"
+    "        'completed', 'failed', 'timed_out', 'cancelled',\n"
+    "        'children_tasks_failed', 'finalize_task_failed'\n"
+    "    )\n"
+    "    AND NOT is_closed\n"
+    "ORDER BY updated_at, id\n"
+    "LIMIT CAST(:p1 AS INTEGER)"
+)
+
+
+# CloseTaskExecutions :execrows (close.sql)
+CLOSE_TASK_EXECUTIONS_SQL = (
+    "UPDATE {table}\n"
+    "SET is_closed = TRUE, updated_at = CAST(:p1 AS INTEGER)\n"
+    "WHERE execution_id IN ({p2})"
+)
+
+
+# PostponeClosingTaskExecutions :execrows (close.sql)
+POSTPONE_CLOSING_TASK_EXECUTIONS_SQL = (
+    "UPDATE {table}\nSET updated_at = CAST(:p1 AS INTEGER)\nWHERE execution_id IN ({p2})"
+)
+
+
+# CancelActiveTaskExecutions :many (close.sql)
+CANCEL_ACTIVE_TASK_EXECUTIONS_SQL = (
+    "UPDATE {table}\n"
+    "SET\n"
+    "    status = 'cancelled',\n"
+    "    error = CAST(:p1 AS TEXT),\n"
+    "    needs_promise_cancellation = execution_id NOT IN (\n"
+    "        SELECT value FROM json_each(CAST(:p2 AS TEXT))\n"
+    "    ),\n"
+    "    finished_at = CAST(:p3 AS INTEGER),\n"
+    "    updated_at = CAST(:p3 AS INTEGER)\n"
+    "WHERE execution_id IN ({p4})\n"
+    "    AND status IN ('ready', 'running', 'waiting_for_children_tasks', "
+    "'waiting_for_finalize_task')\n"
     "RETURNING execution_id"
 )
 
@@ -484,27 +583,8 @@ LIST_TASK_SCHEDULES_SQL = (
 )
 
 
-# GetTaskExecutionIdsByExecutionIds :many (select.sql)
-GET_TASK_EXECUTION_IDS_BY_EXECUTION_IDS_SQL = (
-    "SELECT execution_id\n"
-    "FROM {table}\n"
-    "WHERE execution_id IN ({p1})\n"
-    "    AND (NOT CAST(:p2 AS BOOLEAN) OR status IN ({p3}))\n"
-    "    AND (\n"
-    "        CAST(:p4 AS BOOLEAN) IS NULL\n"
-    "        OR needs_promise_cancellation = :p4\n"
-    "    )\n"
-    "    AND (\n"
-    "        CAST(:p5 AS INTEGER) IS NULL\n"
-    "        OR version = :p5\n"
-    "    )\n"
-    "ORDER BY id\n"
-    "LIMIT COALESCE(CAST(:p6 AS INTEGER), -1)"
-)
-
-
-# GetTaskExecutionsByExecutionIds :many (select.sql)
-GET_TASK_EXECUTIONS_BY_EXECUTION_IDS_SQL = (
+# GetTaskExecutionsByIds :many (select.sql)
+GET_TASK_EXECUTIONS_BY_IDS_SQL = (
     "SELECT id, root_task_id, root_execution_id, parent_task_id, parent_execution_id, "
     "is_finalize_task, task_id, execution_id, retry_options, sleep_ms_before_run, timeout_ms, "
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
@@ -514,40 +594,25 @@ GET_TASK_EXECUTIONS_BY_EXECUTION_IDS_SQL = (
     "idempotency_key, priority, queue, concurrency_key, concurrency_limit\n"
     "FROM {table}\n"
     "WHERE execution_id IN ({p1})\n"
-    "    AND (NOT CAST(:p2 AS BOOLEAN) OR status IN ({p3}))\n"
-    "    AND (\n"
-    "        CAST(:p4 AS BOOLEAN) IS NULL\n"
-    "        OR needs_promise_cancellation = :p4\n"
-    "    )\n"
-    "    AND (\n"
-    "        CAST(:p5 AS INTEGER) IS NULL\n"
-    "        OR version = :p5\n"
-    "    )\n"
-    "ORDER BY id\n"
-    "LIMIT COALESCE(CAST(:p6 AS INTEGER), -1)"
+    "ORDER BY id"
 )
 
 
-# GetTaskExecutionIdsByStatuses :many (select.sql)
-GET_TASK_EXECUTION_IDS_BY_STATUSES_SQL = (
+# GetFinishedTaskExecutionIds :many (select.sql)
+GET_FINISHED_TASK_EXECUTION_IDS_SQL = (
     "SELECT execution_id\n"
     "FROM {table}\n"
-    "WHERE status IN ({p1})\n"
-    "    AND (\n"
-    "        CAST(:p2 AS BOOLEAN) IS NULL\n"
-    "        OR is_closed = :p2\n"
+    "WHERE execution_id IN ({p1})\n"
+    "    AND status IN (\n"
+    "        'completed', 'failed', 'timed_out', 'cancelled',\n"
+    "        'children_tasks_failed', 'finalize_task_failed'\n"
     "    )\n"
-    "    AND (\n"
-    "        CAST(:p3 AS INTEGER) IS NULL\n"
-    "        OR expires_at < :p3\n"
-    "    )\n"
-    "ORDER BY updated_at, id\n"
-    "LIMIT COALESCE(CAST(:p4 AS INTEGER), -1)"
+    "ORDER BY id"
 )
 
 
-# GetTaskExecutionsByStatuses :many (select.sql)
-GET_TASK_EXECUTIONS_BY_STATUSES_SQL = (
+# GetExpiredTaskExecutions :many (select.sql)
+GET_EXPIRED_TASK_EXECUTIONS_SQL = (
     "SELECT id, root_task_id, root_execution_id, parent_task_id, parent_execution_id, "
     "is_finalize_task, task_id, execution_id, retry_options, sleep_ms_before_run, timeout_ms, "
     "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
@@ -556,17 +621,11 @@ GET_TASK_EXECUTIONS_BY_STATUSES_SQL = (
     "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context, "
     "idempotency_key, priority, queue, concurrency_key, concurrency_limit\n"
     "FROM {table}\n"
-    "WHERE status IN ({p1})\n"
-    "    AND (\n"
-    "        CAST(:p2 AS BOOLEAN) IS NULL\n"
-    "        OR is_closed = :p2\n"
-    "    )\n"
-    "    AND (\n"
-    "        CAST(:p3 AS INTEGER) IS NULL\n"
-    "        OR expires_at < :p3\n"
-    "    )\n"
+    "WHERE status = 'running'\n"
+    "    AND NOT is_closed\n"
+    "    AND expires_at < CAST(:p1 AS INTEGER)\n"
     "ORDER BY updated_at, id\n"
-    "LIMIT COALESCE(CAST(:p4 AS INTEGER), -1)"
+    "LIMIT CAST(:p2 AS INTEGER)"
 )
 
 
@@ -618,6 +677,22 @@ UPDATE_TASK_EXECUTIONS_BY_EXECUTION_IDS_SQL = (
     "        CAST(:p26 AS INTEGER) IS NULL\n"
     "        OR version = :p26\n"
     "    )"
+)
+
+
+# FailUnreadableTaskExecution :execrows (update.sql)
+FAIL_UNREADABLE_TASK_EXECUTION_SQL = (
+    "UPDATE {table}\n"
+    "SET\n"
+    "    status = 'failed',\n"
+    "    error = CAST(:p1 AS TEXT),\n"
+    "    started_at = CAST(:p2 AS INTEGER),\n"
+    "    finished_at = CAST(:p2 AS INTEGER),\n"
+    "    updated_at = CAST(:p2 AS INTEGER),\n"
+    "    expires_at = NULL\n"
+    "WHERE execution_id = CAST(:p3 AS TEXT)\n"
+    "    AND status IN ('ready', 'running', 'waiting_for_children_tasks', "
+    "'waiting_for_finalize_task')"
 )
 
 
@@ -773,6 +848,56 @@ class _Texts:
 class Queries(_Texts):
     """The queries; each method runs one statement on `conn`."""
 
+    def cancel_task_execution(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        error: str,
+        needs_promise_cancellation: bool,
+        now: int,
+        execution_id: str,
+        expected_status: str,
+        expected_version: int,
+    ) -> int:
+        """A user's cancel of one execution, guarded by the status and version its caller read (a
+        row that changed meanwhile is read again). needs_promise_cancellation asks the executor
+        running the attempt to stop it; false when the caller runs it and stops it itself.
+        """
+        args: dict[str, object] = {
+            "p1": error,
+            "p2": needs_promise_cancellation,
+            "p3": now,
+            "p4": execution_id,
+            "p5": expected_status,
+            "p6": expected_version,
+        }
+        with closing(conn.cursor()) as cur:
+            cur.execute(self._sql(CANCEL_TASK_EXECUTION_SQL), args)
+            return cur.rowcount
+
+    def take_cancellation_requests(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        now: int,
+        execution_ids: Sequence[str],
+        row_limit: int,
+    ) -> list[str]:
+        """Of the attempts running in the caller's process, those whose rows ask for them to be
+        stopped (oldest first, at most row_limit): the flag is cleared as they are taken.
+        """
+        args: dict[str, object] = {"p1": now, "p3": row_limit}
+        sql = _expand_slices(
+            TAKE_CANCELLATION_REQUESTS_SQL,
+            self.table,
+            args,
+            [("p2", execution_ids)],
+        )
+        with closing(conn.cursor()) as cur:
+            cur.execute(sql, args)
+            rows = cur.fetchall()
+        return [row[0] for row in rows]
+
     def claim_ready_task_executions(
         self,
         conn: sqlite3.Connection,
@@ -866,6 +991,105 @@ class Queries(_Texts):
         args: dict[str, object] = {"p1": expires_at, "p2": leases}
         with closing(conn.cursor()) as cur:
             cur.execute(self._sql(RENEW_TASK_EXECUTION_LEASES_SQL), args)
+            rows = cur.fetchall()
+        return [row[0] for row in rows]
+
+    def get_finished_unclosed_task_executions(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        filter_ids: bool,
+        execution_ids: Sequence[str],
+        row_limit: int,
+    ) -> list[DurableTaskExecution]:
+        """With filter_ids false, any such row (pass an empty execution_ids); true: only those of
+        execution_ids (the closer's one-by-one fallback). A slice cannot be NULL, hence the flag.
+        """
+        args: dict[str, object] = {"p1": filter_ids, "p3": row_limit}
+        sql = _expand_slices(
+            GET_FINISHED_UNCLOSED_TASK_EXECUTIONS_SQL,
+            self.table,
+            args,
+            [("p2", execution_ids)],
+        )
+        with closing(conn.cursor()) as cur:
+            cur.execute(sql, args)
+            rows = cur.fetchall()
+        return [_as_durable_task_execution(row) for row in rows]
+
+    def get_finished_unclosed_task_execution_ids(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        row_limit: int,
+    ) -> list[str]:
+        """The same rows' ids, without decoding them: read when a row of the batch cannot be
+        decoded.
+        """
+        args: dict[str, object] = {"p1": row_limit}
+        with closing(conn.cursor()) as cur:
+            cur.execute(self._sql(GET_FINISHED_UNCLOSED_TASK_EXECUTION_IDS_SQL), args)
+            rows = cur.fetchall()
+        return [row[0] for row in rows]
+
+    def close_task_executions(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        now: int,
+        execution_ids: Sequence[str],
+    ) -> int:
+        args: dict[str, object] = {"p1": now}
+        sql = _expand_slices(CLOSE_TASK_EXECUTIONS_SQL, self.table, args, [("p2", execution_ids)])
+        with closing(conn.cursor()) as cur:
+            cur.execute(sql, args)
+            return cur.rowcount
+
+    def postpone_closing_task_executions(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        now: int,
+        execution_ids: Sequence[str],
+    ) -> int:
+        """Rows whose parent's task this executor does not know: a newer updated_at moves the
+        closer's oldest-first walk past them, to be closed by an executor that knows the task.
+        """
+        args: dict[str, object] = {"p1": now}
+        sql = _expand_slices(
+            POSTPONE_CLOSING_TASK_EXECUTIONS_SQL,
+            self.table,
+            args,
+            [("p2", execution_ids)],
+        )
+        with closing(conn.cursor()) as cur:
+            cur.execute(sql, args)
+            return cur.rowcount
+
+    def cancel_active_task_executions(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        error: str,
+        running_here: str,
+        now: int,
+        execution_ids: Sequence[str],
+    ) -> list[str]:
+        """The descendants of an execution that did not complete: those still active are cancelled.
+        Attempts running in the caller's process (running_here, a JSON array of ids) are stopped
+        by it, so their rows do not ask other executors to stop them. No version bump: the write
+        only leaves active statuses, and every read-modify-write is guarded by the status it
+        read.
+        """
+        args: dict[str, object] = {"p1": error, "p2": running_here, "p3": now}
+        sql = _expand_slices(
+            CANCEL_ACTIVE_TASK_EXECUTIONS_SQL,
+            self.table,
+            args,
+            [("p4", execution_ids)],
+        )
+        with closing(conn.cursor()) as cur:
+            cur.execute(sql, args)
             rows = cur.fetchall()
         return [row[0] for row in rows]
 
@@ -1232,101 +1456,58 @@ class Queries(_Texts):
             rows = cur.fetchall()
         return [_as_list_task_schedules_row(row) for row in rows]
 
-    def get_task_execution_ids_by_execution_ids(
+    def get_task_executions_by_ids(
         self,
         conn: sqlite3.Connection,
         *,
         execution_ids: Sequence[str],
-        filter_statuses: bool,
-        statuses: Sequence[str],
-        needs_promise_cancellation: bool | None,
-        version: int | None,
-        row_limit: int | None,
-    ) -> list[str]:
-        args: dict[str, object] = {
-            "p2": filter_statuses,
-            "p4": needs_promise_cancellation,
-            "p5": version,
-            "p6": row_limit,
-        }
-        sql = _expand_slices(
-            GET_TASK_EXECUTION_IDS_BY_EXECUTION_IDS_SQL,
-            self.table,
-            args,
-            [("p1", execution_ids), ("p3", statuses)],
-        )
-        with closing(conn.cursor()) as cur:
-            cur.execute(sql, args)
-            rows = cur.fetchall()
-        return [row[0] for row in rows]
-
-    def get_task_executions_by_execution_ids(
-        self,
-        conn: sqlite3.Connection,
-        *,
-        execution_ids: Sequence[str],
-        filter_statuses: bool,
-        statuses: Sequence[str],
-        needs_promise_cancellation: bool | None,
-        version: int | None,
-        row_limit: int | None,
     ) -> list[DurableTaskExecution]:
-        args: dict[str, object] = {
-            "p2": filter_statuses,
-            "p4": needs_promise_cancellation,
-            "p5": version,
-            "p6": row_limit,
-        }
+        args: dict[str, object] = {}
         sql = _expand_slices(
-            GET_TASK_EXECUTIONS_BY_EXECUTION_IDS_SQL,
+            GET_TASK_EXECUTIONS_BY_IDS_SQL,
             self.table,
             args,
-            [("p1", execution_ids), ("p3", statuses)],
+            [("p1", execution_ids)],
         )
         with closing(conn.cursor()) as cur:
             cur.execute(sql, args)
             rows = cur.fetchall()
         return [_as_durable_task_execution(row) for row in rows]
 
-    def get_task_execution_ids_by_statuses(
+    def get_finished_task_execution_ids(
         self,
         conn: sqlite3.Connection,
         *,
-        statuses: Sequence[str],
-        is_closed: bool | None,
-        expires_at_less_than: int | None,
-        row_limit: int | None,
+        execution_ids: Sequence[str],
     ) -> list[str]:
-        args: dict[str, object] = {"p2": is_closed, "p3": expires_at_less_than, "p4": row_limit}
+        """What waiting handles poll: which of these executions finished, without reading their
+        rows.
+        """
+        args: dict[str, object] = {}
         sql = _expand_slices(
-            GET_TASK_EXECUTION_IDS_BY_STATUSES_SQL,
+            GET_FINISHED_TASK_EXECUTION_IDS_SQL,
             self.table,
             args,
-            [("p1", statuses)],
+            [("p1", execution_ids)],
         )
         with closing(conn.cursor()) as cur:
             cur.execute(sql, args)
             rows = cur.fetchall()
         return [row[0] for row in rows]
 
-    def get_task_executions_by_statuses(
+    def get_expired_task_executions(
         self,
         conn: sqlite3.Connection,
         *,
-        statuses: Sequence[str],
-        is_closed: bool | None,
-        expires_at_less_than: int | None,
-        row_limit: int | None,
+        now: int,
+        row_limit: int,
     ) -> list[DurableTaskExecution]:
-        args: dict[str, object] = {"p2": is_closed, "p3": expires_at_less_than, "p4": row_limit}
-        sql = _expand_slices(
-            GET_TASK_EXECUTIONS_BY_STATUSES_SQL,
-            self.table,
-            args,
-            [("p1", statuses)],
-        )
+        """The lease expirer's read: running attempts whose executor stopped renewing their
+        lease.
+        """
+        args: dict[str, object] = {"p1": now, "p2": row_limit}
         with closing(conn.cursor()) as cur:
-            cur.execute(sql, args)
+            cur.execute(self._sql(GET_EXPIRED_TASK_EXECUTIONS_SQL), args)
             rows = cur.fetchall()
         return [_as_durable_task_execution(row) for row in rows]
 
@@ -1395,4 +1576,21 @@ class Queries(_Texts):
         )
         with closing(conn.cursor()) as cur:
             cur.execute(sql, args)
+            return cur.rowcount
+
+    def fail_unreadable_task_execution(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        error: str,
+        now: int,
+        execution_id: str,
+    ) -> int:
+        """Quarantine: a row that cannot be decoded is failed if still active, with an error saying
+        why (replacing the stored error, which may be the damaged column). Nothing is decoded. A
+        running row's real start is lost with the rest of it; a ready row never had one.
+        """
+        args: dict[str, object] = {"p1": error, "p2": now, "p3": execution_id}
+        with closing(conn.cursor()) as cur:
+            cur.execute(self._sql(FAIL_UNREADABLE_TASK_EXECUTION_SQL), args)
             return cur.rowcount

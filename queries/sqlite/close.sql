@@ -1,0 +1,60 @@
+-- Closing finished executions (the closer, _closing.py): reading the finished rows whose effects
+-- on their parent and descendants are not yet applied, marking them closed, cancelling what they
+-- leave active. The finished statuses are those of model.FINISHED_STATUSES. Timestamps are epoch
+-- milliseconds; JSON values are text.
+
+-- With filter_ids false, any such row (pass an empty execution_ids); true: only those of
+-- execution_ids (the closer's one-by-one fallback). A slice cannot be NULL, hence the flag.
+-- name: GetFinishedUnclosedTaskExecutions :many
+SELECT *
+FROM durable_task_executions
+WHERE status IN (
+        'completed', 'failed', 'timed_out', 'cancelled',
+        'children_tasks_failed', 'finalize_task_failed'
+    )
+    AND NOT is_closed
+    AND (NOT CAST(@filter_ids AS BOOLEAN) OR execution_id IN (sqlc.slice('execution_ids')))
+ORDER BY updated_at, id
+LIMIT CAST(@row_limit AS INTEGER);
+
+-- The same rows' ids, without decoding them: read when a row of the batch cannot be decoded.
+-- name: GetFinishedUnclosedTaskExecutionIds :many
+SELECT execution_id
+FROM durable_task_executions
+WHERE status IN (
+        'completed', 'failed', 'timed_out', 'cancelled',
+        'children_tasks_failed', 'finalize_task_failed'
+    )
+    AND NOT is_closed
+ORDER BY updated_at, id
+LIMIT CAST(@row_limit AS INTEGER);
+
+-- name: CloseTaskExecutions :execrows
+UPDATE durable_task_executions
+SET is_closed = TRUE, updated_at = CAST(@now AS INTEGER)
+WHERE execution_id IN (sqlc.slice('execution_ids'));
+
+-- Rows whose parent's task this executor does not know: a newer updated_at moves the closer's
+-- oldest-first walk past them, to be closed by an executor that knows the task.
+-- name: PostponeClosingTaskExecutions :execrows
+UPDATE durable_task_executions
+SET updated_at = CAST(@now AS INTEGER)
+WHERE execution_id IN (sqlc.slice('execution_ids'));
+
+-- The descendants of an execution that did not complete: those still active are cancelled.
+-- Attempts running in the caller's process (running_here, a JSON array of ids) are stopped by
+-- it, so their rows do not ask other executors to stop them. No version bump: the write only
+-- leaves active statuses, and every read-modify-write is guarded by the status it read.
+-- name: CancelActiveTaskExecutions :many
+UPDATE durable_task_executions
+SET
+    status = 'cancelled',
+    error = CAST(@error AS TEXT),
+    needs_promise_cancellation = execution_id NOT IN (
+        SELECT value FROM json_each(CAST(@running_here AS TEXT))
+    ),
+    finished_at = CAST(@now AS INTEGER),
+    updated_at = CAST(@now AS INTEGER)
+WHERE execution_id IN (sqlc.slice('execution_ids'))
+    AND status IN ('ready', 'running', 'waiting_for_children_tasks', 'waiting_for_finalize_task')
+RETURNING execution_id;
