@@ -1,5 +1,6 @@
--- The executor's set-based fast paths (storage/types.py: ClaimingStorageTx and
--- BatchUpdatingStorageTx): one statement where the generic path runs one per row.
+-- The claim and the lease renewal (storage/types.py: claim_ready_task_executions,
+-- renew_task_execution_leases), each one set-based statement, and the claim's fallback for
+-- poison rows.
 
 -- Per-key concurrency limits, step 1 of the claim (storage/_pg_claims.py; README, "Queues and
 -- concurrency limits"). A limit must hold across every executor, but two claims running at once

@@ -1,5 +1,6 @@
--- The executor's set-based fast path (storage/types.py: ClaimingStorageTx): one statement where
--- the generic claim runs one per row. Timestamps are epoch milliseconds.
+-- The claim and the lease renewal (storage/types.py: claim_ready_task_executions,
+-- renew_task_execution_leases), each one set-based statement, and the claim's fallback for
+-- poison rows. Timestamps are epoch milliseconds.
 
 -- Claims up to row_limit due ready executions in one statement, highest priority first, FIFO
 -- within a priority (start_at, then insertion), and moves them to running with a lease of

@@ -26,7 +26,7 @@ ORDER BY id;
 SELECT *
 FROM durable_task_executions
 WHERE status = 'running'
-    AND NOT is_closed
+    AND is_closed = FALSE
     AND expires_at < CAST(@now AS INTEGER)
 ORDER BY updated_at, id
 LIMIT CAST(@row_limit AS INTEGER);

@@ -27,6 +27,7 @@ from psycopg import errors
 
 from durable_execution.generated import postgresql as pg
 from durable_execution.generated.postgresql._table import TABLE_NAME_MAX_LENGTH
+from durable_execution.generated.postgresql.models import DurableTaskExecution
 from durable_execution.generated.postgresql.models import GetPrunableRootsRow as PgPrunableRoot
 from durable_execution.generated.postgresql.models import (
     LockReadyConcurrencyKeysRow as LockedKey,
@@ -132,14 +133,23 @@ async def expired(conn: AsyncConn, now: datetime, row_limit: int = 100) -> list[
     return [row.execution_id for row in rows]
 
 
+async def locking_unclosed(
+    conn: AsyncConn, row_limit: int, execution_ids: list[str] | None
+) -> list[DurableTaskExecution]:
+    """The locking rows query: of every finished unclosed row, or among ``execution_ids``."""
+    if execution_ids is None:
+        return await AQ.get_finished_unclosed_task_executions(conn, row_limit=row_limit)
+    return await AQ.get_finished_unclosed_task_executions_by_ids(
+        conn, execution_ids=execution_ids, row_limit=row_limit
+    )
+
+
 async def unclosed(
     conn: AsyncConn, row_limit: int = 100, execution_ids: list[str] | None = None
 ) -> list[str]:
     """The (locking) rows query, and the ids query when it applies (no ids given); they must
     agree."""
-    rows = await AQ.get_finished_unclosed_task_executions(
-        conn, execution_ids=execution_ids, row_limit=row_limit
-    )
+    rows = await locking_unclosed(conn, row_limit, execution_ids)
     found = [row.execution_id for row in rows]
     if execution_ids is None:
         ids = await AQ.get_finished_unclosed_task_execution_ids(conn, row_limit=row_limit)
@@ -196,6 +206,7 @@ EVERY_QUERY = {
     "get_finished_task_execution_ids",
     "get_expired_task_executions",
     "get_finished_unclosed_task_executions",
+    "get_finished_unclosed_task_executions_by_ids",
     "get_finished_unclosed_task_execution_ids",
     "close_task_executions",
     "postpone_closing_task_executions",
@@ -593,7 +604,7 @@ async def test_the_limits_of_the_named_reads(conn: Conn, aconn: AsyncConn, row_l
 
 async def test_get_finished_unclosed_task_executions(conn: Conn, aconn: AsyncConn) -> None:
     postgres_insert(Q, conn, FINISHING)
-    rows = await AQ.get_finished_unclosed_task_executions(aconn, execution_ids=None, row_limit=100)
+    rows = await AQ.get_finished_unclosed_task_executions(aconn, row_limit=100)
     by_id = {e.execution_id: e for e in FINISHING}
     assert [from_postgres(row) for row in rows] == [by_id[i] for i in UNCLOSED]
     # Only among the ids given, still finished and unclosed (te_2 is active, te_3 closed).
@@ -917,9 +928,7 @@ async def test_concurrent_closing_reads_with_skip_locked_are_disjoint(
     async def locked(
         connection: AsyncConn, row_limit: int, ids: list[str] | None = None
     ) -> list[str]:
-        rows = await AQ.get_finished_unclosed_task_executions(
-            connection, execution_ids=ids, row_limit=row_limit
-        )
+        rows = await locking_unclosed(connection, row_limit, ids)
         return [row.execution_id for row in rows]
 
     async with (

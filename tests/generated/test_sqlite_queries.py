@@ -90,12 +90,12 @@ def unclosed(
     conn: sqlite3.Connection, row_limit: int = 100, execution_ids: list[str] | None = None
 ) -> list[str]:
     """The rows query, and the ids query when it applies (no ids given); they must agree."""
-    rows = Q.get_finished_unclosed_task_executions(
-        conn,
-        filter_ids=execution_ids is not None,
-        execution_ids=execution_ids or [],
-        row_limit=row_limit,
-    )
+    if execution_ids is None:
+        rows = Q.get_finished_unclosed_task_executions(conn, row_limit=row_limit)
+    else:
+        rows = Q.get_finished_unclosed_task_executions_by_ids(
+            conn, execution_ids=execution_ids, row_limit=row_limit
+        )
     found = [row.execution_id for row in rows]
     if execution_ids is None:
         assert Q.get_finished_unclosed_task_execution_ids(conn, row_limit=row_limit) == found
@@ -115,6 +115,7 @@ def test_every_generated_query_is_exercised_here() -> None:
         "get_finished_task_execution_ids",
         "get_expired_task_executions",
         "get_finished_unclosed_task_executions",
+        "get_finished_unclosed_task_executions_by_ids",
         "get_finished_unclosed_task_execution_ids",
         "close_task_executions",
         "postpone_closing_task_executions",
@@ -370,9 +371,7 @@ def test_the_limits_of_the_named_reads(conn: sqlite3.Connection, row_limit: int)
 
 def test_get_finished_unclosed_task_executions(conn: sqlite3.Connection) -> None:
     sqlite_insert(Q, conn, FINISHING)
-    rows = Q.get_finished_unclosed_task_executions(
-        conn, filter_ids=False, execution_ids=[], row_limit=100
-    )
+    rows = Q.get_finished_unclosed_task_executions(conn, row_limit=100)
     by_id = {e.execution_id: e for e in FINISHING}
     assert [from_sqlite(row) for row in rows] == [by_id[i] for i in UNCLOSED]
     assert all(type(row.is_closed) is bool for row in rows)
@@ -381,7 +380,7 @@ def test_get_finished_unclosed_task_executions(conn: sqlite3.Connection) -> None
         "te_4",
         "te_9",
     ]
-    assert unclosed(conn, execution_ids=[]) == []  # the flag on, no ids: nothing
+    assert unclosed(conn, execution_ids=[]) == []  # no ids: nothing
     ids = Q.get_finished_unclosed_task_execution_ids(conn, row_limit=100)
     assert ids == UNCLOSED
 

@@ -77,7 +77,7 @@ async def test_millisecond_timestamps_round_trip_exactly(storage: DurableStorage
 # --- reads by id and the guards of an update ------------------------------------------------
 
 
-async def test_by_execution_ids_returns_insertion_order_and_ignores_unknown_ids(
+async def test_reads_by_id_return_insertion_order_and_ignore_unknown_ids(
     storage: DurableStorage,
 ) -> None:
     await insert(storage, record("te_a"), record("te_b"), record("te_c"))

@@ -33,11 +33,13 @@ class PostgresClosingMethods:
         row_limit = conversion.positive_limit(limit)
         if execution_ids is not None and not execution_ids:
             return []
-        rows = await self._queries.get_finished_unclosed_task_executions(
-            self._conn,
-            execution_ids=None if execution_ids is None else list(dict.fromkeys(execution_ids)),
-            row_limit=row_limit,
-        )
+        q, conn = self._queries, self._conn
+        if execution_ids is None:
+            rows = await q.get_finished_unclosed_task_executions(conn, row_limit=row_limit)
+        else:
+            rows = await q.get_finished_unclosed_task_executions_by_ids(
+                conn, execution_ids=list(dict.fromkeys(execution_ids)), row_limit=row_limit
+            )
         return [conversion.record_from_columns(row) for row in rows]
 
     async def get_finished_unclosed_task_execution_ids(self, *, limit: int) -> list[str]:

@@ -40,12 +40,18 @@ class SQLiteClosingMethods:
         row_limit = conversion.positive_limit(limit)
         if execution_ids is not None and not execution_ids:
             return []
-        ids = [] if execution_ids is None else list(dict.fromkeys(execution_ids))
-        rows = await self._run(
-            lambda conn: self._queries.get_finished_unclosed_task_executions(
-                conn, filter_ids=execution_ids is not None, execution_ids=ids, row_limit=row_limit
+        q = self._queries
+        if execution_ids is None:
+            rows = await self._run(
+                lambda conn: q.get_finished_unclosed_task_executions(conn, row_limit=row_limit)
             )
-        )
+        else:
+            ids = list(dict.fromkeys(execution_ids))
+            rows = await self._run(
+                lambda conn: q.get_finished_unclosed_task_executions_by_ids(
+                    conn, execution_ids=ids, row_limit=row_limit
+                )
+            )
         return [_rows.record(row) for row in rows]
 
     async def get_finished_unclosed_task_execution_ids(self, *, limit: int) -> list[str]:

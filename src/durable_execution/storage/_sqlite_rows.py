@@ -104,10 +104,6 @@ def claim_order(row: SqliteRow) -> tuple[int, int, int]:
     return (-row.priority, row.start_at, row.id)
 
 
-def optional_bound(moment: datetime | None) -> int | None:
-    return None if moment is None else bound_ms(moment, "expires_at_less_than")
-
-
 class SqliteChanges(TypedDict):
     """The value parameters of the SQLite update queries: JSON as text, epoch milliseconds."""
 

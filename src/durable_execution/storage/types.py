@@ -8,7 +8,7 @@ and no second, row-by-row path. Everything here is a frozen dataclass.
 
 Semantics every backend honours (the contract tests check them):
 
-* Reads by id return rows in insertion order; a ``limit`` is >= 1.
+* Reads by id return rows in insertion order; a read's ``limit`` is >= 1.
 * ``version`` in a ``where`` is an optimistic-locking guard; ``version`` in an update writes it.
 * In an update, ``None`` means "leave unchanged"; ``unset_error``/``unset_expires_at`` clear.
 * Operations documented as locking lock the rows they return until the transaction ends and skip

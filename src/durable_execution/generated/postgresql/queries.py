@@ -269,11 +269,29 @@ GET_FINISHED_UNCLOSED_TASK_EXECUTIONS_SQL = (
     "        'completed', 'failed', 'timed_out', 'cancelled',\n"
     "        'children_tasks_failed', 'finalize_task_failed'\n"
     "    )\n"
-    "    AND NOT is_closed\n"
-    "    AND (\n"
-    "        $1::text[] IS NULL\n"
-    "        OR execution_id = ANY($1::text[])\n"
+    "    AND is_closed = FALSE\n"
+    "ORDER BY updated_at, id\n"
+    "LIMIT $1::integer\n"
+    "FOR UPDATE SKIP LOCKED"
+)
+
+
+# GetFinishedUnclosedTaskExecutionsByIds :many (close.sql)
+GET_FINISHED_UNCLOSED_TASK_EXECUTIONS_BY_IDS_SQL = (
+    "SELECT id, root_task_id, root_execution_id, parent_task_id, parent_execution_id, "
+    "is_finalize_task, task_id, execution_id, retry_options, sleep_ms_before_run, timeout_ms, "
+    "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
+    "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
+    "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
+    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context, "
+    "idempotency_key, priority, queue, concurrency_key, concurrency_limit\n"
+    "FROM {table}\n"
+    "WHERE execution_id = ANY($1::text[])\n"
+    "    AND status IN (\n"
+    "        'completed', 'failed', 'timed_out', 'cancelled',\n"
+    "        'children_tasks_failed', 'finalize_task_failed'\n"
     "    )\n"
+    "    AND is_closed = FALSE\n"
     "ORDER BY updated_at, id\n"
     "LIMIT $2::integer\n"
     "FOR UPDATE SKIP LOCKED"
@@ -288,7 +306,7 @@ GET_FINISHED_UNCLOSED_TASK_EXECUTION_IDS_SQL = (
     "        'completed', 'failed', 'timed_out', 'cancelled',\n"
     "        'children_tasks_failed', 'finalize_task_failed'\n"
     "    )\n"
-    "    AND NOT is_closed\n"
+    "    AND is_closed = FALSE\n"
     "ORDER BY updated_at, id\n"
     "LIMIT $1::integer"
 )
@@ -674,7 +692,7 @@ GET_EXPIRED_TASK_EXECUTIONS_SQL = (
     "idempotency_key, priority, queue, concurrency_key, concurrency_limit\n"
     "FROM {table}\n"
     "WHERE status = 'running'\n"
-    "    AND NOT is_closed\n"
+    "    AND is_closed = FALSE\n"
     "    AND expires_at < $1::timestamptz\n"
     "ORDER BY updated_at, id\n"
     "LIMIT $2::integer\n"
@@ -1127,16 +1145,30 @@ class AsyncQueries(_Texts):
         self,
         conn: psycopg.AsyncConnection[Any],
         *,
-        execution_ids: Sequence[str | None] | None,
         row_limit: int,
     ) -> list[DurableTaskExecution]:
         """Locked, skipping rows other transactions hold, so that concurrent closers take disjoint
-        rows (a row applied twice would count a child twice in its parent). execution_ids NULL:
-        any row; else only those (the closer's one-by-one fallback).
+        rows (a row applied twice would count a child twice in its parent).
         """
-        args = (None if execution_ids is None else list(execution_ids), row_limit)
+        args = (row_limit,)
         async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
             await cur.execute(self._sql(GET_FINISHED_UNCLOSED_TASK_EXECUTIONS_SQL), args)
+            rows = await cur.fetchall()
+        return [_as_durable_task_execution(row) for row in rows]
+
+    async def get_finished_unclosed_task_executions_by_ids(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        *,
+        execution_ids: Sequence[str | None],
+        row_limit: int,
+    ) -> list[DurableTaskExecution]:
+        """The same, among these ids only (the closer's one-by-one fallback); a query of its own so
+        that its plan looks the ids up by index instead of walking the backlog.
+        """
+        args = (list(execution_ids), row_limit)
+        async with psycopg.AsyncRawCursor(conn, row_factory=tuple_row) as cur:
+            await cur.execute(self._sql(GET_FINISHED_UNCLOSED_TASK_EXECUTIONS_BY_IDS_SQL), args)
             rows = await cur.fetchall()
         return [_as_durable_task_execution(row) for row in rows]
 

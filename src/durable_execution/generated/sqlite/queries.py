@@ -237,10 +237,30 @@ GET_FINISHED_UNCLOSED_TASK_EXECUTIONS_SQL = (
     "        'completed', 'failed', 'timed_out', 'cancelled',\n"
     "        'children_tasks_failed', 'finalize_task_failed'\n"
     "    )\n"
-    "    AND NOT is_closed\n"
-    "    AND (NOT CAST(:p1 AS BOOLEAN) OR execution_id IN ({p2}))\n"
+    "    AND is_closed = FALSE\n"
     "ORDER BY updated_at, id\n"
-    "LIMIT CAST(:p3 AS INTEGER)"
+    "LIMIT CAST(:p1 AS INTEGER)"
+)
+
+
+# GetFinishedUnclosedTaskExecutionsByIds :many (close.sql)
+GET_FINISHED_UNCLOSED_TASK_EXECUTIONS_BY_IDS_SQL = (
+    "SELECT id, root_task_id, root_execution_id, parent_task_id, parent_execution_id, "
+    "is_finalize_task, task_id, execution_id, retry_options, sleep_ms_before_run, timeout_ms, "
+    "run_input, run_output, output, children_tasks_completed_count, children_tasks, "
+    "children_tasks_errors, finalize_task, finalize_task_error, error, status, is_closed, "
+    "needs_promise_cancellation, retry_attempts, start_at, started_at, finished_at, expires_at, "
+    "version, created_at, updated_at, lease_expiries, rerun_of_execution_id, trace_context, "
+    "idempotency_key, priority, queue, concurrency_key, concurrency_limit\n"
+    "FROM {table}\n"
+    "WHERE execution_id IN ({p1})\n"
+    "    AND status IN (\n"
+    "        'completed', 'failed', 'timed_out', 'cancelled',\n"
+    "        'children_tasks_failed', 'finalize_task_failed'\n"
+    "    )\n"
+    "    AND is_closed = FALSE\n"
+    "ORDER BY updated_at, id\n"
+    "LIMIT CAST(:p2 AS INTEGER)"
 )
 
 
@@ -252,7 +272,7 @@ GET_FINISHED_UNCLOSED_TASK_EXECUTION_IDS_SQL = (
     "        'completed', 'failed', 'timed_out', 'cancelled',\n"
     "        'children_tasks_failed', 'finalize_task_failed'\n"
     "    )\n"
-    "    AND NOT is_closed\n"
+    "    AND is_closed = FALSE\n"
     "ORDER BY updated_at, id\n"
     "LIMIT CAST(:p1 AS INTEGER)"
 )
@@ -622,7 +642,7 @@ GET_EXPIRED_TASK_EXECUTIONS_SQL = (
     "idempotency_key, priority, queue, concurrency_key, concurrency_limit\n"
     "FROM {table}\n"
     "WHERE status = 'running'\n"
-    "    AND NOT is_closed\n"
+    "    AND is_closed = FALSE\n"
     "    AND expires_at < CAST(:p1 AS INTEGER)\n"
     "ORDER BY updated_at, id\n"
     "LIMIT CAST(:p2 AS INTEGER)"
@@ -998,19 +1018,30 @@ class Queries(_Texts):
         self,
         conn: sqlite3.Connection,
         *,
-        filter_ids: bool,
+        row_limit: int,
+    ) -> list[DurableTaskExecution]:
+        args: dict[str, object] = {"p1": row_limit}
+        with closing(conn.cursor()) as cur:
+            cur.execute(self._sql(GET_FINISHED_UNCLOSED_TASK_EXECUTIONS_SQL), args)
+            rows = cur.fetchall()
+        return [_as_durable_task_execution(row) for row in rows]
+
+    def get_finished_unclosed_task_executions_by_ids(
+        self,
+        conn: sqlite3.Connection,
+        *,
         execution_ids: Sequence[str],
         row_limit: int,
     ) -> list[DurableTaskExecution]:
-        """With filter_ids false, any such row (pass an empty execution_ids); true: only those of
-        execution_ids (the closer's one-by-one fallback). A slice cannot be NULL, hence the flag.
+        """The same, among these ids only (the closer's one-by-one fallback); a query of its own so
+        that its plan looks the ids up by index instead of walking the backlog.
         """
-        args: dict[str, object] = {"p1": filter_ids, "p3": row_limit}
+        args: dict[str, object] = {"p2": row_limit}
         sql = _expand_slices(
-            GET_FINISHED_UNCLOSED_TASK_EXECUTIONS_SQL,
+            GET_FINISHED_UNCLOSED_TASK_EXECUTIONS_BY_IDS_SQL,
             self.table,
             args,
-            [("p2", execution_ids)],
+            [("p1", execution_ids)],
         )
         with closing(conn.cursor()) as cur:
             cur.execute(sql, args)
