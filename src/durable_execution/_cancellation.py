@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Container, Sequence
-from datetime import datetime
-from typing import Final, Literal, TypeAlias, TypedDict
+from typing import Final, Literal, TypeAlias
 
 from durable_execution import clock
 from durable_execution._runtime import Runtime
 from durable_execution._transactions import TransactionRunner, run_sync
 from durable_execution.errors import DurableExecutionCancelledError, DurableExecutionError
-from durable_execution.model import ACTIVE_STATUSES, ExecutionErrorInfo, TaskExecutionStatus
+from durable_execution.model import ACTIVE_STATUSES
 from durable_execution.storage.sync_types import SyncStorage, SyncStorageTx
-from durable_execution.storage.types import DurableStorageTx, TaskExecutionRecord
+from durable_execution.storage.types import (
+    DurableStorageTx,
+    TaskExecutionCancel,
+    TaskExecutionRecord,
+)
 
 MAX_CONFLICTS: Final = 5
 
@@ -42,7 +45,7 @@ async def write_cancellation(
             step = cancellation_step(execution_id, rows, running_here)
             if isinstance(step, str):
                 return step
-            if await tx.cancel_task_execution(execution_id, **step):
+            if await tx.cancel_task_execution(step):
                 return "cancelled"
         raise kept_changing_error(execution_id)
 
@@ -60,26 +63,16 @@ def write_cancellation_sync(
             step = cancellation_step(execution_id, rows, ())
             if isinstance(step, str):
                 return step
-            if tx.cancel_task_execution(execution_id, **step):
+            if tx.cancel_task_execution(step):
                 return "cancelled"
         raise kept_changing_error(execution_id)
 
     return run_sync(storage, logger, cancel)
 
 
-class CancelWrite(TypedDict):
-    """The guarded cancel of one execution: the arguments of ``cancel_task_execution``."""
-
-    status: TaskExecutionStatus
-    version: int
-    error: ExecutionErrorInfo
-    needs_promise_cancellation: bool
-    now: datetime
-
-
 def cancellation_step(
     execution_id: str, rows: Sequence[TaskExecutionRecord], running_here: Container[str]
-) -> CancelOutcome | CancelWrite:
+) -> CancelOutcome | TaskExecutionCancel:
     """One try of the guarded cancel, given the rows read for ``execution_id``: the outcome
     when there is nothing to write, else the guarded cancel to write (``"cancelled"`` if it
     matches; a changed row is read again, at most ``MAX_CONFLICTS`` times)."""
@@ -89,7 +82,8 @@ def cancellation_step(
     if row.status not in ACTIVE_STATUSES:
         return "already_finished"
     local = row.status == "running" and execution_id in running_here
-    return CancelWrite(
+    return TaskExecutionCancel(
+        execution_id=execution_id,
         status=row.status,
         version=row.version,
         error=DurableExecutionCancelledError().to_info(),

@@ -64,6 +64,7 @@ from durable_execution.storage import (
     DuplicateExecutionIdError,
     DurableStorage,
     DurableStorageTx,
+    TaskExecutionCancel,
     TaskExecutionRecord,
     TaskExecutionUpdate,
     WhereByExecutionIds,
@@ -250,12 +251,14 @@ async def _apply(tx: DurableStorageTx, operation: Operation) -> Outcome:
             return await tx.close_task_executions(ids, now=now)
         case Cancel() as cancel:
             return await tx.cancel_task_execution(
-                cancel.execution_id,
-                status=cancel.status,
-                version=cancel.version,
-                error=cancel.error,
-                needs_promise_cancellation=cancel.needs_promise_cancellation,
-                now=cancel.now,
+                TaskExecutionCancel(
+                    cancel.execution_id,
+                    status=cancel.status,
+                    version=cancel.version,
+                    error=cancel.error,
+                    needs_promise_cancellation=cancel.needs_promise_cancellation,
+                    now=cancel.now,
+                )
             )
         # These two return their ids in any order (the contract): compared as sorted lists.
         case CancelActive(execution_ids=ids, error=error, now=now, running_here=here):

@@ -15,6 +15,7 @@ from durable_execution.model import MAX_TRACEBACK_BYTES, ChildTaskError, Executi
 from durable_execution.storage import (
     DurableStorage,
     MalformedRowError,
+    TaskExecutionCancel,
     TaskExecutionUpdate,
     WhereByExecutionIds,
     open_storage,
@@ -95,12 +96,14 @@ async def test_the_purpose_named_writes_store_the_whole_error(storage: DurableSt
     )
     async with storage.transaction() as tx:
         assert await tx.cancel_task_execution(
-            "te_cancel",
-            status="running",
-            version=1,
-            error=_TASK_ERROR,
-            needs_promise_cancellation=True,
-            now=at(1),
+            TaskExecutionCancel(
+                "te_cancel",
+                status="running",
+                version=1,
+                error=_TASK_ERROR,
+                needs_promise_cancellation=True,
+                now=at(1),
+            )
         )
         cancelled = await tx.cancel_active_task_executions(
             ["te_descendant"], error=_TASK_ERROR, now=at(1), running_here=()

@@ -27,6 +27,7 @@ from durable_execution.storage import (
     DurableStorage,
     DurableStorageTx,
     StorageError,
+    TaskExecutionCancel,
     TaskExecutionRecord,
     open_storage,
 )
@@ -282,12 +283,14 @@ async def test_cancel_one_execution_guarded_by_the_status_and_version_read(
         return await in_tx(
             storage,
             lambda tx: tx.cancel_task_execution(
-                execution_id,
-                status=status,  # type: ignore[arg-type]
-                version=version,
-                error=CANCELLED,
-                needs_promise_cancellation=asks,
-                now=at(70),
+                TaskExecutionCancel(
+                    execution_id,
+                    status=status,  # type: ignore[arg-type]
+                    version=version,
+                    error=CANCELLED,
+                    needs_promise_cancellation=asks,
+                    now=at(70),
+                )
             ),
         )
 

@@ -16,6 +16,7 @@ from durable_execution._inserts import insert_new_sync, insert_unless_stored_syn
 from durable_execution._sync_open import open_sync_storage
 from durable_execution._transactions import run_sync
 from durable_execution.model import ExecutionErrorInfo, TaskExecutionStatus
+from durable_execution.storage import TaskExecutionCancel
 from durable_execution.storage._pg_notices import ThreadedReadyNotices
 from durable_execution.storage.errors import DuplicateExecutionIdError
 from durable_execution.storage.sync_types import SyncStorage, SyncStorageTx
@@ -105,12 +106,14 @@ def test_a_cancel_matches_only_the_status_and_version_read(sync_storage: SyncSto
             sync_storage,
             LOGGER,
             lambda tx: tx.cancel_task_execution(
-                execution_id,
-                status=status,
-                version=version,
-                error=CANCELLED,
-                needs_promise_cancellation=True,
-                now=now,
+                TaskExecutionCancel(
+                    execution_id,
+                    status=status,
+                    version=version,
+                    error=CANCELLED,
+                    needs_promise_cancellation=True,
+                    now=now,
+                )
             ),
         )
 

@@ -30,6 +30,7 @@ from durable_execution.serializer import JsonSerializer
 from durable_execution.storage import (
     DurableStorageTx,
     InMemoryStorage,
+    TaskExecutionCancel,
     TaskExecutionRecord,
     TaskExecutionUpdate,
     WhereByExecutionIds,
@@ -89,24 +90,8 @@ class CountingTx:
     ) -> int:
         return await self._inner.postpone_closing_task_executions(execution_ids, now=now)
 
-    async def cancel_task_execution(
-        self,
-        execution_id: str,
-        *,
-        status: TaskExecutionStatus,
-        version: int,
-        error: ExecutionErrorInfo,
-        needs_promise_cancellation: bool,
-        now: datetime,
-    ) -> bool:
-        return await self._inner.cancel_task_execution(
-            execution_id,
-            status=status,
-            version=version,
-            error=error,
-            needs_promise_cancellation=needs_promise_cancellation,
-            now=now,
-        )
+    async def cancel_task_execution(self, cancel: TaskExecutionCancel) -> bool:
+        return await self._inner.cancel_task_execution(cancel)
 
     async def cancel_active_task_executions(
         self,

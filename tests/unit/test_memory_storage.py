@@ -21,6 +21,7 @@ from durable_execution.storage import (
     DurableStorageTx,
     InMemoryStorage,
     StorageError,
+    TaskExecutionCancel,
     TaskExecutionRecord,
     TaskExecutionUpdate,
     WhereByExecutionIds,
@@ -342,38 +343,46 @@ async def test_cancel_one_execution_is_guarded_by_status_and_version() -> None:
     await insert(storage, record("a", status="running", version=3, expires_at=T0))
     async with storage.transaction() as tx:
         assert not await tx.cancel_task_execution(
-            "a",
-            status="ready",
-            version=3,
-            error=CANCELLED,
-            needs_promise_cancellation=True,
-            now=LATER,
+            TaskExecutionCancel(
+                "a",
+                status="ready",
+                version=3,
+                error=CANCELLED,
+                needs_promise_cancellation=True,
+                now=LATER,
+            )
         )
         assert not await tx.cancel_task_execution(
-            "a",
-            status="running",
-            version=2,
-            error=CANCELLED,
-            needs_promise_cancellation=True,
-            now=LATER,
+            TaskExecutionCancel(
+                "a",
+                status="running",
+                version=2,
+                error=CANCELLED,
+                needs_promise_cancellation=True,
+                now=LATER,
+            )
         )
         assert not await tx.cancel_task_execution(
-            "missing",
-            status="running",
-            version=3,
-            error=CANCELLED,
-            needs_promise_cancellation=True,
-            now=LATER,
+            TaskExecutionCancel(
+                "missing",
+                status="running",
+                version=3,
+                error=CANCELLED,
+                needs_promise_cancellation=True,
+                now=LATER,
+            )
         )
     assert stored(storage)["a"] == record("a", status="running", version=3, expires_at=T0)
     async with storage.transaction() as tx:
         assert await tx.cancel_task_execution(
-            "a",
-            status="running",
-            version=3,
-            error=CANCELLED,
-            needs_promise_cancellation=True,
-            now=LATER,
+            TaskExecutionCancel(
+                "a",
+                status="running",
+                version=3,
+                error=CANCELLED,
+                needs_promise_cancellation=True,
+                now=LATER,
+            )
         )
     row = stored(storage)["a"]
     assert (row.status, row.error, row.needs_promise_cancellation) == ("cancelled", CANCELLED, True)
@@ -386,12 +395,14 @@ async def test_cancel_one_ready_execution_without_the_flag() -> None:
     await insert(storage, record("a"))
     async with storage.transaction() as tx:
         assert await tx.cancel_task_execution(
-            "a",
-            status="ready",
-            version=0,
-            error=CANCELLED,
-            needs_promise_cancellation=False,
-            now=LATER,
+            TaskExecutionCancel(
+                "a",
+                status="ready",
+                version=0,
+                error=CANCELLED,
+                needs_promise_cancellation=False,
+                now=LATER,
+            )
         )
     row = stored(storage)["a"]
     assert (row.status, row.needs_promise_cancellation, row.version) == ("cancelled", False, 1)

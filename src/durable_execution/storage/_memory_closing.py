@@ -14,10 +14,14 @@ from durable_execution.model import (
     ACTIVE_STATUSES,
     FINISHED_STATUSES,
     ExecutionErrorInfo,
-    TaskExecutionStatus,
 )
 from durable_execution.storage import conversion
-from durable_execution.storage.types import TaskExecutionRecord, TaskExecutionUpdate, apply_update
+from durable_execution.storage.types import (
+    TaskExecutionCancel,
+    TaskExecutionRecord,
+    TaskExecutionUpdate,
+    apply_update,
+)
 
 _ACTIVE: Final = frozenset(ACTIVE_STATUSES)
 _FINISHED: Final = frozenset(FINISHED_STATUSES)
@@ -83,29 +87,20 @@ class InMemoryClosingMethods:
             self._write(apply_update(record, update))
         return len(rows)
 
-    async def cancel_task_execution(
-        self,
-        execution_id: str,
-        *,
-        status: TaskExecutionStatus,
-        version: int,
-        error: ExecutionErrorInfo,
-        needs_promise_cancellation: bool,
-        now: datetime,
-    ) -> bool:
+    async def cancel_task_execution(self, cancel: TaskExecutionCancel) -> bool:
         self._check_open()
-        record = self._row(execution_id)
-        if record is None or record.status != status or record.version != version:
+        record = self._row(cancel.execution_id)
+        if record is None or record.status != cancel.status or record.version != cancel.version:
             return False
         self._write(
             dataclasses.replace(
                 record,
                 status="cancelled",
-                error=error,
-                needs_promise_cancellation=needs_promise_cancellation,
-                finished_at=now,
-                updated_at=now,
-                version=version + 1,
+                error=cancel.error,
+                needs_promise_cancellation=cancel.needs_promise_cancellation,
+                finished_at=cancel.now,
+                updated_at=cancel.now,
+                version=cancel.version + 1,
             )
         )
         return True

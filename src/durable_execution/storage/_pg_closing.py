@@ -9,11 +9,11 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 
 from durable_execution.generated import postgresql as pg
-from durable_execution.model import ExecutionErrorInfo, TaskExecutionStatus
-from durable_execution.storage import conversion
+from durable_execution.model import ExecutionErrorInfo
+from durable_execution.storage import _pg_rows, conversion
 from durable_execution.storage._pg_pool import Connection
 from durable_execution.storage.error_json import error_json
-from durable_execution.storage.types import TaskExecutionRecord
+from durable_execution.storage.types import TaskExecutionCancel, TaskExecutionRecord
 
 
 class PostgresClosingMethods:
@@ -68,27 +68,10 @@ class PostgresClosingMethods:
             self._conn, now=now, execution_ids=list(dict.fromkeys(execution_ids))
         )
 
-    async def cancel_task_execution(
-        self,
-        execution_id: str,
-        *,
-        status: TaskExecutionStatus,
-        version: int,
-        error: ExecutionErrorInfo,
-        needs_promise_cancellation: bool,
-        now: datetime,
-    ) -> bool:
+    async def cancel_task_execution(self, cancel: TaskExecutionCancel) -> bool:
         self._before_statement()
-        changed = await self._queries.cancel_task_execution(
-            self._conn,
-            error=error_json(error),
-            needs_promise_cancellation=needs_promise_cancellation,
-            now=conversion.utc_ms(now, "now"),
-            execution_id=execution_id,
-            expected_status=status,
-            expected_version=version,
-        )
-        return changed > 0
+        arguments = _pg_rows.cancel_arguments(cancel)
+        return await self._queries.cancel_task_execution(self._conn, **arguments) > 0
 
     async def cancel_active_task_executions(
         self,

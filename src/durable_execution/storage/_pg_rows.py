@@ -16,9 +16,10 @@ from typing import Final, TypedDict
 from durable_execution.generated import postgresql as pg
 from durable_execution.generated.postgresql.models import GetTaskExecutionIdsByIdempotencyKeysRow
 from durable_execution.storage._pg_pool import Connection
-from durable_execution.storage.conversion import ColumnChanges, Columns, JsonValue
+from durable_execution.storage.conversion import ColumnChanges, Columns, JsonValue, utc_ms
+from durable_execution.storage.error_json import error_json
 from durable_execution.storage.errors import StorageError
-from durable_execution.storage.types import WhereByExecutionIds
+from durable_execution.storage.types import TaskExecutionCancel, WhereByExecutionIds
 
 # How often an insert is retried for records whose key holder vanished between the insert that
 # skipped them and the read of their holders (a prune deleted it: the key is free again).
@@ -273,3 +274,25 @@ async def run_update_batch(
     )
     for item_index in rows:
         counts[item_index] += 1
+
+
+class CancelArguments(TypedDict):
+    """The parameters of ``CancelTaskExecution`` (async and sync storages alike)."""
+
+    error: JsonValue
+    needs_promise_cancellation: bool
+    now: datetime.datetime
+    execution_id: str
+    expected_status: str
+    expected_version: int
+
+
+def cancel_arguments(cancel: TaskExecutionCancel) -> CancelArguments:
+    return CancelArguments(
+        error=error_json(cancel.error),
+        needs_promise_cancellation=cancel.needs_promise_cancellation,
+        now=utc_ms(cancel.now, "now"),
+        execution_id=cancel.execution_id,
+        expected_status=cancel.status,
+        expected_version=cancel.version,
+    )

@@ -12,11 +12,11 @@ from datetime import datetime
 from typing import TypeVar
 
 from durable_execution.generated import sqlite as lite
-from durable_execution.model import ExecutionErrorInfo, TaskExecutionStatus
+from durable_execution.model import ExecutionErrorInfo
 from durable_execution.storage import _sqlite_rows as _rows
 from durable_execution.storage import _sqlite_steps as _steps
 from durable_execution.storage import conversion
-from durable_execution.storage.types import TaskExecutionRecord
+from durable_execution.storage.types import TaskExecutionCancel, TaskExecutionRecord
 
 _T = TypeVar("_T")
 
@@ -85,29 +85,9 @@ class SQLiteClosingMethods:
             )
         )
 
-    async def cancel_task_execution(
-        self,
-        execution_id: str,
-        *,
-        status: TaskExecutionStatus,
-        version: int,
-        error: ExecutionErrorInfo,
-        needs_promise_cancellation: bool,
-        now: datetime,
-    ) -> bool:
+    async def cancel_task_execution(self, cancel: TaskExecutionCancel) -> bool:
         self.raise_if_refused()
-        return await self._run(
-            lambda conn: _steps.cancel_one(
-                self._queries,
-                conn,
-                execution_id,
-                status=status,
-                version=version,
-                error=error,
-                needs_promise_cancellation=needs_promise_cancellation,
-                now=now,
-            )
-        )
+        return await self._run(lambda conn: _steps.cancel_one(self._queries, conn, cancel))
 
     async def cancel_active_task_executions(
         self,

@@ -15,13 +15,17 @@ from typing import TypeVar
 
 from durable_execution.clock import to_epoch_ms
 from durable_execution.generated import sqlite as lite
-from durable_execution.model import ExecutionErrorInfo, TaskExecutionStatus
+from durable_execution.model import ExecutionErrorInfo
 from durable_execution.storage import _sqlite_inserts, _sqlite_session, conversion
 from durable_execution.storage import _sqlite_rows as _rows
 from durable_execution.storage.conversion import Columns
 from durable_execution.storage.error_json import error_json
 from durable_execution.storage.errors import DuplicateExecutionIdError, StorageError
-from durable_execution.storage.types import TaskExecutionRecord, WhereByExecutionIds
+from durable_execution.storage.types import (
+    TaskExecutionCancel,
+    TaskExecutionRecord,
+    WhereByExecutionIds,
+)
 
 _T = TypeVar("_T")
 
@@ -82,24 +86,16 @@ def read_by_ids(
 
 
 def cancel_one(
-    queries: lite.Queries,
-    conn: sqlite3.Connection,
-    execution_id: str,
-    *,
-    status: TaskExecutionStatus,
-    version: int,
-    error: ExecutionErrorInfo,
-    needs_promise_cancellation: bool,
-    now: datetime,
+    queries: lite.Queries, conn: sqlite3.Connection, cancel: TaskExecutionCancel
 ) -> bool:
     changed = queries.cancel_task_execution(
         conn,
-        error=error_text(error),
-        needs_promise_cancellation=needs_promise_cancellation,
-        now=written_ms(now),
-        execution_id=execution_id,
-        expected_status=status,
-        expected_version=version,
+        error=error_text(cancel.error),
+        needs_promise_cancellation=cancel.needs_promise_cancellation,
+        now=written_ms(cancel.now),
+        execution_id=cancel.execution_id,
+        expected_status=cancel.status,
+        expected_version=cancel.version,
     )
     return changed > 0
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
 from typing import Final
 
 import psycopg
@@ -27,12 +26,10 @@ from psycopg import errors as pg_errors
 from psycopg_pool import ConnectionPool, PoolClosed
 
 from durable_execution.generated import postgresql as pg
-from durable_execution.model import ExecutionErrorInfo, TaskExecutionStatus
 from durable_execution.storage import _pg_listener, _pg_notices, _pg_pool, conversion
 from durable_execution.storage import _pg_rows as _rows
 from durable_execution.storage._pg_errors import duplicate_ids, missing_table_error
 from durable_execution.storage.conversion import Columns
-from durable_execution.storage.error_json import error_json
 from durable_execution.storage.errors import DuplicateExecutionIdError, StorageClosedError
 from durable_execution.storage.postgres import (
     DEFAULT_CONNECT_TIMEOUT_S,
@@ -41,6 +38,7 @@ from durable_execution.storage.postgres import (
 )
 from durable_execution.storage.sync_types import SyncStorageTx
 from durable_execution.storage.types import (
+    TaskExecutionCancel,
     TaskExecutionRecord,
 )
 
@@ -66,26 +64,9 @@ class SyncPostgresTx:
     def get_task_executions(self, execution_ids: Sequence[str]) -> list[TaskExecutionRecord]:
         return select_by_ids(self._queries, self._conn, execution_ids)
 
-    def cancel_task_execution(
-        self,
-        execution_id: str,
-        *,
-        status: TaskExecutionStatus,
-        version: int,
-        error: ExecutionErrorInfo,
-        needs_promise_cancellation: bool,
-        now: datetime,
-    ) -> bool:
-        changed = self._queries.cancel_task_execution(
-            self._conn,
-            error=error_json(error),
-            needs_promise_cancellation=needs_promise_cancellation,
-            now=conversion.utc_ms(now, "now"),
-            execution_id=execution_id,
-            expected_status=status,
-            expected_version=version,
-        )
-        return changed > 0
+    def cancel_task_execution(self, cancel: TaskExecutionCancel) -> bool:
+        arguments = _rows.cancel_arguments(cancel)
+        return self._queries.cancel_task_execution(self._conn, **arguments) > 0
 
 
 def insert(

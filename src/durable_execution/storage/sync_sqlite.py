@@ -19,18 +19,17 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
 from pathlib import Path
 from typing import Final, TypeVar
 
 from durable_execution.generated import sqlite as lite
-from durable_execution.model import ExecutionErrorInfo, TaskExecutionStatus
 from durable_execution.storage import _sqlite_session, conversion
 from durable_execution.storage import _sqlite_steps as _steps
 from durable_execution.storage._sqlite_session import SqliteSynchronous
 from durable_execution.storage.errors import StorageClosedError
 from durable_execution.storage.sync_types import SyncStorageTx
 from durable_execution.storage.types import (
+    TaskExecutionCancel,
     TaskExecutionRecord,
 )
 
@@ -67,29 +66,9 @@ class SyncSQLiteTx:
         queries = self._storage.queries
         return self._run(lambda conn: _steps.read_by_ids(queries, conn, execution_ids))
 
-    def cancel_task_execution(
-        self,
-        execution_id: str,
-        *,
-        status: TaskExecutionStatus,
-        version: int,
-        error: ExecutionErrorInfo,
-        needs_promise_cancellation: bool,
-        now: datetime,
-    ) -> bool:
+    def cancel_task_execution(self, cancel: TaskExecutionCancel) -> bool:
         queries = self._storage.queries
-        return self._run(
-            lambda conn: _steps.cancel_one(
-                queries,
-                conn,
-                execution_id,
-                status=status,
-                version=version,
-                error=error,
-                needs_promise_cancellation=needs_promise_cancellation,
-                now=now,
-            )
-        )
+        return self._run(lambda conn: _steps.cancel_one(queries, conn, cancel))
 
 
 class SyncSQLiteStorage:

@@ -12,11 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from datetime import datetime
 from typing import Protocol
 
-from durable_execution.model import ExecutionErrorInfo, TaskExecutionStatus
-from durable_execution.storage.types import TaskExecutionRecord
+from durable_execution.storage.types import TaskExecutionCancel, TaskExecutionRecord
 
 
 class SyncStorageTx(Protocol):
@@ -26,16 +24,7 @@ class SyncStorageTx(Protocol):
 
     def get_task_executions(self, execution_ids: Sequence[str]) -> list[TaskExecutionRecord]: ...
 
-    def cancel_task_execution(
-        self,
-        execution_id: str,
-        *,
-        status: TaskExecutionStatus,
-        version: int,
-        error: ExecutionErrorInfo,
-        needs_promise_cancellation: bool,
-        now: datetime,
-    ) -> bool: ...
+    def cancel_task_execution(self, cancel: TaskExecutionCancel) -> bool: ...
 
 
 class SyncStorage(Protocol):

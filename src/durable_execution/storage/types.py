@@ -188,6 +188,20 @@ class HeldLease:
 
 
 @dataclass(frozen=True, slots=True)
+class TaskExecutionCancel:
+    """A user's cancel of one execution (``cancel_task_execution``), guarded by the ``status``
+    and ``version`` its reader saw; ``needs_promise_cancellation`` asks the executor running the
+    attempt to stop it (false when the caller runs it and stops it itself)."""
+
+    execution_id: str
+    status: TaskExecutionStatus
+    version: int
+    error: ExecutionErrorInfo
+    needs_promise_cancellation: bool
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class PruneCursor:
     """Where a prune walk stands: after the top-level execution that finished at
     ``finished_at`` with storage id ``row_id`` (the walk's order is ``finished_at``, then id)."""
@@ -315,20 +329,11 @@ class DurableStorageTx(Protocol):
         is not registered with this executor); the number of rows changed."""
         ...
 
-    async def cancel_task_execution(
-        self,
-        execution_id: str,
-        *,
-        status: TaskExecutionStatus,
-        version: int,
-        error: ExecutionErrorInfo,
-        needs_promise_cancellation: bool,
-        now: datetime,
-    ) -> bool:
-        """Cancel one execution if it still has the ``status`` and ``version`` its reader saw:
-        ``status = cancelled``, ``error``, ``needs_promise_cancellation`` (ask the executor
-        running it to stop it), ``finished_at = updated_at = now``, ``version + 1``. Whether it
-        matched (a row that changed meanwhile is read again by the caller)."""
+    async def cancel_task_execution(self, cancel: TaskExecutionCancel) -> bool:
+        """Cancel ``cancel.execution_id`` if it still has the ``status`` and ``version`` its
+        reader saw: ``status = cancelled``, ``error``, ``needs_promise_cancellation``,
+        ``finished_at = updated_at = now``, ``version + 1``. Whether it matched (a row that
+        changed meanwhile is read again by the caller)."""
         ...
 
     async def cancel_active_task_executions(
