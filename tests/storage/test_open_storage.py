@@ -240,6 +240,8 @@ async def test_an_unmigrated_database_says_to_migrate(
     async with open_storage(storage_url(request, sql_backend), migrate=False) as storage:
         with pytest.raises(StorageError, match=r"durable_task_executions does not exist.*migrate"):
             await read(storage, "te_a")  # in a transaction
+        with pytest.raises(StorageError, match=r"durable_task_executions does not exist.*migrate"):
+            await all_ids(storage)  # the operators' listing, outside any transaction
         assert isinstance(storage, SQLiteDurableStorage | PostgresDurableStorage)
         # Every numbered migration, from the migration files (no version list to keep up).
         assert await storage.migrate() == [m.version for m in lite.MIGRATIONS if m.version > 0]

@@ -449,6 +449,8 @@ class PostgresDurableStorage:
             return await _pg_pool.read_on_live_connection(self._pool, self.pool_max_size, read)
         except PoolClosed:
             raise StorageClosedError("The PostgreSQL storage is closed") from None
+        except pg_errors.UndefinedTable as error:
+            raise missing_table_error(self.table_name, error) from None
 
     async def list_task_executions(
         self,
