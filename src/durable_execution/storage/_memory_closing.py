@@ -23,8 +23,9 @@ from durable_execution.storage.types import (
     apply_update,
 )
 
-_ACTIVE: Final = frozenset(ACTIVE_STATUSES)
-_FINISHED: Final = frozenset(FINISHED_STATUSES)
+# Set forms of the model's status tuples, for membership tests (memory.py uses FINISHED too).
+ACTIVE: Final = frozenset(ACTIVE_STATUSES)
+FINISHED: Final = frozenset(FINISHED_STATUSES)
 
 
 class InMemoryClosingMethods:
@@ -62,7 +63,7 @@ class InMemoryClosingMethods:
             candidates = (
                 record
                 for record in self._by_ids(execution_ids)
-                if record.status in _FINISHED and not record.is_closed
+                if record.status in FINISHED and not record.is_closed
             )
         return self._oldest_updated(candidates, limit)
 
@@ -116,7 +117,7 @@ class InMemoryClosingMethods:
         self._check_open()
         cancelled: list[str] = []
         for record in self._by_ids(execution_ids):
-            if record.status in _ACTIVE:
+            if record.status in ACTIVE:
                 self._write(
                     dataclasses.replace(
                         record,
@@ -147,7 +148,7 @@ class InMemoryClosingMethods:
     ) -> bool:
         self._check_open()
         record = self._row(execution_id)
-        if record is None or record.status not in _ACTIVE:
+        if record is None or record.status not in ACTIVE:
             return False
         self._write(
             dataclasses.replace(

@@ -11,6 +11,7 @@ from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from typing import TypeVar
 
+from durable_execution.clock import to_epoch_ms
 from durable_execution.generated import sqlite as lite
 from durable_execution.model import ExecutionErrorInfo
 from durable_execution.storage import _sqlite_rows as _rows
@@ -65,7 +66,7 @@ class SQLiteClosingMethods:
 
     async def close_task_executions(self, execution_ids: Sequence[str], *, now: datetime) -> int:
         self.raise_if_refused()
-        at, ids = _steps.written_ms(now), list(dict.fromkeys(execution_ids))
+        at, ids = to_epoch_ms(now), list(dict.fromkeys(execution_ids))
         if not ids:
             return 0
         return await self._run(
@@ -76,7 +77,7 @@ class SQLiteClosingMethods:
         self, execution_ids: Sequence[str], *, now: datetime
     ) -> int:
         self.raise_if_refused()
-        at, ids = _steps.written_ms(now), list(dict.fromkeys(execution_ids))
+        at, ids = to_epoch_ms(now), list(dict.fromkeys(execution_ids))
         if not ids:
             return 0
         return await self._run(
@@ -98,7 +99,7 @@ class SQLiteClosingMethods:
         running_here: Collection[str],
     ) -> list[str]:
         self.raise_if_refused()
-        at, ids = _steps.written_ms(now), list(dict.fromkeys(execution_ids))
+        at, ids = to_epoch_ms(now), list(dict.fromkeys(execution_ids))
         error_text, local = _steps.error_text(error), json.dumps(sorted(running_here))
         if not ids:
             return []
@@ -112,7 +113,7 @@ class SQLiteClosingMethods:
         self, execution_ids: Sequence[str], *, now: datetime, limit: int
     ) -> list[str]:
         self.raise_if_refused()
-        at, row_limit = _steps.written_ms(now), conversion.positive_limit(limit)
+        at, row_limit = to_epoch_ms(now), conversion.positive_limit(limit)
         ids = list(dict.fromkeys(execution_ids))
         if not ids:
             return []
@@ -126,7 +127,7 @@ class SQLiteClosingMethods:
         self, execution_id: str, *, error: ExecutionErrorInfo, now: datetime
     ) -> bool:
         self.raise_if_refused()
-        at, error_text = _steps.written_ms(now), _steps.error_text(error)
+        at, error_text = to_epoch_ms(now), _steps.error_text(error)
         changed = await self._run(
             lambda conn: self._queries.fail_unreadable_task_execution(
                 conn, error=error_text, now=at, execution_id=execution_id

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -92,7 +91,7 @@ def cancel_one(
         conn,
         error=error_text(cancel.error),
         needs_promise_cancellation=cancel.needs_promise_cancellation,
-        now=written_ms(cancel.now),
+        now=to_epoch_ms(cancel.now),
         execution_id=cancel.execution_id,
         expected_status=cancel.status,
         expected_version=cancel.version,
@@ -102,11 +101,6 @@ def cancel_one(
 
 def error_text(error: ExecutionErrorInfo) -> str:
     return conversion.dump_json_text(error_json(error))
-
-
-def written_ms(moment: datetime) -> int:
-    """A timestamp a statement writes, as stored: UTC epoch milliseconds (aware only)."""
-    return to_epoch_ms(conversion.utc_ms(moment, "now"))
 
 
 def update(

@@ -20,14 +20,13 @@ from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
-from typing import Final
 
 from durable_execution.model import (
     FINISHED_STATUSES,
     TaskExecutionStatus,
 )
 from durable_execution.storage import _schedule_rows, claiming, conversion, inspection
-from durable_execution.storage._memory_closing import InMemoryClosingMethods
+from durable_execution.storage._memory_closing import FINISHED, InMemoryClosingMethods
 from durable_execution.storage.errors import (
     DuplicateExecutionIdError,
     StorageError,
@@ -48,7 +47,6 @@ from durable_execution.storage.types import (
 )
 
 _IndexKey = tuple[TaskExecutionStatus, bool]
-_FINISHED: Final = frozenset(FINISHED_STATUSES)
 
 
 class _Table:
@@ -227,7 +225,7 @@ class InMemoryStorageTx(InMemoryClosingMethods):
 
     async def get_finished_task_execution_ids(self, execution_ids: Sequence[str]) -> list[str]:
         self._check_open()
-        return [r.execution_id for r in self._by_ids(execution_ids) if r.status in _FINISHED]
+        return [r.execution_id for r in self._by_ids(execution_ids) if r.status in FINISHED]
 
     async def get_expired_task_executions(
         self, *, now: datetime, limit: int
